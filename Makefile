@@ -1,0 +1,96 @@
+# West Tek: `make demo` runs the suite on embedded defaults; `make test` runs every test.
+# Both set up what they need (a .venv, node packages, Debian packages) on a fresh machine.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+JLPM := $(BIN)/jlpm
+DEMO_DIR := .demo
+DEMO_PORT ?= 8000
+CHP_VERSION := 5.3.0
+
+PY_SOURCES := westtek_core westtek_server_ext westtek_spawner westtek_hub hub_config tests
+LAB_SOURCES := $(shell find labextension -type f 2>/dev/null) package.json tsconfig.json
+
+.PHONY: help demo test lint test-python test-ui check-node check-demo-ports install system-test-deps clean
+
+help:
+	@echo "make demo   set up and start the West Tek demo hub on http://127.0.0.1:$(DEMO_PORT)"
+	@echo "make test   set up and run every test (lint, Python, UI)"
+	@echo "make lint   ruff, mypy, eslint and prettier"
+	@echo "make clean  remove the venv, builds and demo state"
+
+check-node:
+	@command -v node >/dev/null 2>&1 || { echo "Node.js 20 or newer is needed to build the JupyterLab extension and run the proxy: install it (e.g. 'apt-get install nodejs npm') and run make again." >&2; exit 1; }
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || { echo "Node.js $$(node --version) is too old: West Tek needs Node.js 20 or newer; upgrade it and run make again." >&2; exit 1; }
+	@command -v npm >/dev/null 2>&1 || { echo "npm is missing: install it (e.g. 'apt-get install npm') and run make again." >&2; exit 1; }
+
+# The virtual environment with the build tools the editable install needs without isolation.
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.build-tools: $(BIN)/python
+	$(BIN)/pip install --quiet "hatchling>=1.21" "hatch-jupyter-builder>=0.5" "hatch-nodejs-version>=0.3.2" "jupyterlab>=4.2,<5"
+	@touch $@
+
+# The prebuilt JupyterLab extension the wheel carries.
+westtek_server_ext/labextension/static/style.js: $(VENV)/.build-tools $(LAB_SOURCES) | check-node
+	$(JLPM) install
+	$(JLPM) build:prod
+	@touch $@
+
+$(VENV)/.installed: pyproject.toml westtek_server_ext/labextension/static/style.js
+	$(BIN)/pip install --quiet --no-build-isolation -e ".[test,lint]"
+	$(BIN)/jupyter labextension develop --overwrite . >/dev/null
+	@touch $@
+
+$(BIN)/configurable-http-proxy: | $(BIN)/python check-node
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/chp configurable-http-proxy@$(CHP_VERSION)
+	ln -sf ../chp/node_modules/.bin/configurable-http-proxy $@
+
+install: $(VENV)/.installed $(BIN)/configurable-http-proxy
+
+check-demo-ports:
+	@for port in $(DEMO_PORT) 8001 8081 10101; do \
+	  if (exec 3<>/dev/tcp/127.0.0.1/$$port) 2>/dev/null; then \
+	    echo "Port $$port on 127.0.0.1 is already in use (another JupyterHub?): stop that program, or for port $(DEMO_PORT) run 'make demo DEMO_PORT=<free port>'." >&2; exit 1; \
+	  fi; \
+	done
+
+demo: check-node check-demo-ports install
+	@mkdir -p $(DEMO_DIR)
+	@echo
+	@echo "  West Tek demo hub: http://127.0.0.1:$(DEMO_PORT)/"
+	@echo "  Labs: vault-13 (alice, bob), vault-101 (carol); hub admin: overseer"
+	@echo "  Every demo user's password: westtek-demo     (Ctrl-C stops the hub)"
+	@echo
+	cd $(DEMO_DIR) && ../$(BIN)/jupyterhub -f ../hub_config/jupyterhub_config.py \
+	  --JupyterHub.bind_url=http://127.0.0.1:$(DEMO_PORT)
+
+# Debian packages the tests need: Chromium for the UI tests.
+system-test-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the UI tests"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium >/dev/null; }
+
+lint: install
+	$(BIN)/ruff check $(PY_SOURCES)
+	$(BIN)/ruff format --check $(PY_SOURCES)
+	$(BIN)/mypy
+	$(JLPM) lint:check
+
+test-python: install
+	$(BIN)/pytest
+
+test-ui: install system-test-deps
+	WESTTEK_PYTHON=$(abspath $(BIN)/python) $(JLPM) test:ui
+
+test: lint test-python test-ui
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) node_modules lib westtek_server_ext/labextension tsconfig.tsbuildinfo

@@ -1,0 +1,21 @@
+"""Shared test helpers."""
+
+import asyncio
+import socket
+
+import pytest
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def jp_asyncio_loop():
+    """Run pytest-jupyter's server on pytest-asyncio's loop, the one tests run on."""
+    yield asyncio.get_running_loop()

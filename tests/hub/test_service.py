@@ -1,0 +1,39 @@
+import json
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+
+from tests.conftest import free_port
+from westtek_core import __version__
+from westtek_hub.service import WestTekHubService
+
+
+@pytest.fixture
+async def service_url(monkeypatch):
+    port = free_port()
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/services/westtek/")
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{port}")
+    service = WestTekHubService()
+    server = service.make_app().listen(service.port, service.ip)
+    yield f"http://127.0.0.1:{port}/services/westtek"
+    server.stop()
+
+
+async def test_status_answers_under_the_service_prefix(service_url):
+    response = await AsyncHTTPClient().fetch(f"{service_url}/api/status")
+    body = json.loads(response.body)
+    assert body["version"] == __version__
+    assert body["component"] == "hub-service"
+    assert "hub-service" in body["capabilities"]
+
+
+async def test_paths_outside_the_prefix_are_not_found(service_url):
+    with pytest.raises(HTTPClientError) as error:
+        await AsyncHTTPClient().fetch(service_url.replace("/services/westtek", "") + "/api/status")
+    assert error.value.code == 404
+
+
+def test_listens_where_jupyterhub_says(monkeypatch):
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10123")
+    service = WestTekHubService()
+    assert (service.ip, service.port) == ("127.0.0.1", 10123)

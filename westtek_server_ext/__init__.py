@@ -1,0 +1,17 @@
+"""West Tek Jupyter server extension: the researcher-facing REST API under ``westtek/api/``."""
+
+from typing import Any
+
+from westtek_server_ext.app import WestTekExtension
+
+__all__ = ["WestTekExtension"]
+
+LABEXTENSION_NAME = "westtek-labextension"
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    return [{"module": "westtek_server_ext", "app": WestTekExtension}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    return [{"src": "labextension", "dest": LABEXTENSION_NAME}]

@@ -1,0 +1,60 @@
+"""The interface every spawner backend implements; WestTekSpawner drives it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from traitlets.config import LoggingConfigurable
+
+if TYPE_CHECKING:
+    from westtek_spawner.spawner import WestTekSpawner
+
+
+class SpawnerBackend(LoggingConfigurable):
+    """Where and how a single-user server runs.
+
+    ``WestTekSpawner.start`` calls the hooks in order — ``prepare``, ``launch``,
+    ``wait_until_running`` — and reports a progress event around each, so a backend only
+    says *how*, never *when*. Backends keep whatever they need to find their server again
+    after a hub restart in ``get_state``.
+    """
+
+    #: the short name of the backend, as the ``backend`` trait takes it
+    name = "base"
+
+    def __init__(self, spawner: WestTekSpawner, **kwargs: Any) -> None:
+        super().__init__(parent=spawner, **kwargs)
+        self.spawner = spawner
+
+    async def prepare(self) -> None:
+        """Create what the server needs before it starts (port, home directory, volumes…).
+
+        Runs before the server's command and environment are computed, so it may set
+        ``spawner.port`` and ``spawner.ip``.
+        """
+
+    async def launch(self, cmd: list[str], env: dict[str, str]) -> None:
+        """Start the server process, container or task; return without waiting for it."""
+        raise NotImplementedError
+
+    async def wait_until_running(self) -> tuple[str, int]:
+        """Wait until the server is running and return the (ip, port) the hub connects to."""
+        raise NotImplementedError
+
+    async def poll(self) -> int | None:
+        """None while the server runs, else its exit status (0 when unknown)."""
+        raise NotImplementedError
+
+    async def stop(self, now: bool = False) -> None:
+        """Stop the server; gracefully unless ``now``. Return once it is gone."""
+        raise NotImplementedError
+
+    def get_state(self) -> dict[str, Any]:
+        """What must survive a hub restart to find the server again."""
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``get_state`` saved."""
+
+    def clear_state(self) -> None:
+        """Forget the server after it stopped."""
