@@ -23,8 +23,9 @@ ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef"
 class HubProcess:
     """One JupyterHub run from a directory: start it, stop it, start it again on the same db."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, run_as_uid: int | None = None) -> None:
         self.workdir = workdir
+        self.run_as_uid = run_as_uid
         self.url = f"http://127.0.0.1:{free_port()}"
         self.log_path = workdir / "jupyterhub.log"
         config = workdir / "jupyterhub_e2e_config.py"
@@ -49,9 +50,24 @@ c.JupyterHub.load_roles = [
 
     def start(self, timeout: float = 60) -> None:
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+        command = [sys.executable, "-m", "jupyterhub", "-f", str(self.config)]
+        if self.run_as_uid is not None:
+            uid = self.run_as_uid
+            # This machine's Python lives under /root (mode 700): keep only the right to
+            # traverse directories so the unprivileged hub can reach its interpreter.
+            command = [
+                "setpriv",
+                f"--reuid={uid}",
+                f"--regid={uid}",
+                "--clear-groups",
+                "--inh-caps=+dac_read_search",
+                "--ambient-caps=+dac_read_search",
+                *command,
+            ]
+            env["HOME"] = str(self.workdir)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "jupyterhub", "-f", str(self.config)],
+                command,
                 cwd=self.workdir,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
@@ -95,3 +101,25 @@ def test_a_running_server_survives_a_hub_restart(hub):
     assert carol["ready"] and carol["state"]["westtek"]["pid"] == pid
     session = login(hub, "carol")
     assert server_status(hub, session, "carol")["component"] == "server-extension"
+
+
+def test_the_hub_runs_as_an_ordinary_user(tmp_path_factory):
+    # Run as root (CI), the other tests cover a root hub: here the same hub runs unprivileged.
+    if os.geteuid() != 0:
+        pytest.skip("this process is unprivileged: every other e2e test runs an ordinary-user hub")
+    nobody = pwd.getpwnam("nobody")
+    workdir = Path(tempfile.mkdtemp(prefix="westtek-e2e-nobody-"))
+    os.chown(workdir, nobody.pw_uid, nobody.pw_gid)
+    hub = HubProcess(workdir, run_as_uid=nobody.pw_uid)
+    try:
+        hub.start()
+        session = login(hub, "alice")
+        session.get(f"{hub.url}/hub/spawn", timeout=120)
+        assert server_status(hub, session, "alice")["component"] == "server-extension"
+        pid = hub.api("GET", "users/alice").json()["servers"][""]["state"]["westtek"]["pid"]
+        assert psutil.Process(pid).uids().real == nobody.pw_uid
+    finally:
+        hub.stop()
+        hub.kill_user_servers()
+        print(hub.log())
+        shutil.rmtree(workdir, ignore_errors=True)
