@@ -9,6 +9,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 JLPM := $(BIN)/jlpm
 DEMO_DIR := .demo
+# The build hook and jupyter-builder call jlpm and node tools by name.
+export PATH := $(abspath $(BIN)):$(PATH)
 DEMO_PORT ?= 8000
 CHP_VERSION := 5.3.0
 
@@ -34,7 +36,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.build-tools: $(BIN)/python
-	$(BIN)/pip install --quiet "hatchling>=1.21" "hatch-jupyter-builder>=0.5" "hatch-nodejs-version>=0.3.2" "jupyterlab>=4.2,<5"
+	$(BIN)/pip install --quiet "hatchling>=1.21" "hatch-jupyter-builder>=0.5" "hatch-nodejs-version>=0.3.2" editables "jupyterlab>=4.2,<5"
 	@touch $@
 
 # The prebuilt JupyterLab extension the wheel carries.

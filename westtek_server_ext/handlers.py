@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from jupyter_core.paths import jupyter_path
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
@@ -20,6 +22,16 @@ class WestTekAPIHandler(ExtensionHandlerMixin, APIHandler):
     auth_resource = "westtek"
 
 
+def labextension_installed() -> bool:
+    """Whether this server's JupyterLab can load the prebuilt West Tek lab extension."""
+    from westtek_server_ext import LABEXTENSION_NAME
+
+    return any(
+        (Path(root) / LABEXTENSION_NAME / "package.json").exists()
+        for root in jupyter_path("labextensions")
+    )
+
+
 class StatusHandler(WestTekAPIHandler):
     """``GET westtek/api/status``: version and the capabilities present on this server."""
 
@@ -27,8 +39,10 @@ class StatusHandler(WestTekAPIHandler):
     @authorized
     def get(self) -> None:
         """Answer the status report."""
-        report = status_report("server-extension", extra=(Capability.SERVER_EXTENSION,))
-        self.finish(report.to_json())
+        present = [Capability.SERVER_EXTENSION]
+        if labextension_installed():
+            present.append(Capability.LAB_EXTENSION)
+        self.finish(status_report("server-extension", extra=tuple(present)).to_json())
 
 
 def handler_routes() -> list[tuple[str, Any]]:

@@ -13,6 +13,17 @@ async def test_status_answers_version_and_capabilities(jp_fetch):
     assert body["version"] == __version__
     assert body["component"] == "server-extension"
     assert "server-extension" in body["capabilities"]
+    assert "lab-extension" not in body["capabilities"]  # none in pytest-jupyter's fresh paths
+
+
+async def test_status_reports_the_lab_extension_where_jupyterlab_finds_it(
+    jp_fetch, jp_env_jupyter_path
+):
+    lab = jp_env_jupyter_path / "labextensions" / "westtek-labextension"
+    lab.mkdir(parents=True)
+    (lab / "package.json").write_text('{"name": "westtek-labextension"}')
+    body = json.loads((await jp_fetch("westtek", "api", "status")).body)
+    assert "lab-extension" in body["capabilities"]
 
 
 async def test_status_requires_authentication(jp_fetch):
