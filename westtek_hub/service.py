@@ -8,7 +8,7 @@ import signal
 from typing import Any
 from urllib.parse import urlparse
 
-from tornado import web
+from tornado import escape, web
 from traitlets import Integer, Unicode, default
 from traitlets.config import Application
 
@@ -23,6 +23,18 @@ class StatusHandler(web.RequestHandler):
         """Answer the status report."""
         self.set_header("Content-Type", "application/json")
         self.finish(status_report("hub-service", extra=(Capability.HUB_SERVICE,)).to_json())
+
+
+class HomeHandler(web.RequestHandler):
+    """``GET /services/westtek/``: where the hub's Services menu links; names the API."""
+
+    def get(self) -> None:
+        """Answer a short page that says what this service is."""
+        self.finish(
+            "<!doctype html><title>West Tek</title>"
+            f"<h1>West Tek hub service {escape.xhtml_escape(__version__)}</h1>"
+            '<p>API status: <a href="api/status">api/status</a></p>'
+        )
 
 
 class WestTekHubService(Application):
@@ -56,7 +68,10 @@ class WestTekHubService(Application):
     def make_app(self) -> web.Application:
         """Build the Tornado application with the route table under the service prefix."""
         prefix = self.service_prefix.rstrip("/")
-        routes: list[Any] = [(rf"{prefix}/api/status", StatusHandler)]
+        routes: list[Any] = [
+            (rf"{prefix}/?", HomeHandler),
+            (rf"{prefix}/api/status", StatusHandler),
+        ]
         return web.Application(routes)
 
     def start(self) -> None:

@@ -37,3 +37,9 @@ def test_listens_where_jupyterhub_says(monkeypatch):
     monkeypatch.setenv("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10123")
     service = WestTekHubService()
     assert (service.ip, service.port) == ("127.0.0.1", 10123)
+
+
+async def test_the_service_root_names_itself_for_the_hubs_services_menu(service_url):
+    response = await AsyncHTTPClient().fetch(f"{service_url}/")
+    assert b"West Tek hub service" in response.body
+    assert b'href="api/status"' in response.body
