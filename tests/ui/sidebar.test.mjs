@@ -7,53 +7,27 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import {
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync
-} from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
-import { chromium } from 'playwright-core';
+import {
+  PACKAGE,
+  PYTHON,
+  SIDEBAR_TAB,
+  freePort,
+  launchBrowser,
+  newLoopbackContext,
+  openSidebar,
+  stopProcessGroup,
+  withLog as withServerLog,
+  writeQuietLabSettings
+} from './helpers.mjs';
 
-const REPO = path.resolve(
-  path.dirname(fileURLToPath(import.meta.url)),
-  '..',
-  '..'
-);
-const PACKAGE = JSON.parse(
-  readFileSync(path.join(REPO, 'package.json'), 'utf8')
-);
-const PYTHON =
-  process.env.WESTTEK_PYTHON || path.join(REPO, '.venv', 'bin', 'python');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SCREENSHOT = '/tmp/westtek-sidebar.png';
 
 const SERVER_START_TIMEOUT_MS = 60_000;
-const UI_TIMEOUT_MS = 30_000;
-
-// The left side-bar tab JupyterLab creates for a widget with id 'westtek-sidebar'.
-const SIDEBAR_TAB =
-  '.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="westtek-sidebar"]';
-const SIDEBAR = '#westtek-sidebar.jp-WestTek-sidebar';
-
-/** A free TCP port on 127.0.0.1, found by binding port 0. */
-async function freePort() {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address();
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 /**
  * Start `python -m jupyterlab` on a free loopback port, in its own process
@@ -68,16 +42,7 @@ async function startLab({ serverExtension }) {
     mkdirSync(dirs[name]);
   }
   // Skip the "official Jupyter news?" prompt: no toast over the panel, no fetch.
-  const notification = path.join(
-    dirs.settings,
-    '@jupyterlab',
-    'apputils-extension'
-  );
-  mkdirSync(notification, { recursive: true });
-  writeFileSync(
-    path.join(notification, 'notification.jupyterlab-settings'),
-    JSON.stringify({ fetchNews: 'false' })
-  );
+  writeQuietLabSettings(dirs.settings);
 
   const port = await freePort();
   const token = randomBytes(24).toString('hex');
@@ -149,76 +114,27 @@ async function startLab({ serverExtension }) {
 
 /** Stop a lab's whole process group: SIGTERM, then SIGKILL after 10 s. */
 async function stopLab(lab) {
-  const { child } = lab;
-  if (child.exitCode === null && child.signalCode === null && child.pid) {
-    const exited = once(child, 'exit');
-    const signal = sig => {
-      try {
-        process.kill(-child.pid, sig);
-      } catch {
-        // already gone
-      }
-    };
-    signal('SIGTERM');
-    const timer = setTimeout(() => signal('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  }
+  await stopProcessGroup(lab.child, 10_000);
   rmSync(lab.home, { recursive: true, force: true });
 }
 
 /** Open JupyterLab in a fresh browser context that may only reach 127.0.0.1. */
 async function openLab(browser, lab) {
-  const context = await browser.newContext({
-    viewport: { width: 1280, height: 800 }
-  });
-  context.setDefaultTimeout(UI_TIMEOUT_MS);
-  await context.route('**/*', route => {
-    const { hostname } = new URL(route.request().url());
-    return hostname === '127.0.0.1' ? route.continue() : route.abort();
-  });
+  const context = await newLoopbackContext(browser);
   const page = await context.newPage();
   await page.goto(`${lab.baseUrl}lab?token=${lab.token}`);
   return { context, page };
 }
 
-/** Click the West Tek tab in the left side bar and return the open panel. */
-async function openSidebar(page) {
-  const tab = page.locator(SIDEBAR_TAB);
-  await tab.waitFor({ state: 'visible' });
-  await tab.click();
-  const panel = page.locator(SIDEBAR);
-  await panel.waitFor({ state: 'visible' });
-  return panel;
-}
-
 /** Attach the server log to a failing test's error. */
-async function withLog(lab, body) {
-  try {
-    await body();
-  } catch (error) {
-    error.message += `\n--- jupyter lab log ---\n${lab.log()}`;
-    throw error;
-  }
+function withLog(lab, body) {
+  return withServerLog('jupyter lab', lab.log, body);
 }
 
 let browser;
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    timeout: UI_TIMEOUT_MS,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync'
-    ]
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {
