@@ -1,7 +1,7 @@
 """The ``westtek`` command line: a thin shell over westtek_core.
 
 Every command takes ``--json`` for machine output; usage errors exit 2 (argparse's
-convention) and bad input exits non-zero with a one-line message.
+convention); bad input exits 1 with one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -9,7 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from westtek_core.status import status_report
 from westtek_core.version import __version__
@@ -20,36 +27,417 @@ DESCRIPTION = (
 )
 
 
+class CommandError(Exception):
+    """Bad input or a failed operation: reported as one line, exit status 1."""
+
+
+def _label(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"label {text!r} is not KEY=VALUE")
+    return key, value
+
+
+def _add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def _add_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="snapshot store: a directory or s3://bucket/prefix "
+        "(default: $WESTTEK_STORE, else a per-user data directory)",
+    )
+    parser.add_argument(
+        "--key-file",
+        metavar="PATH",
+        type=Path,
+        help="encryption key of an encrypted store (default: $WESTTEK_KEY_FILE or "
+        "~/.config/westtek/store.key)",
+    )
+
+
+def _add_environment(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--python",
+        action="append",
+        metavar="PY",
+        help="an interpreter whose environment is captured (repeatable; default: every "
+        "kernelspec's interpreter and the current one)",
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path.cwd(),
+        metavar="DIR",
+        help="the workspace: notebooks and data (default: the current directory)",
+    )
+    _add_store(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser for every ``westtek`` command."""
     parser = argparse.ArgumentParser(prog="westtek", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"westtek {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
     status = commands.add_parser("status", help="show the suite's version and capabilities")
-    status.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    _add_json(status)
+
+    snapshot = commands.add_parser("snapshot", help="create, inspect, verify and restore snapshots")
+    actions = snapshot.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    create = actions.add_parser("create", help="capture the environment into a new snapshot")
+    _add_environment(create)
+    create.add_argument("--note", default="", help="a note saying why this snapshot exists")
+    create.add_argument(
+        "--label",
+        action="append",
+        type=_label,
+        default=[],
+        metavar="K=V",
+        help="a label (repeatable)",
+    )
+    create.add_argument(
+        "--include-secrets",
+        action="store_true",
+        help="store credentials, .env files and config tokens too (default: left out or redacted)",
+    )
+    create.add_argument("--encrypt", action="store_true", help="encrypt a new store (AES-256-GCM)")
+    create.add_argument("--environment-id", help="the environment this snapshot belongs to")
+    _add_json(create)
+
+    listing = actions.add_parser("list", help="list the snapshots in the store")
+    _add_store(listing)
+    _add_json(listing)
+
+    show = actions.add_parser("show", help="show one snapshot's manifest")
+    show.add_argument("id")
+    _add_store(show)
+    _add_json(show)
+
+    diff = actions.add_parser("diff", help="compare two snapshots (drift-report shape)")
+    diff.add_argument("id_a")
+    diff.add_argument("id_b")
+    _add_store(diff)
+    _add_json(diff)
+
+    verify = actions.add_parser("verify", help="re-read every object and check every hash")
+    verify.add_argument("id", nargs="?")
+    verify.add_argument("--all", action="store_true", help="verify every snapshot (default)")
+    _add_store(verify)
+    _add_json(verify)
+
+    delete = actions.add_parser("delete", help="delete a snapshot and free unreferenced objects")
+    delete.add_argument("id")
+    _add_store(delete)
+    _add_json(delete)
+
+    restore = actions.add_parser("restore", help="restore a snapshot into a new directory")
+    restore.add_argument("id")
+    restore.add_argument("--to", required=True, type=Path, metavar="DIR", dest="target")
+    restore.add_argument(
+        "--mode",
+        choices=("files", "lock"),
+        default="files",
+        help="files: byte-exact and offline (default); lock: a fresh venv from the package index",
+    )
+    restore.add_argument("--force", action="store_true", help="restore into a non-empty DIR")
+    restore.add_argument(
+        "--no-validate", action="store_true", help="skip the import and pip check of the result"
+    )
+    _add_store(restore)
+    _add_json(restore)
+
+    export = actions.add_parser("export", help="export a snapshot's packages as a lockfile")
+    export.add_argument("id")
+    export.add_argument("--format", required=True, choices=("requirements", "pylock", "conda"))
+    export.add_argument(
+        "--interpreter", type=int, default=0, metavar="N", help="which captured interpreter (0)"
+    )
+    export.add_argument("-o", "--output", type=Path, help="write to a file instead of stdout")
+    _add_store(export)
     return parser
+
+
+def _emit(args: argparse.Namespace, payload: Any, human: Callable[[Console], None]) -> None:
+    if args.json:
+        print(json.dumps(payload, indent=None, default=str))
+    else:
+        human(Console())
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
     report = status_report("cli")
-    if args.json:
-        print(json.dumps(report.to_json()))
-    else:
-        print(f"westtek {report.version} (Python {report.python})")
-        print("capabilities: " + ", ".join(report.capabilities))
+
+    def human(console: Console) -> None:
+        console.print(f"westtek {report.version} (Python {report.python})")
+        console.print("capabilities: " + ", ".join(report.capabilities))
+
+    _emit(args, report.to_json(), human)
     return 0
+
+
+def _open_repo(args: argparse.Namespace, *, create: bool = False, encrypt: bool = False) -> Any:
+    from westtek_core.paths import default_key_file, default_store
+    from westtek_core.store import Repository
+
+    location = args.store or default_store()
+    return Repository.open(
+        location, create=create, key_file=args.key_file or default_key_file(), encrypt=encrypt
+    )
+
+
+@contextmanager
+def _progress_bar(args: argparse.Namespace, label: str) -> Iterator[Callable[[Any], None] | None]:
+    console = Console(stderr=True)
+    if args.json or not console.is_terminal:
+        yield None
+        return
+    columns = (TextColumn(label), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(state: Any) -> None:
+            bar.update(task, completed=state.bytes_done, total=state.bytes_total)
+
+        yield update
+
+
+def _human_size(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(size) < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+def _cmd_snapshot_create(args: argparse.Namespace) -> int:
+    from westtek_core.capture import capture_environment
+    from westtek_core.snapshot import create_snapshot
+
+    if not args.root.is_dir():
+        raise CommandError(f"--root {args.root} is not a directory")
+    repo = _open_repo(args, create=True, encrypt=args.encrypt)
+    capture = capture_environment(args.python, args.root, include_secrets=args.include_secrets)
+    with _progress_bar(args, "snapshot") as progress:
+        result = create_snapshot(
+            repo,
+            capture,
+            note=args.note,
+            labels=dict(args.label),
+            environment_id=args.environment_id,
+            progress=progress,
+        )
+
+    def human(console: Console) -> None:
+        console.print(f"snapshot [bold]{result.id[:12]}[/] created ({result.id})")
+        console.print(
+            f"  {result.files} files, {_human_size(result.size_bytes)}; "
+            f"{_human_size(result.new_bytes)} new in the store, "
+            f"{result.unchanged_files} files unchanged since the last snapshot"
+        )
+        for secret in result.secrets:
+            console.print(
+                f"  secret {secret['action']}: {secret['area']}/{secret['path']} ({secret['kind']})"
+            )
+        for skip in result.skipped:
+            where = f"{skip['area']}/{skip['path']}"
+            if skip.get("stored"):  # kept, but worth knowing (a link out of the tree)
+                console.print(f"  [dim]note[/] {where}: {skip['reason']}")
+            else:
+                console.print(f"  [yellow]skipped[/] {where}: {skip['reason']}")
+
+    _emit(args, result.to_json(), human)
+    return 0
+
+
+def _cmd_snapshot_list(args: argparse.Namespace) -> int:
+    from westtek_core.snapshot import load_snapshot, summarize
+
+    repo = _open_repo(args)
+    rows = sorted(
+        (summarize(load_snapshot(repo, i)) for i in repo.list_manifests()),
+        key=lambda r: str(r["timestamp"]),
+    )
+
+    def human(console: Console) -> None:
+        table = Table("id", "time", "environment", "size", "packages", "notebooks", "note")
+        for row in rows:
+            table.add_row(
+                row["id"][:12],
+                str(row["timestamp"]),
+                str(row["environment_id"]),
+                _human_size(row["size_bytes"]),
+                str(row["packages"]),
+                str(row["notebook_count"]),
+                row["notes"],
+            )
+        console.print(table if rows else "no snapshots in this store")
+
+    _emit(args, {"snapshots": rows}, human)
+    return 0
+
+
+def _cmd_snapshot_show(args: argparse.Namespace) -> int:
+    from westtek_core.snapshot import iter_files, load_snapshot
+
+    manifest = load_snapshot(_open_repo(args), args.id)
+
+    def human(console: Console) -> None:
+        console.print(f"snapshot {manifest['id']}")
+        for key in ("timestamp", "environment_id", "created_by", "notes", "checksum"):
+            console.print(f"  {key}: {manifest.get(key)}")
+        console.print(f"  size: {_human_size(manifest.get('size_bytes', 0))}")
+        for interp in manifest.get("interpreters", []):
+            console.print(
+                f"  interpreter {interp.get('path')} (Python {interp.get('version')}): "
+                f"{len(interp.get('packages', []))} packages"
+            )
+        for kernel in manifest.get("kernels", []):
+            console.print(f"  kernel {kernel['name']}: {' '.join(kernel['spec'].get('argv', []))}")
+        files = sum(1 for _ in iter_files(manifest))
+        console.print(f"  {files} files, {manifest['metadata']['notebook_count']} notebooks")
+
+    _emit(args, manifest, human)
+    return 0
+
+
+def _cmd_snapshot_diff(args: argparse.Namespace) -> int:
+    from westtek_core.drift_report import diff_manifests
+    from westtek_core.snapshot import load_snapshot
+
+    repo = _open_repo(args)
+    report = diff_manifests(load_snapshot(repo, args.id_a), load_snapshot(repo, args.id_b))
+
+    def human(console: Console) -> None:
+        colour = {"info": "green", "minor": "yellow", "critical": "red"}
+        console.print(f"status: {report.status.value} (baseline {report.baseline[:12]})")
+        table = Table("severity", "kind", "name", "change", "before", "after")
+        for change in report.changes:
+            severity = change.severity.value
+            table.add_row(
+                f"[{colour[severity]}]{severity}[/]",
+                change.kind,
+                change.name,
+                change.change,
+                change.before or "",
+                change.after or "",
+            )
+        console.print(table if report.changes else "no differences")
+
+    _emit(args, report.to_json(), human)
+    return 0
+
+
+def _cmd_snapshot_verify(args: argparse.Namespace) -> int:
+    from westtek_core.snapshot import resolve_snapshot_id, verify_snapshots
+
+    repo = _open_repo(args)
+    ids = [resolve_snapshot_id(repo, args.id)] if args.id and not args.all else None
+    report = verify_snapshots(repo, ids)
+
+    def human(console: Console) -> None:
+        for problem in report.problems:
+            console.print(f"[red]problem[/] {problem}")
+        for damage in report.damaged:
+            console.print(f"[red]damaged[/] snapshot {damage['snapshot'][:12]}: {damage['file']}")
+        verdict = "[green]ok[/]" if report.ok else "[red]DAMAGED[/]"
+        console.print(f"verified {len(report.snapshots)} snapshot(s): {verdict}")
+
+    _emit(args, report.to_json(), human)
+    return 0 if report.ok else 1
+
+
+def _cmd_snapshot_delete(args: argparse.Namespace) -> int:
+    from westtek_core.snapshot import delete_snapshot
+
+    result = delete_snapshot(_open_repo(args), args.id)
+    _emit(args, result, lambda c: c.print(f"deleted snapshot {result['id']}"))
+    return 0
+
+
+def _cmd_snapshot_restore(args: argparse.Namespace) -> int:
+    from westtek_core.snapshot import load_snapshot, restore_snapshot
+
+    repo = _open_repo(args)
+    report = restore_snapshot(
+        repo,
+        load_snapshot(repo, args.id),
+        args.target,
+        force=args.force,
+        validate=not args.no_validate,
+        mode=args.mode,
+    )
+
+    def human(console: Console) -> None:
+        console.print(
+            f"restored {report.files} files ({_human_size(report.bytes)}) of snapshot "
+            f"{report.snapshot[:12]} into {report.target}; {len(report.relocated)} relocated"
+        )
+        for interp in report.interpreters:
+            console.print(f"  interpreter: {interp['restored']}")
+        for check in report.validation:
+            state = "[green]ok[/]" if check.get("ok") else "[red]FAILED[/]"
+            console.print(f"  validation of {check['interpreter']}: {state}")
+            for name, error in check.get("import_failures", {}).items():
+                console.print(f"    import {name}: {error}")
+        console.print(f"  details: {Path(report.target) / 'RESTORE.json'}")
+
+    _emit(args, report.to_json(), human)
+    return 0 if report.ok else 1
+
+
+def _cmd_snapshot_export(args: argparse.Namespace) -> int:
+    from westtek_core.snapshot import export_snapshot, load_snapshot
+
+    text = export_snapshot(load_snapshot(_open_repo(args), args.id), args.format, args.interpreter)
+    if args.output:
+        tmp = args.output.with_name(args.output.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(args.output)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+SNAPSHOT_ACTIONS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "create": _cmd_snapshot_create,
+    "list": _cmd_snapshot_list,
+    "show": _cmd_snapshot_show,
+    "diff": _cmd_snapshot_diff,
+    "verify": _cmd_snapshot_verify,
+    "delete": _cmd_snapshot_delete,
+    "restore": _cmd_snapshot_restore,
+    "export": _cmd_snapshot_export,
+}
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "status":
+        return _cmd_status(args)
+    return SNAPSHOT_ACTIONS[args.action](args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code."""
+    from westtek_core.snapshot import ManifestError, RestoreError
+    from westtek_core.store import StoreError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command == "status":
-        return _cmd_status(args)
-    parser.error(f"unknown command {args.command!r}")  # exits 2
+    try:
+        return _run(args)
+    except (CommandError, StoreError, RestoreError, ManifestError, ValueError, OSError) as e:
+        print(f"westtek: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("westtek: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,156 @@
+import ast
+import glob
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from westtek_core.capture import ProbeError, capture_interpreter, probe_interpreter
+from westtek_core.capture.interpreters import PROBE_SCRIPT
+
+from .conftest import DemoEnv
+
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def dist(info: dict, canonical: str) -> dict:
+    return next(d for d in info["distributions"] if d["canonical_name"] == canonical)
+
+
+@pytest.fixture(scope="module")
+def venv_info() -> dict:
+    started = time.perf_counter()
+    info = probe_interpreter(sys.executable)
+    info["_seconds"] = time.perf_counter() - started
+    return info
+
+
+def test_probe_describes_the_interpreter(venv_info):
+    # Given the project's venv, when probed, then the interpreter fields are reported.
+    assert venv_info["executable"] == sys.executable
+    assert venv_info["prefix"] == sys.prefix
+    assert venv_info["base_prefix"] == sys.base_prefix
+    assert venv_info["is_venv"] is True
+    assert venv_info["is_conda"] is False
+    assert venv_info["pyvenv_cfg"]["home"]
+    assert venv_info["version"][:3] == list(sys.version_info[:3])
+    assert venv_info["version_string"] == sys.version
+    assert venv_info["implementation"]["name"] == sys.implementation.name
+    assert venv_info["platform"]["sys_platform"] == sys.platform
+    assert venv_info["platform"]["machine"]
+    assert set(venv_info["abi"]) == {"soabi", "ext_suffix"}
+    assert set(venv_info["paths"]) == {"purelib", "platlib", "scripts", "data"}
+    assert venv_info["paths"]["purelib"] in venv_info["sys_path"]
+    # The probe's own directory is not part of the interpreter's path.
+    assert str(PROBE_SCRIPT.parent) not in venv_info["sys_path"]
+    assert venv_info["conda_meta"] is None
+    assert venv_info["errors"] == []
+
+
+def test_probe_is_fast(venv_info):
+    # ~180 distributions and ~40k RECORD rows; budget well above the ~0.3 s measured.
+    assert venv_info["_seconds"] < 3
+
+
+def test_distributions_are_sorted_and_map_import_names(venv_info):
+    names = [d["canonical_name"] for d in venv_info["distributions"]]
+    assert names == sorted(names)
+    assert "yaml" in dist(venv_info, "pyyaml")["top_level"]
+    assert dist(venv_info, "python-dateutil")["top_level"] == ["dateutil"]
+    pyyaml = dist(venv_info, "pyyaml")
+    assert pyyaml["name"] == "PyYAML"
+    assert pyyaml["installer"] == "pip"
+    assert pyyaml["location"] == venv_info["paths"]["purelib"]
+    assert pyyaml["metadata_dir"].endswith(".dist-info")
+    init = next(f for f in pyyaml["files"] if f["path"] == "yaml/__init__.py")
+    assert HEX64.match(init["sha256"])
+    assert init["size"] == os.path.getsize(os.path.join(pyyaml["location"], "yaml/__init__.py"))
+
+
+def test_local_and_editable_installs_are_told_apart(demo_env: DemoEnv):
+    info = probe_interpreter(str(demo_env.python))
+    assert [d["canonical_name"] for d in info["distributions"]] == ["wt-demo", "wt-editable"]
+
+    regular = dist(info, "wt-demo")
+    assert regular["name"] == "WT.Demo"
+    assert regular["version"] == "1.2.3"
+    assert regular["editable"] is False
+    assert regular["local"] is True
+    assert regular["vcs"] is None
+    assert regular["direct_url"]["url"].startswith("file://")
+    assert regular["requested"] is True
+    assert regular["installer"] == "pip"
+    # A namespace package portion is named down to its regular package.
+    assert regular["top_level"] == ["wt_demo", "wtns.sub"]
+    paths = {f["path"] for f in regular["files"]}
+    assert {"wt_demo/__init__.py", "wtns/sub/__init__.py"} <= paths
+
+    editable = dist(info, "wt-editable")
+    assert editable["editable"] is True
+    assert editable["local"] is True
+    assert editable["direct_url"]["dir_info"] == {"editable": True}
+    # Its RECORD holds only a .pth; the names come from the directory the .pth adds.
+    assert editable["top_level"] == ["wt_editable"]
+
+
+def test_base_interpreter_has_no_prefix_tree():
+    base_python = Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}"
+    if not base_python.exists():
+        pytest.skip("no base interpreter next to this venv")
+    capture = capture_interpreter(str(base_python))
+    assert capture.info["is_venv"] is False
+    assert capture.prefix_tree is None
+
+
+def test_venv_prefix_tree_is_listed_without_bytecode(demo_env: DemoEnv):
+    capture = capture_interpreter(str(demo_env.python))
+    assert capture.prefix_tree is not None
+    paths = {e.path for e in capture.prefix_tree.entries}
+    site_rel = demo_env.site.relative_to(demo_env.prefix).as_posix()
+    assert "pyvenv.cfg" in paths
+    assert f"{site_rel}/wt_demo/__init__.py" in paths
+    assert not any("__pycache__" in p for p in paths)
+    python = next(e for e in capture.prefix_tree.entries if e.path == "bin/python")
+    assert python.kind == "symlink"
+
+
+@pytest.mark.parametrize("minor", ["3.8", "3.9"])
+def test_probe_runs_on_old_pythons(minor):
+    candidates = glob.glob(f"/root/.pyenv/versions/{minor}*/bin/python{minor}")
+    python = candidates[0] if candidates else None
+    if python is None:
+        pytest.skip(f"no Python {minor} here")
+    info = probe_interpreter(python)
+    assert ".".join(map(str, info["version"][:2])) == minor
+    assert info["is_venv"] is False
+
+
+def test_probe_source_is_stdlib_only_and_py38_syntax():
+    source = PROBE_SCRIPT.read_text()
+    tree = ast.parse(source, feature_version=(3, 8))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert imported - {"__future__"} <= set(sys.stdlib_module_names)
+    assert not any(isinstance(node, ast.Match) for node in ast.walk(tree))
+
+
+def test_probe_errors_are_clear(tmp_path):
+    with pytest.raises(ProbeError, match="not found"):
+        probe_interpreter(str(tmp_path / "nope" / "python"))
+    failing = tmp_path / "python"
+    failing.write_text("#!/bin/sh\necho broken >&2\nexit 3\n")
+    failing.chmod(0o755)
+    with pytest.raises(ProbeError, match=r"exit 3.*broken"):
+        probe_interpreter(str(failing))
+    garbage = tmp_path / "python-garbage"
+    garbage.write_text("#!/bin/sh\necho not-json\n")
+    garbage.chmod(0o755)
+    with pytest.raises(ProbeError, match="no valid JSON"):
+        probe_interpreter(str(garbage))

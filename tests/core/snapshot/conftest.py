@@ -1,0 +1,143 @@
+"""A real throwaway venv with a real package pip-installed into it, offline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+
+def build_wheel(tmp: Path, name: str, version: str) -> Path:
+    """Build a tiny pure-Python wheel with the test venv's hatchling, offline."""
+    project = tmp / f"{name}-{version}-src"
+    package = project / name
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(f'VERSION = "{version}"\n')
+    (project / "pyproject.toml").write_text(
+        textwrap.dedent(
+            f"""
+            [build-system]
+            requires = ["hatchling"]
+            build-backend = "hatchling.build"
+            [project]
+            name = "{name}"
+            version = "{version}"
+            """
+        )
+    )
+    wheels = tmp / "wheels"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+            str(project),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return wheels
+
+
+def pip_install(python: Path, wheels: Path, requirement: str) -> None:
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--find-links",
+            str(wheels),
+            "--disable-pip-version-check",
+            requirement,
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("wheels")
+    for version in ("1.0.0", "2.0.0"):
+        wheels = build_wheel(tmp, "westtek_probe_pkg", version)
+    return wheels
+
+
+@pytest.fixture
+def research_env(tmp_path, wheelhouse, monkeypatch):
+    """A venv with westtek_probe_pkg 1.0.0, a kernelspec running it and a workspace."""
+    venv = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    pip_install(python, wheelhouse, "westtek_probe_pkg==1.0.0")
+
+    jupyter_data = tmp_path / "jupyter-data"
+    kernel = jupyter_data / "kernels" / "research"
+    kernel.mkdir(parents=True)
+    (kernel / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Research",
+                "language": "python",
+            }
+        )
+    )
+    jupyter_config = tmp_path / "jupyter-config"
+    jupyter_config.mkdir()
+    (jupyter_config / "jupyter_server_config.py").write_text(
+        "c = get_config()\nc.ServerApp.token = 'super-secret-token'\nc.ServerApp.port = 9999\n"
+    )
+    for key, value in {
+        "JUPYTER_DATA_DIR": jupyter_data,
+        "JUPYTER_CONFIG_DIR": jupyter_config,
+        "JUPYTER_PATH": jupyter_data,
+        "JUPYTER_CONFIG_PATH": jupyter_config,
+        "JUPYTER_PREFER_ENV_PATH": "0",
+        "JUPYTER_PLATFORM_DIRS": "0",
+    }.items():
+        monkeypatch.setenv(key, str(value))
+
+    workspace = tmp_path / "workspace"
+    (workspace / "data").mkdir(parents=True)
+    (workspace / "analysis.ipynb").write_text(
+        json.dumps(
+            {
+                "cells": [
+                    {
+                        "cell_type": "code",
+                        "metadata": {},
+                        "outputs": [],
+                        "execution_count": None,
+                        "source": "import westtek_probe_pkg\nprint(westtek_probe_pkg.VERSION)",
+                    }
+                ],
+                "metadata": {"kernelspec": {"name": "research", "display_name": "Research"}},
+                "nbformat": 4,
+                "nbformat_minor": 5,
+            }
+        )
+    )
+    (workspace / "data" / "measurements.csv").write_text(
+        "t,x\n" + "".join(f"{i},{i * i}\n" for i in range(5000))
+    )
+    (workspace / "data" / "blob.bin").write_bytes(bytes(range(256)) * 4096)
+    (workspace / ".env").write_text("AWS_SECRET_ACCESS_KEY=abc123\n")
+    return {"python": python, "venv": venv, "workspace": workspace, "tmp": tmp_path}
+
+
+# The store suite's loopback moto server and bucket, for snapshots into s3://.
+from tests.core.store.conftest import moto_endpoint, s3_bucket, s3_endpoint  # noqa: E402, F401

@@ -1,0 +1,110 @@
+"""Python interpreters: which ones to capture, probing them, and their prefixes' files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from westtek_core.capture import probe as probe_module
+from westtek_core.capture.kernelspecs import installed_kernelspecs, kernel_interpreter
+from westtek_core.capture.model import InterpreterCapture
+from westtek_core.capture.walk import CONDA_BASE_IGNORES, PREFIX_IGNORES, walk_tree
+
+log = logging.getLogger(__name__)
+
+PROBE_SCRIPT = Path(probe_module.__file__).resolve()
+
+
+class ProbeError(RuntimeError):
+    """An interpreter could not be probed (missing, not Python, crashed, timed out)."""
+
+
+def probe_interpreter(python: str, timeout: float = 60) -> dict[str, Any]:
+    """Run the probe script in ``python`` and return its report.
+
+    The interpreter runs ``probe.py`` by path with ``-E`` (ignore ``PYTHON*`` variables
+    such as ``PYTHONPATH``, which are session state, not the environment) but *with* user
+    site-packages, which a kernel started from that interpreter would also see. Nothing of
+    westtek is imported there.
+    """
+    cmd = [python, "-E", str(PROBE_SCRIPT)]
+    try:
+        proc = subprocess.run(  # noqa: S603 - the interpreter is the user's own choice
+            cmd, capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
+        )
+    except FileNotFoundError as exc:
+        raise ProbeError(f"interpreter not found: {python}") from exc
+    except PermissionError as exc:
+        raise ProbeError(f"interpreter not executable: {python}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise ProbeError(f"probing {python} timed out after {timeout:g} s") from exc
+    if proc.returncode != 0:
+        tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
+        raise ProbeError(
+            f"probing {python} failed (exit {proc.returncode}): {' | '.join(tail) or 'no output'}"
+        )
+    try:
+        info = json.loads(proc.stdout)
+    except ValueError as exc:
+        raise ProbeError(f"probing {python} printed no valid JSON: {exc}") from exc
+    if not isinstance(info, dict) or info.get("probe_version") != probe_module.PROBE_VERSION:
+        raise ProbeError(f"probing {python} returned an unexpected report")
+    return info
+
+
+def prefix_key(python: str) -> str:
+    """Identify an interpreter's environment without running it: its prefix, resolved.
+
+    ``…/bin/python`` belongs to ``…``; the executable itself is not resolved, because a
+    venv's ``python`` is a symlink to its base interpreter.
+    """
+    absolute = os.path.abspath(python)
+    return os.path.realpath(os.path.dirname(os.path.dirname(absolute)))
+
+
+def default_interpreters() -> list[str]:
+    """Every installed kernelspec's Python interpreter, then ``sys.executable``.
+
+    Deduplicated by :func:`prefix_key` (first one wins); interpreters that do not exist
+    are dropped with a warning.
+    """
+    candidates: list[str] = []
+    for name, (_, spec) in installed_kernelspecs().items():
+        python = kernel_interpreter(spec.get("argv") or [])
+        if python is None:
+            continue
+        if not os.path.exists(python):
+            log.warning("kernel %s: interpreter %s does not exist; not captured", name, python)
+            continue
+        candidates.append(python)
+    if sys.executable:
+        candidates.append(sys.executable)
+    seen: set[str] = set()
+    result: list[str] = []
+    for python in candidates:
+        key = prefix_key(python)
+        if key not in seen:
+            seen.add(key)
+            result.append(python)
+    return result
+
+
+def capture_interpreter(python: str, *, timeout: float = 60) -> InterpreterCapture:
+    """Probe ``python`` and, when it is a venv or conda env, list its prefix's files."""
+    info = probe_interpreter(python, timeout=timeout)
+    tree = None
+    if info.get("is_venv") or info.get("is_conda"):
+        conda_base = info.get("is_conda") and not info.get("is_venv")
+        conda_base = conda_base and os.path.isdir(os.path.join(info["prefix"], "pkgs"))
+        tree, _ = walk_tree(
+            Path(info["prefix"]),
+            ignore_file=None,
+            default_ignores=CONDA_BASE_IGNORES if conda_base else PREFIX_IGNORES,
+            detect_secrets=False,
+        )
+    return InterpreterCapture(python=python, info=info, prefix_tree=tree)

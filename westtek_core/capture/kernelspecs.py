@@ -1,0 +1,62 @@
+"""Installed kernelspecs and the Python interpreter each one runs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_PYTHON_NAME_RE = re.compile(r"^(python|pypy)(\d+(\.\d+)?)?w?(\.exe)?$")
+
+
+def installed_kernelspecs() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Map each installed kernel name to ``(resource_dir, kernel.json content)``, sorted."""
+    # Imported here: jupyter_client pulls in zmq and asyncio (~60 ms) for every CLI command.
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    manager = KernelSpecManager()
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
+    for name, resource_dir in sorted(manager.find_kernel_specs().items()):
+        spec: dict[str, Any] | None = None
+        try:
+            with open(os.path.join(resource_dir, "kernel.json"), encoding="utf-8") as f:
+                loaded = json.load(f)
+            spec = loaded if isinstance(loaded, dict) else None
+        except FileNotFoundError:
+            # The native kernel of ipykernel has no kernel.json: jupyter_client builds it.
+            try:
+                spec = manager.get_kernel_spec(name).to_dict()
+            except Exception as exc:  # noqa: BLE001 - any failure means "unusable spec"
+                log.warning("kernel %s: cannot load its spec: %s", name, exc)
+        except (OSError, ValueError) as exc:
+            log.warning("kernel %s: unreadable kernel.json: %s", name, exc)
+        if spec is not None:
+            found[name] = (resource_dir, spec)
+    return found
+
+
+def kernel_interpreter(argv: Sequence[str]) -> str | None:
+    """Return the Python a kernel command line runs, or None when it is not a Python.
+
+    ``python``, ``python3`` and ``python3.N`` of the running version become
+    ``sys.executable``, exactly as ``jupyter_client`` does when it launches the kernel;
+    other bare names are looked up on ``PATH``. The result may not exist.
+    """
+    if not argv:
+        return None
+    first = argv[0]
+    if not _PYTHON_NAME_RE.match(os.path.basename(first)):
+        return None
+    vi = sys.version_info
+    if first in {"python", f"python{vi[0]}", f"python{vi[0]}.{vi[1]}"} and sys.executable:
+        return sys.executable
+    if os.sep in first:
+        return os.path.abspath(first)
+    return shutil.which(first) or first

@@ -1,0 +1,302 @@
+"""Which files are secrets, and how secret values are redacted from Jupyter config files.
+
+Two mechanisms, both off when a capture includes secrets:
+
+* **exclusion** by name (``.netrc``, ``.env``, ``.aws/credentials``, ``.ssh/``…) or by a
+  cheap look at content (``*.pem``/``*.key`` holding a private key);
+* **redaction** of secret-looking settings in Jupyter config files: the literal of
+  ``c.ServerApp.token = '…'``, ``"password": "…"`` in JSON, a secret-named key of a dict
+  (``{"GITHUB_TOKEN": "…"}``), and any URL with embedded credentials, become
+  :data:`REDACTION_MARKER`. An empty value is kept: ``token = ''`` *disables* auth, it is
+  not a secret, and changing it would change behaviour.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REDACTION_MARKER = "<redacted-by-westtek>"
+
+# A setting or key is secret when its name contains one of these words…
+_SECRET_NAME_RE = re.compile(
+    r"token|passw(?:or)?d|passphrase|secret|api[_-]?key|access[_-]?key|private[_-]?key"
+    r"|credential|auth[_-]?key",
+    re.IGNORECASE,
+)
+# …unless it names a file, a class, an endpoint or a switch rather than a value.
+_NOT_SECRET_SUFFIX_RE = re.compile(
+    r"(_file|_path|_dir|_class|_url|_uri|_endpoint|_required|_expiry|_expires|_ttl|_length)$",
+    re.IGNORECASE,
+)
+_URL_CREDENTIALS_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@")
+_PRIVATE_KEY_RE = re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
+_JSON_SECRET_TEXT_RE = re.compile(
+    r'"[^"]*(?:token|passw(?:or)?d|secret|api[_-]?key|credential)[^"]*"\s*:\s*"[^"]+"',
+    re.IGNORECASE,
+)
+
+_PRIVATE_KEY_NAMES = frozenset(
+    {"id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "id_ecdsa_sk", "id_ed25519_sk", "identity"}
+)
+_DOTENV_TEMPLATES = frozenset({".example", ".sample", ".template", ".dist", ".defaults"})
+_SECRET_FILES = {
+    ".netrc": "netrc",
+    "_netrc": "netrc",
+    ".pypirc": "pypirc",
+    ".git-credentials": "git-credentials",
+    ".pgpass": "pgpass",
+    "jupyterhub_cookie_secret": "cookie-secret",
+    "jupyter_cookie_secret": "cookie-secret",
+}
+# (parent directory name, file name) → kind
+_SECRET_PAIRS = {
+    (".aws", "credentials"): "aws-credentials",
+    (".docker", "config.json"): "docker-credentials",
+    (".kube", "config"): "kube-config",
+}
+_SECRET_DIRS = {".ssh": "ssh-directory", ".gnupg": "gnupg-directory"}
+_KEY_SUFFIXES = (".pem", ".key")
+_KEYSTORE_SUFFIXES = (".p12", ".pfx", ".jks", ".keystore")
+
+
+def is_secret_name(name: str) -> bool:
+    """Tell whether a setting/key/variable name looks like it holds a secret value."""
+    return bool(_SECRET_NAME_RE.search(name)) and not _NOT_SECRET_SUFFIX_RE.search(name)
+
+
+def secret_dir_kind(name: str) -> str | None:
+    """Return the kind of secret a directory named ``name`` holds as a whole, if any."""
+    return _SECRET_DIRS.get(name)
+
+
+def secret_file_kind(name: str, parent: str, source: Path) -> str | None:
+    """Return the kind of secret the file ``name`` (in directory ``parent``) is, if any.
+
+    Only ``*.pem``/``*.key`` files are opened (their first 64 KiB), so that public
+    certificates such as a CA bundle are kept and private keys are not.
+    """
+    kind = _SECRET_FILES.get(name) or _SECRET_PAIRS.get((parent, name))
+    if kind:
+        return kind
+    if name == ".env" or (
+        name.startswith(".env.") and name[len(".env") :] not in _DOTENV_TEMPLATES
+    ):
+        return "dotenv"
+    if name in _PRIVATE_KEY_NAMES:
+        return "private-key"
+    lower = name.lower()
+    if lower.endswith(_KEYSTORE_SUFFIXES):
+        return "keystore"
+    if lower.endswith(_KEY_SUFFIXES):
+        try:
+            with open(source, "rb") as f:
+                head = f.read(65536)
+        except OSError:
+            return None
+        if _PRIVATE_KEY_RE.search(head):
+            return "private-key"
+    return None
+
+
+def is_jupyter_config_name(name: str) -> bool:
+    """Tell whether ``name`` is a Jupyter config file (``jupyter_server_config.py``…)."""
+    return name.startswith("jupyter") and (
+        name.endswith("_config.py") or name.endswith("_config.json")
+    )
+
+
+@dataclass(frozen=True)
+class Redaction:
+    """One redacted value: the setting it belonged to and its category."""
+
+    setting: str
+    kind: str
+
+
+def _kind_of(name: str) -> str:
+    lower = name.lower()
+    for word, kind in (
+        ("token", "token"),
+        ("passw", "password"),
+        ("passphrase", "password"),
+        ("secret", "secret"),
+        ("key", "api-key"),
+        ("credential", "credential"),
+    ):
+        if word in lower:
+            return kind
+    return "secret"
+
+
+def _target_name(node: ast.expr) -> str | None:
+    """Dotted name of an assignment target (``c.ServerApp.token``), or None."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _target_name(node.value)
+        return f"{base}.{node.attr}" if base else node.attr
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+        base = _target_name(node.value)
+        return f"{base}[{node.slice.value!r}]"
+    return None
+
+
+def _last_name(dotted: str) -> str:
+    if dotted.endswith("]") and "[" in dotted:
+        return dotted[dotted.rindex("[") + 1 : -1].strip("'\"")
+    return dotted.rsplit(".", 1)[-1]
+
+
+class _PySecretFinder(ast.NodeVisitor):
+    """Collect the source spans of secret literals in a Python config file."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[int, int, int, int, bool, Redaction]] = []
+
+    def _secret_literals(self, value: ast.AST, setting: str) -> None:
+        redaction = Redaction(setting, _kind_of(_last_name(setting)))
+        for node in ast.walk(value):
+            if isinstance(node, ast.JoinedStr):
+                self._add(node, False, redaction)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str | bytes):
+                if node.value:
+                    self._add(node, isinstance(node.value, bytes), redaction)
+
+    def _add(self, node: ast.expr, is_bytes: bool, redaction: Redaction) -> None:
+        end_line, end_col = node.end_lineno, node.end_col_offset
+        if end_line is None or end_col is None:
+            return
+        self.spans.append((node.lineno, node.col_offset, end_line, end_col, is_bytes, redaction))
+
+    def _assign(self, targets: list[ast.expr], value: ast.AST | None) -> None:
+        if value is None:
+            return
+        for target in targets:
+            name = _target_name(target)
+            if name and is_secret_name(_last_name(name)):
+                self._secret_literals(value, name)
+
+    def visit_Assign(self, node: ast.Assign) -> None:  # noqa: D102, N802
+        self._assign(node.targets, node.value)
+        self.generic_visit(node)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:  # noqa: D102, N802
+        self._assign([node.target], node.value)
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:  # noqa: D102, N802
+        self._assign([node.target], node.value)
+        self.generic_visit(node)
+
+    def visit_Dict(self, node: ast.Dict) -> None:  # noqa: D102, N802
+        for key, value in zip(node.keys, node.values, strict=True):
+            if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                if is_secret_name(key.value):
+                    self._secret_literals(value, f"[{key.value!r}]")
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:  # noqa: D102, N802
+        for keyword in node.keywords:
+            if keyword.arg and is_secret_name(keyword.arg):
+                self._secret_literals(keyword.value, f"{keyword.arg}=")
+        self.generic_visit(node)
+
+    def visit_Constant(self, node: ast.Constant) -> None:  # noqa: D102, N802
+        if isinstance(node.value, str) and _URL_CREDENTIALS_RE.search(node.value):
+            self._add(node, False, Redaction("url", "url-credentials"))
+
+
+def _redact_python(data: bytes) -> tuple[bytes, list[Redaction]] | None:
+    tree = ast.parse(data)
+    finder = _PySecretFinder()
+    finder.visit(tree)
+    if not finder.spans:
+        return data, []
+    # ast offsets are (1-based line, UTF-8 byte column): turn them into absolute offsets.
+    starts = [0]
+    for text_line in data.splitlines(keepends=True):
+        starts.append(starts[-1] + len(text_line))
+    spans: list[tuple[int, int, bool, Redaction]] = []
+    for line, col, end_line, end_col, is_bytes, redaction in finder.spans:
+        spans.append((starts[line - 1] + col, starts[end_line - 1] + end_col, is_bytes, redaction))
+    spans.sort(key=lambda s: (s[0], -s[1]))
+    kept: list[tuple[int, int, bool, Redaction]] = []
+    for span in spans:
+        if kept and span[0] < kept[-1][1]:
+            continue  # nested in a span already redacted (an f-string, a dict value)
+        kept.append(span)
+    out = bytearray(data)
+    for start, end, is_bytes, _ in reversed(kept):
+        literal = repr(REDACTION_MARKER.encode() if is_bytes else REDACTION_MARKER)
+        out[start:end] = literal.encode()
+    return bytes(out), [span[3] for span in kept]
+
+
+def _redact_json_value(value: Any, setting: str, found: list[Redaction]) -> Any:
+    """Replace every non-empty string under a secret key."""
+    if isinstance(value, str):
+        if value:
+            found.append(Redaction(setting, _kind_of(_last_name(setting))))
+            return REDACTION_MARKER
+        return value
+    if isinstance(value, list):
+        return [_redact_json_value(item, setting, found) for item in value]
+    if isinstance(value, dict):
+        return {k: _redact_json_value(v, f"{setting}.{k}", found) for k, v in value.items()}
+    return value
+
+
+def _redact_json_tree(value: Any, path: str, found: list[Redaction]) -> Any:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            setting = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and is_secret_name(key):
+                out[key] = _redact_json_value(item, setting, found)
+            else:
+                out[key] = _redact_json_tree(item, setting, found)
+        return out
+    if isinstance(value, list):
+        return [_redact_json_tree(item, path, found) for item in value]
+    if isinstance(value, str) and _URL_CREDENTIALS_RE.search(value):
+        found.append(Redaction(path, "url-credentials"))
+        return REDACTION_MARKER
+    return value
+
+
+def _redact_json(data: bytes) -> tuple[bytes, list[Redaction]]:
+    document = json.loads(data)
+    found: list[Redaction] = []
+    redacted = _redact_json_tree(document, "", found)
+    if not found:
+        return data, []
+    return (json.dumps(redacted, indent=2, ensure_ascii=False) + "\n").encode(), found
+
+
+def redact_config(name: str, data: bytes) -> tuple[bytes, list[Redaction]] | None:
+    """Redact the secret values of a config file's content.
+
+    Returns the content to store (``data`` itself when nothing was found) and what was
+    redacted; or None when the file cannot be parsed *and* looks like it holds a secret,
+    in which case the caller must exclude it.
+    """
+    try:
+        if name.endswith(".py"):
+            return _redact_python(data)
+        if name.endswith((".json", ".jupyterlab-settings", ".jupyterlab-workspace")):
+            return _redact_json(data)
+    except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError):
+        pass
+    text = data.decode("utf-8", errors="replace")
+    if _JSON_SECRET_TEXT_RE.search(text) or _URL_CREDENTIALS_RE.search(text):
+        return None
+    if name.endswith(".py") and re.search(
+        r"(token|passw(or)?d|secret)\w*\s*=\s*['\"][^'\"]+", text, re.IGNORECASE
+    ):
+        return None
+    return data, []

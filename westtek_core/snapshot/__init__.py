@@ -1,0 +1,35 @@
+"""Snapshots: create, restore, verify, diff, export and delete, over a store and a capture."""
+
+from westtek_core.snapshot.catalog import delete_snapshot, load_snapshot, resolve_snapshot_id
+from westtek_core.snapshot.create import (
+    Progress,
+    SnapshotResult,
+    create_snapshot,
+    default_environment_id,
+    summarize,
+)
+from westtek_core.snapshot.export import EXPORT_FORMATS, export_snapshot
+from westtek_core.snapshot.manifest import ManifestError, iter_files, referenced_chunks
+from westtek_core.snapshot.restore import RestoreError, RestoreReport, restore_snapshot
+from westtek_core.snapshot.verify import VerifyReport, verify_snapshots
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "ManifestError",
+    "Progress",
+    "RestoreError",
+    "RestoreReport",
+    "SnapshotResult",
+    "VerifyReport",
+    "create_snapshot",
+    "default_environment_id",
+    "delete_snapshot",
+    "export_snapshot",
+    "iter_files",
+    "load_snapshot",
+    "referenced_chunks",
+    "resolve_snapshot_id",
+    "restore_snapshot",
+    "summarize",
+    "verify_snapshots",
+]

@@ -1,0 +1,411 @@
+"""Restore a snapshot into a new directory, offline, and check that what came back works.
+
+Layout (ARCHITECTURE.md): ``workspace/`` (the files of the captured root), ``envs/<n>/``
+(one prefix per captured interpreter), ``jupyter/`` (config files and ``kernels/``, usable
+as JUPYTER_CONFIG_DIR and JUPYTER_DATA_DIR) and ``RESTORE.json``.
+
+Every file comes back byte-identical except the relocated ones: text files of an
+environment prefix that name the old prefix (shebangs, ``pyvenv.cfg``, activate scripts,
+``.pth`` files), absolute symlinks into the old prefix, and kernelspecs repointed to the
+restored interpreter. Those are listed in ``RESTORE.json``. Compiled ``.pyc`` files keep the
+old path inside: it only shows in tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from westtek_core.snapshot.manifest import (
+    AREA_CONFIG,
+    AREA_ENV,
+    AREA_KERNEL,
+    AREA_WORKSPACE,
+    ManifestFile,
+    iter_files,
+    safe_relative_path,
+)
+from westtek_core.store import FileContent, Repository
+
+# Files up to this size are relocated in memory; larger ones are data, streamed as they are.
+RELOCATE_MAX_BYTES = 16 * 1024 * 1024
+_UNSAFE_MODE_BITS = stat.S_ISUID | stat.S_ISGID
+
+
+class RestoreError(Exception):
+    """A restore that cannot start (non-empty target, unsafe manifest…); one clear line."""
+
+
+@dataclass
+class RestoreReport:
+    """What was restored, what was relocated, and how validation went (RESTORE.json)."""
+
+    snapshot: str
+    target: str
+    files: int = 0
+    bytes: int = 0
+    relocated: list[str] = field(default_factory=list)
+    modes_dropped: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    interpreters: list[dict[str, Any]] = field(default_factory=list)
+    kernels: list[dict[str, Any]] = field(default_factory=list)
+    validation: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every validation passed and nothing conflicted."""
+        return not self.conflicts and all(v.get("ok") for v in self.validation)
+
+    def to_json(self) -> dict[str, Any]:
+        """The content of RESTORE.json."""
+        return {
+            "snapshot": self.snapshot,
+            "target": self.target,
+            "ok": self.ok,
+            "files": self.files,
+            "bytes": self.bytes,
+            "interpreters": self.interpreters,
+            "kernels": self.kernels,
+            "relocated": self.relocated,
+            "modes_dropped": self.modes_dropped,
+            "conflicts": self.conflicts,
+            "validation": self.validation,
+        }
+
+
+# Where each kind of captured config dir goes under jupyter/ (the capture's ConfigCapture.role).
+CONFIG_ROLE_DIRS = {
+    "config": "",
+    "lab-user-settings": "lab/user-settings",
+    "lab-workspaces": "lab/workspaces",
+    "lab-app-settings": "lab/settings",
+}
+
+
+def _area_root(target: Path, item: ManifestFile) -> Path:
+    if item.area == AREA_WORKSPACE:
+        return target / "workspace"
+    if item.area == AREA_ENV:
+        return target / "envs" / item.area_key
+    if item.area == AREA_KERNEL:
+        return target / "jupyter" / "kernels" / item.area_key
+    return target / "jupyter" / CONFIG_ROLE_DIRS.get(item.role, "")
+
+
+class _Restorer:
+    def __init__(
+        self, repo: Repository, manifest: Mapping[str, Any], target: Path, *, with_envs: bool
+    ) -> None:
+        self.repo = repo
+        self.manifest = manifest
+        self.target = target
+        self.with_envs = with_envs
+        self.report = RestoreReport(snapshot=str(manifest.get("id", "")), target=str(target))
+        # old prefix → new prefix, per restored interpreter
+        self.prefixes: dict[str, tuple[bytes, bytes]] = {}
+        for index, interp in enumerate(manifest.get("interpreters", [])):
+            if with_envs and interp.get("prefix_tree") and interp.get("prefix"):
+                new_prefix = target / "envs" / str(index)
+                self.prefixes[str(index)] = (
+                    os.fsencode(interp["prefix"]),
+                    os.fsencode(str(new_prefix)),
+                )
+
+    def run(self) -> RestoreReport:
+        items = [i for i in iter_files(self.manifest) if self.with_envs or i.area != AREA_ENV]
+        for item in items:
+            safe_relative_path(item.path)
+            if item.area == AREA_KERNEL:
+                safe_relative_path(item.area_key)
+        # dirs, then files, then links: nothing is ever written through a restored link
+        dirs = [i for i in items if i.entry.get("kind") == "dir"]
+        files = [i for i in items if i.entry.get("kind") == "file"]
+        # config dirs merge into jupyter/: lower-priority dirs first, so the first listed wins
+        config_dirs = [c["dir"] for c in self.manifest.get("jupyter", {}).get("config", [])]
+        files.sort(key=lambda i: -config_dirs.index(i.area_key) if i.area == AREA_CONFIG else 1)
+        for item in dirs:
+            (_area_root(self.target, item) / item.path).mkdir(parents=True, exist_ok=True)
+        for item in files:
+            self._restore_file(item)
+        for item in items:
+            if item.entry.get("kind") == "symlink":
+                self._restore_link(item)
+        self._restore_dir_times(dirs)
+        self._repoint_kernels()
+        return self.report
+
+    def _dest(self, item: ManifestFile) -> Path:
+        dest = _area_root(self.target, item) / item.path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        return dest
+
+    def _restore_file(self, item: ManifestFile) -> None:
+        entry = item.entry
+        dest = self._dest(item)
+        content = FileContent(size=int(entry.get("size", 0)), chunks=tuple(item.chunks))
+        relocate = self.prefixes.get(item.area_key) if item.area == AREA_ENV else None
+        if relocate and content.size <= RELOCATE_MAX_BYTES:
+            data = b"".join(self.repo.iter_file(content))
+            old, new = relocate
+            if old in data and b"\0" not in data[:8192]:
+                data = data.replace(old, new)
+                self.report.relocated.append(item.display)
+            dest.write_bytes(data)
+        else:
+            with open(dest, "wb") as out:
+                for block in self.repo.iter_file(content):
+                    out.write(block)
+        mode = int(entry.get("mode", 0o644))
+        if mode & _UNSAFE_MODE_BITS:
+            self.report.modes_dropped.append(item.display)
+        os.chmod(dest, mode & 0o7777 & ~_UNSAFE_MODE_BITS)
+        mtime = int(entry.get("mtime_ns", 0))
+        os.utime(dest, ns=(mtime, mtime))
+        self.report.files += 1
+        self.report.bytes += content.size
+
+    def _restore_link(self, item: ManifestFile) -> None:
+        dest = self._dest(item)
+        link = str(item.entry.get("link_target") or "")
+        relocate = self.prefixes.get(item.area_key) if item.area == AREA_ENV else None
+        if relocate and os.fsencode(link).startswith(relocate[0] + b"/"):
+            link = os.fsdecode(relocate[1] + os.fsencode(link)[len(relocate[0]) :])
+            self.report.relocated.append(item.display)
+        if dest.exists() or dest.is_symlink():
+            self.report.conflicts.append(f"{item.display}: exists, link not created")
+            return
+        os.symlink(link, dest)
+        mtime = int(item.entry.get("mtime_ns", 0))
+        os.utime(dest, ns=(mtime, mtime), follow_symlinks=False)
+
+    def _restore_dir_times(self, dirs: Iterable[ManifestFile]) -> None:
+        for item in sorted(dirs, key=lambda i: i.path.count("/"), reverse=True):
+            path = _area_root(self.target, item) / item.path
+            os.chmod(path, int(item.entry.get("mode", 0o755)) & 0o7777 & ~_UNSAFE_MODE_BITS)
+            mtime = int(item.entry.get("mtime_ns", 0))
+            os.utime(path, ns=(mtime, mtime))
+
+    def restored_python(self, index: int) -> Path:
+        """The restored interpreter of captured interpreter ``index``."""
+        interp = self.manifest["interpreters"][index]
+        if not self.with_envs:
+            return self.target / "envs" / str(index) / "bin" / "python"
+        executable = Path(str(interp.get("executable") or interp.get("path")))
+        prefix = Path(str(interp.get("prefix")))
+        try:
+            relative = executable.relative_to(prefix)
+        except ValueError:
+            relative = Path("bin") / "python"
+        return self.target / "envs" / str(index) / relative
+
+    def restorable(self, interp: Mapping[str, Any]) -> bool:
+        """Whether an interpreter comes back: from its stored files, or rebuilt from a lock."""
+        return bool(interp.get("prefix_tree")) or not self.with_envs
+
+    def _interpreter_of(self, argv0: str) -> int | None:
+        for index, interp in enumerate(self.manifest.get("interpreters", [])):
+            if not self.restorable(interp):
+                continue
+            names = {interp.get("path"), interp.get("executable")}
+            prefix = str(interp.get("prefix") or "")
+            if argv0 in names or (prefix and argv0.startswith(prefix.rstrip("/") + "/")):
+                return index
+        return None
+
+    def _repoint_kernels(self) -> None:
+        for interp_index, interp in enumerate(self.manifest.get("interpreters", [])):
+            if self.restorable(interp):
+                self.report.interpreters.append(
+                    {
+                        "captured": interp.get("path"),
+                        "restored": str(self.restored_python(interp_index)),
+                        "prefix": str(self.target / "envs" / str(interp_index)),
+                    }
+                )
+        for kernel in self.manifest.get("kernels", []):
+            spec_path = self.target / "jupyter" / "kernels" / kernel["name"] / "kernel.json"
+            spec = dict(kernel.get("spec", {}))
+            argv = list(spec.get("argv", []))
+            index = self._interpreter_of(argv[0]) if argv else None
+            record: dict[str, Any] = {"name": kernel["name"], "spec": str(spec_path)}
+            if index is not None and spec_path.exists():
+                argv[0] = str(self.restored_python(index))
+                spec["argv"] = argv
+                spec_path.write_text(json.dumps(spec, indent=1))
+                self.report.relocated.append(f"{AREA_KERNEL}:{kernel['name']}/kernel.json")
+                record["interpreter"] = argv[0]
+            self.report.kernels.append(record)
+
+
+_IMPORT_CHECK = """
+import importlib, json, sys
+failed = {}
+for name in json.load(sys.stdin):
+    try:
+        importlib.import_module(name)
+    except BaseException as e:  # a module may raise anything, SystemExit included
+        failed[name] = "%s: %s" % (type(e).__name__, e)
+print(json.dumps(failed))
+"""
+
+
+def _importable_names(interp: Mapping[str, Any]) -> list[str]:
+    names = {
+        name
+        for package in interp.get("packages", [])
+        for name in package.get("top_level", [])
+        if name.isidentifier() and not name.startswith("__")
+    }
+    return sorted(names)
+
+
+def _clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # validating must not change the restored tree
+    return env
+
+
+def _import_in_subprocess(
+    python: Path, names: list[str], timeout: float, cwd: str
+) -> dict[str, str]:
+    try:
+        done = subprocess.run(
+            [str(python), "-I", "-c", _IMPORT_CHECK],
+            input=json.dumps(names),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=cwd,
+            env=_clean_env(),
+        )
+        lines = done.stdout.strip().splitlines()
+        failed: dict[str, str] = json.loads(lines[-1]) if lines else {}
+        if done.returncode != 0 and not failed:
+            failed = {name: done.stderr.strip()[-500:] for name in names}
+    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError) as e:
+        failed = {name: str(e) for name in names}
+    return failed
+
+
+def validate_interpreter(
+    python: Path, interp: Mapping[str, Any], timeout: float = 900
+) -> dict[str, Any]:
+    """Import every top-level module of every distribution, then run ``pip check``.
+
+    All modules are imported in one process for speed; one that fails there is retried
+    alone, since some packages cannot be imported after others (setuptools after
+    ``_distutils_hack``, say) and only a failure on its own is the restore's fault.
+    """
+    names = _importable_names(interp)
+    result: dict[str, Any] = {"interpreter": str(python), "modules": len(names)}
+    with tempfile.TemporaryDirectory() as scratch:
+        failed = _import_in_subprocess(python, names, timeout, scratch)
+        for name in list(failed):
+            if not _import_in_subprocess(python, [name], timeout, scratch):
+                del failed[name]
+        result["import_failures"] = failed
+        pip_ok = True
+        if any(p["name"].lower() == "pip" for p in interp.get("packages", [])):
+            check = subprocess.run(
+                [str(python), "-I", "-m", "pip", "check", "--disable-pip-version-check"],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                cwd=scratch,
+                env=_clean_env(),
+            )
+            pip_ok = check.returncode == 0
+            result["pip_check"] = check.stdout.strip()
+    result["ok"] = not failed and pip_ok
+    return result
+
+
+def find_python(version_info: Sequence[Any]) -> str:
+    """An interpreter of the same major.minor version on PATH, for a lock restore."""
+    wanted = f"python{version_info[0]}.{version_info[1]}"
+    found = shutil.which(wanted)
+    if found:
+        return found
+    raise RestoreError(
+        f"restore --mode lock needs {wanted} on PATH to rebuild the environment; install it "
+        "or restore with --mode files"
+    )
+
+
+def rebuild_environment(manifest: Mapping[str, Any], index: int, prefix: Path) -> None:
+    """Create a venv at ``prefix`` and install every distribution at its captured version."""
+    from westtek_core.snapshot.export import export_requirements
+
+    interp = manifest["interpreters"][index]
+    python = find_python(interp.get("version_info") or [3, 0])
+    subprocess.run([python, "-m", "venv", str(prefix)], check=True, capture_output=True)
+    requirements = prefix / "westtek-requirements.txt"
+    requirements.write_text(export_requirements(manifest, index))
+    done = subprocess.run(
+        [
+            str(prefix / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-r",
+            str(requirements),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
+        raise RestoreError(f"pip could not install the locked packages into {prefix}: {last}")
+
+
+def restore_snapshot(
+    repo: Repository,
+    manifest: Mapping[str, Any],
+    target: Path,
+    *,
+    force: bool = False,
+    validate: bool = True,
+    mode: str = "files",
+) -> RestoreReport:
+    """Restore ``manifest`` into ``target`` and validate what came back.
+
+    ``mode="files"`` brings every environment back byte-exact from the store, offline;
+    ``mode="lock"`` rebuilds each environment as a fresh venv of the same Python version
+    from the package index (pip's own configuration chooses which), for another OS or
+    architecture. Workspace, config and kernels come from the store either way.
+    """
+    if mode not in ("files", "lock"):
+        raise RestoreError(f"unknown restore mode {mode!r}; choose files or lock")
+    target = target.absolute()
+    if target.exists() and not target.is_dir():
+        raise RestoreError(f"restore target {target} exists and is not a directory")
+    if target.exists() and any(target.iterdir()) and not force:
+        raise RestoreError(
+            f"restore target {target} is not empty: choose a new directory or pass --force"
+        )
+    target.mkdir(parents=True, exist_ok=True)
+    restorer = _Restorer(repo, manifest, target, with_envs=mode == "files")
+    if mode == "lock":
+        for index in range(len(manifest.get("interpreters", []))):
+            rebuild_environment(manifest, index, restorer.restored_python(index).parent.parent)
+    report = restorer.run()
+    if validate:
+        for index, interp in enumerate(manifest.get("interpreters", [])):
+            if restorer.restorable(interp):
+                report.validation.append(
+                    validate_interpreter(restorer.restored_python(index), interp)
+                )
+    tmp = target / ".RESTORE.json.tmp"
+    tmp.write_text(json.dumps(report.to_json(), indent=2))
+    tmp.replace(target / "RESTORE.json")
+    return report

@@ -1,0 +1,207 @@
+"""Where a store's objects live: a narrow backend interface and its local-directory flavour.
+
+A backend stores opaque, immutable objects under slash-separated keys such as
+``data/3f/3f…`` or ``snapshots/ab…``. It knows nothing about packs, indexes or encryption;
+every backend passes the same conformance suite (``tests/core/store/test_backend.py``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from traitlets import Unicode
+from traitlets.config import LoggingConfigurable
+
+from westtek_core.store.errors import ObjectMissing, StoreError
+
+# Top-level folders a store uses; ``tmp/`` holds partial writes of the local backend only.
+STORE_DIRS = ("data", "index", "snapshots", "locks")
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a safe relative object key, else raise :class:`StoreError`."""
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise StoreError(f"invalid object key {key!r}")
+    return key
+
+
+class StoreBackend(LoggingConfigurable):
+    """The narrow interface every store backend implements.
+
+    Objects are written once and never modified: :meth:`save` of a key that already exists
+    leaves the stored object untouched. Keys are relative, slash-separated paths.
+    """
+
+    @property
+    def url(self) -> str:
+        """A human-readable location for messages, e.g. ``/srv/store`` or ``s3://b/p``."""
+        return type(self).__name__
+
+    def save(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` atomically; an existing key is left untouched."""
+        raise NotImplementedError
+
+    def load(self, key: str) -> bytes:
+        """Return the whole object; :class:`ObjectMissing` if there is none."""
+        raise NotImplementedError
+
+    def load_range(self, key: str, offset: int, length: int) -> bytes:
+        """Return ``length`` bytes from ``offset`` (fewer if the object is shorter).
+
+        The default loads the whole object; backends override it with a ranged read.
+        """
+        return self.load(key)[offset : offset + length]
+
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored under ``key``."""
+        raise NotImplementedError
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Yield the keys that start with ``prefix`` (normally a folder such as ``data/``)."""
+        raise NotImplementedError
+
+    def remove(self, key: str) -> None:
+        """Delete the object under ``key``; removing a missing key is not an error."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections or handles; the backend must not be used afterwards."""
+
+
+class LocalDirectoryBackend(StoreBackend):
+    """Objects as files below a directory; partial writes go to ``tmp/`` then get linked."""
+
+    root = Unicode(
+        "",
+        config=True,
+        help="Directory holding the store. Created, with its subfolders, on first write.",
+    )
+
+    @property
+    def url(self) -> str:
+        """The root directory."""
+        return self.root
+
+    def _path(self, key: str) -> Path:
+        return Path(self.root, check_key(key))
+
+    def save(self, key: str, data: bytes) -> None:
+        """Write to ``tmp/``, fsync, then hard-link into place so nothing is ever overwritten."""
+        path = self._path(key)
+        if path.exists():
+            return
+        tmp_dir = Path(self.root, "tmp")
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_dir / f"{path.name}.{secrets.token_hex(8)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+        try:
+            try:
+                with memoryview(data) as view:
+                    written = 0
+                    while written < len(view):
+                        written += os.write(fd, view[written:])
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._link_into_place(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        _fsync_dir(path.parent)
+
+    @staticmethod
+    def _link_into_place(tmp: Path, path: Path) -> None:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # a concurrent writer stored the same key first: write-once keeps theirs
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
+            # File systems without hard links: rename is atomic, only the no-clobber is racy.
+            if not path.exists():
+                os.replace(tmp, path)
+
+    def load(self, key: str) -> bytes:
+        """Read the whole file."""
+        try:
+            with open(self._path(key), "rb") as f:
+                return f.read()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectMissing(f"{key} is missing from the store at {self.root}") from None
+
+    def load_range(self, key: str, offset: int, length: int) -> bytes:
+        """One ``pread`` of the requested range."""
+        try:
+            fd = os.open(self._path(key), os.O_RDONLY | os.O_CLOEXEC)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectMissing(f"{key} is missing from the store at {self.root}") from None
+        try:
+            return os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+
+    def exists(self, key: str) -> bool:
+        """Whether the file exists."""
+        return self._path(key).is_file()
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Walk the folder part of ``prefix`` and yield matching keys (``tmp/`` never)."""
+        folder = prefix.rpartition("/")[0]
+        start = Path(self.root, folder) if folder else Path(self.root)
+        stack = [(start, f"{folder}/" if folder else "")]
+        while stack:
+            directory, rel = stack.pop()
+            try:
+                entries = list(os.scandir(directory))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                key = rel + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    below = key + "/"
+                    if key != "tmp" and (below.startswith(prefix) or prefix.startswith(below)):
+                        stack.append((Path(entry.path), below))
+                elif key.startswith(prefix):
+                    yield key
+
+    def remove(self, key: str) -> None:
+        """Unlink the file; a missing file is fine."""
+        self._path(key).unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on directories; the data itself is synced
+    finally:
+        os.close(fd)
+
+
+def open_backend(url: str) -> StoreBackend:
+    """Return the backend for ``url``: a path or ``file://PATH`` (local), ``s3://BUCKET/PREFIX``."""
+    if not url or not url.strip():
+        raise StoreError("no store location given: use a path, file://PATH or s3://BUCKET/PREFIX")
+    if "://" not in url:
+        return LocalDirectoryBackend(root=os.path.abspath(os.path.expanduser(url)))
+    parsed = urlparse(url)
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost") and parsed.path:
+        return LocalDirectoryBackend(root=os.path.abspath(unquote(parsed.path)))
+    if parsed.scheme == "s3" and parsed.netloc:
+        from westtek_core.store.s3 import S3Backend
+
+        return S3Backend(bucket=parsed.netloc, prefix=unquote(parsed.path).strip("/"))
+    raise StoreError(
+        f"unsupported store location {url!r}: use a path, file://PATH or s3://BUCKET/PREFIX"
+    )

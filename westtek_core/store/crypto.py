@@ -1,0 +1,104 @@
+"""Keys, chunk ids and per-object encryption (AES-256-GCM) of a store.
+
+The master key is 32 random bytes in a key file. Sub-keys are BLAKE3 ``derive_key`` outputs
+of (master key + the store's random salt) under distinct contexts, so one key file can serve
+several stores without their ids or ciphertexts being linkable.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import blake3
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from westtek_core.store.errors import ObjectCorrupt, StoreKeyError
+
+KEY_SIZE = 32
+NONCE_SIZE = 12
+TAG_SIZE = 16
+# Hash big buffers on several threads; below this the thread hand-off costs more than it saves.
+_PARALLEL_HASH_BYTES = 4 << 20
+_CONTEXT = "West Tek store 2026-11 {}"
+
+
+def read_key_file(path: Path) -> bytes:
+    """Return the 32-byte master key in ``path``; :class:`StoreKeyError` if absent or malformed."""
+    try:
+        key = path.read_bytes()
+    except FileNotFoundError:
+        raise StoreKeyError(f"key file {path} does not exist") from None
+    except OSError as exc:
+        raise StoreKeyError(f"cannot read key file {path}: {exc.strerror}") from None
+    if len(key) != KEY_SIZE:
+        raise StoreKeyError(f"key file {path} is not a West Tek key (expected {KEY_SIZE} bytes)")
+    return key
+
+
+def create_key_file(path: Path) -> bytes:
+    """Write a new random key to ``path`` (mode 0600), or return the key already there."""
+    if path.exists():
+        return read_key_file(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = secrets.token_bytes(KEY_SIZE)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return read_key_file(path)  # created concurrently: use theirs
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+        f.flush()
+        os.fsync(f.fileno())
+    return key
+
+
+def derive_key(master: bytes, salt: bytes, purpose: str) -> bytes:
+    """A 32-byte sub-key of ``master`` for ``purpose`` in the store salted with ``salt``."""
+    return blake3.blake3(master + salt, derive_key_context=_CONTEXT.format(purpose)).digest()
+
+
+def key_check_value(master: bytes, salt: bytes) -> str:
+    """What the config stores to recognise the right key without revealing it."""
+    return derive_key(master, salt, "key check").hex()[:32]
+
+
+class Crypto:
+    """Chunk-id hashing and object sealing for one store (a no-op sealer when unencrypted)."""
+
+    def __init__(self, master: bytes | None = None, salt: bytes = b"") -> None:
+        self.encrypted = master is not None
+        self._id_key = derive_key(master, salt, "chunk id") if master is not None else None
+        self._aead = AESGCM(derive_key(master, salt, "encryption")) if master else None
+
+    def chunk_id(self, data: bytes | memoryview) -> bytes:
+        """The 32-byte id of a plaintext chunk: BLAKE3, keyed when the store is encrypted."""
+        threads = blake3.blake3.AUTO if len(data) >= _PARALLEL_HASH_BYTES else 1
+        if self._id_key is None:
+            return blake3.blake3(data, max_threads=threads).digest()
+        return blake3.blake3(data, key=self._id_key, max_threads=threads).digest()
+
+    def seal(self, data: bytes) -> bytes:
+        """Encrypt ``data`` as ``nonce || ciphertext || tag`` (returned as is when unencrypted)."""
+        if self._aead is None:
+            return data
+        nonce = secrets.token_bytes(NONCE_SIZE)
+        return nonce + self._aead.encrypt(nonce, data, None)
+
+    def unseal(self, data: bytes, what: str) -> bytes:
+        """Decrypt and authenticate what :meth:`seal` made; :class:`ObjectCorrupt` if tampered."""
+        if self._aead is None:
+            return data
+        if len(data) < NONCE_SIZE + TAG_SIZE:
+            raise ObjectCorrupt(f"{what} is too short to be an encrypted object")
+        try:
+            return self._aead.decrypt(data[:NONCE_SIZE], data[NONCE_SIZE:], None)
+        except InvalidTag:
+            raise ObjectCorrupt(f"{what} fails authentication (damaged or altered)") from None
+
+    @property
+    def overhead(self) -> int:
+        """Bytes :meth:`seal` adds to each object."""
+        return NONCE_SIZE + TAG_SIZE if self._aead is not None else 0
