@@ -145,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     restore.add_argument("--force", action="store_true", help="restore into a non-empty DIR")
     restore.add_argument(
+        "--execute-notebooks",
+        action="store_true",
+        help="re-run every notebook in its restored kernel and report output differences",
+    )
+    restore.add_argument(
         "--no-validate", action="store_true", help="skip the import and pip check of the result"
     )
     _add_store(restore)
@@ -369,6 +374,7 @@ def _cmd_snapshot_restore(args: argparse.Namespace) -> int:
         force=args.force,
         validate=not args.no_validate,
         mode=args.mode,
+        execute_notebooks=args.execute_notebooks,
     )
 
     def human(console: Console) -> None:
@@ -383,6 +389,15 @@ def _cmd_snapshot_restore(args: argparse.Namespace) -> int:
             console.print(f"  validation of {check['interpreter']}: {state}")
             for name, error in check.get("import_failures", {}).items():
                 console.print(f"    import {name}: {error}")
+            for name in check.get("failing_in_original_too", {}):
+                console.print(f"    [dim]import {name} fails in the captured environment too[/]")
+            for difference in check.get("differences", []):
+                console.print(
+                    f"    cell {difference['cell']}: stored {difference['before']!r}, "
+                    f"now {difference['after']!r}"
+                )
+            if check.get("error"):
+                console.print(f"    {check['error']}")
         console.print(f"  details: {Path(report.target) / 'RESTORE.json'}")
 
     _emit(args, report.to_json(), human)

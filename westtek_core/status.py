@@ -19,6 +19,7 @@ class Capability(str, Enum):
     LAB_EXTENSION = "lab-extension"
     HUB_SERVICE = "hub-service"
     SPAWNER_LOCAL = "spawner-local"
+    SNAPSHOTS = "snapshots"
 
 
 # A capability is present when the module that implements it is importable.
@@ -26,6 +27,7 @@ _CAPABILITY_MODULES: dict[Capability, str] = {
     Capability.SERVER_EXTENSION: "westtek_server_ext",
     Capability.HUB_SERVICE: "westtek_hub",
     Capability.SPAWNER_LOCAL: "westtek_spawner.backends.local",
+    Capability.SNAPSHOTS: "westtek_core.snapshot",
 }
 
 

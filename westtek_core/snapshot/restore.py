@@ -302,7 +302,8 @@ def validate_interpreter(
 
     All modules are imported in one process for speed; one that fails there is retried
     alone, since some packages cannot be imported after others (setuptools after
-    ``_distutils_hack``, say) and only a failure on its own is the restore's fault.
+    ``_distutils_hack``, say), and then in the original interpreter when it still exists:
+    only a module that imports there but not here is the restore's fault.
     """
     names = _importable_names(interp)
     result: dict[str, Any] = {"interpreter": str(python), "modules": len(names)}
@@ -311,7 +312,16 @@ def validate_interpreter(
         for name in list(failed):
             if not _import_in_subprocess(python, [name], timeout, scratch):
                 del failed[name]
+        # a module that never imported in the captured environment either (an optional
+        # dependency missing there) is a fact about that environment, not a restore fault
+        original = Path(str(interp.get("executable") or ""))
+        known: dict[str, str] = {}
+        if failed and original.is_file() and original != python:
+            for name in list(failed):
+                if _import_in_subprocess(original, [name], timeout, scratch):
+                    known[name] = failed.pop(name)
         result["import_failures"] = failed
+        result["failing_in_original_too"] = known
         pip_ok = True
         if any(p["name"].lower() == "pip" for p in interp.get("packages", [])):
             check = subprocess.run(
@@ -376,6 +386,7 @@ def restore_snapshot(
     force: bool = False,
     validate: bool = True,
     mode: str = "files",
+    execute_notebooks: bool = False,
 ) -> RestoreReport:
     """Restore ``manifest`` into ``target`` and validate what came back.
 
@@ -383,6 +394,8 @@ def restore_snapshot(
     ``mode="lock"`` rebuilds each environment as a fresh venv of the same Python version
     from the package index (pip's own configuration chooses which), for another OS or
     architecture. Workspace, config and kernels come from the store either way.
+    ``execute_notebooks`` re-runs every restored notebook in its restored kernel and
+    reports each cell whose outputs differ from the stored ones.
     """
     if mode not in ("files", "lock"):
         raise RestoreError(f"unknown restore mode {mode!r}; choose files or lock")
@@ -405,6 +418,11 @@ def restore_snapshot(
                 report.validation.append(
                     validate_interpreter(restorer.restored_python(index), interp)
                 )
+    if execute_notebooks:
+        from westtek_core.snapshot.notebooks import rerun_notebooks
+
+        for run in rerun_notebooks(target / "workspace", target / "jupyter" / "kernels"):
+            report.validation.append({"interpreter": f"notebook {run['notebook']}", **run})
     tmp = target / ".RESTORE.json.tmp"
     tmp.write_text(json.dumps(report.to_json(), indent=2))
     tmp.replace(target / "RESTORE.json")

@@ -247,3 +247,69 @@ def test_lock_restore_rebuilds_the_venv_from_an_index(
     ).stdout.strip()
     assert version == "1.0.0"
     assert report.ok, report.validation
+
+
+@pytest.mark.slow
+def test_a_real_scientific_env_restores_and_reruns_its_notebook(tmp_path, monkeypatch):
+    # Given this test run's own environment (jupyter, ipykernel, ~180 packages) and a
+    # notebook whose stored outputs came from its kernel,
+    import sys
+
+    import nbformat
+
+    python = Path(sys.executable)
+    jupyter_data = tmp_path / "jupyter-data"
+    kernel_dir = jupyter_data / "kernels" / "lab-python"
+    kernel_dir.mkdir(parents=True)
+    (kernel_dir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Lab Python",
+                "language": "python",
+            }
+        )
+    )
+    for key in ("JUPYTER_DATA_DIR", "JUPYTER_PATH"):
+        monkeypatch.setenv(key, str(jupyter_data))
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(tmp_path / "no-config"))
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    notebook = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "lab-python", "display_name": "Lab Python"}}
+    )
+    notebook.cells = [
+        nbformat.v4.new_code_cell("import yaml, dateutil\nprint(sum(range(10)))"),
+        nbformat.v4.new_code_cell("6 * 7"),
+    ]
+    notebook.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="45\n")]
+    notebook.cells[1].outputs = [
+        nbformat.v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=2)
+    ]
+    nbformat.write(notebook, workspace / "figure3.ipynb")
+    stale = nbformat.v4.new_notebook(metadata=notebook.metadata)
+    stale.cells = [nbformat.v4.new_code_cell("6 * 9")]
+    stale.cells[0].outputs = [
+        nbformat.v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=1)
+    ]
+    nbformat.write(stale, workspace / "stale.ipynb")
+
+    repo = Repository.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
+    capture = capture_environment([str(python)], workspace)
+    result = create_snapshot(repo, capture)
+    # when it is restored with its notebooks re-run,
+    target = tmp_path / "restored"
+    report = restore_snapshot(repo, load_snapshot(repo, result.id), target, execute_notebooks=True)
+    # then every package imports in the restored interpreter, the notebook reproduces, and
+    # the one whose stored output no longer matches is reported cell by cell.
+    checks = {check["interpreter"]: check for check in report.validation}
+    imports = next(c for c in report.validation if "import_failures" in c)
+    assert imports["import_failures"] == {} and imports["modules"] > 100
+    assert checks["notebook figure3.ipynb"]["ok"], checks["notebook figure3.ipynb"]
+    assert checks["notebook stale.ipynb"]["differences"] == [
+        {"cell": 0, "before": "[execute_result] 42", "after": "[execute_result] 54"}
+    ]
+    before = tree_hashes(Path(sys.prefix))
+    after = tree_hashes(target / "envs" / "0")
+    relocated = {r.split("/", 1)[1] for r in report.relocated if r.startswith("env:0/")}
+    assert {p for p in before if before.get(p) != after.get(p)} <= relocated
