@@ -83,11 +83,25 @@ def referenced_chunks(manifest: Mapping[str, Any]) -> set[str]:
 
 
 def content_checksum(manifest: Mapping[str, Any]) -> str:
-    """A digest of every file's path and content: equal for two snapshots of equal content."""
+    """A digest of every file's place, kind and content: equal for snapshots of equal content.
+
+    Areas and their entries come in a fixed order (captures sort entries by path), so no
+    sorting is needed here.
+    """
     digest = blake3.blake3()
-    for item in sorted(iter_files(manifest), key=lambda f: (f.area, f.area_key, f.path)):
-        digest.update(f"{item.display}\0{item.entry.get('kind')}\0".encode())
-        digest.update(",".join(item.chunks).encode() + b"\n")
-        if item.entry.get("link_target"):
-            digest.update(str(item.entry["link_target"]).encode())
+    for item in iter_files(manifest):
+        entry = item.entry
+        digest.update(
+            "\0".join(
+                (
+                    item.area,
+                    item.area_key,
+                    item.path,
+                    str(entry.get("kind")),
+                    ",".join(entry.get("content") or ()),
+                    str(entry.get("link_target") or ""),
+                )
+            ).encode()
+            + b"\n"
+        )
     return "blake3:" + digest.hexdigest()
