@@ -163,6 +163,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("-o", "--output", type=Path, help="write to a file instead of stdout")
     _add_store(export)
+    drift = commands.add_parser(
+        "drift", help="compare the live environment with its baseline snapshot"
+    )
+    _add_environment(drift)
+    drift.add_argument("--baseline", metavar="ID", help="compare with this snapshot instead")
+    drift.add_argument("--environment-id", help="the environment whose baseline is used")
+    drift.add_argument(
+        "--fail-on",
+        choices=("minor", "critical"),
+        help="exit 1 when the drift reaches this level (for CI gates)",
+    )
+    _add_json(drift)
+
+    baseline = commands.add_parser("baseline", help="choose the snapshot drift is measured against")
+    baseline_actions = baseline.add_subparsers(dest="action", metavar="ACTION", required=True)
+    baseline_set = baseline_actions.add_parser(
+        "set", help="make a snapshot its environment's baseline"
+    )
+    baseline_set.add_argument("id")
+    _add_environment(baseline_set)
+    _add_json(baseline_set)
     return parser
 
 
@@ -309,6 +330,58 @@ def _cmd_snapshot_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_drift(console: Console, report: Any) -> None:
+    colour = {"info": "green", "minor": "yellow", "critical": "red"}
+    status_colour = {"STABLE": "green", "MINOR_DRIFT": "yellow", "CRITICAL_DRIFT": "red"}
+    status = report.status.value
+    console.print(f"[{status_colour[status]}]{status}[/] (baseline {report.baseline[:12]})")
+    if not report.changes:
+        console.print("no differences")
+        return
+    table = Table("severity", "kind", "name", "change", "before", "after", "notebooks", "reason")
+    for change in sorted(report.changes, key=lambda c: -c.severity.rank):
+        severity = change.severity.value
+        table.add_row(
+            f"[{colour[severity]}]{severity}[/]",
+            change.kind,
+            change.name,
+            change.change,
+            change.before or "",
+            change.after or "",
+            ", ".join(change.affected_notebooks),
+            change.reason,
+        )
+    console.print(table)
+
+
+def _cmd_drift(args: argparse.Namespace) -> int:
+    from westtek_core.baseline import baseline_manifest
+    from westtek_core.drift import capture_live, detect_drift, fails_at
+    from westtek_core.snapshot import default_environment_id
+
+    if not args.root.is_dir():
+        raise CommandError(f"--root {args.root} is not a directory")
+    repo = _open_repo(args)
+    environment = args.environment_id or default_environment_id()
+    baseline = baseline_manifest(repo, environment, args.baseline)
+    report = detect_drift(capture_live(args.python, args.root), baseline, args.root)
+    _emit(args, report.to_json(), lambda console: _print_drift(console, report))
+    return 1 if args.fail_on and fails_at(report, args.fail_on) else 0
+
+
+def _cmd_baseline_set(args: argparse.Namespace) -> int:
+    from westtek_core.baseline import set_baseline
+
+    manifest = set_baseline(_open_repo(args), args.id)
+    payload = {"baseline": manifest["id"], "environment_id": manifest["environment_id"]}
+    _emit(
+        args,
+        payload,
+        lambda c: c.print(f"baseline of {payload['environment_id']}: {payload['baseline']}"),
+    )
+    return 0
+
+
 def _cmd_snapshot_diff(args: argparse.Namespace) -> int:
     from westtek_core.drift_report import diff_manifests
     from westtek_core.snapshot import load_snapshot
@@ -316,23 +389,7 @@ def _cmd_snapshot_diff(args: argparse.Namespace) -> int:
     repo = _open_repo(args)
     report = diff_manifests(load_snapshot(repo, args.id_a), load_snapshot(repo, args.id_b))
 
-    def human(console: Console) -> None:
-        colour = {"info": "green", "minor": "yellow", "critical": "red"}
-        console.print(f"status: {report.status.value} (baseline {report.baseline[:12]})")
-        table = Table("severity", "kind", "name", "change", "before", "after")
-        for change in report.changes:
-            severity = change.severity.value
-            table.add_row(
-                f"[{colour[severity]}]{severity}[/]",
-                change.kind,
-                change.name,
-                change.change,
-                change.before or "",
-                change.after or "",
-            )
-        console.print(table if report.changes else "no differences")
-
-    _emit(args, report.to_json(), human)
+    _emit(args, report.to_json(), lambda console: _print_drift(console, report))
     return 0
 
 
@@ -432,11 +489,16 @@ SNAPSHOT_ACTIONS: dict[str, Callable[[argparse.Namespace], int]] = {
 def _run(args: argparse.Namespace) -> int:
     if args.command == "status":
         return _cmd_status(args)
+    if args.command == "drift":
+        return _cmd_drift(args)
+    if args.command == "baseline":
+        return _cmd_baseline_set(args)
     return SNAPSHOT_ACTIONS[args.action](args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code."""
+    from westtek_core.capture import ProbeError
     from westtek_core.snapshot import ManifestError, RestoreError
     from westtek_core.store import StoreError
 
@@ -447,7 +509,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return _run(args)
-    except (CommandError, StoreError, RestoreError, ManifestError, ValueError, OSError) as e:
+    except (
+        CommandError,
+        StoreError,
+        RestoreError,
+        ManifestError,
+        ProbeError,
+        ValueError,
+        OSError,
+    ) as e:
         print(f"westtek: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -7,7 +7,7 @@ grading by what the notebooks import refines it (see the drift module).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -92,87 +92,81 @@ class DriftReport:
         }
 
 
-def _version_change(before: str, after: str) -> str:
+def version_direction(before: str, after: str) -> str:
+    """``upgraded``, ``downgraded`` or ``modified`` (versions that do not parse)."""
     try:
         return "upgraded" if Version(after) > Version(before) else "downgraded"
     except InvalidVersion:
         return "modified"
 
 
-def _package_severity(before: str, after: str) -> Severity:
+def is_breaking(before: str, after: str) -> bool:
+    """A major version change, or a minor one in 0.x releases (SemVer's breaking changes)."""
     try:
         old, new = Version(before), Version(after)
     except InvalidVersion:
-        return Severity.MINOR
-    return Severity.CRITICAL if old.major != new.major else Severity.MINOR
+        return True
+    if old.major != new.major:
+        return True
+    return old.major == 0 and old.minor != new.minor
 
 
-def _compare(
-    kind: str,
-    before: Mapping[str, str],
-    after: Mapping[str, str],
-    *,
-    versioned: bool,
-    show_values: bool,
-    removed_severity: Severity,
-    added_severity: Severity,
-    modified_severity: Severity,
-) -> Iterator[Change]:
-    for name in sorted(before.keys() | after.keys()):
-        old, new = before.get(name), after.get(name)
-        if old == new:
-            continue
-        if old is None:
-            yield Change(kind, name, "added", None, new, added_severity, f"{kind} {name} added")
-        elif new is None:
-            reason = f"{kind} {name} removed"
-            yield Change(kind, name, "removed", old, None, removed_severity, reason)
-        elif versioned:
-            direction = _version_change(old, new)
-            severity = _package_severity(old, new)
-            reason = f"{name} {direction} from {old} to {new}"
-            if severity is Severity.CRITICAL:
-                reason += " (major version change)"
-            yield Change(kind, name, direction, old, new, severity, reason)
-        else:
-            reason = f"{kind} {name} changed"
-            if not show_values:  # content ids mean nothing to a reader
-                old = new = None
-            yield Change(kind, name, "modified", old, new, modified_severity, reason)
+@dataclass(frozen=True)
+class RawChange:
+    """A difference before grading: what changed, not yet how much it matters."""
+
+    kind: str
+    name: str
+    change: str
+    before: str | None
+    after: str | None
+    interpreter: str = ""  # the interpreter label, for packages and interpreters
 
 
-def _content_digest(entry: Mapping[str, Any]) -> str:
+def _digest(entry: Mapping[str, Any], by: str) -> str:
     if entry.get("kind") == "symlink":
         return f"-> {entry.get('link_target')}"
-    return ",".join(entry.get("content") or ()) or f"size:{entry.get('size', 0)}"
+    if by == "content" and entry.get("content") is not None:
+        return ",".join(entry.get("content") or ()) or "empty"
+    return f"{entry.get('size', 0)}:{entry.get('mtime_ns', 0)}"
 
 
-def manifest_facets(manifest: Mapping[str, Any]) -> dict[str, dict[str, str]]:
-    """Reduce a manifest to name → comparable value, per kind of change."""
-    interpreters: dict[str, str] = {}
-    packages: dict[str, str] = {}
-    several = len(manifest.get("interpreters", [])) > 1
+def _kernel_digest(kernel: Mapping[str, Any]) -> str:
+    spec = kernel.get("spec", {})
+    return " ".join(spec.get("argv", [])) + f" [{spec.get('display_name', '')}]"
+
+
+def manifest_facets(manifest: Mapping[str, Any], by: str = "content") -> dict[str, dict[Any, str]]:
+    """Reduce a manifest to key → comparable value, per kind of change.
+
+    ``by="content"`` compares files by their content ids (two snapshots); ``by="stat"`` by
+    size and mtime (a snapshot against a live capture, whose files were not hashed).
+    Packages are keyed by (interpreter label, name).
+    """
+    interpreters: dict[Any, str] = {}
+    packages: dict[Any, str] = {}
     for interp in manifest.get("interpreters", []):
         label = str(interp.get("label") or interp.get("path", "?"))
-        interpreters[label] = str(interp.get("version", "?"))
+        interpreters[label] = str(interp.get("version", "?")).split()[0]
         for pkg in interp.get("packages", []):
-            # with several interpreters, the same package in two of them are two facts
-            packages[f"{label}:{pkg['name']}" if several else pkg["name"]] = pkg["version"]
-    kernels = {k["name"]: _kernel_digest(k) for k in manifest.get("kernels", [])}
-    config = {
-        f"{c['dir']}/{e['path']}": _content_digest(e)
+            packages[(label, pkg["name"])] = pkg["version"]
+    kernels: dict[Any, str] = {k["name"]: _kernel_digest(k) for k in manifest.get("kernels", [])}
+    config: dict[Any, str] = {
+        f"{c['dir']}/{e['path']}": _digest(e, by)
         for c in manifest.get("jupyter", {}).get("config", [])
         for e in c.get("files", [])
         if e.get("kind") != "dir"
     }
-    extensions = {x["name"]: str(x.get("version", "?")) for x in manifest.get("labextensions", [])}
-    notebooks: dict[str, str] = {}
-    data: dict[str, str] = {}
+    extensions: dict[Any, str] = {
+        x["name"]: str(x.get("version", "?")) for x in manifest.get("labextensions", [])
+    }
+    notebooks: dict[Any, str] = {}
+    data: dict[Any, str] = {}
     for entry in manifest.get("workspace", {}).get("files", []):
         if entry.get("kind") == "dir":
             continue
         target = notebooks if entry["path"].endswith(".ipynb") else data
-        target[entry["path"]] = _content_digest(entry)
+        target[entry["path"]] = _digest(entry, by)
     return {
         "interpreter": interpreters,
         "package": packages,
@@ -184,44 +178,45 @@ def manifest_facets(manifest: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     }
 
 
-def _kernel_digest(kernel: Mapping[str, Any]) -> str:
-    spec = kernel.get("spec", {})
-    return " ".join(spec.get("argv", [])) + f" [{spec.get('display_name', '')}]"
+_VERSIONED = {"interpreter", "package", "extension"}
+_SHOW_VALUES = {"interpreter", "package", "extension", "kernel"}
 
 
-def diff_facets(
-    baseline_id: str,
-    before: Mapping[str, Mapping[str, str]],
-    after: Mapping[str, Mapping[str, str]],
-) -> DriftReport:
-    """Compare two environments reduced by ``manifest_facets``."""
-    report = DriftReport(baseline=baseline_id)
-    # kind: (versioned, show values, severity if removed, if added, if modified)
-    rules = {
-        "interpreter": (True, True, Severity.CRITICAL, Severity.MINOR, Severity.CRITICAL),
-        "package": (True, True, Severity.CRITICAL, Severity.MINOR, Severity.MINOR),
-        "kernel": (False, True, Severity.CRITICAL, Severity.INFO, Severity.MINOR),
-        "config": (False, False, Severity.MINOR, Severity.MINOR, Severity.MINOR),
-        "extension": (True, True, Severity.MINOR, Severity.INFO, Severity.INFO),
-        "notebook": (False, False, Severity.INFO, Severity.INFO, Severity.INFO),
-        "data": (False, False, Severity.MINOR, Severity.INFO, Severity.INFO),
-    }
-    for kind, (versioned, show_values, removed, added, modified) in rules.items():
-        report.changes.extend(
-            _compare(
-                kind,
-                before.get(kind, {}),
-                after.get(kind, {}),
-                versioned=versioned,
-                show_values=show_values,
-                removed_severity=removed,
-                added_severity=added,
-                modified_severity=modified,
-            )
-        )
-    return report
+def raw_changes(
+    before: Mapping[str, Mapping[Any, str]], after: Mapping[str, Mapping[Any, str]]
+) -> list[RawChange]:
+    """Every difference between two environments reduced by ``manifest_facets``."""
+    changes = []
+    for kind in ("interpreter", "package", "kernel", "config", "extension", "notebook", "data"):
+        old_side, new_side = before.get(kind, {}), after.get(kind, {})
+        for key in sorted(old_side.keys() | new_side.keys(), key=str):
+            old, new = old_side.get(key), new_side.get(key)
+            if old == new:
+                continue
+            interpreter, name = key if isinstance(key, tuple) else ("", str(key))
+            if kind == "interpreter":
+                interpreter = name
+            if old is None:
+                change = "added"
+            elif new is None:
+                change = "removed"
+            elif kind in _VERSIONED:
+                change = version_direction(old, new)
+            else:
+                change = "modified"
+            if kind not in _SHOW_VALUES:  # content ids and stat digests mean nothing to a reader
+                old = new = None
+            changes.append(RawChange(kind, name, change, old, new, interpreter))
+    return changes
 
 
 def diff_manifests(before: Mapping[str, Any], after: Mapping[str, Any]) -> DriftReport:
-    """The drift report from snapshot ``before`` (the baseline) to snapshot ``after``."""
-    return diff_facets(str(before.get("id", "")), manifest_facets(before), manifest_facets(after))
+    """The drift report from snapshot ``before`` (the baseline) to snapshot ``after``.
+
+    Without knowing what the notebooks import, packages are graded as if every notebook
+    imported them (the cautious reading); the drift detector grades with the imports.
+    """
+    from westtek_core.drift import SeverityPolicy
+
+    changes = raw_changes(manifest_facets(before), manifest_facets(after))
+    return SeverityPolicy().grade(str(before.get("id", "")), changes, context=None)

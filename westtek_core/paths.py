@@ -10,11 +10,14 @@ def _xdg(variable: str, fallback: str) -> Path:
     return Path(os.environ.get(variable) or Path.home() / fallback)
 
 
+def data_dir() -> Path:
+    """West Tek's per-user data directory (baselines, event log, default store)."""
+    return _xdg("XDG_DATA_HOME", ".local/share") / "westtek"
+
+
 def default_store() -> str:
     """The snapshot store: ``$WESTTEK_STORE``, else a per-user data directory."""
-    return os.environ.get("WESTTEK_STORE") or str(
-        _xdg("XDG_DATA_HOME", ".local/share") / "westtek" / "store"
-    )
+    return os.environ.get("WESTTEK_STORE") or str(data_dir() / "store")
 
 
 def default_key_file() -> Path:

@@ -95,14 +95,14 @@ class _TreeStorer:
                     replacement = (replacements or {}).get(entry.path)
                     if replacement is not None:
                         content = self.writer.add_bytes(replacement)
-                        record["size"] = content.size
+                        record["stored_size"] = content.size  # size stays the original's
                     else:
                         content = self.writer.add_file(entry.source)
                 except OSError as e:
                     self.skipped.append({"area": area, "path": entry.path, "reason": str(e)})
                     continue
                 record["content"] = list(content.chunks)
-                self.stored_bytes += int(record["size"])
+                self.stored_bytes += int(record.get("stored_size", record["size"]))
             stored.append(record)
             self._advance(entry)
         self.skipped.extend({"area": area, **s.to_json()} for s in tree.skipped)

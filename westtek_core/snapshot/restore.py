@@ -174,7 +174,8 @@ class _Restorer:
     def _restore_file(self, item: ManifestFile) -> _Written:
         entry = item.entry
         dest = self._dest(item)
-        content = FileContent(size=int(entry.get("size", 0)), chunks=tuple(item.chunks))
+        size = int(entry.get("stored_size", entry.get("size", 0)))  # redacted files differ
+        content = FileContent(size=size, chunks=tuple(item.chunks))
         relocate = self.prefixes.get(item.area_key) if item.area == AREA_ENV else None
         relocated = False
         if relocate and content.size <= RELOCATE_MAX_BYTES:

@@ -10,7 +10,7 @@ from pathlib import Path
 import blake3
 import pytest
 
-from tests.core.snapshot.conftest import pip_install
+from tests.core.conftest import pip_install
 from westtek_core.capture import capture_environment
 from westtek_core.drift_report import diff_manifests
 from westtek_core.snapshot import (

@@ -11,10 +11,14 @@ from pathlib import Path
 import pytest
 
 
-def build_wheel(tmp: Path, name: str, version: str) -> Path:
-    """Build a tiny pure-Python wheel with the test venv's hatchling, offline."""
+def build_wheel(tmp: Path, name: str, version: str, module: str | None = None) -> Path:
+    """Build a tiny pure-Python wheel with the test venv's hatchling, offline.
+
+    ``module`` is the import name when it differs from the distribution's name.
+    """
+    module = module or name
     project = tmp / f"{name}-{version}-src"
-    package = project / name
+    package = project / module
     package.mkdir(parents=True)
     (package / "__init__.py").write_text(f'VERSION = "{version}"\n')
     (project / "pyproject.toml").write_text(
@@ -26,6 +30,8 @@ def build_wheel(tmp: Path, name: str, version: str) -> Path:
             [project]
             name = "{name}"
             version = "{version}"
+            [tool.hatch.build.targets.wheel]
+            packages = ["{module}"]
             """
         )
     )
@@ -49,7 +55,7 @@ def build_wheel(tmp: Path, name: str, version: str) -> Path:
     return wheels
 
 
-def pip_install(python: Path, wheels: Path, requirement: str) -> None:
+def pip_install(python: Path, wheels: Path, *requirements: str) -> None:
     subprocess.run(
         [
             str(python),
@@ -61,7 +67,7 @@ def pip_install(python: Path, wheels: Path, requirement: str) -> None:
             "--find-links",
             str(wheels),
             "--disable-pip-version-check",
-            requirement,
+            *requirements,
         ],
         check=True,
         capture_output=True,
@@ -71,8 +77,10 @@ def pip_install(python: Path, wheels: Path, requirement: str) -> None:
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("wheels")
-    for version in ("1.0.0", "2.0.0"):
+    for version in ("1.0.0", "1.1.0", "2.0.0"):
         wheels = build_wheel(tmp, "westtek_probe_pkg", version)
+        build_wheel(tmp, "westtek_unused_pkg", version)
+        build_wheel(tmp, "westtek-yaml-dist", version, module="wtyaml")
     return wheels
 
 
@@ -82,7 +90,13 @@ def research_env(tmp_path, wheelhouse, monkeypatch):
     venv = tmp_path / "env"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
-    pip_install(python, wheelhouse, "westtek_probe_pkg==1.0.0")
+    pip_install(
+        python,
+        wheelhouse,
+        "westtek_probe_pkg==1.0.0",
+        "westtek_unused_pkg==1.0.0",
+        "westtek-yaml-dist==1.0.0",
+    )
 
     jupyter_data = tmp_path / "jupyter-data"
     kernel = jupyter_data / "kernels" / "research"
@@ -122,7 +136,11 @@ def research_env(tmp_path, wheelhouse, monkeypatch):
                         "metadata": {},
                         "outputs": [],
                         "execution_count": None,
-                        "source": "import westtek_probe_pkg\nprint(westtek_probe_pkg.VERSION)",
+                        "source": "import westtek_probe_pkg\n"
+                        "import wtyaml\n"
+                        "%pip install westtek_probe_pkg\n"
+                        "rows = open('data/measurements.csv').read()\n"
+                        "print(westtek_probe_pkg.VERSION)",
                     }
                 ],
                 "metadata": {"kernelspec": {"name": "research", "display_name": "Research"}},

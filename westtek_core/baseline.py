@@ -1,0 +1,64 @@
+"""Which snapshot each environment's drift is measured against.
+
+The store is write-once, so the baseline pointer lives beside it, in the user's data
+directory, keyed by the store's id and the environment id. Without one, the first snapshot
+of the environment is the baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from westtek_core.paths import data_dir
+from westtek_core.snapshot import load_snapshot
+from westtek_core.store import Repository, StoreError
+
+
+def _registry_path() -> Path:
+    return data_dir() / "baselines.json"
+
+
+def _read_registry() -> dict[str, dict[str, str]]:
+    try:
+        loaded = json.loads(_registry_path().read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def set_baseline(repo: Repository, id_or_prefix: str) -> dict[str, Any]:
+    """Make a snapshot the baseline of its environment; returns that snapshot's manifest."""
+    manifest = load_snapshot(repo, id_or_prefix)
+    registry = _read_registry()
+    registry.setdefault(repo.id, {})[str(manifest["environment_id"])] = str(manifest["id"])
+    path = _registry_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(registry, indent=1, sort_keys=True))
+    tmp.replace(path)
+    return manifest
+
+
+def baseline_manifest(
+    repo: Repository, environment_id: str, explicit: str | None = None
+) -> dict[str, Any]:
+    """The baseline: ``explicit`` if given, else the one set, else the environment's first."""
+    if explicit:
+        return load_snapshot(repo, explicit)
+    chosen = _read_registry().get(repo.id, {}).get(environment_id)
+    if chosen and chosen in repo.list_manifests():
+        return load_snapshot(repo, chosen)
+    mine = [
+        manifest
+        for manifest in (load_snapshot(repo, i) for i in repo.list_manifests())
+        if manifest.get("environment_id") == environment_id
+    ]
+    if not mine:
+        raise StoreError(
+            f"environment {environment_id!r} has no snapshot in this store yet: "
+            "run `westtek snapshot create` first, or pass --baseline ID"
+        )
+    return min(mine, key=lambda m: str(m.get("timestamp")))
