@@ -14,15 +14,16 @@ export PATH := $(abspath $(BIN)):$(PATH)
 DEMO_PORT ?= 8000
 CHP_VERSION := 5.3.0
 
-PY_SOURCES := westtek_core westtek_server_ext westtek_spawner westtek_hub hub_config tests
+PY_SOURCES := westtek_core westtek_server_ext westtek_spawner westtek_hub hub_config tests bench
 LAB_SOURCES := $(shell find labextension -type f 2>/dev/null) package.json tsconfig.json
 
-.PHONY: help demo test lint test-python test-ui check-node check-demo-ports install system-test-deps clean
+.PHONY: help demo test lint test-python test-ui check-node check-demo-ports install system-test-deps bench clean
 
 help:
 	@echo "make demo   set up and start the West Tek demo hub on http://127.0.0.1:$(DEMO_PORT)"
 	@echo "make test   set up and run every test (lint, Python, UI)"
 	@echo "make lint   ruff, mypy, eslint and prettier"
+	@echo "make bench  run the benchmarks under bench/ (not part of make test; ~15 min)"
 	@echo "make clean  remove the venv, builds and demo state"
 
 check-node:
@@ -93,6 +94,13 @@ test-ui: install system-test-deps
 	WESTTEK_PYTHON=$(abspath $(BIN)/python) $(JLPM) test:ui
 
 test: lint test-python test-ui
+
+# Benchmarks are not tests: they time things against peers and write bench/README.md.
+bench: install
+	@command -v restic >/dev/null 2>&1 || { \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq restic >/dev/null; }
+	$(BIN)/python bench/snapshot_vs_restic.py --reps 3
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) node_modules lib westtek_server_ext/labextension tsconfig.tsbuildinfo
