@@ -7,12 +7,13 @@ import logging
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from westtek_core.capture import probe as probe_module
 from westtek_core.capture.kernelspecs import installed_kernelspecs, kernel_interpreter
-from westtek_core.capture.model import InterpreterCapture
+from westtek_core.capture.model import FileTree, InterpreterCapture
 from westtek_core.capture.walk import CONDA_BASE_IGNORES, PREFIX_IGNORES, walk_tree
 
 log = logging.getLogger(__name__)
@@ -94,17 +95,38 @@ def default_interpreters() -> list[str]:
     return result
 
 
+def _prefix_walk_plan(prefix: Path, is_venv: bool, is_conda: bool) -> tuple[str, ...] | None:
+    """The ignores to walk a prefix with, or None when it is a base interpreter (not walked)."""
+    if not (is_venv or is_conda):
+        return None
+    conda_base = is_conda and not is_venv and (prefix / "pkgs").is_dir()
+    return tuple(CONDA_BASE_IGNORES if conda_base else PREFIX_IGNORES)
+
+
+def _walk_prefix(prefix: Path, ignores: tuple[str, ...]) -> FileTree:
+    tree, _ = walk_tree(prefix, ignore_file=None, default_ignores=ignores, detect_secrets=False)
+    return tree
+
+
 def capture_interpreter(python: str, *, timeout: float = 60) -> InterpreterCapture:
-    """Probe ``python`` and, when it is a venv or conda env, list its prefix's files."""
-    info = probe_interpreter(python, timeout=timeout)
+    """Probe ``python`` and, when it is a venv or conda env, list its prefix's files.
+
+    The probe (a subprocess) and the walk overlap: the prefix is guessed from the layout
+    (``<prefix>/bin/python`` beside ``pyvenv.cfg`` or ``conda-meta/``) and walked while the
+    probe runs; when the probe says otherwise, the right prefix is walked afterwards.
+    """
+    guess = Path(python).parent.parent
+    guessed_plan = _prefix_walk_plan(
+        guess, (guess / "pyvenv.cfg").is_file(), (guess / "conda-meta").is_dir()
+    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        probing = pool.submit(probe_interpreter, python, timeout=timeout)
+        early = _walk_prefix(guess, guessed_plan) if guessed_plan is not None else None
+        info = probing.result()
+    prefix = Path(info["prefix"])
+    plan = _prefix_walk_plan(prefix, bool(info.get("is_venv")), bool(info.get("is_conda")))
     tree = None
-    if info.get("is_venv") or info.get("is_conda"):
-        conda_base = info.get("is_conda") and not info.get("is_venv")
-        conda_base = conda_base and os.path.isdir(os.path.join(info["prefix"], "pkgs"))
-        tree, _ = walk_tree(
-            Path(info["prefix"]),
-            ignore_file=None,
-            default_ignores=CONDA_BASE_IGNORES if conda_base else PREFIX_IGNORES,
-            detect_secrets=False,
-        )
+    if plan is not None:
+        same = early is not None and plan == guessed_plan and str(prefix) == str(guess)
+        tree = early if same else _walk_prefix(prefix, plan)
     return InterpreterCapture(python=python, info=info, prefix_tree=tree)
