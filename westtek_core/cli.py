@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="store credentials, .env files and config tokens too (default: left out or redacted)",
     )
     create.add_argument("--encrypt", action="store_true", help="encrypt a new store (AES-256-GCM)")
+    create.add_argument(
+        "--kms-key-id",
+        metavar="KEY",
+        help="with --encrypt: protect the store's key with this AWS KMS key instead of a key file",
+    )
     create.add_argument("--environment-id", help="the environment this snapshot belongs to")
     _add_json(create)
 
@@ -211,7 +216,11 @@ def _open_repo(args: argparse.Namespace, *, create: bool = False, encrypt: bool 
 
     location = args.store or default_store()
     return Repository.open(
-        location, create=create, key_file=args.key_file or default_key_file(), encrypt=encrypt
+        location,
+        create=create,
+        key_file=args.key_file or default_key_file(),
+        encrypt=encrypt,
+        kms_key_id=getattr(args, "kms_key_id", None),
     )
 
 

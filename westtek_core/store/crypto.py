@@ -7,9 +7,11 @@ several stores without their ids or ciphertexts being linkable.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 import blake3
 from cryptography.exceptions import InvalidTag
@@ -52,6 +54,44 @@ def create_key_file(path: Path) -> bytes:
         f.write(key)
         f.flush()
         os.fsync(f.fileno())
+    return key
+
+
+def _kms_client() -> Any:
+    import boto3  # only stores encrypted through KMS need it
+
+    return boto3.client("kms")  # region, credentials and endpoint from the AWS environment
+
+
+def generate_kms_data_key(kms_key_id: str) -> tuple[bytes, dict[str, str]]:
+    """A new 32-byte master key from AWS KMS and its wrapped form, to keep in the config."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        answer = _kms_client().generate_data_key(KeyId=kms_key_id, KeySpec="AES_256")
+    except (BotoCoreError, ClientError) as exc:
+        raise StoreKeyError(f"KMS could not make a data key with {kms_key_id}: {exc}") from None
+    wrapped = {
+        "key_id": kms_key_id,
+        "wrapped_key": base64.b64encode(answer["CiphertextBlob"]).decode(),
+    }
+    return bytes(answer["Plaintext"]), wrapped
+
+
+def unwrap_kms_data_key(wrapped: dict[str, str], url: str) -> bytes:
+    """The master key of a KMS-encrypted store, unwrapped by KMS (needs kms:Decrypt)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        blob = base64.b64decode(wrapped["wrapped_key"])
+        answer = _kms_client().decrypt(CiphertextBlob=blob, KeyId=wrapped["key_id"])
+    except (KeyError, ValueError) as exc:
+        raise StoreKeyError(f"store at {url} has a malformed KMS key entry: {exc}") from None
+    except (BotoCoreError, ClientError) as exc:
+        raise StoreKeyError(f"KMS could not unwrap the key of the store at {url}: {exc}") from None
+    key = bytes(answer["Plaintext"])
+    if len(key) != KEY_SIZE:
+        raise StoreKeyError(f"KMS returned a key of the wrong size for the store at {url}")
     return key
 
 

@@ -20,7 +20,14 @@ import zstandard
 
 from westtek_core.store.backend import StoreBackend, open_backend
 from westtek_core.store.chunker import Chunker, ChunkerParams
-from westtek_core.store.crypto import Crypto, create_key_file, key_check_value, read_key_file
+from westtek_core.store.crypto import (
+    Crypto,
+    create_key_file,
+    generate_kms_data_key,
+    key_check_value,
+    read_key_file,
+    unwrap_kms_data_key,
+)
 from westtek_core.store.errors import (
     ObjectCorrupt,
     ObjectMissing,
@@ -196,13 +203,16 @@ class Repository:
         key_file: Path | None = None,
         encrypt: bool = False,
         cache_dir: Path | None = None,
+        kms_key_id: str | None = None,
     ) -> Repository:
         """Open the store at ``location`` (a URL for :func:`open_backend`, or a backend).
 
         ``create`` initialises an empty location (encrypted with a key from ``key_file``,
-        created 0600 if missing, when ``encrypt``). An encrypted store needs its key file;
-        a wrong key raises :class:`StoreKeyError` before anything is written. The stat cache
-        lives in ``cache_dir/<store id>/`` (default ``~/.cache/westtek``).
+        created 0600 if missing, when ``encrypt``; or, given ``kms_key_id``, with an AWS KMS
+        data key whose wrapped form is kept in the store's config). An encrypted store needs
+        its key file, or KMS access to unwrap its data key; a wrong key raises
+        :class:`StoreKeyError` before anything is written. The stat cache lives in
+        ``cache_dir/<store id>/`` (default ``~/.cache/westtek``).
         """
         owns = not isinstance(location, StoreBackend)
         backend = open_backend(location) if isinstance(location, str) else location
@@ -212,7 +222,7 @@ class Repository:
             except ObjectMissing:
                 if not create:
                     raise StoreError(f"no West Tek store at {backend.url}") from None
-                raw = cls._initialise(backend, key_file if encrypt else None, encrypt)
+                raw = cls._initialise(backend, key_file if encrypt else None, encrypt, kms_key_id)
             config = _parse_config(raw, backend.url)
             crypto = _crypto_for(config, backend.url, key_file, encrypt)
             base = cache_dir if cache_dir is not None else Path.home() / ".cache" / "westtek"
@@ -223,12 +233,18 @@ class Repository:
             raise
 
     @staticmethod
-    def _initialise(backend: StoreBackend, key_file: Path | None, encrypt: bool) -> bytes:
-        encryption: dict[str, str] | None = None
+    def _initialise(
+        backend: StoreBackend, key_file: Path | None, encrypt: bool, kms_key_id: str | None
+    ) -> bytes:
+        encryption: dict[str, Any] | None = None
         if encrypt:
-            if key_file is None:
+            wrapped: dict[str, str] | None = None
+            if kms_key_id:
+                master, wrapped = generate_kms_data_key(kms_key_id)
+            elif key_file is None:
                 raise StoreKeyError("an encrypted store needs a key file: none was given")
-            master = create_key_file(key_file)
+            else:
+                master = create_key_file(key_file)
             salt = secrets.token_bytes(16)
             encryption = {
                 "cipher": "AES-256-GCM",
@@ -236,6 +252,8 @@ class Repository:
                 "salt": salt.hex(),
                 "key_check": key_check_value(master, salt),
             }
+            if wrapped:
+                encryption["kms"] = wrapped
         config = {
             "format": "westtek-store",
             "version": FORMAT_VERSION,
@@ -927,16 +945,19 @@ def _crypto_for(config: dict[str, Any], url: str, key_file: Path | None, encrypt
         if encrypt:
             raise StoreError(f"store at {url} is not encrypted (it was created without a key)")
         return Crypto()
-    if key_file is None:
+    if isinstance(encryption.get("kms"), dict):
+        master = unwrap_kms_data_key(encryption["kms"], url)
+    elif key_file is None:
         raise StoreKeyError(f"store at {url} is encrypted: its key file is needed")
-    master = read_key_file(key_file)
+    else:
+        master = read_key_file(key_file)
     try:
         salt = bytes.fromhex(encryption["salt"])
         check = str(encryption["key_check"])
     except (KeyError, TypeError, ValueError):
         raise StoreFormatError(f"store at {url} has malformed encryption settings") from None
     if not secrets.compare_digest(key_check_value(master, salt), check):
-        raise StoreKeyError(f"key file {key_file} does not open the store at {url} (wrong key)")
+        raise StoreKeyError(f"the key given does not open the store at {url} (wrong key)")
     return Crypto(master, salt)
 
 
