@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     snapshot = commands.add_parser("snapshot", help="create, inspect, verify and restore snapshots")
     actions = snapshot.add_subparsers(dest="action", metavar="ACTION", required=True)
+    # what every action on an existing store takes
+    on_store = argparse.ArgumentParser(add_help=False)
+    _add_store(on_store)
+    _add_json(on_store)
 
     create = actions.add_parser("create", help="capture the environment into a new snapshot")
     _add_environment(create)
@@ -113,33 +117,31 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--environment-id", help="the environment this snapshot belongs to")
     _add_json(create)
 
-    listing = actions.add_parser("list", help="list the snapshots in the store")
-    _add_store(listing)
-    _add_json(listing)
+    actions.add_parser("list", help="list the snapshots in the store", parents=[on_store])
 
-    show = actions.add_parser("show", help="show one snapshot's manifest")
+    show = actions.add_parser("show", help="show one snapshot's manifest", parents=[on_store])
     show.add_argument("id")
-    _add_store(show)
-    _add_json(show)
 
-    diff = actions.add_parser("diff", help="compare two snapshots (drift-report shape)")
+    diff = actions.add_parser(
+        "diff", help="compare two snapshots (drift-report shape)", parents=[on_store]
+    )
     diff.add_argument("id_a")
     diff.add_argument("id_b")
-    _add_store(diff)
-    _add_json(diff)
 
-    verify = actions.add_parser("verify", help="re-read every object and check every hash")
+    verify = actions.add_parser(
+        "verify", help="re-read every object and check every hash", parents=[on_store]
+    )
     verify.add_argument("id", nargs="?")
     verify.add_argument("--all", action="store_true", help="verify every snapshot (default)")
-    _add_store(verify)
-    _add_json(verify)
 
-    delete = actions.add_parser("delete", help="delete a snapshot and free unreferenced objects")
+    delete = actions.add_parser(
+        "delete", help="delete a snapshot and free unreferenced objects", parents=[on_store]
+    )
     delete.add_argument("id")
-    _add_store(delete)
-    _add_json(delete)
 
-    restore = actions.add_parser("restore", help="restore a snapshot into a new directory")
+    restore = actions.add_parser(
+        "restore", help="restore a snapshot into a new directory", parents=[on_store]
+    )
     restore.add_argument("id")
     restore.add_argument("--to", required=True, type=Path, metavar="DIR", dest="target")
     restore.add_argument(
@@ -157,8 +159,6 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument(
         "--no-validate", action="store_true", help="skip the import and pip check of the result"
     )
-    _add_store(restore)
-    _add_json(restore)
 
     export = actions.add_parser("export", help="export a snapshot's packages as a lockfile")
     export.add_argument("id")
@@ -168,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("-o", "--output", type=Path, help="write to a file instead of stdout")
     _add_store(export)
+
     drift = commands.add_parser(
         "drift", help="compare the live environment with its baseline snapshot"
     )
