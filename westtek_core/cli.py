@@ -172,6 +172,18 @@ def build_parser() -> argparse.ArgumentParser:
     drift = commands.add_parser(
         "drift", help="compare the live environment with its baseline snapshot"
     )
+    drift.add_argument(
+        "mode",
+        nargs="?",
+        choices=("watch",),
+        help="watch: stream drift events as the environment changes (Ctrl-C stops)",
+    )
+    drift.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="with watch: stop after this long"
+    )
+    drift.add_argument(
+        "--max-events", type=int, metavar="N", help="with watch: stop after N events"
+    )
     _add_environment(drift)
     drift.add_argument("--baseline", metavar="ID", help="compare with this snapshot instead")
     drift.add_argument("--environment-id", help="the environment whose baseline is used")
@@ -374,9 +386,56 @@ def _cmd_drift(args: argparse.Namespace) -> int:
     repo = _open_repo(args)
     environment = args.environment_id or default_environment_id()
     baseline = baseline_manifest(repo, environment, args.baseline)
+    if args.mode == "watch":
+        return _watch_drift(args, baseline, environment)
     report = detect_drift(capture_live(args.python, args.root), baseline, args.root)
     _emit(args, report.to_json(), lambda console: _print_drift(console, report))
     return 1 if args.fail_on and fails_at(report, args.fail_on) else 0
+
+
+def _watch_drift(args: argparse.Namespace, baseline: Any, environment: str) -> int:
+    import threading
+
+    from westtek_core.events import EventLog
+    from westtek_core.paths import data_dir
+    from westtek_core.watch import DriftWatcher
+
+    console = Console()
+    seen = 0
+
+    def emit(event: dict[str, Any]) -> None:
+        nonlocal seen
+        seen += 1
+        if args.json:
+            print(json.dumps(event), flush=True)
+        else:
+            for change in event["changes"]:
+                console.print(f"{event['status']}: [{change['severity']}] {change['reason']}")
+            for change in event["resolved"]:
+                console.print(f"{event['status']}: resolved: {change['reason']}")
+        if args.max_events and seen >= args.max_events:
+            watcher.stop_event.set()
+
+    events = EventLog(data_dir() / "events.sqlite")
+    watcher = DriftWatcher(
+        args.python, args.root, baseline, events, emit, environment_id=environment
+    )
+    if not args.json:
+        console.print(
+            f"watching (baseline {baseline['id'][:12]}, now {watcher.report.status.value})"
+        )
+    if args.timeout:
+        timer = threading.Timer(args.timeout, watcher.stop_event.set)
+        timer.daemon = True
+        timer.start()
+    try:
+        watcher.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        watcher.stop_event.set()
+        events.close()
+    return 0
 
 
 def _cmd_baseline_set(args: argparse.Namespace) -> int:

@@ -36,6 +36,7 @@ class NotebookUse:
     interpreter: str | None  # label of the interpreter the notebook's kernel runs
     distributions: set[str] = field(default_factory=set)  # canonical names it imports
     data_files: set[str] = field(default_factory=set)
+    pip_installs: list[str] = field(default_factory=list)  # from `%pip install` cells
 
 
 @dataclass
@@ -246,6 +247,7 @@ def grading_context(root: Path, baseline: Mapping[str, Any]) -> GradingContext:
             interpreter=label,
             distributions=dists,
             data_files=set(analysis.data_files),
+            pip_installs=list(analysis.pip_installs),
         )
     return context
 
@@ -255,15 +257,20 @@ def detect_drift(
     baseline: Mapping[str, Any],
     root: Path,
     policy: SeverityPolicy | None = None,
+    context: GradingContext | None = None,
 ) -> DriftReport:
-    """Compare a live capture with its baseline snapshot, graded by the notebooks' use."""
+    """Compare a live capture with its baseline snapshot, graded by the notebooks' use.
+
+    ``context`` is the notebooks' use when the caller already has it (else it is analysed).
+    """
     live = live_manifest(capture)
     # the live interpreters take the baseline's labels where the same interpreter is meant
     by_path = {str(i.get("path")): str(i.get("label")) for i in baseline.get("interpreters", [])}
     for interp in live["interpreters"]:
         interp["label"] = by_path.get(str(interp["path"]), str(interp["path"]))
     changes = raw_changes(manifest_facets(baseline, by="stat"), manifest_facets(live, by="stat"))
-    context = grading_context(root, baseline)
+    if context is None:
+        context = grading_context(root, baseline)
     return (policy or SeverityPolicy()).grade(str(baseline.get("id", "")), changes, context)
 
 
