@@ -66,6 +66,8 @@ class DriftWatcher:
         self.capture: Capture = capture_live(pythons, root)
         self.report: DriftReport = detect_drift(self.capture, baseline, self.root)
         self.stop_event = threading.Event()
+        # set once the file watches are in place: changes before that are not seen
+        self.ready = threading.Event()
 
     def watched_paths(self) -> dict[str, list[str]]:
         """Area → directories watched for it."""
@@ -145,10 +147,11 @@ class DriftWatcher:
             debounce=self.debounce_ms,
             step=50,
             stop_event=self.stop_event,
-            rust_timeout=500,
-            yield_on_timeout=False,
+            rust_timeout=200,
+            yield_on_timeout=True,  # an empty batch after each quiet 200 ms: watching is live
             recursive=True,
         ):
+            self.ready.set()
             areas = self._areas_of({path for _, path in batch}, watched)
             if areas:
                 self.refresh(areas)

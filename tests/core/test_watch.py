@@ -25,6 +25,7 @@ def watching(research_env, tmp_path):
     watcher = DriftWatcher([python], root, baseline, events, seen.put, environment_id="alice")
     thread = threading.Thread(target=watcher.run, daemon=True)
     thread.start()
+    assert watcher.ready.wait(30), "the watcher did not start watching"
     yield watcher, seen, events
     watcher.stop_event.set()
     thread.join(10)
