@@ -282,7 +282,7 @@ def capture_live(pythons: Sequence[str] | None, root: Path) -> Any:
     from westtek_core.capture import capture_environment
 
     present = None if pythons is None else [p for p in pythons if Path(p).exists()]
-    return capture_environment(present, root)
+    return capture_environment(present, root, walk_prefixes=False)
 
 
 def fails_at(report: DriftReport, level: str) -> bool:

@@ -74,6 +74,7 @@ def capture_environment(
     include_secrets: bool = False,
     exclude: Sequence[Path] = (),
     probe_timeout: float = 60,
+    walk_prefixes: bool = True,
 ) -> Capture:
     """Capture everything a snapshot records, without storing any content.
 
@@ -83,6 +84,8 @@ def capture_environment(
     leave out of the workspace (e.g. a local snapshot store inside it); the prefixes of
     captured venvs and the Jupyter runtime directory (connection files hold kernel keys)
     are always left out. ``include_secrets`` turns off secret exclusion and redaction.
+    ``walk_prefixes=False`` skips listing the environments' files (drift needs only their
+    packages, which the probe reports).
     """
     explicit = pythons is not None
     chosen = list(pythons) if pythons is not None else default_interpreters()
@@ -90,7 +93,8 @@ def capture_environment(
     interpreters: list[InterpreterCapture] = []
     with ThreadPoolExecutor(max_workers=min(4, max(1, len(chosen)))) as pool:
         futures = [
-            pool.submit(capture_interpreter, python, timeout=probe_timeout) for python in chosen
+            pool.submit(capture_interpreter, python, timeout=probe_timeout, walk=walk_prefixes)
+            for python in chosen
         ]
         for future in futures:
             try:
@@ -113,8 +117,8 @@ def capture_environment(
     left_out = [os.path.abspath(p) for p in exclude]
     left_out.append(os.path.abspath(jupyter_runtime_dir()))
     for interp in interpreters:
-        if interp.prefix_tree is not None:
-            left_out.append(str(interp.prefix_tree.root))
+        if interp.info.get("is_venv") or interp.info.get("is_conda"):
+            left_out.append(os.path.abspath(str(interp.info["prefix"])))
     workspace, found = walk_tree(
         Path(root_abs),
         detect_secrets=not include_secrets,

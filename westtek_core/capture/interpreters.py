@@ -108,13 +108,19 @@ def _walk_prefix(prefix: Path, ignores: tuple[str, ...]) -> FileTree:
     return tree
 
 
-def capture_interpreter(python: str, *, timeout: float = 60) -> InterpreterCapture:
+def capture_interpreter(
+    python: str, *, timeout: float = 60, walk: bool = True
+) -> InterpreterCapture:
     """Probe ``python`` and, when it is a venv or conda env, list its prefix's files.
 
     The probe (a subprocess) and the walk overlap: the prefix is guessed from the layout
     (``<prefix>/bin/python`` beside ``pyvenv.cfg`` or ``conda-meta/``) and walked while the
     probe runs; when the probe says otherwise, the right prefix is walked afterwards.
     """
+    if not walk:
+        return InterpreterCapture(
+            python=python, info=probe_interpreter(python, timeout=timeout), prefix_tree=None
+        )
     guess = Path(python).parent.parent
     guessed_plan = _prefix_walk_plan(
         guess, (guess / "pyvenv.cfg").is_file(), (guess / "conda-meta").is_dir()
