@@ -8,6 +8,7 @@ notebooks import, which kernels they run and which data files they read.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,9 +222,53 @@ def kernel_interpreters(manifest: Mapping[str, Any]) -> dict[str, str]:
     return result
 
 
+def analyse_notebooks_cached(root: Path, cache_file: Path | None = None) -> list[Any]:
+    """The workspace's notebook analyses, re-analysing only notebooks changed since last time.
+
+    The cache (JSON in the user's data directory) is keyed by absolute path and validated by
+    size and mtime, so an unchanged workspace costs one ``stat`` per notebook.
+    """
+    import json
+    import os
+
+    from westtek_core.notebook_imports import NotebookAnalysis, analyse_notebook, find_notebooks
+    from westtek_core.paths import data_dir
+
+    cache_file = cache_file or data_dir() / "notebook-analyses.json"
+    try:
+        cache: dict[str, Any] = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    results, changed = [], False
+    for relative in find_notebooks(root):
+        path = root / relative
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        key, stamp = str(path.absolute()), [st.st_size, st.st_mtime_ns]
+        hit = cache.get(key)
+        if isinstance(hit, dict) and hit.get("stamp") == stamp:
+            fields = hit["analysis"]
+            for name in ("imports", "data_files", "pip_installs"):
+                fields[name] = tuple(fields[name])
+            results.append(NotebookAnalysis(**fields))
+            continue
+        analysis = analyse_notebook(path, root)
+        cache[key] = {"stamp": stamp, "analysis": dataclasses.asdict(analysis)}
+        results.append(analysis)
+        changed = True
+    if changed:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache))
+        tmp.replace(cache_file)
+    return results
+
+
 def grading_context(root: Path, baseline: Mapping[str, Any]) -> GradingContext:
     """Analyse the workspace's notebooks and resolve their imports in the baseline."""
-    from westtek_core.notebook_imports import ImportMap, analyse_workspace
+    from westtek_core.notebook_imports import ImportMap
 
     maps = {
         str(i.get("label")): ImportMap.from_packages(i.get("packages", []))
@@ -232,7 +277,7 @@ def grading_context(root: Path, baseline: Mapping[str, Any]) -> GradingContext:
     kernels = kernel_interpreters(baseline)
     default = next(iter(maps), None)
     context = GradingContext()
-    for analysis in analyse_workspace(root):
+    for analysis in analyse_notebooks_cached(root):
         if analysis.error:
             context.unanalysable.append(analysis.path)
             continue

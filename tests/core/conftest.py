@@ -122,6 +122,7 @@ def research_env(tmp_path, wheelhouse, monkeypatch):
         "JUPYTER_CONFIG_PATH": jupyter_config,
         "JUPYTER_PREFER_ENV_PATH": "0",
         "JUPYTER_PLATFORM_DIRS": "0",
+        "XDG_DATA_HOME": tmp_path / "data-home",  # baselines, event log, analysis cache
     }.items():
         monkeypatch.setenv(key, str(value))
 

@@ -214,3 +214,23 @@ def test_fails_at_levels():
 
     report = DriftReport("b")
     assert not fails_at(report, "minor")
+
+
+def test_notebook_analyses_are_cached_until_a_notebook_changes(research_env, tmp_path, monkeypatch):
+    from westtek_core import drift
+
+    root = research_env["workspace"]
+    cache = tmp_path / "analyses.json"
+    (first,) = drift.analyse_notebooks_cached(root, cache)
+    assert "westtek_probe_pkg" in first.imports
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("an unchanged notebook was analysed again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("westtek_core.notebook_imports.analyse_notebook", must_not_run)
+        assert drift.analyse_notebooks_cached(root, cache) == [first]
+    notebook = root / "analysis.ipynb"
+    notebook.write_text(notebook.read_text().replace("import wtyaml", "import json"))
+    (again,) = drift.analyse_notebooks_cached(root, cache)
+    assert "wtyaml" not in again.imports
