@@ -209,11 +209,18 @@ def test_baseline_set_moves_the_reference(research_env, wheelhouse, tmp_path, ca
     }
 
 
-def test_fails_at_levels():
-    from westtek_core.drift_report import DriftReport
+def test_fail_on_levels_gate_at_and_above_their_severity():
+    from westtek_core.drift_report import Change, DriftReport
 
-    report = DriftReport("b")
-    assert not fails_at(report, "minor")
+    def report_with(severity):
+        change = Change("package", "lib", "upgraded", "1.0", "1.1", severity, "r")
+        return DriftReport("b", [change])
+
+    assert not fails_at(DriftReport("b"), "minor")
+    assert fails_at(report_with(Severity.MINOR), "minor")
+    assert not fails_at(report_with(Severity.MINOR), "critical")
+    assert fails_at(report_with(Severity.CRITICAL), "critical")
+    assert not fails_at(report_with(Severity.INFO), "minor")
 
 
 def test_notebook_analyses_are_cached_until_a_notebook_changes(research_env, tmp_path, monkeypatch):
