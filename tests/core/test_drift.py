@@ -158,16 +158,14 @@ def test_zero_x_minor_releases_count_as_breaking_unless_configured():
     assert lenient.grade_one(change, None).severity is Severity.MINOR
 
 
-def test_cli_drift_gates_ci_with_fail_on(research_env, wheelhouse, tmp_path, capsys):
-    store = str(tmp_path / "cli-store")
-    common = [
-        "--python",
-        str(research_env["python"]),
-        "--root",
-        str(research_env["workspace"]),
-        "--store",
-        store,
-    ]
+@pytest.fixture
+def common(research_env, tmp_path):
+    """The environment options every CLI call in these tests takes."""
+    python, root = str(research_env["python"]), str(research_env["workspace"])
+    return ["--python", python, "--root", root, "--store", str(tmp_path / "cli-store")]
+
+
+def test_cli_drift_gates_ci_with_fail_on(research_env, wheelhouse, common, capsys):
     assert main(["snapshot", "create", *common, "--json"]) == 0
     capsys.readouterr()
     assert main(["drift", *common, "--fail-on", "minor", "--json"]) == 0
@@ -181,17 +179,7 @@ def test_cli_drift_gates_ci_with_fail_on(research_env, wheelhouse, tmp_path, cap
     assert report["changes"][0]["affected_notebooks"] == ["analysis.ipynb"]
 
 
-def test_baseline_set_moves_the_reference(research_env, wheelhouse, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
-    store = str(tmp_path / "cli-store")
-    common = [
-        "--python",
-        str(research_env["python"]),
-        "--root",
-        str(research_env["workspace"]),
-        "--store",
-        store,
-    ]
+def test_baseline_set_moves_the_reference(research_env, wheelhouse, common, capsys):
     main(["snapshot", "create", *common, "--json"])
     capsys.readouterr()
     pip_install(research_env["python"], wheelhouse, "westtek_probe_pkg==2.0.0")
