@@ -202,7 +202,32 @@ def build_parser() -> argparse.ArgumentParser:
     baseline_set.add_argument("id")
     _add_environment(baseline_set)
     _add_json(baseline_set)
+    _add_rollback(commands)
     return parser
+
+
+def _add_rollback(commands: Any) -> None:
+    rollback = commands.add_parser(
+        "rollback",
+        help="put the live environment back to a snapshot, in place (after a safety snapshot)",
+    )
+    which = rollback.add_mutually_exclusive_group(required=True)
+    which.add_argument("--to", metavar="ID", dest="target", help="the snapshot to go back to")
+    which.add_argument(
+        "--resume", action="store_true", help="finish the latest interrupted rollback"
+    )
+    which.add_argument(
+        "--undo", action="store_true", help="put back the latest rollback's safety snapshot"
+    )
+    rollback.add_argument(
+        "--only",
+        action="append",
+        choices=("packages", "kernels", "config"),
+        help="roll back only this area (repeatable; default: all three)",
+    )
+    _add_environment(rollback)
+    rollback.set_defaults(root=None)  # --resume and --undo reuse the rollback's own
+    _add_json(rollback)
 
 
 def _emit(args: argparse.Namespace, payload: Any, human: Callable[[Console], None]) -> None:
@@ -543,6 +568,56 @@ def _cmd_snapshot_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    from westtek_core import rollback
+
+    repo = _open_repo(args)
+    console = Console(stderr=True)
+    with Progress(
+        console=console, transient=True, disable=args.json or not console.is_terminal
+    ) as bar:
+        task = bar.add_task("rollback", total=None)
+
+        def progress(state: rollback.RollbackProgress) -> None:
+            bar.update(task, completed=state.done, total=state.total)
+
+        try:
+            if args.undo:
+                report = rollback.undo_rollback(repo, progress=progress)
+            elif args.resume:
+                report = rollback.resume_rollback(repo, progress=progress)
+            else:
+                root = args.root or Path.cwd()
+                if not root.is_dir():
+                    raise CommandError(f"--root {root} is not a directory")
+                report = rollback.run_rollback(
+                    repo, args.target, args.python, root, args.only, progress
+                )
+        except rollback.RollbackError as e:
+            raise CommandError(str(e)) from e
+
+    def human(out: Console) -> None:
+        verb = "undid a rollback: back" if report.kind == "undo" else "rolled back"
+        out.print(
+            f"{verb} to snapshot [bold]{report.target[:12]}[/] "
+            f"({', '.join(report.only)}): {report.steps_done}/{len(report.steps)} steps"
+            + (" (resumed)" if report.resumed else "")
+        )
+        for step in report.steps:
+            out.print(f"  {rollback.RollbackStep.from_json(step).describe()}")
+        if report.safety_snapshot:
+            out.print(
+                f"  safety snapshot {report.safety_snapshot[:12]}: `westtek rollback --undo` "
+                "puts it back"
+            )
+        for note in report.notes:
+            out.print(f"  [yellow]note[/] {note}")
+        _print_drift(out, report.drift)
+
+    _emit(args, report.to_json(), human)
+    return 0 if report.status == "STABLE" else 1
+
+
 SNAPSHOT_ACTIONS: dict[str, Callable[[argparse.Namespace], int]] = {
     "create": _cmd_snapshot_create,
     "list": _cmd_snapshot_list,
@@ -562,6 +637,8 @@ def _run(args: argparse.Namespace) -> int:
         return _cmd_drift(args)
     if args.command == "baseline":
         return _cmd_baseline_set(args)
+    if args.command == "rollback":
+        return _cmd_rollback(args)
     return SNAPSHOT_ACTIONS[args.action](args)
 
 
