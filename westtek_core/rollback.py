@@ -737,19 +737,24 @@ class _Applier:
             os.symlink(str(entry.get("link_target") or ""), dest)
             os.utime(dest, ns=(mtime, mtime), follow_symlinks=False)
             return
+        # written beside, then renamed: an interruption never leaves a truncated file
         tmp = dest.with_name(f".{dest.name}.westtek-rollback")
-        with open(tmp, "wb") as out:
-            if data is not None:
-                out.write(data)
-            else:
-                size = int(entry.get("size", 0))
-                for block in self.repo.iter_file(
-                    FileContent(size=size, chunks=tuple(entry.get("content") or ()))
-                ):
-                    out.write(block)
-        os.chmod(tmp, mode)
-        os.utime(tmp, ns=(mtime, mtime))
-        tmp.replace(dest)
+        try:
+            with open(tmp, "wb") as out:
+                if data is not None:
+                    out.write(data)
+                else:
+                    size = int(entry.get("size", 0))
+                    for block in self.repo.iter_file(
+                        FileContent(size=size, chunks=tuple(entry.get("content") or ()))
+                    ):
+                        out.write(block)
+            os.chmod(tmp, mode)
+            os.utime(tmp, ns=(mtime, mtime))
+            tmp.replace(dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def _write_config_like(
         self, entry: Mapping[str, Any], dest: Path, root: str, label: str

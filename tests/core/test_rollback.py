@@ -564,3 +564,32 @@ def test_rollback_needs_exactly_one_of_to_resume_undo(capsys):
         main(["rollback"])
     assert exit_info.value.code == 2
     assert "one of the arguments --to --resume --undo is required" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_step_cut_short_midway_is_redone_on_resume(
+    snapshot, own_jupyter_dirs, wheelhouse, new_package_wheels, monkeypatch
+):
+    repo, manifest, python, root = snapshot
+    drift_packages(own_jupyter_dirs, wheelhouse, new_package_wheels)
+    read_file, reads = Repository.iter_file, []
+
+    def failing_store(self, content):
+        reads.append(content)
+        if len(reads) == 2:  # the second file of the replaced distribution
+            raise OSError("store went away")
+        return read_file(self, content)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Repository, "iter_file", failing_store)
+        with pytest.raises(OSError, match="store went away"):
+            run_rollback(repo, manifest["id"], [python], root)
+    (journal,) = rollback.journals(repo)
+    assert [s["state"] for s in journal.data["steps"]] == ["done", "pending", "pending"]
+    assert journal.data["error"] == "OSError: store went away"
+    # the half-written distribution is not installed as far as Python can tell
+    assert "westtek-probe-pkg" not in {p["name"].replace("_", "-") for p in pip_list(python)}
+
+    report = rollback.resume_rollback(repo)
+    assert report.status == "STABLE" and report.steps_done == 3
+    assert imports(python, "westtek_probe_pkg") == "1.0.0"
