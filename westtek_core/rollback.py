@@ -805,6 +805,8 @@ class _Applier:
         owners = self._target_owners(step.interpreter)
         location = str(dist.get("location") or "")
         removed: list[Path] = []
+        if not dist.get("files"):
+            self.notes.append(f"{step.name} has no RECORD: only its metadata was removed")
         for record_path in dist.get("files", []):
             path = posixpath.normpath(posixpath.join(location, str(record_path)))
             if not _inside(path, prefix):
@@ -895,8 +897,7 @@ class _Applier:
         if step.action == "remove":
             _check_inside(dest.parent, step.where)
             if dest.is_symlink() or dest.is_file():
-                dest.unlink()
-                _prune_empty_dirs([dest], posixpath.normpath(step.where))
+                dest.unlink()  # its directory stays: config dirs are the user's layout
             return
         entry = next(
             e
@@ -1018,7 +1019,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _claim(journal: Journal) -> None:
+def _refuse_if_busy(journal: Journal) -> None:
     """Refuse a journal another live process on this host is applying."""
     pid = journal.data.get("pid")
     same_host = journal.data.get("host") == socket.gethostname()
@@ -1030,6 +1031,11 @@ def _claim(journal: Journal) -> None:
         and _pid_alive(pid)
     ):
         raise RollbackError(f"rollback {journal.id} is being applied by process {pid}")
+
+
+def _claim(journal: Journal) -> None:
+    """Make this process the one applying ``journal``."""
+    _refuse_if_busy(journal)
     journal.data.update(pid=os.getpid(), host=socket.gethostname(), state="running")
     journal.data.pop("error", None)
     journal.save()
@@ -1108,7 +1114,7 @@ def _apply(
     target: Mapping[str, Any],
     capture: Capture,
     progress: ProgressCallback | None,
-) -> list[str]:
+) -> None:
     pythons = list(journal.data["pythons"])
     applier = _Applier(repo, target, live_state(capture, pythons))
     steps = journal.steps
@@ -1125,13 +1131,16 @@ def _apply(
     except BaseException as e:
         journal.data["state"] = "failed"
         journal.data["error"] = f"{type(e).__name__}: {e}"
-        journal.data["notes"] = [*journal.data.get("notes", []), *applier.notes]
-        journal.save()
+        _add_notes(journal, applier.notes)
         raise
     journal.data["state"] = "done"
-    journal.data["notes"] = [*journal.data.get("notes", []), *applier.notes]
+    _add_notes(journal, applier.notes)
+
+
+def _add_notes(journal: Journal, notes: Iterable[str]) -> None:
+    # a step redone on resume says the same again: keep each note once
+    journal.data["notes"] = list(dict.fromkeys([*journal.data.get("notes", []), *notes]))
     journal.save()
-    return applier.notes
 
 
 def _finish(
@@ -1284,6 +1293,9 @@ def undo_rollback(
 ) -> RollbackReport:
     """Put back the safety snapshot of a rollback (the latest one of this store by default).
 
+    Only the latest rollback is undone by default: undoing further back is a rollback to
+    an older safety snapshot (``run_rollback`` with its id), chosen knowingly.
+
     The undo is itself a rollback with a journal (and its own safety snapshot), so an
     interrupted undo resumes like any other; once it is done the undone rollback is marked
     ``undone``.
@@ -1291,16 +1303,15 @@ def undo_rollback(
     pending = unfinished_journal(repo)
     if pending is not None and pending.data.get("kind") == "undo":
         return resume_rollback(repo, pending.id, progress=progress)
-    candidates = [
-        j
-        for j in journals(repo)
-        if j.data.get("kind") == "rollback" and j.data.get("state") != "undone"
-    ]
+    candidates = [j for j in journals(repo) if j.data.get("kind") == "rollback"]
     if rollback_id is not None:
         candidates = [j for j in candidates if j.id == rollback_id]
     if not candidates:
         raise RollbackError("no rollback of this store to undo")
     original = candidates[-1]
+    if original.data.get("state") == "undone":
+        raise RollbackError(f"rollback {original.id} is undone already")
+    _refuse_if_busy(original)
     target = _load_target(repo, str(original.data["safety_snapshot"]))
     areas = tuple(original.data["only"])
     pythons = list(original.data["pythons"])

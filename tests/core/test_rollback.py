@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -540,7 +541,7 @@ def test_undo_puts_the_safety_snapshot_back(
     states = {j.id: j.data["state"] for j in rollback.journals(repo)}
     assert states == {done.id: "undone", report["id"]: "done"}
     assert main(["rollback", "--undo", *store]) == 1  # nothing left to undo
-    assert capsys.readouterr().err == "westtek: error: no rollback of this store to undo\n"
+    assert capsys.readouterr().err == f"westtek: error: rollback {done.id} is undone already\n"
 
 
 @pytest.mark.slow
@@ -592,4 +593,18 @@ def test_a_step_cut_short_midway_is_redone_on_resume(
 
     report = rollback.resume_rollback(repo)
     assert report.status == "STABLE" and report.steps_done == 3
+    assert imports(python, "westtek_probe_pkg") == "1.0.0"
+
+
+@pytest.mark.slow
+def test_a_deleted_environment_comes_back_whole(snapshot, own_jupyter_dirs):
+    repo, manifest, python, root = snapshot
+    before = pip_list(python)
+    shutil.rmtree(own_jupyter_dirs["venv"])
+
+    report = run_rollback(repo, manifest["id"], [python], root, only=["packages"])
+
+    assert [(s["action"], s["state"]) for s in report.steps] == [("restore-prefix", "done")]
+    assert report.status == "STABLE"
+    assert pip_list(python) == before
     assert imports(python, "westtek_probe_pkg") == "1.0.0"
