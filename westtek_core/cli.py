@@ -606,8 +606,9 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
         for step in report.steps:
             out.print(f"  {rollback.RollbackStep.from_json(step).describe()}")
         if report.safety_snapshot:
+            undo = "--undo" if report.kind == "rollback" else f"--to {report.safety_snapshot[:12]}"
             out.print(
-                f"  safety snapshot {report.safety_snapshot[:12]}: `westtek rollback --undo` "
+                f"  safety snapshot {report.safety_snapshot[:12]}: `westtek rollback {undo}` "
                 "puts it back"
             )
         for note in report.notes:
