@@ -3,13 +3,28 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
+/* eslint-disable jupyter/prefer-lazy-imports --
+ * Activation builds the models at once: the status bar item and the drift
+ * notifications follow the drift from the start, and the side-bar tab must
+ * exist as soon as the application starts. */
+import { WestTekClient } from './api-client';
+import { addCommands, CommandIDs } from './commands';
+import { DriftModel } from './drift-model';
+import { EnvironmentModel } from './environment-model';
 import { westtekIcon } from './icons';
-// The side-bar tab must exist as soon as the application starts.
-// eslint-disable-next-line jupyter/prefer-lazy-imports
+import { JobsModel } from './jobs-model';
+import { DriftNotifier } from './notifier';
 import { WestTekSidebar } from './sidebar';
+import { SnapshotsModel } from './snapshots-model';
+import { DriftStatusItem } from './status-bar';
 import { StatusModel } from './status-model';
+import { IWestTekSettings, NotificationLevel } from './tokens';
+/* eslint-enable jupyter/prefer-lazy-imports */
 
 /**
  * DOM id of the West Tek side panel, also its key in the layout restorer.
@@ -17,29 +32,156 @@ import { StatusModel } from './status-model';
 export const SIDEBAR_ID = 'westtek-sidebar';
 
 /**
- * Adds the West Tek status panel to the left side bar.
+ * Id of the plugin, also the id of its settings (schema/plugin.json).
+ */
+export const PLUGIN_ID = 'westtek-labextension:plugin';
+
+/**
+ * The settings used until (or when) the registry has none.
+ */
+const DEFAULT_SETTINGS: IWestTekSettings = {
+  pollInterval: 30,
+  notificationLevel: 'critical'
+};
+
+/**
+ * Adds the West Tek side bar (Environment · Snapshots · Drift), the drift
+ * item of the status bar, drift notifications and the West Tek commands.
  */
 const plugin: JupyterFrontEndPlugin<void> = {
-  id: 'westtek-labextension:plugin',
-  description: 'West Tek Environment Preservation side panel.',
+  id: PLUGIN_ID,
+  description:
+    'West Tek Environment Preservation: environment, snapshots and drift.',
   autoStart: true,
-  optional: [ILayoutRestorer, ITranslator],
+  optional: [
+    ILayoutRestorer,
+    ITranslator,
+    ISettingRegistry,
+    IStatusBar,
+    ICommandPalette
+  ],
   activate: (
     app: JupyterFrontEnd,
     restorer: ILayoutRestorer | null,
-    translator: ITranslator | null
+    translator: ITranslator | null,
+    settingRegistry: ISettingRegistry | null,
+    statusBar: IStatusBar | null,
+    palette: ICommandPalette | null
   ) => {
     const trans = (translator ?? nullTranslator).load('westtek');
-    const model = new StatusModel({
-      serverSettings: app.serviceManager.serverSettings,
+    const serverSettings = app.serviceManager.serverSettings;
+    const client = new WestTekClient(serverSettings);
+
+    const status = new StatusModel({ serverSettings, trans });
+    const jobs = new JobsModel(client);
+    const environment = new EnvironmentModel(client);
+    const snapshots = new SnapshotsModel(client, jobs);
+    const drift = new DriftModel({
+      client,
+      jobs,
+      pollInterval: DEFAULT_SETTINGS.pollInterval,
+      webSocket: serverSettings.WebSocket
+    });
+
+    const openNotebook = (path: string) => {
+      void app.commands.execute('docmanager:open', { path });
+    };
+
+    const sidebar = new WestTekSidebar({
+      status,
+      environment,
+      snapshots,
+      drift,
+      actions: {
+        snapshotNow: () => void app.commands.execute(CommandIDs.snapshotNow),
+        acceptBaseline: () =>
+          void app.commands.execute(CommandIDs.acceptBaseline),
+        rollback: () => void app.commands.execute(CommandIDs.rollback)
+      },
+      openNotebook,
+      openDiff: (a, b) =>
+        void app.commands.execute(CommandIDs.openDiff, { a, b }),
       trans
     });
-    const widget = new WestTekSidebar(model, trans);
-    widget.id = SIDEBAR_ID;
-    widget.title.icon = westtekIcon;
-    widget.title.caption = trans.__('West Tek');
-    app.shell.add(widget, 'left', { rank: 1000 });
-    restorer?.add(widget, SIDEBAR_ID);
+    sidebar.id = SIDEBAR_ID;
+    sidebar.title.icon = westtekIcon;
+    sidebar.title.caption = trans.__('West Tek');
+    app.shell.add(sidebar, 'left', { rank: 1000 });
+    restorer?.add(sidebar, SIDEBAR_ID);
+
+    addCommands({
+      app,
+      sidebar,
+      snapshots,
+      drift,
+      openNotebook,
+      palette,
+      trans
+    });
+
+    const notifier = new DriftNotifier({
+      model: drift,
+      level: DEFAULT_SETTINGS.notificationLevel,
+      showDrift: () => void app.commands.execute(CommandIDs.showDrift),
+      rollback: () => void app.commands.execute(CommandIDs.rollback),
+      trans
+    });
+
+    // The package table follows the drift: refetch shortly after events.
+    let environmentTimer: ReturnType<typeof setTimeout> | undefined;
+    const refetchEnvironment = () => {
+      clearTimeout(environmentTimer);
+      environmentTimer = setTimeout(() => {
+        if (environment.state.kind !== 'idle') {
+          void environment.refresh();
+        }
+      }, 1000);
+    };
+    drift.eventReceived.connect(refetchEnvironment);
+    drift.statusChanged.connect((_, state) =>
+      environment.setDrift(state.status)
+    );
+    jobs.finished.connect((_, job) => {
+      if (job.kind === 'rollback') {
+        refetchEnvironment();
+      }
+    });
+
+    if (statusBar) {
+      statusBar.registerStatusItem('westtek-labextension:drift-status', {
+        item: new DriftStatusItem(
+          drift,
+          () => void app.commands.execute(CommandIDs.showDrift),
+          trans
+        ),
+        align: 'left',
+        rank: 100
+      });
+    }
+
+    const applySettings = (settings: ISettingRegistry.ISettings) => {
+      const composite = settings.composite as Partial<IWestTekSettings>;
+      drift.pollInterval = Number(
+        composite.pollInterval ?? DEFAULT_SETTINGS.pollInterval
+      );
+      notifier.level = (composite.notificationLevel ??
+        DEFAULT_SETTINGS.notificationLevel) as NotificationLevel;
+    };
+
+    // Drift is watched from the start: for the status bar and notifications.
+    void app.restored.then(async () => {
+      if (settingRegistry) {
+        try {
+          const settings = await settingRegistry.load(PLUGIN_ID);
+          applySettings(settings);
+          settings.changed.connect(applySettings);
+        } catch (error) {
+          console.warn('West Tek: could not load the settings', error);
+        }
+      }
+      void jobs.resume();
+      drift.start();
+    });
   }
 };
 

@@ -1,123 +1,312 @@
+import { Tab, TabPanel, Tabs } from '@jupyter/react-components';
 import { TranslationBundle } from '@jupyterlab/translation';
-import { Button, refreshIcon, VDomRenderer } from '@jupyterlab/ui-components';
+import {
+  Button,
+  ReactWidget,
+  refreshIcon,
+  VDomModel
+} from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import React from 'react';
 
-import { StatusModel, StatusState } from './status-model';
+import { DriftBadge, useModel } from './components';
+import { DriftModel } from './drift-model';
+import { DriftPanel, IDriftActions } from './drift-panel';
+import { EnvironmentModel } from './environment-model';
+import { EnvironmentPanel } from './environment-panel';
+import { SnapshotsModel } from './snapshots-model';
+import { SnapshotsPanel } from './snapshots-panel';
+import { StatusModel } from './status-model';
 
 /**
- * The "West Tek" side panel: the server extension's version, component and
- * capabilities, loaded when the panel is shown and on Refresh.
+ * The panels of the West Tek side bar.
  */
-export class WestTekSidebar extends VDomRenderer<StatusModel> {
+export type PanelName = 'environment' | 'snapshots' | 'drift';
+
+/**
+ * The panels in tab order.
+ */
+export const PANELS: readonly PanelName[] = [
+  'environment',
+  'snapshots',
+  'drift'
+];
+
+/**
+ * Which panel the side bar shows; emits `stateChanged` when it changes.
+ */
+export class PanelSelection extends VDomModel {
   /**
-   * Create the panel over a status model.
-   *
-   * @param model Where the status report comes from
-   * @param trans Translation bundle of the `westtek` domain
+   * The panel shown.
    */
-  constructor(model: StatusModel, trans: TranslationBundle) {
-    super(model);
-    this._trans = trans;
+  get current(): PanelName {
+    return this._current;
+  }
+  set current(panel: PanelName) {
+    if (panel !== this._current) {
+      this._current = panel;
+      this.stateChanged.emit();
+    }
+  }
+
+  private _current: PanelName = 'environment';
+}
+
+/**
+ * The "West Tek" side bar: a header with the live drift grade and Refresh,
+ * then three tabs — Environment, Snapshots and Drift.
+ */
+export class WestTekSidebar extends ReactWidget {
+  /**
+   * Create the side bar over the page's models.
+   *
+   * @param options Models, actions and translation
+   */
+  constructor(options: WestTekSidebar.IOptions) {
+    super();
+    this._options = options;
     this.addClass('jp-WestTek-sidebar');
   }
 
   /**
-   * Load the status each time the panel is opened.
+   * Which panel is shown.
    */
-  protected onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    void this.model.refresh();
+  readonly selection = new PanelSelection();
+
+  /**
+   * Switch to a panel and load it.
+   */
+  showPanel(panel: PanelName): void {
+    this.selection.current = panel;
+    this._loadPanel(panel, false);
   }
 
   /**
-   * Load the status when the panel is attached already open (restored layout).
+   * Fetch the status and the shown panel again.
+   */
+  refresh(): void {
+    void this._options.status.refresh();
+    this._loadPanel(this.selection.current, true);
+  }
+
+  /**
+   * Load the status and the shown panel each time the side bar is opened.
+   */
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this.refresh();
+  }
+
+  /**
+   * Load when attached already open (restored layout).
    */
   protected onAfterAttach(msg: Message): void {
     super.onAfterAttach(msg);
     if (this.isVisible) {
-      void this.model.refresh();
+      this.refresh();
     }
   }
 
   /**
-   * Render the heading, the Refresh button and the current state.
+   * Render the header and the tabs.
    */
   protected render(): JSX.Element {
-    const trans = this._trans;
-    const state = this.model.state;
     return (
-      <>
-        <header className="jp-WestTek-header">
-          <h2 className="jp-WestTek-title">{trans.__('West Tek')}</h2>
-          <Button
-            className="jp-WestTek-refresh"
-            minimal
-            small
-            title={trans.__('Reload the West Tek status')}
-            disabled={state.kind === 'loading'}
-            onClick={() => void this.model.refresh()}
-          >
-            <refreshIcon.react tag="span" className="jp-WestTek-refreshIcon" />
-            {trans.__('Refresh')}
-          </Button>
-        </header>
-        <div className="jp-WestTek-body">{renderState(state, trans)}</div>
-      </>
+      <SidebarView
+        {...this._options}
+        selection={this.selection}
+        onSelect={panel => this.showPanel(panel)}
+        onRefresh={() => this.refresh()}
+      />
     );
   }
 
-  private _trans: TranslationBundle;
+  private _loadPanel(panel: PanelName, force: boolean): void {
+    const { environment, snapshots, drift } = this._options;
+    switch (panel) {
+      case 'environment':
+        if (force || environment.state.kind === 'idle') {
+          void environment.refresh();
+        }
+        break;
+      case 'snapshots':
+        if (force || snapshots.state.kind === 'idle') {
+          void snapshots.refresh();
+        }
+        break;
+      case 'drift':
+        drift.start();
+        if (force) {
+          void drift.refresh();
+        }
+        break;
+    }
+  }
+
+  private _options: WestTekSidebar.IOptions;
 }
 
 /**
- * Render one state of the status report.
+ * The namespace for `WestTekSidebar` statics.
  */
-function renderState(
-  state: StatusState,
-  trans: TranslationBundle
-): JSX.Element {
-  switch (state.kind) {
-    case 'idle':
-    case 'loading':
-      return (
-        <p className="jp-WestTek-loading" data-testid="westtek-loading">
-          {trans.__('Loading status…')}
-        </p>
-      );
-    case 'error':
-      return (
-        <p
-          className="jp-WestTek-error"
-          role="alert"
-          data-testid="westtek-error"
-        >
-          {state.message}
-        </p>
-      );
-    case 'ready': {
-      const { report } = state;
-      return (
-        <>
-          <dl className="jp-WestTek-facts">
-            <dt>{trans.__('Version')}</dt>
-            <dd data-testid="westtek-version">{report.version}</dd>
-            <dt>{trans.__('Component')}</dt>
-            <dd data-testid="westtek-component">{report.component}</dd>
-            <dt>{trans.__('Python')}</dt>
-            <dd data-testid="westtek-python">{report.python}</dd>
-          </dl>
-          <h3 className="jp-WestTek-subtitle">{trans.__('Capabilities')}</h3>
-          <ul
-            className="jp-WestTek-capabilities"
-            data-testid="westtek-capabilities"
-          >
-            {report.capabilities.map(capability => (
-              <li key={capability}>{capability}</li>
-            ))}
-          </ul>
-        </>
-      );
-    }
+export namespace WestTekSidebar {
+  /**
+   * What the side bar shows and does.
+   */
+  export interface IOptions {
+    /**
+     * The server extension's status.
+     */
+    status: StatusModel;
+
+    /**
+     * The Environment panel's model.
+     */
+    environment: EnvironmentModel;
+
+    /**
+     * The Snapshots panel's model.
+     */
+    snapshots: SnapshotsModel;
+
+    /**
+     * The Drift panel's model.
+     */
+    drift: DriftModel;
+
+    /**
+     * The Drift panel's actions.
+     */
+    actions: IDriftActions;
+
+    /**
+     * Opens a notebook path in the main area.
+     */
+    openNotebook: (path: string) => void;
+
+    /**
+     * Opens the diff of two snapshots in the main area.
+     */
+    openDiff: (a: string, b: string) => void;
+
+    /**
+     * Translation bundle of the `westtek` domain.
+     */
+    trans: TranslationBundle;
   }
+}
+
+/**
+ * The side bar's React tree.
+ */
+function SidebarView(
+  props: WestTekSidebar.IOptions & {
+    selection: PanelSelection;
+    onSelect: (panel: PanelName) => void;
+    onRefresh: () => void;
+  }
+): JSX.Element {
+  const { trans } = props;
+  const status = useModel(props.status).state;
+  const selection = useModel(props.selection);
+  const drift = useModel(props.drift).state;
+  const titles: { [P in PanelName]: string } = {
+    environment: trans.__('Environment'),
+    snapshots: trans.__('Snapshots'),
+    drift: trans.__('Drift')
+  };
+  return (
+    <>
+      <header className="jp-WestTek-header">
+        <h2 className="jp-WestTek-title">{trans.__('West Tek')}</h2>
+        {drift.kind === 'ready' && (
+          <DriftBadge
+            status={drift.value.status}
+            trans={trans}
+            testId="westtek-header-drift"
+          />
+        )}
+        <Button
+          className="jp-WestTek-refresh"
+          minimal
+          small
+          aria-label={trans.__('Refresh')}
+          title={trans.__('Refresh: reload the West Tek status and this panel')}
+          disabled={status.kind === 'loading'}
+          onClick={props.onRefresh}
+        >
+          <refreshIcon.react tag="span" className="jp-WestTek-refreshIcon" />
+        </Button>
+      </header>
+      {status.kind === 'error' ? (
+        <div className="jp-WestTek-body">
+          <p
+            className="jp-WestTek-error"
+            role="alert"
+            data-testid="westtek-error"
+          >
+            {status.message}
+          </p>
+        </div>
+      ) : (
+        <Tabs
+          className="jp-WestTek-tabs"
+          activeid={`westtek-tab-${selection.current}`}
+          onChange={(event: CustomEvent) => {
+            // Changes of inputs inside the panels bubble up here too.
+            if (event.target !== event.currentTarget) {
+              return;
+            }
+            const id = (event.detail as HTMLElement | undefined)?.id ?? '';
+            const panel = PANELS.find(p => id === `westtek-tab-${p}`);
+            if (panel && panel !== selection.current) {
+              props.onSelect(panel);
+            }
+          }}
+        >
+          {PANELS.map(panel => (
+            <Tab
+              key={panel}
+              id={`westtek-tab-${panel}`}
+              data-testid={`westtek-tab-${panel}`}
+            >
+              {titles[panel]}
+              {panel === 'drift' &&
+                drift.kind === 'ready' &&
+                drift.value.changes.length > 0 && (
+                  <span
+                    className={`jp-WestTek-tabCount jp-WestTek-mod-${drift.value.status === 'CRITICAL_DRIFT' ? 'critical' : 'minor'}`}
+                  >
+                    {drift.value.changes.length}
+                  </span>
+                )}
+            </Tab>
+          ))}
+          <TabPanel id="westtek-panel-environment">
+            <EnvironmentPanel
+              model={props.environment}
+              status={props.status}
+              openNotebook={props.openNotebook}
+              trans={trans}
+            />
+          </TabPanel>
+          <TabPanel id="westtek-panel-snapshots">
+            <SnapshotsPanel
+              model={props.snapshots}
+              openDiff={props.openDiff}
+              trans={trans}
+            />
+          </TabPanel>
+          <TabPanel id="westtek-panel-drift">
+            <DriftPanel
+              model={props.drift}
+              actions={props.actions}
+              openNotebook={props.openNotebook}
+              trans={trans}
+            />
+          </TabPanel>
+        </Tabs>
+      )}
+    </>
+  );
 }

@@ -1,0 +1,570 @@
+import { ServerConnection } from '@jupyterlab/services';
+import { VDomModel } from '@jupyterlab/ui-components';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { errorMessage, WestTekClient } from './api-client';
+import { JobsModel } from './jobs-model';
+import { LoadState, reloading, valueOf } from './load-state';
+import { INotice } from './snapshots-model';
+import {
+  IChange,
+  IDriftEvent,
+  IDriftState,
+  IJob,
+  IStreamMessage,
+  Severity
+} from './tokens';
+
+/**
+ * How the model hears about drift: over the WebSocket (`live`), by polling
+ * `GET drift` while the socket is down (`polling`), or not yet/any more.
+ */
+export type StreamState = 'connecting' | 'live' | 'polling' | 'stopped';
+
+/**
+ * Severities from the most to the least serious.
+ */
+export const SEVERITIES: readonly Severity[] = ['critical', 'minor', 'info'];
+
+/**
+ * The most serious severity among changes, or null when there are none.
+ */
+export function worstSeverity(changes: readonly IChange[]): Severity | null {
+  for (const severity of SEVERITIES) {
+    if (changes.some(change => change.severity === severity)) {
+      return severity;
+    }
+  }
+  return null;
+}
+
+/**
+ * Identity of a change (two events speak of the same change when it matches).
+ */
+export function changeKey(change: IChange): string {
+  return JSON.stringify([
+    change.kind,
+    change.name,
+    change.change,
+    change.before ?? null,
+    change.after ?? null
+  ]);
+}
+
+/**
+ * The drift state after an event: its changes appear, its resolved ones go.
+ *
+ * @param state The state before the event
+ * @param event The event
+ * @returns The state after it
+ */
+export function applyEvent(
+  state: IDriftState,
+  event: IDriftEvent
+): IDriftState {
+  const gone = new Set(
+    [...event.resolved, ...event.changes].map(change => changeKey(change))
+  );
+  return {
+    ...state,
+    status: event.status,
+    baseline: event.baseline || state.baseline,
+    changes: [
+      ...state.changes.filter(change => !gone.has(changeKey(change))),
+      ...event.changes
+    ],
+    checked_at: Math.max(state.checked_at, event.time)
+  };
+}
+
+/**
+ * A day of the drift timeline: how many events of each severity it saw.
+ */
+export interface ITimelineDay {
+  /**
+   * Local midnight starting the day (epoch milliseconds).
+   */
+  start: number;
+
+  /**
+   * Events per severity (an event counts as its worst change; events that
+   * only resolved changes count as `info`).
+   */
+  counts: { [S in Severity]: number };
+}
+
+/**
+ * Bucket events per local day over the last `days` days, oldest day first.
+ *
+ * @param events Drift events (any order)
+ * @param days How many days, today included
+ * @param now The current time (epoch milliseconds)
+ * @returns One entry per day
+ */
+export function timeline(
+  events: readonly IDriftEvent[],
+  days = 30,
+  now = Date.now()
+): ITimelineDay[] {
+  const today = new Date(now);
+  today.setHours(0, 0, 0, 0);
+  const result: ITimelineDay[] = [];
+  for (let i = days - 1; i >= 0; i--) {
+    const start = new Date(today);
+    start.setDate(today.getDate() - i);
+    result.push({
+      start: start.getTime(),
+      counts: { critical: 0, minor: 0, info: 0 }
+    });
+  }
+  const first = result[0].start;
+  for (const event of events) {
+    const time = event.time * 1000;
+    if (time < first || time > now + 60_000) {
+      continue;
+    }
+    let index = result.length - 1;
+    while (index > 0 && result[index].start > time) {
+      index--;
+    }
+    const severity = worstSeverity(event.changes) ?? 'info';
+    result[index].counts[severity]++;
+  }
+  return result;
+}
+
+/**
+ * Holds the live drift state and the drift events of the last 30 days.
+ *
+ * Listens to `WS drift/stream`; when the socket drops it reconnects with
+ * exponential backoff and polls `GET drift` every `pollInterval` seconds in
+ * the meantime. Emits `stateChanged` on any change, `eventReceived` for each
+ * event that arrives live and `statusChanged` when the grade changes.
+ */
+export class DriftModel extends VDomModel {
+  /**
+   * Create a model over the API; call `start()` to connect.
+   *
+   * @param options The API, the page's jobs and the poll interval
+   */
+  constructor(options: DriftModel.IOptions) {
+    super();
+    this._client = options.client;
+    this.jobs = options.jobs;
+    this._pollInterval = options.pollInterval ?? 30;
+    this._webSocket = options.webSocket ?? WebSocket;
+  }
+
+  /**
+   * The page's background jobs.
+   */
+  readonly jobs: JobsModel;
+
+  /**
+   * The live drift state.
+   */
+  get state(): LoadState<IDriftState> {
+    return this._state;
+  }
+
+  /**
+   * Drift events of the last 30 days plus those received since, oldest first.
+   */
+  get events(): readonly IDriftEvent[] {
+    return this._events;
+  }
+
+  /**
+   * Whether the event history is loading, loaded, or failed (with why).
+   */
+  get eventsState(): LoadState<number> {
+    return this._eventsState;
+  }
+
+  /**
+   * Whether an event arrived over the stream while this page was open.
+   */
+  isLive(event: IDriftEvent): boolean {
+    return this._liveIds.has(event.id);
+  }
+
+  /**
+   * How the model hears about drift right now.
+   */
+  get stream(): StreamState {
+    return this._stream;
+  }
+
+  /**
+   * The message about the last action, if any.
+   */
+  get notice(): INotice | null {
+    return this._notice;
+  }
+
+  /**
+   * Seconds between `GET drift` polls while the WebSocket is down.
+   */
+  get pollInterval(): number {
+    return this._pollInterval;
+  }
+  set pollInterval(seconds: number) {
+    const value = Math.max(1, Number(seconds) || 30);
+    if (value !== this._pollInterval) {
+      this._pollInterval = value;
+      if (this._stream === 'polling') {
+        this._schedulePoll();
+      }
+    }
+  }
+
+  /**
+   * Emitted for each drift event received live, after the state is updated.
+   */
+  get eventReceived(): ISignal<this, IDriftEvent> {
+    return this._eventReceived;
+  }
+
+  /**
+   * Emitted when the drift state is first known and whenever it changes
+   * grade or baseline.
+   */
+  get statusChanged(): ISignal<this, IDriftState> {
+    return this._statusChanged;
+  }
+
+  /**
+   * Load the state and the history, and open the stream (once).
+   */
+  start(): void {
+    if (this._started || this.isDisposed) {
+      return;
+    }
+    this._started = true;
+    void this.refresh();
+    this._connect();
+  }
+
+  /**
+   * Fetch the state and the event history again; never rejects.
+   */
+  async refresh(): Promise<void> {
+    await Promise.all([this._fetchState(), this._fetchEvents()]);
+  }
+
+  /**
+   * Show a message about an action (or clear it with null).
+   */
+  setNotice(notice: INotice | null): void {
+    this._notice = notice;
+    this.stateChanged.emit();
+  }
+
+  /**
+   * Take a snapshot of the live environment and make it the baseline.
+   *
+   * @returns The finished job, or null if it could not be started
+   */
+  async acceptBaseline(): Promise<IJob | null> {
+    let job: IJob;
+    try {
+      job = await this._client.createSnapshot({
+        note: 'Accepted as the new baseline from the drift panel',
+        labels: {},
+        baseline: true
+      });
+    } catch (error) {
+      this.setNotice({ kind: 'error', text: errorMessage(error) });
+      return null;
+    }
+    const done = await this.jobs.follow(job);
+    this.setNotice(
+      done.state === 'succeeded'
+        ? {
+            kind: 'success',
+            text: `Snapshot ${String(done.result?.id ?? '').slice(0, 12)} is the new baseline.`
+          }
+        : { kind: 'error', text: done.error || 'The snapshot failed.' }
+    );
+    await this._fetchState();
+    return done;
+  }
+
+  /**
+   * Put the live environment back to the baseline (or another snapshot).
+   *
+   * @param to Snapshot id; the baseline when omitted
+   * @returns The finished job, or null if it could not be started
+   */
+  async rollback(to?: string): Promise<IJob | null> {
+    let job: IJob;
+    try {
+      job = await this._client.rollback(to ? { to } : {});
+    } catch (error) {
+      this.setNotice({ kind: 'error', text: errorMessage(error) });
+      return null;
+    }
+    const done = await this.jobs.follow(job);
+    this.setNotice(
+      done.state === 'succeeded'
+        ? { kind: 'success', text: 'The environment is back to the baseline.' }
+        : { kind: 'error', text: done.error || 'The rollback failed.' }
+    );
+    await this._fetchState();
+    return done;
+  }
+
+  /**
+   * Close the stream and stop polling.
+   */
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    this._stop();
+    Signal.clearData(this);
+    super.dispose();
+  }
+
+  private _stop(): void {
+    this._stopped = true;
+    this._stream = 'stopped';
+    this._clearTimers();
+    if (this._socket) {
+      this._socket.onclose = null;
+      this._socket.close();
+      this._socket = null;
+    }
+  }
+
+  private async _fetchState(): Promise<void> {
+    const request = ++this._stateRequests;
+    this._state = reloading(this._state);
+    this.stateChanged.emit();
+    let next: LoadState<IDriftState>;
+    try {
+      const value = await this._client.drift();
+      next = { kind: 'ready', value, refreshing: false };
+    } catch (error) {
+      if (
+        error instanceof ServerConnection.ResponseError &&
+        error.response.status === 404 &&
+        !valueOf(this._state)
+      ) {
+        // No West Tek server extension here: nothing to listen to.
+        this._stop();
+      }
+      // Keep showing the last known state when a poll fails.
+      const known = valueOf(this._state);
+      next = known
+        ? { kind: 'ready', value: known, refreshing: false }
+        : { kind: 'error', message: errorMessage(error) };
+    }
+    if (request === this._stateRequests && !this.isDisposed) {
+      this._setState(next);
+    }
+  }
+
+  private async _fetchEvents(since?: number): Promise<void> {
+    if (since === undefined) {
+      this._eventsState = reloading(this._eventsState);
+      this.stateChanged.emit();
+    }
+    try {
+      const { events } = await this._client.driftEvents(
+        since === undefined ? { days: 30, limit: 1000 } : { since, limit: 1000 }
+      );
+      if (this.isDisposed) {
+        return;
+      }
+      this._mergeEvents(events);
+      this._eventsState = {
+        kind: 'ready',
+        value: this._events.length,
+        refreshing: false
+      };
+    } catch (error) {
+      if (since === undefined) {
+        this._eventsState = { kind: 'error', message: errorMessage(error) };
+      }
+    }
+    if (!this.isDisposed) {
+      this.stateChanged.emit();
+    }
+  }
+
+  private _mergeEvents(events: readonly IDriftEvent[]): void {
+    const byId = new Map(this._events.map(event => [event.id, event]));
+    for (const event of events) {
+      byId.set(event.id, event);
+    }
+    this._events = [...byId.values()].sort((a, b) => a.id - b.id);
+  }
+
+  private _setState(next: LoadState<IDriftState>): void {
+    const before = valueOf(this._state);
+    this._state = next;
+    const after = valueOf(next);
+    this.stateChanged.emit();
+    if (
+      after &&
+      (!before ||
+        before.status !== after.status ||
+        before.baseline !== after.baseline)
+    ) {
+      this._statusChanged.emit(after);
+    }
+  }
+
+  private _connect(): void {
+    if (this._stopped) {
+      return;
+    }
+    this._stream = this._stream === 'polling' ? 'polling' : 'connecting';
+    this.stateChanged.emit();
+    let socket: WebSocket;
+    try {
+      socket = new this._webSocket(this._client.driftStreamUrl());
+    } catch {
+      this._onSocketClosed();
+      return;
+    }
+    this._socket = socket;
+    socket.onopen = () => {
+      this._backoff = 0;
+      this._stream = 'live';
+      this._clearTimers();
+      this.stateChanged.emit();
+      // Events missed while the socket was down.
+      const last = this._events[this._events.length - 1];
+      if (last) {
+        void this._fetchEvents(last.id);
+      }
+    };
+    socket.onmessage = message => this._onMessage(message.data);
+    socket.onclose = () => this._onSocketClosed();
+  }
+
+  private _onMessage(data: unknown): void {
+    let message: IStreamMessage;
+    try {
+      message = JSON.parse(String(data));
+    } catch {
+      return;
+    }
+    if (message.type === 'state' && message.drift) {
+      this._setState({
+        kind: 'ready',
+        value: message.drift,
+        refreshing: false
+      });
+    } else if (message.type === 'event' && message.event) {
+      const event = message.event;
+      if (this._events.some(known => known.id === event.id)) {
+        return;
+      }
+      this._liveIds.add(event.id);
+      this._mergeEvents([event]);
+      const current = valueOf(this._state);
+      if (current) {
+        this._setState({
+          kind: 'ready',
+          value: applyEvent(current, event),
+          refreshing: false
+        });
+      } else {
+        this.stateChanged.emit();
+        void this._fetchState();
+      }
+      this._eventReceived.emit(event);
+    }
+  }
+
+  private _onSocketClosed(): void {
+    this._socket = null;
+    if (this._stopped) {
+      return;
+    }
+    if (this._stream !== 'polling') {
+      this._stream = 'polling';
+      this.stateChanged.emit();
+      this._schedulePoll();
+    }
+    // 1, 2, 4 … 30 s between attempts.
+    const delay = Math.min(30_000, 1000 * 2 ** this._backoff);
+    this._backoff = Math.min(this._backoff + 1, 5);
+    clearTimeout(this._reconnectTimer);
+    this._reconnectTimer = setTimeout(() => this._connect(), delay);
+  }
+
+  private _schedulePoll(): void {
+    clearTimeout(this._pollTimer);
+    this._pollTimer = setTimeout(async () => {
+      if (this._stream !== 'polling' || this._stopped) {
+        return;
+      }
+      const last = this._events[this._events.length - 1];
+      await Promise.all([
+        this._fetchState(),
+        last ? this._fetchEvents(last.id) : this._fetchEvents()
+      ]);
+      if (this._stream === 'polling' && !this._stopped) {
+        this._schedulePoll();
+      }
+    }, this._pollInterval * 1000);
+  }
+
+  private _clearTimers(): void {
+    clearTimeout(this._pollTimer);
+    clearTimeout(this._reconnectTimer);
+  }
+
+  private _backoff = 0;
+  private _client: WestTekClient;
+  private _eventReceived = new Signal<this, IDriftEvent>(this);
+  private _events: IDriftEvent[] = [];
+  private _eventsState: LoadState<number> = { kind: 'idle' };
+  private _liveIds = new Set<number>();
+  private _notice: INotice | null = null;
+  private _pollInterval: number;
+  private _pollTimer: ReturnType<typeof setTimeout> | undefined;
+  private _reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private _socket: WebSocket | null = null;
+  private _started = false;
+  private _state: LoadState<IDriftState> = { kind: 'idle' };
+  private _stateRequests = 0;
+  private _statusChanged = new Signal<this, IDriftState>(this);
+  private _stopped = false;
+  private _stream: StreamState = 'stopped';
+  private _webSocket: typeof WebSocket;
+}
+
+/**
+ * The namespace for `DriftModel` statics.
+ */
+export namespace DriftModel {
+  /**
+   * How to build a `DriftModel`.
+   */
+  export interface IOptions {
+    /**
+     * The West Tek API of this server.
+     */
+    client: WestTekClient;
+
+    /**
+     * Where background jobs (rollback, baseline snapshot) are followed.
+     */
+    jobs: JobsModel;
+
+    /**
+     * Seconds between polls while the WebSocket is down (default 30).
+     */
+    pollInterval?: number;
+
+    /**
+     * The WebSocket constructor (the server settings' one by default).
+     */
+    webSocket?: typeof WebSocket;
+  }
+}

@@ -1,0 +1,379 @@
+import { Search } from '@jupyter/react-components';
+import { TranslationBundle } from '@jupyterlab/translation';
+import { Table } from '@jupyterlab/ui-components';
+import React, { useMemo, useState } from 'react';
+
+import {
+  DriftBadge,
+  Loading,
+  PanelError,
+  Section,
+  useModel
+} from './components';
+import {
+  EnvironmentModel,
+  IPackageRow,
+  packageRows
+} from './environment-model';
+import { formatBytes, shortId } from './format';
+import { StatusModel } from './status-model';
+import { IEnvironmentView } from './tokens';
+
+/**
+ * Rows past this many are not rendered until the search narrows them.
+ */
+const MAX_PACKAGE_ROWS = 400;
+
+/**
+ * The Environment panel: drift badge, interpreters, kernels, a searchable
+ * package table, configuration files, lab extensions and the server's facts.
+ */
+export function EnvironmentPanel(props: {
+  model: EnvironmentModel;
+  status: StatusModel;
+  openNotebook: (path: string) => void;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const model = useModel(props.model);
+  const { trans } = props;
+  const state = model.state;
+  let body: JSX.Element;
+  switch (state.kind) {
+    case 'idle':
+    case 'loading':
+      body = <Loading text={trans.__('Reading the environment…')} />;
+      break;
+    case 'error':
+      body = (
+        <PanelError
+          message={state.message}
+          trans={trans}
+          onRetry={() => void model.refresh()}
+        />
+      );
+      break;
+    case 'ready':
+      body = (
+        <EnvironmentView
+          view={state.value}
+          openNotebook={props.openNotebook}
+          trans={trans}
+        />
+      );
+      break;
+  }
+  return (
+    <div className="jp-WestTek-panel" data-testid="westtek-environment">
+      {body}
+      <ServerFacts model={props.status} trans={trans} />
+    </div>
+  );
+}
+
+/**
+ * The loaded environment.
+ */
+function EnvironmentView(props: {
+  view: IEnvironmentView;
+  openNotebook: (path: string) => void;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { view, trans } = props;
+  const packageCount = view.interpreters.reduce(
+    (sum, interpreter) => sum + interpreter.packages.length,
+    0
+  );
+  return (
+    <>
+      <div className="jp-WestTek-summary">
+        <DriftBadge status={view.drift} trans={trans} />
+        <span className="jp-WestTek-muted" title={trans.__('Environment id')}>
+          {shortId(view.environment_id)}
+        </span>
+      </div>
+      <Section
+        title={trans.__('Interpreters')}
+        count={view.interpreters.length}
+        testId="westtek-interpreters"
+      >
+        <ul className="jp-WestTek-list">
+          {view.interpreters.map(interpreter => (
+            <li key={interpreter.path}>
+              <div className="jp-WestTek-itemTitle">
+                {interpreter.label}
+                {interpreter.version && (
+                  <span className="jp-WestTek-tag" title={interpreter.version}>
+                    {trans.__('Python %1', interpreter.version.split(' ')[0])}
+                  </span>
+                )}
+                <span className="jp-WestTek-muted">
+                  {trans._n(
+                    '%1 package',
+                    '%1 packages',
+                    interpreter.packages.length
+                  )}
+                </span>
+              </div>
+              <code className="jp-WestTek-path">{interpreter.path}</code>
+            </li>
+          ))}
+        </ul>
+      </Section>
+      <Section
+        title={trans.__('Kernels')}
+        count={view.kernels.length}
+        testId="westtek-kernels"
+      >
+        {view.kernels.length ? (
+          <ul className="jp-WestTek-list">
+            {view.kernels.map(kernel => (
+              <li key={kernel.name}>
+                <div className="jp-WestTek-itemTitle">
+                  {kernel.display_name}
+                  <span className="jp-WestTek-muted">{kernel.name}</span>
+                </div>
+                <div className="jp-WestTek-muted">
+                  {[kernel.language, kernel.interpreter]
+                    .filter(Boolean)
+                    .join(' · ')}
+                </div>
+              </li>
+            ))}
+          </ul>
+        ) : (
+          <p className="jp-WestTek-empty">{trans.__('No kernelspecs.')}</p>
+        )}
+      </Section>
+      <Section
+        title={trans.__('Packages')}
+        count={packageCount}
+        testId="westtek-packages"
+      >
+        <PackageTable
+          view={view}
+          openNotebook={props.openNotebook}
+          trans={trans}
+        />
+      </Section>
+      <Section
+        title={trans.__('Configuration files')}
+        count={view.config_files.length}
+        open={false}
+        testId="westtek-config-files"
+      >
+        {view.config_files.length ? (
+          <ul className="jp-WestTek-list">
+            {view.config_files.map(file => (
+              <li key={file.path}>
+                <code className="jp-WestTek-path">{file.path}</code>
+                <span className="jp-WestTek-muted">
+                  {formatBytes(file.size)}
+                </span>
+              </li>
+            ))}
+          </ul>
+        ) : (
+          <p className="jp-WestTek-empty">
+            {trans.__('No Jupyter configuration files.')}
+          </p>
+        )}
+      </Section>
+      <Section
+        title={trans.__('Lab extensions')}
+        count={view.labextensions.length}
+        open={false}
+        testId="westtek-labextensions"
+      >
+        {view.labextensions.length ? (
+          <ul className="jp-WestTek-list">
+            {view.labextensions.map((extension, index) => (
+              <li key={String(extension.name ?? index)}>
+                <span className="jp-WestTek-itemTitle">
+                  {String(extension.name ?? trans.__('(unnamed)'))}
+                </span>
+                {extension.version && (
+                  <span className="jp-WestTek-muted">
+                    {String(extension.version)}
+                  </span>
+                )}
+              </li>
+            ))}
+          </ul>
+        ) : (
+          <p className="jp-WestTek-empty">{trans.__('No lab extensions.')}</p>
+        )}
+      </Section>
+    </>
+  );
+}
+
+/**
+ * The package table: a search over every column and sortable headers.
+ */
+function PackageTable(props: {
+  view: IEnvironmentView;
+  openNotebook: (path: string) => void;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { view, trans } = props;
+  const [filter, setFilter] = useState('');
+  const rows = useMemo(() => packageRows(view, filter), [view, filter]);
+  const several = view.interpreters.length > 1;
+  const columns: Table.IColumn<IPackageRow>[] = [
+    {
+      id: 'name',
+      label: trans.__('Name'),
+      renderCell: row => <span className="jp-WestTek-nowrap">{row.name}</span>,
+      sort: (a, b) => a.name.localeCompare(b.name)
+    },
+    {
+      id: 'version',
+      label: trans.__('Version'),
+      renderCell: row => (
+        <code className="jp-WestTek-nowrap">{row.version}</code>
+      ),
+      sort: (a, b) =>
+        a.version.localeCompare(b.version, undefined, { numeric: true })
+    },
+    {
+      id: 'installer',
+      label: trans.__('Installer'),
+      renderCell: row => row.installer ?? '—',
+      sort: (a, b) => (a.installer ?? '').localeCompare(b.installer ?? '')
+    },
+    {
+      id: 'interpreter',
+      label: trans.__('Interpreter'),
+      renderCell: row => row.interpreter,
+      sort: (a, b) => a.interpreter.localeCompare(b.interpreter),
+      isHidden: !several
+    },
+    {
+      id: 'imported_by',
+      label: trans.__('Imported by'),
+      renderCell: row =>
+        row.imported_by.length ? (
+          <span className="jp-WestTek-notebooks">
+            {row.imported_by.map(path => (
+              <NotebookLink
+                key={path}
+                path={path}
+                open={props.openNotebook}
+                trans={trans}
+              />
+            ))}
+          </span>
+        ) : (
+          <span className="jp-WestTek-muted">—</span>
+        ),
+      sort: (a, b) => a.imported_by.length - b.imported_by.length
+    }
+  ];
+  const shown = rows.slice(0, MAX_PACKAGE_ROWS);
+  return (
+    <>
+      <Search
+        className="jp-WestTek-search"
+        data-testid="westtek-package-search"
+        placeholder={trans.__('Search packages, versions, notebooks…')}
+        aria-label={trans.__('Search packages')}
+        onInput={(event: any) => setFilter(String(event.target?.value ?? ''))}
+        onChange={(event: any) => setFilter(String(event.target?.value ?? ''))}
+      />
+      <div className="jp-WestTek-muted jp-WestTek-tableNote">
+        {filter
+          ? trans.__('%1 of %2 packages match', rows.length, countAll(view))
+          : trans._n('%1 package', '%1 packages', rows.length)}
+        {rows.length > shown.length &&
+          ' · ' +
+            trans.__(
+              'showing the first %1, search to narrow down',
+              shown.length
+            )}
+      </div>
+      {shown.length ? (
+        <div
+          className="jp-WestTek-tableWrap"
+          data-testid="westtek-package-table"
+        >
+          <Table<IPackageRow>
+            rows={shown.map(row => ({
+              key: `${row.interpreter}/${row.name}`,
+              data: row
+            }))}
+            columns={columns}
+            sortKey="name"
+            blankIndicator={() => null}
+          />
+        </div>
+      ) : (
+        <p className="jp-WestTek-empty">{trans.__('No package matches.')}</p>
+      )}
+    </>
+  );
+}
+
+/**
+ * A notebook path that opens the notebook when clicked.
+ */
+export function NotebookLink(props: {
+  path: string;
+  open: (path: string) => void;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const name = props.path.split('/').pop() || props.path;
+  return (
+    <button
+      className="jp-WestTek-link"
+      title={props.trans.__('Open %1', props.path)}
+      data-testid="westtek-notebook-link"
+      onClick={event => {
+        event.stopPropagation();
+        props.open(props.path);
+      }}
+    >
+      {name}
+    </button>
+  );
+}
+
+/**
+ * The server extension's version, component, Python and capabilities.
+ */
+function ServerFacts(props: {
+  model: StatusModel;
+  trans: TranslationBundle;
+}): JSX.Element | null {
+  const model = useModel(props.model);
+  const { trans } = props;
+  const state = model.state;
+  if (state.kind !== 'ready') {
+    return null;
+  }
+  const { report } = state;
+  return (
+    <Section title={trans.__('West Tek server')} testId="westtek-server">
+      <dl className="jp-WestTek-facts">
+        <dt>{trans.__('Version')}</dt>
+        <dd data-testid="westtek-version">{report.version}</dd>
+        <dt>{trans.__('Component')}</dt>
+        <dd data-testid="westtek-component">{report.component}</dd>
+        <dt>{trans.__('Python')}</dt>
+        <dd data-testid="westtek-python">{report.python}</dd>
+      </dl>
+      <h3 className="jp-WestTek-subtitle">{trans.__('Capabilities')}</h3>
+      <ul
+        className="jp-WestTek-capabilities"
+        data-testid="westtek-capabilities"
+      >
+        {report.capabilities.map(capability => (
+          <li key={capability}>{capability}</li>
+        ))}
+      </ul>
+    </Section>
+  );
+}
+
+function countAll(view: IEnvironmentView): number {
+  return view.interpreters.reduce((sum, i) => sum + i.packages.length, 0);
+}

@@ -1,0 +1,169 @@
+import { Notification } from '@jupyterlab/apputils';
+import { TranslationBundle } from '@jupyterlab/translation';
+
+import { DriftModel, worstSeverity } from './drift-model';
+import { describeChange } from './format';
+import {
+  IDriftEvent,
+  IDriftState,
+  NotificationLevel,
+  Severity
+} from './tokens';
+
+/**
+ * Whether a drift of some severity is worth a notification at a level.
+ *
+ * @param severity The worst severity of the drift
+ * @param level The user's notification level
+ */
+export function shouldNotify(
+  severity: Severity | null,
+  level: NotificationLevel
+): boolean {
+  switch (level) {
+    case 'none':
+      return false;
+    case 'minor':
+      return severity === 'critical' || severity === 'minor';
+    case 'critical':
+      return severity === 'critical';
+  }
+}
+
+/**
+ * Raises a JupyterLab notification for each drift event (and for a drift
+ * already present when the page loads) at or above the user's level.
+ */
+export class DriftNotifier {
+  /**
+   * Listen to a drift model.
+   *
+   * @param options The model, the actions offered and the level
+   */
+  constructor(options: DriftNotifier.IOptions) {
+    this._model = options.model;
+    this._trans = options.trans;
+    this._showDrift = options.showDrift;
+    this._rollback = options.rollback;
+    this.level = options.level ?? 'critical';
+    this._model.eventReceived.connect(this._onEvent, this);
+    this._model.statusChanged.connect(this._onStatus, this);
+  }
+
+  /**
+   * The least drift that raises a notification.
+   */
+  level: NotificationLevel;
+
+  /**
+   * Stop listening.
+   */
+  dispose(): void {
+    this._model.eventReceived.disconnect(this._onEvent, this);
+    this._model.statusChanged.disconnect(this._onStatus, this);
+  }
+
+  private _onEvent(_: DriftModel, event: IDriftEvent): void {
+    const severity = worstSeverity(event.changes);
+    if (!shouldNotify(severity, this.level)) {
+      return;
+    }
+    const trans = this._trans;
+    const first = event.changes.find(change => change.severity === severity);
+    const message =
+      severity === 'critical'
+        ? trans.__('Critical drift: %1', first ? describeChange(first) : '')
+        : trans.__('Drift: %1', first ? describeChange(first) : '');
+    const more =
+      event.changes.length > 1
+        ? ' ' + trans.__('(+%1 more)', event.changes.length - 1)
+        : '';
+    this._emit(severity, message + more);
+  }
+
+  private _onStatus(_: DriftModel, state: IDriftState): void {
+    // Only the drift found on load: later changes arrive as events.
+    if (this._seenFirstState) {
+      return;
+    }
+    this._seenFirstState = true;
+    const severity = worstSeverity(state.changes);
+    if (!shouldNotify(severity, this.level)) {
+      return;
+    }
+    this._emit(
+      severity,
+      this._trans._n(
+        'This environment has drifted from its baseline: %1 change.',
+        'This environment has drifted from its baseline: %1 changes.',
+        state.changes.length
+      )
+    );
+  }
+
+  private _emit(severity: Severity | null, message: string): void {
+    const trans = this._trans;
+    const actions: Notification.IAction[] = [
+      {
+        label: trans.__('Show drift'),
+        caption: trans.__('Open the West Tek Drift panel'),
+        callback: () => this._showDrift()
+      }
+    ];
+    if (severity === 'critical') {
+      actions.push({
+        label: trans.__('Roll back…'),
+        caption: trans.__('Put the environment back to the baseline'),
+        callback: () => this._rollback(),
+        displayType: 'warn'
+      });
+    }
+    const options = { autoClose: 15_000 as number | false, actions };
+    if (severity === 'critical') {
+      Notification.error(message, options);
+    } else {
+      Notification.warning(message, options);
+    }
+  }
+
+  private _model: DriftModel;
+  private _rollback: () => void;
+  private _seenFirstState = false;
+  private _showDrift: () => void;
+  private _trans: TranslationBundle;
+}
+
+/**
+ * The namespace for `DriftNotifier` statics.
+ */
+export namespace DriftNotifier {
+  /**
+   * How to build a `DriftNotifier`.
+   */
+  export interface IOptions {
+    /**
+     * The live drift.
+     */
+    model: DriftModel;
+
+    /**
+     * Opens the Drift panel.
+     */
+    showDrift: () => void;
+
+    /**
+     * Starts the rollback (with its confirmation).
+     */
+    rollback: () => void;
+
+    /**
+     * The least drift that raises a notification.
+     */
+    level?: NotificationLevel;
+
+    /**
+     * Translation bundle of the `westtek` domain.
+     */
+    trans: TranslationBundle;
+  }
+}
