@@ -27,6 +27,7 @@ from westtek_core.drift_report import (
     manifest_facets,
     raw_changes,
 )
+from westtek_core.snapshot.create import package_records
 
 
 @dataclass
@@ -193,10 +194,7 @@ def live_manifest(capture: Any) -> dict[str, Any]:
                 "executable": interp.info.get("executable"),
                 "prefix": interp.info.get("prefix"),
                 "version": interp.info.get("version_string") or interp.info.get("version"),
-                "packages": [
-                    {"name": d["name"], "version": d["version"]}
-                    for d in interp.info.get("distributions", [])
-                ],
+                "packages": package_records(interp.info),
             }
             for index, interp in enumerate(capture.interpreters)
         ],

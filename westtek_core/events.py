@@ -97,13 +97,15 @@ class EventLog:
             **body,
         }
 
-    def events(self, since_id: int = 0, limit: int = 100) -> list[dict[str, Any]]:
-        """Events after ``since_id``, oldest first."""
+    def events(
+        self, since_id: int = 0, limit: int = 100, since_time: float = 0.0
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` events after ``since_id`` and ``since_time``, oldest first."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, time, environment_id, baseline, status, body FROM events "
-                "WHERE id > ? ORDER BY id LIMIT ?",
-                (since_id, limit),
+                "WHERE id > ? AND time >= ? ORDER BY id LIMIT ?",
+                (since_id, since_time, limit),
             ).fetchall()
         return [
             {"id": r[0], "time": r[1], "environment_id": r[2], "baseline": r[3], "status": r[4]}

@@ -2,17 +2,117 @@
 
 from __future__ import annotations
 
-from jupyter_server.extension.application import ExtensionApp
+import os
+from pathlib import Path
+from typing import Any
 
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Integer, List, Unicode, default
+
+from westtek_core.environment_service import EnvironmentService
+from westtek_core.events import EventLog
+from westtek_core.notify import Notifier, notifier_from_config
+from westtek_core.paths import data_dir, default_key_file, default_store
+from westtek_core.snapshot import default_environment_id
 from westtek_server_ext.handlers import handler_routes
 
 
 class WestTekExtension(ExtensionApp):
-    """Serve West Tek's REST API at ``{base_url}westtek/api/``."""
+    """Serve West Tek's REST API at ``{base_url}westtek/api/`` and watch for drift."""
 
     name = "westtek_server_ext"
     description = "West Tek Environment Preservation"
 
+    store = Unicode(
+        config=True,
+        help="Snapshot store: a directory or s3://bucket/prefix. "
+        "Default: $WESTTEK_STORE, else a per-user data directory.",
+    )
+
+    @default("store")
+    def _default_store(self) -> str:
+        return default_store()
+
+    key_file = Unicode(
+        config=True,
+        help="Encryption key of an encrypted store (default: $WESTTEK_KEY_FILE or "
+        "~/.config/westtek/store.key).",
+    )
+
+    @default("key_file")
+    def _default_key_file(self) -> str:
+        return str(default_key_file())
+
+    workspace = Unicode(
+        config=True,
+        help="The workspace captured with each snapshot (notebooks and data). "
+        "Default: the server's root_dir.",
+    )
+
+    @default("workspace")
+    def _default_workspace(self) -> str:
+        return str(Path(self.serverapp.root_dir).expanduser()) if self.serverapp else os.getcwd()
+
+    pythons = List(
+        Unicode(),
+        config=True,
+        help="Interpreters whose environments are captured and watched. "
+        "Empty (the default): every kernelspec's interpreter and the server's own.",
+    )
+
+    environment_id = Unicode(
+        config=True,
+        help="The environment this server's snapshots and drift belong to "
+        "(default: the JupyterHub user, else user@host).",
+    )
+
+    @default("environment_id")
+    def _default_environment_id(self) -> str:
+        return default_environment_id()
+
+    watch = Bool(
+        True,
+        config=True,
+        help="Watch the environment and report drift events as they happen.",
+    )
+
+    debounce_ms = Integer(
+        300,
+        config=True,
+        help="How long the watcher waits for file changes to settle before grading (ms).",
+    )
+
+    def initialize_settings(self) -> None:
+        """Create the one service object the handlers share, and start watching."""
+        self.service = EnvironmentService(
+            store=self.store,
+            key_file=Path(self.key_file),
+            root=Path(self.workspace),
+            pythons=list(self.pythons) or None,
+            environment_id=self.environment_id,
+            event_log=EventLog(data_dir() / "events.sqlite"),
+            debounce_ms=self.debounce_ms,
+        )
+        self.settings["westtek_service"] = self.service
+        # drift events go to the hub service and the configured sinks (c.Notifier.sinks)
+        self.notifier: Notifier = notifier_from_config(self.config)
+        self.service.subscribe(self._notify)
+        self.notifier.start()
+        if self.watch:
+            self.service.start_watching()
+
+    def _notify(self, message: dict[str, Any]) -> None:
+        if message["type"] == "event":
+            self.notifier.publish(message["event"])
+
     def initialize_handlers(self) -> None:
         """Register the route table; ExtensionApp prefixes each pattern with base_url."""
         self.handlers.extend(handler_routes())
+
+    async def stop_extension(self) -> None:
+        """Stop the watcher and the job runner with the server."""
+        service: EnvironmentService | None = getattr(self, "service", None)
+        if service is not None:
+            service.stop()
+            service.event_log.close()
+            self.notifier.stop()

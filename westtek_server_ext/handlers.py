@@ -1,25 +1,104 @@
-"""Thin Tornado handlers over westtek_core; every verb is authenticated and authorized."""
+"""Thin Tornado handlers over westtek_core; every verb is authenticated and authorized.
+
+Each handler names its operations (``operations``: verb → ``Operation``) with the pydantic
+models of its request and response bodies; the OpenAPI document is built from them, and
+the tests check every response against the model its operation declares.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from jupyter_core.paths import jupyter_path
-from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import APIHandler
+from jupyter_core.utils import ensure_async
+from jupyter_server.auth.decorator import authorized, ws_authenticated
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.base.websocket import WebSocketMixin
 from jupyter_server.extension.handler import ExtensionHandlerMixin
-from tornado import web
+from pydantic import BaseModel, ValidationError
+from tornado import web, websocket
+from tornado.ioloop import IOLoop
 
+from westtek_core.environment_service import USER_ERRORS, EnvironmentService, Message
+from westtek_core.snapshot import EXPORT_FORMATS
 from westtek_core.status import Capability, status_report
+from westtek_core.store import SnapshotNotFound, StoreLockedError
+from westtek_server_ext import models
 
 API_PREFIX = "/westtek/api"
+SNAPSHOT_ID = r"(?P<snapshot_id>[0-9a-fA-F]{4,64})"
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What one verb of a route takes and answers, for the OpenAPI document."""
+
+    summary: str
+    response: type[BaseModel] | None = None
+    status: int = 200
+    request: type[BaseModel] | None = None
+    query: dict[str, str] = field(default_factory=dict)  # name → description
+    content_type: str = "application/json"
 
 
 class WestTekAPIHandler(ExtensionHandlerMixin, APIHandler):
-    """Base of every West Tek handler: JSON errors and one authorization resource."""
+    """Base of every West Tek handler: the service, JSON bodies, domain errors as 4xx."""
 
     auth_resource = "westtek"
+    operations: ClassVar[dict[str, Operation]] = {}
+
+    @property
+    def service(self) -> EnvironmentService:
+        """The one service object the extension keeps in the settings."""
+        service: EnvironmentService = self.settings["westtek_service"]
+        return service
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking core work in a thread; its domain errors become JSON 4xx answers."""
+        try:
+            return await IOLoop.current().run_in_executor(None, fn, *args)
+        except SnapshotNotFound as e:
+            raise web.HTTPError(404, str(e)) from e
+        except StoreLockedError as e:
+            raise web.HTTPError(409, str(e)) from e
+        except USER_ERRORS as e:
+            raise web.HTTPError(400, str(e)) from e
+
+    def body(self, model: type[M]) -> M:
+        """The request body validated by ``model``; a bad body is a 400 naming the field."""
+        try:
+            raw = json.loads(self.request.body or b"{}")
+        except ValueError as e:
+            raise web.HTTPError(400, f"the request body is not JSON: {e}") from e
+        try:
+            return model.model_validate(raw)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            raise web.HTTPError(400, f"{where}: {first['msg']}") from e
+
+    def int_argument(self, name: str, default: int) -> int:
+        """A non-negative integer query argument."""
+        text = self.get_argument(name, str(default))
+        if not text.isdigit():
+            raise web.HTTPError(400, f"query argument {name} must be a non-negative integer")
+        return int(text)
+
+    def reply(self, payload: Any, status: int = 200) -> None:
+        """Answer JSON."""
+        self.set_status(status)
+        self.finish(json.dumps(payload, default=str))
+
+    def accepted(self, job: Any) -> None:
+        """Answer 202 with a job and where to poll it."""
+        self.set_header("Location", f"{self.base_url}westtek/api/jobs/{job.id}")
+        self.reply(job.to_json(), 202)
 
 
 def labextension_installed() -> bool:
@@ -33,7 +112,9 @@ def labextension_installed() -> bool:
 
 
 class StatusHandler(WestTekAPIHandler):
-    """``GET westtek/api/status``: version and the capabilities present on this server."""
+    """``GET status``: version and the capabilities present on this server."""
+
+    operations = {"get": Operation("Version and capabilities", models.StatusReport)}
 
     @web.authenticated
     @authorized
@@ -45,6 +126,298 @@ class StatusHandler(WestTekAPIHandler):
         self.finish(status_report("server-extension", extra=tuple(present)).to_json())
 
 
+class EnvironmentHandler(WestTekAPIHandler):
+    """``GET environment``: interpreters, packages, kernels, config and the drift status."""
+
+    operations = {"get": Operation("The live environment", models.EnvironmentView)}
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """Answer the live environment."""
+        self.reply(await self.run(self.service.environment_view))
+
+
+class SnapshotsHandler(WestTekAPIHandler):
+    """``GET snapshots`` lists; ``POST snapshots`` starts a snapshot job."""
+
+    operations = {
+        "get": Operation("Every snapshot in the store", models.SnapshotList),
+        "post": Operation(
+            "Snapshot the environment (a background job)",
+            models.Job,
+            202,
+            request=models.SnapshotCreate,
+        ),
+    }
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """List the snapshots."""
+        self.reply(await self.run(self.service.list_snapshots))
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        """Start a snapshot."""
+        wanted = self.body(models.SnapshotCreate)
+        job = await self.run(
+            self.service.start_snapshot, wanted.note, wanted.labels, wanted.baseline
+        )
+        self.accepted(job)
+
+
+class SnapshotHandler(WestTekAPIHandler):
+    """``GET snapshots/{id}``: one snapshot's manifest."""
+
+    operations = {"get": Operation("A snapshot's manifest")}
+
+    @web.authenticated
+    @authorized
+    async def get(self, snapshot_id: str) -> None:
+        """Answer the manifest."""
+        self.reply(await self.run(self.service.snapshot, snapshot_id))
+
+
+class SnapshotDiffHandler(WestTekAPIHandler):
+    """``GET snapshots/{a}/diff/{b}``: two snapshots compared, graded like drift."""
+
+    operations = {"get": Operation("Compare two snapshots", models.DriftReport)}
+
+    @web.authenticated
+    @authorized
+    async def get(self, snapshot_id: str, other_id: str) -> None:
+        """Answer the comparison."""
+        self.reply(await self.run(self.service.diff, snapshot_id, other_id))
+
+
+class SnapshotVerifyHandler(WestTekAPIHandler):
+    """``POST snapshots/{id}/verify``: re-read its objects in a background job."""
+
+    operations = {"post": Operation("Verify a snapshot (a background job)", models.Job, 202)}
+
+    @web.authenticated
+    @authorized
+    async def post(self, snapshot_id: str) -> None:
+        """Start a verification."""
+        self.accepted(await self.run(self.service.start_verify, snapshot_id))
+
+
+class SnapshotRestoreHandler(WestTekAPIHandler):
+    """``POST snapshots/{id}/restore``: restore into a new directory, in a background job."""
+
+    operations = {
+        "post": Operation(
+            "Restore a snapshot into a new directory (a background job)",
+            models.Job,
+            202,
+            request=models.RestoreRequest,
+        )
+    }
+
+    @web.authenticated
+    @authorized
+    async def post(self, snapshot_id: str) -> None:
+        """Start a restore."""
+        wanted = self.body(models.RestoreRequest)
+        job = await self.run(self.service.start_restore, snapshot_id, wanted.target, wanted.mode)
+        self.accepted(job)
+
+
+class SnapshotExportHandler(WestTekAPIHandler):
+    """``GET snapshots/{id}/export?format=``: a lockfile to download."""
+
+    operations = {
+        "get": Operation(
+            "A snapshot's packages as a lockfile",
+            query={"format": "requirements, pylock or conda"},
+            content_type="text/plain",
+        )
+    }
+
+    @web.authenticated
+    @authorized
+    async def get(self, snapshot_id: str) -> None:
+        """Answer the lockfile as an attachment."""
+        fmt = self.get_argument("format", "requirements")
+        if fmt not in EXPORT_FORMATS:
+            raise web.HTTPError(400, f"format must be one of {', '.join(EXPORT_FORMATS)}")
+        text = await self.run(self.service.export, snapshot_id, fmt)
+        name = {"requirements": "requirements.txt", "pylock": "pylock.toml"}.get(
+            fmt, "environment.yml"
+        )
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.set_header("Content-Disposition", f'attachment; filename="{snapshot_id[:12]}-{name}"')
+        self.finish(text)
+
+
+class DriftHandler(WestTekAPIHandler):
+    """``GET drift``: the live environment graded against its baseline."""
+
+    operations = {"get": Operation("Drift against the baseline", models.DriftState)}
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """Answer the drift state."""
+        self.reply(await self.run(self.service.drift_state))
+
+
+class BaselineHandler(WestTekAPIHandler):
+    """``PUT baseline``: choose the snapshot drift is measured against."""
+
+    operations = {
+        "put": Operation(
+            "Make a snapshot the baseline", models.DriftState, request=models.BaselineRequest
+        )
+    }
+
+    @web.authenticated
+    @authorized
+    async def put(self) -> None:
+        """Set the baseline and answer the drift against it."""
+        wanted = self.body(models.BaselineRequest)
+        self.reply(await self.run(self.service.set_baseline, wanted.id))
+
+
+class DriftEventsHandler(WestTekAPIHandler):
+    """``GET drift/events``: the event log, oldest first."""
+
+    operations = {
+        "get": Operation(
+            "Drift events",
+            models.EventList,
+            query={
+                "since": "only events after this id",
+                "limit": "at most this many (100)",
+                "days": "only events of the last this many days",
+            },
+        )
+    }
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """List events."""
+        since = self.int_argument("since", 0)
+        limit = min(self.int_argument("limit", 100), 10_000)
+        days = self.int_argument("days", 0)
+        events = await self.run(self.service.events, since, limit, days)
+        self.reply({"events": events})
+
+
+class JobsHandler(WestTekAPIHandler):
+    """``GET jobs``: this server's background jobs, newest first."""
+
+    operations = {"get": Operation("Background jobs", models.JobList)}
+
+    @web.authenticated
+    @authorized
+    def get(self) -> None:
+        """List jobs."""
+        self.reply({"jobs": [job.to_json() for job in self.service.jobs.jobs()]})
+
+
+class JobHandler(WestTekAPIHandler):
+    """``GET jobs/{id}``: one job's state and progress."""
+
+    operations = {"get": Operation("A background job", models.Job)}
+
+    @web.authenticated
+    @authorized
+    def get(self, job_id: str) -> None:
+        """Answer the job."""
+        job = self.service.jobs.get(job_id)
+        if job is None:
+            raise web.HTTPError(
+                404, f"no job {job_id} on this server (jobs are kept until restart)"
+            )
+        self.reply(job.to_json())
+
+
+class OpenAPIHandler(WestTekAPIHandler):
+    """``GET openapi.json``: this API's OpenAPI 3 document."""
+
+    operations = {"get": Operation("This document")}
+
+    @web.authenticated
+    @authorized
+    def get(self) -> None:
+        """Answer the document."""
+        from westtek_server_ext.openapi import openapi_document
+
+        self.reply(openapi_document())
+
+
+class DriftStreamHandler(
+    WebSocketMixin, ExtensionHandlerMixin, JupyterHandler, websocket.WebSocketHandler
+):
+    """``WS drift/stream``: the drift state on connect, then every drift event."""
+
+    auth_resource = "westtek"
+    operations: ClassVar[dict[str, Operation]] = {
+        "get": Operation("WebSocket: drift state, then events", models.StreamMessage, 101)
+    }
+
+    async def pre_get(self) -> None:
+        """Authorize the upgrade: reading drift is reading the environment."""
+        allowed = await ensure_async(
+            self.authorizer.is_authorized(self, self.current_user, "read", "westtek")
+        )
+        if not allowed:
+            raise web.HTTPError(403)
+
+    @ws_authenticated
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        """Upgrade to a WebSocket."""
+        await self.pre_get()
+        await super().get(*args, **kwargs)
+
+    async def open(self, *args: Any, **kwargs: Any) -> None:
+        """Subscribe, then send the current state."""
+        service: EnvironmentService = self.settings["westtek_service"]
+        loop = IOLoop.current()
+        self._unsubscribe = service.subscribe(lambda m: loop.add_callback(self._send, m))
+        state = await loop.run_in_executor(None, service.drift_state)
+        self._send({"type": "state", "drift": state})
+
+    def _send(self, message: Message) -> None:
+        try:
+            self.write_message(json.dumps(message, default=str))
+        except websocket.WebSocketClosedError:
+            self.on_close()
+
+    def on_message(self, message: str | bytes) -> None:
+        """Clients only listen; anything they send is ignored."""
+
+    def on_close(self) -> None:
+        """Unsubscribe."""
+        unsubscribe = getattr(self, "_unsubscribe", None)
+        if unsubscribe:
+            unsubscribe()
+
+
 def handler_routes() -> list[tuple[str, Any]]:
     """The route table, relative to the server's base_url."""
-    return [(rf"{API_PREFIX}/status", StatusHandler)]
+    api = API_PREFIX
+    return [
+        (rf"{api}/status", StatusHandler),
+        (rf"{api}/environment", EnvironmentHandler),
+        (rf"{api}/snapshots", SnapshotsHandler),
+        (rf"{api}/snapshots/{SNAPSHOT_ID}", SnapshotHandler),
+        (
+            rf"{api}/snapshots/{SNAPSHOT_ID}/diff/(?P<other_id>[0-9a-fA-F]{{4,64}})",
+            SnapshotDiffHandler,
+        ),
+        (rf"{api}/snapshots/{SNAPSHOT_ID}/verify", SnapshotVerifyHandler),
+        (rf"{api}/snapshots/{SNAPSHOT_ID}/restore", SnapshotRestoreHandler),
+        (rf"{api}/snapshots/{SNAPSHOT_ID}/export", SnapshotExportHandler),
+        (rf"{api}/drift", DriftHandler),
+        (rf"{api}/baseline", BaselineHandler),
+        (rf"{api}/drift/events", DriftEventsHandler),
+        (rf"{api}/drift/stream", DriftStreamHandler),
+        (rf"{api}/jobs", JobsHandler),
+        (rf"{api}/jobs/(?P<job_id>[0-9a-f]{{16}})", JobHandler),
+        (rf"{api}/openapi.json", OpenAPIHandler),
+    ]

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from westtek_core.snapshot.manifest import referenced_chunks
-from westtek_core.store import Repository, StoreError
+from westtek_core.store import Repository, SnapshotNotFound, StoreError
 
 MIN_PREFIX = 4
 
@@ -20,7 +20,7 @@ def resolve_snapshot_id(repo: Repository, id_or_prefix: str) -> str:
         )
     matches = [i for i in repo.list_manifests() if i.startswith(wanted)]
     if not matches:
-        raise StoreError(
+        raise SnapshotNotFound(
             f"no snapshot {id_or_prefix!r} in this store (see `westtek snapshot list`)"
         )
     if len(matches) > 1:

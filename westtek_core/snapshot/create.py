@@ -124,7 +124,8 @@ def _all_trees(capture: Capture) -> list[FileTree]:
     return [*trees, capture.workspace]
 
 
-def _package_records(info: Mapping[str, Any]) -> list[dict[str, Any]]:
+def package_records(info: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """An interpreter's distributions as the manifest records them (files as RECORD paths)."""
     return [
         {
             "name": dist["name"],
@@ -178,7 +179,7 @@ def create_snapshot(
                     "platform": info.get("platform"),
                     "abi": info.get("abi"),
                     "paths": info.get("paths"),
-                    "packages": _package_records(info),
+                    "packages": package_records(info),
                     "conda_meta": info.get("conda_meta") or [],
                     "prefix_tree": (
                         {
@@ -237,6 +238,7 @@ def create_snapshot(
             "notebook_count": notebook_count,
             "configuration_files": configuration_files,
             "notes": note,
+            "stored_bytes": new_bytes,
         },
         "interpreters": interpreters,
         "kernels": kernels,
@@ -273,4 +275,5 @@ def summarize(manifest: Mapping[str, Any]) -> dict[str, Any]:
         "packages": len(manifest.get("metadata", {}).get("installed_packages", [])),
         "notes": manifest.get("notes", ""),
         "labels": manifest.get("labels", {}),
+        "stored_bytes": manifest.get("metadata", {}).get("stored_bytes"),
     }

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from westtek_core.snapshot.create import Progress, ProgressCallback
 from westtek_core.snapshot.manifest import (
     AREA_CONFIG,
     AREA_ENV,
@@ -114,9 +115,17 @@ def _area_root(target: Path, item: ManifestFile) -> Path:
 
 class _Restorer:
     def __init__(
-        self, repo: Repository, manifest: Mapping[str, Any], target: Path, *, with_envs: bool
+        self,
+        repo: Repository,
+        manifest: Mapping[str, Any],
+        target: Path,
+        *,
+        with_envs: bool,
+        progress: ProgressCallback | None = None,
     ) -> None:
         self.repo = repo
+        self.progress = progress
+        self.files_total = self.bytes_total = 0
         self.manifest = manifest
         self.target = target
         self.with_envs = with_envs
@@ -144,6 +153,10 @@ class _Restorer:
         # config dirs merge into jupyter/: lower-priority dirs first, so the first listed wins
         config_dirs = [c["dir"] for c in self.manifest.get("jupyter", {}).get("config", [])]
         files.sort(key=lambda i: -config_dirs.index(i.area_key) if i.area == AREA_CONFIG else 1)
+        self.files_total = len(files)
+        self.bytes_total = sum(
+            int(i.entry.get("stored_size", i.entry.get("size", 0))) for i in files
+        )
         for item in dirs:
             path = _area_root(self.target, item) / item.path
             path.mkdir(parents=True, exist_ok=True)
@@ -202,6 +215,10 @@ class _Restorer:
             self.report.relocated.append(written.display)
         if written.mode_dropped:
             self.report.modes_dropped.append(written.display)
+        if self.progress:
+            self.progress(
+                Progress(self.report.files, self.files_total, self.report.bytes, self.bytes_total)
+            )
 
     def _restore_link(self, item: ManifestFile) -> None:
         dest = self._dest(item)
@@ -418,6 +435,7 @@ def restore_snapshot(
     validate: bool = True,
     mode: str = "files",
     execute_notebooks: bool = False,
+    progress: ProgressCallback | None = None,
 ) -> RestoreReport:
     """Restore ``manifest`` into ``target`` and validate what came back.
 
@@ -426,7 +444,8 @@ def restore_snapshot(
     from the package index (pip's own configuration chooses which), for another OS or
     architecture. Workspace, config and kernels come from the store either way.
     ``execute_notebooks`` re-runs every restored notebook in its restored kernel and
-    reports each cell whose outputs differ from the stored ones.
+    reports each cell whose outputs differ from the stored ones. ``progress`` is called
+    after each file written.
     """
     if mode not in ("files", "lock"):
         raise RestoreError(f"unknown restore mode {mode!r}; choose files or lock")
@@ -438,7 +457,7 @@ def restore_snapshot(
             f"restore target {target} is not empty: choose a new directory or pass --force"
         )
     target.mkdir(parents=True, exist_ok=True)
-    restorer = _Restorer(repo, manifest, target, with_envs=mode == "files")
+    restorer = _Restorer(repo, manifest, target, with_envs=mode == "files", progress=progress)
     if mode == "lock":
         for index in range(len(manifest.get("interpreters", []))):
             rebuild_environment(manifest, index, restorer.restored_python(index).parent.parent)

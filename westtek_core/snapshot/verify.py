@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from westtek_core.snapshot.create import Progress, ProgressCallback
 from westtek_core.snapshot.manifest import iter_files
 from westtek_core.store import Repository, StoreError
 
@@ -33,14 +34,24 @@ class VerifyReport:
         }
 
 
-def verify_snapshots(repo: Repository, snapshot_ids: Sequence[str] | None = None) -> VerifyReport:
+def verify_snapshots(
+    repo: Repository,
+    snapshot_ids: Sequence[str] | None = None,
+    progress: ProgressCallback | None = None,
+) -> VerifyReport:
     """Check the store's objects and map each damaged chunk to the files that need it.
 
     ``snapshot_ids`` limits the file mapping to those snapshots; every object is re-read
-    either way, since a damaged pack may hold chunks of any snapshot.
+    either way, since a damaged pack may hold chunks of any snapshot. ``progress`` counts
+    packs read as its files.
     """
     ids = list(snapshot_ids) if snapshot_ids else repo.list_manifests()
-    check = repo.check(read_data=True)
+
+    def packs_read(done: int, total: int) -> None:
+        if progress:
+            progress(Progress(done, total, 0, 0))
+
+    check = repo.check(read_data=True, progress=packs_read)
     report = VerifyReport(snapshots=ids, problems=list(check.problems))
     for snapshot_id in ids:
         try:

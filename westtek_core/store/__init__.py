@@ -32,6 +32,7 @@ from westtek_core.store.backend import LocalDirectoryBackend, StoreBackend, open
 from westtek_core.store.errors import (
     ObjectCorrupt,
     ObjectMissing,
+    SnapshotNotFound,
     StoreError,
     StoreFormatError,
     StoreKeyError,
@@ -56,6 +57,7 @@ __all__ = [
     "Repository",
     "RepositoryWriter",
     "S3Backend",
+    "SnapshotNotFound",
     "StoreBackend",
     "StoreError",
     "StoreFormatError",

@@ -25,3 +25,7 @@ class ObjectMissing(StoreError):
 
 class ObjectCorrupt(StoreError):
     """An object was read but its content does not match its id, or does not decode."""
+
+
+class SnapshotNotFound(StoreError):
+    """No snapshot has the id (or unique prefix) asked for."""

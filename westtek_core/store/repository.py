@@ -494,11 +494,14 @@ class Repository:
     def _present_packs(self) -> dict[str, str]:
         return {k.rpartition("/")[2]: k for k in self.backend.list("data/")}
 
-    def check(self, read_data: bool = True) -> CheckReport:
+    def check(
+        self, read_data: bool = True, progress: Callable[[int, int], None] | None = None
+    ) -> CheckReport:
         """Verify the store: indexes, packs, snapshots; with ``read_data`` every chunk's hash.
 
         Problems are human lines naming the object; ``damaged_chunks`` lists the chunks with
         no intact copy anywhere. Packs no index lists are reported as orphans, not problems.
+        ``progress(packs_done, packs_total)`` is called after each pack read.
         """
         report = CheckReport()
         _, indexed = self._read_all_indexes(report.problems)
@@ -522,6 +525,8 @@ class Repository:
                 report.problems.extend(problems)
                 report.chunks_checked += count
                 report.packs_checked += 1
+                if progress:
+                    progress(report.packs_checked, len(to_read))
         for blobs in indexed.values():
             report.damaged_chunks.update(b.hex() for b in blobs if b not in healthy)
         for sid in self.list_manifests():

@@ -1,0 +1,389 @@
+"""Everything the researcher's REST API does, as one object with no web server in it.
+
+The server extension keeps one ``EnvironmentService`` per Jupyter server: it opens the
+store, runs long operations as background jobs, keeps a drift watcher running against the
+environment's baseline, and fans each drift event out to listeners (WebSocket clients,
+the event sinks). Every method is synchronous and safe to call from a worker thread;
+listeners are called from the watcher's thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from westtek_core.baseline import baseline_manifest, set_baseline
+from westtek_core.capture import ProbeError, capture_environment
+from westtek_core.drift import capture_live, detect_drift, grading_context, live_manifest
+from westtek_core.drift_report import DriftReport
+from westtek_core.events import EventLog
+from westtek_core.jobs import Job, JobRunner
+from westtek_core.snapshot import (
+    ManifestError,
+    Progress,
+    RestoreError,
+    create_snapshot,
+    export_snapshot,
+    load_snapshot,
+    restore_snapshot,
+    summarize,
+    verify_snapshots,
+)
+from westtek_core.store import Repository, SnapshotNotFound, StoreError
+from westtek_core.watch import DriftWatcher
+
+Message = dict[str, Any]
+"""A message for stream listeners: ``{"type": "state", "drift": …}`` or ``{"type": "event", …}``."""
+
+Listener = Callable[[Message], None]
+
+# Errors that are the researcher's to act on: a job fails with their message alone.
+USER_ERRORS: tuple[type[Exception], ...] = (
+    StoreError,
+    RestoreError,
+    ManifestError,
+    ProbeError,
+    ValueError,
+    OSError,
+)
+
+NO_BASELINE = "NO_BASELINE"
+
+
+class EnvironmentService:
+    """The researcher's environment: its store, its drift, its background jobs."""
+
+    def __init__(
+        self,
+        *,
+        store: str,
+        key_file: Path,
+        root: Path,
+        pythons: list[str] | None,
+        environment_id: str,
+        event_log: EventLog,
+        debounce_ms: int = 300,
+    ) -> None:
+        self.store = store
+        self.key_file = key_file
+        self.root = root.absolute()
+        self.pythons = pythons
+        self.environment_id = environment_id
+        self.event_log = event_log
+        self.debounce_ms = debounce_ms
+        self.jobs = JobRunner(expected_errors=USER_ERRORS)
+        self._listeners: list[Listener] = []
+        self._lock = threading.RLock()
+        self._repo: Repository | None = None
+        self._watcher: DriftWatcher | None = None
+        self._stopping = threading.Event()
+        self._baseline_changed = threading.Event()
+        self._watch_thread: threading.Thread | None = None
+        self._last_state: Message | None = None
+
+    # -- the store -----------------------------------------------------------------------
+
+    def repo(self, create: bool = False) -> Repository:
+        """The store, opened once (created on the first snapshot)."""
+        with self._lock:
+            if self._repo is None:
+                self._repo = Repository.open(self.store, create=create, key_file=self.key_file)
+            return self._repo
+
+    def _existing_repo(self) -> Repository | None:
+        try:
+            return self.repo()
+        except StoreError:
+            if self._repo is None and not _store_exists(self.store):
+                return None
+            raise
+
+    def _store_with_snapshots(self) -> Repository:
+        repo = self._existing_repo()
+        if repo is None:
+            raise SnapshotNotFound("no snapshot yet: this environment's store is empty")
+        return repo
+
+    def _baseline(self) -> dict[str, Any] | None:
+        repo = self._existing_repo()
+        if repo is None:
+            return None
+        try:
+            return baseline_manifest(repo, self.environment_id)
+        except StoreError:
+            return None
+
+    def list_snapshots(self) -> dict[str, Any]:
+        """Every snapshot in the store, oldest first, the baseline marked."""
+        repo = self._existing_repo()
+        if repo is None:
+            return {"snapshots": [], "store_bytes": 0}
+        baseline = self._baseline()
+        rows = [summarize(load_snapshot(repo, i)) for i in repo.list_manifests()]
+        for row in rows:
+            row["baseline"] = bool(baseline and row["id"] == baseline["id"])
+        rows.sort(key=lambda r: str(r["timestamp"]))
+        return {"snapshots": rows, "store_bytes": repo.stats()["stored_bytes"]}
+
+    def snapshot(self, id_or_prefix: str) -> dict[str, Any]:
+        """One snapshot's manifest."""
+        return load_snapshot(self._store_with_snapshots(), id_or_prefix)
+
+    def diff(self, id_a: str, id_b: str) -> dict[str, Any]:
+        """Two snapshots compared, in the drift report's shape."""
+        from westtek_core.drift_report import diff_manifests
+
+        repo = self._store_with_snapshots()
+        return diff_manifests(load_snapshot(repo, id_a), load_snapshot(repo, id_b)).to_json()
+
+    def export(self, id_or_prefix: str, fmt: str, interpreter: int = 0) -> str:
+        """A snapshot's packages as a lockfile."""
+        return export_snapshot(self.snapshot(id_or_prefix), fmt, interpreter)
+
+    def start_snapshot(
+        self, note: str = "", labels: Mapping[str, str] | None = None, baseline: bool = False
+    ) -> Job:
+        """Snapshot the environment in the background (and make it the baseline if asked)."""
+
+        def work(progress: Callable[[Progress], None]) -> dict[str, Any]:
+            repo = self.repo(create=True)
+            capture = capture_environment(self.pythons, self.root)
+            result = create_snapshot(
+                repo,
+                capture,
+                note=note,
+                labels=labels,
+                environment_id=self.environment_id,
+                progress=progress,
+            )
+            if baseline:
+                set_baseline(repo, result.id)
+            self.baseline_changed()
+            return result.to_json()
+
+        what = "snapshot" + (" as the new baseline" if baseline else "")
+        return self.jobs.submit("snapshot", what + (f": {note}" if note else ""), work)
+
+    def start_verify(self, id_or_prefix: str) -> Job:
+        """Verify one snapshot's objects in the background."""
+        snapshot_id = load_snapshot(self._store_with_snapshots(), id_or_prefix)["id"]
+
+        def work(progress: Callable[[Progress], None]) -> dict[str, Any]:
+            return verify_snapshots(self.repo(), [snapshot_id], progress=progress).to_json()
+
+        return self.jobs.submit("verify", f"verify {snapshot_id[:12]}", work)
+
+    def restore_target(self, target: str) -> Path:
+        """Where a restore goes: a new or empty directory inside the workspace."""
+        if not target.strip():
+            raise ValueError("name a directory to restore into")
+        path = (self.root / target).resolve()
+        if path != self.root and self.root.resolve() not in path.parents:
+            raise ValueError(f"restore target {target!r} is outside the workspace")
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise ValueError(f"restore target {target!r} exists and is not empty")
+        return path
+
+    def start_restore(self, id_or_prefix: str, target: str, mode: str = "files") -> Job:
+        """Restore a snapshot into a new directory in the background."""
+        manifest = load_snapshot(self._store_with_snapshots(), id_or_prefix)
+        path = self.restore_target(target)
+
+        def work(progress: Callable[[Progress], None]) -> dict[str, Any]:
+            report = restore_snapshot(self.repo(), manifest, path, mode=mode, progress=progress)
+            return report.to_json()
+
+        return self.jobs.submit("restore", f"restore {manifest['id'][:12]} into {target}", work)
+
+    def set_baseline(self, id_or_prefix: str) -> dict[str, Any]:
+        """Make a snapshot the baseline; returns the drift against it."""
+        set_baseline(self._store_with_snapshots(), id_or_prefix)
+        self.baseline_changed()
+        return self.drift_state(fresh=True)
+
+    # -- drift ---------------------------------------------------------------------------
+
+    def _state(self, report: DriftReport | None, message: str | None = None) -> dict[str, Any]:
+        return {
+            "status": report.status.value if report else NO_BASELINE,
+            "baseline": report.baseline if report else None,
+            "environment_id": self.environment_id,
+            "changes": [c.to_json() for c in report.changes] if report else [],
+            "watching": self.watching,
+            "checked_at": time.time(),
+            "message": message,
+        }
+
+    @property
+    def watching(self) -> bool:
+        """Whether a watcher is grading changes as they happen."""
+        watcher = self._watcher
+        return bool(watcher and watcher.ready.is_set() and not watcher.stop_event.is_set())
+
+    def drift_state(self, fresh: bool = False) -> dict[str, Any]:
+        """The live environment graded against its baseline (the watcher's, when it runs)."""
+        watcher = self._watcher
+        if watcher and self.watching and not fresh:
+            return self._state(watcher.report)
+        baseline = self._baseline()
+        if baseline is None:
+            return self._state(None, "no snapshot yet: take one to start measuring drift")
+        report = detect_drift(capture_live(self.pythons, self.root), baseline, self.root)
+        return self._state(report)
+
+    def environment_view(self) -> dict[str, Any]:
+        """Interpreters, packages (with the notebooks importing each), kernels and config."""
+        watcher = self._watcher
+        capture = (
+            watcher.capture if watcher and self.watching else capture_live(self.pythons, self.root)
+        )
+        live = live_manifest(capture)
+        context = grading_context(self.root, live)
+        imported_by: dict[tuple[str | None, str], list[str]] = {}
+        for path, use in sorted(context.notebooks.items()):
+            for dist in use.distributions:
+                imported_by.setdefault((use.interpreter, dist), []).append(path)
+        from packaging.utils import canonicalize_name
+
+        interpreters = [
+            {
+                "label": interp["label"],
+                "path": interp["path"],
+                "prefix": interp.get("prefix"),
+                "version": interp.get("version"),
+                "packages": [
+                    {
+                        "name": p["name"],
+                        "version": p["version"],
+                        "installer": p.get("installer"),
+                        "imported_by": imported_by.get(
+                            (interp["label"], canonicalize_name(p["name"])), []
+                        ),
+                    }
+                    for p in sorted(interp["packages"], key=lambda p: p["name"].lower())
+                ],
+            }
+            for interp in live["interpreters"]
+        ]
+        labels = {i["path"]: i["label"] for i in live["interpreters"]}
+        labels |= {i["executable"]: i["label"] for i in live["interpreters"] if i["executable"]}
+        kernels = [
+            {
+                "name": k.name,
+                "display_name": str(k.spec.get("display_name", k.name)),
+                "language": k.spec.get("language"),
+                "argv": list(k.spec.get("argv", [])),
+                "interpreter": labels.get((k.spec.get("argv") or [""])[0]),
+            }
+            for k in capture.kernels
+        ]
+        config_files = [
+            {"dir": c.dir, "path": e.path, "size": e.size}
+            for c in capture.config
+            for e in c.tree.entries
+            if e.kind == "file"
+        ]
+        return {
+            "environment_id": self.environment_id,
+            "root": str(self.root),
+            "interpreters": interpreters,
+            "kernels": kernels,
+            "config_files": config_files,
+            "labextensions": list(capture.labextensions),
+            "drift": self.drift_state()["status"],
+        }
+
+    def events(self, since_id: int = 0, limit: int = 100, days: float = 0) -> list[dict[str, Any]]:
+        """Drift events of this environment, oldest first."""
+        since_time = time.time() - days * 86400 if days else 0.0
+        return [
+            e
+            for e in self.event_log.events(since_id, limit, since_time)
+            if e["environment_id"] == self.environment_id
+        ]
+
+    # -- listeners and the watcher -------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` with each state change and event; returns the unsubscribe."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _broadcast(self, message: Message) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(message)
+
+    def baseline_changed(self) -> None:
+        """A snapshot or baseline changed what drift is measured against: start over."""
+        self._baseline_changed.set()
+        watcher = self._watcher
+        if watcher:
+            watcher.stop_event.set()
+
+    def start_watching(self) -> None:
+        """Watch in a background thread until ``stop``."""
+        self._watch_thread = threading.Thread(
+            target=self._watch_loop, name="westtek-drift-watch", daemon=True
+        )
+        self._watch_thread.start()
+
+    def wait_watching(self, timeout: float) -> bool:
+        """Block until the watcher sees changes (for tests and benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.watching:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _watch_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._baseline_changed.clear()
+            baseline = self._baseline()
+            if baseline is None:
+                self._baseline_changed.wait(timeout=5.0)
+                continue
+            watcher = DriftWatcher(
+                self.pythons,
+                self.root,
+                baseline,
+                self.event_log,
+                lambda event: self._broadcast({"type": "event", "event": event}),
+                environment_id=self.environment_id,
+                debounce_ms=self.debounce_ms,
+            )
+            self._watcher = watcher
+            if self._stopping.is_set() or self._baseline_changed.is_set():
+                continue
+            threading.Thread(target=self._announce_when_ready, args=(watcher,), daemon=True).start()
+            watcher.run()
+
+    def _announce_when_ready(self, watcher: DriftWatcher) -> None:
+        if watcher.ready.wait(timeout=30):
+            self._broadcast({"type": "state", "drift": self._state(watcher.report)})
+
+    def stop(self) -> None:
+        """Stop the watcher and the job runner."""
+        self._stopping.set()
+        self.baseline_changed()
+        self.jobs.shutdown()
+        if self._watch_thread:
+            self._watch_thread.join(timeout=5)
+
+
+def _store_exists(location: str) -> bool:
+    if location.startswith("s3://"):
+        return True  # an S3 store's absence is reported by the store itself
+    return (Path(location) / "config").exists()

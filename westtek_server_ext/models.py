@@ -1,0 +1,228 @@
+"""The wire protocol of ``westtek/api/``: request and response bodies as pydantic models.
+
+Handlers validate request bodies with these models (a bad body is a 400 naming the field)
+and the OpenAPI document takes its schemas from them; labextension/src/tokens.ts mirrors them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Severity = Literal["info", "minor", "critical"]
+DriftStatus = Literal["STABLE", "MINOR_DRIFT", "CRITICAL_DRIFT", "NO_BASELINE"]
+JobKind = Literal["snapshot", "verify", "restore", "rollback"]
+JobState = Literal["queued", "running", "succeeded", "failed"]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(_Wire):
+    """Every error: ``message`` says what to do about it."""
+
+    message: str
+    reason: str | None = None
+    traceback: str | None = Field(default=None, description="Always empty; kept by Jupyter")
+
+
+class StatusReport(_Wire):
+    """``GET status``."""
+
+    version: str
+    component: str
+    capabilities: list[str]
+    python: str
+
+
+class Change(_Wire):
+    """One graded difference between the baseline and the live environment."""
+
+    kind: Literal["interpreter", "package", "kernel", "config", "extension", "notebook", "data"]
+    name: str
+    change: Literal["added", "removed", "upgraded", "downgraded", "modified"]
+    before: str | None = None
+    after: str | None = None
+    severity: Severity
+    affected_notebooks: list[str] = Field(default_factory=list)
+    reason: str
+
+
+class DriftState(_Wire):
+    """``GET drift``: the live environment graded against its baseline."""
+
+    status: DriftStatus
+    baseline: str | None = None
+    environment_id: str
+    changes: list[Change] = Field(default_factory=list)
+    watching: bool = False
+    checked_at: float = Field(description="When the live environment was last graded (epoch s)")
+    message: str | None = Field(default=None, description="Why there is no baseline, if none")
+
+
+class DriftReport(_Wire):
+    """``GET snapshots/{a}/diff/{b}``: two snapshots compared, graded like drift."""
+
+    status: Literal["STABLE", "MINOR_DRIFT", "CRITICAL_DRIFT"]
+    baseline: str
+    changes: list[Change]
+
+
+class Package(_Wire):
+    """A distribution installed in an interpreter's environment."""
+
+    name: str
+    version: str
+    installer: str | None = None
+    imported_by: list[str] = Field(default_factory=list, description="Notebooks importing it")
+
+
+class Interpreter(_Wire):
+    """A captured interpreter and its packages."""
+
+    label: str
+    path: str
+    prefix: str | None = None
+    version: str | None = None
+    packages: list[Package]
+
+
+class Kernel(_Wire):
+    """An installed kernelspec."""
+
+    name: str
+    display_name: str
+    language: str | None = None
+    argv: list[str]
+    interpreter: str | None = Field(default=None, description="Label of the interpreter it runs")
+
+
+class ConfigFile(_Wire):
+    """A Jupyter configuration file."""
+
+    dir: str
+    path: str
+    size: int
+
+
+class EnvironmentView(_Wire):
+    """``GET environment``: what the researcher's environment is made of right now."""
+
+    environment_id: str
+    root: str
+    interpreters: list[Interpreter]
+    kernels: list[Kernel]
+    config_files: list[ConfigFile]
+    labextensions: list[dict[str, Any]]
+    drift: DriftStatus
+
+
+class SnapshotSummary(_Wire):
+    """One row of ``GET snapshots``."""
+
+    id: str
+    timestamp: str | None = None
+    environment_id: str | None = None
+    created_by: str | None = None
+    size_bytes: int
+    stored_bytes: int | None = Field(
+        default=None, description="Bytes this snapshot added to the store (new, compressed)"
+    )
+    notebook_count: int
+    packages: int
+    notes: str
+    labels: dict[str, str]
+    baseline: bool = Field(default=False, description="Whether drift is measured against it")
+
+
+class SnapshotList(_Wire):
+    """``GET snapshots``."""
+
+    snapshots: list[SnapshotSummary]
+    store_bytes: int | None = Field(default=None, description="Bytes the store holds on disk")
+
+
+class SnapshotCreate(_Wire):
+    """``POST snapshots``."""
+
+    note: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    baseline: bool = Field(default=False, description="Make the new snapshot the baseline")
+
+
+class RestoreRequest(_Wire):
+    """``POST snapshots/{id}/restore``: into a new directory under the server's root."""
+
+    target: str = Field(description="Directory relative to the server root; new or empty")
+    mode: Literal["files", "lock"] = "files"
+
+
+class BaselineRequest(_Wire):
+    """``PUT baseline``."""
+
+    id: str = Field(description="Snapshot id or unique prefix")
+
+
+class RollbackRequest(_Wire):
+    """``POST rollback``: put the live environment back to a snapshot, in place."""
+
+    to: str | None = Field(default=None, description="Snapshot id; the baseline when omitted")
+    only: Literal["packages", "kernels", "config"] | None = None
+
+
+class JobProgress(_Wire):
+    """How far a job has got."""
+
+    percent: float = 0.0
+    files_done: int = 0
+    files_total: int = 0
+    bytes_done: int = 0
+    bytes_total: int = 0
+
+
+class Job(_Wire):
+    """A long operation running in the background; poll ``GET jobs/{id}``."""
+
+    id: str
+    kind: JobKind
+    state: JobState
+    description: str
+    progress: JobProgress
+    created: float
+    finished: float | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class JobList(_Wire):
+    """``GET jobs``: this server's jobs, newest first."""
+
+    jobs: list[Job]
+
+
+class DriftEvent(_Wire):
+    """A change in drift: the changes that appeared and those that went away."""
+
+    id: int
+    time: float
+    environment_id: str
+    baseline: str
+    status: DriftStatus
+    changes: list[Change]
+    resolved: list[Change]
+
+
+class EventList(_Wire):
+    """``GET drift/events``, oldest first."""
+
+    events: list[DriftEvent]
+
+
+class StreamMessage(_Wire):
+    """A message on ``WS drift/stream``: the state on connect, then each event."""
+
+    type: Literal["state", "event"]
+    drift: DriftState | None = None
+    event: DriftEvent | None = None
