@@ -21,6 +21,7 @@ from westtek_core.drift import capture_live, detect_drift, grading_context, live
 from westtek_core.drift_report import DriftReport
 from westtek_core.events import EventLog
 from westtek_core.jobs import Job, JobRunner
+from westtek_core.rollback import RollbackError, RollbackProgress, run_rollback
 from westtek_core.snapshot import (
     ManifestError,
     Progress,
@@ -46,6 +47,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     RestoreError,
     ManifestError,
     ProbeError,
+    RollbackError,
     ValueError,
     OSError,
 )
@@ -197,6 +199,35 @@ class EnvironmentService:
             return report.to_json()
 
         return self.jobs.submit("restore", f"restore {manifest['id'][:12]} into {target}", work)
+
+    def start_rollback(self, to: str | None = None, only: str | None = None) -> Job:
+        """Put the live environment back to a snapshot (the baseline by default), in place."""
+        if to:
+            target = load_snapshot(self._store_with_snapshots(), to)
+        else:
+            target = self._baseline() or {}
+            if not target:
+                raise SnapshotNotFound("no baseline to roll back to: take a snapshot first")
+
+        def work(progress: Callable[[Progress], None]) -> dict[str, Any]:
+            def steps(state: RollbackProgress) -> None:
+                progress(Progress(state.done, state.total, 0, 0))
+
+            try:
+                report = run_rollback(
+                    self.repo(),
+                    str(target["id"]),
+                    self.pythons,
+                    self.root,
+                    only=[only] if only else None,
+                    progress=steps,
+                )
+            finally:
+                self.baseline_changed()  # the safety snapshot is new; re-grade from scratch
+            return report.to_json()
+
+        what = f"roll back {'the ' + only if only else 'everything'} to {target['id'][:12]}"
+        return self.jobs.submit("rollback", what, work)
 
     def set_baseline(self, id_or_prefix: str) -> dict[str, Any]:
         """Make a snapshot the baseline; returns the drift against it."""

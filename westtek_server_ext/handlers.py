@@ -281,6 +281,26 @@ class BaselineHandler(WestTekAPIHandler):
         self.reply(await self.run(self.service.set_baseline, wanted.id))
 
 
+class RollbackHandler(WestTekAPIHandler):
+    """``POST rollback``: put the environment back to a snapshot in place, as a job."""
+
+    operations = {
+        "post": Operation(
+            "Roll the environment back to a snapshot (a background job)",
+            models.Job,
+            202,
+            request=models.RollbackRequest,
+        )
+    }
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        """Start a rollback, after a safety snapshot."""
+        wanted = self.body(models.RollbackRequest)
+        self.accepted(await self.run(self.service.start_rollback, wanted.to, wanted.only))
+
+
 class DriftEventsHandler(WestTekAPIHandler):
     """``GET drift/events``: the event log, oldest first."""
 
@@ -415,6 +435,7 @@ def handler_routes() -> list[tuple[str, Any]]:
         (rf"{api}/snapshots/{SNAPSHOT_ID}/export", SnapshotExportHandler),
         (rf"{api}/drift", DriftHandler),
         (rf"{api}/baseline", BaselineHandler),
+        (rf"{api}/rollback", RollbackHandler),
         (rf"{api}/drift/events", DriftEventsHandler),
         (rf"{api}/drift/stream", DriftStreamHandler),
         (rf"{api}/jobs", JobsHandler),

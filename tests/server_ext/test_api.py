@@ -229,3 +229,25 @@ async def test_drift_stream_pushes_the_event_of_a_pip_install(
     _, later = await call(jp_fetch, "GET", "drift", "events", since=str(event["id"]))
     assert later["events"] == []
     socket.close()
+
+
+async def test_roll_back_to_the_baseline_makes_the_environment_stable(
+    jp_fetch, research_env, wheelhouse
+):
+    baseline = await snapshot(jp_fetch, note="baseline")
+    pip_install(research_env["python"], wheelhouse, "westtek_probe_pkg==2.0.0")
+    _, drift = await call(jp_fetch, "GET", "drift")
+    assert drift["status"] == "CRITICAL_DRIFT"
+
+    code, job = await call(jp_fetch, "POST", "rollback", body={"only": "packages"})
+    assert code == 202 and job["kind"] == "rollback"
+    job = await finish(jp_fetch, job)
+
+    assert job["state"] == "succeeded", job["error"]
+    _, drift = await call(jp_fetch, "GET", "drift")
+    assert drift["status"] == "STABLE" and drift["baseline"] == baseline
+    _, listed = await call(jp_fetch, "GET", "snapshots")
+    safety = [r for r in listed["snapshots"] if r["labels"].get("westtek.rollback") == "safety"]
+    assert len(safety) == 1  # taken before anything changed
+    code, answer = await error(jp_fetch, "POST", "rollback", body={"only": "everything"})
+    assert code == 400 and answer["message"].startswith("only:")
