@@ -259,18 +259,22 @@ class EnvironmentService:
         watcher = self._watcher
         if watcher and self.watching and not fresh:
             return self._state(watcher.report)
+        return self._graded(capture_live(self.pythons, self.root))
+
+    def _graded(self, capture: Any) -> dict[str, Any]:
         baseline = self._baseline()
         if baseline is None:
             return self._state(None, "no snapshot yet: take one to start measuring drift")
-        report = detect_drift(capture_live(self.pythons, self.root), baseline, self.root)
-        return self._state(report)
+        return self._state(detect_drift(capture, baseline, self.root))
 
     def environment_view(self) -> dict[str, Any]:
         """Interpreters, packages (with the notebooks importing each), kernels and config."""
         watcher = self._watcher
-        capture = (
-            watcher.capture if watcher and self.watching else capture_live(self.pythons, self.root)
-        )
+        if watcher and self.watching:
+            capture, drift = watcher.capture, self._state(watcher.report)
+        else:
+            capture = capture_live(self.pythons, self.root)
+            drift = self._graded(capture)
         live = live_manifest(capture)
         context = grading_context(self.root, live)
         imported_by: dict[tuple[str | None, str], list[str]] = {}
@@ -324,7 +328,7 @@ class EnvironmentService:
             "kernels": kernels,
             "config_files": config_files,
             "labextensions": list(capture.labextensions),
-            "drift": self.drift_state()["status"],
+            "drift": drift["status"],
         }
 
     def events(self, since_id: int = 0, limit: int = 100, days: float = 0) -> list[dict[str, Any]]:
