@@ -106,37 +106,48 @@ export async function askRestore(
 }
 
 /**
- * The changes a rollback undoes, grouped by severity.
+ * Kinds of change a rollback puts right (packages, kernels, configuration);
+ * notebooks, data and lab extensions stay as they are.
+ */
+export const ROLLBACK_KINDS: ReadonlySet<IChange['kind']> = new Set<
+  IChange['kind']
+>(['interpreter', 'package', 'kernel', 'config']);
+
+/**
+ * The changes a rollback undoes, grouped by severity, and what it leaves.
  */
 export function RollbackSummary(props: {
   changes: readonly IChange[];
   baseline: string | null | undefined;
   trans: TranslationBundle;
 }): JSX.Element {
-  const { changes, trans } = props;
-  if (!changes.length) {
-    return (
-      <p>
-        {trans.__(
-          'The environment matches baseline %1; a rollback will change nothing.',
-          shortId(props.baseline)
-        )}
-      </p>
-    );
-  }
+  const { trans } = props;
+  const changes = props.changes.filter(change =>
+    ROLLBACK_KINDS.has(change.kind)
+  );
+  const kept = props.changes.length - changes.length;
   return (
     <div
       className="jp-WestTek-rollbackSummary"
       data-testid="westtek-rollback-summary"
     >
-      <p>
-        {trans._n(
-          'Rolling back to baseline %2 undoes this change in place:',
-          'Rolling back to baseline %2 undoes these %1 changes in place:',
-          changes.length,
-          shortId(props.baseline)
-        )}
-      </p>
+      {changes.length ? (
+        <p>
+          {trans._n(
+            'Rolling back to baseline %2 undoes this change in place:',
+            'Rolling back to baseline %2 undoes these %1 changes in place:',
+            changes.length,
+            shortId(props.baseline)
+          )}
+        </p>
+      ) : (
+        <p>
+          {trans.__(
+            'Packages, kernels and configuration match baseline %1: a rollback changes nothing.',
+            shortId(props.baseline)
+          )}
+        </p>
+      )}
       {SEVERITIES.map(severity => {
         const group = changes.filter(change => change.severity === severity);
         if (!group.length) {
@@ -157,9 +168,18 @@ export function RollbackSummary(props: {
           </div>
         );
       })}
+      {kept > 0 && (
+        <p className="jp-WestTek-muted" data-testid="westtek-rollback-kept">
+          {trans._n(
+            '%1 change to notebooks, data or lab extensions stays as it is.',
+            '%1 changes to notebooks, data or lab extensions stay as they are.',
+            kept
+          )}
+        </p>
+      )}
       <p className="jp-WestTek-muted">
         {trans.__(
-          'Notebooks and data files are not touched; take a snapshot first if you may want this state back.'
+          'A safety snapshot of the environment as it is now is taken first, so the rollback can be undone.'
         )}
       </p>
     </div>

@@ -39,6 +39,14 @@ export function worstSeverity(changes: readonly IChange[]): Severity | null {
 }
 
 /**
+ * How many changes matter (minor or critical; info changes such as edited
+ * notebooks are not counted in badges).
+ */
+export function countSerious(changes: readonly IChange[]): number {
+  return changes.filter(change => change.severity !== 'info').length;
+}
+
+/**
  * Identity of a change (two events speak of the same change when it matches).
  */
 export function changeKey(change: IChange): string {

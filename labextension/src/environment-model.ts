@@ -96,10 +96,25 @@ export class EnvironmentModel extends VDomModel {
     } catch (error) {
       next = { kind: 'error', message: errorMessage(error) };
     }
-    // A later refresh supersedes this one.
-    if (request === this._requests && !this.isDisposed) {
-      this._set(next);
+    if (this.isDisposed) {
+      return;
     }
+    if (next.kind === 'ready') {
+      this._loadedAt = Date.now();
+    }
+    if (request === this._requests) {
+      this._set(next);
+    } else if (next.kind === 'ready' && this._state.kind !== 'ready') {
+      // A later refresh supersedes this answer, but it beats an empty panel.
+      this._set({ ...next, refreshing: true });
+    }
+  }
+
+  /**
+   * When the last answer arrived (epoch ms), 0 before the first.
+   */
+  get loadedAt(): number {
+    return this._loadedAt;
   }
 
   private _set(state: LoadState<IEnvironmentView>): void {
@@ -108,6 +123,7 @@ export class EnvironmentModel extends VDomModel {
   }
 
   private _client: WestTekClient;
+  private _loadedAt = 0;
   private _requests = 0;
   private _state: LoadState<IEnvironmentView> = { kind: 'idle' };
 }

@@ -181,6 +181,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
       void jobs.resume();
       drift.start();
+      // Fetched ahead so the side bar shows the environment as soon as it opens.
+      if (environment.state.kind === 'idle') {
+        void environment.refresh();
+      }
     });
   }
 };

@@ -82,6 +82,13 @@ export class DriftNotifier {
   }
 
   private _onStatus(_: DriftModel, state: IDriftState): void {
+    if (!shouldNotify(worstSeverity(state.changes), 'minor')) {
+      // The drift is gone (rolled back, accepted): so are its notifications.
+      for (const id of this._shown) {
+        Notification.dismiss(id);
+      }
+      this._shown = [];
+    }
     // Only the drift found on load: later changes arrive as events.
     if (this._seenFirstState) {
       return;
@@ -119,16 +126,17 @@ export class DriftNotifier {
       });
     }
     const options = { autoClose: 15_000 as number | false, actions };
-    if (severity === 'critical') {
-      Notification.error(message, options);
-    } else {
-      Notification.warning(message, options);
-    }
+    this._shown.push(
+      severity === 'critical'
+        ? Notification.error(message, options)
+        : Notification.warning(message, options)
+    );
   }
 
   private _model: DriftModel;
   private _rollback: () => void;
   private _seenFirstState = false;
+  private _shown: string[] = [];
   private _showDrift: () => void;
   private _trans: TranslationBundle;
 }

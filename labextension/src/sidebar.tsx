@@ -10,13 +10,18 @@ import { Message } from '@lumino/messaging';
 import React from 'react';
 
 import { DriftBadge, useModel } from './components';
-import { DriftModel } from './drift-model';
+import { countSerious, DriftModel, worstSeverity } from './drift-model';
 import { DriftPanel, IDriftActions } from './drift-panel';
 import { EnvironmentModel } from './environment-model';
 import { EnvironmentPanel } from './environment-panel';
 import { SnapshotsModel } from './snapshots-model';
 import { SnapshotsPanel } from './snapshots-panel';
 import { StatusModel } from './status-model';
+
+/**
+ * A loaded panel is fetched again on opening when older than this.
+ */
+const STALE_AFTER_MS = 30_000;
 
 /**
  * The panels of the West Tek side bar.
@@ -90,11 +95,13 @@ export class WestTekSidebar extends ReactWidget {
   }
 
   /**
-   * Load the status and the shown panel each time the side bar is opened.
+   * Load the status, and the shown panel unless it is loaded already (its
+   * models follow drift events and jobs), each time the side bar is opened.
    */
   protected onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
-    this.refresh();
+    void this._options.status.refresh();
+    this._loadPanel(this.selection.current, false);
   }
 
   /**
@@ -103,7 +110,8 @@ export class WestTekSidebar extends ReactWidget {
   protected onAfterAttach(msg: Message): void {
     super.onAfterAttach(msg);
     if (this.isVisible) {
-      this.refresh();
+      void this._options.status.refresh();
+      this._loadPanel(this.selection.current, false);
     }
   }
 
@@ -123,14 +131,24 @@ export class WestTekSidebar extends ReactWidget {
 
   private _loadPanel(panel: PanelName, force: boolean): void {
     const { environment, snapshots, drift } = this._options;
+    // Shown at once from what is loaded; fetched again when older than this.
+    const stale = Date.now() - STALE_AFTER_MS;
     switch (panel) {
       case 'environment':
-        if (force || environment.state.kind === 'idle') {
+        if (
+          force ||
+          environment.state.kind === 'idle' ||
+          (environment.state.kind !== 'loading' && environment.loadedAt < stale)
+        ) {
           void environment.refresh();
         }
         break;
       case 'snapshots':
-        if (force || snapshots.state.kind === 'idle') {
+        if (
+          force ||
+          snapshots.state.kind === 'idle' ||
+          (snapshots.state.kind !== 'loading' && snapshots.loadedAt < stale)
+        ) {
           void snapshots.refresh();
         }
         break;
@@ -209,6 +227,9 @@ function SidebarView(
   const { trans } = props;
   const status = useModel(props.status).state;
   const selection = useModel(props.selection);
+  // A panel is rendered from its first visit on (then kept, with its inputs).
+  const visited = React.useRef(new Set<PanelName>()).current;
+  visited.add(selection.current);
   const drift = useModel(props.drift).state;
   const titles: { [P in PanelName]: string } = {
     environment: trans.__('Environment'),
@@ -273,37 +294,44 @@ function SidebarView(
               {titles[panel]}
               {panel === 'drift' &&
                 drift.kind === 'ready' &&
-                drift.value.changes.length > 0 && (
+                countSerious(drift.value.changes) > 0 && (
                   <span
-                    className={`jp-WestTek-tabCount jp-WestTek-mod-${drift.value.status === 'CRITICAL_DRIFT' ? 'critical' : 'minor'}`}
+                    className={`jp-WestTek-tabCount jp-WestTek-mod-${worstSeverity(drift.value.changes)}`}
+                    title={trans.__('Minor and critical changes')}
                   >
-                    {drift.value.changes.length}
+                    {countSerious(drift.value.changes)}
                   </span>
                 )}
             </Tab>
           ))}
           <TabPanel id="westtek-panel-environment">
-            <EnvironmentPanel
-              model={props.environment}
-              status={props.status}
-              openNotebook={props.openNotebook}
-              trans={trans}
-            />
+            {visited.has('environment') && (
+              <EnvironmentPanel
+                model={props.environment}
+                status={props.status}
+                openNotebook={props.openNotebook}
+                trans={trans}
+              />
+            )}
           </TabPanel>
           <TabPanel id="westtek-panel-snapshots">
-            <SnapshotsPanel
-              model={props.snapshots}
-              openDiff={props.openDiff}
-              trans={trans}
-            />
+            {visited.has('snapshots') && (
+              <SnapshotsPanel
+                model={props.snapshots}
+                openDiff={props.openDiff}
+                trans={trans}
+              />
+            )}
           </TabPanel>
           <TabPanel id="westtek-panel-drift">
-            <DriftPanel
-              model={props.drift}
-              actions={props.actions}
-              openNotebook={props.openNotebook}
-              trans={trans}
-            />
+            {visited.has('drift') && (
+              <DriftPanel
+                model={props.drift}
+                actions={props.actions}
+                openNotebook={props.openNotebook}
+                trans={trans}
+              />
+            )}
           </TabPanel>
         </Tabs>
       )}

@@ -169,8 +169,17 @@ export class SnapshotsModel extends VDomModel {
     } catch (error) {
       next = { kind: 'error', message: errorMessage(error) };
     }
-    if (request === this._requests && !this.isDisposed) {
+    if (this.isDisposed) {
+      return;
+    }
+    if (next.kind === 'ready') {
+      this._loadedAt = Date.now();
+    }
+    if (request === this._requests) {
       this._setState(next);
+    } else if (next.kind === 'ready' && this._state.kind !== 'ready') {
+      // A later refresh supersedes this answer, but it beats an empty panel.
+      this._setState({ ...next, refreshing: true });
     }
   }
 
@@ -327,12 +336,20 @@ export class SnapshotsModel extends VDomModel {
     }
   }
 
+  /**
+   * When the last answer arrived (epoch ms), 0 before the first.
+   */
+  get loadedAt(): number {
+    return this._loadedAt;
+  }
+
   private _setState(state: LoadState<ISnapshotList>): void {
     this._state = state;
     this.stateChanged.emit();
   }
 
   private _client: WestTekClient;
+  private _loadedAt = 0;
   private _notice: INotice | null = null;
   private _requests = 0;
   private _selected: string[] = [];

@@ -2,7 +2,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { VDomRenderer } from '@jupyterlab/ui-components';
 import React from 'react';
 
-import { DriftModel } from './drift-model';
+import { countSerious, DriftModel } from './drift-model';
 import { statusClass, statusLabel } from './format';
 
 /**
@@ -38,15 +38,15 @@ export class DriftStatusItem extends VDomRenderer<DriftModel> {
       return null;
     }
     const drift = state.value;
-    const count = drift.changes.length;
+    const count = countSerious(drift.changes);
     const title =
       drift.status === 'NO_BASELINE'
         ? trans.__(
             'West Tek: no baseline snapshot yet. Click to open the Drift panel.'
           )
         : trans._n(
-            'West Tek: %1 change since the baseline. Click to open the Drift panel.',
-            'West Tek: %1 changes since the baseline. Click to open the Drift panel.',
+            'West Tek: %1 minor or critical change since the baseline. Click to open the Drift panel.',
+            'West Tek: %1 minor or critical changes since the baseline. Click to open the Drift panel.',
             count
           );
     return (

@@ -3,9 +3,18 @@
 // Paths: the Python env is $WESTTEK_PYTHON (default: <repo>/.venv/bin/python),
 // Chromium is $CHROMIUM (default: /usr/bin/chromium). Browser contexts made
 // here may only reach 127.0.0.1.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync
+} from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -24,6 +33,11 @@ export const PYTHON =
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
 export const UI_TIMEOUT_MS = 30_000;
+
+// Every UI test saves a screenshot here (gitignored).
+export const OUTPUT_DIR = path.join(REPO, 'tests', 'ui', 'output');
+
+const SERVER_START_TIMEOUT_MS = 60_000;
 
 // The left side-bar tab JupyterLab creates for a widget with id 'westtek-sidebar'.
 export const SIDEBAR_TAB =
@@ -152,4 +166,143 @@ export async function withLog(name, log, body) {
     error.message += `\n--- ${name} log ---\n${log()}`;
     throw error;
   }
+}
+
+/** Save a full-window screenshot as tests/ui/output/<name>.png. */
+export async function screenshot(page, name) {
+  mkdirSync(OUTPUT_DIR, { recursive: true });
+  const file = path.join(OUTPUT_DIR, `${name}.png`);
+  await page.screenshot({ path: file });
+  return file;
+}
+
+/**
+ * Start `python -m jupyterlab` on a free loopback port, in its own process
+ * group, with its runtime, workspace, settings, Jupyter config and West Tek
+ * data directories (store, baselines, event log) under a fresh temp directory;
+ * resolve once `/api/status` answers.
+ *
+ * @param options.serverExtension whether westtek_server_ext is loaded
+ * @param options.args extra command-line arguments (e.g. West Tek traits)
+ * @param options.root the server's root directory (default: a fresh one)
+ * @param options.settings more user settings: {'<plugin dir>/<file>': {...}}
+ */
+export async function startLab({
+  serverExtension = true,
+  args: extraArgs = [],
+  root,
+  settings = {}
+} = {}) {
+  const home = mkdtempSync(path.join(tmpdir(), 'westtek-ui-'));
+  const dirs = {};
+  for (const name of [
+    'root',
+    'runtime',
+    'workspaces',
+    'settings',
+    'data',
+    'config',
+    'jupyter-config'
+  ]) {
+    dirs[name] = path.join(home, name);
+    mkdirSync(dirs[name]);
+  }
+  if (root) {
+    dirs.root = root;
+  }
+  // Skip the "official Jupyter news?" prompt: no toast over the panel, no fetch.
+  writeQuietLabSettings(dirs.settings);
+  for (const [file, value] of Object.entries(settings)) {
+    const target = path.join(dirs.settings, file);
+    mkdirSync(path.dirname(target), { recursive: true });
+    writeFileSync(target, JSON.stringify(value));
+  }
+
+  const port = await freePort();
+  const token = randomBytes(24).toString('hex');
+  const args = [
+    '-m',
+    'jupyterlab',
+    '--no-browser',
+    `--port=${port}`,
+    '--ServerApp.port_retries=0',
+    '--ip=127.0.0.1',
+    `--IdentityProvider.token=${token}`,
+    `--ServerApp.root_dir=${dirs.root}`,
+    '--allow-root',
+    `--LabApp.workspaces_dir=${dirs.workspaces}`,
+    `--LabApp.user_settings_dir=${dirs.settings}`,
+    '--LabApp.news_url=None',
+    '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate',
+    '--LabApp.extension_manager=readonly',
+    ...extraArgs
+  ];
+  if (!serverExtension) {
+    // traitlets' Dict syntax on the command line is key=value (JSON is refused).
+    args.push('--ServerApp.jpserver_extensions=westtek_server_ext=False');
+  }
+  const child = spawn(PYTHON, args, {
+    cwd: dirs.root,
+    detached: true, // own process group, so `stop` can kill all of it
+    env: {
+      ...process.env,
+      JUPYTER_RUNTIME_DIR: dirs.runtime,
+      JUPYTER_CONFIG_DIR: dirs['jupyter-config'],
+      // West Tek's store, baselines and event log stay in the temp directory.
+      XDG_DATA_HOME: dirs.data,
+      XDG_CONFIG_HOME: dirs.config,
+      WESTTEK_STORE: path.join(dirs.data, 'store')
+    },
+    stdio: ['ignore', 'pipe', 'pipe']
+  });
+  let log = '';
+  child.stdout.on('data', chunk => (log += chunk));
+  child.stderr.on('data', chunk => (log += chunk));
+  let exited = null;
+  child.on('exit', (code, signal) => (exited = { code, signal }));
+  child.on('error', error => (exited = { error }));
+
+  const lab = {
+    baseUrl: `http://127.0.0.1:${port}/`,
+    token,
+    child,
+    home,
+    root: dirs.root,
+    log: () => log,
+    stop: async () => {
+      await stopProcessGroup(child, 10_000);
+      rmSync(home, { recursive: true, force: true });
+    }
+  };
+
+  const deadline = Date.now() + SERVER_START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (exited) {
+      await lab.stop();
+      throw new Error(
+        `jupyter lab exited before answering (${JSON.stringify(exited)}):\n${log}`
+      );
+    }
+    try {
+      const response = await fetch(`${lab.baseUrl}api/status?token=${token}`, {
+        signal: AbortSignal.timeout(2_000)
+      });
+      if (response.ok) {
+        return lab;
+      }
+    } catch {
+      // not listening yet
+    }
+    await new Promise(resolve => setTimeout(resolve, 250));
+  }
+  await lab.stop();
+  throw new Error(`jupyter lab did not answer within 60 s:\n${log}`);
+}
+
+/** Open JupyterLab in a fresh browser context that may only reach 127.0.0.1. */
+export async function openLab(browser, lab) {
+  const context = await newLoopbackContext(browser);
+  const page = await context.newPage();
+  await page.goto(`${lab.baseUrl}lab?token=${lab.token}`);
+  return { context, page };
 }

@@ -26,13 +26,13 @@ import {
   launchBrowser,
   newLoopbackContext,
   openSidebar,
+  screenshot,
   stopProcessGroup,
   waitForExit,
   withLog,
   writeQuietLabSettings
 } from './helpers.mjs';
 
-const SCREENSHOT = '/tmp/westtek-hub-alice.png';
 const DEMO_PASSWORD = 'westtek-demo';
 
 const HUB_START_TIMEOUT_MS = 90_000;
@@ -199,6 +199,8 @@ describe('the demo hub: log in and find the West Tek panel', () => {
         );
         const cookies = (await context.cookies()).map(c => c.name);
         assert.ok(!cookies.includes('jupyterhub-hub-login'), `${cookies}`);
+
+        await screenshot(page, 'hub-login-wrong-password');
       } finally {
         await context.close();
       }
@@ -245,7 +247,7 @@ describe('the demo hub: log in and find the West Tek panel', () => {
           page.url()
         );
 
-        await page.screenshot({ path: SCREENSHOT });
+        await screenshot(page, 'hub-alice-lab');
       } finally {
         await context.close();
       }

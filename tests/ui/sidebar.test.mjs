@@ -5,126 +5,18 @@
 // (default: <repo>/.venv/bin/python) and Chromium at $CHROMIUM
 // (default: /usr/bin/chromium). Only 127.0.0.1 is contacted.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
   PACKAGE,
-  PYTHON,
   SIDEBAR_TAB,
-  freePort,
   launchBrowser,
-  newLoopbackContext,
+  openLab,
   openSidebar,
-  stopProcessGroup,
-  withLog as withServerLog,
-  writeQuietLabSettings
+  screenshot,
+  startLab,
+  withLog as withServerLog
 } from './helpers.mjs';
-
-const SCREENSHOT = '/tmp/westtek-sidebar.png';
-
-const SERVER_START_TIMEOUT_MS = 60_000;
-
-/**
- * Start `python -m jupyterlab` on a free loopback port, in its own process
- * group, with runtime, workspace and settings directories under a fresh temp
- * directory; resolve once `/api/status` answers.
- */
-async function startLab({ serverExtension }) {
-  const home = mkdtempSync(path.join(tmpdir(), 'westtek-ui-'));
-  const dirs = {};
-  for (const name of ['root', 'runtime', 'workspaces', 'settings']) {
-    dirs[name] = path.join(home, name);
-    mkdirSync(dirs[name]);
-  }
-  // Skip the "official Jupyter news?" prompt: no toast over the panel, no fetch.
-  writeQuietLabSettings(dirs.settings);
-
-  const port = await freePort();
-  const token = randomBytes(24).toString('hex');
-  const args = [
-    '-m',
-    'jupyterlab',
-    '--no-browser',
-    `--port=${port}`,
-    '--ServerApp.port_retries=0',
-    '--ip=127.0.0.1',
-    `--ServerApp.token=${token}`,
-    `--ServerApp.root_dir=${dirs.root}`,
-    '--allow-root',
-    `--LabApp.workspaces_dir=${dirs.workspaces}`,
-    `--LabApp.user_settings_dir=${dirs.settings}`,
-    '--LabApp.news_url=None',
-    '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate',
-    '--LabApp.extension_manager=readonly'
-  ];
-  if (!serverExtension) {
-    // traitlets' Dict syntax on the command line is key=value (JSON is refused).
-    args.push('--ServerApp.jpserver_extensions=westtek_server_ext=False');
-  }
-  const child = spawn(PYTHON, args, {
-    cwd: dirs.root,
-    detached: true, // own process group, so `after` can kill all of it
-    env: { ...process.env, JUPYTER_RUNTIME_DIR: dirs.runtime },
-    stdio: ['ignore', 'pipe', 'pipe']
-  });
-  let log = '';
-  child.stdout.on('data', chunk => (log += chunk));
-  child.stderr.on('data', chunk => (log += chunk));
-  let exited = null;
-  child.on('exit', (code, signal) => (exited = { code, signal }));
-  child.on('error', error => (exited = { error }));
-
-  const lab = {
-    baseUrl: `http://127.0.0.1:${port}/`,
-    token,
-    child,
-    home,
-    log: () => log,
-    stop: () => stopLab(lab)
-  };
-
-  const deadline = Date.now() + SERVER_START_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (exited) {
-      await lab.stop();
-      throw new Error(
-        `jupyter lab exited before answering (${JSON.stringify(exited)}):\n${log}`
-      );
-    }
-    try {
-      const response = await fetch(`${lab.baseUrl}api/status?token=${token}`, {
-        signal: AbortSignal.timeout(2_000)
-      });
-      if (response.ok) {
-        return lab;
-      }
-    } catch {
-      // not listening yet
-    }
-    await new Promise(resolve => setTimeout(resolve, 250));
-  }
-  await lab.stop();
-  throw new Error(`jupyter lab did not answer within 60 s:\n${log}`);
-}
-
-/** Stop a lab's whole process group: SIGTERM, then SIGKILL after 10 s. */
-async function stopLab(lab) {
-  await stopProcessGroup(lab.child, 10_000);
-  rmSync(lab.home, { recursive: true, force: true });
-}
-
-/** Open JupyterLab in a fresh browser context that may only reach 127.0.0.1. */
-async function openLab(browser, lab) {
-  const context = await newLoopbackContext(browser);
-  const page = await context.newPage();
-  await page.goto(`${lab.baseUrl}lab?token=${lab.token}`);
-  return { context, page };
-}
 
 /** Attach the server log to a failing test's error. */
 function withLog(lab, body) {
@@ -189,7 +81,7 @@ describe('West Tek side panel with the server extension enabled', () => {
         assert.ok(capabilities.includes('status'), `${capabilities}`);
         assert.equal(await panel.getByTestId('westtek-error').count(), 0);
 
-        await page.screenshot({ path: SCREENSHOT });
+        await screenshot(page, 'sidebar-status');
 
         // And Refresh asks the server again
         const request = page.waitForRequest(
@@ -245,9 +137,7 @@ describe('West Tek side panel without the server extension', () => {
         );
         assert.equal(await panel.getByTestId('westtek-version').count(), 0);
 
-        await page.screenshot({
-          path: SCREENSHOT.replace('.png', '-error.png')
-        });
+        await screenshot(page, 'sidebar-no-server-extension');
       } finally {
         await context.close();
       }
