@@ -314,14 +314,14 @@ function PackageTable(props: {
 }
 
 /**
- * A notebook path that opens the notebook when clicked.
+ * A notebook path (relative to the server root) that opens the notebook when
+ * clicked.
  */
 export function NotebookLink(props: {
   path: string;
   open: (path: string) => void;
   trans: TranslationBundle;
 }): JSX.Element {
-  const name = props.path.split('/').pop() || props.path;
   return (
     <button
       className="jp-WestTek-link"
@@ -332,7 +332,7 @@ export function NotebookLink(props: {
         props.open(props.path);
       }}
     >
-      {name}
+      {props.path}
     </button>
   );
 }

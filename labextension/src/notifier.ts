@@ -1,7 +1,7 @@
 import { Notification } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 
-import { DriftModel, worstSeverity } from './drift-model';
+import { countSerious, DriftModel, worstSeverity } from './drift-model';
 import { describeChange } from './format';
 import {
   IDriftEvent,
@@ -101,9 +101,9 @@ export class DriftNotifier {
     this._emit(
       severity,
       this._trans._n(
-        'This environment has drifted from its baseline: %1 change.',
-        'This environment has drifted from its baseline: %1 changes.',
-        state.changes.length
+        'This environment has drifted from its baseline: %1 minor or critical change.',
+        'This environment has drifted from its baseline: %1 minor or critical changes.',
+        countSerious(state.changes)
       )
     );
   }

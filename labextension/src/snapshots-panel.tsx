@@ -1,11 +1,6 @@
-import {
-  Button,
-  Checkbox,
-  Option,
-  Select,
-  TextField
-} from '@jupyter/react-components';
+import { Button, Checkbox, TextField } from '@jupyter/react-components';
 import { TranslationBundle } from '@jupyterlab/translation';
+import { HTMLSelect } from '@jupyterlab/ui-components';
 import React, { useRef, useState } from 'react';
 
 import { IExportedFile } from './api-client';
@@ -374,24 +369,19 @@ function SnapshotCard(props: {
         )}
       </div>
       <div className="jp-WestTek-export">
-        <Select
+        <HTMLSelect
           className="jp-WestTek-exportFormat"
           data-testid="westtek-export-format"
           aria-label={trans.__('Lockfile format')}
           value={format}
-          onChange={(event: any) => {
-            const value = event.target?.value;
+          options={EXPORT_FORMATS.map(([value, label]) => ({ value, label }))}
+          onChange={event => {
+            const value = event.target.value;
             if (EXPORT_FORMATS.some(([f]) => f === value)) {
-              setFormat(value);
+              setFormat(value as ExportFormat);
             }
           }}
-        >
-          {EXPORT_FORMATS.map(([value, label]) => (
-            <Option key={value} value={value}>
-              {label}
-            </Option>
-          ))}
-        </Select>
+        />
         <Button
           minimal
           data-testid="westtek-export"

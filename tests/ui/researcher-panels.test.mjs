@@ -64,6 +64,10 @@ describe('a researcher in the West Tek side bar', () => {
     );
     lab = await startLab({
       root,
+      // Polled every 2 s while the WebSocket is down (the last test).
+      settings: {
+        'westtek-labextension/plugin.jupyterlab-settings': { pollInterval: 2 }
+      },
       // One value per flag: ServerApp does not parse a JSON list for an
       // extension's List trait.
       args: [`--WestTekExtension.pythons=${env.python}`]
@@ -144,6 +148,37 @@ describe('a researcher in the West Tek side bar', () => {
       await search.fill('');
 
       await screenshot(page, 'environment-panel');
+    });
+  });
+
+  test('the command palette offers the West Tek commands', async () => {
+    await step(async () => {
+      // When the researcher searches the palette for West Tek
+      await page.keyboard.press('Control+Shift+C');
+      const input = page.locator('.lm-CommandPalette-input');
+      await input.waitFor();
+      await input.fill('West Tek');
+      const labels = await page
+        .locator('.lm-CommandPalette-item .lm-CommandPalette-itemLabel')
+        .allTextContents();
+      for (const label of [
+        'Open West Tek',
+        'Show Environment Drift',
+        'Take a Snapshot Now',
+        'Accept Current Environment as Baseline',
+        'Roll Back Environment to Baseline…'
+      ]) {
+        assert.ok(labels.includes(label), `${label} in ${labels}`);
+      }
+      await screenshot(page, 'command-palette');
+
+      // Then "Show Environment Drift" opens the Drift panel
+      await input.fill('Show Environment Drift');
+      await page.keyboard.press('Enter');
+      await panel.getByTestId('westtek-drift').waitFor();
+      await panel
+        .locator('[data-testid=westtek-drift-status][data-status=NO_BASELINE]')
+        .waitFor();
     });
   });
 
@@ -338,6 +373,15 @@ describe('a researcher in the West Tek side bar', () => {
       const lockfile = readFileSync(await download.path(), 'utf8');
       assert.match(lockfile, new RegExp(`${PACKAGE_NAME}.*1\\.0\\.0`));
 
+      // A target outside the workspace is refused with the server's reason
+      await card.getByTestId('westtek-restore').click();
+      await page.getByTestId('westtek-restore-target').fill('../outside');
+      await page.locator('.jp-Dialog-button.jp-mod-accept').click();
+      await panel
+        .getByTestId('westtek-notice')
+        .filter({ hasText: 'outside the workspace' })
+        .waitFor();
+
       // Restore into a new directory, named in a dialog
       await card.getByTestId('westtek-restore').click();
       const target = page.getByTestId('westtek-restore-target');
@@ -352,6 +396,52 @@ describe('a researcher in the West Tek side bar', () => {
         'the restore lays out RESTORE.json in the new directory'
       );
       await screenshot(page, 'snapshot-verified-restored');
+    });
+  });
+
+  test('polls the drift state when the WebSocket is down', async () => {
+    await step(async () => {
+      // Given a page whose drift stream is cut each time it connects
+      const cut = await newLoopbackContext(browser);
+      try {
+        await cut.routeWebSocket(/westtek\/api\/drift\/stream/, ws =>
+          ws.close()
+        );
+        const other = await cut.newPage();
+        // A workspace of its own: the default layout, side bar closed.
+        await other.goto(
+          `${lab.baseUrl}lab/workspaces/polling?token=${lab.token}`
+        );
+        const sidebar = await openSidebar(other);
+        await sidebar.getByTestId('westtek-tab-drift').click();
+        const stream = sidebar.locator(
+          '[data-testid=westtek-stream][data-stream=polling]'
+        );
+        await stream.waitFor();
+        assert.match(await stream.textContent(), /polling every 2 s/);
+        const events = `#westtek-sidebar [data-testid=westtek-event][data-name=${PACKAGE_NAME}]`;
+        await sidebar.getByTestId('westtek-drift-events').waitFor();
+        const before = await other.locator(events).count();
+
+        // When the package is upgraded again
+        await env.install('2.0.0');
+
+        // Then the next poll brings the event and the critical state
+        await other.waitForFunction(
+          ([selector, n]) =>
+            globalThis.document.querySelectorAll(selector).length > n,
+          [events, before],
+          { timeout: 15_000 }
+        );
+        await sidebar
+          .locator(
+            '[data-testid=westtek-drift-status][data-status=CRITICAL_DRIFT]'
+          )
+          .waitFor({ timeout: 15_000 });
+        await screenshot(other, 'drift-polling');
+      } finally {
+        await cut.close();
+      }
     });
   });
 });
