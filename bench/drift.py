@@ -5,6 +5,10 @@
    thread; pip alternately upgrades to 1.1.0 and downgrades to 1.0.0, and the latency is
    the time from the pip process's exit to the watcher's ``on_event`` callback reporting
    the new state.
+1b. **event latency over the WebSocket**: the same fixture watched by a real ``jupyter
+   server`` subprocess with the West Tek extension (baseline snapshot through
+   ``POST westtek/api/snapshots``); the latency is the time from pip's exit to the
+   matching ``{"type": "event"}`` message arriving on ``WS westtek/api/drift/stream``.
 2. **idle cost**: CPU the process uses while the watcher runs and nothing changes.
 3. **warm ``westtek drift``** on the snapshot benchmark's tree (``bench/.cache/tree``), if built.
 4. **import analysis** of 1,000 generated notebooks (``analyse_workspace``).
@@ -17,6 +21,7 @@ The whole run happens in a fresh network namespace with only loopback up (``unsh
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import json
 import os
@@ -25,13 +30,17 @@ import pstats
 import queue
 import random
 import resource
+import secrets
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -57,6 +66,11 @@ MARK_END = "<!-- bench:drift:end -->"
 PKG = "westtek_bench_pkg"
 OLD, NEW = "1.0.0", "1.1.0"
 SEED = 20261126
+DEBOUNCE_MS = 300  # the watchers' debounce, in-process and in the server (both defaults)
+WS_TRIAL_TIMEOUT = 10.0  # seconds from pip's exit to the WS message; longer is a timeout
+SERVER_START_TIMEOUT = 90.0
+JUPYTER = REPO_ROOT / ".venv" / "bin" / "jupyter"
+STEPS = ("watcher", "websocket", "cli", "imports")
 RUN_TIMEOUT = 25 * 60  # the whole run, in seconds
 _NETNS_FLAG = "WESTTEK_BENCH_DRIFT_NETNS"
 
@@ -230,7 +244,7 @@ def bench_watcher(tmp: Path, trials: int, idle_seconds: float) -> dict[str, Any]
     def on_event(event: dict[str, Any]) -> None:
         seen.put((time.monotonic(), package_state(), event))
 
-    watcher = DriftWatcher([python], workspace, baseline, events, on_event)
+    watcher = DriftWatcher([python], workspace, baseline, events, on_event, debounce_ms=DEBOUNCE_MS)
     holder["watcher"] = watcher
     assert watcher.report.status.value == "STABLE", watcher.report.status
     thread = threading.Thread(target=watcher.run, name="drift-watcher", daemon=True)
@@ -320,6 +334,315 @@ def bench_watcher(tmp: Path, trials: int, idle_seconds: float) -> dict[str, Any]
         thread.join(10)
         events.close()
     out["watcher_stopped"] = not thread.is_alive()
+    return out
+
+
+# --------------------------------------------------------------------------- step 1b
+
+
+def _free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _event_package_state(event: dict[str, Any]) -> str | None:
+    """The version of the bench package an event leaves the environment at.
+
+    A new package change gives its ``after`` (``absent`` when removed); a resolved one with
+    no new one means the package is back at the baseline's version; ``None`` when the
+    event does not mention the package.
+    """
+    for change in event.get("changes") or []:
+        if change.get("kind") == "package" and _canonical(change["name"]) == _canonical(PKG):
+            return str(change.get("after") or "absent")
+    for change in event.get("resolved") or []:
+        if change.get("kind") == "package" and _canonical(change["name"]) == _canonical(PKG):
+            return OLD
+    return None
+
+
+class JupyterServer:
+    """A ``jupyter server`` subprocess with the West Tek extension, in its own session."""
+
+    def __init__(self, tmp: Path, python: Path, workspace: Path) -> None:
+        self.tmp = tmp
+        self.port = _free_port()
+        self.token = secrets.token_hex(24)
+        self.base_url = f"http://127.0.0.1:{self.port}/"
+        self.log_path = tmp / "server.log"
+        dirs = {name: tmp / name for name in ("runtime", "xdg-data", "xdg-config", "xdg-cache")}
+        for path in dirs.values():
+            path.mkdir(parents=True, exist_ok=True)
+        self.argv = [
+            str(JUPYTER),
+            "server",
+            "--no-browser",
+            f"--ServerApp.port={self.port}",
+            "--ServerApp.port_retries=0",
+            "--ServerApp.ip=127.0.0.1",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={workspace}",
+            "--allow-root",
+            "--ServerApp.jpserver_extensions=westtek_server_ext=True",
+            f"--WestTekExtension.pythons={python}",
+            f"--WestTekExtension.workspace={workspace}",
+            f"--WestTekExtension.store={tmp / 'store'}",
+            "--WestTekExtension.environment_id=bench",
+            f"--WestTekExtension.debounce_ms={DEBOUNCE_MS}",
+            "--WestTekExtension.watch=True",
+        ]
+        # the JUPYTER_* dirs are the fixture's (make_latency_fixture set them in os.environ)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("WESTTEK_")}
+        self.env.update(
+            JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
+            XDG_DATA_HOME=str(dirs["xdg-data"]),  # the event log and baselines
+            XDG_CONFIG_HOME=str(dirs["xdg-config"]),
+            XDG_CACHE_HOME=str(dirs["xdg-cache"]),
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server process (not waiting for it to answer)."""
+        with open(self.log_path, "wb") as out:
+            self.proc = subprocess.Popen(
+                self.argv,
+                cwd=self.tmp,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, for the kill on timeout
+            )
+
+    def log_tail(self, lines: int = 25) -> str:
+        """The last lines of the server's output."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    def stop(self, timeout: float = 20.0) -> dict[str, Any]:
+        """SIGTERM, wait up to ``timeout``, then SIGKILL its process group."""
+        proc = self.proc
+        if proc is None:
+            return {"stopped": "never started"}
+        if proc.poll() is not None:
+            return {"stopped": "had exited", "returncode": proc.returncode}
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+            how = "SIGTERM"
+        except subprocess.TimeoutExpired:
+            log(f"  server did not stop within {timeout:.0f} s of SIGTERM: killing it")
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(10)
+            how = "SIGKILL after SIGTERM timed out"
+        return {"stopped": how, "returncode": proc.returncode, "stop_s": time.monotonic() - started}
+
+
+async def _ws_trials(
+    server: JupyterServer, fx: dict[str, Path], trials: int, out: dict[str, Any]
+) -> None:
+    """Baseline through the API, wait for the watcher, then the pip trials over the WS."""
+    from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    auth = {"Authorization": f"token {server.token}"}
+    client = AsyncHTTPClient()
+    proc = server.proc
+    assert proc is not None
+
+    async def api(method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        request = HTTPRequest(
+            server.base_url + path,
+            method=method,
+            headers={**auth, "Content-Type": "application/json"},
+            body=None if body is None else json.dumps(body),
+            request_timeout=30,
+        )
+        response = await client.fetch(request, raise_error=False)
+        try:
+            payload = json.loads(response.body or b"null")
+        except ValueError:
+            payload = (response.body or b"")[:200].decode(errors="replace")
+        return response.code, payload
+
+    # 1. the server answers
+    started = time.monotonic()
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"jupyter server exited ({proc.returncode}):\n{server.log_tail()}")
+        try:
+            code, _ = await api("GET", "api/status")
+        except OSError:
+            code = 0
+        if code == 200:
+            break
+        if time.monotonic() - started > SERVER_START_TIMEOUT:
+            raise RuntimeError(f"jupyter server silent for {SERVER_START_TIMEOUT:.0f} s")
+        await asyncio.sleep(0.25)
+    out["server_start_s"] = time.monotonic() - started
+    log(f"  server answering after {out['server_start_s']:.1f} s")
+
+    # 2. the baseline snapshot, as a job
+    started = time.monotonic()
+    code, job = await api("POST", "westtek/api/snapshots", {"note": "bench", "baseline": True})
+    if code != 202:
+        raise RuntimeError(f"POST westtek/api/snapshots: {code} {job}")
+    while job["state"] not in ("succeeded", "failed"):
+        if time.monotonic() - started > 300:
+            raise RuntimeError(f"snapshot job {job['id']} still {job['state']} after 300 s")
+        await asyncio.sleep(0.2)
+        code, job = await api("GET", f"westtek/api/jobs/{job['id']}")
+        if code != 200:
+            raise RuntimeError(f"GET westtek/api/jobs: {code} {job}")
+    if job["state"] != "succeeded":
+        raise RuntimeError(f"snapshot job failed: {job.get('error')}")
+    snapshot_id = job["result"]["id"]
+    out["baseline_snapshot_s"] = time.monotonic() - started
+
+    # 3. the server's watcher is live against that baseline
+    started = time.monotonic()
+    while True:
+        code, drift = await api("GET", "westtek/api/drift")
+        if (
+            code == 200
+            and drift.get("watching")
+            and drift.get("baseline") == snapshot_id
+            and drift.get("status") == "STABLE"
+        ):
+            break
+        if time.monotonic() - started > 60:
+            raise RuntimeError(f"the server's watcher not live within 60 s: {code} {drift}")
+        await asyncio.sleep(0.1)
+    out["watching_after_s"] = time.monotonic() - started
+    log(f"  baseline {snapshot_id[:12]} in {out['baseline_snapshot_s']:.1f} s; watching")
+
+    # 4. the WebSocket: a reader task stamps each message as it arrives
+    ws_url = server.base_url.replace("http://", "ws://") + "westtek/api/drift/stream"
+    conn = await websocket_connect(
+        HTTPRequest(ws_url, headers=auth, connect_timeout=10, request_timeout=10)
+    )
+    first = await asyncio.wait_for(conn.read_message(), 10)
+    if first is None or json.loads(first).get("type") != "state":
+        raise RuntimeError(f"the stream's first message is not the state: {first!r}")
+    arrived: asyncio.Queue[tuple[float, float, dict[str, Any]] | None] = asyncio.Queue()
+
+    async def reader() -> None:
+        while True:
+            raw = await conn.read_message()
+            now, wall = time.monotonic(), time.time()
+            if raw is None:
+                await arrived.put(None)
+                return
+            await arrived.put((now, wall, json.loads(raw)))
+
+    reading = asyncio.create_task(reader())
+    loop = asyncio.get_running_loop()
+    out["messages"] = {"state": 1, "event": 0, "other": 0}
+    try:
+        await asyncio.sleep(1.0)  # the watcher's own "ready" state broadcast, if any
+        for trial in range(trials):
+            target = NEW if trial % 2 == 0 else OLD
+            argv = pip_argv(fx["python"], fx["wheels"], f"{PKG}=={target}")
+            start, exited, exited_wall, rc = await loop.run_in_executor(None, _timed_pip, argv)
+            if rc != 0:
+                raise RuntimeError(f"pip install {PKG}=={target}: exit {rc}")
+            record: dict[str, Any] = {
+                "target": target,
+                "pip_seconds": exited - start,
+                "latency_s": None,
+                "messages_seen": 0,
+            }
+            deadline = exited + WS_TRIAL_TIMEOUT
+            while True:
+                try:
+                    item = await asyncio.wait_for(
+                        arrived.get(), max(0.0, deadline - time.monotonic())
+                    )
+                except asyncio.TimeoutError:
+                    log(
+                        f"  trial {trial}: no WS event reaching {target} within "
+                        f"{WS_TRIAL_TIMEOUT:.0f} s"
+                    )
+                    break
+                if item is None:
+                    raise RuntimeError(f"the WebSocket closed:\n{server.log_tail()}")
+                when, wall, message = item
+                kind = message.get("type")
+                out["messages"][kind if kind in ("state", "event") else "other"] += 1
+                record["messages_seen"] += 1
+                if kind != "event" or when < start:
+                    continue
+                event = message["event"]
+                if _event_package_state(event) == target:
+                    record["latency_s"] = when - exited
+                    record["status"] = event.get("status")
+                    # the server's side: pip exit → event logged; the rest is delivery
+                    record["logged_after_exit_s"] = float(event["time"]) - exited_wall
+                    record["delivery_s"] = wall - float(event["time"])
+                    break
+            out["trials"].append(record)
+            lat = record["latency_s"]
+            log(
+                f"  ws trial {trial:2d} → {target}: "
+                + ("timeout" if lat is None else f"{lat:.3f} s")
+            )
+            await asyncio.sleep(0.5)  # as step 1: let late batches settle
+        code, listed = await api("GET", "westtek/api/drift/events?limit=1000")
+        out["events_logged"] = len(listed.get("events", [])) if code == 200 else None
+    finally:
+        reading.cancel()
+        conn.close()
+        client.close()
+
+
+def _timed_pip(argv: list[str]) -> tuple[float, float, float, int]:
+    """Run pip; its start, its exit (``monotonic`` and wall clock) and its exit code."""
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate(timeout=10)
+        raise RuntimeError(f"{' '.join(argv[-1:])}: pip took over 120 s") from None
+    exited, exited_wall = time.monotonic(), time.time()
+    return start, exited, exited_wall, proc.returncode
+
+
+def bench_websocket(tmp: Path, trials: int) -> dict[str, Any]:
+    """Event latency from pip's exit to the message on a real server's drift WebSocket."""
+    log("ws latency: building wheels, venv and workspace")
+    fx = make_latency_fixture(tmp)
+    server = JupyterServer(tmp / "server", fx["python"], fx["workspace"])
+    out: dict[str, Any] = {"trials": [], "debounce_ms": DEBOUNCE_MS, "port": server.port}
+    log(f"ws latency: starting jupyter server on 127.0.0.1:{server.port}")
+    try:
+        server.start()
+        asyncio.run(_ws_trials(server, fx, trials, out))
+    except Exception as exc:
+        log("ws latency failed:\n" + traceback.format_exc())
+        tail = server.log_tail()
+        raise RuntimeError(f"{type(exc).__name__}: {exc}\n--- server log tail ---\n{tail}") from exc
+    finally:
+        out["server_stop"] = server.stop()
+        log(f"  server stopped: {out['server_stop']}")
+    latencies = [t["latency_s"] for t in out["trials"] if t["latency_s"] is not None]
+    out["timeouts"] = sum(1 for t in out["trials"] if t["latency_s"] is None)
+    out["latency"] = summary(latencies) if latencies else None
+    delivery = [t["delivery_s"] for t in out["trials"] if t.get("delivery_s") is not None]
+    out["delivery"] = summary(delivery) if delivery else None
+    detected = [t["logged_after_exit_s"] for t in out["trials"] if "logged_after_exit_s" in t]
+    out["detection"] = summary(detected) if detected else None
     return out
 
 
@@ -599,13 +922,26 @@ def machine_facts(netns: bool) -> dict[str, Any]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     head = run(["git", "-C", REPO_ROOT, "rev-parse", "--short", "HEAD"], timeout=30)
-    dirty = run(["git", "-C", REPO_ROOT, "status", "--porcelain", "--", "westtek_core"], timeout=30)
+    dirty = run(
+        [
+            "git",
+            "-C",
+            REPO_ROOT,
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            "westtek_core",
+            "westtek_server_ext",
+        ],
+        timeout=30,
+    )
     return {
         "nproc": os.cpu_count(),
         "cpu": cpu,
         "python": platform.python_version(),
         "kernel": platform.release(),
-        "git": head.stdout.strip() + (" (westtek_core modified)" if dirty.stdout.strip() else ""),
+        "git": head.stdout.strip() + (" (sources modified)" if dirty.stdout.strip() else ""),
         "network": "none (unshare --net, loopback only)" if netns else "not isolated",
     }
 
@@ -619,6 +955,13 @@ def _verdict(actual: float | None, target: float, strict: bool = False) -> str:
         return f"met ({sign} {target:g})"
     over = 100 * (actual / target - 1)
     return f"**missed** by {over:.0f}% ({actual - target:.2f} over {sign} {target:g})"
+
+
+def ws_p95(ws: dict[str, Any]) -> float:
+    """The WebSocket latency's p95 with each timeout counted as slower than any arrival."""
+    values = [t["latency_s"] for t in ws["trials"] if t["latency_s"] is not None]
+    values += [float("inf")] * sum(1 for t in ws["trials"] if t["latency_s"] is None)
+    return summary(values)["p95"] if values else float("inf")
 
 
 def render(result: dict[str, Any]) -> str:
@@ -638,9 +981,41 @@ def render(result: dict[str, Any]) -> str:
         trials = len(w["trials"])
         lines.append(
             f"| 1. event latency, pip exit → `on_event` (s), {trials} trials "
-            f"({w['timeouts']} timeouts) | median {lat['median']:.3f}, p95 {lat['p95']:.3f}, "
-            f"max {lat['max']:.3f} | p95 ≤ 2 | {_verdict(lat['p95'], TARGETS['latency_p95_s'])} |"
+            f"({w['timeouts']} timeouts) | min {lat['min']:.3f}, median {lat['median']:.3f}, "
+            f"p95 {lat['p95']:.3f}, max {lat['max']:.3f} | p95 ≤ 2 | "
+            f"{_verdict(lat['p95'], TARGETS['latency_p95_s'])} |"
         )
+    ws = result.get("websocket")
+    if ws and "error" in ws:
+        first = ws["error"].splitlines()[0][:200].replace("|", "/")
+        lines.append(
+            "| 1b. event latency over WebSocket (pip exit → WS message) | "
+            f"failed: {first} | p95 ≤ 2 | — |"
+        )
+        ws = None
+    ws_lat = ws.get("latency") if ws else None
+    if ws:
+        trials = len(ws["trials"])
+        head = (
+            f"| 1b. event latency over WebSocket (pip exit → WS message) (s), {trials} trials "
+            f"({ws['timeouts']} timeouts over {WS_TRIAL_TIMEOUT:g} s) | "
+        )
+        if ws_lat is None:
+            lines.append(head + "no event arrived | p95 ≤ 2 | **missed** |")
+        else:
+            # a timeout counts as slower than any arrival in the p95 the target judges
+            p95 = ws_p95(ws)
+            shown = f"p95 {p95:.3f}" if p95 != float("inf") else "p95 timeout"
+            lines.append(
+                head + f"min {ws_lat['min']:.3f}, median {ws_lat['median']:.3f}, {shown}, "
+                f"max {ws_lat['max']:.3f} | p95 ≤ 2 | "
+                + (
+                    _verdict(p95, TARGETS["latency_p95_s"])
+                    if p95 != float("inf")
+                    else "**missed** (timeouts)"
+                )
+                + " |"
+            )
     idle = w.get("idle")
     if idle:
         lines.append(
@@ -660,7 +1035,7 @@ def render(result: dict[str, Any]) -> str:
             f"{s['median']:.2f} ({s['min']:.2f}–{s['max']:.2f}) | ≤ 1 | "
             f"{_verdict(s['median'], TARGETS['drift_warm_s'])} |"
         )
-    else:
+    elif "cli_drift" in result:
         lines.append("| 3. `westtek drift --json` warm | not run (no tree) | ≤ 1 | — |")
     a = result.get("import_analysis")
     if a and "error" in a:
@@ -679,6 +1054,24 @@ def render(result: dict[str, Any]) -> str:
         lines.append(
             f"Step 1: pip itself took {pip:.2f} s (median); min latency {lat['min']:.3f} s "
             "(negative means the watcher reported the new version before pip's process exited)."
+        )
+    if ws_lat and ws:
+        pip = statistics.median(t["pip_seconds"] for t in ws["trials"])
+        d = ws.get("delivery")
+        lines.append(
+            f"Step 1b: a `jupyter server` subprocess (West Tek extension, debounce "
+            f"{ws['debounce_ms']} ms, as step 1) answered after {ws['server_start_s']:.1f} s; "
+            "baseline snapshot through `POST westtek/api/snapshots` "
+            f"{ws['baseline_snapshot_s']:.1f} s; pip took {pip:.2f} s (median)"
+            + (
+                f"; pip exit → event logged by the server: median {ws['detection']['median']:.3f} "
+                f"s; event logged → message on the socket: median {1000 * d['median']:.1f} ms, "
+                f"max {1000 * d['max']:.1f} ms"
+                if d
+                else ""
+            )
+            + f"; {ws.get('events_logged')} events in `GET westtek/api/drift/events`; server "
+            f"stopped by {ws['server_stop'].get('stopped')}."
         )
     if c:
         lines.append(
@@ -802,7 +1195,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5, help="warm drift repetitions (5)")
     parser.add_argument("--notebooks", type=int, default=1000, help="generated notebooks")
     parser.add_argument("--no-readme", action="store_true", help="leave bench/README.md alone")
+    parser.add_argument(
+        "--only",
+        default="",
+        help=f"comma-separated steps to run ({', '.join(STEPS)}); a partial run prints its "
+        "table but writes neither bench/README.md nor bench/results/drift.json",
+    )
     args = parser.parse_args(args_list)
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+    if only - set(STEPS):
+        parser.error(f"--only: unknown step(s) {', '.join(sorted(only - set(STEPS)))}")
+    steps = only or set(STEPS)
 
     code = _reexec_offline(args_list)
     if code is not None:
@@ -837,22 +1240,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         (tmp / "n").mkdir()
         load: dict[str, Any] = {}
         result["other_load"] = load
-        result["watcher"] = _step(
-            "watcher", lambda: bench_watcher(tmp / "w", args.trials, args.idle), load
-        )
-        result["cli_drift"] = _step(
-            "cli drift", lambda: bench_cli_drift(tmp / "c", args.reps), load
-        )
-        result["import_analysis"] = _step(
-            "import analysis", lambda: bench_import_analysis(tmp / "n", args.notebooks, 3), load
-        )
+        (tmp / "s").mkdir()
+        if "watcher" in steps:
+            result["watcher"] = _step(
+                "watcher", lambda: bench_watcher(tmp / "w", args.trials, args.idle), load
+            )
+        if "websocket" in steps:
+            result["websocket"] = _step(
+                "websocket", lambda: bench_websocket(tmp / "s", args.trials), load
+            )
+        if "cli" in steps:
+            result["cli_drift"] = _step(
+                "cli drift", lambda: bench_cli_drift(tmp / "c", args.reps), load
+            )
+        if "imports" in steps:
+            result["import_analysis"] = _step(
+                "import analysis",
+                lambda: bench_import_analysis(tmp / "n", args.notebooks, 3),
+                load,
+            )
         log("cleaning up")
         shutil.rmtree(tmp, ignore_errors=True)
     result["elapsed_s"] = time.monotonic() - started
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=1, default=str) + "\n")
     block = render(result)
     print(block)
+    if only:
+        print(json.dumps(result, indent=1, default=str))
+        log("partial run (--only): bench/README.md and bench/results/drift.json left alone")
+        return 0
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=1, default=str) + "\n")
     if not args.no_readme:
         write_readme(block)
     return 0
