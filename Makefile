@@ -87,7 +87,13 @@ lint: install
 	$(BIN)/mypy
 	$(JLPM) lint:check
 
-test-python: install
+# Real notebooks for the knowledge-base tests: the statsmodels sdist's examples, fetched
+# once from the package index here, so the tests themselves never touch the network.
+EXAMPLE_NOTEBOOKS := tests/.cache/example-notebooks/statsmodels/.complete
+$(EXAMPLE_NOTEBOOKS): | $(VENV)/.installed
+	$(BIN)/python -m tests.example_notebooks
+
+test-python: install $(EXAMPLE_NOTEBOOKS)
 	$(BIN)/pytest
 
 test-ui: install system-test-deps

@@ -23,7 +23,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -35,6 +34,13 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 REPO_ROOT = BENCH.parent
+sys.path.insert(0, str(REPO_ROOT))  # the tests' example-notebook fetcher is reused below
+from tests.example_notebooks import (  # noqa: E402
+    NOTEBOOK_SDIST,
+    download_sdist,
+    extract_notebooks,
+)
+
 CACHE = BENCH / ".cache"
 TREE = CACHE / "tree"
 ENV = TREE / "env"
@@ -43,8 +49,6 @@ WORKSPACE = TREE / "workspace"
 NOTEBOOKS = WORKSPACE / "notebooks" / "statsmodels"
 DATA = WORKSPACE / "data"
 WHEELS = CACHE / "wheels"
-SDISTS = CACHE / "sdists"
-SHIM = CACHE / "shim"
 SCRATCH = CACHE / "runs"
 BUILD_FACTS = TREE / "build.json"
 RESULTS = BENCH / "results" / "snapshot_vs_restic.json"
@@ -63,7 +67,6 @@ ENV_PACKAGES = (
 )
 UPGRADE_PKG, OLD_VERSION, NEW_VERSION = "six", "1.16.0", "1.17.0"
 EXTRA_PKG, EXTRA_VERSION = "tabulate", "0.9.0"
-NOTEBOOK_SDIST = "statsmodels==0.15.0"
 SEED = 20261126
 MIB = 1024 * 1024
 
@@ -82,29 +85,6 @@ TARGETS: dict[str, tuple[str, float]] = {
     "restore": ("ratio", 1.0),
     "second-env": ("percent", 5.0),
 }
-
-# A stand-in for the ``mesonpy`` build backend: pip only needs metadata to keep the sdist.
-MESONPY_SHIM = '''"""Stand-in for mesonpy: metadata from PKG-INFO, so pip can download an sdist."""
-
-import os
-from email.parser import Parser
-
-
-def get_requires_for_build_wheel(config_settings=None):
-    return []
-
-
-def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
-    with open("PKG-INFO", encoding="utf-8") as f:
-        text = f.read()
-    msg = Parser().parsestr(text, headersonly=True)
-    name = msg["Name"].replace("-", "_")
-    out = os.path.join(metadata_directory, f"{name}-{msg['Version']}.dist-info")
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "METADATA"), "w", encoding="utf-8") as f:
-        f.write(text)
-    return os.path.basename(out)
-'''
 
 
 def log(message: str) -> None:
@@ -363,30 +343,9 @@ def _build_env2() -> None:
 
 
 def _fetch_notebooks() -> None:
-    (SHIM / "mesonpy").mkdir(parents=True, exist_ok=True)
-    (SHIM / "mesonpy" / "__init__.py").write_text(MESONPY_SHIM)
-    SDISTS.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", "download", "--quiet",
-           "--no-deps", "--no-binary", ":all:", "--no-build-isolation", "-d", str(SDISTS),
-           NOTEBOOK_SDIST]  # fmt: skip
-    env = dict(os.environ, PYTHONPATH=str(SHIM))
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    if out.returncode != 0:
-        raise RuntimeError(f"sdist download failed:\n{out.stderr[-3000:]}")
-    name, version = NOTEBOOK_SDIST.split("==")
-    sdist = SDISTS / f"{name}-{version}.tar.gz"
     rmtree(NOTEBOOKS)
     NOTEBOOKS.mkdir(parents=True)
-    prefix = f"{name}-{version}/examples/notebooks/"
-    with tarfile.open(sdist) as tar:
-        for member in tar.getmembers():
-            if member.isfile() and member.name.startswith(prefix):
-                dest = NOTEBOOKS / member.name[len(prefix) :]
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                src = tar.extractfile(member)
-                assert src is not None
-                dest.write_bytes(src.read())
-                os.utime(dest, (member.mtime, member.mtime))
+    extract_notebooks(download_sdist(CACHE), NOTEBOOKS)
 
 
 def _generate_data() -> None:

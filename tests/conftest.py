@@ -2,6 +2,7 @@
 
 import asyncio
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -19,3 +20,17 @@ def free_port() -> int:
 async def jp_asyncio_loop():
     """Run pytest-jupyter's server on pytest-asyncio's loop, the one tests run on."""
     yield asyncio.get_running_loop()
+
+
+@pytest.fixture(scope="session")
+def example_notebooks() -> Path:
+    """The statsmodels sdist's 81 real example notebooks (fetched by `make test`'s set-up)."""
+    from tests.example_notebooks import DEFAULT_CACHE
+
+    notebooks = DEFAULT_CACHE / "statsmodels"
+    if not (notebooks / ".complete").exists():
+        pytest.fail(
+            "the example notebooks are not fetched: run `make test`, or "
+            "`.venv/bin/python -m tests.example_notebooks` once (it downloads one sdist)"
+        )
+    return notebooks

@@ -203,7 +203,39 @@ def build_parser() -> argparse.ArgumentParser:
     _add_environment(baseline_set)
     _add_json(baseline_set)
     _add_rollback(commands)
+    _add_kb(commands)
     return parser
+
+
+def _add_kb(commands: Any) -> None:
+    kb = commands.add_parser("kb", help="the lab's knowledge base: ingest and search")
+    actions = kb.add_subparsers(dest="action", metavar="ACTION", required=True)
+    index = argparse.ArgumentParser(add_help=False)
+    index.add_argument(
+        "--index",
+        type=Path,
+        metavar="PATH",
+        help="the index file (default: the lab's, in the per-user data directory)",
+    )
+    _add_json(index)
+    ingest = actions.add_parser(
+        "ingest",
+        help="index the notebooks, experiment logs, snapshots and install history",
+        parents=[index],
+    )
+    ingest.add_argument(
+        "dir", nargs="?", type=Path, default=Path.cwd(), help="the workspace (default: .)"
+    )
+    _add_store(ingest)
+    search = actions.add_parser("search", help="search the knowledge base", parents=[index])
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=5, help="how many results (5)")
+    search.add_argument(
+        "--mode",
+        choices=("hybrid", "bm25", "embedding"),
+        default="hybrid",
+        help="ranking: BM25 fused with embeddings (default), or either alone",
+    )
 
 
 def _add_rollback(commands: Any) -> None:
@@ -619,6 +651,68 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     return 0 if report.status == "STABLE" else 1
 
 
+def _cmd_kb(args: argparse.Namespace) -> int:
+    from westtek_core.kb import KnowledgeBase, default_index_path
+
+    index = args.index or default_index_path()
+    if args.action == "search" and not index.exists():
+        raise CommandError(f"no knowledge base at {index}: run `westtek kb ingest` first")
+    kb = KnowledgeBase(index)
+    try:
+        if args.action == "search":
+            if args.k < 1:
+                raise CommandError("-k must be at least 1")
+            results = [r.to_json() for r in kb.search(args.query, args.k, mode=args.mode)]
+
+            def human_results(console: Console) -> None:
+                if not results:
+                    console.print("nothing found")
+                for r in results:
+                    console.print(f"[bold]{r['source']}[/] {r['locator']}  ({r['score']:.4f})")
+                    console.print("  " + " ".join(r["text"].split())[:300])
+
+            _emit(args, {"results": results}, human_results)
+            return 0
+        if not args.dir.is_dir():
+            raise CommandError(f"{args.dir} is not a directory")
+        report = kb.ingest_everything(args.dir, *_kb_store_material(args)).to_json()
+    finally:
+        kb.close()
+
+    def human_ingest(console: Console) -> None:
+        console.print(
+            f"indexed {len(report['ingested'])} sources ({report['chunks']} passages), "
+            f"{report['unchanged']} unchanged, {len(report['removed'])} removed, "
+            f"{report['redactions']} redactions"
+        )
+        for failure in report["failed"]:
+            console.print(f"  [yellow]skipped[/] {failure['source']}: {failure['error']}")
+
+    _emit(args, report, human_ingest)
+    return 0
+
+
+def _kb_store_material(args: argparse.Namespace) -> tuple[list[Any], list[Any] | None]:
+    """The store's snapshots and the install history, when they exist."""
+    from westtek_core.events import EventLog
+    from westtek_core.paths import data_dir
+    from westtek_core.snapshot import load_snapshot
+    from westtek_core.store import StoreError
+
+    try:
+        repo = _open_repo(args)
+        manifests = [load_snapshot(repo, i) for i in repo.list_manifests()]
+    except StoreError:
+        manifests = []  # no store yet: the workspace alone
+    events_file = data_dir() / "events.sqlite"
+    history = None
+    if events_file.exists():
+        log = EventLog(events_file)
+        history = log.install_history()
+        log.close()
+    return manifests, history
+
+
 SNAPSHOT_ACTIONS: dict[str, Callable[[argparse.Namespace], int]] = {
     "create": _cmd_snapshot_create,
     "list": _cmd_snapshot_list,
@@ -640,6 +734,8 @@ def _run(args: argparse.Namespace) -> int:
         return _cmd_baseline_set(args)
     if args.command == "rollback":
         return _cmd_rollback(args)
+    if args.command == "kb":
+        return _cmd_kb(args)
     return SNAPSHOT_ACTIONS[args.action](args)
 
 

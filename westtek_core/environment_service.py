@@ -68,6 +68,7 @@ class EnvironmentService:
         environment_id: str,
         event_log: EventLog,
         debounce_ms: int = 300,
+        kb_index: Path | None = None,
     ) -> None:
         self.store = store
         self.key_file = key_file
@@ -76,6 +77,7 @@ class EnvironmentService:
         self.environment_id = environment_id
         self.event_log = event_log
         self.debounce_ms = debounce_ms
+        self.kb_index = kb_index
         self.jobs = JobRunner(expected_errors=USER_ERRORS)
         self._listeners: list[Listener] = []
         self._lock = threading.RLock()
@@ -164,10 +166,32 @@ class EnvironmentService:
             if baseline:
                 set_baseline(repo, result.id)
             self.baseline_changed()
-            return result.to_json()
+            return result.to_json() | {"knowledge": self.refresh_knowledge(result.manifest)}
 
         what = "snapshot" + (" as the new baseline" if baseline else "")
         return self.jobs.submit("snapshot", what + (f": {note}" if note else ""), work)
+
+    def refresh_knowledge(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Re-ingest what changed into the lab's knowledge base after a snapshot.
+
+        A knowledge base that cannot be updated never fails the snapshot: the error is
+        reported in the job's result instead.
+        """
+        if self.kb_index is None:
+            return {"skipped": "no knowledge base configured"}
+        from westtek_core.kb import KnowledgeBase
+
+        try:
+            kb = KnowledgeBase(self.kb_index)
+            try:
+                report = kb.ingest_everything(
+                    self.root, [manifest], self.event_log.install_history(self.environment_id)
+                )
+            finally:
+                kb.close()
+        except Exception as e:  # noqa: BLE001 — reported, never fatal to the snapshot
+            return {"error": f"{type(e).__name__}: {e}"}
+        return report.to_json()
 
     def start_verify(self, id_or_prefix: str) -> Job:
         """Verify one snapshot's objects in the background."""

@@ -76,6 +76,28 @@ class WestTekExtension(ExtensionApp):
         help="Watch the environment and report drift events as they happen.",
     )
 
+    lab_id = Unicode(
+        config=True,
+        help="The lab this environment belongs to: its knowledge base is the lab's. "
+        "Default: $WESTTEK_LAB_ID (set by the spawner), else a personal one.",
+    )
+
+    @default("lab_id")
+    def _default_lab_id(self) -> str:
+        return os.environ.get("WESTTEK_LAB_ID", "")
+
+    kb_index = Unicode(
+        config=True,
+        help="The knowledge-base index file, re-ingested after each snapshot "
+        "(default: the lab's, in the per-user data directory).",
+    )
+
+    @default("kb_index")
+    def _default_kb_index(self) -> str:
+        from westtek_core.kb import default_index_path
+
+        return str(default_index_path(self.lab_id or None))
+
     debounce_ms = Integer(
         300,
         config=True,
@@ -92,6 +114,7 @@ class WestTekExtension(ExtensionApp):
             environment_id=self.environment_id,
             event_log=EventLog(data_dir() / "events.sqlite"),
             debounce_ms=self.debounce_ms,
+            kb_index=Path(self.kb_index),
         )
         self.settings["westtek_service"] = self.service
         # drift events go to the hub service and the configured sinks (c.Notifier.sinks)

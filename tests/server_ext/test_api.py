@@ -94,6 +94,10 @@ async def test_snapshot_job_reports_progress_and_lists_the_snapshot(jp_fetch):
     assert row["stored_bytes"] > 0 and listed["store_bytes"] >= row["stored_bytes"]
     _, manifest = await call(jp_fetch, "GET", "snapshots", row["id"][:8])
     assert manifest["id"] == row["id"]
+    # and the lab's knowledge base now holds its notebook and the snapshot's manifest
+    knowledge = job["result"]["knowledge"]
+    assert "analysis.ipynb" in knowledge["ingested"], knowledge
+    assert f"snapshot:{row['id']}" in knowledge["ingested"]
     _, jobs = await call(jp_fetch, "GET", "jobs")
     models.JobList.model_validate(jobs)
     assert [j["id"] for j in jobs["jobs"]] == [job["id"]]
