@@ -1,7 +1,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { API_NAMESPACE, requestAPI } from './request';
+import { API_NAMESPACE, errorText, requestAPI } from './request';
 import {
   ExportFormat,
   IDriftReport,
@@ -172,14 +172,16 @@ export class WestTekClient {
       throw new ServerConnection.NetworkError(error as TypeError);
     }
     if (!response.ok) {
-      const text = await response.text();
-      let message = text;
+      let data: unknown = await response.text();
       try {
-        message = JSON.parse(text).message ?? text;
+        data = JSON.parse(data as string);
       } catch {
         // not JSON: keep the text
       }
-      throw new ServerConnection.ResponseError(response, message);
+      throw new ServerConnection.ResponseError(
+        response,
+        errorText(response, data)
+      );
     }
     const disposition = response.headers.get('Content-Disposition') ?? '';
     const match = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition);

@@ -51,8 +51,36 @@ export async function requestAPI<T>(
   }
 
   if (!response.ok) {
-    throw new ServerConnection.ResponseError(response, data.message || data);
+    throw new ServerConnection.ResponseError(
+      response,
+      errorText(response, data)
+    );
   }
 
   return data as T;
+}
+
+/**
+ * The message of an error answer: the West Tek `{message}` body, else a short
+ * text body, else the HTTP status (never an HTML page or an object).
+ *
+ * @param response The error answer
+ * @param data Its body, parsed as JSON when it was JSON
+ * @returns A sentence to show the researcher
+ */
+export function errorText(response: Response, data: unknown): string {
+  if (data && typeof data === 'object') {
+    const message = (data as { message?: unknown }).message;
+    if (typeof message === 'string' && message.trim()) {
+      return message;
+    }
+  } else if (
+    typeof data === 'string' &&
+    data.trim() &&
+    !data.trim().startsWith('<') &&
+    data.length < 500
+  ) {
+    return data.trim();
+  }
+  return `${response.status} ${response.statusText}`.trim();
 }

@@ -42,6 +42,11 @@ export interface IErrorBody {
    * A short machine-readable cause, e.g. `"not-found"`.
    */
   reason?: string | null;
+
+  /**
+   * Always empty (the field Jupyter's error pages keep).
+   */
+  traceback?: string | null;
 }
 
 /**
@@ -125,18 +130,18 @@ export interface IChange {
 }
 
 /**
- * A drift report: `GET snapshots/{a}/diff/{b}` and the core of `GET drift`.
+ * A drift report: `GET snapshots/{a}/diff/{b}` (what changed from `a` to `b`).
  */
 export interface IDriftReport {
   /**
    * The overall grade.
    */
-  status: DriftStatus;
+  status: Exclude<DriftStatus, 'NO_BASELINE'>;
 
   /**
-   * Id of the snapshot compared against.
+   * Id of the snapshot compared against (`a`).
    */
-  baseline?: string | null;
+  baseline: string;
 
   /**
    * Every graded difference.
@@ -147,7 +152,22 @@ export interface IDriftReport {
 /**
  * `GET drift`: the live environment graded against its baseline.
  */
-export interface IDriftState extends IDriftReport {
+export interface IDriftState {
+  /**
+   * The overall grade.
+   */
+  status: DriftStatus;
+
+  /**
+   * Id of the baseline snapshot, if there is one.
+   */
+  baseline?: string | null;
+
+  /**
+   * Every graded difference from the baseline.
+   */
+  changes: IChange[];
+
   /**
    * Identity of the environment being watched.
    */
