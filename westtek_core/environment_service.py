@@ -217,6 +217,7 @@ class EnvironmentService:
         """Restore a snapshot into a new directory in the background."""
         manifest = load_snapshot(self._store_with_snapshots(), id_or_prefix)
         path = self.restore_target(target)
+        self._ignore_in_workspace(path)
 
         def work(progress: Callable[[Progress], None]) -> dict[str, Any]:
             report = restore_snapshot(self.repo(), manifest, path, mode=mode, progress=progress)
@@ -252,6 +253,16 @@ class EnvironmentService:
 
         what = f"roll back {'the ' + only if only else 'everything'} to {target['id'][:12]}"
         return self.jobs.submit("rollback", what, work)
+
+    def _ignore_in_workspace(self, path: Path) -> None:
+        """List a restored copy in ``.westtekignore``: it is not the workspace's data."""
+        relative = path.relative_to(self.root.resolve()).as_posix()
+        ignore = self.root / ".westtekignore"
+        lines = ignore.read_text().splitlines() if ignore.exists() else []
+        entry = f"/{relative}/"
+        if entry not in lines:
+            with ignore.open("a") as out:
+                out.write(("\n" if lines and lines[-1] else "") + entry + "\n")
 
     def set_baseline(self, id_or_prefix: str) -> dict[str, Any]:
         """Make a snapshot the baseline; returns the drift against it."""

@@ -247,9 +247,8 @@ class SnapshotExportHandler(WestTekAPIHandler):
         name = {"requirements": "requirements.txt", "pylock": "pylock.toml"}.get(
             fmt, "environment.yml"
         )
-        self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.set_header("Content-Disposition", f'attachment; filename="{snapshot_id[:12]}-{name}"')
-        self.finish(text)
+        self.finish(text, set_content_type="text/plain; charset=utf-8")
 
 
 class DriftHandler(WestTekAPIHandler):

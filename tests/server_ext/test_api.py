@@ -164,11 +164,14 @@ async def test_verify_restore_and_export_a_snapshot(jp_fetch, research_env):
         research_env["workspace"] / "analysis.ipynb"
     ).read_bytes()
     assert job["progress"]["bytes_done"] == job["progress"]["bytes_total"] > 0
+    # the restored copy is not the workspace's data: snapshots and drift leave it out
+    assert "/restored/" in (research_env["workspace"] / ".westtekignore").read_text()
 
     response = await jp_fetch(
         "westtek", "api", "snapshots", snapshot_id, "export", params={"format": "requirements"}
     )
     assert "westtek_probe_pkg==1.0.0" in response.body.decode()
+    assert response.headers["Content-Type"].startswith("text/plain")
     assert "attachment" in response.headers["Content-Disposition"]
 
 
