@@ -37,6 +37,11 @@ CREATE TABLE IF NOT EXISTS install_history (
     after TEXT,
     notebook TEXT
 );
+CREATE TABLE IF NOT EXISTS assessments (
+    event_id INTEGER PRIMARY KEY,
+    time REAL NOT NULL,
+    body TEXT NOT NULL
+);
 """
 
 
@@ -103,15 +108,33 @@ class EventLog:
         """Up to ``limit`` events after ``since_id`` and ``since_time``, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, time, environment_id, baseline, status, body FROM events "
-                "WHERE id > ? AND time >= ? ORDER BY id LIMIT ?",
+                "SELECT e.id, e.time, e.environment_id, e.baseline, e.status, e.body, a.body "
+                "FROM events e LEFT JOIN assessments a ON a.event_id = e.id "
+                "WHERE e.id > ? AND e.time >= ? ORDER BY e.id LIMIT ?",
                 (since_id, since_time, limit),
             ).fetchall()
         return [
             {"id": r[0], "time": r[1], "environment_id": r[2], "baseline": r[3], "status": r[4]}
             | json.loads(r[5])
+            | ({"assessment": json.loads(r[6])} if r[6] else {})
             for r in rows
         ]
+
+    def record_assessment(self, event_id: int, assessment: Mapping[str, Any]) -> None:
+        """Store the Drift Analyzer's risk assessment with an event (the latest one wins)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO assessments (event_id, time, body) VALUES (?, ?, ?)",
+                (event_id, time.time(), json.dumps(dict(assessment), default=str)),
+            )
+
+    def assessment(self, event_id: int) -> dict[str, Any] | None:
+        """The risk assessment stored with an event, if any."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body FROM assessments WHERE event_id = ?", (event_id,)
+            ).fetchone()
+        return json.loads(row[0]) if row else None
 
     def install_history(self, environment_id: str | None = None) -> list[dict[str, Any]]:
         """Every package change seen, oldest first."""

@@ -1,0 +1,155 @@
+"""The agents as one object for a notebook server: chat, conversations, search, auto-analysis.
+
+The server extension keeps one ``AgentService`` beside its ``EnvironmentService``. It opens
+the lab's knowledge base per request (in the worker thread that uses it), keeps each
+environment's conversations, and, when ``auto_analyze`` is on, has the Drift Analyzer
+assess every CRITICAL drift event as it happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from traitlets import Bool, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from westtek_core.agents.conversations import ConversationStore
+from westtek_core.agents.loop import AGENTS, AgentLoop, Chunk, DriftAutoAnalyzer
+from westtek_core.agents.tools import SearchIndex, ToolContext
+from westtek_core.environment_service import EnvironmentService
+from westtek_core.paths import data_dir
+
+
+def default_kb_path() -> Path:
+    """The lab's knowledge-base index when none is configured."""
+    try:
+        from westtek_core.kb import default_index_path
+    except ImportError:  # the knowledge base is an optional part of an install
+        return data_dir() / "kb" / "index.sqlite"
+    return Path(default_index_path())
+
+
+def open_knowledge_base(path: Path) -> SearchIndex | None:
+    """The knowledge base at ``path``, or None when it has not been built yet."""
+    if not path.exists():
+        return None
+    from westtek_core.kb import KnowledgeBase
+
+    kb: SearchIndex = KnowledgeBase(path)
+    return kb
+
+
+class AgentService(LoggingConfigurable):
+    """Chat with the agents over one environment, and analyse its critical drift."""
+
+    index_path = Unicode(
+        config=True,
+        help="This lab's knowledge-base index (one per lab: nothing of another lab's can "
+        "be retrieved through it). Default: the knowledge base's default index path.",
+    )
+
+    @default("index_path")
+    def _default_index_path(self) -> str:
+        return str(default_kb_path())
+
+    auto_analyze = Bool(
+        True,
+        config=True,
+        help="Run the Drift Analyzer on every CRITICAL drift event and store its risk "
+        "assessment with the event.",
+    )
+
+    conversations_path = Unicode(
+        config=True,
+        help="SQLite file of the chat conversations. Default: conversations.sqlite in "
+        "West Tek's data directory.",
+    )
+
+    @default("conversations_path")
+    def _default_conversations_path(self) -> str:
+        return str(data_dir() / "conversations.sqlite")
+
+    def __init__(self, service: EnvironmentService, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.service = service
+        self.loop = AgentLoop(parent=self)
+        self.conversations = ConversationStore(Path(self.conversations_path))
+        self.analyzer = DriftAutoAnalyzer(self.loop, self.context)
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def context(self) -> ToolContext:
+        """A fresh tool context (and knowledge-base connection) for one request."""
+        return ToolContext(self.service, open_knowledge_base(Path(self.index_path)))
+
+    def start(self) -> None:
+        """Start analysing critical drift events, if configured."""
+        if self.auto_analyze and self._unsubscribe is None:
+            self._unsubscribe = self.service.subscribe(self.analyzer)
+
+    def stop(self) -> None:
+        """Stop listening, and close the conversations."""
+        if self._unsubscribe:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self.analyzer.stop()
+        self.conversations.close()
+
+    def history(self, conversation_id: str) -> list[tuple[str, str]]:
+        """A conversation's turns (raises ``ConversationNotFound`` outside this environment)."""
+        return self.conversations.history(conversation_id, self.service.environment_id)
+
+    def chat(
+        self,
+        agent: str,
+        question: str,
+        conversation_id: str | None,
+        emit: Callable[[Chunk], None],
+    ) -> dict[str, Any]:
+        """Answer in a conversation (a new one without ``conversation_id``), streaming."""
+        if agent not in AGENTS:
+            raise ValueError(f"unknown agent {agent!r}: use one of {', '.join(AGENTS)}")
+        environment = self.service.environment_id
+        if conversation_id:
+            history = self.history(conversation_id)
+        else:
+            history = []
+            conversation_id = self.conversations.create(environment, agent, question.strip())
+        emit({"type": "start", "conversation_id": conversation_id, "agent": agent})
+
+        def tagged(chunk: Chunk) -> None:
+            emit(
+                {**chunk, "conversation_id": conversation_id} if chunk["type"] == "done" else chunk
+            )
+
+        ctx = self.context()
+        try:
+            answer = self.loop.ask(ctx, question, agent, history, emit=tagged)
+        finally:
+            ctx.close()
+        self.conversations.append(conversation_id, environment, "user", question)
+        self.conversations.append(
+            conversation_id,
+            environment,
+            "assistant",
+            answer.answer,
+            [c.to_json() for c in answer.citations],
+            answer.tools_called,
+        )
+        return {"conversation_id": conversation_id, **answer.to_json()}
+
+    def search(self, query: str, k: int = 5) -> dict[str, Any]:
+        """The knowledge base's best passages for ``query``."""
+        if not query.strip():
+            raise ValueError("give a query: ?q=…")
+        kb = open_knowledge_base(Path(self.index_path))
+        if kb is None:
+            return {"results": [], "message": "this lab's knowledge base has not been built yet"}
+        try:
+            hits = kb.search(query, k=k)
+            return {"results": [h.to_json() if hasattr(h, "to_json") else dict(h) for h in hits]}
+        finally:
+            close = getattr(kb, "close", None)
+            if callable(close):
+                close()
