@@ -1,0 +1,65 @@
+/**
+ * Names shared with the rest of West Tek: the ECS spawner (westtek_spawner's `ecs` backend),
+ * the hub configuration (hub_config/aws.py) and the snapshot store all rely on them, so they
+ * are defined once here and exported as stack outputs.
+ */
+
+/** Tag keys put on every notebook task, access point and snapshot object. */
+export const TAG_KEYS = {
+  /** The lab (a JupyterHub group, an AD group) a resource belongs to. */
+  labId: 'lab_id',
+  /** The researcher (JupyterHub user name) a resource belongs to. */
+  researcherId: 'researcher_id',
+  /** The West Tek environment (one per researcher and named server). */
+  environmentId: 'environment_id',
+  /** What a role is for: `notebook`, `hub`. Used by the snapshot bucket's policy. */
+  role: 'westtek_role',
+  /** The deployment stage: `dev` or `prod`. */
+  stage: 'westtek_stage'
+} as const;
+
+/** The `westtek_role` tag value on every per-lab notebook task role. */
+export const NOTEBOOK_ROLE_TAG = 'notebook';
+
+/** Port the single-user JupyterLab server listens on inside a notebook task. */
+export const NOTEBOOK_PORT = 8888;
+/** Public port of configurable-http-proxy in the hub task (the ALB's target). */
+export const PROXY_PORT = 8000;
+/** Port of the JupyterHub API, which notebook servers call back to. */
+export const HUB_API_PORT = 8081;
+/** Port of the PostgreSQL database. */
+export const DATABASE_PORT = 5432;
+
+/** Name of the notebook container in the task definition (the spawner overrides its command). */
+export const NOTEBOOK_CONTAINER = 'notebook';
+
+/** The S3 key prefix under which a lab's snapshots live: `labs/{labId}/`. */
+export function labPrefix(labId: string): string {
+  return `labs/${labId}/`;
+}
+
+/** The EFS access point root directory of a researcher: `/home/{researcher}`. */
+export function researcherHome(researcher: string): string {
+  return `/home/${researcher}`;
+}
+
+/** Lab ids become S3 prefixes, IAM tag values and Cognito group names: keep them plain. */
+export const LAB_ID_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$/;
+
+/**
+ * The name of a stage's snapshot bucket. Deterministic (account and region make it unique),
+ * so other stacks name it without a cross-stack reference and IAM policies read plainly.
+ */
+export function snapshotBucketName(stage: string, account: string, region: string): string {
+  return `westtek-${stage}-snapshots-${account}-${region}`;
+}
+
+/** The name of the snapshot replica bucket in `replicaRegion` (known to both stacks). */
+export function replicaBucketName(stage: string, account: string): string {
+  return `westtek-${stage}-snapshot-replica-${account}`;
+}
+
+/** The alias of the replica bucket's KMS key in `replicaRegion`. */
+export function replicaKeyAlias(stage: string): string {
+  return `alias/westtek-${stage}-snapshot-replica`;
+}
