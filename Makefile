@@ -17,7 +17,7 @@ CHP_VERSION := 5.3.0
 PY_SOURCES := westtek_core westtek_server_ext westtek_spawner westtek_hub hub_config tests bench
 LAB_SOURCES := $(shell find labextension -type f 2>/dev/null) package.json tsconfig.json
 
-.PHONY: help demo test lint test-python test-ui check-node check-demo-ports install system-test-deps bench clean
+.PHONY: help demo test lint test-python test-ui check-node check-demo-ports install system-test-deps postgres-deps bench clean
 
 help:
 	@echo "make demo   set up and start the West Tek demo hub on http://127.0.0.1:$(DEMO_PORT)"
@@ -81,6 +81,13 @@ system-test-deps:
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium >/dev/null; }
 
+# Debian's PostgreSQL server: the hub service's tests run against it (started on loopback).
+postgres-deps:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || { \
+	  echo "Installing Debian's postgresql for the hub service's tests"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq postgresql >/dev/null; }
+
 lint: install
 	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/ruff format --check $(PY_SOURCES)
@@ -93,7 +100,7 @@ EXAMPLE_NOTEBOOKS := tests/.cache/example-notebooks/statsmodels/.complete
 $(EXAMPLE_NOTEBOOKS): | $(VENV)/.installed
 	$(BIN)/python -m tests.example_notebooks
 
-test-python: install $(EXAMPLE_NOTEBOOKS)
+test-python: install postgres-deps $(EXAMPLE_NOTEBOOKS)
 	$(BIN)/pytest
 
 test-ui: install system-test-deps
@@ -107,6 +114,7 @@ bench: install
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq restic >/dev/null; }
 	$(BIN)/python bench/snapshot_vs_restic.py --reps 3
+	$(MAKE) --no-print-directory system-test-deps && WESTTEK_PYTHON=$(abspath $(BIN)/python) node bench/ui.mjs
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) node_modules lib westtek_server_ext/labextension tsconfig.tsbuildinfo

@@ -37,9 +37,25 @@ c.JupyterHub.services = [
     {
         "name": "westtek",
         "url": "http://127.0.0.1:10101",
-        "command": [sys.executable, "-m", "westtek_hub"],
+        "command": [
+            sys.executable,
+            "-m",
+            "westtek_hub",
+            *(f"--WestTekHubService.lab_groups={lab}" for lab in LABS),
+        ],
         "display": True,
     }
+]
+# The service's least privileges: read users (their groups are their labs), start their
+# servers (launch), and reach their servers' West Tek API (snapshot on request).
+# Users may open the service (its admin panel and API) through OAuth.
+c.JupyterHub.load_roles = [
+    {
+        "name": "westtek-service",
+        "scopes": ["read:users", "servers", "access:servers"],
+        "services": ["westtek"],
+    },
+    {"name": "user", "scopes": ["self", "access:services!service=westtek"]},
 ]
 
 

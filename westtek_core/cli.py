@@ -204,7 +204,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(baseline_set)
     _add_rollback(commands)
     _add_kb(commands)
+    _add_audit(commands)
     return parser
+
+
+def _add_audit(commands: Any) -> None:
+    audit = commands.add_parser("audit", help="the hub service's audit log")
+    actions = audit.add_subparsers(dest="action", metavar="ACTION", required=True)
+    verify = actions.add_parser("verify", help="check every link of the audit log's hash chain")
+    verify.add_argument(
+        "--db",
+        metavar="URL",
+        help="the hub service's database (default: $WESTTEK_HUB_DB_URL, else its SQLite file)",
+    )
+    _add_json(verify)
 
 
 def _add_kb(commands: Any) -> None:
@@ -692,6 +705,43 @@ def _cmd_kb(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    import os
+
+    from sqlalchemy import select
+
+    from westtek_core.paths import data_dir
+    from westtek_hub.audit import verify_chain
+    from westtek_hub.db import make_engine, session_factory
+    from westtek_hub.models import AuditEntry
+
+    url = args.db or os.environ.get("WESTTEK_HUB_DB_URL")
+    if not url:
+        path = data_dir() / "hub" / "registry.sqlite"
+        if not path.exists():
+            raise CommandError(f"no hub registry at {path}: pass --db URL")
+        url = f"sqlite:///{path}"
+    engine = make_engine(url)
+    try:
+        with session_factory(engine)() as session:
+            ok, count, problem = verify_chain(
+                session.scalars(select(AuditEntry).order_by(AuditEntry.seq))
+            )
+    except Exception as e:  # noqa: BLE001 — any database failure is one line for the user
+        raise CommandError(f"cannot read the audit log at {engine.url!r}: {e}") from e
+    finally:
+        engine.dispose()
+    payload = {"verified": ok, "checked": count, "problem": None if ok else problem}
+    _emit(
+        args,
+        payload,
+        lambda c: c.print(
+            f"audit log verified: {count} entries" if ok else f"[red]BROKEN[/]: {problem}"
+        ),
+    )
+    return 0 if ok else 1
+
+
 def _kb_store_material(args: argparse.Namespace) -> tuple[list[Any], list[Any] | None]:
     """The store's snapshots and the install history, when they exist."""
     from westtek_core.events import EventLog
@@ -736,6 +786,8 @@ def _run(args: argparse.Namespace) -> int:
         return _cmd_rollback(args)
     if args.command == "kb":
         return _cmd_kb(args)
+    if args.command == "audit":
+        return _cmd_audit_verify(args)
     return SNAPSHOT_ACTIONS[args.action](args)
 
 

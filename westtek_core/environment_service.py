@@ -55,6 +55,14 @@ USER_ERRORS: tuple[type[Exception], ...] = (
 NO_BASELINE = "NO_BASELINE"
 
 
+def snapshot_report(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """What the hub service keeps of a snapshot: the design document's fields, no content."""
+    fields = ("id", "environment_id", "created_by", "timestamp", "size_bytes", "checksum",
+              "container_image", "efs_snapshot_id", "ebs_snapshot_id")  # fmt: skip
+    metadata = dict(manifest.get("metadata") or {})
+    return {"report": "snapshot", **{k: manifest.get(k) for k in fields}, "metadata": metadata}
+
+
 class EnvironmentService:
     """The researcher's environment: its store, its drift, its background jobs."""
 
@@ -166,6 +174,7 @@ class EnvironmentService:
             if baseline:
                 set_baseline(repo, result.id)
             self.baseline_changed()
+            self._broadcast({"type": "snapshot", "snapshot": snapshot_report(result.manifest)})
             return result.to_json() | {"knowledge": self.refresh_knowledge(result.manifest)}
 
         what = "snapshot" + (" as the new baseline" if baseline else "")

@@ -3,180 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
-import sqlite3
-import threading
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubAuth
 from tornado import escape, web
-from traitlets import Instance, Integer, Unicode, default
+from traitlets import Instance, Integer, List, Unicode, default
 from traitlets.config import Application
 
 from westtek_core.paths import data_dir as westtek_data_dir
 from westtek_core.status import Capability, status_report
 from westtek_core.version import __version__
-
-_DRIFT_STATUSES = {"STABLE", "MINOR_DRIFT", "CRITICAL_DRIFT"}
-_EVENTS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS drift_events (
-    user TEXT NOT NULL,
-    environment_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    received REAL NOT NULL,
-    status TEXT NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (user, environment_id, event_id)
-);
-"""
-
-
-class ReceivedEvents:
-    """Drift events forwarded by users' servers, kept once each in a SQLite file.
-
-    Interim storage until the registry's database replaces it; opened on first use.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                str(self.path), check_same_thread=False, isolation_level=None, timeout=10
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_EVENTS_SCHEMA)
-        return self._db
-
-    def add(self, user: str, event: dict[str, Any]) -> bool:
-        """Store ``event`` from ``user``; False when it was already stored (idempotent)."""
-        with self._lock:
-            cursor = self._connect().execute(
-                "INSERT OR IGNORE INTO drift_events"
-                " (user, environment_id, event_id, received, status, body)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    user,
-                    event["environment_id"],
-                    str(event["id"]),
-                    time.time(),
-                    event["status"],
-                    json.dumps(event, sort_keys=True),
-                ),
-            )
-        return cursor.rowcount == 1
-
-    def list(
-        self, user: str | None = None, environment_id: str | None = None, limit: int = 500
-    ) -> list[dict[str, Any]]:
-        """Received events, oldest first: of one user (None: everyone's), one environment."""
-        clauses, args = [], []
-        for column, value in (("user", user), ("environment_id", environment_id)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                args.append(value)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._lock:
-            rows = (
-                self._connect()
-                .execute(
-                    f"SELECT user, received, body FROM drift_events{where} ORDER BY rowid LIMIT ?",
-                    (*args, limit),
-                )
-                .fetchall()
-            )
-        return [json.loads(body) | {"user": user, "received": at} for user, at, body in rows]
-
-    def close(self) -> None:
-        """Close the database, if it was opened."""
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-
-def _event_problem(body: Any) -> str | None:
-    """What is wrong with a forwarded event's JSON, or None when it can be stored."""
-    if not isinstance(body, dict):
-        return "the body must be a JSON object"
-    if not isinstance(body.get("id"), (int, str)) or isinstance(body.get("id"), bool):
-        return "'id' must be an integer or a string"
-    if not isinstance(body.get("environment_id"), str):
-        return "'environment_id' must be a string"
-    if body.get("status") not in _DRIFT_STATUSES:
-        return f"'status' must be one of {', '.join(sorted(_DRIFT_STATUSES))}"
-    if not isinstance(body.get("time"), (int, float)):
-        return "'time' must be a number"
-    for key in ("changes", "resolved"):
-        if not isinstance(body.get(key, []), list):
-            return f"'{key}' must be a list"
-    return None
-
-
-class JSONAPIHandler(web.RequestHandler):
-    """A JSON API handler: errors as ``{"message": ...}``, users from hub API tokens."""
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """Answer errors as JSON."""
-        message = self._reason
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, web.HTTPError) and exc.log_message:
-            message = exc.log_message % exc.args if exc.args else exc.log_message
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"message": message}))
-
-    async def authenticated_user(self) -> dict[str, Any]:
-        """The hub user owning the request's API token; 403 for no token or a non-user."""
-        hub_auth: HubAuth = self.settings["hub_auth"]
-        token = hub_auth.get_token(self, in_cookie=False)
-        model = await hub_auth.user_for_token(token, sync=False) if token else None
-        if not model or model.get("kind", "user") != "user":
-            raise web.HTTPError(403, "a JupyterHub API token of a user is required")
-        return dict(model)
-
-
-class EventsHandler(JSONAPIHandler):
-    """``POST|GET /services/westtek/api/events``: drift events forwarded by users' servers."""
-
-    @property
-    def events(self) -> ReceivedEvents:
-        """The received-events store."""
-        store: ReceivedEvents = self.settings["westtek_events"]
-        return store
-
-    async def post(self) -> None:
-        """Store one forwarded event (idempotent: 201 when new, 200 when already stored)."""
-        user = await self.authenticated_user()
-        try:
-            body = json.loads(self.request.body or b"null")
-        except ValueError:
-            raise web.HTTPError(400, "the body is not JSON") from None
-        problem = _event_problem(body)
-        if problem:
-            raise web.HTTPError(400, problem)
-        stored = self.events.add(user["name"], body)
-        self.set_status(201 if stored else 200)
-        self.set_header("Content-Type", "application/json")
-        self.finish({"stored": stored, "environment_id": body["environment_id"], "id": body["id"]})
-
-    async def get(self) -> None:
-        """The events received: the user's own, everyone's for an admin."""
-        user = await self.authenticated_user()
-        events = self.events.list(
-            user=None if user.get("admin") else user["name"],
-            environment_id=self.get_argument("environment_id", None),
-        )
-        self.set_header("Content-Type", "application/json")
-        self.finish({"events": events})
+from westtek_hub.db import make_engine, session_factory, upgrade
+from westtek_hub.handlers import HubClient, api_routes
+from westtek_hub.registry import LabPolicy, Registry
 
 
 class StatusHandler(web.RequestHandler):
@@ -239,13 +82,48 @@ class WestTekHubService(Application):
 
     data_dir = Unicode(
         config=True,
-        help="Directory of the service's own data (received drift events); default: "
+        help="Directory of the service's own data (the default SQLite registry); default: "
         "'hub' in West Tek's data directory.",
     )
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
         return str(westtek_data_dir() / "hub")
+
+    db_url = Unicode(
+        config=True,
+        help="SQLAlchemy URL of the registry: SQLite by default, "
+        "postgresql+psycopg://user:password@host/db in production.",
+    )
+
+    @default("db_url")
+    def _default_db_url(self) -> str:
+        return os.environ.get("WESTTEK_HUB_DB_URL") or (
+            f"sqlite:///{Path(self.data_dir) / 'registry.sqlite'}"
+        )
+
+    lab_group_prefix = Unicode(
+        "lab-",
+        config=True,
+        help="JupyterHub groups named with this prefix are labs (lab-<id>); "
+        "'<group>-admins' makes its members the lab's admins.",
+    )
+
+    lab_groups = List(
+        Unicode(),
+        config=True,
+        help="Other JupyterHub group names that are labs (the demo's vault-13, vault-101).",
+    )
+
+    public_url = Unicode(
+        config=True,
+        help="The hub's public URL, through which the service reaches users' servers "
+        "(default: $JUPYTERHUB_PUBLIC_URL, else http://127.0.0.1:8000).",
+    )
+
+    @default("public_url")
+    def _default_public_url(self) -> str:
+        return os.environ.get("JUPYTERHUB_PUBLIC_URL") or "http://127.0.0.1:8000"
 
     hub_auth = Instance(
         HubAuth,
@@ -264,12 +142,20 @@ class WestTekHubService(Application):
         routes: list[Any] = [
             (rf"{prefix}/?", HomeHandler),
             (rf"{prefix}/api/status", StatusHandler),
-            (rf"{prefix}/api/events", EventsHandler),
+            *api_routes(prefix),
         ]
+        if self.db_url.startswith("sqlite:///"):
+            Path(self.db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(self.db_url)
+        upgrade(engine)
+        policy = LabPolicy(prefix=self.lab_group_prefix, named=frozenset(self.lab_groups))
         return web.Application(
             routes,
             hub_auth=self.hub_auth,
-            westtek_events=ReceivedEvents(Path(self.data_dir) / "events.sqlite3"),
+            westtek_engine=engine,
+            westtek_registry=Registry(session_factory(engine), policy),
+            westtek_hub_client=HubClient(self.hub_auth),
+            westtek_public_url=self.public_url,
         )
 
     def start(self) -> None:
@@ -288,7 +174,7 @@ class WestTekHubService(Application):
             loop.add_signal_handler(sig, stopped.set)
         await stopped.wait()
         server.stop()
-        app.settings["westtek_events"].close()
+        app.settings["westtek_engine"].dispose()
         await close_hub_http_client()
         self.log.info("West Tek hub service stopped")
 

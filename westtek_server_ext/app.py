@@ -125,8 +125,12 @@ class WestTekExtension(ExtensionApp):
             self.service.start_watching()
 
     def _notify(self, message: dict[str, Any]) -> None:
+        """Drift events to the sinks and the hub; snapshot reports to the hub."""
+        lab = {"lab_id": self.lab_id} if self.lab_id else {}
         if message["type"] == "event":
-            self.notifier.publish(message["event"])
+            self.notifier.publish(message["event"] | lab)
+        elif message["type"] == "snapshot":
+            self.notifier.publish(message["snapshot"] | lab)
 
     def initialize_handlers(self) -> None:
         """Register the route table; ExtensionApp prefixes each pattern with base_url."""

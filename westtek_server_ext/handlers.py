@@ -397,7 +397,9 @@ class DriftStreamHandler(
         """Subscribe, then send the current state."""
         service: EnvironmentService = self.settings["westtek_service"]
         loop = IOLoop.current()
-        self._unsubscribe = service.subscribe(lambda m: loop.add_callback(self._send, m))
+        self._unsubscribe = service.subscribe(
+            lambda m: loop.add_callback(self._send, m) if m["type"] in ("state", "event") else None
+        )
         state = await loop.run_in_executor(None, service.drift_state)
         self._send({"type": "state", "drift": state})
 

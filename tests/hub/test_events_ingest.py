@@ -1,44 +1,17 @@
-"""The hub service's drift-event ingest: tokens checked with a (fake) hub API on 127.0.0.1.
-
-HubAuth runs for real against a small Tornado app answering the hub's ``GET /hub/api/user``
-the way JupyterHub does: the token owner's model, or 403 for an unknown token.
-"""
+"""The hub service's drift-event ingest: tokens checked with a (fake) hub API on 127.0.0.1,
+events stored in the registry (SQLite and PostgreSQL), visible by lab."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPResponse
-from traitlets.config import Config
 
-from tests.conftest import free_port
+from tests.hub.conftest import answer
 from westtek_core.notify import Notifier
-from westtek_hub.service import WestTekHubService, close_hub_http_client
-
-TOKENS = {
-    "alice-token": {"kind": "user", "name": "alice", "admin": False},
-    "bob-token": {"kind": "user", "name": "bob", "admin": False},
-    "overseer-token": {"kind": "user", "name": "overseer", "admin": True},
-    "culler-token": {"kind": "service", "name": "idle-culler"},
-}
-
-
-class FakeHubUserAPI(web.RequestHandler):
-    """``GET /hub/api/user``: who owns the token in the Authorization header."""
-
-    def get(self) -> None:
-        token = self.request.headers.get("Authorization", "").removeprefix("token ")
-        if token not in TOKENS:
-            self.set_status(403)
-            self.finish({"status": 403, "message": "Forbidden"})
-            return
-        self.finish(TOKENS[token] | {"scopes": [], "groups": []})
+from westtek_hub.service import WestTekHubService
 
 
 def drift_event(event_id: int = 1, **extra: Any) -> dict[str, Any]:
@@ -65,60 +38,9 @@ def drift_event(event_id: int = 1, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def hub_api() -> AsyncIterator[str]:
-    port = free_port()
-    server = web.Application([(r"/hub/api/user", FakeHubUserAPI)]).listen(port, "127.0.0.1")
-    yield f"http://127.0.0.1:{port}/hub/api"
-    server.stop()
-
-
-class Service:
-    """The hub service on 127.0.0.1, startable and stoppable (a hub service that is down)."""
-
-    def __init__(self, hub_api: str, data_dir: Path) -> None:
-        self.port = free_port()
-        config = Config({"HubAuth": {"api_url": hub_api, "api_token": "service-token"}})
-        self.app = WestTekHubService(
-            config=config,
-            service_prefix="/services/westtek/",
-            ip="127.0.0.1",
-            port=self.port,
-            data_dir=str(data_dir),
-        )
-        self.url = f"http://127.0.0.1:{self.port}/services/westtek/api/events"
-        self.server: Any = None
-
-    def start(self) -> None:
-        self.tornado_app = self.app.make_app()
-        self.server = self.tornado_app.listen(self.port, "127.0.0.1")
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-            self.tornado_app.settings["westtek_events"].close()
-            self.server = None
-
-
-@pytest.fixture
-async def service(hub_api: str, tmp_path: Path) -> AsyncIterator[Service]:
-    running = Service(hub_api, tmp_path / "hub-data")
-    running.start()
-    yield running
-    running.stop()
-    await close_hub_http_client()
-
-
-Call = Callable[..., Awaitable[HTTPResponse]]
-
-
-@pytest.fixture
-def call(service: Service) -> Call:
+def call(api):
     async def _call(method: str, token: str | None = None, body: Any = None, query: str = ""):
-        headers = {"Authorization": f"token {token}"} if token else {}
-        data = None if body is None else body if isinstance(body, bytes) else json.dumps(body)
-        return await AsyncHTTPClient().fetch(
-            service.url + query, method=method, headers=headers, body=data, raise_error=False
-        )
+        return await api(method, "events" + query, body=body, token=token)
 
     return _call
 
@@ -133,26 +55,30 @@ async def test_a_users_forwarded_event_is_stored_once(call):
     assert (again.code, json.loads(again.body)["stored"]) == (200, False)
     listed = json.loads((await call("GET", "alice-token")).body)["events"]
     assert len(listed) == 1
-    assert listed[0]["user"] == "alice" and listed[0]["changes"] == drift_event(7)["changes"]
+    assert listed[0]["reported_by"] == "alice"
+    assert listed[0]["changes"] == drift_event(7)["changes"]
     assert {k: listed[0][k] for k in drift_event(7)} == drift_event(7)
 
 
-async def test_users_see_their_own_events_and_admins_everyones(call):
+async def test_labs_see_their_members_events_and_admins_everyones(call):
     await call("POST", "alice-token", drift_event(1))
     await call("POST", "bob-token", drift_event(1, environment_id="bob-env"))
-    # the same environment_id and id from another user is another user's event
-    assert (await call("POST", "bob-token", drift_event(1))).code == 201
+    await call("POST", "carol-token", drift_event(1, environment_id="carol-env"))
+    # reporting for another researcher's environment is refused (and audited)
+    assert (await call("POST", "bob-token", drift_event(2))).code == 403
 
     async def listed(token: str, query: str = "") -> list[tuple[str, str]]:
         body = json.loads((await call("GET", token, query=query)).body)
-        return [(e["user"], e["environment_id"]) for e in body["events"]]
+        return sorted((e["reported_by"], e["environment_id"]) for e in body["events"])
 
-    assert await listed("alice-token") == [("alice", "alice-env")]
-    assert await listed("bob-token") == [("bob", "bob-env"), ("bob", "alice-env")]
-    assert await listed("overseer-token", "?environment_id=alice-env") == [
-        ("alice", "alice-env"),
-        ("bob", "alice-env"),
-    ]
+    vault_13 = [("alice", "alice-env"), ("bob", "bob-env")]
+    assert await listed("alice-token") == vault_13
+    assert await listed("bob-token") == vault_13
+    assert await listed("carol-token") == [("carol", "carol-env")]
+    assert await listed("overseer-token") == sorted([*vault_13, ("carol", "carol-env")])
+    assert await listed("overseer-token", "?environment_id=alice-env") == [("alice", "alice-env")]
+    forbidden = await call("GET", "carol-token", query="?environment_id=alice-env")
+    assert forbidden.code == 403 and "may not see" in answer(forbidden)["message"]
 
 
 @pytest.mark.parametrize(
@@ -172,7 +98,6 @@ async def test_only_a_users_hub_token_is_accepted(call, token):
     [
         (b"{not json", "not JSON"),
         ([1, 2], "JSON object"),
-        (drift_event(id=None), "'id'"),
         (drift_event(environment_id=3), "'environment_id'"),
         (drift_event(status="FINE"), "'status'"),
         (drift_event(time="yesterday"), "'time'"),
@@ -210,9 +135,40 @@ async def test_hub_sink_forwards_through_an_outage_of_the_service(
     finally:
         notifier.stop()
     events = json.loads((await call("GET", "alice-token")).body)["events"]
-    assert [(e["user"], e["id"]) for e in events] == [("alice", 1), ("alice", 2)]
+    assert [(e["reported_by"], e["id"]) for e in events] == [("alice", 1), ("alice", 2)]
 
 
-def test_received_events_go_to_the_configured_data_dir(tmp_path, monkeypatch):
+def test_the_registry_defaults_to_sqlite_in_the_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    assert WestTekHubService().data_dir == str(tmp_path / "xdg" / "westtek" / "hub")
+    monkeypatch.delenv("WESTTEK_HUB_DB_URL", raising=False)
+    service = WestTekHubService()
+    assert service.data_dir == str(tmp_path / "xdg" / "westtek" / "hub")
+    assert service.db_url == f"sqlite:///{tmp_path / 'xdg' / 'westtek' / 'hub' / 'registry.sqlite'}"
+
+
+async def test_a_servers_snapshot_report_reaches_the_registry(service, api, tmp_path, monkeypatch):
+    from westtek_core.environment_service import snapshot_report
+
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "alice-token")
+    monkeypatch.setenv("JUPYTERHUB_URL", f"http://127.0.0.1:{service.port}")
+    monkeypatch.delenv("JUPYTERHUB_BASE_URL", raising=False)
+    manifest = {
+        "id": "ab" * 32, "environment_id": "alice-env", "created_by": "alice",
+        "timestamp": "2026-11-20T10:00:00.000+00:00", "size_bytes": 42, "checksum": "c0",
+        "metadata": {"installed_packages": ["numpy==2.0.0"], "notebook_count": 1},
+        "interpreters": [{"packages": [{"name": "numpy", "files": ["numpy/__init__.py"]}]}],
+    }  # fmt: skip
+    notifier = Notifier(outbox_path=str(tmp_path / "outbox.sqlite3"))
+    try:
+        # only the hub takes snapshot reports
+        assert notifier.publish(snapshot_report(manifest) | {"lab_id": "vault-13"}) == ["hub"]
+        assert await asyncio.to_thread(notifier.deliver_pending) == 1
+    finally:
+        notifier.stop()
+    (env,) = answer(await api("GET", "environments", "alice"))["environments"]
+    assert (env["id"], env["lab_id"], env["last_snapshot_id"]) == (
+        "alice-env",
+        "vault-13",
+        "ab" * 32,
+    )
+    assert env["metadata"]["jupyter_packages"] == ["numpy==2.0.0"]

@@ -250,8 +250,13 @@ class EventSink(LoggingConfigurable):
         """Whether the sink is configured enough to deliver; disabled sinks get nothing."""
         return True
 
+    takes_reports = False
+    """Whether the sink also takes ``report`` messages (snapshot metadata for the hub)."""
+
     def wants(self, event: Event) -> bool:
         """Whether this sink's severity threshold lets ``event`` through."""
+        if event.get("report"):
+            return self.takes_reports
         return event_severity(event).rank >= Severity(self.min_severity).rank
 
     def deliver(self, event: Event) -> None:
@@ -453,9 +458,14 @@ class HubSink(EventSink):
         """Enabled when running under JupyterHub (an API token is known)."""
         return bool(self.api_token and self.url)
 
+    takes_reports = True
+
     def deliver(self, event: Event) -> None:
-        """POST the event as it is; any non-2xx answer raises."""
-        post_json(self.url, dict(event), {"Authorization": f"token {self.api_token}"}, self.timeout)
+        """POST the event as it is (a snapshot report to ``api/snapshots``); non-2xx raises."""
+        url = self.url
+        if event.get("report") == "snapshot":
+            url = url.rsplit("/", 1)[0] + "/snapshots"
+        post_json(url, dict(event), {"Authorization": f"token {self.api_token}"}, self.timeout)
 
 
 SINK_ALIASES: dict[str, type[EventSink]] = {

@@ -1,0 +1,221 @@
+"""The hub service against a fake JupyterHub REST API on 127.0.0.1, on SQLite and PostgreSQL.
+
+HubAuth runs for real against a small Tornado app that answers the hub's ``/hub/api/user``
+(who owns a token), ``/hub/api/users/{name}`` (a user's groups and servers, for the
+service's own token) and records server starts. The registry runs on SQLite and on a real
+PostgreSQL server (Debian's, started here on a loopback port).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPResponse
+from traitlets.config import Config
+
+from tests.conftest import free_port
+from westtek_hub.service import WestTekHubService, close_hub_http_client
+
+SERVICE_TOKEN = "service-token"
+# name → (admin, groups): researchers and lab admins of two labs, and a hub admin
+USERS: dict[str, tuple[bool, list[str]]] = {
+    "alice": (False, ["vault-13"]),
+    "bob": (False, ["vault-13"]),
+    "dana": (False, ["vault-13", "vault-13-admins"]),
+    "carol": (False, ["vault-101"]),
+    "erin": (False, ["vault-101", "vault-101-admins"]),
+    "overseer": (True, []),
+    "drifter": (False, []),
+}
+TOKENS: dict[str, dict[str, Any]] = {
+    f"{name}-token": {"kind": "user", "name": name, "admin": admin}
+    for name, (admin, _) in USERS.items()
+} | {"culler-token": {"kind": "service", "name": "idle-culler"}}
+
+
+class FakeHub:
+    """What the service asks the hub: token owners, user models, server starts."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[str, str, dict[str, Any]]] = []
+        self.running: dict[str, str] = {}  # user → their server's URL path
+
+    def app(self) -> web.Application:
+        hub = self
+
+        class UserForToken(web.RequestHandler):
+            def get(self) -> None:
+                token = self.request.headers.get("Authorization", "").removeprefix("token ")
+                if token not in TOKENS:
+                    self.set_status(403)
+                    self.finish({"status": 403, "message": "Forbidden"})
+                    return
+                self.finish(TOKENS[token] | {"scopes": []})
+
+        class UserModel(web.RequestHandler):
+            def get(self, name: str) -> None:
+                token = self.request.headers.get("Authorization", "").removeprefix("token ")
+                if token != SERVICE_TOKEN:
+                    raise web.HTTPError(403)
+                if name not in USERS:
+                    raise web.HTTPError(404)
+                admin, groups = USERS[name]
+                servers = (
+                    {"": {"ready": True, "url": hub.running[name]}} if name in hub.running else {}
+                )
+                self.finish({"kind": "user", "name": name, "admin": admin, "groups": groups,
+                             "servers": servers})  # fmt: skip
+
+        class StartServer(web.RequestHandler):
+            def post(self, name: str, server: str) -> None:
+                hub.started.append((name, server, json.loads(self.request.body or b"{}")))
+                self.set_status(202)
+                self.finish()
+
+        return web.Application(
+            [
+                (r"/hub/api/user", UserForToken),
+                (r"/hub/api/users/([^/]+)", UserModel),
+                (r"/hub/api/users/([^/]+)/servers/([^/]*)", StartServer),
+            ]
+        )
+
+
+@pytest.fixture
+async def fake_hub() -> AsyncIterator[tuple[FakeHub, str]]:
+    hub = FakeHub()
+    port = free_port()
+    server = hub.app().listen(port, "127.0.0.1")
+    yield hub, f"http://127.0.0.1:{port}/hub/api"
+    server.stop()
+
+
+def _postgres_bin() -> Path | None:
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (candidate / "pg_ctl").exists():
+            return candidate
+    found = shutil.which("pg_ctl")
+    return Path(found).parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL server on a loopback port for the session; yields its base URL."""
+    bindir = _postgres_bin()
+    if bindir is None:
+        pytest.fail("PostgreSQL is not installed: `make test` installs Debian's postgresql")
+    root = Path(tempfile.mkdtemp(prefix="westtek-pg-"))
+    data = root / "data"
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root: the server runs as postgres
+        os.chmod(root, 0o777)
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    subprocess.run(
+        [*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "westtek",
+         "--auth=trust", "-E", "UTF8"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    subprocess.run(
+        [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l",
+         str(root / "log"), "-o", f"-h 127.0.0.1 -p {port} -k {root}", "start"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    try:
+        yield f"postgresql+psycopg://westtek@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+            capture_output=True, timeout=60,
+        )  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """A fresh, empty registry database of each kind."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'registry.sqlite'}"
+    import psycopg
+
+    base = request.getfixturevalue("postgres_server")
+    name = f"t{time.monotonic_ns()}"
+    plain = base.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(f"{plain}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{base}/{name}"
+
+
+class Service:
+    """The hub service on 127.0.0.1, startable and stoppable (a hub service that is down)."""
+
+    def __init__(self, hub_api: str, db_url: str, data_dir: Path) -> None:
+        self.port = free_port()
+        config = Config({"HubAuth": {"api_url": hub_api, "api_token": SERVICE_TOKEN}})
+        self.app = WestTekHubService(
+            config=config,
+            service_prefix="/services/westtek/",
+            ip="127.0.0.1",
+            port=self.port,
+            data_dir=str(data_dir),
+            db_url=db_url,
+            lab_groups=["vault-13", "vault-101"],
+        )
+        self.base = f"http://127.0.0.1:{self.port}/services/westtek/api/"
+        self.server: Any = None
+
+    def start(self) -> None:
+        self.tornado_app = self.app.make_app()
+        self.server = self.tornado_app.listen(self.port, "127.0.0.1")
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.tornado_app.settings["westtek_engine"].dispose()
+            self.server = None
+
+
+@pytest.fixture
+async def service(fake_hub, db_url: str, tmp_path: Path) -> AsyncIterator[Service]:
+    running = Service(fake_hub[1], db_url, tmp_path / "hub-data")
+    running.start()
+    yield running
+    running.stop()
+    await close_hub_http_client()
+
+
+Call = Callable[..., Awaitable[HTTPResponse]]
+
+
+@pytest.fixture
+def api(service: Service) -> Call:
+    """``await api(method, path, user, body)``: a request with ``user``'s token (or ``token``)."""
+
+    async def _call(
+        method: str, path: str, user: str | None = None, body: Any = None, token: str | None = None
+    ):
+        token = token or (f"{user}-token" if user else None)
+        headers = {"Authorization": f"token {token}"} if token else {}
+        data = None if body is None else body if isinstance(body, bytes) else json.dumps(body)
+        if data is None and method in ("POST", "PUT"):
+            data = "{}"
+        return await AsyncHTTPClient().fetch(
+            service.base + path, method=method, headers=headers, body=data, raise_error=False
+        )
+
+    return _call
+
+
+def answer(response: HTTPResponse) -> Any:
+    """A response's JSON body."""
+    return json.loads(response.body) if response.body else None

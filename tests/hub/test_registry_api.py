@@ -1,0 +1,312 @@
+"""The hub service's registry API: isolation, sharing, succession and the audit log.
+
+Every test runs on SQLite and on a real PostgreSQL server (the ``db_url`` fixture).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from tests.hub.conftest import answer
+from westtek_hub.db import make_engine, session_factory
+from westtek_hub.models import AuditEntry
+
+SNAPSHOT = "5a" * 32
+
+
+def snapshot_report(env: str, snap: str = SNAPSHOT, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": snap,
+        "environment_id": env,
+        "created_by": env,
+        "timestamp": "2026-11-20T10:00:00+00:00",
+        "size_bytes": 123456,
+        "checksum": "c0ffee",
+        "metadata": {"installed_packages": ["scipy==1.10.1"], "notebook_count": 3},
+    } | extra
+
+
+def event_report(env: str, event_id: int = 1, status: str = "CRITICAL_DRIFT") -> dict[str, Any]:
+    return {"id": event_id, "time": 1_790_000_000.0 + event_id, "environment_id": env,
+            "baseline": SNAPSHOT, "status": status, "changes": [], "resolved": []}  # fmt: skip
+
+
+async def seed(api) -> None:
+    """alice's and bob's environments in vault-13, carol's in vault-101, each with a snapshot."""
+    for user, snap in (("alice", SNAPSHOT), ("bob", "b0" * 32), ("carol", "ca" * 32)):
+        response = await api("POST", "snapshots", user, snapshot_report(user, snap))
+        assert response.code == 201, answer(response)
+    assert (await api("POST", "events", "alice", event_report("alice"))).code == 201
+
+
+async def visible(api, user: str) -> dict[str, str]:
+    response = await api("GET", "environments", user)
+    assert response.code == 200
+    return {e["id"]: e["access"] for e in answer(response)["environments"]}
+
+
+async def test_labs_see_only_their_environments_until_a_share_and_the_audit_verifies(api, fake_hub):
+    hub, _ = fake_hub
+    await seed(api)
+    # Given two labs, each sees only its own environments; the admin sees all
+    assert await visible(api, "alice") == {"alice": "own", "bob": "lab"}
+    assert await visible(api, "dana") == {"alice": "lab-admin", "bob": "lab-admin"}
+    assert await visible(api, "carol") == {"carol": "own"}
+    assert set(await visible(api, "overseer")) == {"alice", "bob", "carol"}
+    drift = await api("GET", "environments/alice/drift", "carol")
+    assert drift.code == 403 and "may not see" in answer(drift)["message"]
+    launch = await api("POST", "environments/jupyter", "carol", {"snapshot_id": SNAPSHOT})
+    assert launch.code == 403
+
+    # When alice shares her snapshot with vault-101 for restoring
+    shared = await api(
+        "POST", "collaboration/share", "alice",
+        {"snapshot_id": SNAPSHOT, "to_lab": "vault-101", "permission": "restore"},
+    )  # fmt: skip
+    assert shared.code == 201, answer(shared)
+
+    # Then carol sees the environment and launches a new server restored from it
+    assert (await visible(api, "carol"))["alice"] == "shared-restore"
+    drift = await api("GET", "environments/alice/drift", "carol")
+    assert answer(drift)["drift_status"] == "CRITICAL_DRIFT"
+    launch = await api("POST", "environments/jupyter", "carol", {"snapshot_id": SNAPSHOT})
+    assert launch.code == 202, answer(launch)
+    assert hub.started == [
+        ("carol", "", {"westtek_environment": "alice", "westtek_restore_snapshot": SNAPSHOT})
+    ]
+
+    # And the admin reassigns bob's environment to carol, who then holds it
+    moved = await api(
+        "POST",
+        "knowledge/transfer",
+        "overseer",
+        {"environment_id": "bob", "to_researcher": "carol"},
+    )
+    assert moved.code == 200, answer(moved)
+    assert answer(moved)["lab_id"] == "vault-101"
+    assert (await visible(api, "carol"))["bob"] == "own"
+    assert "bob" not in await visible(api, "alice")
+    package = answer(await api("GET", "knowledge/transfer?environment_id=bob", "carol"))
+    assert package["transfers"][0]["from"] == "bob" and package["onboarding_checklist"]
+
+    # The audit log holds every step, denials included, and its chain verifies
+    log = answer(await api("GET", "audit", "overseer"))
+    assert log["verified"] is True
+    steps = [(e["actor"], e["action"], e["outcome"]) for e in log["entries"]]
+    for step in [
+        ("alice", "snapshot.report", "ok"),
+        ("carol", "environment.drift", "denied"),
+        ("carol", "server.launch", "denied"),
+        ("alice", "share.create", "ok"),
+        ("carol", "server.launch", "ok"),
+        ("overseer", "environment.reassign", "ok"),
+    ]:
+        assert step in steps, step
+    csv = await api("GET", "audit?format=csv", "overseer")
+    assert csv.headers["Content-Type"].startswith("text/csv")
+    assert csv.body.decode().splitlines()[0].startswith("seq,time,actor,action")
+    assert (await api("GET", "audit", "dana")).code == 403
+
+
+def westtek_audit_verify(db_url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "westtek_core.cli", "audit", "verify", "--db", db_url, "--json"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+async def test_a_tampered_audit_log_fails_verification(api, db_url):
+    await seed(api)
+    verified = westtek_audit_verify(db_url)
+    assert verified.returncode == 0, verified.stderr
+    assert json.loads(verified.stdout)["verified"] is True
+    engine = make_engine(db_url)
+    with session_factory(engine)() as session:
+        session.execute(update(AuditEntry).where(AuditEntry.seq == 2).values(actor="mallory"))
+        session.commit()
+    engine.dispose()
+    log = answer(await api("GET", "audit", "overseer"))
+    assert log["verified"] is False and "entry 2 was altered" in log["problem"]
+    broken = westtek_audit_verify(db_url)
+    assert broken.returncode == 1 and "entry 2 was altered" in broken.stdout
+
+
+async def test_revoking_a_share_hides_the_environment_again(api):
+    await seed(api)
+    share = answer(
+        await api(
+            "POST", "collaboration/share", "dana",
+            {"snapshot_id": SNAPSHOT, "to_lab": "vault-101", "permission": "read"},
+        )
+    )  # fmt: skip
+    assert (await visible(api, "carol"))["alice"] == "shared-read"
+    launch = await api("POST", "environments/jupyter", "carol", {"snapshot_id": SNAPSHOT})
+    assert launch.code == 403 and "read-only" in answer(launch)["message"]
+    assert (await api("DELETE", f"collaboration/share/{share['id']}", "carol")).code == 403
+    assert (await api("DELETE", f"collaboration/share/{share['id']}", "alice")).code == 200
+    assert "alice" not in await visible(api, "carol")
+
+
+@pytest.mark.parametrize(
+    ("user", "body", "status", "message"),
+    [
+        ("alice", b"{not json", 400, "not JSON"),
+        ("alice", [1], 400, "JSON object"),
+        ("alice", snapshot_report("alice", "0d" * 32, size_bytes=-1), 400, "size_bytes"),
+        ("alice", snapshot_report("alice", "0d" * 32, timestamp="someday"), 400, "ISO 8601"),
+        ("alice", snapshot_report("alice-2", "0d" * 32, lab_id="vault-101"), 403, "not in lab"),
+        ("bob", snapshot_report("alice", "0b" * 32), 403, "belongs to alice"),
+        ("drifter", snapshot_report("drifter"), 403, "in no lab"),
+        ("alice", b"x" * (2 << 20), 413, "larger than"),
+    ],
+    ids=[
+        "bad-json",
+        "not-object",
+        "negative-size",
+        "bad-time",
+        "forged-lab",
+        "foreign-env",
+        "no-lab",
+        "oversized",
+    ],  # fmt: skip
+)
+async def test_bad_reports_are_refused_and_only_audited(api, user, body, status, message):
+    await seed(api)
+    before = answer(await api("GET", "audit", "overseer"))["entries"]
+    response = await api("POST", "snapshots", user, body)
+    assert response.code == status
+    assert message in answer(response)["message"]
+    after = answer(await api("GET", "audit", "overseer"))["entries"]
+    new = [e for e in after if e["seq"] > before[-1]["seq"]]
+    # nothing written but the audit entry (plus the audit read itself)
+    if status in (400, 403):
+        assert [e["outcome"] for e in new if e["action"] == "snapshot.report"] in (
+            ["denied"],
+            ["refused"],
+        )
+    assert set(await visible(api, "overseer")) == {"alice", "bob", "carol"}
+
+
+async def test_the_spawner_reports_where_the_server_runs(api):
+    await seed(api)
+    info = {"task_arn": "arn:aws:ecs:eu-west-1:1:task/c/abc", "cluster": "westtek",
+            "jupyter_url": "http://10.0.0.5:8888/", "efs_access_point": "fsap-1"}  # fmt: skip
+    response = await api(
+        "PUT", "environments/alice/container", "alice", {"container_info": info,
+                                                         "image_digest": "sha256:ab"}
+    )  # fmt: skip
+    assert response.code == 200, answer(response)
+    drift = answer(await api("GET", "environments/alice/drift", "alice"))
+    assert drift["environment"]["container_info"] == info | {"image_digest": "sha256:ab"}
+    assert (
+        await api("PUT", "environments/alice/container", "carol", {"container_info": {}})
+    ).code == 403
+
+
+# -- every endpoint × every role × own / foreign / shared lab ---------------------------
+
+ROLES = {"researcher": "bob", "lab-admin": "dana", "admin": "overseer"}
+# the environment in each situation, seen from vault-13's users (the admin sees all)
+TARGETS = {"own-lab": "alice", "foreign-lab": "carol", "shared": "erin-env"}
+
+
+def endpoint_calls(env: str, snapshot: str) -> dict[str, tuple[str, str, Any]]:
+    return {
+        "list": ("GET", "environments", None),
+        "drift": ("GET", f"environments/{env}/drift", None),
+        "launch": ("POST", "environments/jupyter", {"environment_id": env}),
+        "launch-snapshot": ("POST", "environments/jupyter", {"snapshot_id": snapshot}),
+        "snapshot": ("POST", "environments/snapshot", {"environment_id": env}),
+        "share": ("POST", "collaboration/share",
+                  {"snapshot_id": snapshot, "to_lab": "vault-8", "permission": "read"}),
+        "transfer-package": ("GET", f"knowledge/transfer?environment_id={env}", None),
+        "reassign": ("POST", "knowledge/transfer",
+                     {"environment_id": env, "to_researcher": "bob"}),
+        "events": ("GET", f"events?environment_id={env}", None),
+        "audit": ("GET", "audit", None),
+    }  # fmt: skip
+
+
+# expected status per endpoint, role, target (409: allowed, but the server isn't running)
+EXPECTED: dict[str, dict[str, dict[str, int]]] = {
+    "list": {r: {t: 200 for t in TARGETS} for r in ROLES},
+    "drift": {
+        "researcher": {"own-lab": 200, "foreign-lab": 403, "shared": 200},
+        "lab-admin": {"own-lab": 200, "foreign-lab": 403, "shared": 200},
+        "admin": {"own-lab": 200, "foreign-lab": 200, "shared": 200},
+    },
+    "launch": {
+        "researcher": {"own-lab": 403, "foreign-lab": 403, "shared": 403},
+        "lab-admin": {"own-lab": 202, "foreign-lab": 403, "shared": 403},
+        "admin": {"own-lab": 202, "foreign-lab": 202, "shared": 202},
+    },
+    "launch-snapshot": {
+        "researcher": {"own-lab": 202, "foreign-lab": 403, "shared": 202},
+        "lab-admin": {"own-lab": 202, "foreign-lab": 403, "shared": 202},
+        "admin": {"own-lab": 202, "foreign-lab": 202, "shared": 202},
+    },
+    "snapshot": {
+        "researcher": {"own-lab": 403, "foreign-lab": 403, "shared": 403},
+        "lab-admin": {"own-lab": 409, "foreign-lab": 403, "shared": 403},
+        "admin": {"own-lab": 409, "foreign-lab": 409, "shared": 409},
+    },
+    "share": {
+        "researcher": {"own-lab": 403, "foreign-lab": 403, "shared": 403},
+        "lab-admin": {"own-lab": 201, "foreign-lab": 403, "shared": 403},
+        "admin": {"own-lab": 201, "foreign-lab": 201, "shared": 201},
+    },
+    "transfer-package": {
+        "researcher": {"own-lab": 200, "foreign-lab": 403, "shared": 200},
+        "lab-admin": {"own-lab": 200, "foreign-lab": 403, "shared": 200},
+        "admin": {"own-lab": 200, "foreign-lab": 200, "shared": 200},
+    },
+    "reassign": {
+        "researcher": {"own-lab": 403, "foreign-lab": 403, "shared": 403},
+        "lab-admin": {"own-lab": 200, "foreign-lab": 403, "shared": 403},
+        "admin": {"own-lab": 200, "foreign-lab": 200, "shared": 200},
+    },
+    "events": {
+        "researcher": {"own-lab": 200, "foreign-lab": 403, "shared": 200},
+        "lab-admin": {"own-lab": 200, "foreign-lab": 403, "shared": 200},
+        "admin": {"own-lab": 200, "foreign-lab": 200, "shared": 200},
+    },
+    "audit": {
+        "researcher": {t: 403 for t in TARGETS},
+        "lab-admin": {t: 403 for t in TARGETS},
+        "admin": {t: 200 for t in TARGETS},
+    },
+}
+
+
+@pytest.mark.parametrize("endpoint", sorted(EXPECTED))
+async def test_every_endpoint_for_every_role_and_lab(api, endpoint):
+    # Given alice's (vault-13), carol's and erin's (vault-101) environments, erin's shared
+    await seed(api)
+    assert (
+        await api("POST", "snapshots", "erin", snapshot_report("erin-env", "e0" * 32))
+    ).code == 201
+    share = {"snapshot_id": "e0" * 32, "to_lab": "vault-13", "permission": "restore"}
+    assert (await api("POST", "collaboration/share", "erin", share)).code == 201
+    snapshots = {"alice": SNAPSHOT, "carol": "ca" * 32, "erin-env": "e0" * 32}
+    for role, user in ROLES.items():
+        for target, env in TARGETS.items():
+            method, path, body = endpoint_calls(env, snapshots[env])[endpoint]
+            if endpoint == "reassign" and role == "admin":
+                successor = {"alice": "dana", "carol": "erin", "erin-env": "carol"}[env]
+                body = {"environment_id": env, "to_researcher": successor}
+            response = await api(method, path, user, body)
+            expected = EXPECTED[endpoint][role][target]
+            assert response.code == expected, (endpoint, role, target, answer(response))
+            if expected == 403:
+                log = answer(await api("GET", "audit", "overseer"))["entries"]
+                assert any(e["actor"] == user and e["outcome"] == "denied" for e in log[-3:]), (
+                    endpoint,
+                    role,
+                    target,
+                )

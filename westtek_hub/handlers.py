@@ -1,0 +1,443 @@
+"""The hub service's REST API under ``/services/westtek/api/``: thin over the registry.
+
+Every request carries a JupyterHub API token (a user's, or the OAuth cookie of the panel);
+the service learns the caller's name from it and their groups from the hub (with its own
+token, cached briefly), so a lab claimed in a body is always checked against the hub.
+Refusals are JSON ``{"message": ...}`` with 4xx and, from the registry, an audit entry.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from jupyterhub.services.auth import HubAuth
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+from westtek_hub import audit, registry
+from westtek_hub.models import AuditEntry, Share
+from westtek_hub.registry import Caller, Registry, RegistryError
+
+T = TypeVar("T")
+MAX_BODY = 1 << 20  # forwarded events and snapshot metadata are small; refuse floods
+CALLER_CACHE_SECONDS = 10.0
+
+
+class HubClient:
+    """The service's own calls to the hub's REST API (user models, starting servers)."""
+
+    def __init__(self, hub_auth: HubAuth) -> None:
+        self.hub_auth = hub_auth
+        self._users: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    async def request(self, method: str, path: str, body: Any = None) -> Any:
+        """Call ``{hub_api_url}/{path}`` with the service's token; JSON in and out."""
+        url = self.hub_auth.api_url.rstrip("/") + "/" + path.lstrip("/")
+        request = HTTPRequest(
+            url,
+            method=method,
+            headers={"Authorization": f"token {self.hub_auth.api_token}"},
+            body=None if body is None and method == "GET" else json.dumps(body or {}),
+            request_timeout=30,
+        )
+        response = await AsyncHTTPClient().fetch(request, raise_error=True)
+        return json.loads(response.body) if response.body else None
+
+    async def user(self, name: str) -> dict[str, Any] | None:
+        """A user's model with groups (None if the hub has no such user)."""
+        cached = self._users.get(name)
+        if cached and time.monotonic() - cached[0] < CALLER_CACHE_SECONDS:
+            return cached[1]
+        try:
+            model: dict[str, Any] = await self.request("GET", f"users/{quote(name)}")
+        except HTTPClientError as e:
+            if e.code == 404:
+                return None
+            raise
+        self._users[name] = (time.monotonic(), model)
+        return model
+
+
+class APIHandler(web.RequestHandler):
+    """JSON in and out; the caller from the token; registry errors as 4xx."""
+
+    @property
+    def registry(self) -> Registry:
+        """The registry."""
+        found: Registry = self.settings["westtek_registry"]
+        return found
+
+    @property
+    def hub(self) -> HubClient:
+        """The service's hub API client."""
+        found: HubClient = self.settings["westtek_hub_client"]
+        return found
+
+    def check_xsrf_cookie(self) -> None:
+        """Tokens, not cookies, authenticate the API: no XSRF form token applies."""
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Answer errors as JSON."""
+        message = self._reason
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, web.HTTPError) and exc.log_message:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"message": message}))
+
+    def reply(self, payload: Any, status: int = 200) -> None:
+        """Answer JSON."""
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(payload, default=str))
+
+    def body(self, caller: Caller, action: str) -> dict[str, Any]:
+        """The JSON object in the body; otherwise a 400 (413 when oversized), audited."""
+        problem: RegistryError | None = None
+        parsed: Any = None
+        if len(self.request.body or b"") > MAX_BODY:
+            problem = registry.TooLarge(f"the body is larger than {MAX_BODY} bytes")
+        else:
+            try:
+                parsed = json.loads(self.request.body or b"null")
+            except ValueError:
+                problem = registry.Invalid("the body is not JSON")
+            else:
+                if not isinstance(parsed, dict):
+                    problem = registry.Invalid("the body must be a JSON object")
+        if problem is not None:
+            error = problem
+            self.run(caller, action, "", lambda _: registry.refuse(error))
+        return dict(parsed)
+
+    async def caller(self) -> Caller:
+        """Who is asking (403 without a user's token or OAuth cookie)."""
+        hub_auth: HubAuth = self.settings["hub_auth"]
+        token = hub_auth.get_token(self, in_cookie=False)
+        model = await hub_auth.user_for_token(token, sync=False) if token else None
+        if model is None and isinstance(hub_auth, HubAuth):
+            model = await hub_auth.get_user(self, sync=False)
+        if not model or model.get("kind", "user") != "user":
+            raise web.HTTPError(403, "a JupyterHub API token of a user is required")
+        full = await self.hub.user(str(model["name"])) or model
+        return Caller.from_model(full, self.registry.policy)
+
+    def run(self, caller: Caller, action: str, target: str, work: Callable[[Session], T]) -> T:
+        """A registry operation; its refusal becomes the matching 4xx."""
+        try:
+            return self.registry.run(caller, action, target, work)
+        except RegistryError as e:
+            raise web.HTTPError(e.status, str(e)) from None
+
+
+class EnvironmentsHandler(APIHandler):
+    """``GET environments``: what the caller may see (``?lab=``, ``?drift=``)."""
+
+    async def get(self) -> None:
+        """List environments."""
+        caller = await self.caller()
+        lab, drift = self.get_argument("lab", None), self.get_argument("drift", None)
+        if drift and drift not in registry.DRIFT_STATUSES:
+            raise web.HTTPError(400, f"drift must be one of {', '.join(registry.DRIFT_STATUSES)}")
+        rows = self.run(
+            caller,
+            "environment.list",
+            lab or "",
+            lambda s: registry.list_environments(s, caller, lab, drift),
+        )
+        self.reply({"environments": rows})
+
+
+class EnvironmentDriftHandler(APIHandler):
+    """``GET environments/{id}/drift``: its status and drift events."""
+
+    async def get(self, env_id: str) -> None:
+        """Answer the drift of one environment."""
+        caller = await self.caller()
+
+        def work(session: Session) -> dict[str, Any]:
+            env, access = registry.get_environment(session, caller, env_id)
+            return {
+                "environment": registry.environment_json(env, access),
+                "drift_status": env.drift_status,
+                "events": registry.list_events(session, caller, env_id),
+            }
+
+        self.reply(self.run(caller, "environment.drift", env_id, work))
+
+
+class ContainerHandler(APIHandler):
+    """``PUT environments/{id}/container``: the spawner reports where the server runs."""
+
+    async def put(self, env_id: str) -> None:
+        """Record the container info."""
+        caller = await self.caller()
+        body = self.body(caller, "environment.container")
+        self.reply(
+            self.run(
+                caller,
+                "environment.container",
+                env_id,
+                lambda s: registry.record_container(s, caller, env_id, body),
+            )
+        )
+
+
+class LaunchHandler(APIHandler):
+    """``POST environments/jupyter``: start a server for an environment, or from a snapshot."""
+
+    async def post(self) -> None:
+        """Ask the hub to start the caller's server for it."""
+        caller = await self.caller()
+        body = self.body(caller, "server.launch")
+        env_id = str(body.get("environment_id") or "")
+        snapshot_id = body.get("snapshot_id")
+        server_name = str(body.get("server_name") or "")
+
+        def work(session: Session) -> dict[str, Any]:
+            if snapshot_id:
+                snap = registry.restorable_snapshot(session, caller, str(snapshot_id))
+                target = snap.environment_id
+            else:
+                env, _ = registry.get_environment(session, caller, env_id, act=True)
+                target = env.id
+            options = {"westtek_environment": target}
+            if snapshot_id:
+                options["westtek_restore_snapshot"] = str(snapshot_id)
+            audit.append(session, caller.name, "server.launch", target, detail=options)
+            return options
+
+        options = self.run(caller, "server.launch", env_id or str(snapshot_id), work)
+        path = f"users/{quote(caller.name)}/servers/{quote(server_name)}"
+        try:
+            await self.hub.request("POST", path, {**options})
+        except HTTPClientError as e:
+            if e.code == 400 and e.response is not None and b"already" in e.response.body:
+                raise web.HTTPError(409, f"{caller.name}'s server is already running") from None
+            raise web.HTTPError(502, f"the hub refused to start the server ({e.code})") from None
+        self.reply({"user": caller.name, "server_name": server_name, "user_options": options}, 202)
+
+
+class SnapshotRequestHandler(APIHandler):
+    """``POST environments/snapshot``: snapshot an environment through its running server."""
+
+    async def post(self) -> None:
+        """Ask the environment's server to snapshot itself."""
+        caller = await self.caller()
+        body = self.body(caller, "snapshot.request")
+        env_id = str(body.get("environment_id") or "")
+
+        def work(session: Session) -> str:
+            env, _ = registry.get_environment(session, caller, env_id, act=True)
+            audit.append(session, caller.name, "snapshot.request", env.id, lab_id=env.lab_id)
+            return env.researcher_id
+
+        owner = self.run(caller, "snapshot.request", env_id, work)
+        model = await self.hub.user(owner)
+        server = ((model or {}).get("servers") or {}).get("") or {}
+        if not server.get("ready"):
+            raise web.HTTPError(409, f"{owner}'s server is not running: launch it first")
+        url = self.settings["westtek_public_url"].rstrip("/") + server["url"]
+        request = HTTPRequest(
+            url + "westtek/api/snapshots",
+            method="POST",
+            headers={"Authorization": f"token {self.settings['hub_auth'].api_token}"},
+            body=json.dumps({"note": str(body.get("note") or ""), "labels": {}}),
+            request_timeout=30,
+        )
+        try:
+            response = await AsyncHTTPClient().fetch(request)
+        except HTTPClientError as e:
+            raise web.HTTPError(502, f"{owner}'s server refused the snapshot ({e.code})") from None
+        self.reply({"environment_id": env_id, "job": json.loads(response.body)}, 202)
+
+
+class ReportedEventsHandler(APIHandler):
+    """``POST|GET events``: drift events reported by single-user servers."""
+
+    async def post(self) -> None:
+        """Store one event (201 when new, 200 when it was stored already)."""
+        caller = await self.caller()
+        body = self.body(caller, "event.report")
+        target = str(body.get("environment_id"))
+        stored = self.run(
+            caller, "event.report", target, lambda s: registry.record_event(s, caller, body)
+        )
+        self.reply(
+            {"stored": stored, "environment_id": body.get("environment_id"), "id": body.get("id")},
+            201 if stored else 200,
+        )
+
+    async def get(self) -> None:
+        """Events the caller may see (``?environment_id=``)."""
+        caller = await self.caller()
+        env_id = self.get_argument("environment_id", None)
+        events = self.run(
+            caller, "event.list", env_id or "", lambda s: registry.list_events(s, caller, env_id)
+        )
+        self.reply({"events": events})
+
+
+class ReportedSnapshotsHandler(APIHandler):
+    """``POST snapshots``: a single-user server reports a new snapshot's metadata."""
+
+    async def post(self) -> None:
+        """Store the snapshot's metadata once."""
+        caller = await self.caller()
+        body = self.body(caller, "snapshot.report")
+        stored = self.run(
+            caller,
+            "snapshot.report",
+            str(body.get("id")),
+            lambda s: registry.record_snapshot(s, caller, body),
+        )
+        self.reply({"stored": stored, "id": body.get("id")}, 201 if stored else 200)
+
+
+class ShareHandler(APIHandler):
+    """``POST collaboration/share`` shares; ``GET`` lists the caller's labs' shares."""
+
+    async def post(self) -> None:
+        """Share a snapshot with a lab."""
+        caller = await self.caller()
+        body = self.body(caller, "share.create")
+        snapshot_id = str(body.get("snapshot_id") or "")
+        share = self.run(
+            caller,
+            "share.create",
+            snapshot_id,
+            lambda s: registry.share_snapshot(
+                s,
+                caller,
+                snapshot_id,
+                str(body.get("to_lab") or ""),
+                str(body.get("permission") or "read"),
+            ),
+        )
+        self.reply(share, 201)
+
+    async def get(self) -> None:
+        """Active shares from or to the caller's labs (all for admins)."""
+        caller = await self.caller()
+
+        def work(session: Session) -> list[dict[str, Any]]:
+            rows = session.scalars(select(Share).where(Share.revoked_at.is_(None)))
+            return [
+                registry.share_json(s)
+                for s in rows
+                if caller.admin or s.from_lab in caller.labs or s.to_lab in caller.labs
+            ]
+
+        self.reply({"shares": self.run(caller, "share.list", "", work)})
+
+
+class ShareRevokeHandler(APIHandler):
+    """``DELETE collaboration/share/{id}``: revoke a share."""
+
+    async def delete(self, share_id: str) -> None:
+        """Revoke it."""
+        caller = await self.caller()
+        self.reply(
+            self.run(
+                caller,
+                "share.revoke",
+                share_id,
+                lambda s: registry.revoke_share(s, caller, int(share_id)),
+            )
+        )
+
+
+class TransferHandler(APIHandler):
+    """``GET knowledge/transfer?environment_id=`` packages; ``POST`` reassigns."""
+
+    async def get(self) -> None:
+        """The transfer package of an environment."""
+        caller = await self.caller()
+        env_id = self.get_argument("environment_id", "")
+        if not env_id:
+            raise web.HTTPError(400, "name the environment: ?environment_id=")
+        self.reply(
+            self.run(
+                caller,
+                "transfer.package",
+                env_id,
+                lambda s: registry.transfer_package(s, caller, env_id),
+            )
+        )
+
+    async def post(self) -> None:
+        """Reassign an environment to a successor."""
+        caller = await self.caller()
+        body = self.body(caller, "environment.reassign")
+        env_id = str(body.get("environment_id") or "")
+        successor = str(body.get("to_researcher") or "")
+        model = await self.hub.user(successor) if successor else None
+        if model is None:
+            missing = registry.NotFound(f"no hub user {successor!r}")
+            self.run(caller, "environment.reassign", env_id, lambda _: registry.refuse(missing))
+        successor_labs = Caller.from_model(model or {"name": successor}, self.registry.policy).labs
+        self.reply(
+            self.run(
+                caller,
+                "environment.reassign",
+                env_id,
+                lambda s: registry.reassign(s, caller, env_id, successor, successor_labs),
+            )
+        )
+
+
+class AuditHandler(APIHandler):
+    """``GET audit`` (hub admins): the log as JSON, or CSV with ``?format=csv``."""
+
+    async def get(self) -> None:
+        """Export the audit log."""
+        caller = await self.caller()
+        fmt = self.get_argument("format", "json")
+        if fmt not in ("json", "csv"):
+            raise web.HTTPError(400, "format must be json or csv")
+
+        def work(session: Session) -> list[AuditEntry]:
+            if not caller.admin:
+                raise registry.Denied(f"{caller.name} is not a hub admin: the audit log is theirs")
+            return list(session.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
+
+        entries = self.run(caller, "audit.read", "", work)
+        if fmt == "csv":
+            self.set_header("Content-Type", "text/csv; charset=utf-8")
+            self.set_header("Content-Disposition", 'attachment; filename="westtek-audit.csv"')
+            self.finish(audit.to_csv(entries))
+            return
+        ok, count, problem = audit.verify_chain(entries)
+        self.reply(
+            {
+                "entries": [audit.to_json(e) for e in entries],
+                "verified": ok,
+                "checked": count,
+                "problem": None if ok else problem,
+            }
+        )
+
+
+def api_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
+    """The API route table under the service prefix."""
+    api = f"{prefix}/api"
+    env = r"(?P<env_id>[^/]+)"
+    return [
+        (rf"{api}/environments", EnvironmentsHandler),
+        (rf"{api}/environments/jupyter", LaunchHandler),
+        (rf"{api}/environments/snapshot", SnapshotRequestHandler),
+        (rf"{api}/environments/{env}/drift", EnvironmentDriftHandler),
+        (rf"{api}/environments/{env}/container", ContainerHandler),
+        (rf"{api}/events", ReportedEventsHandler),
+        (rf"{api}/snapshots", ReportedSnapshotsHandler),
+        (rf"{api}/collaboration/share", ShareHandler),
+        (rf"{api}/collaboration/share/(?P<share_id>[0-9]+)", ShareRevokeHandler),
+        (rf"{api}/knowledge/transfer", TransferHandler),
+        (rf"{api}/audit", AuditHandler),
+    ]

@@ -1,0 +1,663 @@
+"""The registry's rules: who sees and does what, and what each action records.
+
+Plain functions over a SQLAlchemy session and a ``Caller`` (who is asking, from the hub's
+user model), so every rule is testable without a server. Labs are JupyterHub groups:
+``lab-<id>`` (or a name the configuration lists) makes a researcher of the lab, and the
+group ``<group>-admins`` a lab admin; hub admins see everything. A denial raises
+``Denied`` after nothing was changed; ``Registry.run`` then writes its audit entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from westtek_hub import audit
+from westtek_hub.models import (
+    DriftEvent,
+    Environment,
+    Lab,
+    Researcher,
+    Share,
+    Snapshot,
+    Transfer,
+)
+
+T = TypeVar("T")
+DRIFT_STATUSES = ("STABLE", "MINOR_DRIFT", "CRITICAL_DRIFT")
+PERMISSIONS = ("read", "restore")
+MAX_ID = 255
+
+
+class RegistryError(Exception):
+    """A request the registry refuses; ``str()`` is the message for the person."""
+
+    status = 400
+
+    def __init__(self, message: str, lab_id: str | None = None) -> None:
+        super().__init__(message)
+        self.lab_id = lab_id
+
+
+class Invalid(RegistryError):
+    """Malformed or inconsistent input (400)."""
+
+
+class Denied(RegistryError):
+    """Not allowed for this caller (403, and an audit entry)."""
+
+    status = 403
+
+
+class NotFound(RegistryError):
+    """No such environment, snapshot or share (404)."""
+
+    status = 404
+
+
+class TooLarge(RegistryError):
+    """A body over the size limit (413)."""
+
+    status = 413
+
+
+def refuse(error: RegistryError) -> Any:
+    """Raise ``error`` (for ``Registry.run`` to audit a refusal found outside the registry)."""
+    raise error
+
+
+@dataclass(frozen=True)
+class LabPolicy:
+    """Which JupyterHub groups are labs."""
+
+    prefix: str = "lab-"
+    named: frozenset[str] = frozenset()
+
+    def lab_of(self, group: str) -> tuple[str, bool] | None:
+        """``(lab id, is the lab's admins group)`` for a lab group, else None."""
+        admins = group.endswith("-admins")
+        base = group.removesuffix("-admins") if admins else group
+        if base in self.named:
+            return base, admins
+        if self.prefix and base.startswith(self.prefix) and len(base) > len(self.prefix):
+            return base[len(self.prefix) :], admins
+        return None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: a hub user, their labs and the labs they administer."""
+
+    name: str
+    admin: bool = False
+    labs: frozenset[str] = frozenset()
+    admin_labs: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_model(cls, model: Mapping[str, Any], policy: LabPolicy) -> Caller:
+        """From JupyterHub's user model (``name``, ``admin``, ``groups``)."""
+        labs, admin_labs = set(), set()
+        for group in model.get("groups") or []:
+            found = policy.lab_of(str(group))
+            if found:
+                labs.add(found[0])
+                if found[1]:
+                    admin_labs.add(found[0])
+        return cls(
+            str(model["name"]), bool(model.get("admin")), frozenset(labs), frozenset(admin_labs)
+        )
+
+    def role_in(self, lab_id: str) -> str | None:
+        """``admin``, ``lab-admin``, ``researcher`` or None for a lab."""
+        if self.admin:
+            return "admin"
+        if lab_id in self.admin_labs:
+            return "lab-admin"
+        return "researcher" if lab_id in self.labs else None
+
+
+# -- views -------------------------------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return aware.isoformat()
+
+
+def environment_json(env: Environment, access: str) -> dict[str, Any]:
+    """The design document's Environment, plus how the caller may reach it."""
+    return {
+        "id": env.id,
+        "lab_id": env.lab_id,
+        "researcher_id": env.researcher_id,
+        "name": env.name or env.id,
+        "created_at": _iso(env.created_at),
+        "last_snapshot": _iso(env.last_snapshot),
+        "last_snapshot_id": env.last_snapshot_id,
+        "drift_status": env.drift_status,
+        "configuration_hash": env.configuration_hash,
+        "container_info": env.container_info or {},
+        "metadata": env.env_metadata or {},
+        "access": access,
+    }
+
+
+def snapshot_json(snap: Snapshot) -> dict[str, Any]:
+    """The design document's Snapshot (metadata only)."""
+    return {
+        "id": snap.id,
+        "environment_id": snap.environment_id,
+        "created_by": snap.created_by,
+        "timestamp": _iso(snap.timestamp),
+        "s3_location": snap.s3_location,
+        "size_bytes": snap.size_bytes,
+        "checksum": snap.checksum,
+        "container_image": snap.container_image,
+        "efs_snapshot_id": snap.efs_snapshot_id,
+        "ebs_snapshot_id": snap.ebs_snapshot_id,
+        "metadata": snap.snap_metadata or {},
+    }
+
+
+# -- access ------------------------------------------------------------------------------
+
+
+def _active_shares(session: Session, labs: Iterable[str]) -> list[Share]:
+    return list(
+        session.scalars(
+            select(Share).where(Share.to_lab.in_(list(labs)), Share.revoked_at.is_(None))
+        )
+    )
+
+
+def access_to(session: Session, caller: Caller, env: Environment) -> str | None:
+    """How the caller reaches an environment: own, lab, lab-admin, admin, shared-*, or None."""
+    if caller.admin:
+        return "admin"
+    if env.researcher_id == caller.name and env.lab_id in caller.labs:
+        return "own"
+    role = caller.role_in(env.lab_id)
+    if role:
+        return "lab-admin" if role == "lab-admin" else "lab"
+    shared = list(
+        session.scalars(
+            select(Share.permission)
+            .join(Snapshot, Snapshot.id == Share.snapshot_id)
+            .where(
+                Snapshot.environment_id == env.id,
+                Share.to_lab.in_(list(caller.labs)),
+                Share.revoked_at.is_(None),
+            )
+        )
+    )
+    if shared:
+        return "shared-restore" if "restore" in shared else "shared-read"
+    return None
+
+
+def get_environment(
+    session: Session, caller: Caller, env_id: str, *, act: bool = False
+) -> tuple[Environment, str]:
+    """The environment and the caller's access; ``act`` needs own, lab-admin or admin."""
+    env = session.get(Environment, env_id)
+    if env is None:
+        raise NotFound(f"no environment {env_id!r}")
+    access = access_to(session, caller, env)
+    if access is None or (act and access not in ("own", "lab-admin", "admin")):
+        what = "act on" if access else "see"
+        raise Denied(f"{caller.name} may not {what} environment {env_id!r}", env.lab_id)
+    return env, access
+
+
+def list_environments(
+    session: Session, caller: Caller, lab: str | None = None, drift: str | None = None
+) -> list[dict[str, Any]]:
+    """The environments the caller may see, filtered by lab and drift status."""
+    query = select(Environment).order_by(Environment.lab_id, Environment.id)
+    if lab:
+        query = query.where(Environment.lab_id == lab)
+    if drift:
+        query = query.where(Environment.drift_status == drift)
+    rows = []
+    for env in session.scalars(query):
+        access = access_to(session, caller, env)
+        if access:
+            rows.append(environment_json(env, access))
+    return rows
+
+
+# -- what single-user servers report ---------------------------------------------------
+
+
+def _checked_id(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_ID:
+        raise Invalid(f"'{what}' must be a non-empty string of at most {MAX_ID} characters")
+    return value
+
+
+def _reporting_lab(caller: Caller, claimed: Any) -> str:
+    if claimed is not None:
+        lab = _checked_id(claimed, "lab_id")
+        if lab not in caller.labs and not caller.admin:
+            raise Denied(f"{caller.name} is not in lab {lab!r}", lab)
+        return lab
+    if len(caller.labs) == 1:
+        return next(iter(caller.labs))
+    if not caller.labs:
+        raise Denied(f"{caller.name} is in no lab: an admin must add them to one")
+    raise Invalid(f"{caller.name} is in several labs: say which one with 'lab_id'")
+
+
+def _ensure(session: Session, model: type[Any], key: str) -> None:
+    if session.get(model, key) is None:
+        session.add(model(**{"id" if model is Lab else "name": key}))
+        session.flush()
+
+
+def reporting_environment(session: Session, caller: Caller, body: Mapping[str, Any]) -> Environment:
+    """The environment a server reports for, registered on first report (the caller's)."""
+    env_id = _checked_id(body.get("environment_id"), "environment_id")
+    env = session.get(Environment, env_id)
+    if env is not None:
+        if env.researcher_id != caller.name and not caller.admin:
+            raise Denied(f"environment {env_id!r} belongs to {env.researcher_id}", env.lab_id)
+        if body.get("lab_id") is not None and body["lab_id"] != env.lab_id:
+            raise Denied(f"environment {env_id!r} is in lab {env.lab_id}", env.lab_id)
+        return env
+    lab = _reporting_lab(caller, body.get("lab_id"))
+    _ensure(session, Lab, lab)
+    _ensure(session, Researcher, caller.name)
+    env = Environment(id=env_id, lab_id=lab, researcher_id=caller.name, name=env_id)
+    session.add(env)
+    session.flush()
+    audit.append(session, caller.name, "environment.register", env_id, lab_id=lab)
+    return env
+
+
+def event_key(body: Mapping[str, Any]) -> str:
+    """A server's event id, or the content's hash when it sends none."""
+    if body.get("id") is not None:
+        return str(body["id"])[:64]
+    canonical = json.dumps(body, sort_keys=True, default=str).encode()
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def record_event(session: Session, caller: Caller, body: Mapping[str, Any]) -> bool:
+    """Store a forwarded drift event once; the environment takes its status."""
+    if body.get("status") not in DRIFT_STATUSES:
+        raise Invalid(f"'status' must be one of {', '.join(DRIFT_STATUSES)}")
+    if not isinstance(body.get("time"), (int, float)) or isinstance(body.get("time"), bool):
+        raise Invalid("'time' must be a number")
+    for key in ("changes", "resolved"):
+        if not isinstance(body.get(key, []), list):
+            raise Invalid(f"'{key}' must be a list")
+    env = reporting_environment(session, caller, body)
+    key = event_key(body)
+    exists = session.scalar(
+        select(DriftEvent.id).where(
+            DriftEvent.environment_id == env.id,
+            DriftEvent.reported_by == caller.name,
+            DriftEvent.event_key == key,
+        )
+    )
+    if exists is not None:
+        return False
+    session.add(
+        DriftEvent(
+            environment_id=env.id,
+            reported_by=caller.name,
+            event_key=key,
+            time=float(body["time"]),
+            status=str(body["status"]),
+            body=dict(body),
+        )
+    )
+    latest = session.scalar(
+        select(func.max(DriftEvent.time)).where(DriftEvent.environment_id == env.id)
+    )
+    if latest is None or float(body["time"]) >= latest:
+        env.drift_status = str(body["status"])
+    try:
+        session.flush()
+    except IntegrityError:  # the same event from a concurrent retry
+        session.rollback()
+        return False
+    return True
+
+
+def list_events(
+    session: Session, caller: Caller, environment_id: str | None = None, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """Drift events the caller may see, oldest first."""
+    query = select(DriftEvent).order_by(DriftEvent.time, DriftEvent.id)
+    if environment_id:
+        get_environment(session, caller, environment_id)
+        query = query.where(DriftEvent.environment_id == environment_id)
+    events = []
+    for event in session.scalars(query):
+        env = session.get(Environment, event.environment_id)
+        if env is not None and (environment_id or access_to(session, caller, env)):
+            events.append(
+                event.body
+                | {"reported_by": event.reported_by, "risk_assessment": event.risk_assessment}
+            )
+        if len(events) >= limit:
+            break
+    return events
+
+
+def _parse_time(value: Any) -> datetime:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(float(value), timezone.utc)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise Invalid(f"'timestamp' {value!r} is not an ISO 8601 time") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    raise Invalid("'timestamp' must be an ISO 8601 time or epoch seconds")
+
+
+def record_snapshot(session: Session, caller: Caller, body: Mapping[str, Any]) -> bool:
+    """Store a snapshot's metadata once; the environment's last snapshot follows it."""
+    env = reporting_environment(session, caller, body)
+    snap_id = _checked_id(body.get("id"), "id")
+    existing = session.get(Snapshot, snap_id)
+    if existing is not None:
+        if existing.environment_id != env.id:
+            raise Denied(f"snapshot {snap_id[:12]} belongs to another environment", env.lab_id)
+        return False
+    given = body.get("metadata")
+    metadata: dict[str, Any] = dict(given) if isinstance(given, dict) else {}
+    size = body.get("size_bytes", 0)
+    if not isinstance(size, int) or size < 0:
+        raise Invalid("'size_bytes' must be a non-negative integer")
+    when = _parse_time(body.get("timestamp"))
+    session.add(
+        Snapshot(
+            id=snap_id,
+            environment_id=env.id,
+            created_by=str(body.get("created_by") or caller.name)[:MAX_ID],
+            timestamp=when,
+            s3_location=body.get("s3_location"),
+            size_bytes=size,
+            checksum=body.get("checksum"),
+            container_image=body.get("container_image"),
+            efs_snapshot_id=body.get("efs_snapshot_id"),
+            ebs_snapshot_id=body.get("ebs_snapshot_id"),
+            snap_metadata=metadata,
+        )
+    )
+    last = env.last_snapshot
+    if last is None or when >= (last if last.tzinfo else last.replace(tzinfo=timezone.utc)):
+        env.last_snapshot, env.last_snapshot_id = when, snap_id
+        env.configuration_hash = body.get("checksum") or env.configuration_hash
+        packages = metadata.get("installed_packages")
+        if isinstance(packages, list):
+            env.env_metadata = dict(env.env_metadata or {}) | {"jupyter_packages": packages}
+    session.flush()
+    audit.append(
+        session,
+        caller.name,
+        "snapshot.report",
+        snap_id,
+        lab_id=env.lab_id,
+        detail={"environment_id": env.id},
+    )
+    return True
+
+
+def record_container(
+    session: Session, caller: Caller, env_id: str, body: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The spawner's report of where the environment's server runs."""
+    info = body.get("container_info")
+    if not isinstance(info, dict):
+        raise Invalid("'container_info' must be an object")
+    env = reporting_environment(session, caller, {**body, "environment_id": env_id})
+    env.container_info = dict(info) | (
+        {"image_digest": body["image_digest"]} if body.get("image_digest") else {}
+    )
+    audit.append(
+        session,
+        caller.name,
+        "environment.container",
+        env.id,
+        lab_id=env.lab_id,
+        detail={"container_info": env.container_info},
+    )
+    return environment_json(env, "own")
+
+
+# -- sharing and succession -------------------------------------------------------------
+
+
+def share_snapshot(
+    session: Session, caller: Caller, snapshot_id: str, to_lab: str, permission: str
+) -> dict[str, Any]:
+    """Share a snapshot with another lab (``read`` or ``restore``)."""
+    if permission not in PERMISSIONS:
+        raise Invalid(f"'permission' must be one of {', '.join(PERMISSIONS)}")
+    to_lab = _checked_id(to_lab, "to_lab")
+    snap = session.get(Snapshot, _checked_id(snapshot_id, "snapshot_id"))
+    if snap is None:
+        raise NotFound(f"no snapshot {snapshot_id!r}")
+    env, access = get_environment(session, caller, snap.environment_id)
+    if access not in ("own", "lab-admin", "admin"):
+        raise Denied(f"{caller.name} may not share lab {env.lab_id}'s snapshots", env.lab_id)
+    if to_lab == env.lab_id:
+        raise Invalid(f"snapshot {snapshot_id[:12]} is already lab {to_lab}'s")
+    _ensure(session, Lab, to_lab)
+    share = Share(
+        snapshot_id=snap.id,
+        from_lab=env.lab_id,
+        to_lab=to_lab,
+        permission=permission,
+        created_by=caller.name,
+    )
+    session.add(share)
+    session.flush()
+    detail = {"to_lab": to_lab, "permission": permission, "share": share.id}
+    audit.append(session, caller.name, "share.create", snap.id, lab_id=env.lab_id, detail=detail)
+    return share_json(share)
+
+
+def share_json(share: Share) -> dict[str, Any]:
+    """A share's wire form."""
+    return {
+        "id": share.id,
+        "snapshot_id": share.snapshot_id,
+        "from_lab": share.from_lab,
+        "to_lab": share.to_lab,
+        "permission": share.permission,
+        "created_by": share.created_by,
+        "created_at": _iso(share.created_at),
+        "revoked_at": _iso(share.revoked_at),
+    }
+
+
+def revoke_share(session: Session, caller: Caller, share_id: int) -> dict[str, Any]:
+    """Revoke a share (its lab's admins, the snapshot's owner, hub admins)."""
+    share = session.get(Share, share_id)
+    if share is None or share.revoked_at is not None:
+        raise NotFound(f"no active share {share_id}")
+    snap = session.get(Snapshot, share.snapshot_id)
+    assert snap is not None
+    get_environment(session, caller, snap.environment_id, act=True)
+    share.revoked_at = datetime.now(timezone.utc)
+    audit.append(
+        session,
+        caller.name,
+        "share.revoke",
+        share.snapshot_id,
+        lab_id=share.from_lab,
+        detail={"share": share.id, "to_lab": share.to_lab},
+    )
+    return share_json(share)
+
+
+def restorable_snapshot(session: Session, caller: Caller, snapshot_id: str) -> Snapshot:
+    """A snapshot the caller may start a server from (own lab, or shared with ``restore``)."""
+    snap = session.get(Snapshot, snapshot_id)
+    if snap is None:
+        raise NotFound(f"no snapshot {snapshot_id!r}")
+    env, access = get_environment(session, caller, snap.environment_id)
+    if access == "shared-read" or (
+        access == "shared-restore"
+        and not any(
+            s.snapshot_id == snap.id and s.permission == "restore"
+            for s in _active_shares(session, caller.labs)
+        )
+    ):
+        raise Denied(
+            f"snapshot {snapshot_id[:12]} is shared with {caller.name}'s lab read-only", env.lab_id
+        )
+    return snap
+
+
+def transfer_package(session: Session, caller: Caller, env_id: str) -> dict[str, Any]:
+    """Everything a successor needs: summary, snapshots, drift, installs, checklist."""
+    env, access = get_environment(session, caller, env_id)
+    snaps = list(
+        session.scalars(
+            select(Snapshot).where(Snapshot.environment_id == env.id).order_by(Snapshot.timestamp)
+        )
+    )
+    events = list_events(session, caller, env.id)
+    installs = [
+        {
+            "time": e["time"],
+            "package": c.get("name"),
+            "change": c.get("change"),
+            "before": c.get("before"),
+            "after": c.get("after"),
+        }
+        for e in events
+        for c in e.get("changes", [])
+        if c.get("kind") == "package"
+    ]
+    latest = snaps[-1] if snaps else None
+    notebooks = (latest.snap_metadata or {}).get("notebooks", []) if latest else []
+    checklist = [
+        f"Open environment {env.id} (lab {env.lab_id}) and read its latest snapshot"
+        + (f" {latest.id[:12]} ({_iso(latest.timestamp)})" if latest else " (none yet: take one)"),
+        f"Review the {sum(1 for e in events if e['status'] == 'CRITICAL_DRIFT')} critical drift "
+        "events and whether each was accepted or rolled back",
+        "Re-run each notebook against the latest snapshot's kernel and compare outputs",
+        "Ask the Knowledge Transfer agent why each pinned package is pinned",
+        "Take a snapshot under your name once the environment reproduces",
+    ]
+    transfers = session.scalars(select(Transfer).where(Transfer.environment_id == env.id))
+    return {
+        "environment": environment_json(env, access),
+        "summary": (
+            f"Environment {env.id} of {env.researcher_id} in lab {env.lab_id}: "
+            f"{len(snaps)} snapshots, {len(events)} drift events, now {env.drift_status}."
+        ),
+        "snapshots": [snapshot_json(s) for s in snaps],
+        "drift_history": events,
+        "install_history": installs,
+        "notebooks": notebooks,
+        "transfers": [
+            {
+                "from": t.from_researcher,
+                "to": t.to_researcher,
+                "by": t.by,
+                "from_lab": t.from_lab,
+                "to_lab": t.to_lab,
+                "at": _iso(t.created_at),
+            }
+            for t in transfers
+        ],
+        "onboarding_checklist": checklist,
+    }
+
+
+def reassign(
+    session: Session,
+    caller: Caller,
+    env_id: str,
+    successor: str,
+    successor_labs: frozenset[str],
+) -> dict[str, Any]:
+    """Hand an environment to a successor (lab admins within their lab, hub admins anywhere)."""
+    env, access = get_environment(session, caller, env_id, act=True)
+    successor = _checked_id(successor, "to_researcher")
+    if access == "own":
+        raise Denied(
+            f"{caller.name} may not reassign their own environment: ask a lab admin", env.lab_id
+        )
+    if successor == env.researcher_id:
+        raise Invalid(f"{successor} already holds environment {env_id!r}")
+    if env.lab_id in successor_labs:
+        to_lab = env.lab_id
+    elif caller.admin and len(successor_labs) == 1:
+        to_lab = next(iter(successor_labs))  # a hub admin moves it to the successor's lab
+    elif caller.admin and not successor_labs:
+        raise Invalid(f"{successor} is in no lab: add them to one first")
+    else:
+        raise Denied(f"{successor} is not in lab {env.lab_id}", env.lab_id)
+    _ensure(session, Researcher, successor)
+    _ensure(session, Lab, to_lab)
+    transfer = Transfer(
+        environment_id=env.id,
+        from_researcher=env.researcher_id,
+        to_researcher=successor,
+        from_lab=env.lab_id,
+        to_lab=to_lab,
+        by=caller.name,
+    )
+    session.add(transfer)
+    audit.append(
+        session,
+        caller.name,
+        "environment.reassign",
+        env.id,
+        lab_id=env.lab_id,
+        detail={"from": env.researcher_id, "to": successor, "to_lab": to_lab},
+    )
+    env.researcher_id, env.lab_id = successor, to_lab
+    session.flush()
+    return environment_json(env, access)
+
+
+# -- running operations with their audit -----------------------------------------------
+
+
+@dataclass
+class Registry:
+    """Run registry operations in a transaction; a refusal still writes its audit entry."""
+
+    sessions: sessionmaker[Session]
+    policy: LabPolicy = field(default_factory=LabPolicy)
+
+    def run(self, caller: Caller, action: str, target: str, work: Callable[[Session], T]) -> T:
+        """``work`` in one transaction; a ``RegistryError`` rolls it back and is audited."""
+        with self.sessions() as session:
+            try:
+                result = work(session)
+                session.commit()
+                return result
+            except RegistryError as e:
+                session.rollback()
+                audit.append(
+                    session,
+                    caller.name,
+                    action,
+                    target,
+                    lab_id=e.lab_id,
+                    outcome="denied" if isinstance(e, Denied) else "refused",
+                    detail={"reason": str(e), "status": e.status},
+                )
+                session.commit()
+                raise
