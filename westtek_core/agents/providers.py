@@ -241,13 +241,31 @@ def _stem(word: str) -> str:
     return word
 
 
+# Words nearly every passage of a lab's material contains: they count half.
+_GENERIC = frozenset(
+    """notebook notebooks data read reads file files package packages version versions cell
+    code output input run runs python kernel snapshot""".split()
+)
+
+
+def _weight(word: str) -> float:
+    if any(ch.isdigit() for ch in word):
+        return 2.0  # "figure 3", "1.10", "run 42": the specific part of a question
+    return 0.5 if word in _GENERIC else 1.0
+
+
 def relevance(question_words: Sequence[str], text: str) -> float:
-    """The share of the question's significant words a text contains (stem-matched)."""
-    if not question_words:
+    """The weighted share of the question's significant words a text contains.
+
+    Words are stem-matched; numbers and versions weigh double, words every lab document
+    holds ("notebook", "data") half.
+    """
+    asked = set(question_words)
+    if not asked:
         return 0.0
     have = {_stem(w) for w in words(text)}
-    hits = sum(1 for w in set(question_words) if _stem(w) in have)
-    return hits / len(set(question_words))
+    total = sum(_weight(w) for w in asked)
+    return sum(_weight(w) for w in asked if _stem(w) in have) / total
 
 
 def authorizes_writes(question: str) -> bool:
@@ -338,8 +356,6 @@ class OfflineProvider(Provider):
                 wanted.append(("CreateRollbackRecommendation", target))
             if "snapshot" in lowered:
                 wanted.append(("CreateSnapshotRecommendation", {"reason": question.strip()[:200]}))
-        if not wanted:
-            wanted.append(("GetEnvironmentDetails", {}))
         done = {(c.name, json.dumps(c.arguments, sort_keys=True)) for c in made}
         calls: list[ToolCall] = []
         for name, arguments in wanted:

@@ -1,0 +1,117 @@
+"""The offline agents on a realistic lab: cited answers, honest refusals, auto-analysis."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.core.agents.conftest import ENVIRONMENT
+from tests.core.conftest import pip_install
+from westtek_core.agents import NOTHING_FOUND, AgentLoop, DriftAutoAnalyzer, ToolContext
+from westtek_core.kb import KnowledgeBase
+from westtek_core.snapshot import load_snapshot
+
+
+@pytest.fixture
+def kb_lab(lab, tmp_path):
+    """The lab with its knowledge base ingested (workspace, snapshots, install history)."""
+    kb = KnowledgeBase(tmp_path / "kb" / "lab-a.sqlite")
+    manifests = [load_snapshot(lab["repo"], i) for i in lab["repo"].list_manifests()]
+    kb.ingest_everything(lab["workspace"], manifests, lab["events"].install_history())
+    yield {**lab, "kb": kb}
+    kb.close()
+
+
+def ask(lab, question, agent="transfer", **kwargs):
+    loop = AgentLoop(provider="offline")
+    return loop.ask(ToolContext(lab["service"], lab["kb"]), question, agent, **kwargs)
+
+
+def sources(answer):
+    return {(c.source, c.locator) for c in answer.citations}
+
+
+def test_why_is_a_package_pinned_is_answered_from_the_pin_and_the_experiment_log(kb_lab):
+    answer = ask(kb_lab, "Why is westtek_probe_pkg pinned to 1.0.0?")
+    assert "2.0 renamed VERSION handling" in answer.answer
+    assert "changed the calibration" in answer.answer
+    assert ("requirements.txt", "line 2") in sources(answer)
+    assert any(s == "experiments/run-42.md" for s, _ in sources(answer))
+    assert "GetPackageInstallHistory" in answer.tools_called
+    # every numbered marker resolves to a citation
+    for number in range(1, len(answer.citations) + 1):
+        assert f"[{number}]" in answer.answer
+
+
+def test_which_notebook_produces_a_figure_and_what_it_reads(kb_lab):
+    started = time.monotonic()
+    answer = ask(kb_lab, "Which notebook produces figure 3, and what data does it read?")
+    elapsed = time.monotonic() - started
+    assert "figures.ipynb writes figures/figure3.png" in answer.answer
+    assert "data/measurements.csv" in answer.answer
+    assert ("figures.ipynb", "cell 5") in sources(answer)
+    assert "analysis.ipynb" not in answer.answer  # not the notebook asked about
+    assert elapsed < 5  # the benchmark holds it to 1 s on an idle machine
+
+
+def test_a_question_the_material_cannot_answer_gets_no_guess(kb_lab):
+    answer = ask(kb_lab, "What is the melting point of the reactor shielding alloy?")
+    assert answer.answer == NOTHING_FOUND
+    assert answer.citations == []
+
+
+def test_the_drift_analyzer_assesses_a_breaking_upgrade_from_the_api_diff(kb_lab):
+    pip_install(kb_lab["python"], kb_lab["api_wheels"], "westtek-api-pkg==2.0.0")
+    answer = ask(kb_lab, "Is this critical drift dangerous for the running experiment?", "drift")
+    assert answer.answer.startswith("Risk: HIGH.")
+    assert "GetDriftEvents" in answer.tools_called
+    assert "GetPackageChangelog" in answer.tools_called
+    assert "new required parameter `y`" in answer.answer
+    assert ("figures.ipynb", "cell 3") in sources(answer)
+    assert not {"CreateRollbackRecommendation", "CreateSnapshotRecommendation"} & set(
+        answer.tools_called
+    )  # not asked for a recommendation
+    rollback = ask(kb_lab, "Should I roll back?", "drift")
+    assert "CreateRollbackRecommendation" in rollback.tools_called
+    assert f"westtek rollback --to {kb_lab['baseline'][:12]}" in rollback.answer
+
+
+def test_a_critical_event_is_assessed_automatically_and_stored_with_it(kb_lab):
+    pip_install(kb_lab["python"], kb_lab["api_wheels"], "westtek-api-pkg==2.0.0")
+    drift = kb_lab["service"].drift_state(fresh=True)
+    from westtek_core.drift_report import Change, Severity
+
+    changes = [
+        Change(
+            **{
+                **c,
+                "severity": Severity(c["severity"]),
+                "affected_notebooks": tuple(c["affected_notebooks"]),
+            }
+        )
+        for c in drift["changes"]
+    ]
+    event = kb_lab["events"].append(ENVIRONMENT, kb_lab["baseline"], drift["status"], changes)
+    analyzer = DriftAutoAnalyzer(
+        AgentLoop(provider="offline"), lambda: ToolContext(kb_lab["service"], kb_lab["kb"])
+    )
+    analyzer({"type": "state", "drift": drift})  # not an event: ignored
+    analyzer({"type": "event", "event": event})
+    analyzer.wait(60)
+    analyzer.stop()
+    stored = kb_lab["events"].assessment(event["id"])
+    assert stored["risk"] == "HIGH"
+    assert "CreateRollbackRecommendation" in stored["tools_called"]  # a trusted trigger
+    assert kb_lab["service"].events()[-1]["assessment"]["risk"] == "HIGH"
+
+
+def test_streaming_yields_tool_progress_then_the_text_then_done(kb_lab):
+    loop = AgentLoop(provider="offline")
+    chunks = list(
+        loop.stream(ToolContext(kb_lab["service"], kb_lab["kb"]), "Who built this environment?")
+    )
+    kinds = [c["type"] for c in chunks]
+    assert kinds[0] == "tool" and kinds[-1] == "done"
+    assert "".join(c["text"] for c in chunks if c["type"] == "delta") == chunks[-1]["answer"]
+    assert "alice" in chunks[-1]["answer"]
