@@ -205,7 +205,36 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rollback(commands)
     _add_kb(commands)
     _add_audit(commands)
+    _add_ask(commands)
     return parser
+
+
+def _add_ask(commands: Any) -> None:
+    ask = commands.add_parser(
+        "ask", help="ask the Drift Analyzer or the Knowledge Transfer agent (answers cite sources)"
+    )
+    ask.add_argument("question", help="the question, in quotes")
+    ask.add_argument(
+        "--agent",
+        choices=("drift", "transfer"),
+        default="transfer",
+        help="drift: explains drift and its risk; transfer: answers a successor's questions "
+        "(default)",
+    )
+    ask.add_argument(
+        "--index",
+        type=Path,
+        metavar="PATH",
+        help="the knowledge-base index (default: the lab's, in the per-user data directory)",
+    )
+    ask.add_argument(
+        "--provider",
+        help="offline (default, no network), bedrock, openai, or a Provider class's import "
+        "path (default: $WESTTEK_AGENT_PROVIDER)",
+    )
+    ask.add_argument("--environment-id", help="the environment asked about")
+    _add_environment(ask)
+    _add_json(ask)
 
 
 def _add_audit(commands: Any) -> None:
@@ -742,6 +771,61 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _cmd_ask(args: argparse.Namespace) -> int:
+    from westtek_core.agents import AgentLoop, ToolContext
+    from westtek_core.agents.service import default_kb_path, open_knowledge_base
+    from westtek_core.environment_service import EnvironmentService
+    from westtek_core.events import EventLog
+    from westtek_core.paths import data_dir, default_key_file, default_store
+    from westtek_core.snapshot import default_environment_id
+
+    if not args.question.strip():
+        raise CommandError("ask a question")
+    if not args.root.is_dir():
+        raise CommandError(f"--root {args.root} is not a directory")
+    index = args.index or default_kb_path()
+    if args.index and not index.exists():
+        raise CommandError(f"no knowledge base at {index}: run `westtek kb ingest` first")
+    loop = AgentLoop(**({"provider": args.provider} if args.provider else {}))
+    events = EventLog(data_dir() / "events.sqlite")
+    service = EnvironmentService(
+        store=args.store or default_store(),
+        key_file=args.key_file or default_key_file(),
+        root=args.root,
+        pythons=args.python,
+        environment_id=args.environment_id or default_environment_id(),
+        event_log=events,
+    )
+    ctx = ToolContext(service, open_knowledge_base(index))
+    out, err = Console(), Console(stderr=True)
+    live = not args.json and out.is_terminal
+
+    def show(chunk: dict[str, Any]) -> None:
+        if chunk["type"] == "tool" and err.is_terminal and not args.json:
+            err.print(f"[dim]{chunk['name']}: {chunk['status']}[/]")
+        elif chunk["type"] == "delta" and live:
+            out.print(chunk["text"], end="", markup=False, highlight=False)
+
+    try:
+        answer = loop.ask(ctx, args.question, args.agent, emit=show)
+    finally:
+        ctx.close()
+        events.close()
+
+    def human(console: Console) -> None:
+        if live:
+            console.print()
+        else:
+            console.print(answer.answer, markup=False, highlight=False)
+        if answer.citations:
+            console.print("\nSources:")
+            for number, citation in enumerate(answer.citations, start=1):
+                console.print(f"  [{number}] {citation.source} ({citation.locator})", markup=False)
+
+    _emit(args, answer.to_json(), human)
+    return 1 if answer.error else 0
+
+
 def _kb_store_material(args: argparse.Namespace) -> tuple[list[Any], list[Any] | None]:
     """The store's snapshots and the install history, when they exist."""
     from westtek_core.events import EventLog
@@ -788,6 +872,8 @@ def _run(args: argparse.Namespace) -> int:
         return _cmd_kb(args)
     if args.command == "audit":
         return _cmd_audit_verify(args)
+    if args.command == "ask":
+        return _cmd_ask(args)
     return SNAPSHOT_ACTIONS[args.action](args)
 
 

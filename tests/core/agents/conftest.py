@@ -15,7 +15,8 @@ from westtek_core.agents.tools import ToolContext
 from westtek_core.capture import capture_environment
 from westtek_core.environment_service import EnvironmentService
 from westtek_core.events import EventLog
-from westtek_core.snapshot import create_snapshot
+from westtek_core.kb import KnowledgeBase
+from westtek_core.snapshot import create_snapshot, load_snapshot
 
 ENVIRONMENT = "alice@vault-13"
 
@@ -248,3 +249,14 @@ def snapshot(lab, note: str) -> str:
         environment_id=ENVIRONMENT,
         created_by="alice",
     ).id
+
+
+@pytest.fixture
+def kb_lab(lab, tmp_path):
+    """The lab with its knowledge base ingested (workspace, snapshots, install history)."""
+    path = tmp_path / "kb" / "lab-a.sqlite"
+    kb = KnowledgeBase(path)
+    manifests = [load_snapshot(lab["repo"], i) for i in lab["repo"].list_manifests()]
+    kb.ingest_everything(lab["workspace"], manifests, lab["events"].install_history())
+    yield {**lab, "kb": kb, "kb_path": path}
+    kb.close()

@@ -4,23 +4,9 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from tests.core.agents.conftest import ENVIRONMENT
 from tests.core.conftest import pip_install
 from westtek_core.agents import NOTHING_FOUND, AgentLoop, DriftAutoAnalyzer, ToolContext
-from westtek_core.kb import KnowledgeBase
-from westtek_core.snapshot import load_snapshot
-
-
-@pytest.fixture
-def kb_lab(lab, tmp_path):
-    """The lab with its knowledge base ingested (workspace, snapshots, install history)."""
-    kb = KnowledgeBase(tmp_path / "kb" / "lab-a.sqlite")
-    manifests = [load_snapshot(lab["repo"], i) for i in lab["repo"].list_manifests()]
-    kb.ingest_everything(lab["workspace"], manifests, lab["events"].install_history())
-    yield {**lab, "kb": kb}
-    kb.close()
 
 
 def ask(lab, question, agent="transfer", **kwargs):
