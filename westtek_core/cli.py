@@ -160,6 +160,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-validate", action="store_true", help="skip the import and pip check of the result"
     )
 
+    prune = actions.add_parser(
+        "prune",
+        help="delete the snapshots a retention policy does not keep, and free their data",
+        parents=[on_store],
+    )
+    keeps = {
+        "last": "keep each environment's N newest snapshots",
+        "daily": "keep the newest snapshot of each of the last N days",
+        "weekly": "keep the newest snapshot of each of the last N weeks",
+        "monthly": "keep the newest snapshot of each of the last N months",
+    }
+    for period, text in keeps.items():
+        prune.add_argument(f"--keep-{period}", type=int, default=0, metavar="N", help=text)
+    prune.add_argument(
+        "--dry-run", action="store_true", help="say what would be deleted and freed; change nothing"
+    )
+
     export = actions.add_parser("export", help="export a snapshot's packages as a lockfile")
     export.add_argument("id")
     export.add_argument("--format", required=True, choices=("requirements", "pylock", "conda"))
@@ -847,6 +864,44 @@ def _kb_store_material(args: argparse.Namespace) -> tuple[list[Any], list[Any] |
     return manifests, history
 
 
+def _cmd_snapshot_prune(args: argparse.Namespace) -> int:
+    from westtek_core.baseline import baseline_manifest
+    from westtek_core.snapshot import load_snapshot, summarize
+    from westtek_core.snapshot.retention import (
+        RetentionPolicy,
+        apply_retention,
+        plan_retention,
+        reclaimable_bytes,
+    )
+
+    policy = RetentionPolicy(args.keep_last, args.keep_daily, args.keep_weekly, args.keep_monthly)
+    repo = _open_repo(args)
+    rows = [summarize(load_snapshot(repo, i)) for i in repo.list_manifests()]
+    # every environment's baseline stays, whatever the policy says
+    baselines = {
+        str(baseline_manifest(repo, str(e))["id"]) for e in {r["environment_id"] for r in rows}
+    }
+    plan = plan_retention(rows, policy, protected=baselines)
+    freed = reclaimable_bytes(repo, plan)
+    result = plan.to_json() | {"reclaimable_bytes": freed, "dry_run": args.dry_run}
+    if not args.dry_run:
+        result |= apply_retention(repo, plan)
+
+    def human(console: Console) -> None:
+        verb = "would delete" if args.dry_run else "deleted"
+        console.print(
+            f"{verb} {len(plan.delete)} snapshot(s), kept {len(plan.keep)}; "
+            f"{_human_size(freed)} {'would be ' if args.dry_run else ''}freed"
+        )
+        for sid in plan.delete:
+            console.print(f"  delete {sid[:12]}")
+        for sid, why in plan.keep.items():
+            console.print(f"  keep   {sid[:12]}: {', '.join(why)}")
+
+    _emit(args, result, human)
+    return 0
+
+
 SNAPSHOT_ACTIONS: dict[str, Callable[[argparse.Namespace], int]] = {
     "create": _cmd_snapshot_create,
     "list": _cmd_snapshot_list,
@@ -856,6 +911,7 @@ SNAPSHOT_ACTIONS: dict[str, Callable[[argparse.Namespace], int]] = {
     "delete": _cmd_snapshot_delete,
     "restore": _cmd_snapshot_restore,
     "export": _cmd_snapshot_export,
+    "prune": _cmd_snapshot_prune,
 }
 
 

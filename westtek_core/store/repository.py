@@ -8,7 +8,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -333,6 +333,15 @@ class Repository:
     def has_chunk(self, chunk_id: str) -> bool:
         """Whether the index knows ``chunk_id``."""
         return _parse_id(chunk_id) in self._index
+
+    def stored_size(self, chunk_ids: Iterable[str]) -> int:
+        """Bytes the store holds for these chunks (compressed, as packed)."""
+        self._refresh_index()
+        total = 0
+        for chunk_id in chunk_ids:
+            location = self._index.get(_parse_id(chunk_id))
+            total += location.length if location else 0
+        return total
 
     # -- writing -------------------------------------------------------------------------
 

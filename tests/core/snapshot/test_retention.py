@@ -1,0 +1,101 @@
+"""Retention: what a policy keeps, what is never deleted, and a prune that frees the rest."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tests.core.snapshot.test_snapshot_roundtrip import snapshot
+from westtek_core.cli import main
+from westtek_core.snapshot import verify_snapshots
+from westtek_core.snapshot.retention import RetentionPolicy, plan_retention
+from westtek_core.store import Repository
+
+
+def row(sid: str, when: str, env: str = "alice", **labels: str) -> dict:
+    return {"id": sid, "timestamp": when, "environment_id": env, "labels": labels}
+
+
+HISTORY = [
+    row("a1", "2026-11-26T09:00:00+00:00"),
+    row("a2", "2026-11-26T08:00:00+00:00"),
+    row("a3", "2026-11-25T18:00:00+00:00"),
+    row("a4", "2026-11-18T12:00:00+00:00"),
+    row("a5", "2026-10-02T12:00:00+00:00", **{"westtek.keep": "paper"}),
+    row("a6", "2026-10-01T12:00:00+00:00"),
+    row("b1", "2026-01-01T00:00:00+00:00", env="bob"),
+]
+
+
+def test_a_policy_keeps_the_newest_of_each_period_per_environment():
+    plan = plan_retention(HISTORY, RetentionPolicy(keep_last=1, keep_daily=2), protected={"a6"})
+    assert plan.to_json() == {
+        "keep": {
+            "a1": ["last", "daily 2026-11-26"],
+            "a3": ["daily 2026-11-25"],
+            "a5": ["label westtek.keep"],
+            "a6": ["protected"],
+            "b1": ["last", "daily 2026-01-01"],
+        },
+        "delete": ["a2", "a4"],
+    }
+
+
+def test_weekly_and_monthly_buckets():
+    plan = plan_retention(HISTORY, RetentionPolicy(keep_weekly=2, keep_monthly=2))
+    assert plan.keep["a1"] == ["weekly 2026-W48", "monthly 2026-11"]
+    assert plan.keep["a4"] == ["weekly 2026-W47"]
+    assert plan.keep["a5"] == ["monthly 2026-10", "label westtek.keep"]
+    assert plan.delete == ["a2", "a3", "a6"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        (lambda: RetentionPolicy(), "must keep something"),
+        (lambda: RetentionPolicy(keep_last=-1), "keep-last must not be negative"),
+    ],
+)
+def test_a_policy_that_would_delete_everything_is_refused(policy, message):
+    with pytest.raises(ValueError, match=message):
+        plan_retention(HISTORY, policy())
+
+
+@pytest.mark.slow
+def test_prune_deletes_what_the_policy_drops_and_never_the_baseline(
+    tmp_path, research_env, monkeypatch, capsys
+):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    store = str(tmp_path / "store")
+    repo = Repository.open(store, create=True)
+    first = snapshot(repo, research_env)  # the environment's baseline
+    ids = [first.id]
+    data = research_env["workspace"] / "data"
+    for size in (1, 2, 3):
+        for old in data.glob("run*.bin"):
+            old.unlink()
+        (data / f"run{size}.bin").write_bytes(os.urandom(size << 20))
+        ids.append(snapshot(repo, research_env).id)
+    repo.close()
+
+    assert (
+        main(["snapshot", "prune", "--keep-last", "1", "--dry-run", "--json", "--store", store])
+        == 0
+    )
+    dry = json.loads(capsys.readouterr().out)
+    assert sorted(dry["delete"]) == sorted(ids[1:3])
+    assert "protected" in dry["keep"][first.id]
+    assert dry["reclaimable_bytes"] > 2_500_000  # run1 and run2 are only in the dropped ones
+
+    assert main(["snapshot", "prune", "--keep-last", "1", "--json", "--store", store]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert sorted(done["deleted"]) == sorted(ids[1:3])
+    repo = Repository.open(store)
+    assert sorted(repo.list_manifests()) == sorted([first.id, ids[3]])
+    assert verify_snapshots(repo).ok
+    repo.close()
+
+    assert main(["snapshot", "prune", "--store", store]) == 1
+    assert "must keep something" in capsys.readouterr().err
