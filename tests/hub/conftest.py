@@ -9,10 +9,6 @@ PostgreSQL server (Debian's, started here on a loopback port).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -24,6 +20,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from traitlets.config import Config
 
 from tests.conftest import free_port
+from tests.postgres_server import create_database, postgres_bin, running_postgres
 from westtek_hub.service import WestTekHubService, close_hub_http_client
 
 SERVICE_TOKEN = "service-token"
@@ -100,45 +97,13 @@ async def fake_hub() -> AsyncIterator[tuple[FakeHub, str]]:
     server.stop()
 
 
-def _postgres_bin() -> Path | None:
-    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (candidate / "pg_ctl").exists():
-            return candidate
-    found = shutil.which("pg_ctl")
-    return Path(found).parent if found else None
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A real PostgreSQL server on a loopback port for the session; yields its base URL."""
-    bindir = _postgres_bin()
-    if bindir is None:
+    if postgres_bin() is None:
         pytest.fail("PostgreSQL is not installed: `make test` installs Debian's postgresql")
-    root = Path(tempfile.mkdtemp(prefix="westtek-pg-"))
-    data = root / "data"
-    as_postgres: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root: the server runs as postgres
-        os.chmod(root, 0o777)
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    subprocess.run(
-        [*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "westtek",
-         "--auth=trust", "-E", "UTF8"],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    subprocess.run(
-        [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l",
-         str(root / "log"), "-o", f"-h 127.0.0.1 -p {port} -k {root}", "start"],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    try:
-        yield f"postgresql+psycopg://westtek@127.0.0.1:{port}"
-    finally:
-        subprocess.run(
-            [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
-            capture_output=True, timeout=60,
-        )  # fmt: skip
-        shutil.rmtree(root, ignore_errors=True)
+    with running_postgres() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -146,14 +111,7 @@ def db_url(request, tmp_path) -> str:
     """A fresh, empty registry database of each kind."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'registry.sqlite'}"
-    import psycopg
-
-    base = request.getfixturevalue("postgres_server")
-    name = f"t{time.monotonic_ns()}"
-    plain = base.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(f"{plain}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"{base}/{name}"
+    return create_database(request.getfixturevalue("postgres_server"), f"t{time.monotonic_ns()}")
 
 
 class Service:
