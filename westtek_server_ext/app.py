@@ -9,6 +9,7 @@ from typing import Any
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Integer, List, Unicode, default
 
+from westtek_core.agents.service import AgentService
 from westtek_core.environment_service import EnvironmentService
 from westtek_core.events import EventLog
 from westtek_core.notify import Notifier, notifier_from_config
@@ -117,6 +118,10 @@ class WestTekExtension(ExtensionApp):
             kb_index=Path(self.kb_index),
         )
         self.settings["westtek_service"] = self.service
+        # the agents: chat, knowledge search, and the Drift Analyzer on critical events
+        self.agents = AgentService(self.service, parent=self, index_path=self.kb_index)
+        self.settings["westtek_agents"] = self.agents
+        self.agents.start()
         # drift events go to the hub service and the configured sinks (c.Notifier.sinks)
         self.notifier: Notifier = notifier_from_config(self.config)
         self.service.subscribe(self._notify)
@@ -140,6 +145,7 @@ class WestTekExtension(ExtensionApp):
         """Stop the watcher and the job runner with the server."""
         service: EnvironmentService | None = getattr(self, "service", None)
         if service is not None:
+            self.agents.stop()
             service.stop()
             service.event_log.close()
             self.notifier.stop()

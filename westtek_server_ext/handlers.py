@@ -7,6 +7,7 @@ the tests check every response against the model its operation declares.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,10 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from pydantic import BaseModel, ValidationError
 from tornado import web, websocket
 from tornado.ioloop import IOLoop
+from tornado.iostream import StreamClosedError
 
+from westtek_core.agents.conversations import ConversationNotFound
+from westtek_core.agents.service import AgentService
 from westtek_core.environment_service import USER_ERRORS, EnvironmentService, Message
 from westtek_core.snapshot import EXPORT_FORMATS
 from westtek_core.status import Capability, status_report
@@ -355,6 +359,120 @@ class JobHandler(WestTekAPIHandler):
         self.reply(job.to_json())
 
 
+class AgentHandler(WestTekAPIHandler):
+    """Base of the agents' handlers: the one ``AgentService`` the extension keeps."""
+
+    @property
+    def agents(self) -> AgentService:
+        """The agents of this server's environment."""
+        agents: AgentService = self.settings["westtek_agents"]
+        return agents
+
+
+class ChatHandler(AgentHandler):
+    """``POST chat`` streams an agent's answer; ``GET chat`` lists the conversations."""
+
+    operations = {
+        "post": Operation(
+            "Ask an agent; the answer streams as newline-delimited JSON chunks (start, "
+            "tool…, delta…, then done or error), kept in the conversation",
+            models.ChatChunk,
+            request=models.ChatRequest,
+            content_type="application/x-ndjson",
+        ),
+        "get": Operation("The environment's conversations", models.ConversationList),
+    }
+
+    @web.authenticated
+    @authorized
+    def get(self) -> None:
+        """List the conversations of this environment."""
+        environment = self.agents.service.environment_id
+        self.reply({"conversations": self.agents.conversations.list(environment)})
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        """Answer, one JSON object per line as the agent works."""
+        wanted = self.body(models.ChatRequest)
+        if wanted.conversation_id:
+            try:  # before streaming, so an unknown conversation is a plain 404
+                await self.run(self.agents.history, wanted.conversation_id)
+            except ConversationNotFound as e:
+                raise web.HTTPError(404, str(e.args[0])) from e
+        self.set_header("Content-Type", "application/x-ndjson; charset=utf-8")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")  # proxies must not hold the stream back
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+        def emit(chunk: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(chunks.put_nowait, chunk)
+
+        work = loop.run_in_executor(
+            None, self.agents.chat, wanted.agent, wanted.question, wanted.conversation_id, emit
+        )
+        work.add_done_callback(lambda _: chunks.put_nowait(None))
+        connected = True
+        while (chunk := await chunks.get()) is not None:
+            connected = connected and await self._send_line(chunk)
+        error = work.exception()
+        if error is not None:
+            self.log.warning("Chat failed: %s", error)
+            message = (
+                str(error) if isinstance(error, (ValueError, KeyError)) else "the agent failed"
+            )
+            await self._send_line({"type": "error", "message": message})
+        if connected:
+            self.finish()
+
+    async def _send_line(self, chunk: dict[str, Any]) -> bool:
+        try:
+            self.write(json.dumps(chunk, default=str) + "\n")
+            await self.flush()
+        except StreamClosedError:
+            return False  # the reader left; the answer is still kept in the conversation
+        return True
+
+
+class ConversationHandler(AgentHandler):
+    """``GET chat/{id}``: one conversation of this environment, with its messages."""
+
+    operations = {"get": Operation("A conversation", models.Conversation)}
+
+    @web.authenticated
+    @authorized
+    def get(self, conversation_id: str) -> None:
+        """Answer the conversation."""
+        environment = self.agents.service.environment_id
+        try:
+            self.reply(self.agents.conversations.get(conversation_id, environment))
+        except ConversationNotFound as e:
+            raise web.HTTPError(404, str(e.args[0])) from e
+
+
+class KnowledgeSearchHandler(AgentHandler):
+    """``GET kb/search?q=&k=``: the lab's knowledge base searched."""
+
+    operations = {
+        "get": Operation(
+            "Search the lab's knowledge base",
+            models.KBSearchResults,
+            query={"q": "the query", "k": "how many passages (5, at most 50)"},
+        )
+    }
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """Answer the best passages."""
+        query = self.get_argument("q", "")
+        k = self.int_argument("k", 5)
+        if not 1 <= k <= 50:
+            raise web.HTTPError(400, "query argument k must be between 1 and 50")
+        self.reply(await self.run(self.agents.search, query, k))
+
+
 class OpenAPIHandler(WestTekAPIHandler):
     """``GET openapi.json``: this API's OpenAPI 3 document."""
 
@@ -441,5 +559,8 @@ def handler_routes() -> list[tuple[str, Any]]:
         (rf"{api}/drift/stream", DriftStreamHandler),
         (rf"{api}/jobs", JobsHandler),
         (rf"{api}/jobs/(?P<job_id>[0-9a-f]{{16}})", JobHandler),
+        (rf"{api}/chat", ChatHandler),
+        (rf"{api}/chat/(?P<conversation_id>[0-9a-f]{{32}})", ConversationHandler),
+        (rf"{api}/kb/search", KnowledgeSearchHandler),
         (rf"{api}/openapi.json", OpenAPIHandler),
     ]

@@ -202,6 +202,31 @@ class JobList(_Wire):
     jobs: list[Job]
 
 
+class Citation(_Wire):
+    """Where an agent's statement comes from.
+
+    ``source``: a workspace path (notebook, experiment log, requirements file),
+    ``snapshot:<id>``, ``drift-events`` or ``install-history``; ``locator``: ``cell N``
+    (from 0), ``line N`` (from 1) or ``event N``.
+    """
+
+    source: str
+    locator: str
+
+
+class RiskAssessment(_Wire):
+    """The Drift Analyzer's assessment of a CRITICAL drift event, made as it happened."""
+
+    agent: Literal["drift"]
+    risk: Literal["HIGH", "MEDIUM", "LOW", "UNKNOWN"]
+    time: float
+    answer: str
+    citations: list[Citation]
+    tools_called: list[str]
+    refused: list[str] = Field(default_factory=list)
+    error: str | None = None
+
+
 class DriftEvent(_Wire):
     """A change in drift: the changes that appeared and those that went away."""
 
@@ -212,6 +237,9 @@ class DriftEvent(_Wire):
     status: DriftStatus
     changes: list[Change]
     resolved: list[Change]
+    assessment: RiskAssessment | None = Field(
+        default=None, description="The Drift Analyzer's risk assessment (critical events)"
+    )
 
 
 class EventList(_Wire):
@@ -226,3 +254,89 @@ class StreamMessage(_Wire):
     type: Literal["state", "event"]
     drift: DriftState | None = None
     event: DriftEvent | None = None
+
+
+AgentName = Literal["drift", "transfer"]
+
+
+class ChatRequest(_Wire):
+    """``POST chat``: a question to an agent, in a new or a continued conversation."""
+
+    agent: AgentName = Field(
+        default="transfer", description="drift: the Drift Analyzer; transfer: Knowledge Transfer"
+    )
+    question: str = Field(min_length=1, max_length=4000)
+    conversation_id: str | None = Field(
+        default=None, description="Continue this conversation of the environment; omit to start one"
+    )
+
+
+class ChatChunk(_Wire):
+    """One line of the ``POST chat`` stream (``application/x-ndjson``).
+
+    ``start`` (the conversation), ``tool`` (a tool ran: ok, error or refused), ``delta``
+    (a piece of the answer's text), then ``done`` (the whole answer, the ``ask --json``
+    shape) or ``error``.
+    """
+
+    type: Literal["start", "tool", "delta", "done", "error"]
+    conversation_id: str | None = None
+    agent: str | None = None
+    name: str | None = Field(default=None, description="tool: the tool's name")
+    status: Literal["ok", "error", "refused"] | None = None
+    message: str | None = None
+    text: str | None = Field(default=None, description="delta: the next piece of the answer")
+    answer: str | None = None
+    citations: list[Citation] | None = None
+    tools_called: list[str] | None = None
+    refused: list[str] | None = None
+    error: str | None = Field(default=None, description="done: timeout or provider, if it failed")
+
+
+class ConversationSummary(_Wire):
+    """One of the environment's conversations."""
+
+    id: str
+    agent: AgentName
+    title: str
+    created: float
+    updated: float
+
+
+class ConversationList(_Wire):
+    """``GET chat``: the environment's conversations, most recent first."""
+
+    conversations: list[ConversationSummary]
+
+
+class ChatMessage(_Wire):
+    """A turn of a conversation."""
+
+    time: float
+    role: Literal["user", "assistant"]
+    content: str
+    citations: list[Citation]
+    tools_called: list[str]
+
+
+class Conversation(ConversationSummary):
+    """``GET chat/{id}``: a conversation with its messages, oldest first."""
+
+    messages: list[ChatMessage]
+
+
+class KBResult(_Wire):
+    """A passage of the lab's knowledge base."""
+
+    source: str
+    locator: str
+    score: float
+    text: str
+    kind: Literal["notebook", "manifest", "summary", "install-history", "experiment"]
+
+
+class KBSearchResults(_Wire):
+    """``GET kb/search?q=&k=``: the best passages first."""
+
+    results: list[KBResult]
+    message: str | None = Field(default=None, description="Why there are none, if none")

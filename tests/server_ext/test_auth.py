@@ -15,7 +15,12 @@ ROUTES = [
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
 async def test_every_route_requires_authentication(jp_fetch, method, path):
-    path = path.format(snapshot_id="abcd1234", other_id="abcd5678", job_id="0123456789abcdef")
+    path = path.format(
+        snapshot_id="abcd1234",
+        other_id="abcd5678",
+        job_id="0123456789abcdef",
+        conversation_id="0" * 32,
+    )
     with pytest.raises(HTTPClientError) as raised:
         await jp_fetch(
             "westtek",

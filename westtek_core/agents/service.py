@@ -52,7 +52,7 @@ class AgentService(LoggingConfigurable):
 
     @default("index_path")
     def _default_index_path(self) -> str:
-        return str(default_kb_path())
+        return str(self.service.kb_index or default_kb_path())
 
     auto_analyze = Bool(
         True,

@@ -1131,13 +1131,12 @@ def get_package_install_history(ctx: ToolContext, args: Mapping[str, Any]) -> To
     ctx.check_environment(args)
     package = str(args["package_name"])
     wanted = canonicalize_name(package)
-    # numbered over the whole log, as the knowledge base's install-history lines are
-    history = ctx.service.event_log.install_history()
+    # numbered over the environment's history, as the knowledge base's lines are
+    history = ctx.service.event_log.install_history(ctx.environment_id)
     rows = [
         {"line": n, **row}
         for n, row in enumerate(history, start=1)
         if canonicalize_name(str(row["package"])) == wanted
-        and row["environment_id"] == ctx.environment_id
     ]
     facts: list[Fact] = []
     for row in rows:
