@@ -222,18 +222,37 @@ def get_environment(
 def list_environments(
     session: Session, caller: Caller, lab: str | None = None, drift: str | None = None
 ) -> list[dict[str, Any]]:
-    """The environments the caller may see, filtered by lab and drift status."""
+    """The environments the caller may see, filtered by lab and drift status (two queries)."""
     query = select(Environment).order_by(Environment.lab_id, Environment.id)
     if lab:
         query = query.where(Environment.lab_id == lab)
     if drift:
         query = query.where(Environment.drift_status == drift)
-    rows = []
+    shared: dict[str, str] = {}
+    if not caller.admin:
+        rows = session.execute(
+            select(Snapshot.environment_id, Share.permission)
+            .join(Share, Share.snapshot_id == Snapshot.id)
+            .where(Share.to_lab.in_(list(caller.labs)), Share.revoked_at.is_(None))
+        )
+        for env_id, permission in rows:
+            if shared.get(env_id) != "shared-restore":
+                shared[env_id] = f"shared-{permission}"
+        query = query.where(
+            Environment.lab_id.in_(list(caller.labs)) | Environment.id.in_(list(shared))
+        )
+    found = []
     for env in session.scalars(query):
-        access = access_to(session, caller, env)
-        if access:
-            rows.append(environment_json(env, access))
-    return rows
+        if caller.admin:
+            access = "admin"
+        elif env.researcher_id == caller.name and env.lab_id in caller.labs:
+            access = "own"
+        elif env.lab_id in caller.labs:
+            access = "lab-admin" if env.lab_id in caller.admin_labs else "lab"
+        else:
+            access = shared[env.id]
+        found.append(environment_json(env, access))
+    return found
 
 
 # -- what single-user servers report ---------------------------------------------------
