@@ -9,6 +9,8 @@ from westtek_spawner.backends.base import SpawnerBackend
 # Import strings keep optional backends' SDKs (docker, boto3) unimported until chosen.
 BACKENDS: dict[str, str] = {
     "local": "westtek_spawner.backends.local.LocalBackend",
+    "docker": "westtek_spawner.backends.docker.DockerBackend",
+    "ecs": "westtek_spawner.backends.ecs.EcsBackend",
 }
 
 

@@ -21,6 +21,21 @@ class SpawnerBackend(LoggingConfigurable):
 
     #: the short name of the backend, as the ``backend`` trait takes it
     name = "base"
+    #: True when servers run as the hub's own OS user on the hub's machine
+    runs_as_hub_user = False
+    #: whether the pre-start restore is on by default: servers that start from a fresh
+    #: image lose what was installed; a persistent, possibly shared environment does not
+    restores_by_default = True
+
+    @classmethod
+    def default_python(cls) -> list[str]:
+        """The interpreter of the server's environment (runs the pre-start restore)."""
+        return ["python"]
+
+    @classmethod
+    def default_cmd(cls) -> list[str]:
+        """The single-user server's command when ``Spawner.cmd`` is not configured."""
+        return ["jupyterhub-singleuser"]
 
     def __init__(self, spawner: WestTekSpawner, **kwargs: Any) -> None:
         super().__init__(parent=spawner, **kwargs)
@@ -45,9 +60,28 @@ class SpawnerBackend(LoggingConfigurable):
         """None while the server runs, else its exit status (0 when unknown)."""
         raise NotImplementedError
 
+    async def poll_while_starting(self) -> int | None:
+        """Like ``poll``, but fresh: used to fail a spawn whose server died while starting."""
+        return await self.poll()
+
     async def stop(self, now: bool = False) -> None:
         """Stop the server; gracefully unless ``now``. Return once it is gone."""
         raise NotImplementedError
+
+    def exit_message(self, status: int) -> str:
+        """One line for the spawn page when the server stopped while starting."""
+        return f"the notebook server stopped while starting (exit status {status})"
+
+    def container_info(self) -> dict[str, str]:
+        """Facts for the hub service's Environment record (those this backend has).
+
+        Keys among ``task_arn``, ``cluster`` and ``efs_access_point``.
+        """
+        return {}
+
+    def image_digest(self) -> str:
+        """The digest of the image the server runs ('' when there is no image)."""
+        return ""
 
     def get_state(self) -> dict[str, Any]:
         """What must survive a hub restart to find the server again."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,19 @@ class LocalBackend(SpawnerBackend):
     """Run single-user servers as local processes, one home directory per user."""
 
     name = "local"
+    runs_as_hub_user = True
+    # The hub's machine keeps what was installed, and its Python may be shared by users.
+    restores_by_default = False
+
+    @classmethod
+    def default_python(cls) -> list[str]:
+        """The hub's own interpreter: its environment has jupyterhub and westtek."""
+        return [sys.executable]
+
+    @classmethod
+    def default_cmd(cls) -> list[str]:
+        """The hub's interpreter, whatever PATH the hub was started with."""
+        return [sys.executable, "-m", "jupyterhub.singleuser"]
 
     home_dir_template = Unicode(
         config=True,
@@ -84,9 +98,13 @@ class LocalBackend(SpawnerBackend):
         """A local process listens as soon as it is up; the hub then waits for HTTP."""
         status = await self.poll()
         if status is not None:
-            log = self.home_dir / ".westtek" / "singleuser.log"
-            raise RuntimeError(f"the server process exited with status {status}; see {log}")
+            raise RuntimeError(self.exit_message(status))
         return (self.spawner.ip or "127.0.0.1", self.spawner.port)
+
+    def exit_message(self, status: int) -> str:
+        """The exit status and where the server's log is."""
+        log = self.home_dir / ".westtek" / "singleuser.log"
+        return f"the server process exited with status {status}; see {log}"
 
     def _alive_process(self) -> psutil.Process | None:
         if not self.pid:

@@ -1,0 +1,571 @@
+"""ECS backend: each single-user server is an AWS Fargate task with the researcher's EFS home.
+
+A spawn, as the hooks run it:
+
+1. ``prepare`` — the researcher's EFS access point (POSIX uid/gid, root
+   ``/home/{researcher}``), created on first spawn and reused; then the task definition of
+   their profile: ECS takes EFS volumes only in task definitions, so each researcher and
+   profile has a family (``westtek-notebook-{researcher}-{profile}``) whose revision is
+   registered only when its inputs change (a fingerprint tag says which inputs it has);
+2. ``launch`` — ``run_task`` on FARGATE in the configured subnets and security groups, the
+   spawn's environment (JUPYTERHUB_*, WESTTEK_*) as container overrides, tagged
+   lab_id / researcher_id / environment_id;
+3. ``wait_until_running`` — follows the task through provisioning, pending, pulling the
+   image and running, one progress event each, until it has a private IP; a task that
+   stops on the way fails the spawn at once with ECS's own reason
+   (``CannotPullContainerError: …``) instead of waiting out the timeout.
+
+Status comes from a :class:`~westtek_spawner.backends.ecs_watch.TaskWatcher` shared by all
+servers of the cluster, so polls are batched (one DescribeTasks per 100 servers). Every
+AWS call goes through :func:`westtek_spawner.aws.aws_call`. The address the hub dials comes
+from ``address_hook`` when one is configured (tests resolve a task to a real server on
+127.0.0.1; a task's fake address in moto is never dialled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any, ClassVar
+
+from traitlets import Bool, Callable, Dict, Float, Integer, List, Unicode, Union, default
+
+from westtek_spawner.aws import aws_call, aws_client, error_code
+from westtek_spawner.backends.base import SpawnerBackend
+from westtek_spawner.backends.ecs_objects import (
+    exit_status,
+    family_name,
+    image_digest,
+    inputs_fingerprint,
+    make_access_point_kwargs,
+    make_run_task_kwargs,
+    make_task_definition,
+    stopped_reason,
+    task_private_ip,
+    task_stage,
+)
+from westtek_spawner.backends.ecs_watch import TaskWatcher, task_watcher
+from westtek_spawner.errors import SpawnError
+from westtek_spawner.profiles import Profile, fargate_size
+
+_MISSING_TASK_CODES = {"InvalidParameterException", "ClientException"}
+
+
+class EcsBackend(SpawnerBackend):
+    """Run single-user servers as AWS ECS Fargate tasks, each with the researcher's EFS home."""
+
+    name = "ecs"
+
+    # -- where ----------------------------------------------------------------------------
+
+    cluster = Unicode(
+        "", config=True, help="The ECS cluster (name or ARN) the notebook tasks run in."
+    )
+    region = Unicode(
+        "", config=True, help="AWS region. Empty: boto3's (AWS_REGION, AWS_DEFAULT_REGION, config)."
+    )
+    endpoint_url = Unicode(
+        "",
+        config=True,
+        help="Endpoint for every AWS call (a VPC endpoint, or a test server). Empty: AWS's.",
+    )
+    aws_max_attempts = Integer(
+        8,
+        config=True,
+        help="""Tries per AWS call. Throttled and transient errors are retried with
+        exponential backoff and jitter (botocore's standard retry mode) up to this many
+        times before the spawn fails with AWS's message.""",
+    )
+    subnets = List(
+        Unicode(), config=True, help="Subnets of the tasks' network interfaces (private ones)."
+    )
+    security_groups = List(
+        Unicode(),
+        config=True,
+        help="Security groups of the tasks: they must let the hub and proxy reach `port`.",
+    )
+    assign_public_ip = Bool(
+        False, config=True, help="Give each task a public IP (only for subnets without NAT)."
+    )
+    platform_version = Unicode("LATEST", config=True, help="Fargate platform version.")
+
+    # -- what -----------------------------------------------------------------------------
+
+    task_definition_family = Unicode(
+        "westtek-notebook",
+        config=True,
+        help="""Prefix of the task-definition families this backend registers: one family
+        per researcher and profile, `{prefix}-{researcher}-{profile}`.""",
+    )
+    container_name = Unicode("notebook", config=True, help="The notebook container's name.")
+    image = Unicode(
+        "",
+        config=True,
+        help="The single-user image (with westtek installed); a profile's `image` replaces it.",
+    )
+    cpu = Float(1.0, config=True, help="vCPUs of a task when no profile is configured.")
+    memory_gib = Float(
+        4.0, config=True, help="Memory (GiB) of a task when no profile is configured."
+    )
+    port = Integer(8888, config=True, help="The port the server listens on inside the task.")
+    execution_role_arn = Unicode(
+        "",
+        config=True,
+        help="""The task execution role: lets Fargate pull the image from ECR and write
+        the awslogs log stream. Required when `log_group` is set.""",
+    )
+    task_role_arn = Unicode(
+        "",
+        config=True,
+        help="The role the server runs as (S3 snapshot store, Bedrock): the task role.",
+    )
+    log_group = Unicode(
+        "", config=True, help="CloudWatch Logs group for the containers' output (awslogs)."
+    )
+    cpu_architecture = Unicode("X86_64", config=True, help="X86_64 or ARM64 (Graviton).")
+    extra_tags = Dict(Unicode(), config=True, help="Tags added to every task and task definition.")
+
+    # -- the researcher's home ----------------------------------------------------------------
+
+    file_system_id = Unicode("", config=True, help="The EFS file system of researchers' homes.")
+    home_path_template = Unicode(
+        "/home/{username}",
+        config=True,
+        help="Root directory of a researcher's access point on the file system.",
+    )
+    home_mount_path = Unicode(
+        "/home/jovyan",
+        config=True,
+        help="Where the researcher's home is mounted in the container (the image's HOME).",
+    )
+    efs_uid = Union(
+        [Integer(), Callable()],
+        default_value=1000,
+        config=True,
+        help="""POSIX uid every file access through the researcher's access point is made
+        as (and owner of their home), or a callable `(spawner) -> int`. Default 1000, the
+        Jupyter images' `jovyan`: each home is still private, as an access point only
+        reaches its own root.""",
+    )
+    efs_gid = Union(
+        [Integer(), Callable()],
+        default_value=100,
+        config=True,
+        help="POSIX gid of the access point (or a callable `(spawner) -> int`); default 100.",
+    )
+    home_permissions = Unicode(
+        "750", config=True, help="Mode EFS creates a researcher's home directory with."
+    )
+
+    # -- timing -----------------------------------------------------------------------------
+
+    start_poll_interval = Float(
+        1.0, config=True, help="Seconds between status checks while a task starts."
+    )
+    poll_cache_seconds = Float(
+        config=True,
+        help="""How old a task's status may be when JupyterHub polls its server. Polls of
+        all servers share one DescribeTasks per 100 tasks, so 500 servers cost 5 calls a
+        cycle. Default: the spawner's `poll_interval`.""",
+    )
+
+    @default("poll_cache_seconds")
+    def _default_poll_cache_seconds(self) -> float:
+        return float(self.spawner.poll_interval or 30)
+
+    stop_grace_seconds = Integer(
+        30,
+        min=2,
+        max=120,
+        config=True,
+        help="""Seconds between SIGTERM and SIGKILL when a server stops (the container's
+        stopTimeout; Fargate allows up to 120). `stop` waits up to this long plus
+        `stop_wait_margin` for the task to stop.""",
+    )
+    stop_wait_margin = Float(
+        30.0, config=True, help="Seconds `stop` waits beyond the grace period for STOPPED."
+    )
+
+    address_hook = Callable(
+        None,
+        allow_none=True,
+        config=True,
+        help="""A callable `(backend, task) -> (ip, port)` (may be async) giving the
+        address the hub connects to for a running task, or None while it has none. Default:
+        the private IP of the task's network interface and `port`.""",
+    )
+
+    # Process-wide caches: a researcher's access point, and the task-definition revision
+    # of each family with the fingerprint of its inputs.
+    _access_points: ClassVar[dict[tuple[str, str], str]] = {}
+    _task_definitions: ClassVar[dict[str, tuple[str, str]]] = {}
+    _checked_networks: ClassVar[set[tuple[Any, ...]]] = set()
+
+    # The server's identity, persisted by get_state.
+    task_arn = ""
+    task_cluster = ""
+    task_definition_arn = ""
+    access_point_id = ""
+    _task: dict[str, Any] | None = None
+    _watcher: TaskWatcher | None = None
+
+    # -- AWS --------------------------------------------------------------------------------
+
+    def client(self, service: str) -> Any:
+        """The process's boto3 client for ``service`` with this backend's settings."""
+        return aws_client(service, self.region, self.endpoint_url, self.aws_max_attempts)
+
+    @property
+    def watcher(self) -> TaskWatcher:
+        """The batched status of the cluster's tasks (one per event loop)."""
+        self._watcher = task_watcher(self.client("ecs"), self.task_cluster or self.cluster)
+        return self._watcher
+
+    def _report(self, progress: int, message: str) -> None:
+        self.spawner.report_progress(progress, message)
+
+    @property
+    def researcher_id(self) -> str:
+        """Whose home and task definition: the JupyterHub user name."""
+        return str(self.spawner.user.name)
+
+    def _posix_id(self, value: Any) -> int:
+        return int(value(self.spawner) if callable(value) else value)
+
+    # -- the hooks --------------------------------------------------------------------------
+
+    def _check_config(self) -> None:
+        problems = []
+        if not self.cluster:
+            problems.append("EcsBackend.cluster is not set (the ECS cluster of the notebooks)")
+        if not self.subnets:
+            problems.append("EcsBackend.subnets is empty (the private subnets of the tasks)")
+        if not self.security_groups:
+            problems.append("EcsBackend.security_groups is empty (who may reach the tasks)")
+        if not self.file_system_id:
+            problems.append("EcsBackend.file_system_id is not set (the EFS of the homes)")
+        if self.log_group and not self.execution_role_arn:
+            problems.append(
+                "EcsBackend.execution_role_arn is not set: Fargate needs the task execution "
+                "role to write to the log group (and to pull from ECR)"
+            )
+        if problems:
+            raise SpawnError("The hub's ECS settings are incomplete: " + "; ".join(problems))
+
+    async def check_network(self) -> None:
+        """Check once per hub process that the subnets and security groups exist.
+
+        A typo there would otherwise surface as an opaque RunTask error on every spawn.
+        """
+        key = (self.region, self.endpoint_url, tuple(self.subnets), tuple(self.security_groups))
+        if key in self._checked_networks:
+            return
+        ec2 = self.client("ec2")
+        for what, operation, ids in (
+            ("subnets", "describe_subnets", {"SubnetIds": list(self.subnets)}),
+            ("security_groups", "describe_security_groups", {"GroupIds": self.security_groups}),
+        ):
+            try:
+                await aws_call(ec2, operation, **ids)
+            except SpawnError as e:
+                raise SpawnError(f"EcsBackend.{what} {list(ids.values())[0]}: {e}") from e
+        self._checked_networks.add(key)
+
+    async def prepare(self) -> None:
+        """Check the settings, find or create the access point, register the task definition."""
+        self._check_config()
+        await self.check_network()
+        self.spawner.port = self.port
+        self.spawner.ip = "0.0.0.0"
+        profile = self.spawner.chosen_profile()
+        self._report(15, "Finding your home directory (EFS access point)")
+        self.access_point_id = await self.ensure_access_point()
+        self._report(20, f"Home directory ready (access point {self.access_point_id})")
+        self.task_definition_arn = await self.ensure_task_definition(profile)
+        revision = self.task_definition_arn.rsplit("/", 1)[-1]
+        self._report(25, f"Task definition {revision} ready")
+
+    async def ensure_access_point(self) -> str:
+        """The researcher's access point: cached, else found by its tag, else created."""
+        researcher = self.researcher_id
+        key = (self.file_system_id, researcher)
+        cached = self._access_points.get(key)
+        if cached:
+            return cached
+        root = self.home_path_template.format(username=researcher)
+        efs = self.client("efs")
+        paginator_kwargs: dict[str, Any] = {"FileSystemId": self.file_system_id}
+        while True:
+            page = await aws_call(efs, "describe_access_points", **paginator_kwargs)
+            for point in page.get("AccessPoints", []):
+                tags = {t["Key"]: t["Value"] for t in point.get("Tags", [])}
+                owner = tags.get("researcher_id")
+                if owner and point.get("RootDirectory", {}).get("Path") == (
+                    self.home_path_template.format(username=owner)
+                ):
+                    self._access_points[(self.file_system_id, owner)] = point["AccessPointId"]
+            if not page.get("NextToken"):
+                break
+            paginator_kwargs["NextToken"] = page["NextToken"]
+        if key in self._access_points:
+            return self._access_points[key]
+        lab = self.spawner.lab_id
+        kwargs = make_access_point_kwargs(
+            file_system_id=self.file_system_id,
+            researcher=researcher,
+            root_path=root,
+            uid=self._posix_id(self.efs_uid),
+            gid=self._posix_id(self.efs_gid),
+            permissions=self.home_permissions,
+            tags={"lab_id": lab, **self.extra_tags},
+        )
+        created = await aws_call(efs, "create_access_point", **kwargs)
+        point_id = str(created["AccessPointId"])
+        self.log.info("Created EFS access point %s for %s at %s", point_id, researcher, root)
+        self._report(18, f"Created your home directory {root} (access point {point_id})")
+        state = created.get("LifeCycleState", "available")
+        for _ in range(60):
+            if state == "available":
+                break
+            await asyncio.sleep(0.5)
+            answer = await aws_call(efs, "describe_access_points", AccessPointId=point_id)
+            state = answer["AccessPoints"][0].get("LifeCycleState", "available")
+        else:
+            raise SpawnError(f"EFS access point {point_id} is still {state} after 30 s")
+        self._access_points[key] = point_id
+        return point_id
+
+    def task_definition_kwargs(self, profile: Profile | None) -> dict[str, Any]:
+        """The ``register_task_definition`` kwargs of this researcher's profile (pure)."""
+        cpu = profile.cpu if profile else self.cpu
+        memory = profile.memory_gib if profile else self.memory_gib
+        cpu_units, memory_mib = fargate_size(cpu, memory)
+        image = (profile.image if profile else None) or self.image
+        if not image:
+            raise SpawnError("EcsBackend.image is not set and the profile names no image")
+        return make_task_definition(
+            family=family_name(
+                self.task_definition_family, self.researcher_id, profile.slug if profile else ""
+            ),
+            image=image,
+            cpu=cpu_units,
+            memory=memory_mib,
+            container_name=self.container_name,
+            port=self.port,
+            file_system_id=self.file_system_id,
+            access_point_id=self.access_point_id,
+            home_mount_path=self.home_mount_path,
+            stop_timeout=self.stop_grace_seconds,
+            execution_role_arn=self.execution_role_arn,
+            task_role_arn=self.task_role_arn,
+            ephemeral_storage_gib=profile.ephemeral_storage_gib if profile else None,
+            log_group=self.log_group,
+            log_region=self.region or self.client("ecs").meta.region_name,
+            cpu_architecture=self.cpu_architecture,
+            tags={
+                "researcher_id": self.researcher_id,
+                "profile": profile.slug if profile else "",
+                **self.extra_tags,
+            },
+        )
+
+    async def ensure_task_definition(self, profile: Profile | None) -> str:
+        """The family's revision for these inputs.
+
+        The cached one, else the family's latest if its fingerprint matches, else a newly
+        registered revision.
+        """
+        kwargs = self.task_definition_kwargs(profile)
+        family, wanted = kwargs["family"], inputs_fingerprint(kwargs)
+        cached = self._task_definitions.get(family)
+        if cached and cached[0] == wanted:
+            return cached[1]
+        ecs = self.client("ecs")
+        try:
+            latest = await aws_call(
+                ecs, "describe_task_definition", taskDefinition=family, include=["TAGS"]
+            )
+        except SpawnError as e:
+            if error_code(e) not in _MISSING_TASK_CODES:
+                raise
+        else:
+            definition = latest["taskDefinition"]
+            if inputs_fingerprint(latest) == wanted and definition.get("status") == "ACTIVE":
+                arn = str(definition["taskDefinitionArn"])
+                self._task_definitions[family] = (wanted, arn)
+                return arn
+        self._report(22, f"Registering the task definition of {family}")
+        registered = await aws_call(ecs, "register_task_definition", **kwargs)
+        arn = str(registered["taskDefinition"]["taskDefinitionArn"])
+        self.log.info("Registered task definition %s", arn)
+        self._task_definitions[family] = (wanted, arn)
+        return arn
+
+    async def launch(self, cmd: list[str], env: dict[str, str]) -> None:
+        """Run the task; ECS's refusal (capacity, a missing subnet) fails the spawn at once."""
+        spawner = self.spawner
+        kwargs = make_run_task_kwargs(
+            cluster=self.cluster,
+            task_definition_arn=self.task_definition_arn,
+            container_name=self.container_name,
+            subnets=self.subnets,
+            security_groups=self.security_groups,
+            assign_public_ip=self.assign_public_ip,
+            platform_version=self.platform_version,
+            environment=env,
+            command=cmd,
+            tags={
+                "lab_id": spawner.lab_id,
+                "researcher_id": self.researcher_id,
+                "environment_id": spawner.environment_id,
+                "profile": spawner.profile_slug,
+                **self.extra_tags,
+            },
+        )
+        answer = await aws_call(self.client("ecs"), "run_task", **kwargs)
+        if answer.get("failures") or not answer.get("tasks"):
+            reasons = "; ".join(
+                f"{f.get('reason', '?')} {f.get('detail', '') or f.get('arn', '')}".strip()
+                for f in answer.get("failures", [])
+            )
+            raise SpawnError(f"ECS did not start the task: {reasons or 'no task returned'}")
+        task = answer["tasks"][0]
+        self.task_arn = str(task["taskArn"])
+        self.task_cluster = self.cluster
+        self._task = task
+        self.watcher.remember(task)
+        self.log.info("Started task %s for %s", self.task_arn, spawner._log_name)
+        self._report(35, f"Task {self.task_arn.rsplit('/', 1)[-1]} requested")
+
+    async def wait_until_running(self) -> tuple[str, int]:
+        """Follow the task's stages until it runs and has an address; fail on STOPPED."""
+        while True:
+            task = await self.watcher.describe(self.task_arn, self.start_poll_interval)
+            if task is None:
+                raise SpawnError(f"ECS no longer knows the task {self.task_arn}")
+            self._task = task
+            stage = task_stage(task)
+            if stage.key == "stopped":
+                raise SpawnError(
+                    f"Your server's task stopped before it could run: {stopped_reason(task)}"
+                )
+            self._report(stage.progress, stage.message)
+            if stage.key == "running":
+                address = await self.resolve_address(task)
+                if address is not None:
+                    return address
+            await asyncio.sleep(self.start_poll_interval)
+
+    async def resolve_address(self, task: dict[str, Any]) -> tuple[str, int] | None:
+        """Where the hub reaches a running task: the ``address_hook``'s answer, else its ENI."""
+        if self.address_hook is not None:
+            answer = self.address_hook(self, task)
+            if inspect.isawaitable(answer):
+                answer = await answer
+            return None if answer is None else (str(answer[0]), int(answer[1]))
+        ip = task_private_ip(task)
+        return (ip, self.port) if ip else None
+
+    async def poll(self) -> int | None:
+        """From the shared, batched status: None while the task runs, else its exit code."""
+        return await self._poll(self.poll_cache_seconds)
+
+    async def poll_while_starting(self) -> int | None:
+        """As ``poll``, with answers at most ``start_poll_interval`` old."""
+        return await self._poll(self.start_poll_interval)
+
+    async def _poll(self, max_age: float) -> int | None:
+        if not self.task_arn:
+            return 0
+        try:
+            task = await self.watcher.describe(self.task_arn, max_age)
+        except SpawnError as e:
+            # AWS in trouble is not a dead server: keep it, say so, ask again next poll.
+            self.log.warning("Could not check %s's task: %s", self.spawner._log_name, e)
+            return None
+        if task is None:
+            return 0
+        self._task = task
+        if task_stage(task).key == "stopped":
+            return exit_status(task)
+        return None
+
+    def exit_message(self, status: int) -> str:
+        """ECS's reason the task stopped."""
+        if self._task is not None:
+            return f"Your server's task stopped: {stopped_reason(self._task)}"
+        return super().exit_message(status)
+
+    async def stop(self, now: bool = False) -> None:
+        """Stop the task (SIGTERM, SIGKILL after the grace period); wait unless ``now``."""
+        if not self.task_arn:
+            return
+        try:
+            await aws_call(
+                self.client("ecs"),
+                "stop_task",
+                cluster=self.task_cluster or self.cluster,
+                task=self.task_arn,
+                reason="Stopped by JupyterHub",
+            )
+        except SpawnError as e:
+            if error_code(e) not in _MISSING_TASK_CODES:
+                raise
+            self.log.info("Task %s was already gone: %s", self.task_arn, e)
+        else:
+            if not now:
+                await self._wait_stopped()
+        self.clear_state()
+
+    async def _wait_stopped(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.stop_grace_seconds + self.stop_wait_margin
+        while loop.time() < deadline:
+            task = await self.watcher.describe(self.task_arn, self.start_poll_interval)
+            if task is None or task.get("lastStatus") == "STOPPED":
+                return
+            await asyncio.sleep(self.start_poll_interval)
+        self.log.warning("Task %s had not stopped after the grace period", self.task_arn)
+
+    def container_info(self) -> dict[str, str]:
+        """Task ARN, cluster and access point, for the hub service's Environment record."""
+        return {
+            "task_arn": self.task_arn,
+            "cluster": self.task_cluster or self.cluster,
+            "efs_access_point": self.access_point_id,
+        }
+
+    def image_digest(self) -> str:
+        """The image digest ECS reports for the notebook container."""
+        return image_digest(self._task, self.container_name) if self._task else ""
+
+    def get_state(self) -> dict[str, Any]:
+        """What finds the task again after a hub restart, and what it runs with.
+
+        The task ARN and cluster re-attach to it; the task definition and access point say
+        what it runs with (admins see them in the hub's API).
+        """
+        if not self.task_arn:
+            return {}
+        return {
+            "task_arn": self.task_arn,
+            "cluster": self.task_cluster or self.cluster,
+            "task_definition_arn": self.task_definition_arn,
+            "access_point_id": self.access_point_id,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Re-attach to the task saved before a hub restart."""
+        self.task_arn = str(state.get("task_arn", ""))
+        self.task_cluster = str(state.get("cluster", ""))
+        self.task_definition_arn = str(state.get("task_definition_arn", ""))
+        self.access_point_id = str(state.get("access_point_id", ""))
+
+    def clear_state(self) -> None:
+        """Forget the stopped task."""
+        if self._watcher is not None and self.task_arn:
+            self._watcher.unwatch(self.task_arn)
+        self.task_arn = ""
+        self.task_cluster = ""
+        self.task_definition_arn = ""
+        self._task = None

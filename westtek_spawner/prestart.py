@@ -1,0 +1,300 @@
+"""The pre-start step: put the researcher's latest snapshot back, then exec the server.
+
+Run inside the single-user server's own environment, as the head of its command::
+
+    python -m westtek_spawner.prestart [--only packages ...] -- jupyterhub-singleuser ...
+
+A fresh container starts from the base image and has lost whatever the researcher
+pip-installed, the kernels they added and the Jupyter config they edited. Before
+JupyterLab opens, this step compares the live environment with the researcher's latest
+snapshot (of ``WESTTEK_ENVIRONMENT_ID``, in ``WESTTEK_STORE``) and, when they differ, rolls
+the environment back to it with :func:`westtek_core.rollback.run_rollback` — from the
+store, offline, with its safety snapshot and journal. The workspace (their home) is never
+touched. Then it replaces itself with the server's command.
+
+While it works it answers HTTP on the server's own port with ``503`` and a JSON status
+(header ``X-WestTek-Prestart``): the spawner, which waits for that port anyway, turns each
+status into a progress event on the spawn page. A failed restore is reported and logged,
+and the server starts all the same: a researcher is never locked out of their server
+because their environment could not be put back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlparse
+
+STATUS_HEADER = "X-WestTek-Prestart"
+AREAS = ("packages", "kernels", "config")
+
+Report = Callable[[int, str], None]
+
+
+@dataclass
+class RestoreOutcome:
+    """What the pre-start restore did.
+
+    ``status`` is one of ``no-snapshot``, ``unchanged``, ``restored``, ``partial``, ``failed``.
+    """
+
+    status: str
+    message: str
+    snapshot: str | None = None
+    steps: int = 0
+    drift_status: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The outcome as JSON (kept in ``<data dir>/prestart.json``)."""
+        return asdict(self)
+
+
+def latest_snapshot(repo: Any, environment_id: str) -> dict[str, Any] | None:
+    """The newest snapshot the researcher made of ``environment_id`` (safety snapshots aside)."""
+    from westtek_core.rollback import SAFETY_LABEL
+    from westtek_core.snapshot import load_snapshot
+
+    mine = [
+        manifest
+        for manifest in (load_snapshot(repo, i) for i in repo.list_manifests())
+        if manifest.get("environment_id") == environment_id
+        and SAFETY_LABEL not in (manifest.get("labels") or {})
+    ]
+    return max(mine, key=lambda m: str(m.get("timestamp")), default=None)
+
+
+def restore_latest(
+    store: str,
+    environment_id: str,
+    areas: Sequence[str] = AREAS,
+    report: Report | None = None,
+) -> RestoreOutcome:
+    """Roll the live environment back to its latest snapshot when it differs from it."""
+    from westtek_core import rollback
+    from westtek_core.paths import data_dir, default_key_file
+    from westtek_core.store import Repository, StoreError
+
+    def say(progress: int, message: str) -> None:
+        if report is not None:
+            report(progress, message)
+
+    say(80, "Restoring your environment: looking for your latest snapshot")
+    try:
+        repo = Repository.open(store, create=False, key_file=default_key_file())
+    except StoreError as e:
+        return RestoreOutcome("no-snapshot", f"No snapshot store yet ({e}): nothing to restore")
+    try:
+        target = latest_snapshot(repo, environment_id)
+        if target is None:
+            return RestoreOutcome(
+                "no-snapshot", f"No snapshot of {environment_id} yet: nothing to restore"
+            )
+        short = str(target["id"])[:12]
+        say(82, f"Restoring your environment: comparing it with snapshot {short}")
+
+        def step_done(state: rollback.RollbackProgress) -> None:
+            share = state.done / state.total if state.total else 1.0
+            say(
+                84 + int(6 * share),
+                f"Restoring your environment from snapshot {short}: "
+                f"{state.done}/{state.total} ({state.step.describe()})",
+            )
+
+        # A restore cut short in an earlier container: finish its journal first, then
+        # plan afresh from what is live now (its done steps may have died with the container).
+        if rollback.unfinished_journal(repo) is not None:
+            try:
+                rollback.resume_rollback(repo, progress=step_done)
+            except rollback.RollbackError as e:
+                say(83, f"Restoring your environment: an earlier restore could not resume ({e})")
+        # The workspace is never changed by a rollback; an empty one keeps the safety
+        # snapshot and the final comparison from reading the researcher's data.
+        workspace = data_dir() / "prestart-workspace"
+        workspace.mkdir(parents=True, exist_ok=True)
+        result = rollback.run_rollback(repo, str(target["id"]), None, workspace, areas, step_done)
+    except Exception as e:  # never keep a researcher from their server
+        return RestoreOutcome(
+            "failed",
+            f"Could not restore your environment ({type(e).__name__}: {e}); "
+            "starting with the environment as it is",
+        )
+    finally:
+        repo.close()
+    steps = result.steps_done
+    if not result.steps:
+        return RestoreOutcome(
+            "unchanged",
+            f"Your environment matches your latest snapshot {short}",
+            snapshot=str(target["id"]),
+            drift_status=result.status,
+            notes=list(result.notes),
+        )
+    if result.status != "STABLE":
+        left = len(result.drift.changes)
+        return RestoreOutcome(
+            "partial",
+            f"Restored {steps} changes from snapshot {short}; {left} could not be put back "
+            "(see the Drift panel)",
+            snapshot=str(target["id"]),
+            steps=steps,
+            drift_status=result.status,
+            notes=list(result.notes),
+        )
+    return RestoreOutcome(
+        "restored",
+        f"Restored your environment from snapshot {short} ({steps} changes put back)",
+        snapshot=str(target["id"]),
+        steps=steps,
+        drift_status=result.status,
+        notes=list(result.notes),
+    )
+
+
+# -- the status server ---------------------------------------------------------------------
+
+
+class StatusServer:
+    """Answers every request with 503 and the current status, on the server's port."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.status: dict[str, Any] = {"progress": 80, "message": "Preparing your environment"}
+        self.final = False
+        self.final_served = threading.Event()
+        self.requests = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                body = json.dumps(owner.status).encode()
+                self.send_response(503)
+                self.send_header(STATUS_HEADER, "1")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Retry-After", "1")
+                self.end_headers()
+                self.wfile.write(body)
+                owner.requests += 1
+                if owner.final:
+                    owner.final_served.set()
+
+            do_HEAD = do_GET  # noqa: N815
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        """Serve in a background thread."""
+        self.thread.start()
+
+    def set(self, progress: int, message: str, final: bool = False) -> None:
+        """Update the status every later request sees."""
+        self.status = {"progress": progress, "message": message}
+        self.final = final
+
+    def close(self, linger: float) -> None:
+        """Stop serving; first wait up to ``linger`` s for a watcher to see the final status."""
+        if self.requests:
+            self.final_served.wait(linger)
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _bind_address(service_url: str) -> tuple[str, int] | None:
+    parsed = urlparse(service_url)
+    if not parsed.port:
+        return None
+    return (parsed.hostname or "127.0.0.1", parsed.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: options, then ``--`` and the server's command."""
+    parser = argparse.ArgumentParser(
+        prog="python -m westtek_spawner.prestart",
+        description="Restore the latest snapshot's environment, then run the server.",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=AREAS,
+        help="restore only this area (repeatable; default: all three)",
+    )
+    parser.add_argument("--store", help="the snapshot store (default: $WESTTEK_STORE)")
+    parser.add_argument(
+        "--environment-id", help="whose snapshots (default: $WESTTEK_ENVIRONMENT_ID)"
+    )
+    parser.add_argument(
+        "--linger",
+        type=float,
+        default=2.0,
+        help="seconds to wait for the spawner to see the final status (2)",
+    )
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- the server's command")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Restore, then exec the server's command (returns only when there is none to run)."""
+    args = build_parser().parse_args(argv)
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        print("westtek prestart: error: no server command after --", file=sys.stderr)
+        return 2
+
+    address = _bind_address(os.environ.get("JUPYTERHUB_SERVICE_URL", ""))
+    server: StatusServer | None = None
+    if address is not None:
+        try:
+            server = StatusServer(*address)
+            server.start()
+        except OSError as e:  # the port is taken: restore without a status page
+            print(f"westtek prestart: no status on {address}: {e}", file=sys.stderr)
+
+    def report(progress: int, message: str) -> None:
+        print(f"westtek prestart: {message}", file=sys.stderr, flush=True)
+        if server is not None:
+            server.set(progress, message)
+
+    from westtek_core.paths import data_dir, default_store
+    from westtek_core.snapshot import default_environment_id
+
+    started = time.monotonic()
+    outcome = restore_latest(
+        args.store or default_store(),
+        args.environment_id or default_environment_id(),
+        tuple(args.only or AREAS),
+        report,
+    )
+    report(92, outcome.message)
+    record = {**outcome.to_json(), "seconds": round(time.monotonic() - started, 3)}
+    try:
+        path = data_dir() / "prestart.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1))
+    except OSError as e:
+        print(f"westtek prestart: could not record the outcome: {e}", file=sys.stderr)
+    if server is not None:
+        server.set(92, outcome.message, final=True)
+        server.close(args.linger)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvp(command[0], command)
+    return 0  # pragma: no cover - execvp does not return
+
+
+if __name__ == "__main__":
+    sys.exit(main())
