@@ -45,9 +45,8 @@ def _timestamp(value: datetime) -> str:
     return aware.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
-def entry_hash(entry: AuditEntry) -> str:
-    """The hash of an entry's content and its predecessor's hash."""
-    content = {
+def _content(entry: AuditEntry) -> dict[str, Any]:
+    return {
         "seq": entry.seq,
         "time": _timestamp(entry.time),
         "actor": entry.actor,
@@ -58,7 +57,11 @@ def entry_hash(entry: AuditEntry) -> str:
         "detail": entry.detail,
         "prev_hash": entry.prev_hash,
     }
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def entry_hash(entry: AuditEntry) -> str:
+    """The hash of an entry's content and its predecessor's hash."""
+    canonical = json.dumps(_content(entry), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -111,18 +114,7 @@ def verify_chain(entries: Iterable[AuditEntry]) -> tuple[bool, int, str]:
 
 def to_json(entry: AuditEntry) -> dict[str, Any]:
     """An entry's wire and export form."""
-    return {
-        "seq": entry.seq,
-        "time": _timestamp(entry.time),
-        "actor": entry.actor,
-        "action": entry.action,
-        "target": entry.target,
-        "lab_id": entry.lab_id,
-        "outcome": entry.outcome,
-        "detail": entry.detail,
-        "prev_hash": entry.prev_hash,
-        "hash": entry.hash,
-    }
+    return _content(entry) | {"hash": entry.hash}
 
 
 def to_csv(entries: Iterable[AuditEntry]) -> str:
