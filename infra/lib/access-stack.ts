@@ -87,7 +87,8 @@ export class AccessStack extends Stack {
 
     new CfnOutput(this, 'PortalUrl', { value: `https://${this.portal.attrPortalEndpoint}` });
     new CfnOutput(this, 'PortalArn', {
-      description: 'aws workspaces-web get-portal-service-provider-metadata --portal-arn … gives AD its SAML metadata',
+      description:
+        'aws workspaces-web get-portal-service-provider-metadata --portal-arn … gives AD its SAML metadata',
       value: this.portal.attrPortalArn
     });
   }

@@ -118,7 +118,11 @@ export class AlertsStack extends Stack {
           })
         ]
       });
-    const critical = driftRule('CriticalDrift', ['CRITICAL_DRIFT'], 'Critical drift: notify at once');
+    const critical = driftRule(
+      'CriticalDrift',
+      ['CRITICAL_DRIFT'],
+      'Critical drift: notify at once'
+    );
     driftRule('MinorDrift', ['MINOR_DRIFT'], 'Minor drift: notify');
 
     const alarm = (id: string, alarmProps: cloudwatch.AlarmProps) => {
@@ -137,7 +141,9 @@ export class AlertsStack extends Stack {
     });
     alarm('HubErrors', {
       alarmDescription: 'The hub returns server errors',
-      metric: tg.httpCodeTarget(elbv2.HttpCodeTarget.TARGET_5XX_COUNT, { period: Duration.minutes(5) }),
+      metric: tg.httpCodeTarget(elbv2.HttpCodeTarget.TARGET_5XX_COUNT, {
+        period: Duration.minutes(5)
+      }),
       threshold: 20,
       evaluationPeriods: 1,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING

@@ -162,7 +162,8 @@ export class ComputeStack extends Stack {
     // and profile, adding the researcher's access point, the lab's role and the profile's size.
     // It runs with no AWS permissions of its own (a role with no policies).
     const templateRole = new iam.Role(this, 'NotebookTemplateRole', {
-      description: 'West Tek notebook template revision: no permissions (the spawner sets a lab role)',
+      description:
+        'West Tek notebook template revision: no permissions (the spawner sets a lab role)',
       assumedBy: ecsTasksPrincipal(this)
     });
     this.notebookTaskDefinition = new ecs.FargateTaskDefinition(this, 'NotebookTask', {
@@ -192,7 +193,11 @@ export class ComputeStack extends Stack {
       portMappings: [{ containerPort: NOTEBOOK_PORT }],
       logging: ecs.LogDriver.awsLogs({ logGroup: notebookLogs, streamPrefix: 'notebook' })
     });
-    notebook.addMountPoints({ containerPath: NOTEBOOK_HOME, sourceVolume: HOME_VOLUME, readOnly: false });
+    notebook.addMountPoints({
+      containerPath: NOTEBOOK_HOME,
+      sourceVolume: HOME_VOLUME,
+      readOnly: false
+    });
     if (!config.notebookImage) {
       props.notebookRepository.grantPull(this.notebookExecutionRole);
     }
@@ -236,7 +241,9 @@ export class ComputeStack extends Stack {
       WESTTEK_NOTEBOOK_CONTAINER: NOTEBOOK_CONTAINER,
       WESTTEK_NOTEBOOK_EXECUTION_ROLE_ARN: this.notebookExecutionRole.roleArn,
       WESTTEK_NOTEBOOK_TASK_ROLE_ARNS: this.toJsonString(
-        Object.fromEntries(Object.entries(this.notebookRoles).map(([lab, role]) => [lab, role.roleArn]))
+        Object.fromEntries(
+          Object.entries(this.notebookRoles).map(([lab, role]) => [lab, role.roleArn])
+        )
       ),
       WESTTEK_NOTEBOOK_SUBNETS: Fn.join(',', notebookSubnets),
       WESTTEK_NOTEBOOK_SECURITY_GROUPS: props.securityGroups.notebook.securityGroupId,
@@ -254,12 +261,16 @@ export class ComputeStack extends Stack {
       WESTTEK_OAUTH_TOKEN_URL: `${props.oauthBaseUrl}/oauth2/token`,
       WESTTEK_OAUTH_USERDATA_URL: `${props.oauthBaseUrl}/oauth2/userInfo`,
       WESTTEK_OAUTH_CALLBACK_URL: `${hubUrl}/hub/oauth_callback`,
-      WESTTEK_LABS: this.toJsonString(config.labs.map(lab => ({ id: lab.id, adGroup: lab.adGroup ?? null }))),
+      WESTTEK_LABS: this.toJsonString(
+        config.labs.map(lab => ({ id: lab.id, adGroup: lab.adGroup ?? null }))
+      ),
       WESTTEK_EVENT_BUS: eventBusName(config.stage),
       WESTTEK_BEDROCK_MODEL_IDS: config.bedrockModelIds.join(','),
       WESTTEK_BEDROCK_AGENT_ALIAS_ARNS: this.toJsonString(props.agentAliasArns ?? {}),
       WESTTEK_KNOWLEDGE_BASE_IDS: this.toJsonString(
-        Object.fromEntries(Object.entries(props.knowledgeBases ?? {}).map(([lab, kb]) => [lab, kb.id]))
+        Object.fromEntries(
+          Object.entries(props.knowledgeBases ?? {}).map(([lab, kb]) => [lab, kb.id])
+        )
       ),
       WESTTEK_PROXY_API_URL: `http://127.0.0.1:${PROXY_API_PORT}`
     };
@@ -351,14 +362,18 @@ export class ComputeStack extends Stack {
     const listener = this.loadBalancer.addListener('Https', {
       port: 443,
       protocol: elbv2.ApplicationProtocol.HTTPS,
-      certificates: [acm.Certificate.fromCertificateArn(this, 'Certificate', config.certificateArn)],
+      certificates: [
+        acm.Certificate.fromCertificateArn(this, 'Certificate', config.certificateArn)
+      ],
       sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS,
       open: false
     });
     this.hubTargetGroup = listener.addTargets('Hub', {
       port: PROXY_PORT,
       protocol: elbv2.ApplicationProtocol.HTTP,
-      targets: [this.hubService.loadBalancerTarget({ containerName: 'proxy', containerPort: PROXY_PORT })],
+      targets: [
+        this.hubService.loadBalancerTarget({ containerName: 'proxy', containerPort: PROXY_PORT })
+      ],
       healthCheck: { path: '/hub/health', healthyHttpCodes: '200', interval: Duration.seconds(30) },
       deregistrationDelay: Duration.seconds(30)
     });
@@ -409,7 +424,6 @@ export class ComputeStack extends Stack {
     );
     return role;
   }
-
 
   private grantHub(props: IGrantProps): void {
     const { config } = props;
@@ -465,7 +479,11 @@ export class ComputeStack extends Stack {
     });
     const agentArns = Object.values(props.agentAliasArns ?? {});
     const agents = agentArns.length
-      ? new iam.PolicyStatement({ sid: 'InvokeAgents', actions: ['bedrock:InvokeAgent'], resources: agentArns })
+      ? new iam.PolicyStatement({
+          sid: 'InvokeAgents',
+          actions: ['bedrock:InvokeAgent'],
+          resources: agentArns
+        })
       : undefined;
     for (const role of [this.hubTaskRole, ...Object.values(this.notebookRoles)]) {
       if (modelArns.length) {
@@ -477,7 +495,11 @@ export class ComputeStack extends Stack {
     }
     for (const [labId, kb] of Object.entries(props.knowledgeBases ?? {})) {
       this.notebookRoles[labId]?.addToPolicy(
-        new iam.PolicyStatement({ sid: 'RetrieveOwnLab', actions: ['bedrock:Retrieve'], resources: [kb.arn] })
+        new iam.PolicyStatement({
+          sid: 'RetrieveOwnLab',
+          actions: ['bedrock:Retrieve'],
+          resources: [kb.arn]
+        })
       );
     }
   }

@@ -109,7 +109,10 @@ const COMMON = {
 };
 
 /** Built-in defaults per stage; the context overrides any of them. */
-export const STAGE_DEFAULTS: Record<StageName, Omit<IStageConfig, 'hubDomainName' | 'certificateArn' | 'cognitoDomainPrefix'>> = {
+export const STAGE_DEFAULTS: Record<
+  StageName,
+  Omit<IStageConfig, 'hubDomainName' | 'certificateArn' | 'cognitoDomainPrefix'>
+> = {
   dev: {
     ...COMMON,
     stage: 'dev',
@@ -192,7 +195,9 @@ function validate(config: IStageConfig): IStageConfig {
     seen.add(lab.id);
   }
   if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(config.cognitoDomainPrefix)) {
-    throw new ConfigError(`${where}: "cognitoDomainPrefix" must be lowercase letters, digits and dashes`);
+    throw new ConfigError(
+      `${where}: "cognitoDomainPrefix" must be lowercase letters, digits and dashes`
+    );
   }
   if (!/^arn:aws[a-z-]*:acm:/.test(config.certificateArn)) {
     throw new ConfigError(`${where}: "certificateArn" must be an ACM certificate ARN`);
@@ -209,9 +214,14 @@ function validate(config: IStageConfig): IStageConfig {
     throw new ConfigError(`${where}: "replicaRegion" must differ from "region"`);
   }
   if (config.natGateways < 1) {
-    throw new ConfigError(`${where}: "natGateways" must be at least 1 (tasks pull images and call AWS)`);
+    throw new ConfigError(
+      `${where}: "natGateways" must be at least 1 (tasks pull images and call AWS)`
+    );
   }
-  if (config.bedrockModelIds.length === 0 && (config.bedrockAgents || config.bedrockKnowledgeBases)) {
+  if (
+    config.bedrockModelIds.length === 0 &&
+    (config.bedrockAgents || config.bedrockKnowledgeBases)
+  ) {
     throw new ConfigError(`${where}: Bedrock agents and knowledge bases need "bedrockModelIds"`);
   }
   return config;

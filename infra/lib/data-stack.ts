@@ -45,7 +45,9 @@ export class DataStack extends Stack {
       enableKeyRotation: true,
       removalPolicy: dataRemovalPolicy(config)
     });
-    const engine = rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_17_9 });
+    const engine = rds.DatabaseInstanceEngine.postgres({
+      version: rds.PostgresEngineVersion.VER_17_9
+    });
     const parameterGroup = new rds.ParameterGroup(this, 'Parameters', {
       engine,
       description: 'West Tek PostgreSQL: TLS only, slow statements logged',
@@ -100,12 +102,14 @@ export class DataStack extends Stack {
 
     Validations.of(this.database).acknowledge({
       id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole]',
-      reason: 'The AWS-managed enhanced-monitoring policy is the documented one; it only writes to the RDSOSMetrics log group.'
+      reason:
+        'The AWS-managed enhanced-monitoring policy is the documented one; it only writes to the RDSOSMetrics log group.'
     });
 
     Validations.of(this.database).acknowledge({
       id: 'AwsSolutions-RDS11',
-      reason: 'The default port is kept: the database sits in isolated subnets reachable only from the hub security group.'
+      reason:
+        'The default port is kept: the database sits in isolated subnets reachable only from the hub security group.'
     });
     if (!config.deletionProtection) {
       Validations.of(this.database).acknowledge({

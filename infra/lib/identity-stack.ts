@@ -59,14 +59,17 @@ export class IdentityStack extends Stack {
         [AD_GROUPS_ATTRIBUTE]: new cognito.StringAttribute({ maxLen: 2048, mutable: true })
       },
       featurePlan: plus ? cognito.FeaturePlan.PLUS : cognito.FeaturePlan.ESSENTIALS,
-      ...(plus ? { standardThreatProtectionMode: cognito.StandardThreatProtectionMode.FULL_FUNCTION } : {}),
+      ...(plus
+        ? { standardThreatProtectionMode: cognito.StandardThreatProtectionMode.FULL_FUNCTION }
+        : {}),
       deletionProtection: config.deletionProtection,
       removalPolicy: dataRemovalPolicy(config)
     });
     if (!plus) {
       Validations.of(this.userPool).acknowledge({
         id: 'AwsSolutions-COG8',
-        reason: 'dev runs on the Essentials plan to save cost; prod uses Plus with full threat protection.'
+        reason:
+          'dev runs on the Essentials plan to save cost; prod uses Plus with full threat protection.'
       });
     }
 
@@ -86,7 +89,9 @@ export class IdentityStack extends Stack {
             'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name'
           ),
           custom: {
-            [`custom:${AD_GROUPS_ATTRIBUTE}`]: cognito.ProviderAttribute.other(config.samlGroupsAttribute)
+            [`custom:${AD_GROUPS_ATTRIBUTE}`]: cognito.ProviderAttribute.other(
+              config.samlGroupsAttribute
+            )
           }
         }
       });
@@ -131,7 +136,9 @@ export class IdentityStack extends Stack {
       new cognito.CfnUserPoolGroup(this, `LabGroup-${lab.id}`, {
         userPoolId: this.userPool.userPoolId,
         groupName: lab.id,
-        description: lab.adGroup ? `West Tek lab ${lab.id} (AD group ${lab.adGroup})` : `West Tek lab ${lab.id}`
+        description: lab.adGroup
+          ? `West Tek lab ${lab.id} (AD group ${lab.adGroup})`
+          : `West Tek lab ${lab.id}`
       });
     }
 

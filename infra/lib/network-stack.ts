@@ -104,12 +104,24 @@ export class NetworkStack extends Stack {
 
     const alb = group('AlbSg', 'West Tek hub load balancer: HTTPS in, proxy out', false);
     // Tasks call AWS APIs (ECS, S3, Bedrock...) and package indexes through NAT.
-    const hub = group('HubSg', 'West Tek hub task: proxy from the ALB, hub API from notebooks', true);
-    const notebook = group('NotebookSg', 'West Tek notebook tasks: reached only by the hub proxy', true);
+    const hub = group(
+      'HubSg',
+      'West Tek hub task: proxy from the ALB, hub API from notebooks',
+      true
+    );
+    const notebook = group(
+      'NotebookSg',
+      'West Tek notebook tasks: reached only by the hub proxy',
+      true
+    );
     const fileSystem = group('EfsSg', 'West Tek EFS mount targets: NFS from notebook tasks', false);
     const database = group('DbSg', 'West Tek PostgreSQL: from the hub only', false);
     const secureBrowser = group('SecureBrowserSg', 'WorkSpaces Secure Browser sessions', true);
-    const endpoints = group('EndpointSg', 'West Tek interface endpoints: HTTPS from the tasks', false);
+    const endpoints = group(
+      'EndpointSg',
+      'West Tek interface endpoints: HTTPS from the tasks',
+      false
+    );
 
     for (const cidr of config.allowedCidrs) {
       alb.addIngressRule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(443), `HTTPS from ${cidr}`);
@@ -123,7 +135,11 @@ export class NetworkStack extends Stack {
     database.addIngressRule(hub, ec2.Port.tcp(DATABASE_PORT), 'hub and hub service to PostgreSQL');
 
     for (const tasks of [hub, notebook]) {
-      endpoints.addIngressRule(tasks, ec2.Port.tcp(443), 'tasks to ECR and CloudWatch Logs endpoints');
+      endpoints.addIngressRule(
+        tasks,
+        ec2.Port.tcp(443),
+        'tasks to ECR and CloudWatch Logs endpoints'
+      );
     }
     if (config.allowedCidrs.some(cidr => cidr === '0.0.0.0/0')) {
       Validations.of(alb).acknowledge({

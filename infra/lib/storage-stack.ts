@@ -29,7 +29,11 @@ import {
 export const LIFECYCLE_DAYS = { infrequentAccess: 30, deepArchive: 365 } as const;
 
 /** S3 actions on a bucket (not its objects) that list keys and so reveal other labs' data. */
-export const LIST_ACTIONS = ['s3:ListBucket', 's3:ListBucketVersions', 's3:ListBucketMultipartUploads'];
+export const LIST_ACTIONS = [
+  's3:ListBucket',
+  's3:ListBucketVersions',
+  's3:ListBucketMultipartUploads'
+];
 
 /** Properties of the storage stack. */
 export interface IStorageStackProps extends StackProps {
@@ -87,7 +91,10 @@ function makeKey(scope: Construct, id: string, description: string, config: ISta
  * Statements of the snapshot bucket's policy that confine every principal tagged with a
  * `lab_id` to `labs/{lab_id}/`, whatever its identity policies say (defence in depth).
  */
-export function labIsolationStatements(bucket: s3.IBucket, labIds: string[]): iam.PolicyStatement[] {
+export function labIsolationStatements(
+  bucket: s3.IBucket,
+  labIds: string[]
+): iam.PolicyStatement[] {
   const statements = labIds.flatMap(labId => [
     new iam.PolicyStatement({
       sid: `OnlyOwnLabObjects${statementId(labId)}`,
@@ -159,7 +166,12 @@ export class StorageStack extends Stack {
 
     this.logsBucket = makeLogsBucket(this, 'LogsBucket', config);
     this.snapshotKey = makeKey(this, 'SnapshotKey', 'West Tek snapshot bucket', config);
-    this.fileSystemKey = makeKey(this, 'FileSystemKey', 'West Tek researcher home directories', config);
+    this.fileSystemKey = makeKey(
+      this,
+      'FileSystemKey',
+      'West Tek researcher home directories',
+      config
+    );
 
     this.snapshotBucket = new s3.Bucket(this, 'SnapshotBucket', {
       bucketName: snapshotBucketName(config.stage, this.account, this.region),
@@ -268,7 +280,11 @@ export class StorageStack extends Stack {
         sid: 'DenyMountsWithoutAccessPoint',
         effect: iam.Effect.DENY,
         principals: [new iam.AnyPrincipal()],
-        actions: ['elasticfilesystem:ClientMount', 'elasticfilesystem:ClientWrite', 'elasticfilesystem:ClientRootAccess'],
+        actions: [
+          'elasticfilesystem:ClientMount',
+          'elasticfilesystem:ClientWrite',
+          'elasticfilesystem:ClientRootAccess'
+        ],
         resources: ['*'],
         conditions: { Null: { 'elasticfilesystem:AccessPointArn': 'true' } }
       })

@@ -134,7 +134,7 @@ export function buildWestTek(scope: Construct, config: IStageConfig): IWestTekSt
       ...common,
       cognitoHost: `${config.cognitoDomainPrefix}.auth.${config.region}.amazoncognito.com`,
       env,
-    description: description('WorkSpaces Secure Browser portal'),
+      description: description('WorkSpaces Secure Browser portal'),
       terminationProtection: termination
     });
   }

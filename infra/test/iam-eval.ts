@@ -138,7 +138,9 @@ export class IamWorld {
           break;
       }
     }
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, this.resolve(v, stackName)]));
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, this.resolve(v, stackName)])
+    );
   }
 
   private str(value: Json): string {
@@ -182,11 +184,17 @@ export class IamWorld {
     const props = resource.Properties ?? {};
     switch (resource.Type) {
       case 'AWS::S3::Bucket':
-        return props.BucketName ? this.str(this.resolve(props.BucketName, stack.name)) : `${stack.name}-${name}`.toLowerCase();
+        return props.BucketName
+          ? this.str(this.resolve(props.BucketName, stack.name))
+          : `${stack.name}-${name}`.toLowerCase();
       case 'AWS::IAM::Role':
-        return props.RoleName ? this.str(this.resolve(props.RoleName, stack.name)) : `${stack.name}-${name}`;
+        return props.RoleName
+          ? this.str(this.resolve(props.RoleName, stack.name))
+          : `${stack.name}-${name}`;
       case 'AWS::ECS::Cluster':
-        return props.ClusterName ? this.str(this.resolve(props.ClusterName, stack.name)) : `${stack.name}-${name}`;
+        return props.ClusterName
+          ? this.str(this.resolve(props.ClusterName, stack.name))
+          : `${stack.name}-${name}`;
       default:
         return `${stack.name}.${name}`;
     }
@@ -203,7 +211,9 @@ export class IamWorld {
         case 'AWS::S3::Bucket':
           return `arn:${PARTITION}:s3:::${ref}`;
         case 'AWS::IAM::Role': {
-          const path = resource.Properties?.Path ? this.str(this.resolve(resource.Properties.Path, stack.name)) : '/';
+          const path = resource.Properties?.Path
+            ? this.str(this.resolve(resource.Properties.Path, stack.name))
+            : '/';
           return `arn:${PARTITION}:iam::${ACCOUNT}:role${path}${ref}`;
         }
         case 'AWS::ECS::Cluster':
@@ -267,7 +277,9 @@ export class IamWorld {
         arn: this.getAtt(logicalId, 'Arn', stack),
         tags: Object.fromEntries((props.Tags ?? []).map((tag: Json) => [tag.Key, tag.Value])),
         managedPolicyArns: props.ManagedPolicyArns ?? [],
-        statements: (props.Policies ?? []).flatMap((policy: Json) => asList(policy.PolicyDocument.Statement)),
+        statements: (props.Policies ?? []).flatMap((policy: Json) =>
+          asList(policy.PolicyDocument.Statement)
+        ),
         trust: asList(props.AssumeRolePolicyDocument?.Statement)
       };
       this.roles.set(role.ref, role);
@@ -289,7 +301,10 @@ export class IamWorld {
       if (resource.Type === 'AWS::S3::BucketPolicy') {
         const props = this.resolve(resource.Properties, stack.name);
         const existing = this.bucketPolicies.get(props.Bucket) ?? [];
-        this.bucketPolicies.set(props.Bucket, [...existing, ...asList(props.PolicyDocument.Statement)]);
+        this.bucketPolicies.set(props.Bucket, [
+          ...existing,
+          ...asList(props.PolicyDocument.Statement)
+        ]);
       }
     }
   }
@@ -317,7 +332,9 @@ export class IamWorld {
   /** Whether `role` may make `request`, by IAM's evaluation logic (same account). */
   decide(role: IRoleModel, request: IRequest, options: IDecideOptions = {}): boolean {
     if (role.managedPolicyArns.length) {
-      throw new Error(`iam-eval: ${role.id} has managed policies, which this evaluator cannot read`);
+      throw new Error(
+        `iam-eval: ${role.id} has managed policies, which this evaluator cannot read`
+      );
     }
     const context: Record<string, string | string[]> = { ...request.context };
     for (const [key, value] of Object.entries(role.tags)) {
@@ -361,14 +378,20 @@ export class IamWorld {
     }
     const aws = asList(principal?.AWS);
     return aws.some(
-      entry => entry === '*' || entry === role.arn || entry === `arn:${PARTITION}:iam::${ACCOUNT}:root` || entry === ACCOUNT
+      entry =>
+        entry === '*' ||
+        entry === role.arn ||
+        entry === `arn:${PARTITION}:iam::${ACCOUNT}:root` ||
+        entry === ACCOUNT
     );
   }
 
   /** Same-account rule: a resource policy grants by itself only when it names the role (or everyone). */
   private principalNamesRole(statement: IStatement, role: IRoleModel): boolean {
     const principal = statement.Principal;
-    return principal === '*' || asList(principal?.AWS).some(entry => entry === '*' || entry === role.arn);
+    return (
+      principal === '*' || asList(principal?.AWS).some(entry => entry === '*' || entry === role.arn)
+    );
   }
 }
 
@@ -381,12 +404,18 @@ function asList<T>(value: T | T[] | undefined): T[] {
 
 /** IAM string matching with `*` and `?` wildcards. */
 export function globMatch(pattern: string, value: string, ignoreCase = false): boolean {
-  const escaped = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const escaped = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${escaped}$`, ignoreCase ? 'is' : 's').test(value);
 }
 
 /** Replace `${aws:PrincipalTag/x}`-style policy variables with context values. */
-function substitute(pattern: string, context: Record<string, string | string[]>): string | undefined {
+function substitute(
+  pattern: string,
+  context: Record<string, string | string[]>
+): string | undefined {
   let unresolved = false;
   const result = pattern.replace(/\$\{([^}]+)\}/g, (_match, key: string) => {
     if (key === '*' || key === '?' || key === '$') {
@@ -402,7 +431,12 @@ function substitute(pattern: string, context: Record<string, string | string[]>)
   return unresolved ? undefined : result;
 }
 
-function matchesAny(patterns: string[], value: string, context: Record<string, string | string[]>, ignoreCase = false): boolean {
+function matchesAny(
+  patterns: string[],
+  value: string,
+  context: Record<string, string | string[]>,
+  ignoreCase = false
+): boolean {
   return patterns.some(pattern => {
     const resolved = substitute(pattern, context);
     return resolved !== undefined && globMatch(resolved, value, ignoreCase);
@@ -415,25 +449,43 @@ export function statementMatches(
   request: IRequest,
   context: Record<string, string | string[]>
 ): boolean {
-  if (statement.Action !== undefined && !matchesAny(asList(statement.Action), request.action, context, true)) {
+  if (
+    statement.Action !== undefined &&
+    !matchesAny(asList(statement.Action), request.action, context, true)
+  ) {
     return false;
   }
-  if (statement.NotAction !== undefined && matchesAny(asList(statement.NotAction), request.action, context, true)) {
+  if (
+    statement.NotAction !== undefined &&
+    matchesAny(asList(statement.NotAction), request.action, context, true)
+  ) {
     return false;
   }
-  if (statement.Resource !== undefined && !matchesAny(asList(statement.Resource), request.resource, context)) {
+  if (
+    statement.Resource !== undefined &&
+    !matchesAny(asList(statement.Resource), request.resource, context)
+  ) {
     return false;
   }
-  if (statement.NotResource !== undefined && matchesAny(asList(statement.NotResource), request.resource, context)) {
+  if (
+    statement.NotResource !== undefined &&
+    matchesAny(asList(statement.NotResource), request.resource, context)
+  ) {
     return false;
   }
   return conditionsHold(statement.Condition ?? {}, context);
 }
 
-const OPERATORS: Record<string, { compare: (pattern: string, value: string) => boolean; negated: boolean }> = {
+const OPERATORS: Record<
+  string,
+  { compare: (pattern: string, value: string) => boolean; negated: boolean }
+> = {
   StringEquals: { compare: (p, v) => p === v, negated: false },
   StringNotEquals: { compare: (p, v) => p === v, negated: true },
-  StringEqualsIgnoreCase: { compare: (p, v) => p.toLowerCase() === v.toLowerCase(), negated: false },
+  StringEqualsIgnoreCase: {
+    compare: (p, v) => p.toLowerCase() === v.toLowerCase(),
+    negated: false
+  },
   StringLike: { compare: (p, v) => globMatch(p, v), negated: false },
   StringNotLike: { compare: (p, v) => globMatch(p, v), negated: true },
   ArnEquals: { compare: (p, v) => p === v, negated: false },

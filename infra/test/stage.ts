@@ -26,7 +26,10 @@ export const TEST_LABS = [
 ];
 
 /** Context of a test stage: cdk.json's, with the test labs and real-looking values. */
-export function testContext(stage: StageName, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+export function testContext(
+  stage: StageName,
+  overrides: Record<string, unknown> = {}
+): Record<string, unknown> {
   const base = CDK_JSON.context[`westtek:${stage}`];
   return {
     ...CDK_JSON.context,
@@ -60,7 +63,10 @@ export interface ISynthesizedStage {
 const cache = new Map<string, ISynthesizedStage>();
 
 /** Synthesize a stage (cached per process and per overrides). */
-export function synthStage(stage: StageName, overrides: Record<string, unknown> = {}): ISynthesizedStage {
+export function synthStage(
+  stage: StageName,
+  overrides: Record<string, unknown> = {}
+): ISynthesizedStage {
   const key = `${stage}:${JSON.stringify(overrides)}`;
   const cached = cache.get(key);
   if (cached) {
@@ -88,7 +94,9 @@ export function synthStage(stage: StageName, overrides: Record<string, unknown> 
     for (const plugin of JSON.parse(fs.readFileSync(report, 'utf8')).pluginReports) {
       for (const violation of plugin.violations) {
         for (const construct of violation.violatingConstructs) {
-          violations.push(`${plugin.pluginName} ${violation.ruleName} at ${construct.constructPath}`);
+          violations.push(
+            `${plugin.pluginName} ${violation.ruleName} at ${construct.constructPath}`
+          );
         }
       }
     }
@@ -126,5 +134,7 @@ export const STAGES: StageName[] = ['dev', 'prod'];
 
 /** Resources of a type in a template, as `[logicalId, resource]` pairs. */
 export function resourcesOf(template: any, type: string): [string, any][] {
-  return Object.entries<any>(template.Resources ?? {}).filter(([, resource]) => resource.Type === type);
+  return Object.entries<any>(template.Resources ?? {}).filter(
+    ([, resource]) => resource.Type === type
+  );
 }

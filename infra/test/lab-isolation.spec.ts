@@ -27,7 +27,10 @@ for (const stage of STAGES) {
       context: prefix === undefined ? {} : { 's3:prefix': prefix }
     });
     const notebookRole = (labId: string): IRoleModel => {
-      const roles = world.rolesTagged({ [TAG_KEYS.labId]: labId, [TAG_KEYS.role]: NOTEBOOK_ROLE_TAG });
+      const roles = world.rolesTagged({
+        [TAG_KEYS.labId]: labId,
+        [TAG_KEYS.role]: NOTEBOOK_ROLE_TAG
+      });
       assert.equal(roles.length, 1, `one notebook role for ${labId}`);
       return roles[0];
     };
@@ -62,7 +65,10 @@ for (const stage of STAGES) {
         it(`keeps ${lab.id} out of ${other.id}'s snapshots`, () => {
           const role = notebookRole(lab.id);
           const requests: IRequest[] = [
-            ...OBJECT_ACTIONS.map(action => ({ action, resource: object(`labs/${other.id}/data/ab/cdef`) })),
+            ...OBJECT_ACTIONS.map(action => ({
+              action,
+              resource: object(`labs/${other.id}/data/ab/cdef`)
+            })),
             list(`labs/${other.id}/`),
             list(`labs/${other.id}/snapshots/`)
           ];
@@ -98,7 +104,11 @@ for (const stage of STAGES) {
           );
         }
         for (const key of ['top-level-object', 'labs/orphan', `labs/${lab.id}`]) {
-          assert.equal(world.decide(role, { action: 's3:GetObject', resource: object(key) }), false, key);
+          assert.equal(
+            world.decide(role, { action: 's3:GetObject', resource: object(key) }),
+            false,
+            key
+          );
         }
       }
     });
@@ -107,9 +117,13 @@ for (const stage of STAGES) {
       const role = notebookRole(TEST_LABS[0].id);
       const stray: IRoleModel = { ...role, tags: { ...role.tags, [TAG_KEYS.labId]: 'vault-999' } };
       assert.equal(
-        world.decide(stray, { action: 's3:GetObject', resource: object('labs/vault-999/x') }, {
-          extraIdentityStatements: [S3_ALL_ON_EVERYTHING]
-        }),
+        world.decide(
+          stray,
+          { action: 's3:GetObject', resource: object('labs/vault-999/x') },
+          {
+            extraIdentityStatements: [S3_ALL_ON_EVERYTHING]
+          }
+        ),
         false
       );
     });
@@ -123,8 +137,17 @@ for (const stage of STAGES) {
             assert.ok(!action.startsWith('iam:'), `${lab.id}: ${action}`);
           }
         }
-        for (const action of ['s3:PutBucketPolicy', 's3:DeleteBucket', 's3:PutBucketAcl', 'iam:PassRole']) {
-          assert.equal(world.decide(role, { action, resource: bucketArn }), false, `${lab.id}: ${action}`);
+        for (const action of [
+          's3:PutBucketPolicy',
+          's3:DeleteBucket',
+          's3:PutBucketAcl',
+          'iam:PassRole'
+        ]) {
+          assert.equal(
+            world.decide(role, { action, resource: bucketArn }),
+            false,
+            `${lab.id}: ${action}`
+          );
         }
       }
     });
@@ -158,14 +181,28 @@ for (const stage of STAGES) {
           );
           assert.equal(roles.length, 1);
           const [role] = roles;
-          assert.ok(world.decide(role, { action: 's3:GetObject', resource: object(`labs/${lab.id}/kb/a.md`) }));
+          assert.ok(
+            world.decide(role, {
+              action: 's3:GetObject',
+              resource: object(`labs/${lab.id}/kb/a.md`)
+            })
+          );
           for (const other of TEST_LABS.filter(candidate => candidate.id !== lab.id)) {
             assert.equal(
-              world.decide(role, { action: 's3:GetObject', resource: object(`labs/${other.id}/kb/a.md`) }),
+              world.decide(role, {
+                action: 's3:GetObject',
+                resource: object(`labs/${other.id}/kb/a.md`)
+              }),
               false
             );
           }
-          assert.equal(world.decide(role, { action: 's3:GetObject', resource: object(`labs/${lab.id}/data/x`) }), false);
+          assert.equal(
+            world.decide(role, {
+              action: 's3:GetObject',
+              resource: object(`labs/${lab.id}/data/x`)
+            }),
+            false
+          );
         }
       });
     }

@@ -19,7 +19,10 @@ for (const stage of STAGES) {
     const hub = world.role(computeStack, 'HubTaskRole');
     const region = config.region;
     const ecsArn = (resource: string) => `arn:aws:ecs:${region}:${ACCOUNT}:${resource}`;
-    const ownCluster = world.resolve({ 'Fn::GetAtt': [logicalId(synthesized.json.compute, 'AWS::ECS::Cluster'), 'Arn'] }, computeStack);
+    const ownCluster = world.resolve(
+      { 'Fn::GetAtt': [logicalId(synthesized.json.compute, 'AWS::ECS::Cluster'), 'Arn'] },
+      computeStack
+    );
     const otherCluster = ecsArn('cluster/somebody-elses');
     const family = config.notebookTaskFamily;
     const notebookRoles = world.rolesTagged({ [TAG_KEYS.role]: NOTEBOOK_ROLE_TAG });
@@ -27,14 +30,21 @@ for (const stage of STAGES) {
 
     it('runs only notebook-family revisions, only in its own cluster', () => {
       const run = (taskDefinition: string, cluster: string) =>
-        world.decide(hub, { action: 'ecs:RunTask', resource: ecsArn(`task-definition/${taskDefinition}`), context: { 'ecs:cluster': cluster } });
+        world.decide(hub, {
+          action: 'ecs:RunTask',
+          resource: ecsArn(`task-definition/${taskDefinition}`),
+          context: { 'ecs:cluster': cluster }
+        });
       assert.ok(run(`${family}:1`, ownCluster));
       assert.ok(run(`${family}:42`, ownCluster));
       assert.equal(run(`${family}:1`, otherCluster), false, 'another cluster');
       assert.equal(run('westtek-prod-hub:3', ownCluster), false, "the hub's own family");
       assert.equal(run(`${family}-evil:1`, ownCluster), false, 'a family that merely starts alike');
       assert.equal(
-        world.decide(hub, { action: 'ecs:RunTask', resource: ecsArn(`task-definition/${family}:1`) }),
+        world.decide(hub, {
+          action: 'ecs:RunTask',
+          resource: ecsArn(`task-definition/${family}:1`)
+        }),
         false,
         'a request without a cluster'
       );
@@ -43,23 +53,50 @@ for (const stage of STAGES) {
     it('stops and describes tasks only in its own cluster', () => {
       const own = ecsArn(`task/${clusterName(stage)}/0123456789abcdef`);
       for (const action of ['ecs:StopTask', 'ecs:DescribeTasks']) {
-        assert.ok(world.decide(hub, { action, resource: own, context: { 'ecs:cluster': ownCluster } }), action);
+        assert.ok(
+          world.decide(hub, { action, resource: own, context: { 'ecs:cluster': ownCluster } }),
+          action
+        );
         assert.equal(
-          world.decide(hub, { action, resource: ecsArn('task/other/0123'), context: { 'ecs:cluster': otherCluster } }),
+          world.decide(hub, {
+            action,
+            resource: ecsArn('task/other/0123'),
+            context: { 'ecs:cluster': otherCluster }
+          }),
           false,
           `${action} elsewhere`
         );
-        assert.equal(world.decide(hub, { action, resource: own, context: { 'ecs:cluster': otherCluster } }), false);
+        assert.equal(
+          world.decide(hub, { action, resource: own, context: { 'ecs:cluster': otherCluster } }),
+          false
+        );
       }
-      for (const action of ['ecs:UpdateService', 'ecs:DeleteCluster', 'ecs:ExecuteCommand', 'ecs:StartTask']) {
-        assert.equal(world.decide(hub, { action, resource: ownCluster, context: { 'ecs:cluster': ownCluster } }), false, action);
+      for (const action of [
+        'ecs:UpdateService',
+        'ecs:DeleteCluster',
+        'ecs:ExecuteCommand',
+        'ecs:StartTask'
+      ]) {
+        assert.equal(
+          world.decide(hub, {
+            action,
+            resource: ownCluster,
+            context: { 'ecs:cluster': ownCluster }
+          }),
+          false,
+          action
+        );
       }
     });
 
     it('conditions every task action on its cluster', () => {
       for (const statement of hub.statements) {
         const actions = [statement.Action ?? []].flat();
-        if (actions.some(action => ['ecs:RunTask', 'ecs:StopTask', 'ecs:DescribeTasks'].includes(action))) {
+        if (
+          actions.some(action =>
+            ['ecs:RunTask', 'ecs:StopTask', 'ecs:DescribeTasks'].includes(action)
+          )
+        ) {
           assert.equal(statement.Condition?.ArnEquals?.['ecs:cluster'], ownCluster, statement.Sid);
         }
       }
@@ -67,13 +104,19 @@ for (const stage of STAGES) {
 
     it('passes only the notebook roles, and only to ECS tasks', () => {
       const pass = (role: IRoleModel, service = 'ecs-tasks.amazonaws.com') =>
-        world.decide(hub, { action: 'iam:PassRole', resource: role.arn, context: { 'iam:PassedToService': service } });
+        world.decide(hub, {
+          action: 'iam:PassRole',
+          resource: role.arn,
+          context: { 'iam:PassedToService': service }
+        });
       assert.equal(notebookRoles.length, config.labs.length);
       for (const role of [...notebookRoles, executionRole]) {
         assert.ok(pass(role), role.id);
         assert.equal(pass(role, 'lambda.amazonaws.com'), false, `${role.id} to Lambda`);
       }
-      const others = [...world.roles.values()].filter(role => !notebookRoles.includes(role) && role !== executionRole);
+      const others = [...world.roles.values()].filter(
+        role => !notebookRoles.includes(role) && role !== executionRole
+      );
       assert.ok(others.includes(hub));
       for (const role of others) {
         assert.equal(pass(role), false, role.id);
@@ -97,22 +140,48 @@ for (const stage of STAGES) {
         world.decide(hub, {
           action: 'elasticfilesystem:CreateAccessPoint',
           resource: fileSystem,
-          context: Object.fromEntries(Object.entries(tags).map(([key, value]) => [`aws:RequestTag/${key}`, value]))
+          context: Object.fromEntries(
+            Object.entries(tags).map(([key, value]) => [`aws:RequestTag/${key}`, value])
+          )
         });
       assert.ok(create({ lab_id: 'vault-13', researcher_id: 'alice' }));
       assert.equal(create({ researcher_id: 'alice' }), false);
       assert.equal(create({ lab_id: 'vault-13' }), false);
-      for (const action of ['elasticfilesystem:DeleteFileSystem', 'elasticfilesystem:ClientRootAccess', 'elasticfilesystem:PutFileSystemPolicy']) {
+      for (const action of [
+        'elasticfilesystem:DeleteFileSystem',
+        'elasticfilesystem:ClientRootAccess',
+        'elasticfilesystem:PutFileSystemPolicy'
+      ]) {
         assert.equal(world.decide(hub, { action, resource: fileSystem }), false, action);
       }
     });
 
-    it('reads every lab\'s snapshots but writes none', () => {
+    it("reads every lab's snapshots but writes none", () => {
       const bucket = `arn:aws:s3:::${snapshotBucketName(stage, ACCOUNT, region)}`;
-      assert.ok(world.decide(hub, { action: 's3:GetObject', resource: `${bucket}/labs/vault-13/snapshots/x.json` }));
-      assert.ok(world.decide(hub, { action: 's3:ListBucket', resource: bucket, context: { 's3:prefix': 'labs/vault-1/' } }));
-      for (const action of ['s3:PutObject', 's3:DeleteObject', 's3:PutBucketPolicy', 's3:DeleteObjectVersion']) {
-        assert.equal(world.decide(hub, { action, resource: `${bucket}/labs/vault-13/x` }), false, action);
+      assert.ok(
+        world.decide(hub, {
+          action: 's3:GetObject',
+          resource: `${bucket}/labs/vault-13/snapshots/x.json`
+        })
+      );
+      assert.ok(
+        world.decide(hub, {
+          action: 's3:ListBucket',
+          resource: bucket,
+          context: { 's3:prefix': 'labs/vault-1/' }
+        })
+      );
+      for (const action of [
+        's3:PutObject',
+        's3:DeleteObject',
+        's3:PutBucketPolicy',
+        's3:DeleteObjectVersion'
+      ]) {
+        assert.equal(
+          world.decide(hub, { action, resource: `${bucket}/labs/vault-13/x` }),
+          false,
+          action
+        );
       }
     });
 

@@ -1,0 +1,232 @@
+/**
+ * Storage on both stages: the snapshot bucket is private and stays private (checked by a
+ * detector that is itself shown to catch each way a bucket becomes public), versioned,
+ * KMS-encrypted, TLS-only, tiered by lifecycle, logged, replicated in prod; the home file
+ * system is encrypted and mountable only through access points, with TLS.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { Match } from 'aws-cdk-lib/assertions';
+
+import { LIFECYCLE_DAYS } from '../lib/storage-stack';
+import { bucketExposures } from './bucket-exposure';
+import { STAGES, resourcesOf, synthStage } from './stage';
+
+/** The snapshot bucket of a storage template. */
+function snapshotBucket(storage: any): [string, any] {
+  const buckets = resourcesOf(storage, 'AWS::S3::Bucket').filter(([id]) =>
+    id.startsWith('SnapshotBucket')
+  );
+  assert.equal(buckets.length, 1);
+  return buckets[0];
+}
+
+describe('the public-bucket detector', () => {
+  const { json } = synthStage('prod');
+  const mutate = (change: (bucket: any, storage: any) => void) => {
+    const storage = structuredClone(json.storage);
+    const [, bucket] = snapshotBucket(storage);
+    change(bucket, storage);
+    return bucketExposures({ storage });
+  };
+
+  it('catches a public-access block switched off', () => {
+    for (const flag of [
+      'BlockPublicAcls',
+      'BlockPublicPolicy',
+      'IgnorePublicAcls',
+      'RestrictPublicBuckets'
+    ]) {
+      const problems = mutate(bucket => {
+        bucket.Properties.PublicAccessBlockConfiguration[flag] = false;
+      });
+      assert.ok(
+        problems.some(problem => problem.includes(flag)),
+        flag
+      );
+    }
+    assert.ok(
+      mutate(bucket => delete bucket.Properties.PublicAccessBlockConfiguration).length >= 4
+    );
+  });
+
+  it('catches public ACLs and website hosting', () => {
+    assert.ok(mutate(bucket => (bucket.Properties.AccessControl = 'PublicRead')).length);
+    assert.ok(mutate(bucket => delete bucket.Properties.OwnershipControls).length);
+    assert.ok(
+      mutate(bucket => (bucket.Properties.WebsiteConfiguration = { IndexDocument: 'index.html' }))
+        .length
+    );
+  });
+
+  it('catches a policy that lets anyone, or another account, read', () => {
+    const addStatement = (statement: any) =>
+      mutate((_bucket, storage) => {
+        const [, policy] = resourcesOf(storage, 'AWS::S3::BucketPolicy').find(([id]) =>
+          id.startsWith('SnapshotBucket')
+        )!;
+        policy.Properties.PolicyDocument.Statement.push(statement);
+      });
+    assert.ok(
+      addStatement({ Effect: 'Allow', Principal: '*', Action: 's3:GetObject', Resource: '*' })
+        .length
+    );
+    assert.ok(
+      addStatement({
+        Effect: 'Allow',
+        Principal: { AWS: '*' },
+        Action: 's3:GetObject',
+        Resource: '*'
+      }).length
+    );
+    assert.ok(
+      addStatement({
+        Effect: 'Allow',
+        Principal: { AWS: 'arn:aws:iam::999999999999:root' },
+        Action: 's3:GetObject',
+        Resource: '*'
+      }).length
+    );
+    assert.ok(
+      addStatement({
+        Effect: 'Allow',
+        NotPrincipal: { AWS: 'x' },
+        Action: 's3:GetObject',
+        Resource: '*'
+      }).length
+    );
+  });
+});
+
+for (const stage of STAGES) {
+  describe(`storage (${stage})`, () => {
+    const { templates, json, config } = synthStage(stage);
+    const storage = templates.storage;
+
+    it('has no bucket that is or could become public, in any stack', () => {
+      assert.deepEqual(bucketExposures(json), []);
+    });
+
+    it('versions and KMS-encrypts the snapshot bucket, with TLS 1.2+ only', () => {
+      const [id, bucket] = snapshotBucket(json.storage);
+      assert.equal(bucket.Properties.VersioningConfiguration.Status, 'Enabled');
+      const [rule] = bucket.Properties.BucketEncryption.ServerSideEncryptionConfiguration;
+      assert.equal(rule.ServerSideEncryptionByDefault.SSEAlgorithm, 'aws:kms');
+      assert.ok(
+        rule.ServerSideEncryptionByDefault.KMSMasterKeyID['Fn::GetAtt'][0].startsWith('SnapshotKey')
+      );
+      assert.equal(rule.BucketKeyEnabled, true);
+      storage.hasResourceProperties('AWS::S3::BucketPolicy', {
+        Bucket: { Ref: id },
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Effect: 'Deny',
+              Action: 's3:*',
+              Condition: { Bool: { 'aws:SecureTransport': 'false' } }
+            }),
+            Match.objectLike({
+              Effect: 'Deny',
+              Condition: { NumericLessThan: { 's3:TlsVersion': 1.2 } }
+            })
+          ])
+        }
+      });
+      storage.hasResourceProperties('AWS::KMS::Key', {
+        EnableKeyRotation: true,
+        Description: 'West Tek snapshot bucket'
+      });
+    });
+
+    it('moves snapshots to Standard-IA at 30 days and Glacier Deep Archive at 365', () => {
+      const [, bucket] = snapshotBucket(json.storage);
+      const [rule] = bucket.Properties.LifecycleConfiguration.Rules;
+      assert.equal(rule.Status, 'Enabled');
+      assert.deepEqual(rule.Transitions, [
+        { StorageClass: 'STANDARD_IA', TransitionInDays: LIFECYCLE_DAYS.infrequentAccess },
+        { StorageClass: 'DEEP_ARCHIVE', TransitionInDays: LIFECYCLE_DAYS.deepArchive }
+      ]);
+      assert.equal(LIFECYCLE_DAYS.infrequentAccess, 30);
+      assert.equal(LIFECYCLE_DAYS.deepArchive, 365);
+      assert.equal(rule.AbortIncompleteMultipartUpload.DaysAfterInitiation, 7);
+    });
+
+    it('logs access to the snapshot bucket', () => {
+      const [, bucket] = snapshotBucket(json.storage);
+      assert.ok(
+        bucket.Properties.LoggingConfiguration.DestinationBucketName.Ref.startsWith('LogsBucket')
+      );
+    });
+
+    it(
+      stage === 'prod' ? 'replicates snapshots to the replica region' : 'does not replicate in dev',
+      () => {
+        const [, bucket] = snapshotBucket(json.storage);
+        const replication = bucket.Properties.ReplicationConfiguration;
+        if (!config.replicaRegion) {
+          assert.equal(replication, undefined);
+          assert.equal(json.replica, undefined);
+          return;
+        }
+        const [rule] = replication.Rules;
+        assert.equal(rule.Status, 'Enabled');
+        assert.match(JSON.stringify(rule.Destination.Bucket), /westtek-prod-snapshot-replica-/);
+        assert.match(
+          JSON.stringify(rule.Destination.EncryptionConfiguration.ReplicaKmsKeyID),
+          new RegExp(`kms:${config.replicaRegion}:`)
+        );
+        assert.equal(rule.SourceSelectionCriteria.SseKmsEncryptedObjects.Status, 'Enabled');
+        templates.replica.hasResourceProperties('AWS::S3::Bucket', {
+          VersioningConfiguration: { Status: 'Enabled' },
+          PublicAccessBlockConfiguration: Match.objectLike({ BlockPublicPolicy: true })
+        });
+        templates.replica.hasResourceProperties('AWS::KMS::Alias', {
+          AliasName: 'alias/westtek-prod-snapshot-replica'
+        });
+      }
+    );
+
+    it('encrypts the home file system and admits mounts only through access points, over TLS', () => {
+      storage.hasResourceProperties('AWS::EFS::FileSystem', {
+        Encrypted: true,
+        KmsKeyId: Match.anyValue(),
+        BackupPolicy: { Status: 'ENABLED' },
+        FileSystemPolicy: {
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Sid: 'DenyWithoutTls',
+              Effect: 'Deny',
+              Condition: { Bool: { 'aws:SecureTransport': 'false' } }
+            }),
+            Match.objectLike({
+              Sid: 'DenyMountsWithoutAccessPoint',
+              Effect: 'Deny',
+              Condition: { Null: { 'elasticfilesystem:AccessPointArn': 'true' } }
+            })
+          ])
+        }
+      });
+    });
+
+    it(
+      stage === 'prod' ? 'retains data when the stack is deleted' : 'destroys data with the stack',
+      () => {
+        const expected = stage === 'prod' ? 'Retain' : 'Delete';
+        for (const type of [
+          'AWS::S3::Bucket',
+          'AWS::EFS::FileSystem',
+          'AWS::KMS::Key',
+          'AWS::ECR::Repository'
+        ]) {
+          for (const [id, resource] of resourcesOf(json.storage, type)) {
+            assert.equal(resource.DeletionPolicy, expected, `${type} ${id}`);
+          }
+        }
+        for (const [id, resource] of resourcesOf(json.data, 'AWS::RDS::DBInstance')) {
+          assert.equal(resource.DeletionPolicy, stage === 'prod' ? 'Retain' : 'Delete', id);
+        }
+      }
+    );
+  });
+}
