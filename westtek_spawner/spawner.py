@@ -409,7 +409,7 @@ class WestTekSpawner(Spawner):
         """The researcher-facing URL of this server (the proxy's public URL + its prefix)."""
         proxy = getattr(self.user, "settings", {}).get("proxy")
         root = (getattr(proxy, "public_url", "") or "").rstrip("/")
-        prefix = self.server.base_url if self.server is not None else ""
+        prefix = self.server.base_url if self.server is not None else self.user.url
         return f"{root}{prefix}"
 
     async def _report_container(self, ip: str, port: int) -> bool:

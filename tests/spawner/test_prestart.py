@@ -1,0 +1,242 @@
+"""Environments that survive restarts: the pre-start restore, on a real throwaway venv.
+
+A "fresh container" is simulated the way it looks from inside: the researcher's venv has
+lost what they pip-installed and gained what a newer base image brings. The restore puts
+their latest snapshot back before the server starts; on the local backend it runs through
+the whole spawn, its stages shown as progress events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.core.conftest import pip_install, research_env, wheelhouse  # noqa: F401 (fixtures)
+from tests.spawner.conftest import TINY_SERVER, make_user
+from westtek_core.cli import main as westtek
+from westtek_spawner import WestTekSpawner, prestart
+
+pytestmark = pytest.mark.slow  # builds real venvs and snapshots them
+
+
+def installed(python: Path, name: str) -> str | None:
+    """The version of ``name`` in the venv of ``python`` (None when not installed)."""
+    found = subprocess.run(
+        [str(python), "-c", f"import importlib.metadata as m; print(m.version({name!r}))"],
+        capture_output=True,
+        text=True,
+    )
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
+@pytest.fixture
+def snapshotted(research_env, tmp_path, capsys):  # noqa: F811
+    """Alice's venv, snapshotted into a local store as environment `alice`."""
+    store = tmp_path / "store"
+    python, root = str(research_env["python"]), str(research_env["workspace"])
+    args = ["--python", python, "--root", root, "--store", str(store)]
+    assert westtek(["snapshot", "create", *args, "--environment-id", "alice", "--json"]) == 0
+    snapshot = json.loads(capsys.readouterr().out)["id"]
+    return {**research_env, "store": store, "snapshot": snapshot}
+
+
+def lose_installs(env, wheelhouse):  # noqa: F811
+    """What a fresh container from a newer image looks like: installs gone, others newer."""
+    subprocess.run(
+        [str(env["python"]), "-m", "pip", "uninstall", "-q", "-y", "westtek_probe_pkg"],
+        check=True,
+        capture_output=True,
+    )
+    pip_install(env["python"], wheelhouse, "westtek_unused_pkg==2.0.0")
+    assert installed(env["python"], "westtek_probe_pkg") is None
+
+
+def test_a_fresh_environment_gets_its_latest_snapshot_back(snapshotted, wheelhouse):  # noqa: F811
+    # Given alice's snapshot and a venv that lost her installs,
+    python = snapshotted["python"]
+    lose_installs(snapshotted, wheelhouse)
+    stages = []
+    # when the pre-start step runs,
+    outcome = prestart.restore_latest(
+        str(snapshotted["store"]), "alice", report=lambda p, m: stages.append((p, m))
+    )
+    # then her packages are as she snapshotted them,
+    assert outcome.status == "restored", outcome
+    assert outcome.snapshot == snapshotted["snapshot"] and outcome.drift_status == "STABLE"
+    assert outcome.steps == 2
+    assert installed(python, "westtek_probe_pkg") == "1.0.0"
+    assert installed(python, "westtek_unused_pkg") == "1.0.0"
+    assert outcome.message == (
+        f"Restored your environment from snapshot {snapshotted['snapshot'][:12]} "
+        "(2 changes put back)"
+    )
+    # each stage was reported, and the next start finds nothing to do.
+    messages = [m for _, m in stages]
+    assert messages[0] == "Restoring your environment: looking for your latest snapshot"
+    assert any("from snapshot" in m and ": 2/2 (" in m for m in messages), messages
+    assert [p for p, _ in stages] == sorted(p for p, _ in stages)
+    again = prestart.restore_latest(str(snapshotted["store"]), "alice")
+    assert again.status == "unchanged" and again.steps == 0
+
+
+def test_the_latest_snapshot_wins_and_safety_snapshots_are_not_it(
+    snapshotted,
+    wheelhouse,  # noqa: F811
+    capsys,
+):
+    # Given a second, newer snapshot with probe 1.1.0,
+    python, store = snapshotted["python"], snapshotted["store"]
+    pip_install(python, wheelhouse, "westtek_probe_pkg==1.1.0")
+    args = ["--python", str(python), "--root", str(snapshotted["workspace"])]
+    westtek(["snapshot", "create", *args, "--store", str(store), "--environment-id", "alice"])
+    capsys.readouterr()
+    lose_installs(snapshotted, wheelhouse)
+    # when restored (which leaves a safety snapshot, newer still),
+    first = prestart.restore_latest(str(store), "alice")
+    assert first.status == "restored" and installed(python, "westtek_probe_pkg") == "1.1.0"
+    # then the next start compares with the researcher's snapshot, not the safety one.
+    lose_installs(snapshotted, wheelhouse)
+    second = prestart.restore_latest(str(store), "alice")
+    assert second.snapshot == first.snapshot
+    assert installed(python, "westtek_probe_pkg") == "1.1.0"
+    # Bob has no snapshot in this store; a store that does not exist holds none either.
+    bob = prestart.restore_latest(str(snapshotted["store"]), "bob")
+    assert (bob.status, bob.message) == (
+        "no-snapshot",
+        "No snapshot of bob yet: nothing to restore",
+    )
+    nowhere = prestart.restore_latest(str(snapshotted["tmp"] / "no-store"), "alice")
+    assert nowhere.status == "no-snapshot"
+
+
+def test_a_failed_restore_is_reported_not_raised(snapshotted, monkeypatch):
+    from westtek_core import rollback
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(rollback, "run_rollback", broken)
+    outcome = prestart.restore_latest(str(snapshotted["store"]), "alice")
+    assert outcome.status == "failed"
+    assert outcome.message == (
+        "Could not restore your environment (OSError: disk full); "
+        "starting with the environment as it is"
+    )
+
+
+def test_the_command_runs_after_the_restore_and_the_outcome_is_kept(tmp_path, monkeypatch):
+    # No store at all: the step reports it and execs the server's command all the same.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("JUPYTERHUB_SERVICE_URL", raising=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "westtek_spawner.prestart",
+            "--store",
+            str(tmp_path / "none"),
+            "--environment-id",
+            "alice",
+            "--",
+            sys.executable,
+            "-c",
+            "print('the server ran')",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "the server ran\n"
+    assert "westtek prestart: No snapshot store yet" in done.stderr
+    record = json.loads((tmp_path / "data" / "westtek" / "prestart.json").read_text())
+    assert record["status"] == "no-snapshot" and record["seconds"] >= 0
+
+
+def test_without_a_command_it_is_a_usage_error():
+    assert prestart.main(["--only", "packages"]) == 2
+
+
+def test_the_spawner_puts_the_restore_in_front_of_the_servers_command():
+    spawner = WestTekSpawner(backend="ecs", cmd=["jupyterhub-singleuser"])
+    assert spawner.restore_environment  # on for fresh containers
+    assert spawner.server_command()[:3] == ["python", "-m", "westtek_spawner.prestart"]
+    assert spawner.server_command()[3:] == [
+        "--only",
+        "packages",
+        "--only",
+        "kernels",
+        "--only",
+        "config",
+        "--",
+        "jupyterhub-singleuser",
+    ]
+    spawner.restore_areas = ["packages"]
+    assert spawner.server_command()[3:6] == ["--only", "packages", "--"]
+    spawner.restore_environment = False
+    assert spawner.server_command() == ["jupyterhub-singleuser"]
+    assert not WestTekSpawner(backend="local").restore_environment  # shared, persistent
+    with pytest.raises(Exception, match="restore_areas: workspace unknown"):
+        WestTekSpawner(restore_areas=["workspace"])
+
+
+async def test_a_local_spawn_restores_before_the_server_answers(
+    snapshotted,
+    wheelhouse,  # noqa: F811
+    tmp_path,
+):
+    from jupyterhub.objects import Hub
+
+    # Given alice's snapshot in her store and a venv that lost her installs,
+    python = snapshotted["python"]
+    lose_installs(snapshotted, wheelhouse)
+    spawner = WestTekSpawner(
+        user=make_user("alice"),
+        hub=Hub(ip="127.0.0.1", port=8081, base_url="/hub/"),
+        api_token="t",
+        oauth_client_id="jupyterhub-user-alice",
+        cmd=[str(python), "-c", TINY_SERVER],
+        restore_environment=True,  # an admin's choice on the local backend
+        store_template=str(snapshotted["store"]),
+        answer_poll_interval=0.05,
+        report_to_hub_service=False,
+    )
+    # the server sees the same Jupyter paths the snapshot was taken with
+    spawner.env_keep = [
+        *spawner.env_keep,
+        "JUPYTER_DATA_DIR",
+        "JUPYTER_CONFIG_DIR",
+        "JUPYTER_PATH",
+        "JUPYTER_CONFIG_PATH",
+        "XDG_DATA_HOME",
+    ]
+    spawner.config.LocalBackend.home_dir_template = str(tmp_path / "homes" / "{username}")
+    events = []
+
+    async def collect():
+        async for event in spawner.progress():
+            events.append(event)
+
+    # when she spawns,
+    start = asyncio.ensure_future(spawner.start())
+    await asyncio.sleep(0)
+    collector = asyncio.ensure_future(collect())
+    try:
+        await asyncio.wait_for(start, 120)
+        await asyncio.wait_for(collector, 5)
+        # then the restore ran first, as progress stages, and her packages are back.
+        messages = [e["message"] for e in events]
+        short = snapshotted["snapshot"][:12]
+        restored = f"Restored your environment from snapshot {short} (2 changes put back)"
+        assert restored in messages, messages
+        assert messages.index(restored) < messages.index("Notebook server answering")
+        assert installed(python, "westtek_probe_pkg") == "1.0.0"
+        home = tmp_path / "homes" / "alice"
+        assert (home / "home-was").read_text() == str(home)  # the server ran after it
+    finally:
+        await spawner.stop(now=True)
