@@ -47,6 +47,11 @@ export interface IDriftActions {
    * Roll the environment back to the baseline (after confirming).
    */
   rollback(): void;
+
+  /**
+   * Ask the Drift Analyzer about one change of an event (the "why?" button).
+   */
+  why?(event: IDriftEvent, change: IChange): void;
 }
 
 /**
@@ -197,6 +202,7 @@ export function DriftPanel(props: {
               entries={groups[severity]}
               isLive={event => model.isLive(event)}
               openNotebook={props.openNotebook}
+              why={actions.why}
               trans={trans}
             />
           ) : null
@@ -291,6 +297,7 @@ function EventGroup(props: {
   entries: IEventEntry[];
   isLive: (event: IDriftEvent) => boolean;
   openNotebook: (path: string) => void;
+  why?: (event: IDriftEvent, change: IChange) => void;
   trans: TranslationBundle;
 }): JSX.Element {
   const { severity, entries, trans } = props;
@@ -324,6 +331,25 @@ function EventGroup(props: {
               )}
               {resolved && (
                 <span className="jp-WestTek-tag">{trans.__('resolved')}</span>
+              )}
+              {event.assessment && !resolved && (
+                <span
+                  className={`jp-WestTek-tag jp-WestTek-mod-risk-${event.assessment.risk.toLowerCase()}`}
+                  data-testid="westtek-event-risk"
+                  title={event.assessment.answer}
+                >
+                  {trans.__('risk %1', event.assessment.risk)}
+                </span>
+              )}
+              {props.why && !resolved && (
+                <button
+                  className="jp-WestTek-link jp-WestTek-why"
+                  data-testid="westtek-event-why"
+                  title={trans.__('Ask the Drift Analyzer about this change')}
+                  onClick={() => props.why?.(event, change)}
+                >
+                  {trans.__('why?')}
+                </button>
               )}
             </div>
             <div className="jp-WestTek-muted">{formatTime(event.time)}</div>

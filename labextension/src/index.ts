@@ -13,6 +13,8 @@ import { ITranslator, nullTranslator } from '@jupyterlab/translation';
  * notifications follow the drift from the start, and the side-bar tab must
  * exist as soon as the application starts. */
 import { WestTekClient } from './api-client';
+import { ChatModel, citationTarget, ICitation } from './chat-model';
+import { openNotebookAt, showManifestLine } from './chat-panel';
 import { addCommands, CommandIDs } from './commands';
 import { DriftModel } from './drift-model';
 import { EnvironmentModel } from './environment-model';
@@ -45,7 +47,7 @@ const DEFAULT_SETTINGS: IWestTekSettings = {
 };
 
 /**
- * Adds the West Tek side bar (Environment · Snapshots · Drift), the drift
+ * Adds the West Tek side bar (Environment · Snapshots · Drift · Chat), the drift
  * item of the status bar, drift notifications and the West Tek commands.
  */
 const plugin: JupyterFrontEndPlugin<void> = {
@@ -87,16 +89,49 @@ const plugin: JupyterFrontEndPlugin<void> = {
       void app.commands.execute('docmanager:open', { path });
     };
 
+    const chat = new ChatModel(serverSettings);
+    const openCitation = (citation: ICitation) => {
+      const target = citationTarget(citation);
+      switch (target.kind) {
+        case 'notebook':
+          void openNotebookAt(app, target.path, target.cell);
+          break;
+        case 'file':
+          void app.commands.execute('docmanager:open', { path: target.path });
+          break;
+        case 'snapshot':
+          void showManifestLine(client, target.id, target.line, trans);
+          break;
+        case 'drift':
+          sidebar.showPanel('drift');
+          break;
+      }
+    };
+
     const sidebar = new WestTekSidebar({
       status,
       environment,
       snapshots,
       drift,
+      chat,
+      openCitation,
       actions: {
         snapshotNow: () => void app.commands.execute(CommandIDs.snapshotNow),
         acceptBaseline: () =>
           void app.commands.execute(CommandIDs.acceptBaseline),
-        rollback: () => void app.commands.execute(CommandIDs.rollback)
+        rollback: () => void app.commands.execute(CommandIDs.rollback),
+        why: (event, change) => {
+          sidebar.showPanel('chat');
+          void chat.askNew(
+            'drift',
+            trans.__(
+              'Why did drift event %1 happen (%2 %3), and is it risky for my notebooks?',
+              event.id,
+              change.name,
+              change.change
+            )
+          );
+        }
       },
       openNotebook,
       openDiff: (a, b) =>

@@ -9,6 +9,8 @@ import {
 import { Message } from '@lumino/messaging';
 import React from 'react';
 
+import { ChatModel, ICitation } from './chat-model';
+import { ChatPanel } from './chat-panel';
 import { DriftBadge, useModel } from './components';
 import { countSerious, DriftModel, worstSeverity } from './drift-model';
 import { DriftPanel, IDriftActions } from './drift-panel';
@@ -26,7 +28,7 @@ const STALE_AFTER_MS = 30_000;
 /**
  * The panels of the West Tek side bar.
  */
-export type PanelName = 'environment' | 'snapshots' | 'drift';
+export type PanelName = 'environment' | 'snapshots' | 'drift' | 'chat';
 
 /**
  * The panels in tab order.
@@ -34,7 +36,8 @@ export type PanelName = 'environment' | 'snapshots' | 'drift';
 export const PANELS: readonly PanelName[] = [
   'environment',
   'snapshots',
-  'drift'
+  'drift',
+  'chat'
 ];
 
 /**
@@ -59,7 +62,7 @@ export class PanelSelection extends VDomModel {
 
 /**
  * The "West Tek" side bar: a header with the live drift grade and Refresh,
- * then three tabs — Environment, Snapshots and Drift.
+ * then four tabs — Environment, Snapshots, Drift and Chat.
  */
 export class WestTekSidebar extends ReactWidget {
   /**
@@ -158,6 +161,9 @@ export class WestTekSidebar extends ReactWidget {
           void drift.refresh();
         }
         break;
+      case 'chat':
+        void this._options.chat.loadConversations();
+        break;
     }
   }
 
@@ -198,6 +204,16 @@ export namespace WestTekSidebar {
     actions: IDriftActions;
 
     /**
+     * The Chat panel's model.
+     */
+    chat: ChatModel;
+
+    /**
+     * Opens what an agent's citation points at.
+     */
+    openCitation: (citation: ICitation) => void;
+
+    /**
      * Opens a notebook path in the main area.
      */
     openNotebook: (path: string) => void;
@@ -234,7 +250,8 @@ function SidebarView(
   const titles: { [P in PanelName]: string } = {
     environment: trans.__('Environment'),
     snapshots: trans.__('Snapshots'),
-    drift: trans.__('Drift')
+    drift: trans.__('Drift'),
+    chat: trans.__('Chat')
   };
   return (
     <>
@@ -329,6 +346,15 @@ function SidebarView(
                 model={props.drift}
                 actions={props.actions}
                 openNotebook={props.openNotebook}
+                trans={trans}
+              />
+            )}
+          </TabPanel>
+          <TabPanel id="westtek-panel-chat">
+            {visited.has('chat') && (
+              <ChatPanel
+                model={props.chat}
+                openCitation={props.openCitation}
                 trans={trans}
               />
             )}

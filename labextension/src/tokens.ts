@@ -627,6 +627,57 @@ export interface IDriftEvent {
    * Changes that went away.
    */
   resolved: IChange[];
+
+  /**
+   * The Drift Analyzer's risk assessment (critical events).
+   */
+  assessment?: IRiskAssessment | null;
+}
+
+/**
+ * The Drift Analyzer's assessment of a critical drift event
+ * (`models.RiskAssessment`).
+ */
+export interface IRiskAssessment {
+  /**
+   * The agent that made it.
+   */
+  agent: 'drift';
+
+  /**
+   * The risk to the notebooks.
+   */
+  risk: 'HIGH' | 'MEDIUM' | 'LOW' | 'UNKNOWN';
+
+  /**
+   * When it was made (epoch seconds).
+   */
+  time: number;
+
+  /**
+   * The assessment, with numbered citations.
+   */
+  answer: string;
+
+  /**
+   * What supports it.
+   */
+  citations: { source: string; locator: string }[];
+
+  /**
+   * The tools the agent ran.
+   */
+  tools_called: string[];
+
+  /**
+   * Tool calls refused.
+   */
+  refused?: string[];
+
+  /**
+   * `timeout` or `provider` when the model failed.
+   */
+  error?: string | null;
 }
 
 /**

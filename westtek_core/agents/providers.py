@@ -511,7 +511,7 @@ def _is_named(topic: str, asked: Sequence[str]) -> bool:
 
 def _passage_fact(fact: Fact, asked: Sequence[str], width: int = 320) -> Fact:
     """A passage shortened around the sentences that share the question's words."""
-    text = " ".join(fact.text.split())
+    text = " ".join(re.sub(r"```\w*", " ", fact.text).split())  # code fences say nothing
     if len(text) > width:
         sentences = re.split(r"(?<=[.!?])\s+", text)
         ranked = sorted(sentences, key=lambda s: -relevance(asked, s))
