@@ -395,6 +395,8 @@ class ChatHandler(AgentHandler):
     async def post(self) -> None:
         """Answer, one JSON object per line as the agent works."""
         wanted = self.body(models.ChatRequest)
+        if not wanted.question.strip():
+            raise web.HTTPError(400, "question: ask a question")
         if wanted.conversation_id:
             try:  # before streaming, so an unknown conversation is a plain 404
                 await self.run(self.agents.history, wanted.conversation_id)

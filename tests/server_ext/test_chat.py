@@ -89,6 +89,7 @@ async def test_conversations_are_kept_per_environment_and_continued(jp_fetch):
     [
         ({"agent": "oracle", "question": "why?"}, 400, "agent"),
         ({"agent": "drift", "question": ""}, 400, "question"),
+        ({"agent": "drift", "question": "   "}, 400, "question"),
         ({"question": "why?", "conversation_id": "0" * 32}, 404, "no conversation"),
     ],
 )

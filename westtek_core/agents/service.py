@@ -110,6 +110,8 @@ class AgentService(LoggingConfigurable):
         """Answer in a conversation (a new one without ``conversation_id``), streaming."""
         if agent not in AGENTS:
             raise ValueError(f"unknown agent {agent!r}: use one of {', '.join(AGENTS)}")
+        if not question.strip():
+            raise ValueError("ask a question")
         environment = self.service.environment_id
         if conversation_id:
             history = self.history(conversation_id)
