@@ -12,6 +12,7 @@ new container starts from the image, the pre-start restore of their latest snaps
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from dockerspawner import DockerSpawner
@@ -103,9 +104,16 @@ class DockerBackend(SpawnerBackend):
         self.apply_profile()
         if self.home_volume:
             delegate.volumes = {**delegate.volumes, self.home_volume: self.home_mount_path}
+            # start in the home volume, as the ECS task does
+            delegate.extra_create_kwargs = {
+                "working_dir": self.home_mount_path,
+                **delegate.extra_create_kwargs,
+            }
         if delegate.network_name == "host":
-            # one network for every container: each server needs a port of its own
+            # one network for every container: each server needs a port of its own, and
+            # there is nothing to publish (Docker refuses port bindings on the host network)
             delegate.port = random_port()
+            delegate.use_internal_ip = True
         self.spawner.port = delegate.port
         self.spawner.ip = delegate.ip
 
@@ -134,10 +142,14 @@ class DockerBackend(SpawnerBackend):
 
     async def poll(self) -> int | None:
         """Poll through dockerspawner: None while the container runs, else its exit status."""
+        if not self.delegate.object_id:
+            return 0  # stopped (and forgotten), or never started
         status = await self.delegate.poll()
-        if status is None:
-            return None
-        return status if isinstance(status, int) else 1
+        if status is None or isinstance(status, int):
+            return status
+        # "ExitCode=137, Error='', FinishedAt=…": the container's own exit code
+        found = re.search(r"ExitCode=(-?\d+)", str(status))
+        return int(found.group(1)) if found else 1
 
     async def stop(self, now: bool = False) -> None:
         """Stop (and, by default, remove) the container; its home volume stays."""

@@ -1,0 +1,288 @@
+"""The docker backend: WestTekSpawner's hooks over dockerspawner.
+
+Without a daemon, a recording Docker API client shows what dockerspawner is asked to do
+(the whole ``create_container`` call: image, environment, command, home volume). With
+``dockerd`` installed (and root), a private daemon runs a real container: a scratch image
+that borrows the host's Python through read-only bind mounts, on the host's network.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import docker
+import pytest
+import requests
+from jupyterhub.objects import Hub
+
+from tests.spawner.conftest import TINY_SERVER, make_user
+from westtek_spawner import WestTekSpawner
+from westtek_spawner.backends.docker import WestTekDockerSpawner
+
+
+def make_docker_spawner(name="alice", **traits):
+    return WestTekSpawner(
+        user=make_user(name),
+        hub=Hub(ip="172.17.0.1", port=8081, base_url="/hub/"),
+        api_token=f"token-{name}",
+        oauth_client_id=f"jupyterhub-user-{name}",
+        backend="docker",
+        answer_poll_interval=0.05,
+        report_to_hub_service=False,
+        **traits,
+    )
+
+
+class RecordingClient(docker.APIClient):
+    """A Docker API client that records calls instead of making them (no daemon here)."""
+
+    def __init__(self):
+        super().__init__(version="1.41")  # an explicit version: no call to the daemon
+        self.calls: list[tuple[str, tuple, dict]] = []
+        self.containers: dict[str, dict] = {}
+
+    def _record(self, method, *args, **kwargs):
+        self.calls.append((method, args, kwargs))
+
+    def inspect_image(self, image):
+        self._record("inspect_image", image)
+        return {"Id": "sha256:" + "1" * 64, "Config": {"Cmd": ["start-notebook.sh"]}}
+
+    def inspect_container(self, name):
+        self._record("inspect_container", name)
+        for container in self.containers.values():
+            if name in (container["Id"], container["Name"]):
+                return container
+        response = requests.Response()
+        response.status_code = 404
+        raise docker.errors.NotFound(f"No such container: {name}", response=response)
+
+    def create_container(self, **kwargs):
+        self._record("create_container", **kwargs)
+        container = {
+            "Id": "c0ffee" * 10 + "abcd",
+            "Name": kwargs["name"],
+            "Image": "sha256:" + "2" * 64,
+            "State": {"Running": False, "ExitCode": 0, "Error": "", "FinishedAt": ""},
+            "Config": {"Env": [f"{k}={v}" for k, v in kwargs["environment"].items()]},
+        }
+        self.containers[container["Id"]] = container
+        return {"Id": container["Id"]}
+
+    def start(self, container):
+        self._record("start", container)
+        self.containers[container]["State"]["Running"] = True
+
+    def port(self, container, private_port):
+        self._record("port", container, private_port)
+        return [{"HostIp": "127.0.0.1", "HostPort": "49153"}]
+
+    def stop(self, container, timeout=None):
+        self._record("stop", container)
+        self.containers[container]["State"]["Running"] = False
+
+    def remove_container(self, container, v=False, link=False, force=False):
+        self._record("remove_container", container, v=v)
+        self.containers.pop(container)
+
+
+@pytest.fixture
+def recording_client(monkeypatch):
+    client = RecordingClient()
+    monkeypatch.setattr(WestTekDockerSpawner, "_client", client)
+    yield client
+
+
+async def test_the_container_gets_the_home_volume_env_and_restore_command(
+    recording_client, monkeypatch
+):
+    spawner = make_docker_spawner(
+        profile_list=[{"slug": "big", "cpu": 2, "memory_gib": 8, "image": "westtek/nb:big"}],
+        store_template="s3://westtek-snapshots/labs/{lab_id}/",
+    )
+    # The container answers at the mapped port: the test's wait for it is not about Docker.
+    monkeypatch.setattr(spawner, "_wait_until_answering", _answering)
+    ip, port = await spawner.start()
+    assert (ip, port) == ("127.0.0.1", 49153)
+    creates = [c for c in recording_client.calls if c[0] == "create_container"]
+    (_, _, created) = creates[0]
+    env = {**spawner.get_env(), "JUPYTER_IMAGE_SPEC": "westtek/nb:big"}
+    assert env["WESTTEK_STORE"] == "s3://westtek-snapshots/labs/vault-13/"
+    assert env["WESTTEK_LAB_ID"] == "vault-13" and env["WESTTEK_ENVIRONMENT_ID"] == "alice"
+    assert env["JUPYTERHUB_SERVICE_URL"] == "http://0.0.0.0:8888/"
+    assert created == {
+        "image": "westtek/nb:big",
+        "environment": env,
+        "volumes": ["/home/jovyan"],
+        "name": "jupyter-alice",
+        "command": [
+            "python",
+            "-m",
+            "westtek_spawner.prestart",
+            "--only",
+            "packages",
+            "--only",
+            "kernels",
+            "--only",
+            "config",
+            "--",
+            "jupyterhub-singleuser",
+        ],
+        "ports": {"8888/tcp": None},
+        "working_dir": "/home/jovyan",
+        "host_config": {
+            "AutoRemove": True,
+            "Binds": ["westtek-home-alice:/home/jovyan:rw"],
+            "Links": [],
+            "Mounts": [],
+            "Memory": 8 * 1024**3,
+            "CpuPeriod": 100000,
+            "CpuQuota": 200000,
+            "PortBindings": {"8888/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]},
+            "NetworkMode": "bridge",
+        },
+    }
+    assert spawner.backend_impl.image_digest() == "sha256:" + "2" * 64
+    # dockerspawner's state finds the container after a hub restart,
+    state = spawner.get_state()
+    assert state["westtek"]["object_name"] == "jupyter-alice"
+    reborn = make_docker_spawner()
+    reborn.load_state(state)
+    assert await reborn.poll() is None
+    # and stop removes the container (its anonymous volumes too) but not the home volume.
+    await reborn.stop()
+    assert [c[0] for c in recording_client.calls[-2:]] == ["stop", "remove_container"]
+    assert recording_client.calls[-1][2] == {"v": True}
+    assert await reborn.poll() == 0
+
+
+async def _answering(ip, port):
+    return None
+
+
+async def test_without_profiles_dockerspawners_own_settings_apply(recording_client, monkeypatch):
+    spawner = make_docker_spawner(restore_environment=False)
+    spawner.config.DockerSpawner.image = "quay.io/jupyter/scipy-notebook:2026-11"
+    spawner.config.DockerSpawner.volumes = {"lab-data-{username}": "/data"}
+    spawner.config.DockerBackend.home_mount_path = "/home/researcher"
+    monkeypatch.setattr(spawner, "_wait_until_answering", _answering)
+    await spawner.start()
+    (_, _, created) = next(c for c in recording_client.calls if c[0] == "create_container")
+    assert created["image"] == "quay.io/jupyter/scipy-notebook:2026-11"
+    assert created["command"] == ["jupyterhub-singleuser"]
+    assert created["host_config"]["Binds"] == [
+        "lab-data-alice:/data:rw",
+        "westtek-home-alice:/home/researcher:rw",
+    ]
+    assert not created["host_config"].get("Memory")  # dockerspawner's default: no limit
+    await spawner.stop(now=True)
+
+
+# -- a real daemon -------------------------------------------------------------------------
+
+HOST_DIRS = ["/usr", "/lib", "/lib64", "/bin", "/etc", "/root", str(Path(sys.prefix))]
+
+
+@pytest.fixture(scope="module")
+def dockerd(tmp_path_factory):
+    """A private Docker daemon (own socket and data root), when this machine can run one."""
+    if not shutil.which("dockerd") or os.geteuid() != 0:
+        pytest.skip("no dockerd here (or not root): the recording-client tests stand in")
+    root = tmp_path_factory.mktemp("dockerd")
+    socket_path = root / "docker.sock"
+    log = open(root / "dockerd.log", "wb")  # noqa: SIM115 (the daemon owns it)
+    process = subprocess.Popen(
+        [
+            "dockerd",
+            "--iptables=false",
+            "--bridge=none",
+            f"--data-root={root / 'data'}",
+            f"--exec-root={root / 'exec'}",
+            f"--pidfile={root / 'dockerd.pid'}",
+            f"--host=unix://{socket_path}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client = docker.APIClient(base_url=f"unix://{socket_path}", version="auto", timeout=30)
+            client.ping()
+            break
+        except Exception:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.skip(f"dockerd would not start here:\n{(root / 'dockerd.log').read_text()}")
+            time.sleep(0.2)
+    # An image with nothing in it: containers borrow the host's Python read-only.
+    marker = root / "scratch"
+    marker.mkdir()
+    (marker / "README").write_text("westtek test image\n")
+    with tarfile.open(root / "scratch.tar", "w") as tar:
+        tar.add(marker / "README", arcname="README")
+    client.import_image(src=str(root / "scratch.tar"), repository="westtek-scratch", tag="test")
+    yield {"url": f"unix://{socket_path}", "client": client, "root": root}
+    client.close()
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+    log.close()
+
+
+@pytest.fixture
+def real_client(dockerd, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", dockerd["url"])
+    monkeypatch.setattr(WestTekDockerSpawner, "_client", None)
+    yield dockerd["client"]
+    monkeypatch.setattr(WestTekDockerSpawner, "_client", None)
+
+
+@pytest.mark.slow
+async def test_a_real_container_runs_the_server_with_its_home_volume(real_client, dockerd):
+    spawner = make_docker_spawner(
+        cmd=[sys.executable, "-c", TINY_SERVER],
+        restore_environment=False,
+        environment={"HOME": "/home/jovyan"},
+    )
+    config = spawner.config.DockerSpawner
+    config.image = "westtek-scratch:test"
+    config.pull_policy = "never"
+    config.network_name = "host"
+    config.host_ip = "127.0.0.1"
+    config.read_only_volumes = {d: d for d in HOST_DIRS if os.path.isdir(d)}
+    config.extra_host_config = {"init": True}  # tini as PID 1 passes SIGTERM on, as images do
+    ip, port = await spawner.start()
+    try:
+        # the server answers on the host's loopback,
+        assert ip == "127.0.0.1"
+        assert requests.get(f"http://{ip}:{port}/home-was", timeout=5).text == "/home/jovyan"
+        env = requests.get(f"http://{ip}:{port}/env-was.json", timeout=5).json()
+        assert env["WESTTEK_LAB_ID"] == "vault-13" and env["JUPYTERHUB_API_TOKEN"] == "token-alice"
+        # its cwd is the researcher's named volume, which outlives the container,
+        state = spawner.get_state()["westtek"]
+        info = real_client.inspect_container(state["object_id"])
+        homes = [m for m in info["Mounts"] if m["Destination"] == "/home/jovyan"]
+        assert homes[0]["Type"] == "volume" and homes[0]["Name"] == "westtek-home-alice"
+        assert spawner.backend_impl.image_digest() == info["Image"]
+        # and a restarted hub re-attaches to the running container.
+        reborn = make_docker_spawner()
+        reborn.config.DockerSpawner.network_name = "host"
+        reborn.load_state(spawner.get_state())
+        assert await reborn.poll() is None
+    finally:
+        await spawner.stop()
+    assert await spawner.poll() == 0
+    volume = real_client.inspect_volume("westtek-home-alice")
+    assert sorted(os.listdir(volume["Mountpoint"])) == ["env-was.json", "home-was"]
