@@ -231,6 +231,7 @@ export class AiStack extends Stack {
       new CfnOutput(this, `Agent${pascal(name)}Id`, { value: cfnAgent.attrAgentId });
       new CfnOutput(this, `Agent${pascal(name)}AliasId`, { value: alias.attrAgentAliasId });
     }
+    new CfnOutput(this, 'AgentAliasArns', { value: this.toJsonString(this.agentAliasArns) });
   }
 
   private makeKnowledgeBases(config: IStageConfig, bucket: s3.IBucket, key: kms.IKey): void {

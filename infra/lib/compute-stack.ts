@@ -397,6 +397,8 @@ export class ComputeStack extends Stack {
       FileSystemId: props.fileSystem.fileSystemId,
       SnapshotBucketName: snapshotBucket.bucketName,
       SnapshotKeyArn: props.snapshotKey.keyArn,
+      DatabaseHost: props.database.dbInstanceEndpointAddress,
+      DatabasePort: props.database.dbInstanceEndpointPort,
       DatabaseSecretArn: props.databaseSecret.secretArn,
       EventBusName: eventBusName(config.stage)
     };

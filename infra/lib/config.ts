@@ -93,6 +93,12 @@ export interface IStageConfig {
   readonly logRetentionDays: number;
 }
 
+/**
+ * Most labs one deployment holds: the snapshot bucket's policy carries a statement per lab,
+ * and S3 bucket policies are limited to 20 KB (a test checks the worst case fits).
+ */
+export const MAX_LABS = 35;
+
 /** Values IT must replace before a real deployment (the example values of cdk.json). */
 export const EXAMPLE_MARKERS = ['example.org', '123456789012'];
 
@@ -181,6 +187,11 @@ function validate(config: IStageConfig): IStageConfig {
   }
   if (!Array.isArray(config.labs) || config.labs.length === 0) {
     throw new ConfigError(`${where} needs "labs": at least one {"id": "...", "adGroup": "..."}`);
+  }
+  if (config.labs.length > MAX_LABS) {
+    throw new ConfigError(
+      `${where}: at most ${MAX_LABS} labs fit the snapshot bucket's policy; split them across deployments`
+    );
   }
   const seen = new Set<string>();
   for (const lab of config.labs) {

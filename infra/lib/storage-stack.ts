@@ -95,28 +95,34 @@ export function labIsolationStatements(
   bucket: s3.IBucket,
   labIds: string[]
 ): iam.PolicyStatement[] {
-  const statements = labIds.flatMap(labId => [
+  // One statement per lab for objects: the object key has no condition key, only the ARN.
+  const statements = labIds.map(
+    labId =>
+      new iam.PolicyStatement({
+        sid: `OnlyLab${statementId(labId)}`,
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['s3:*'],
+        // The bucket itself is left to the listing statement below, which checks the prefix.
+        notResources: [bucket.bucketArn, bucket.arnForObjects(`${labPrefix(labId)}*`)],
+        conditions: { StringEquals: { [`aws:PrincipalTag/${TAG_KEYS.labId}`]: labId } }
+      })
+  );
+  // One statement for every lab's listing: s3:prefix is a condition key, so the principal's
+  // own lab_id tag can be compared with it (the Null test guarantees the tag resolves).
+  statements.push(
     new iam.PolicyStatement({
-      sid: `OnlyOwnLabObjects${statementId(labId)}`,
-      effect: iam.Effect.DENY,
-      principals: [new iam.AnyPrincipal()],
-      actions: ['s3:*'],
-      // The bucket itself is left to the listing statement below, which checks the prefix.
-      notResources: [bucket.bucketArn, bucket.arnForObjects(`${labPrefix(labId)}*`)],
-      conditions: { StringEquals: { [`aws:PrincipalTag/${TAG_KEYS.labId}`]: labId } }
-    }),
-    new iam.PolicyStatement({
-      sid: `OnlyOwnLabListing${statementId(labId)}`,
+      sid: 'OnlyOwnLabListing',
       effect: iam.Effect.DENY,
       principals: [new iam.AnyPrincipal()],
       actions: LIST_ACTIONS,
       resources: [bucket.bucketArn],
       conditions: {
-        StringEquals: { [`aws:PrincipalTag/${TAG_KEYS.labId}`]: labId },
-        StringNotLike: { 's3:prefix': `${labPrefix(labId)}*` }
+        Null: { [`aws:PrincipalTag/${TAG_KEYS.labId}`]: 'false' },
+        StringNotLike: { 's3:prefix': `labs/\${aws:PrincipalTag/${TAG_KEYS.labId}}/*` }
       }
     })
-  ]);
+  );
   // A notebook role whose lab is missing or unknown gets nothing at all.
   statements.push(
     new iam.PolicyStatement({

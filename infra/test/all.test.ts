@@ -8,3 +8,4 @@ import './storage.spec';
 import './lab-isolation.spec';
 import './hub-permissions.spec';
 import './stacks.spec';
+import './outputs.spec';

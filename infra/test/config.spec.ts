@@ -72,6 +72,16 @@ describe('stage configuration', () => {
       /lab id/
     ],
     [
+      'more labs than the bucket policy holds',
+      {
+        'westtek:dev': {
+          ...MINIMAL,
+          labs: Array.from({ length: 36 }, (_, i) => ({ id: `lab-${i}` }))
+        }
+      },
+      /at most 35 labs/
+    ],
+    [
       'a lab listed twice',
       { 'westtek:dev': { ...MINIMAL, labs: [{ id: 'a' }, { id: 'a' }] } },
       /listed twice/

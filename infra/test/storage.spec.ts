@@ -9,9 +9,13 @@ import { describe, it } from 'node:test';
 
 import { Match } from 'aws-cdk-lib/assertions';
 
-import { LIFECYCLE_DAYS } from '../lib/storage-stack';
+import { App } from 'aws-cdk-lib';
+
+import { MAX_LABS, loadStageConfig } from '../lib/config';
+import { NetworkStack } from '../lib/network-stack';
+import { LIFECYCLE_DAYS, StorageStack } from '../lib/storage-stack';
 import { bucketExposures } from './bucket-exposure';
-import { STAGES, resourcesOf, synthStage } from './stage';
+import { STAGES, resourcesOf, synthStage, testContext } from './stage';
 
 /** The snapshot bucket of a storage template. */
 function snapshotBucket(storage: any): [string, any] {
@@ -96,6 +100,44 @@ describe('the public-bucket detector', () => {
         Resource: '*'
       }).length
     );
+  });
+});
+
+describe('the snapshot bucket policy', () => {
+  it(`fits S3's 20 KB limit with ${MAX_LABS} labs of the longest ids`, () => {
+    const labs = Array.from({ length: MAX_LABS }, (_, i) => ({
+      id: `lab-${String(i).padStart(2, '0')}-${'x'.repeat(41)}`
+    }));
+    const app = new App({ context: testContext('prod', { labs }) });
+    const config = loadStageConfig(app.node);
+    const network = new NetworkStack(app, 'Network', { config, env: { region: config.region } });
+    const storage = new StorageStack(app, 'Storage', {
+      config,
+      vpc: network.vpc,
+      securityGroups: network.securityGroups,
+      env: { region: config.region }
+    });
+    const policy = storage.resolve(storage.snapshotBucket.policy!.document);
+    const longestArn = `arn:aws-us-gov:s3:::${'b'.repeat(63)}`;
+    const literal = (value: any): any => {
+      if (Array.isArray(value)) {
+        return value.map(literal);
+      }
+      if (value && typeof value === 'object') {
+        if ('Fn::GetAtt' in value) {
+          return longestArn;
+        }
+        if ('Fn::Join' in value) {
+          const [separator, parts] = value['Fn::Join'];
+          return parts.map(literal).join(separator);
+        }
+        return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, literal(v)]));
+      }
+      return value;
+    };
+    const text = JSON.stringify(literal(policy));
+    assert.ok(!text.includes('Fn::'), 'every reference replaced by a literal');
+    assert.ok(text.length < 20 * 1024, `${text.length} bytes`);
   });
 });
 
