@@ -190,6 +190,21 @@ async def test_without_profiles_dockerspawners_own_settings_apply(recording_clie
 HOST_DIRS = ["/usr", "/lib", "/lib64", "/bin", "/etc", "/root", str(Path(sys.prefix))]
 
 
+def _stop_daemon(process: subprocess.Popen, root: Path) -> None:
+    """Stop dockerd and undo the mounts it leaves under its roots (pytest must delete them)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+    with open("/proc/mounts") as mounts:
+        points = [line.split()[1] for line in mounts if f" {root}/" in line]
+    for point in sorted(points, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+
+
 @pytest.fixture(scope="module")
 def dockerd(tmp_path_factory):
     """A private Docker daemon (own socket and data root), when this machine can run one."""
@@ -197,48 +212,45 @@ def dockerd(tmp_path_factory):
         pytest.skip("no dockerd here (or not root): the recording-client tests stand in")
     root = tmp_path_factory.mktemp("dockerd")
     socket_path = root / "docker.sock"
-    log = open(root / "dockerd.log", "wb")  # noqa: SIM115 (the daemon owns it)
-    process = subprocess.Popen(
-        [
-            "dockerd",
-            "--iptables=false",
-            "--bridge=none",
-            f"--data-root={root / 'data'}",
-            f"--exec-root={root / 'exec'}",
-            f"--pidfile={root / 'dockerd.pid'}",
-            f"--host=unix://{socket_path}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            client = docker.APIClient(base_url=f"unix://{socket_path}", version="auto", timeout=30)
-            client.ping()
-            break
-        except Exception:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.skip(f"dockerd would not start here:\n{(root / 'dockerd.log').read_text()}")
-            time.sleep(0.2)
-    # An image with nothing in it: containers borrow the host's Python read-only.
-    marker = root / "scratch"
-    marker.mkdir()
-    (marker / "README").write_text("westtek test image\n")
-    with tarfile.open(root / "scratch.tar", "w") as tar:
-        tar.add(marker / "README", arcname="README")
-    client.import_image(src=str(root / "scratch.tar"), repository="westtek-scratch", tag="test")
-    yield {"url": f"unix://{socket_path}", "client": client, "root": root}
-    client.close()
-    process.send_signal(signal.SIGTERM)
+    with open(root / "dockerd.log", "wb") as log:
+        process = subprocess.Popen(
+            [
+                "dockerd",
+                "--iptables=false",
+                "--bridge=none",
+                f"--data-root={root / 'data'}",
+                f"--exec-root={root / 'exec'}",
+                f"--pidfile={root / 'dockerd.pid'}",
+                f"--host=unix://{socket_path}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-    log.close()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client = docker.APIClient(
+                    base_url=f"unix://{socket_path}", version="auto", timeout=30
+                )
+                client.ping()
+                break
+            except Exception:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log_text = (root / "dockerd.log").read_text()
+                    pytest.skip(f"dockerd would not start here:\n{log_text}")
+                time.sleep(0.2)
+        # An image with nothing in it: containers borrow the host's Python read-only.
+        with tarfile.open(root / "scratch.tar", "w") as tar:
+            readme = root / "README"
+            readme.write_text("westtek test image\n")
+            tar.add(readme, arcname="README")
+        client.import_image(src=str(root / "scratch.tar"), repository="westtek-scratch", tag="test")
+        yield {"url": f"unix://{socket_path}", "client": client, "root": root}
+        client.close()
+    finally:
+        _stop_daemon(process, root)
 
 
 @pytest.fixture
