@@ -21,7 +21,7 @@ LAB_SOURCES := $(shell find labextension -type f 2>/dev/null) package.json tscon
 
 help:
 	@echo "make demo   set up and start the West Tek demo hub on http://127.0.0.1:$(DEMO_PORT)"
-	@echo "make test   set up and run every test (lint, Python, UI)"
+	@echo "make test   set up and run every test (lint, Python, UI, infra)"
 	@echo "make lint   ruff, mypy, eslint and prettier"
 	@echo "make bench  run the benchmarks under bench/ (not part of make test; ~15 min)"
 	@echo "make clean  remove the venv, builds and demo state"
@@ -88,7 +88,7 @@ postgres-deps:
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq postgresql >/dev/null; }
 
-lint: install
+lint: install lint-infra
 	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/mypy
@@ -106,7 +106,22 @@ test-python: install postgres-deps $(EXAMPLE_NOTEBOOKS)
 test-ui: install system-test-deps
 	WESTTEK_PYTHON=$(abspath $(BIN)/python) $(JLPM) test:ui
 
-test: lint test-python test-ui
+# infra/ (the AWS CDK app) has its own package.json: installed once, then linted, tested
+# and synthesized (dev and prod) offline, without AWS credentials.
+.PHONY: lint-infra test-infra
+INFRA_DEPS := infra/node_modules/.package-lock.json
+$(INFRA_DEPS): infra/package.json infra/package-lock.json | check-node
+	npm ci --prefix infra --no-audit --no-fund --loglevel=error
+	@touch $@
+
+lint-infra: $(INFRA_DEPS)
+	npm run --prefix infra lint
+
+test-infra: $(INFRA_DEPS)
+	npm test --prefix infra
+	npm run --prefix infra synth
+
+test: lint test-python test-ui test-infra
 
 # Benchmarks are not tests: they time things against peers and write bench/README.md.
 bench: install
@@ -118,4 +133,4 @@ bench: install
 	$(MAKE) --no-print-directory system-test-deps && WESTTEK_PYTHON=$(abspath $(BIN)/python) node bench/ui.mjs
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) node_modules lib westtek_server_ext/labextension tsconfig.tsbuildinfo
+	rm -rf $(VENV) $(DEMO_DIR) node_modules lib westtek_server_ext/labextension tsconfig.tsbuildinfo infra/node_modules infra/cdk.out
