@@ -129,8 +129,7 @@ bench: install
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq restic >/dev/null; }
 	$(BIN)/python bench/snapshot_vs_restic.py --reps 3
-	$(MAKE) --no-print-directory system-test-deps && WESTTEK_PYTHON=$(abspath $(BIN)/python) node bench/ui.mjs
-	$(MAKE) --no-print-directory system-test-deps && WESTTEK_PYTHON=$(abspath $(BIN)/python) node bench/ui.mjs
+	{ command -v chromium >/dev/null 2>&1 || { $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium >/dev/null; }; } && WESTTEK_PYTHON=$(abspath $(BIN)/python) node bench/ui.mjs
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) node_modules lib westtek_server_ext/labextension tsconfig.tsbuildinfo infra/node_modules infra/cdk.out
