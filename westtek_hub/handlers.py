@@ -3,6 +3,8 @@
 Every request carries a JupyterHub API token (a user's, or the OAuth cookie of the panel);
 the service learns the caller's name from it and their groups from the hub (with its own
 token, cached briefly), so a lab claimed in a body is always checked against the hub.
+A cookie-authenticated request that changes state must also carry JupyterHub's XSRF token
+(the ``X-XSRFToken`` header matching the service's ``_xsrf`` cookie); token requests need none.
 Refusals are JSON ``{"message": ...}`` with 4xx and, from the registry, an audit entry.
 """
 
@@ -11,10 +13,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-from jupyterhub.services.auth import HubAuth
+from jupyterhub.services.auth import HubAuth, HubOAuth, HubOAuthenticated
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from tornado import web
@@ -23,6 +25,9 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from westtek_hub import audit, registry
 from westtek_hub.models import AuditEntry, Share
 from westtek_hub.registry import Caller, Registry, RegistryError
+
+if TYPE_CHECKING:  # metrics.py imports this module
+    from westtek_hub.metrics import WestTekMetrics
 
 T = TypeVar("T")
 MAX_BODY = 1 << 20  # forwarded events and snapshot metadata are small; refuse floods
@@ -64,8 +69,29 @@ class HubClient:
         return model
 
 
-class APIHandler(web.RequestHandler):
+class APIHandler(HubOAuthenticated, web.RequestHandler):
     """JSON in and out; the caller from the token; registry errors as 4xx."""
+
+    @property
+    def hub_auth(self) -> HubAuth:
+        """The service's HubAuth (HubOAuth when the hub gave the service an OAuth client)."""
+        found: HubAuth = self.settings["hub_auth"]
+        return found
+
+    @property
+    def metrics(self) -> WestTekMetrics | None:
+        """The service's metrics, if the app has them."""
+        found: WestTekMetrics | None = self.settings.get("westtek_metrics")
+        return found
+
+    def on_finish(self) -> None:
+        """Time the request in the service's metrics."""
+        if self.metrics is not None:
+            self.metrics.observe_request(self)
+
+    def get_current_user(self) -> Any:
+        """The hub user the async checks found so far: never a blocking call to the hub."""
+        return getattr(self, "_cached_hub_user", None)
 
     @property
     def registry(self) -> Registry:
@@ -80,7 +106,12 @@ class APIHandler(web.RequestHandler):
         return found
 
     def check_xsrf_cookie(self) -> None:
-        """Tokens, not cookies, authenticate the API: no XSRF form token applies."""
+        """JupyterHub's XSRF check for cookie-authenticated requests that change state.
+
+        HubOAuth calls it before it accepts the OAuth cookie; token requests skip it.
+        """
+        if isinstance(self.hub_auth, HubOAuth):
+            self.hub_auth.check_xsrf_cookie(self)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Answer errors as JSON."""
@@ -122,6 +153,8 @@ class APIHandler(web.RequestHandler):
         token = hub_auth.get_token(self, in_cookie=False)
         model = await hub_auth.user_for_token(token, sync=False) if token else None
         if model is None and isinstance(hub_auth, HubAuth):
+            if not token and isinstance(hub_auth, HubOAuth) and hub_auth.get_token(self):
+                self.check_xsrf_cookie()  # the OAuth cookie alone never changes state
             model = await hub_auth.get_user(self, sync=False)
         if not model or model.get("kind", "user") != "user":
             raise web.HTTPError(403, "a JupyterHub API token of a user is required")
@@ -269,6 +302,8 @@ class ReportedEventsHandler(APIHandler):
         stored = self.run(
             caller, "event.report", target, lambda s: registry.record_event(s, caller, body)
         )
+        if stored and self.metrics is not None:
+            self.metrics.event_ingested(str(body["status"]))
         self.reply(
             {"stored": stored, "environment_id": body.get("environment_id"), "id": body.get("id")},
             201 if stored else 200,

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from jupyterhub.services.auth import HubAuth
-from tornado import escape, web
+from jupyterhub.services.auth import HubAuth, HubOAuth
+from tornado import web
 from traitlets import Instance, Integer, List, Unicode, default
 from traitlets.config import Application
 
@@ -19,6 +19,8 @@ from westtek_core.status import Capability, status_report
 from westtek_core.version import __version__
 from westtek_hub.db import make_engine, session_factory, upgrade
 from westtek_hub.handlers import HubClient, api_routes
+from westtek_hub.metrics import WestTekMetrics, metrics_routes
+from westtek_hub.panel import WestTekPanel, panel_routes
 from westtek_hub.registry import LabPolicy, Registry
 
 
@@ -29,18 +31,6 @@ class StatusHandler(web.RequestHandler):
         """Answer the status report."""
         self.set_header("Content-Type", "application/json")
         self.finish(status_report("hub-service", extra=(Capability.HUB_SERVICE,)).to_json())
-
-
-class HomeHandler(web.RequestHandler):
-    """``GET /services/westtek/``: where the hub's Services menu links; names the API."""
-
-    def get(self) -> None:
-        """Answer a short page that says what this service is."""
-        self.finish(
-            "<!doctype html><title>West Tek</title>"
-            f"<h1>West Tek hub service {escape.xhtml_escape(__version__)}</h1>"
-            '<p>API status: <a href="api/status">api/status</a></p>'
-        )
 
 
 async def close_hub_http_client() -> None:
@@ -58,6 +48,7 @@ class WestTekHubService(Application):
     name = "westtek-hub"
     version = __version__
     description = "West Tek hub service: registry, admin panel, sharing, succession, audit."
+    classes = [HubAuth, HubOAuth, WestTekPanel, WestTekMetrics]
 
     service_prefix = Unicode(
         config=True,
@@ -129,33 +120,41 @@ class WestTekHubService(Application):
         HubAuth,
         config=True,
         help="Checks JupyterHub API tokens with the hub (configure it as c.HubAuth.*; its "
-        "defaults come from the service's JUPYTERHUB_* environment).",
+        "defaults come from the service's JUPYTERHUB_* environment). HubOAuth, so browsers "
+        "log in to the panel, when the hub gave the service an OAuth client.",
     )
 
     @default("hub_auth")
     def _default_hub_auth(self) -> HubAuth:
-        return HubAuth(parent=self)
+        oauth = os.environ.get("JUPYTERHUB_CLIENT_ID") or self.config.get("HubOAuth", {}).get(
+            "oauth_client_id"
+        )
+        return HubOAuth(parent=self) if oauth else HubAuth(parent=self)
 
     def make_app(self) -> web.Application:
         """Build the Tornado application with the route table under the service prefix."""
         prefix = self.service_prefix.rstrip("/")
         routes: list[Any] = [
-            (rf"{prefix}/?", HomeHandler),
             (rf"{prefix}/api/status", StatusHandler),
             *api_routes(prefix),
+            *panel_routes(prefix),
+            *metrics_routes(prefix),
         ]
         if self.db_url.startswith("sqlite:///"):
             Path(self.db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = make_engine(self.db_url)
         upgrade(engine)
         policy = LabPolicy(prefix=self.lab_group_prefix, named=frozenset(self.lab_groups))
+        sessions = session_factory(engine)
         return web.Application(
             routes,
             hub_auth=self.hub_auth,
             westtek_engine=engine,
-            westtek_registry=Registry(session_factory(engine), policy),
+            westtek_registry=Registry(sessions, policy),
             westtek_hub_client=HubClient(self.hub_auth),
             westtek_public_url=self.public_url,
+            westtek_metrics=WestTekMetrics(sessions, parent=self),
+            **WestTekPanel(parent=self).app_settings(prefix, self.data_dir),
         )
 
     def start(self) -> None:

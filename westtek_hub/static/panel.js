@@ -1,0 +1,142 @@
+// The West Tek panel's buttons and forms: calls to the hub service's JSON API.
+//
+// Requests carry the OAuth cookie (same origin) and JupyterHub's XSRF token in the
+// X-XSRFToken header (window.jhdata.xsrf_token, set by JupyterHub's page.html), without
+// which the service refuses a cookie-authenticated request that changes state.
+// Messages are shown with textContent, never as HTML.
+"use strict";
+
+(function () {
+  const panel = document.getElementById("westtek-panel");
+  if (!panel) {
+    return;
+  }
+  const api = panel.dataset.api;
+
+  function xsrfToken() {
+    if (window.jhdata && window.jhdata.xsrf_token) {
+      return window.jhdata.xsrf_token;
+    }
+    const match = document.cookie.match(/(?:^|;\s*)_xsrf=([^;]*)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  /** Call the API; resolve to its JSON, reject with its message. */
+  async function request(method, path, body) {
+    const init = {
+      method: method,
+      credentials: "same-origin",
+      headers: { "X-XSRFToken": xsrfToken(), Accept: "application/json" },
+    };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const response = await fetch(api + path, init);
+    const text = await response.text();
+    let data = null;
+    try {
+      data = text ? JSON.parse(text) : null;
+    } catch (error) {
+      data = null;
+    }
+    if (!response.ok) {
+      throw new Error((data && data.message) || `HTTP ${response.status}`);
+    }
+    return data;
+  }
+
+  function notify(message, kind) {
+    const area = document.getElementById("westtek-status");
+    area.className = `alert alert-${kind}`;
+    area.textContent = message;
+    area.hidden = false;
+    area.scrollIntoView({ block: "nearest" });
+  }
+
+  const env = (data) => encodeURIComponent(data.environment);
+
+  // Each action returns the message shown when it succeeds; all reload the page after.
+  const actions = {
+    async launch(data) {
+      const body = data.snapshot
+        ? { snapshot_id: data.snapshot }
+        : { environment_id: data.environment };
+      const answer = await request("POST", "environments/jupyter", body);
+      return `The hub is starting ${answer.user}'s server` +
+        (data.snapshot ? `, restored from snapshot ${data.snapshot.slice(0, 12)}.` : ".");
+    },
+    async stop(data) {
+      const answer = await request("DELETE", `environments/${env(data)}/server`);
+      return `The hub is stopping ${answer.user}'s server.`;
+    },
+    async snapshot(data) {
+      await request("POST", "environments/snapshot", { environment_id: data.environment });
+      return `A snapshot of ${data.environment} is being taken.`;
+    },
+    async revoke(data) {
+      const answer = await request("DELETE", `collaboration/share/${data.share}`);
+      return `Lab ${answer.to_lab} no longer has snapshot ${answer.snapshot_id.slice(0, 12)}.`;
+    },
+  };
+
+  const forms = {
+    async share(values) {
+      const answer = await request("POST", "collaboration/share", values);
+      return `Snapshot ${answer.snapshot_id.slice(0, 12)} is shared with lab ${answer.to_lab} ` +
+        `(${answer.permission}).`;
+    },
+    async reassign(values) {
+      const answer = await request("POST", "knowledge/transfer", values);
+      return `${answer.name} now belongs to ${answer.researcher_id} (lab ${answer.lab_id}).`;
+    },
+  };
+
+  async function perform(control, work) {
+    if (control.dataset.confirm && !window.confirm(control.dataset.confirm)) {
+      return;
+    }
+    control.disabled = true;
+    try {
+      notify(await work(), "success");
+      window.setTimeout(() => window.location.reload(), 1200);
+    } catch (error) {
+      notify(error.message, "danger");
+      control.disabled = false;
+    }
+  }
+
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-westtek-action]");
+    if (button && actions[button.dataset.westtekAction]) {
+      perform(button, () => actions[button.dataset.westtekAction](button.dataset));
+    }
+  });
+
+  document.addEventListener("submit", (event) => {
+    const form = event.target.closest("form[data-westtek-form]");
+    if (!form || !forms[form.dataset.westtekForm]) {
+      return;
+    }
+    event.preventDefault();
+    const values = Object.fromEntries(new FormData(form).entries());
+    const submit = form.querySelector("[type=submit]");
+    perform(submit, async () => {
+      const message = await forms[form.dataset.westtekForm](values);
+      const dialog = form.closest(".modal");
+      if (dialog && window.bootstrap) {
+        window.bootstrap.Modal.getOrCreateInstance(dialog).hide();
+      }
+      return message;
+    });
+  });
+
+  // The share dialog takes its snapshot from the button that opened it.
+  document.addEventListener("show.bs.modal", (event) => {
+    const opener = event.relatedTarget;
+    const field = event.target.querySelector("[name=snapshot_id]");
+    if (opener && field && opener.dataset.snapshot) {
+      field.value = opener.dataset.snapshot;
+    }
+  });
+})();
