@@ -580,16 +580,25 @@ export function notebookLabStatements(
 
 /** Inputs of `hubStatements`. */
 export interface IHubGrants {
+  /** The stack the statements are for (its account, region and partition). */
   readonly stack: Stack;
+  /** The cluster notebook tasks run in. */
   readonly cluster: ecs.ICluster;
   /** The cluster's name, as a literal (task ARNs embed it). */
   readonly clusterName: string;
+  /** The notebook task definition family. */
   readonly family: string;
+  /** The only roles the hub may pass (to ECS tasks). */
   readonly passRoles: iam.IRole[];
+  /** The home file system access points are created on. */
   readonly fileSystem: efs.IFileSystem;
+  /** The snapshot bucket (read only). */
   readonly snapshotBucket: s3.IBucket;
+  /** Its key. */
   readonly snapshotKey: kms.IKey;
+  /** The user pool whose hub client the hub reads. */
   readonly userPool: cognito.IUserPool;
+  /** Knowledge bases the hub starts ingestion of. */
   readonly knowledgeBases: ILabKnowledgeBase[];
 }
 

@@ -21,14 +21,23 @@ import { TAG_KEYS } from './names';
 
 /** The stacks of one stage. */
 export interface IWestTekStacks {
+  /** VPC and security groups. */
   readonly network: NetworkStack;
+  /** Buckets, file system, keys, image repositories. */
   readonly storage: StorageStack;
+  /** Snapshot replica (with `replicaRegion`). */
   readonly replica?: ReplicaStack;
+  /** PostgreSQL. */
   readonly data: DataStack;
+  /** Cognito and AD federation. */
   readonly identity: IdentityStack;
+  /** Bedrock agents and knowledge bases (when enabled). */
   readonly ai?: AiStack;
+  /** Cluster, hub, notebook tasks and roles. */
   readonly compute: ComputeStack;
+  /** Drift events and alarms. */
   readonly alerts: AlertsStack;
+  /** Secure Browser portal (when enabled). */
   readonly access?: AccessStack;
 }
 
