@@ -260,3 +260,22 @@ def kb_lab(lab, tmp_path):
     kb.ingest_everything(lab["workspace"], manifests, lab["events"].install_history())
     yield {**lab, "kb": kb, "kb_path": path}
     kb.close()
+
+
+@pytest.fixture
+def light_ctx(tmp_path, monkeypatch):
+    """A context over an empty workspace, no store and no venv: for checks that stop early."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
+    workspace = tmp_path / "light"
+    workspace.mkdir()
+    events = EventLog(tmp_path / "light-events.sqlite")
+    service = EnvironmentService(
+        store=str(tmp_path / "light-store"),
+        key_file=tmp_path / "light.key",
+        root=workspace,
+        pythons=[sys.executable],
+        environment_id=ENVIRONMENT,
+        event_log=events,
+    )
+    yield ToolContext(service)
+    events.close()

@@ -32,8 +32,8 @@ def test_every_tool_has_a_strict_json_schema_and_only_recommendations_write():
     }
 
 
-def test_arguments_are_checked_and_other_environments_refused(lab):
-    ctx = lab["ctx"]
+def test_arguments_are_checked_and_other_environments_refused(light_ctx):
+    ctx = light_ctx
     with pytest.raises(ToolError, match="unknown argument"):
         call_tool(ctx, "SearchKnowledgeBase", {"query": "x", "index": "/labs/b.sqlite"})
     with pytest.raises(ToolError, match="missing required"):
@@ -46,7 +46,7 @@ def test_arguments_are_checked_and_other_environments_refused(lab):
         call_tool(ctx, "DeleteEverything", {})
 
 
-def test_notebooks_tool_names_imports_reads_and_writes_with_cells(lab):
+def test_notebooks_transfer_package_and_onboarding_checklist(lab):
     result = call_tool(lab["ctx"], "GetEnvironmentNotebooks", {})
     rows = {r["path"]: r for r in result.data["notebooks"]}
     assert set(rows) == {"analysis.ipynb", "figures.ipynb"}
@@ -62,6 +62,21 @@ def test_notebooks_tool_names_imports_reads_and_writes_with_cells(lab):
     texts = [f.text for f in result.facts]
     assert "figures.ipynb writes figures/figure3.png." in texts
     assert Citation("figures.ipynb", "cell 5") in result.citations
+
+    # and the successor's summary and checklist are built from the same material
+    (lab["workspace"] / "data" / "measurements.csv").unlink()
+    transfer = call_tool(fresh(lab), "GetTransferPackage", {})
+    assert transfer.data["experiments"] == ["experiments/run-42.md"]
+    assert transfer.data["requirement_files"] == ["requirements.txt"]
+    assert {n["path"] for n in transfer.data["notebooks"]} == {"analysis.ipynb", "figures.ipynb"}
+    checklist = call_tool(fresh(lab), "GetOnboardingChecklist", {})
+    steps = [s["text"] for s in checklist.data["steps"]]
+    assert steps[0].startswith(f"Restore the baseline snapshot {lab['baseline'][:12]}")
+    assert checklist.data["steps"][0]["command"] == (
+        f"westtek snapshot restore {lab['baseline'][:12]} --to ./restored"
+    )
+    assert any("data/measurements.csv" in s and "lacks" in s for s in steps)
+    assert any("kernel research" in s for s in steps)
 
 
 def test_details_history_and_profile_come_from_the_snapshots(lab):
@@ -178,22 +193,6 @@ def test_comparison_config_and_recommendations_change_nothing(lab, wheelhouse):
         call_tool(ctx, "CreateRollbackRecommendation", {"target_snapshot_id": "deadbeef"})
 
 
-def test_transfer_package_and_onboarding_checklist(lab):
-    (lab["workspace"] / "data" / "measurements.csv").unlink()
-    transfer = call_tool(fresh(lab), "GetTransferPackage", {})
-    assert transfer.data["experiments"] == ["experiments/run-42.md"]
-    assert transfer.data["requirement_files"] == ["requirements.txt"]
-    assert {n["path"] for n in transfer.data["notebooks"]} == {"analysis.ipynb", "figures.ipynb"}
-    checklist = call_tool(fresh(lab), "GetOnboardingChecklist", {})
-    steps = [s["text"] for s in checklist.data["steps"]]
-    assert steps[0].startswith(f"Restore the baseline snapshot {lab['baseline'][:12]}")
-    assert checklist.data["steps"][0]["command"] == (
-        f"westtek snapshot restore {lab['baseline'][:12]} --to ./restored"
-    )
-    assert any("data/measurements.csv" in s and "lacks" in s for s in steps)
-    assert any("kernel research" in s for s in steps)
-
-
-def test_search_without_an_index_says_so(lab):
-    result = call_tool(lab["ctx"], "SearchKnowledgeBase", {"query": "figure 3"})
+def test_search_without_an_index_says_so(light_ctx):
+    result = call_tool(light_ctx, "SearchKnowledgeBase", {"query": "figure 3"})
     assert result.data["results"] == [] and "no knowledge-base index" in result.data["message"]
