@@ -485,6 +485,7 @@ class DriftAutoAnalyzer:
         event = message["event"]
         critical = [c for c in event.get("changes", []) if c.get("severity") == "critical"]
         if event.get("status") == "CRITICAL_DRIFT" and critical:
+            self.pending = [f for f in self.pending if not f.done()]
             self.pending.append(self._pool.submit(self.analyse, event))
 
     def analyse(self, event: dict[str, Any]) -> dict[str, Any]:
