@@ -34,7 +34,7 @@ from westtek_core.snapshot import (
     verify_snapshots,
 )
 from westtek_core.store import Repository, SnapshotNotFound, StoreError
-from westtek_core.watch import DriftWatcher
+from westtek_core.watch import DriftWatcher, environment_stamp
 
 Message = dict[str, Any]
 """A message for stream listeners: ``{"type": "state", "drift": …}`` or ``{"type": "event", …}``."""
@@ -94,7 +94,7 @@ class EnvironmentService:
         self._stopping = threading.Event()
         self._baseline_changed = threading.Event()
         self._watch_thread: threading.Thread | None = None
-        self._last_state: Message | None = None
+        self._capture_cache: tuple[tuple[tuple[str, int], ...], Any] | None = None
 
     # -- the store -----------------------------------------------------------------------
 
@@ -311,13 +311,28 @@ class EnvironmentService:
             return self._state(None, "no snapshot yet: take one to start measuring drift")
         return self._state(detect_drift(capture, baseline, self.root))
 
+    def _live_capture(self) -> Any:
+        """The live capture, reused while nothing it depends on changed (stats only).
+
+        The stamp is taken before capturing again, so a change during that capture is seen
+        next time (the first capture stamps after: its directories are not known before).
+        """
+        cached = self._capture_cache
+        if cached and cached[0] == environment_stamp(cached[1], self.root):
+            return cached[1]
+        previous = cached[1] if cached else None
+        stamp = environment_stamp(previous, self.root) if previous else None
+        capture = capture_live(self.pythons, self.root)
+        self._capture_cache = (stamp or environment_stamp(capture, self.root), capture)
+        return capture
+
     def environment_view(self) -> dict[str, Any]:
         """Interpreters, packages (with the notebooks importing each), kernels and config."""
         watcher = self._watcher
         if watcher and self.watching:
             capture, drift = watcher.capture, self._state(watcher.report)
         else:
-            capture = capture_live(self.pythons, self.root)
+            capture = self._live_capture()
             drift = self._graded(capture)
         live = live_manifest(capture)
         context = grading_context(self.root, live)
@@ -432,6 +447,7 @@ class EnvironmentService:
             self._baseline_changed.clear()
             baseline = self._baseline()
             if baseline is None:
+                self._live_capture()  # ready for the first look at the environment
                 self._baseline_changed.wait(timeout=5.0)
                 continue
             watcher = DriftWatcher(

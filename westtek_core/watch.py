@@ -43,6 +43,43 @@ def _site_dirs(info: Mapping[str, Any]) -> list[str]:
     return sorted({str(paths[k]) for k in ("purelib", "platlib") if paths.get(k)})
 
 
+def environment_dirs(capture: Capture, root: Path) -> dict[str, list[str]]:
+    """Area → the directories whose changes change it (those that exist)."""
+    areas: dict[str, list[str]] = {
+        f"interpreter:{i}": _site_dirs(interp.info) for i, interp in enumerate(capture.interpreters)
+    }
+    areas["kernels"] = [os.path.join(p, "kernels") for p in jupyter_path()]
+    areas["config"] = list(jupyter_config_path())
+    areas["workspace"] = [str(root)]
+    return {area: [p for p in paths if os.path.isdir(p)] for area, paths in areas.items()}
+
+
+def environment_stamp(capture: Capture, root: Path) -> tuple[tuple[str, int], ...]:
+    """Modification times of what a pip install, a kernel or a config change touches.
+
+    Site-packages directories change when a distribution comes or goes; kernel and config
+    directories are read one level deep, so an edited ``kernel.json`` or config file shows.
+    The workspace is left out: notebooks are analysed from their own stats.
+    """
+    stamps: list[tuple[str, int]] = []
+    for area, dirs in environment_dirs(capture, root).items():
+        if area == "workspace":
+            continue
+        for directory in dirs:
+            try:
+                stamps.append((directory, os.stat(directory).st_mtime_ns))
+                if area in ("kernels", "config"):
+                    with os.scandir(directory) as entries:
+                        for entry in entries:
+                            stamps.append((entry.path, entry.stat().st_mtime_ns))
+                            if area == "kernels" and entry.is_dir():
+                                for spec in os.scandir(entry.path):
+                                    stamps.append((spec.path, spec.stat().st_mtime_ns))
+            except OSError:
+                stamps.append((directory, -1))
+    return tuple(sorted(stamps))
+
+
 class DriftWatcher:
     """Watch an environment against its baseline; call ``on_event`` with each drift event."""
 
@@ -71,14 +108,7 @@ class DriftWatcher:
 
     def watched_paths(self) -> dict[str, list[str]]:
         """Area → directories watched for it."""
-        areas: dict[str, list[str]] = {
-            f"interpreter:{i}": _site_dirs(interp.info)
-            for i, interp in enumerate(self.capture.interpreters)
-        }
-        areas["kernels"] = [os.path.join(p, "kernels") for p in jupyter_path()]
-        areas["config"] = list(jupyter_config_path())
-        areas["workspace"] = [str(self.root)]
-        return {area: [p for p in paths if os.path.isdir(p)] for area, paths in areas.items()}
+        return environment_dirs(self.capture, self.root)
 
     def _areas_of(self, changed: set[str], watched: Mapping[str, list[str]]) -> set[str]:
         touched = set()

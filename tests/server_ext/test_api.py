@@ -132,7 +132,9 @@ async def test_drift_diff_and_baseline_follow_a_pip_upgrade(jp_fetch, research_e
     assert [r["id"] for r in listed["snapshots"] if r["baseline"]] == [second]
 
 
-async def test_environment_lists_packages_with_the_notebooks_importing_them(jp_fetch):
+async def test_environment_lists_packages_with_the_notebooks_importing_them(
+    jp_fetch, research_env, wheelhouse
+):
     _, view = await call(jp_fetch, "GET", "environment")
     models.EnvironmentView.model_validate(view)
     (interp,) = view["interpreters"]
@@ -143,6 +145,11 @@ async def test_environment_lists_packages_with_the_notebooks_importing_them(jp_f
     assert packages["westtek_unused_pkg"]["imported_by"] == []
     assert packages["westtek_probe_pkg"]["installer"] == "pip"
     assert view["drift"] == "NO_BASELINE"
+    # the view is cached until the environment changes: a pip install shows at once
+    pip_install(research_env["python"], wheelhouse, "westtek_probe_pkg==1.1.0")
+    _, view = await call(jp_fetch, "GET", "environment")
+    packages = {p["name"]: p for p in view["interpreters"][0]["packages"]}
+    assert packages["westtek_probe_pkg"]["version"] == "1.1.0"
 
 
 async def test_verify_restore_and_export_a_snapshot(jp_fetch, research_env):
