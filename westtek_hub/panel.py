@@ -293,7 +293,7 @@ def timeline_chart(
                 Bar(stamp, status, n, round(left + i * slot + 1, 2), round(base, 2),
                     round(max(slot - 2, 1), 2), round(h, 2))
             )  # fmt: skip
-        if i % 7 == 0 or i == len(counts) - 1:
+        if (len(counts) - 1 - i) % 7 == 0:  # weekly, counted back from today's
             labels.append((round(left + i * slot + slot / 2, 2), stamp[5:]))
     return TimelineChart(width, height, left, height - bottom, maximum, bars, labels, dict(totals))
 

@@ -475,14 +475,7 @@ def test_the_timeline_chart_stacks_stable_under_minor_under_critical():
     assert last[1].y + last[1].height == pytest.approx(last[0].y)  # stacked
     assert last[2].y == pytest.approx(8)  # the tallest day fills the plot
     assert sum(b.height for b in last) == pytest.approx(chart.plot_bottom - 8)
-    assert [label for _, label in chart.x_labels] == [
-        "11-01",
-        "11-08",
-        "11-15",
-        "11-22",
-        "11-29",
-        "11-30",
-    ]
+    assert [label for _, label in chart.x_labels] == ["11-02", "11-09", "11-16", "11-23", "11-30"]
 
 
 @pytest.mark.parametrize(
