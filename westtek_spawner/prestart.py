@@ -91,7 +91,8 @@ def restore_latest(
     try:
         repo = Repository.open(store, create=False, key_file=default_key_file())
     except StoreError as e:
-        return RestoreOutcome("no-snapshot", f"No snapshot store yet ({e}): nothing to restore")
+        print(f"westtek prestart: {e}", file=sys.stderr)
+        return RestoreOutcome("no-snapshot", "No snapshot store yet: nothing to restore")
     try:
         target = latest_snapshot(repo, environment_id)
         if target is None:
@@ -205,9 +206,8 @@ class StatusServer:
         self.final = final
 
     def close(self, linger: float) -> None:
-        """Stop serving; first wait up to ``linger`` s for a watcher to see the final status."""
-        if self.requests:
-            self.final_served.wait(linger)
+        """Stop serving; first wait up to ``linger`` s for the spawner to see the final status."""
+        self.final_served.wait(linger)
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -238,8 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--linger",
         type=float,
-        default=2.0,
-        help="seconds to wait for the spawner to see the final status (2)",
+        default=5.0,
+        help="most seconds to wait for the spawner to see the final status (5)",
     )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- the server's command")
     return parser

@@ -311,7 +311,9 @@ class WestTekSpawner(Spawner):
         if not self.restore_environment or not self.restore_areas:
             return command
         only = [arg for area in self.restore_areas for arg in ("--only", area)]
-        return [*self.prestart_command, *only, "--", *command]
+        # Without the spawner watching (TLS servers), the final status needs no audience.
+        linger = ["--linger", "0"] if self.internal_ssl else []
+        return [*self.prestart_command, *only, *linger, "--", *command]
 
     # -- quotas ----------------------------------------------------------------------------
 
