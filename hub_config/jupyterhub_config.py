@@ -46,13 +46,14 @@ c.JupyterHub.services = [
         "display": True,
     }
 ]
-# The service's least privileges: read users (their groups are their labs), start their
-# servers (launch), and reach their servers' West Tek API (snapshot on request).
+# The service's least privileges: read and list users (their groups are their labs, their
+# running servers count against lab quotas), start and stop their servers, and reach their
+# servers' West Tek API (snapshot on request).
 # Users may open the service (its admin panel and API) through OAuth.
 c.JupyterHub.load_roles = [
     {
         "name": "westtek-service",
-        "scopes": ["read:users", "servers", "access:servers"],
+        "scopes": ["read:users", "list:users", "servers", "access:servers"],
         "services": ["westtek"],
     },
     {"name": "user", "scopes": ["self", "access:services!service=westtek"]},

@@ -23,7 +23,7 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from westtek_hub import audit, registry
-from westtek_hub.models import AuditEntry, Share
+from westtek_hub.models import AuditEntry, Environment, Share
 from westtek_hub.registry import Caller, Registry, RegistryError
 
 if TYPE_CHECKING:  # metrics.py imports this module
@@ -159,7 +159,25 @@ class APIHandler(HubOAuthenticated, web.RequestHandler):
         if not model or model.get("kind", "user") != "user":
             raise web.HTTPError(403, "a JupyterHub API token of a user is required")
         full = await self.hub.user(str(model["name"])) or model
-        return Caller.from_model(full, self.registry.policy)
+        caller = Caller.from_model(full, self.registry.policy)
+        try:
+            self.registry.check_rate(caller)
+        except RegistryError as e:
+            raise web.HTTPError(e.status, str(e)) from None
+        return caller
+
+    async def running_servers(self) -> dict[str, int]:
+        """Lab → how many of its members' servers run now (one hub call, ``list:users``)."""
+        try:
+            users = await self.hub.request("GET", "users?state=active")
+        except HTTPClientError as e:
+            raise web.HTTPError(502, f"the hub did not list running servers ({e.code})") from None
+        counts: dict[str, int] = {}
+        for model in users or []:
+            servers = len(model.get("servers") or {}) or (1 if model.get("server") else 0)
+            for lab in Caller.from_model(model, self.registry.policy).labs:
+                counts[lab] = counts.get(lab, 0) + servers
+        return counts
 
     def run(self, caller: Caller, action: str, target: str, work: Callable[[Session], T]) -> T:
         """A registry operation; its refusal becomes the matching 4xx."""
@@ -233,6 +251,8 @@ class LaunchHandler(APIHandler):
         snapshot_id = body.get("snapshot_id")
         server_name = str(body.get("server_name") or "")
 
+        running = await self.running_servers()
+
         def work(session: Session) -> dict[str, Any]:
             if snapshot_id:
                 snap = registry.restorable_snapshot(session, caller, str(snapshot_id))
@@ -240,6 +260,12 @@ class LaunchHandler(APIHandler):
             else:
                 env, _ = registry.get_environment(session, caller, env_id, act=True)
                 target = env.id
+            # the new server runs in the caller's lab (the environment's, for its own lab)
+            launched = session.get(Environment, target)
+            assert launched is not None  # found by the access check above
+            own_lab = launched.lab_id in caller.labs or not caller.labs
+            lab = launched.lab_id if own_lab else min(caller.labs)
+            registry.check_server_quota(lab, running.get(lab, 0), self.registry.quota(lab))
             options = {"westtek_environment": target}
             if snapshot_id:
                 options["westtek_restore_snapshot"] = str(snapshot_id)
@@ -268,6 +294,7 @@ class SnapshotRequestHandler(APIHandler):
 
         def work(session: Session) -> str:
             env, _ = registry.get_environment(session, caller, env_id, act=True)
+            registry.check_snapshot_quota(session, env.lab_id, self.registry.quota(env.lab_id))
             audit.append(session, caller.name, "snapshot.request", env.id, lab_id=env.lab_id)
             return env.researcher_id
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -67,6 +69,89 @@ class TooLarge(RegistryError):
     """A body over the size limit (413)."""
 
     status = 413
+
+
+class OverQuota(RegistryError):
+    """The lab's quota would be exceeded (403); nothing was started."""
+
+    status = 403
+
+
+class RateLimited(RegistryError):
+    """Too many requests this minute (429)."""
+
+    status = 429
+
+
+@dataclass(frozen=True)
+class Quota:
+    """A lab's limits; 0 means unlimited."""
+
+    servers: int = 0
+    snapshot_bytes: int = 0
+    requests_per_minute: int = 0
+
+    @classmethod
+    def from_config(cls, values: Mapping[str, Any]) -> Quota:
+        """From a configuration dict, refusing unknown keys and negative limits."""
+        unknown = set(values) - {"servers", "snapshot_bytes", "requests_per_minute"}
+        if unknown:
+            raise ValueError(f"unknown quota keys: {', '.join(sorted(unknown))}")
+        quota = cls(**{k: int(v) for k, v in values.items()})
+        if min(quota.servers, quota.snapshot_bytes, quota.requests_per_minute) < 0:
+            raise ValueError("quotas must not be negative")
+        return quota
+
+
+class RateLimiter:
+    """Requests per caller in a sliding minute."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._hits: dict[str, deque[float]] = {}
+
+    def allow(self, key: str, per_minute: int) -> bool:
+        """Count a request; False when it is over ``per_minute`` (0: no limit)."""
+        if per_minute <= 0:
+            return True
+        now = self.clock()
+        hits = self._hits.setdefault(key, deque())
+        while hits and hits[0] <= now - 60:
+            hits.popleft()
+        if len(hits) >= per_minute:
+            return False
+        hits.append(now)
+        return True
+
+
+def lab_snapshot_bytes(session: Session, lab: str) -> int:
+    """Bytes of the snapshots of a lab's environments, as their servers reported them."""
+    total = session.scalar(
+        select(func.coalesce(func.sum(Snapshot.size_bytes), 0))
+        .join(Environment, Environment.id == Snapshot.environment_id)
+        .where(Environment.lab_id == lab)
+    )
+    return int(total or 0)
+
+
+def check_snapshot_quota(session: Session, lab: str, quota: Quota) -> None:
+    """Refuse a new snapshot when the lab's stored snapshots reach its quota."""
+    used = lab_snapshot_bytes(session, lab)
+    if quota.snapshot_bytes and used >= quota.snapshot_bytes:
+        raise OverQuota(
+            f"lab {lab} is at its snapshot storage quota ({used} of {quota.snapshot_bytes} "
+            "bytes): prune old snapshots or ask a hub admin for more",
+            lab,
+        )
+
+
+def check_server_quota(lab: str, running: int, quota: Quota) -> None:
+    """Refuse a new server when the lab already runs its quota of them."""
+    if quota.servers and running >= quota.servers:
+        raise OverQuota(
+            f"lab {lab} already runs {running} of its {quota.servers} servers: stop one first",
+            lab,
+        )
 
 
 def refuse(error: RegistryError) -> Any:
@@ -659,6 +744,28 @@ class Registry:
 
     sessions: sessionmaker[Session]
     policy: LabPolicy = field(default_factory=LabPolicy)
+    quotas: Mapping[str, Quota] = field(default_factory=dict)
+    default_quota: Quota = field(default_factory=Quota)
+
+    rate: RateLimiter = field(default_factory=RateLimiter)
+
+    def quota(self, lab: str) -> Quota:
+        """A lab's quota (the default when it has none of its own)."""
+        return self.quotas.get(lab, self.default_quota)
+
+    def check_rate(self, caller: Caller) -> None:
+        """Refuse (429, audited) a caller over their labs' API rate; hub admins are not limited."""
+        if caller.admin:
+            return
+        limits = [self.quota(lab).requests_per_minute for lab in caller.labs] or [
+            self.default_quota.requests_per_minute
+        ]
+        limit = 0 if 0 in limits else max(limits)
+        if not self.rate.allow(caller.name, limit):
+            error = RateLimited(
+                f"{caller.name} is over the API rate of {limit} requests a minute: slow down"
+            )
+            self.run(caller, "api.rate", "", lambda _: refuse(error))
 
     def run(self, caller: Caller, action: str, target: str, work: Callable[[Session], T]) -> T:
         """``work`` in one transaction; a ``RegistryError`` rolls it back and is audited."""
@@ -669,13 +776,14 @@ class Registry:
                 return result
             except RegistryError as e:
                 session.rollback()
+                refused = "refused" if e.status != 403 else "denied"
                 audit.append(
                     session,
                     caller.name,
                     action,
                     target,
                     lab_id=e.lab_id,
-                    outcome="denied" if isinstance(e, Denied) else "refused",
+                    outcome=refused,
                     detail={"reason": str(e), "status": e.status},
                 )
                 session.commit()

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubAuth, HubOAuth
 from tornado import web
-from traitlets import Instance, Integer, List, Unicode, default
+from traitlets import Dict, Instance, Integer, List, Unicode, default
 from traitlets.config import Application
 
 from westtek_core.paths import data_dir as westtek_data_dir
@@ -21,7 +21,7 @@ from westtek_hub.db import make_engine, session_factory, upgrade
 from westtek_hub.handlers import HubClient, api_routes
 from westtek_hub.metrics import WestTekMetrics, metrics_routes
 from westtek_hub.panel import WestTekPanel, panel_routes
-from westtek_hub.registry import LabPolicy, Registry
+from westtek_hub.registry import LabPolicy, Quota, Registry
 
 
 class StatusHandler(web.RequestHandler):
@@ -106,6 +106,18 @@ class WestTekHubService(Application):
         help="Other JupyterHub group names that are labs (the demo's vault-13, vault-101).",
     )
 
+    quotas = Dict(
+        config=True,
+        help="Per-lab quotas, {lab: {'servers': N, 'snapshot_bytes': N, "
+        "'requests_per_minute': N}}; 0 is unlimited, a missing lab takes default_quota.",
+    )
+
+    default_quota = Dict(
+        {"servers": 0, "snapshot_bytes": 0, "requests_per_minute": 1200},
+        config=True,
+        help="The quota of labs not named in quotas (0 is unlimited).",
+    )
+
     public_url = Unicode(
         config=True,
         help="The hub's public URL, through which the service reaches users' servers "
@@ -150,7 +162,12 @@ class WestTekHubService(Application):
             routes,
             hub_auth=self.hub_auth,
             westtek_engine=engine,
-            westtek_registry=Registry(sessions, policy),
+            westtek_registry=Registry(
+                sessions,
+                policy,
+                quotas={lab: Quota.from_config(q) for lab, q in self.quotas.items()},
+                default_quota=Quota.from_config(self.default_quota),
+            ),
             westtek_hub_client=HubClient(self.hub_auth),
             westtek_public_url=self.public_url,
             westtek_metrics=WestTekMetrics(sessions, parent=self),

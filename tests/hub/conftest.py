@@ -59,19 +59,29 @@ class FakeHub:
                     return
                 self.finish(TOKENS[token] | {"scopes": []})
 
+        def model(name: str) -> dict[str, Any]:
+            admin, groups = USERS[name]
+            servers = {"": {"ready": True, "url": hub.running[name]}} if name in hub.running else {}
+            return {"kind": "user", "name": name, "admin": admin, "groups": groups,
+                    "servers": servers}  # fmt: skip
+
+        def service_only(handler: web.RequestHandler) -> None:
+            token = handler.request.headers.get("Authorization", "").removeprefix("token ")
+            if token != SERVICE_TOKEN:
+                raise web.HTTPError(403)
+
         class UserModel(web.RequestHandler):
             def get(self, name: str) -> None:
-                token = self.request.headers.get("Authorization", "").removeprefix("token ")
-                if token != SERVICE_TOKEN:
-                    raise web.HTTPError(403)
+                service_only(self)
                 if name not in USERS:
                     raise web.HTTPError(404)
-                admin, groups = USERS[name]
-                servers = (
-                    {"": {"ready": True, "url": hub.running[name]}} if name in hub.running else {}
-                )
-                self.finish({"kind": "user", "name": name, "admin": admin, "groups": groups,
-                             "servers": servers})  # fmt: skip
+                self.finish(model(name))
+
+        class ActiveUsers(web.RequestHandler):
+            def get(self) -> None:
+                service_only(self)
+                assert self.get_argument("state") == "active"
+                self.finish(json.dumps([model(name) for name in hub.running]))
 
         class StartServer(web.RequestHandler):
             def post(self, name: str, server: str) -> None:
@@ -82,6 +92,7 @@ class FakeHub:
         return web.Application(
             [
                 (r"/hub/api/user", UserForToken),
+                (r"/hub/api/users", ActiveUsers),
                 (r"/hub/api/users/([^/]+)", UserModel),
                 (r"/hub/api/users/([^/]+)/servers/([^/]*)", StartServer),
             ]
@@ -117,9 +128,13 @@ def db_url(request, tmp_path) -> str:
 class Service:
     """The hub service on 127.0.0.1, startable and stoppable (a hub service that is down)."""
 
-    def __init__(self, hub_api: str, db_url: str, data_dir: Path) -> None:
+    def __init__(
+        self, hub_api: str, db_url: str, data_dir: Path, quotas: dict[str, Any] | None = None
+    ) -> None:
         self.port = free_port()
         config = Config({"HubAuth": {"api_url": hub_api, "api_token": SERVICE_TOKEN}})
+        if quotas:
+            config.WestTekHubService.quotas = quotas
         self.app = WestTekHubService(
             config=config,
             service_prefix="/services/westtek/",
@@ -144,8 +159,14 @@ class Service:
 
 
 @pytest.fixture
-async def service(fake_hub, db_url: str, tmp_path: Path) -> AsyncIterator[Service]:
-    running = Service(fake_hub[1], db_url, tmp_path / "hub-data")
+def quotas() -> dict[str, Any]:
+    """Per-lab quotas for the service (none by default; tests override this fixture)."""
+    return {}
+
+
+@pytest.fixture
+async def service(fake_hub, db_url: str, tmp_path: Path, quotas) -> AsyncIterator[Service]:
+    running = Service(fake_hub[1], db_url, tmp_path / "hub-data", quotas)
     running.start()
     yield running
     running.stop()

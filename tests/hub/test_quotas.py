@@ -1,0 +1,70 @@
+"""Per-lab quotas: concurrent servers, snapshot storage and API rate, each a clear refusal."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.hub.conftest import answer
+from tests.hub.test_registry_api import SNAPSHOT, seed
+
+
+@pytest.fixture
+def quotas():
+    return {
+        "vault-13": {"servers": 1, "snapshot_bytes": 200_000},
+        "vault-101": {"requests_per_minute": 5},
+    }
+
+
+async def test_a_lab_at_its_server_quota_cannot_launch_another(api, fake_hub):
+    hub, _ = fake_hub
+    await seed(api)
+    hub.running["bob"] = "/user/bob/"
+    launch = await api("POST", "environments/jupyter", "dana", {"environment_id": "alice"})
+    assert launch.code == 403
+    assert "already runs 1 of its 1 servers" in answer(launch)["message"]
+    assert hub.started == []  # nothing half-done
+    del hub.running["bob"]
+    launch = await api("POST", "environments/jupyter", "dana", {"environment_id": "alice"})
+    assert launch.code == 202
+
+
+async def test_a_lab_over_its_snapshot_storage_cannot_snapshot(api):
+    await seed(api)  # alice's and bob's snapshots: 2 x 123,456 bytes in vault-13
+    response = await api("POST", "environments/snapshot", "dana", {"environment_id": "alice"})
+    assert response.code == 403
+    assert "snapshot storage quota (246912 of 200000 bytes)" in answer(response)["message"]
+    log = answer(await api("GET", "audit", "overseer"))["entries"]
+    assert (log[-1]["action"], log[-1]["outcome"]) == ("snapshot.request", "denied")
+
+
+async def test_the_api_rate_is_limited_per_researcher_of_a_lab(api):
+    await seed(api)  # carol has made 1 request already
+    codes = [(await api("GET", "environments", "carol")).code for _ in range(6)]
+    assert codes == [200, 200, 200, 200, 429, 429]
+    refused = await api("GET", "environments", "carol")
+    assert "over the API rate of 5 requests a minute" in answer(refused)["message"]
+    assert (await api("GET", "environments", "alice")).code == 200  # another lab: unlimited
+    assert (await api("GET", "environments", "overseer")).code == 200
+    log = answer(await api("GET", "audit", "overseer"))["entries"]
+    assert ("carol", "api.rate", "refused") in [
+        (e["actor"], e["action"], e["outcome"]) for e in log
+    ]
+
+
+def test_bad_quota_configuration_is_refused():
+    from westtek_hub.registry import Quota
+
+    with pytest.raises(ValueError, match="unknown quota keys: gpus"):
+        Quota.from_config({"gpus": 1})
+    with pytest.raises(ValueError, match="must not be negative"):
+        Quota.from_config({"servers": -1})
+
+
+async def test_sharing_still_works_under_quota(api):
+    await seed(api)
+    shared = await api(
+        "POST", "collaboration/share", "alice",
+        {"snapshot_id": SNAPSHOT, "to_lab": "vault-101", "permission": "read"},
+    )  # fmt: skip
+    assert shared.code == 201
