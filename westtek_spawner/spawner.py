@@ -456,7 +456,10 @@ class WestTekSpawner(Spawner):
     def get_state(self) -> dict[str, Any]:
         """Save the backend's name and its state so a restarted hub finds running servers.
 
-        ``lab_id`` is kept so the restarted hub counts the server against the right quota.
+        ``lab_id`` is kept so the restarted hub counts the server against the right quota;
+        ``profile`` says what the server runs. Backends may keep facts that outlive a server
+        (the ECS access point and task definitions): JupyterHub saves whatever this returns
+        after ``clear_state``, too.
         """
         state: dict[str, Any] = super().get_state()
         backend_state = self.backend_impl.get_state()
@@ -486,7 +489,8 @@ class WestTekSpawner(Spawner):
         self.lab_id = str(saved.get("lab_id", ""))
         self.profile_slug = str(saved.get("profile", ""))
         self.backend_impl.load_state(saved)
-        self._lab_servers.setdefault(self.lab_id, set()).add(self._quota_key)
+        if self.backend_impl.holds_server():
+            self._lab_servers.setdefault(self.lab_id, set()).add(self._quota_key)
 
     def clear_state(self) -> None:
         """Forget the backend's server."""

@@ -164,7 +164,7 @@ def test_alice_spawns_on_ecs_survives_a_hub_restart_and_a_bad_image_fails_fast(e
     stages = [
         "Profile: Large",
         "Created your home directory /home/alice",
-        "Task definition westtek-notebook-alice-large:1 ready",
+        "Task definition westtek-notebook:",
         "Task provisioning",
         "Task pending: waiting for its network interface",
         "Task pending: pulling image westtek/notebook:e2e",

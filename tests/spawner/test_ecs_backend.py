@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from unittest.mock import ANY
 
 import pytest
 
 from tests.spawner.conftest import make_ecs_spawner, make_world
 from westtek_spawner.aws import aws_client
+from westtek_spawner.backends.ecs import posix_id
 from westtek_spawner.backends.ecs_watch import task_watcher
 from westtek_spawner.errors import SpawnError, SpawnRefused
 
@@ -69,7 +71,8 @@ async def test_alice_spawns_with_a_profile_through_each_stage(aws, world, fargat
     stages = [
         "Profile: Large",
         "Home directory ready",
-        "Task definition",
+        "Registering a task definition for alice (large)",
+        "Task definition westtek-notebook:",
         "Task provisioning",
         "Task pending: waiting",
         "Task pending: pulling image westtek/notebook:test",
@@ -94,15 +97,33 @@ async def test_alice_spawns_with_a_profile_through_each_stage(aws, world, fargat
     definition = ecs(aws).describe_task_definition(taskDefinition=state["task_definition_arn"])[
         "taskDefinition"
     ]
-    assert definition["family"] == "westtek-notebook-alice-large"
+    assert definition["family"] == "westtek-notebook"  # the one family the hub may run
     assert (definition["cpu"], definition["memory"]) == ("2048", "8192")
+    tags = ecs(aws).describe_task_definition(
+        taskDefinition=state["task_definition_arn"], include=["TAGS"]
+    )["tags"]
+    assert {t["key"]: t["value"] for t in tags if t["key"] != "westtek:inputs"} == {
+        "lab_id": "vault-13",
+        "researcher_id": "alice",
+        "profile": "large",
+        "managed-by": "westtek-spawner",
+    }
     efs_volume = definition["volumes"][0]["efsVolumeConfiguration"]
     assert efs_volume["authorizationConfig"]["accessPointId"] == state["access_point_id"]
     (point,) = efs(aws).describe_access_points(AccessPointId=state["access_point_id"])[
         "AccessPoints"
     ]
     assert point["RootDirectory"]["Path"] == "/home/alice"
-    assert point["PosixUser"] == {"Uid": 1000, "Gid": 100}
+    # her own POSIX identity, the same on every hub (derived from her name)
+    uid = posix_id("alice")
+    assert point["PosixUser"] == {"Uid": uid, "Gid": uid} and uid >= 100_000
+    assert point["RootDirectory"]["CreationInfo"] == {
+        "OwnerUid": uid,
+        "OwnerGid": uid,
+        "Permissions": "750",
+    }
+    point_tags = {t["Key"]: t["Value"] for t in point["Tags"]}
+    assert (point_tags["lab_id"], point_tags["researcher_id"]) == ("vault-13", "alice")
     # The server got JupyterHub's and West Tek's environment through the task's overrides.
     (home,) = (tmp_path / "fargate" / "efs").glob("*/home/alice")
     env = json.loads((home / "env-was.json").read_text())
@@ -133,40 +154,55 @@ async def test_access_point_and_task_definition_are_made_once_and_reused(aws, wo
     registers = count_calls(aws, "RegisterTaskDefinition")
     first = make_ecs_spawner(world, fargate)
     await first.start()
-    state = first.get_state()["westtek"]
+    running = first.get_state()["westtek"]
     await first.stop(now=True)
+    # What outlives the server stays in its state (JupyterHub saves it after the stop).
+    stopped = first.get_state()
+    assert "task_arn" not in stopped["westtek"]
+    assert stopped["westtek"]["access_point_id"] == running["access_point_id"]
+    assert stopped["westtek"]["task_definitions"] == {"": [ANY, running["task_definition_arn"]]}
     # Same hub, second spawn: both come from the cache.
     again = make_ecs_spawner(world, fargate)
     await again.start()
-    assert again.get_state()["westtek"]["access_point_id"] == state["access_point_id"]
-    assert again.get_state()["westtek"]["task_definition_arn"] == state["task_definition_arn"]
+    assert again.get_state()["westtek"]["access_point_id"] == running["access_point_id"]
+    assert again.get_state()["westtek"]["task_definition_arn"] == running["task_definition_arn"]
     await again.stop(now=True)
     assert (len(creates), len(registers)) == (1, 1)
-    # A restarted hub (empty caches) finds the access point by its tag and the revision by
-    # its inputs fingerprint: nothing new is created.
+    # A restarted hub (empty caches) gets both back from the saved state.
     from westtek_spawner.backends.ecs import EcsBackend
 
     EcsBackend._access_points.clear()
     EcsBackend._task_definitions.clear()
     reborn = make_ecs_spawner(world, fargate)
+    reborn.load_state(stopped)
+    assert reborn._lab_servers.get("vault-13", set()) == set()  # no server: no quota used
     await reborn.start()
-    assert reborn.get_state()["westtek"]["access_point_id"] == state["access_point_id"]
-    assert reborn.get_state()["westtek"]["task_definition_arn"] == state["task_definition_arn"]
+    assert reborn.get_state()["westtek"]["task_definition_arn"] == running["task_definition_arn"]
     await reborn.stop(now=True)
     assert (len(creates), len(registers)) == (1, 1)
-    # A changed input (the image) registers a new revision of the same family.
+    # Even with no state at all, the access point is found by its tags, not made twice.
+    EcsBackend._access_points.clear()
+    lost = make_ecs_spawner(world, fargate)
+    await lost.start()
+    assert lost.get_state()["westtek"]["access_point_id"] == running["access_point_id"]
+    await lost.stop(now=True)
+    assert len(creates) == 1
+    # A changed input (the image) registers a new revision.
     changed = make_ecs_spawner(world, fargate)
     changed.config.EcsBackend.image = "westtek/notebook:newer"
     await changed.start()
-    arn = changed.get_state()["westtek"]["task_definition_arn"]
-    assert arn.endswith("westtek-notebook-alice:2") and len(registers) == 2
+    assert changed.get_state()["westtek"]["task_definition_arn"] != running["task_definition_arn"]
+    assert len(registers) == 2
     await changed.stop(now=True)
-    # Bob gets his own access point and family.
+    # Bob gets his own access point and revision.
     bob = make_ecs_spawner(world, fargate, name="bob")
     await bob.start()
     bob_state = bob.get_state()["westtek"]
-    assert bob_state["access_point_id"] != state["access_point_id"]
-    assert "westtek-notebook-bob:" in bob_state["task_definition_arn"]
+    assert bob_state["access_point_id"] != running["access_point_id"]
+    assert bob_state["task_definition_arn"] not in (
+        running["task_definition_arn"],
+        changed.get_state()["westtek"]["task_definitions"][""][1],
+    )
     await bob.stop(now=True)
 
 
@@ -183,6 +219,8 @@ async def test_a_restarted_hub_reattaches_to_the_running_task(aws, world, fargat
         "cluster",
         "task_definition_arn",
         "access_point_id",
+        "file_system_id",
+        "task_definitions",
     }
     # when a new hub process loads the saved state (no caches, no watcher),
     from westtek_spawner.backends.ecs import EcsBackend
@@ -198,7 +236,7 @@ async def test_a_restarted_hub_reattaches_to_the_running_task(aws, world, fargat
     task = described(aws, world["cluster"], state["westtek"]["task_arn"])
     assert task["lastStatus"] == "STOPPED"
     assert task["stoppedReason"] == "Stopped by JupyterHub"
-    assert reborn.get_state() == {}
+    assert "task_arn" not in reborn.get_state()["westtek"]
     assert reborn._lab_servers["vault-13"] == set()
 
 
@@ -455,3 +493,86 @@ async def test_a_call_that_stays_throttled_fails_with_a_clear_message(aws, world
         assert proxy.seen == 2
     finally:
         proxy.close()
+
+
+LAB_ROLES = {
+    "vault-13": "arn:aws:iam::123456789012:role/westtek/notebook/vault-13",
+    "vault-101": "arn:aws:iam::123456789012:role/westtek/notebook/vault-101",
+}
+
+
+async def test_each_lab_runs_with_its_own_task_role(aws, world, fargate):
+    servers = []
+    for name, lab in (("alice", "vault-13"), ("carol", "vault-101")):
+        spawner = make_ecs_spawner(world, fargate, name=name, labs=(lab,))
+        spawner.config.EcsBackend.task_role_arns = LAB_ROLES
+        spawner.config.EcsBackend.require_lab = True
+        await spawner.start()
+        servers.append(spawner)
+        arn = spawner.get_state()["westtek"]["task_definition_arn"]
+        definition = ecs(aws).describe_task_definition(taskDefinition=arn)["taskDefinition"]
+        assert definition["taskRoleArn"] == LAB_ROLES[lab]
+    for spawner in servers:
+        await spawner.stop(now=True)
+
+
+async def test_without_a_lab_or_a_lab_role_there_is_no_server(aws, world):
+    loner = make_ecs_spawner(world, None, name="dave", labs=())
+    loner.config.EcsBackend.require_lab = True
+    with pytest.raises(SpawnError, match="dave is in no lab: a hub admin must add them"):
+        await loner.start()
+    stranger = make_ecs_spawner(world, None, name="erin", labs=("vault-999",))
+    stranger.config.EcsBackend.task_role_arns = LAB_ROLES
+    with pytest.raises(SpawnError, match="Lab vault-999 has no task role"):
+        await stranger.start()
+
+
+async def test_the_image_can_come_from_the_stacks_template_revision(aws, world, fargate):
+    template = ecs(aws).register_task_definition(
+        family="westtek-notebook",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="1024",
+        memory="4096",
+        containerDefinitions=[
+            {"name": "notebook", "image": "123.dkr.ecr/westtek-notebook:7", "memory": 4096}
+        ],
+    )["taskDefinition"]["taskDefinitionArn"]
+    spawner = make_ecs_spawner(world, fargate)
+    spawner.config.EcsBackend.image = ""
+    spawner.config.EcsBackend.template_task_definition = template
+    await spawner.start()
+    arn = spawner.get_state()["westtek"]["task_definition_arn"]
+    definition = ecs(aws).describe_task_definition(taskDefinition=arn)["taskDefinition"]
+    assert definition["containerDefinitions"][0]["image"] == "123.dkr.ecr/westtek-notebook:7"
+    await spawner.stop(now=True)
+    lost = make_ecs_spawner(world, None)
+    lost.config.EcsBackend.image = ""
+    with pytest.raises(SpawnError, match="EcsBackend.image is not set, nor"):
+        await lost.start()
+
+
+async def test_a_hub_role_without_ec2_read_access_skips_the_network_check(
+    aws, world, fargate, monkeypatch
+):
+    from westtek_spawner.backends import ecs as ecs_backend
+
+    real_call = ecs_backend.aws_call
+
+    async def no_ec2(client, operation, **kwargs):
+        if operation.startswith("describe_s"):
+            error = SpawnError("AWS ec2.DescribeSubnets failed: UnauthorizedOperation: no")
+            error.aws_code = "UnauthorizedOperation"
+            raise error
+        return await real_call(client, operation, **kwargs)
+
+    monkeypatch.setattr(ecs_backend, "aws_call", no_ec2)
+    spawner = make_ecs_spawner(world, fargate)
+    await spawner.start()
+    await spawner.stop(now=True)
+
+
+def test_posix_ids_are_stable_and_apart():
+    assert posix_id("alice") == posix_id("alice") != posix_id("bob")
+    ids = {posix_id(f"researcher{i}") for i in range(2000)}
+    assert len(ids) == 2000 and min(ids) >= 100_000 and max(ids) < 2**31

@@ -87,6 +87,10 @@ class SpawnerBackend(LoggingConfigurable):
         """What must survive a hub restart to find the server again."""
         return {}
 
+    def holds_server(self) -> bool:
+        """Whether the loaded state names a running server (not only lasting facts)."""
+        return bool(self.get_state())
+
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore what ``get_state`` saved."""
 

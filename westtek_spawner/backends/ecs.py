@@ -5,8 +5,9 @@ A spawn, as the hooks run it:
 1. ``prepare`` — the researcher's EFS access point (POSIX uid/gid, root
    ``/home/{researcher}``), created on first spawn and reused; then the task definition of
    their profile: ECS takes EFS volumes only in task definitions, so each researcher and
-   profile has a family (``westtek-notebook-{researcher}-{profile}``) whose revision is
-   registered only when its inputs change (a fingerprint tag says which inputs it has);
+   profile has a revision of the notebook family (``westtek-notebook``, the one the hub may
+   run), registered only when its inputs change (a fingerprint tag says which inputs it
+   has; the server's state keeps it across stops and hub restarts);
 2. ``launch`` — ``run_task`` on FARGATE in the configured subnets and security groups, the
    spawn's environment (JUPYTERHUB_*, WESTTEK_*) as container overrides, tagged
    lab_id / researcher_id / environment_id;
@@ -25,6 +26,7 @@ from ``address_hook`` when one is configured (tests resolve a task to a real ser
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 from typing import Any, ClassVar
 
@@ -34,7 +36,6 @@ from westtek_spawner.aws import aws_call, aws_client, error_code
 from westtek_spawner.backends.base import SpawnerBackend
 from westtek_spawner.backends.ecs_objects import (
     exit_status,
-    family_name,
     image_digest,
     inputs_fingerprint,
     make_access_point_kwargs,
@@ -49,6 +50,17 @@ from westtek_spawner.errors import SpawnError
 from westtek_spawner.profiles import Profile, fargate_size
 
 _MISSING_TASK_CODES = {"InvalidParameterException", "ClientException"}
+_NOT_ALLOWED_CODES = {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"}
+
+
+def posix_id(name: str) -> int:
+    """A stable POSIX id for a user name, from 100000 up (clear of system and local ids).
+
+    Derived from a hash, so every hub computes the same one without a registry; with 500
+    researchers the chance that two share an id is about one in 30000.
+    """
+    digest = hashlib.sha256(name.encode()).digest()
+    return 100_000 + int.from_bytes(digest[:8], "big") % 2_000_000_000
 
 
 class EcsBackend(SpawnerBackend):
@@ -94,8 +106,14 @@ class EcsBackend(SpawnerBackend):
     task_definition_family = Unicode(
         "westtek-notebook",
         config=True,
-        help="""Prefix of the task-definition families this backend registers: one family
-        per researcher and profile, `{prefix}-{researcher}-{profile}`.""",
+        help="""The task-definition family this backend registers revisions in, one per
+        researcher and profile (the CDK stack lets the hub run only this family).""",
+    )
+    template_task_definition = Unicode(
+        "",
+        config=True,
+        help="""A task definition (ARN or family:revision) to take the image from when
+        `image` is empty: the CDK stack's template revision of the notebook family.""",
     )
     container_name = Unicode("notebook", config=True, help="The notebook container's name.")
     image = Unicode(
@@ -117,10 +135,28 @@ class EcsBackend(SpawnerBackend):
     task_role_arn = Unicode(
         "",
         config=True,
-        help="The role the server runs as (S3 snapshot store, Bedrock): the task role.",
+        help="""The role servers run as (S3 snapshot store, Bedrock) when their lab has none
+        in `task_role_arns`.""",
+    )
+    task_role_arns = Dict(
+        Unicode(),
+        config=True,
+        help="""The task role of each lab's servers, by lab id: each reaches only its own
+        lab's snapshots (the CDK stack's WESTTEK_NOTEBOOK_TASK_ROLE_ARNS). A lab with none
+        falls back to `task_role_arn`; with neither, its researchers cannot spawn.""",
+    )
+    require_lab = Bool(
+        False,
+        config=True,
+        help="""Refuse a spawn by a user in no lab (no group matching the spawner's
+        `lab_group_pattern`): their server would have no lab role, no lab store, and the
+        access point could not be tagged with a lab.""",
     )
     log_group = Unicode(
         "", config=True, help="CloudWatch Logs group for the containers' output (awslogs)."
+    )
+    log_stream_prefix = Unicode(
+        "notebook", config=True, help="Prefix of the containers' log streams (awslogs)."
     )
     cpu_architecture = Unicode("X86_64", config=True, help="X86_64 or ARM64 (Graviton).")
     extra_tags = Dict(Unicode(), config=True, help="Tags added to every task and task definition.")
@@ -140,18 +176,21 @@ class EcsBackend(SpawnerBackend):
     )
     efs_uid = Union(
         [Integer(), Callable()],
-        default_value=1000,
+        default_value=None,
+        allow_none=True,
         config=True,
         help="""POSIX uid every file access through the researcher's access point is made
-        as (and owner of their home), or a callable `(spawner) -> int`. Default 1000, the
-        Jupyter images' `jovyan`: each home is still private, as an access point only
-        reaches its own root.""",
+        as (and owner of their home), or a callable `(spawner) -> int` (e.g. the uidNumber
+        from the directory). Default: a stable per-researcher uid derived from the user
+        name (see `posix_id`). The container's own user does not matter: EFS enforces
+        this identity.""",
     )
     efs_gid = Union(
         [Integer(), Callable()],
-        default_value=100,
+        default_value=None,
+        allow_none=True,
         config=True,
-        help="POSIX gid of the access point (or a callable `(spawner) -> int`); default 100.",
+        help="POSIX gid of the access point (or a callable); default: the same as the uid.",
     )
     home_permissions = Unicode(
         "750", config=True, help="Mode EFS creates a researcher's home directory with."
@@ -195,11 +234,12 @@ class EcsBackend(SpawnerBackend):
         the private IP of the task's network interface and `port`.""",
     )
 
-    # Process-wide caches: a researcher's access point, and the task-definition revision
-    # of each family with the fingerprint of its inputs.
+    # Process-wide caches: a researcher's access point; the task-definition revision of each
+    # researcher and profile with the fingerprint of its inputs; the image of the template.
     _access_points: ClassVar[dict[tuple[str, str], str]] = {}
-    _task_definitions: ClassVar[dict[str, tuple[str, str]]] = {}
+    _task_definitions: ClassVar[dict[tuple[str, str], tuple[str, str]]] = {}
     _checked_networks: ClassVar[set[tuple[Any, ...]]] = set()
+    _template_images: ClassVar[dict[str, str]] = {}
 
     # The server's identity, persisted by get_state.
     task_arn = ""
@@ -229,8 +269,25 @@ class EcsBackend(SpawnerBackend):
         """Whose home and task definition: the JupyterHub user name."""
         return str(self.spawner.user.name)
 
-    def _posix_id(self, value: Any) -> int:
+    def _posix_id(self, value: Any, fallback: int) -> int:
+        if value is None:
+            return fallback
         return int(value(self.spawner) if callable(value) else value)
+
+    @property
+    def uid(self) -> int:
+        """The researcher's POSIX uid on EFS."""
+        return self._posix_id(self.efs_uid, posix_id(self.researcher_id))
+
+    @property
+    def gid(self) -> int:
+        """The researcher's POSIX gid on EFS."""
+        return self._posix_id(self.efs_gid, self.uid)
+
+    @property
+    def lab_task_role_arn(self) -> str:
+        """The task role of the researcher's lab (else the default one)."""
+        return str(self.task_role_arns.get(self.spawner.lab_id, self.task_role_arn))
 
     # -- the hooks --------------------------------------------------------------------------
 
@@ -244,6 +301,16 @@ class EcsBackend(SpawnerBackend):
             problems.append("EcsBackend.security_groups is empty (who may reach the tasks)")
         if not self.file_system_id:
             problems.append("EcsBackend.file_system_id is not set (the EFS of the homes)")
+        if self.require_lab and not self.spawner.lab_id:
+            raise SpawnError(
+                f"{self.researcher_id} is in no lab: a hub admin must add them to their "
+                "lab's group before they can start a server"
+            )
+        if self.task_role_arns and not self.lab_task_role_arn:
+            raise SpawnError(
+                f"Lab {self.spawner.lab_id or '(none)'} has no task role "
+                "(EcsBackend.task_role_arns): its servers could not reach its snapshots"
+            )
         if self.log_group and not self.execution_role_arn:
             problems.append(
                 "EcsBackend.execution_role_arn is not set: Fargate needs the task execution "
@@ -268,6 +335,10 @@ class EcsBackend(SpawnerBackend):
             try:
                 await aws_call(ec2, operation, **ids)
             except SpawnError as e:
+                if error_code(e) in _NOT_ALLOWED_CODES:
+                    # The hub's role may not read EC2: RunTask's own error will have to do.
+                    self.log.info("Not checking EcsBackend.%s: %s", what, e)
+                    continue
                 raise SpawnError(f"EcsBackend.{what} {list(ids.values())[0]}: {e}") from e
         self._checked_networks.add(key)
 
@@ -314,8 +385,8 @@ class EcsBackend(SpawnerBackend):
             file_system_id=self.file_system_id,
             researcher=researcher,
             root_path=root,
-            uid=self._posix_id(self.efs_uid),
-            gid=self._posix_id(self.efs_gid),
+            uid=self.uid,
+            gid=self.gid,
             permissions=self.home_permissions,
             tags={"lab_id": lab, **self.extra_tags},
         )
@@ -335,18 +406,35 @@ class EcsBackend(SpawnerBackend):
         self._access_points[key] = point_id
         return point_id
 
-    def task_definition_kwargs(self, profile: Profile | None) -> dict[str, Any]:
+    async def notebook_image(self, profile: Profile | None) -> str:
+        """The profile's image, else ``image``, else the template task definition's."""
+        image = (profile.image if profile else None) or self.image
+        if image:
+            return image
+        template = self.template_task_definition
+        if not template:
+            raise SpawnError(
+                "EcsBackend.image is not set, nor EcsBackend.template_task_definition to take "
+                "it from, and the profile names no image"
+            )
+        if template not in self._template_images:
+            answer = await aws_call(
+                self.client("ecs"), "describe_task_definition", taskDefinition=template
+            )
+            containers = answer["taskDefinition"]["containerDefinitions"]
+            chosen = next((c for c in containers if c["name"] == self.container_name), None)
+            if chosen is None:
+                raise SpawnError(f"{template} has no container named {self.container_name!r}")
+            self._template_images[template] = str(chosen["image"])
+        return self._template_images[template]
+
+    def task_definition_kwargs(self, profile: Profile | None, image: str) -> dict[str, Any]:
         """The ``register_task_definition`` kwargs of this researcher's profile (pure)."""
         cpu = profile.cpu if profile else self.cpu
         memory = profile.memory_gib if profile else self.memory_gib
         cpu_units, memory_mib = fargate_size(cpu, memory)
-        image = (profile.image if profile else None) or self.image
-        if not image:
-            raise SpawnError("EcsBackend.image is not set and the profile names no image")
         return make_task_definition(
-            family=family_name(
-                self.task_definition_family, self.researcher_id, profile.slug if profile else ""
-            ),
+            family=self.task_definition_family,
             image=image,
             cpu=cpu_units,
             memory=memory_mib,
@@ -357,12 +445,14 @@ class EcsBackend(SpawnerBackend):
             home_mount_path=self.home_mount_path,
             stop_timeout=self.stop_grace_seconds,
             execution_role_arn=self.execution_role_arn,
-            task_role_arn=self.task_role_arn,
+            task_role_arn=self.lab_task_role_arn,
             ephemeral_storage_gib=profile.ephemeral_storage_gib if profile else None,
             log_group=self.log_group,
             log_region=self.region or self.client("ecs").meta.region_name,
+            log_stream_prefix=self.log_stream_prefix,
             cpu_architecture=self.cpu_architecture,
             tags={
+                "lab_id": self.spawner.lab_id,
                 "researcher_id": self.researcher_id,
                 "profile": profile.slug if profile else "",
                 **self.extra_tags,
@@ -370,35 +460,22 @@ class EcsBackend(SpawnerBackend):
         )
 
     async def ensure_task_definition(self, profile: Profile | None) -> str:
-        """The family's revision for these inputs.
+        """The task-definition revision of this researcher's profile.
 
-        The cached one, else the family's latest if its fingerprint matches, else a newly
-        registered revision.
+        The one registered with the same inputs (kept in this process and in the server's
+        state), else a newly registered one.
         """
-        kwargs = self.task_definition_kwargs(profile)
-        family, wanted = kwargs["family"], inputs_fingerprint(kwargs)
-        cached = self._task_definitions.get(family)
+        kwargs = self.task_definition_kwargs(profile, await self.notebook_image(profile))
+        key = (self.researcher_id, profile.slug if profile else "")
+        wanted = inputs_fingerprint(kwargs)
+        cached = self._task_definitions.get(key)
         if cached and cached[0] == wanted:
             return cached[1]
-        ecs = self.client("ecs")
-        try:
-            latest = await aws_call(
-                ecs, "describe_task_definition", taskDefinition=family, include=["TAGS"]
-            )
-        except SpawnError as e:
-            if error_code(e) not in _MISSING_TASK_CODES:
-                raise
-        else:
-            definition = latest["taskDefinition"]
-            if inputs_fingerprint(latest) == wanted and definition.get("status") == "ACTIVE":
-                arn = str(definition["taskDefinitionArn"])
-                self._task_definitions[family] = (wanted, arn)
-                return arn
-        self._report(22, f"Registering the task definition of {family}")
-        registered = await aws_call(ecs, "register_task_definition", **kwargs)
+        self._report(22, f"Registering a task definition for {key[0]} ({key[1] or 'default'})")
+        registered = await aws_call(self.client("ecs"), "register_task_definition", **kwargs)
         arn = str(registered["taskDefinition"]["taskDefinitionArn"])
-        self.log.info("Registered task definition %s", arn)
-        self._task_definitions[family] = (wanted, arn)
+        self.log.info("Registered task definition %s for %s", arn, key)
+        self._task_definitions[key] = (wanted, arn)
         return arn
 
     async def launch(self, cmd: list[str], env: dict[str, str]) -> None:
@@ -540,26 +617,46 @@ class EcsBackend(SpawnerBackend):
         return image_digest(self._task, self.container_name) if self._task else ""
 
     def get_state(self) -> dict[str, Any]:
-        """What finds the task again after a hub restart, and what it runs with.
+        """What finds the task again after a hub restart, and what outlives the task.
 
-        The task ARN and cluster re-attach to it; the task definition and access point say
-        what it runs with (admins see them in the hub's API).
+        While a server runs: its task ARN and cluster (to re-attach to it) and its task
+        definition. Always, even after it stopped: the researcher's access point and the
+        task-definition revision of each profile with its inputs' fingerprint, so a
+        restarted hub neither looks them up nor registers them again.
         """
-        if not self.task_arn:
-            return {}
-        return {
-            "task_arn": self.task_arn,
-            "cluster": self.task_cluster or self.cluster,
-            "task_definition_arn": self.task_definition_arn,
-            "access_point_id": self.access_point_id,
+        state: dict[str, Any] = {}
+        if self.task_arn:
+            state.update(
+                task_arn=self.task_arn,
+                cluster=self.task_cluster or self.cluster,
+                task_definition_arn=self.task_definition_arn,
+            )
+        if self.access_point_id:
+            state.update(access_point_id=self.access_point_id, file_system_id=self.file_system_id)
+        revisions = {
+            profile: list(known)
+            for (researcher, profile), known in self._task_definitions.items()
+            if researcher == self.researcher_id
         }
+        if revisions:
+            state["task_definitions"] = revisions
+        return state
+
+    def holds_server(self) -> bool:
+        """Whether the state names a running task (the rest outlives it)."""
+        return bool(self.task_arn)
 
     def load_state(self, state: dict[str, Any]) -> None:
-        """Re-attach to the task saved before a hub restart."""
+        """Re-attach to the task saved before a hub restart; seed the caches."""
         self.task_arn = str(state.get("task_arn", ""))
         self.task_cluster = str(state.get("cluster", ""))
         self.task_definition_arn = str(state.get("task_definition_arn", ""))
         self.access_point_id = str(state.get("access_point_id", ""))
+        researcher = self.researcher_id
+        if self.access_point_id and state.get("file_system_id") == self.file_system_id:
+            self._access_points.setdefault((self.file_system_id, researcher), self.access_point_id)
+        for profile, (fingerprint, arn) in (state.get("task_definitions") or {}).items():
+            self._task_definitions.setdefault((researcher, profile), (str(fingerprint), str(arn)))
 
     def clear_state(self) -> None:
         """Forget the stopped task."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,17 +22,6 @@ MANAGED_BY_TAG = ("managed-by", "westtek-spawner")
 def _tags(pairs: Mapping[str, str], key: str = "key", value: str = "value") -> list[dict[str, str]]:
     """AWS tag lists, sorted by key; empty values (an unknown lab) are left out."""
     return [{key: k, value: str(v)} for k, v in sorted(pairs.items()) if v != ""]
-
-
-def family_name(base: str, researcher: str, profile: str) -> str:
-    """The task-definition family of one researcher's profile (ECS: 255 of [A-Za-z0-9_-])."""
-    raw = f"{base}-{researcher}-{profile}" if profile else f"{base}-{researcher}"
-    safe = re.sub(r"[^A-Za-z0-9_-]", "_", raw)
-    if len(safe) > 255 or safe != raw:
-        # keep distinct names distinct after escaping: a short hash of the original
-        digest = hashlib.sha256(raw.encode()).hexdigest()[:10]
-        safe = f"{safe[:240]}-{digest}"
-    return safe
 
 
 def fingerprint(kwargs: Mapping[str, Any]) -> str:
@@ -59,7 +47,7 @@ def make_task_definition(
     ephemeral_storage_gib: int | None = None,
     log_group: str = "",
     log_region: str = "",
-    log_stream_prefix: str = "westtek",
+    log_stream_prefix: str = "notebook",
     cpu_architecture: str = "X86_64",
     tags: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
