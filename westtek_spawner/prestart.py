@@ -77,8 +77,13 @@ def restore_latest(
     environment_id: str,
     areas: Sequence[str] = AREAS,
     report: Report | None = None,
+    snapshot: str | None = None,
 ) -> RestoreOutcome:
-    """Roll the live environment back to its latest snapshot when it differs from it."""
+    """Roll the live environment back to its latest snapshot when it differs from it.
+
+    ``snapshot`` (an id or prefix) restores that snapshot instead of the latest: a server
+    launched from a snapshot, e.g. a successor starting from their predecessor's.
+    """
     from westtek_core import rollback
     from westtek_core.paths import data_dir, default_key_file
     from westtek_core.store import Repository, StoreError
@@ -87,14 +92,24 @@ def restore_latest(
         if report is not None:
             report(progress, message)
 
-    say(80, "Restoring your environment: looking for your latest snapshot")
+    say(
+        80,
+        "Restoring your environment: looking for "
+        + (f"snapshot {snapshot[:12]}" if snapshot else "your latest snapshot"),
+    )
     try:
         repo = Repository.open(store, create=False, key_file=default_key_file())
     except StoreError as e:
         print(f"westtek prestart: {e}", file=sys.stderr)
         return RestoreOutcome("no-snapshot", "No snapshot store yet: nothing to restore")
     try:
-        target = latest_snapshot(repo, environment_id)
+        target: dict[str, Any] | None
+        if snapshot:
+            from westtek_core.snapshot import load_snapshot
+
+            target = load_snapshot(repo, snapshot)
+        else:
+            target = latest_snapshot(repo, environment_id)
         if target is None:
             return RestoreOutcome(
                 "no-snapshot", f"No snapshot of {environment_id} yet: nothing to restore"
@@ -236,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--environment-id", help="whose snapshots (default: $WESTTEK_ENVIRONMENT_ID)"
     )
     parser.add_argument(
+        "--snapshot", metavar="ID", help="restore this snapshot instead of the latest one"
+    )
+    parser.add_argument(
         "--linger",
         type=float,
         default=5.0,
@@ -278,6 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.environment_id or default_environment_id(),
         tuple(args.only or AREAS),
         report,
+        snapshot=args.snapshot,
     )
     report(92, outcome.message)
     record = {**outcome.to_json(), "seconds": round(time.monotonic() - started, 3)}

@@ -36,6 +36,8 @@ from westtek_spawner.report import container_report_url, report_container
 
 ProgressEvent = dict[str, Any]
 RESTORE_AREAS = ("packages", "kernels", "config")
+# Environment and snapshot ids the hub service passes in user_options.
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}")
 
 
 class WestTekSpawner(Spawner):
@@ -103,10 +105,15 @@ class WestTekSpawner(Spawner):
 
     @default("apply_user_options")
     def _default_apply_user_options(self) -> Any:
-        def check_profile(spawner: WestTekSpawner, user_options: dict[str, Any]) -> None:
-            spawner.chosen_profile(user_options)  # refuse a bad choice before anything starts
+        def check_options(spawner: WestTekSpawner, user_options: dict[str, Any]) -> None:
+            # refuse a bad choice before anything starts
+            spawner.chosen_profile(user_options)
+            for key in ("westtek_environment", "westtek_restore_snapshot"):
+                value = user_options.get(key)
+                if value is not None and not _SAFE_ID.fullmatch(str(value)):
+                    raise SpawnRefused(f"{key} {value!r} is not a valid id", reason="options")
 
-        return check_profile
+        return check_options
 
     restore_environment = Bool(
         config=True,
@@ -259,7 +266,14 @@ class WestTekSpawner(Spawner):
 
     @property
     def environment_id(self) -> str:
-        """The West Tek environment id of this server (see ``environment_id_template``)."""
+        """The West Tek environment id of this server.
+
+        The one the hub service launched it for (``user_options["westtek_environment"]``),
+        else the user's own (see ``environment_id_template``).
+        """
+        launched = self.user_options.get("westtek_environment")
+        if launched and _SAFE_ID.fullmatch(str(launched)):
+            return str(launched)
         base = self.environment_id_template.format(username=self.user.name)
         return f"{base}:{self.name}" if self.name else base
 
@@ -306,14 +320,25 @@ class WestTekSpawner(Spawner):
         return env
 
     def server_command(self) -> list[str]:
-        """The command the backend runs: the server's, behind the pre-start restore if on."""
+        """The command the backend runs: the server's, behind the pre-start restore if on.
+
+        A server the hub service launched from a snapshot
+        (``user_options["westtek_restore_snapshot"]``) restores that snapshot, whatever
+        ``restore_environment`` says: it was asked for explicitly.
+        """
         command = [*self.cmd, *self.get_args()]
-        if not self.restore_environment or not self.restore_areas:
+        snapshot = self.user_options.get("westtek_restore_snapshot")
+        if snapshot and not _SAFE_ID.fullmatch(str(snapshot)):
+            snapshot = None
+        if not snapshot and (not self.restore_environment or not self.restore_areas):
             return command
-        only = [arg for area in self.restore_areas for arg in ("--only", area)]
-        # Without the spawner watching (TLS servers), the final status needs no audience.
-        linger = ["--linger", "0"] if self.internal_ssl else []
-        return [*self.prestart_command, *only, *linger, "--", *command]
+        areas = self.restore_areas or list(RESTORE_AREAS)
+        args = [arg for area in areas for arg in ("--only", area)]
+        if snapshot:
+            args += ["--snapshot", str(snapshot)]
+        if self.internal_ssl:
+            args += ["--linger", "0"]  # nobody watches a TLS server's status: no need to wait
+        return [*self.prestart_command, *args, "--", *command]
 
     # -- quotas ----------------------------------------------------------------------------
 

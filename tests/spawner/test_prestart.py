@@ -104,6 +104,10 @@ def test_the_latest_snapshot_wins_and_safety_snapshots_are_not_it(
     second = prestart.restore_latest(str(store), "alice")
     assert second.snapshot == first.snapshot
     assert installed(python, "westtek_probe_pkg") == "1.1.0"
+    # A server launched from a given snapshot (the older one) gets that one instead.
+    older = prestart.restore_latest(str(store), "alice", snapshot=snapshotted["snapshot"][:12])
+    assert older.status == "restored" and older.snapshot == snapshotted["snapshot"]
+    assert installed(python, "westtek_probe_pkg") == "1.0.0"
     # Bob has no snapshot in this store; a store that does not exist holds none either.
     bob = prestart.restore_latest(str(snapshotted["store"]), "bob")
     assert (bob.status, bob.message) == (
@@ -181,6 +185,32 @@ def test_the_spawner_puts_the_restore_in_front_of_the_servers_command():
     spawner.restore_environment = False
     assert spawner.server_command() == ["jupyterhub-singleuser"]
     assert not WestTekSpawner(backend="local").restore_environment  # shared, persistent
+    # The hub service launches a server for an environment, or from a snapshot: that one is
+    # restored even where the pre-start restore is off.
+    launched = WestTekSpawner(
+        backend="ecs",
+        restore_environment=False,
+        cmd=["jupyterhub-singleuser"],
+        user=make_user("alice"),
+        user_options={"westtek_environment": "bob", "westtek_restore_snapshot": "ab12cd34"},
+    )
+    assert launched.environment_id == "bob"
+    assert launched.server_command()[3:] == [
+        "--only",
+        "packages",
+        "--only",
+        "kernels",
+        "--only",
+        "config",
+        "--snapshot",
+        "ab12cd34",
+        "--",
+        "jupyterhub-singleuser",
+    ]
+    from westtek_spawner.errors import SpawnRefused
+
+    with pytest.raises(SpawnRefused, match="westtek_restore_snapshot '../x' is not a valid id"):
+        launched.apply_user_options(launched, {"westtek_restore_snapshot": "../x"})
     with pytest.raises(Exception, match="restore_areas: workspace unknown"):
         WestTekSpawner(restore_areas=["workspace"])
 
