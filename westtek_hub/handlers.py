@@ -454,6 +454,22 @@ class TransferHandler(APIHandler):
         )
 
 
+class StorageHandler(APIHandler):
+    """``GET storage``: each administered lab's bytes, dedup savings and what a prune frees."""
+
+    async def get(self) -> None:
+        """Answer the storage report."""
+        caller = await self.caller()
+        reg = self.registry
+        labs = self.run(
+            caller,
+            "storage.read",
+            "",
+            lambda s: registry.lab_storage(s, caller, reg.retention, reg.quota),
+        )
+        self.reply({"labs": labs, "retention": reg.retention.__dict__})
+
+
 class AuditHandler(APIHandler):
     """``GET audit`` (hub admins): the log as JSON, or CSV with ``?format=csv``."""
 
@@ -502,4 +518,5 @@ def api_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
         (rf"{api}/collaboration/share/(?P<share_id>[0-9]+)", ShareRevokeHandler),
         (rf"{api}/knowledge/transfer", TransferHandler),
         (rf"{api}/audit", AuditHandler),
+        (rf"{api}/storage", StorageHandler),
     ]

@@ -611,6 +611,9 @@ class EnvironmentsPage(PanelHandler):
                 "shared": restorable_shares(session, caller),
                 "share_labs": known_labs(session),
                 "counts": Counter(str(r["drift_status"]) for r in everything),
+                "storage": registry.lab_storage(
+                    session, caller, self.registry.retention, self.registry.quota
+                ),
             }
 
         view = self.run(caller, "panel.environments", lab, work)
@@ -629,6 +632,8 @@ class EnvironmentsPage(PanelHandler):
             researchers=view["researchers"],
             share_labs=view["share_labs"],
             counts=view["counts"],
+            storage=view["storage"],
+            retention=self.registry.retention,
             total=sum(view["counts"].values()),
             filters={"lab": lab, "drift": drift, "researcher": researcher},
             active="environments",

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from westtek_core.snapshot.retention import RetentionPolicy, plan_retention
 from westtek_hub import audit
 from westtek_hub.models import (
     DriftEvent,
@@ -132,6 +133,61 @@ def lab_snapshot_bytes(session: Session, lab: str) -> int:
         .where(Environment.lab_id == lab)
     )
     return int(total or 0)
+
+
+def lab_storage(
+    session: Session, caller: Caller, policy: RetentionPolicy, quotas: Callable[[str], Quota]
+) -> list[dict[str, Any]]:
+    """Per lab the caller administers: bytes, dedup savings, and what a prune would free.
+
+    Sizes are as servers reported them: ``size_bytes`` the snapshot's files, and
+    ``metadata.stored_bytes`` the new bytes it added to the store, so a prune frees what the
+    retention policy drops of the latter. A lab's latest snapshot per environment, and its
+    shared ones and transferred environments' ones, are never dropped.
+    """
+    labs = sorted(session.scalars(select(Lab.id))) if caller.admin else sorted(caller.admin_labs)
+    report = []
+    for lab in labs:
+        rows = session.execute(
+            select(Snapshot, Environment.last_snapshot_id)
+            .join(Environment, Environment.id == Snapshot.environment_id)
+            .where(Environment.lab_id == lab)
+        ).all()
+        shared = set(session.scalars(select(Share.snapshot_id).where(Share.from_lab == lab)))
+        moved = set(session.scalars(select(Transfer.environment_id)))
+        protected = shared | {last for _, last in rows if last}
+        protected |= {snap.id for snap, _ in rows if snap.environment_id in moved}
+        stored = {
+            snap.id: int((snap.snap_metadata or {}).get("stored_bytes") or 0) for snap, _ in rows
+        }
+        logical = sum(snap.size_bytes for snap, _ in rows)
+        plan = plan_retention(
+            [
+                {
+                    "id": snap.id,
+                    "timestamp": _iso(snap.timestamp),
+                    "environment_id": snap.environment_id,
+                    "labels": {},
+                }
+                for snap, _ in rows
+            ],
+            policy,
+            protected,
+        )
+        quota = quotas(lab)
+        report.append(
+            {
+                "lab": lab,
+                "snapshots": len(rows),
+                "logical_bytes": logical,
+                "stored_bytes": sum(stored.values()),
+                "dedup_savings_bytes": max(0, logical - sum(stored.values())),
+                "quota_bytes": quota.snapshot_bytes or None,
+                "prune_would_delete": len(plan.delete),
+                "prune_would_free_bytes": sum(stored[sid] for sid in plan.delete),
+            }
+        )
+    return report
 
 
 def check_snapshot_quota(session: Session, lab: str, quota: Quota) -> None:
@@ -748,6 +804,11 @@ class Registry:
     default_quota: Quota = field(default_factory=Quota)
 
     rate: RateLimiter = field(default_factory=RateLimiter)
+    retention: RetentionPolicy = field(
+        default_factory=lambda: RetentionPolicy(
+            keep_last=10, keep_daily=7, keep_weekly=8, keep_monthly=12
+        )
+    )
 
     def quota(self, lab: str) -> Quota:
         """A lab's quota (the default when it has none of its own)."""

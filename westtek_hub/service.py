@@ -15,6 +15,7 @@ from traitlets import Dict, Instance, Integer, List, Unicode, default
 from traitlets.config import Application
 
 from westtek_core.paths import data_dir as westtek_data_dir
+from westtek_core.snapshot.retention import RetentionPolicy
 from westtek_core.status import Capability, status_report
 from westtek_core.version import __version__
 from westtek_hub.db import make_engine, session_factory, upgrade
@@ -118,6 +119,13 @@ class WestTekHubService(Application):
         help="The quota of labs not named in quotas (0 is unlimited).",
     )
 
+    retention = Dict(
+        {"keep_last": 10, "keep_daily": 7, "keep_weekly": 8, "keep_monthly": 12},
+        config=True,
+        help="The retention policy the panel's storage view applies per environment "
+        "(what a prune would free): keep_last, keep_daily, keep_weekly, keep_monthly.",
+    )
+
     public_url = Unicode(
         config=True,
         help="The hub's public URL, through which the service reaches users' servers "
@@ -167,6 +175,7 @@ class WestTekHubService(Application):
                 policy,
                 quotas={lab: Quota.from_config(q) for lab, q in self.quotas.items()},
                 default_quota=Quota.from_config(self.default_quota),
+                retention=RetentionPolicy(**{k: int(v) for k, v in self.retention.items()}),
             ),
             westtek_hub_client=HubClient(self.hub_auth),
             westtek_public_url=self.public_url,

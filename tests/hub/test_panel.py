@@ -141,6 +141,11 @@ async def test_each_role_sees_its_environments_in_the_hubs_look(api, page):
         assert ('href="/hub/admin"' in body) == (user == "overseer")
     drifter = text(await page("", "drifter"))
     assert 'id="westtek-empty"' in drifter
+    # lab admins and hub admins see their labs' snapshot storage
+    storage = r'<tr data-storage-lab="([^"]*)"'
+    assert re.findall(storage, text(await page("", "dana"))) == ["vault-13"]
+    assert re.findall(storage, text(await page("", "overseer"))) == ["vault-101", "vault-13"]
+    assert re.findall(storage, text(await page("", "alice"))) == []
 
 
 async def test_rows_show_drift_colours_snapshots_and_the_actions_the_api_allows(api, page):

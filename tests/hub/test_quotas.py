@@ -64,7 +64,75 @@ def test_bad_quota_configuration_is_refused():
 async def test_sharing_still_works_under_quota(api):
     await seed(api)
     shared = await api(
-        "POST", "collaboration/share", "alice",
+        "POST",
+        "collaboration/share",
+        "alice",
         {"snapshot_id": SNAPSHOT, "to_lab": "vault-101", "permission": "read"},
-    )  # fmt: skip
+    )
     assert shared.code == 201
+
+
+async def test_lab_admins_see_their_labs_storage_and_what_a_prune_would_free(api):
+    await seed(api)
+    # three more of alice's snapshots, each adding 1 MB of new bytes to the store
+    for day in (21, 22, 23):
+        body = {
+            "id": f"{day:02d}" * 32,
+            "environment_id": "alice",
+            "created_by": "alice",
+            "timestamp": f"2026-11-{day}T10:00:00+00:00",
+            "size_bytes": 5_000_000,
+            "metadata": {"stored_bytes": 1_000_000},
+        }
+        assert (await api("POST", "snapshots", "alice", body)).code == 201
+    report = answer(await api("GET", "storage", "dana"))
+    (lab,) = report["labs"]
+    assert lab["lab"] == "vault-13" and lab["snapshots"] == 5
+    assert lab["logical_bytes"] == 2 * 123_456 + 3 * 5_000_000
+    assert lab["stored_bytes"] == 3_000_000
+    assert lab["dedup_savings_bytes"] == lab["logical_bytes"] - 3_000_000
+    assert lab["quota_bytes"] == 200_000
+    # the default policy keeps them all (10 last); nothing to free yet
+    assert (lab["prune_would_delete"], lab["prune_would_free_bytes"]) == (0, 0)
+    assert answer(await api("GET", "storage", "alice"))["labs"] == []  # not a lab admin
+    assert {r["lab"] for r in answer(await api("GET", "storage", "overseer"))["labs"]} == {
+        "vault-13",
+        "vault-101",
+    }
+
+
+def test_a_prune_frees_the_new_bytes_of_the_snapshots_it_drops():
+    from datetime import datetime, timezone
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from westtek_core.snapshot.retention import RetentionPolicy
+    from westtek_hub.db import upgrade
+    from westtek_hub.models import Environment, Lab, Researcher, Snapshot
+    from westtek_hub.registry import Caller, Quota, lab_storage
+
+    engine = create_engine("sqlite://")
+    upgrade(engine)
+    with Session(engine) as session:
+        session.add_all([Lab(id="vault-13"), Researcher(name="alice")])
+        session.flush()
+        session.add(
+            Environment(id="alice", lab_id="vault-13", researcher_id="alice", last_snapshot_id="s3")
+        )
+        for index in (1, 2, 3):
+            session.add(
+                Snapshot(
+                    id=f"s{index}",
+                    environment_id="alice",
+                    created_by="alice",
+                    timestamp=datetime(2026, 11, index, tzinfo=timezone.utc),
+                    size_bytes=10,
+                    snap_metadata={"stored_bytes": 100 * index},
+                )
+            )
+        session.flush()
+        (lab,) = lab_storage(
+            session, Caller("overseer", admin=True), RetentionPolicy(keep_last=1), lambda _: Quota()
+        )
+    assert (lab["prune_would_delete"], lab["prune_would_free_bytes"]) == (2, 300)
