@@ -42,6 +42,8 @@ c.JupyterHub.services = [
             "-m",
             "westtek_hub",
             *(f"--WestTekHubService.lab_groups={lab}" for lab in LABS),
+            # the registry lives beside the hub's own state, whoever the hub runs as
+            f"--WestTekHubService.data_dir={Path.cwd() / 'westtek-hub'}",
         ],
         "display": True,
     }
