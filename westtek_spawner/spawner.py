@@ -231,6 +231,7 @@ class WestTekSpawner(Spawner):
     _backend: SpawnerBackend | None = None
     _progress_events: list[ProgressEvent]
     _start_finished: asyncio.Event | None = None
+    _progress_changed: asyncio.Event | None = None
     _report_task: asyncio.Future[bool] | None = None
 
     def __init__(self, **kwargs: Any) -> None:
@@ -299,6 +300,8 @@ class WestTekSpawner(Spawner):
         if self._progress_events and self._progress_events[-1]["message"] == message:
             return
         self._progress_events.append({"progress": progress, "message": message})
+        if self._progress_changed is not None:
+            self._progress_changed.set()
         self.log.info("%s: %s", self._log_name, message)
 
     _report = report_progress
@@ -369,6 +372,7 @@ class WestTekSpawner(Spawner):
         """Prepare, launch and wait through the backend, reporting progress at each stage."""
         self._progress_events = []
         self._start_finished = asyncio.Event()
+        self._progress_changed = asyncio.Event()
         backend = self.backend_impl
         try:
             profile = self.chosen_profile()
@@ -394,6 +398,7 @@ class WestTekSpawner(Spawner):
             raise
         finally:
             self._start_finished.set()
+            self._progress_changed.set()
 
     async def _wait_until_answering(self, ip: str, port: int) -> None:
         """Follow the pre-start restore's stages, then wait for the server to answer HTTP.
@@ -454,7 +459,11 @@ class WestTekSpawner(Spawner):
         )
 
     async def progress(self) -> AsyncIterator[ProgressEvent]:
-        """Yield each stage's event as ``start`` reaches it."""
+        """Yield each stage's event the moment ``start`` reaches it.
+
+        JupyterHub stops reading as soon as the spawn is done, so events are handed over
+        when they happen, not on a timer that could leave the last ones unread.
+        """
         sent = 0
         while True:
             while sent < len(self._progress_events):
@@ -462,7 +471,10 @@ class WestTekSpawner(Spawner):
                 sent += 1
             if self._start_finished is None or self._start_finished.is_set():
                 break
-            await asyncio.sleep(0.2)
+            changed = self._progress_changed
+            assert changed is not None  # made with _start_finished
+            await changed.wait()
+            changed.clear()
 
     async def poll(self) -> int | None:
         """None while the backend's server runs, else its exit status."""

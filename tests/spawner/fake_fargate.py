@@ -188,7 +188,8 @@ class FakeFargate:
             "PATH": os.environ["PATH"],
             "LANG": os.environ.get("LANG", "C.UTF-8"),
             "HOME": str(home),
-            **{k: v for k, v in os.environ.items() if k.startswith(("JUPYTER_", "XDG_"))},
+            # what a task would have from its image and task role
+            **{k: v for k, v in os.environ.items() if k.startswith(("JUPYTER_", "XDG_", "AWS_"))},
             **env,
         }
         command = [*override["command"], *self.extra_args]
