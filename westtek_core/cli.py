@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         "delete", help="delete a snapshot and free unreferenced objects", parents=[on_store]
     )
     delete.add_argument("id")
+    _add_repair(actions, on_store)
 
     restore = actions.add_parser(
         "restore", help="restore a snapshot into a new directory", parents=[on_store]
@@ -224,6 +225,57 @@ def build_parser() -> argparse.ArgumentParser:
     _add_audit(commands)
     _add_ask(commands)
     return parser
+
+
+def _add_repair(actions: Any, on_store: argparse.ArgumentParser) -> None:
+    repair = actions.add_parser(
+        "repair",
+        help="salvage a damaged store: keep what is intact, re-read lost data from the live "
+        "environment, rebuild the index, remove what interrupted snapshots left",
+        parents=[on_store],
+    )
+    repair.add_argument(
+        "--root",
+        type=Path,
+        metavar="DIR",
+        help="where the workspace is now, if it moved since the snapshots were taken",
+    )
+
+
+def _cmd_snapshot_repair(args: argparse.Namespace) -> int:
+    from westtek_core.snapshot import Progress as Done
+    from westtek_core.snapshot.repair import repair_store
+
+    with _progress_bar(args, "repair") as bar:
+
+        def packs_read(done: int, total: int) -> None:
+            if bar:
+                bar(Done(done, total, done, total))
+
+        report = repair_store(_open_repo(args), workspace_root=args.root, progress=packs_read)
+
+    def human(console: Console) -> None:
+        console.print(
+            f"read {report.packs_read} packs: {len(report.damaged_packs)} damaged, "
+            f"{len(report.missing_packs)} missing, "
+            f"{len(report.unreadable_index_files)} unreadable index files"
+        )
+        console.print(
+            f"  {report.salvaged_chunks} chunks salvaged, {report.recovered_chunks} re-read "
+            f"from {len(report.recovered_files)} live files; removed {report.removed_packs} "
+            f"damaged and {report.removed_orphan_packs} unused packs, "
+            f"{report.removed_partial_writes} partial writes"
+        )
+        for lost in report.unrecoverable:
+            console.print(
+                f"[red]lost[/] snapshot {lost['snapshot'][:12]}: {lost['file']} ({lost['reason']})"
+            )
+        for bad in report.damaged_snapshots:
+            console.print(f"[red]damaged[/] snapshot {bad['snapshot'][:12]}: {bad['problem']}")
+        console.print("repaired: [green]ok[/]" if report.ok else "[red]not everything came back[/]")
+
+    _emit(args, report.to_json(), human)
+    return 0 if report.ok else 1
 
 
 def _add_ask(commands: Any) -> None:
@@ -909,6 +961,7 @@ SNAPSHOT_ACTIONS: dict[str, Callable[[argparse.Namespace], int]] = {
     "diff": _cmd_snapshot_diff,
     "verify": _cmd_snapshot_verify,
     "delete": _cmd_snapshot_delete,
+    "repair": _cmd_snapshot_repair,
     "restore": _cmd_snapshot_restore,
     "export": _cmd_snapshot_export,
     "prune": _cmd_snapshot_prune,

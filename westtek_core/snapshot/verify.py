@@ -59,7 +59,22 @@ def verify_snapshots(
         except StoreError as e:
             report.problems.append(f"snapshot {snapshot_id}: manifest unreadable: {e}")
             continue
+        unindexed = 0
         for item in iter_files(manifest):
-            if check.damaged_chunks.intersection(item.chunks):
+            # a chunk no index lists (an index file lost or unreadable) cannot be read either
+            lost = [c for c in item.chunks if not _indexed(repo, c)]
+            unindexed += len(lost)
+            if lost or check.damaged_chunks.intersection(item.chunks):
                 report.damaged.append({"snapshot": snapshot_id, "file": item.display})
+        if unindexed:
+            report.problems.append(
+                f"snapshot {snapshot_id}: {unindexed} chunks are in no index of the store"
+            )
     return report
+
+
+def _indexed(repo: Repository, chunk_id: str) -> bool:
+    try:
+        return repo.has_chunk(chunk_id)
+    except StoreError:
+        return False  # not even a chunk id: a damaged or crafted manifest

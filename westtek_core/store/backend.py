@@ -99,7 +99,22 @@ class LocalDirectoryBackend(StoreBackend):
         return Path(self.root, check_key(key))
 
     def save(self, key: str, data: bytes) -> None:
-        """Write to ``tmp/``, fsync, then hard-link into place so nothing is ever overwritten."""
+        """Write to ``tmp/``, fsync, then hard-link into place so nothing is ever overwritten.
+
+        A full disk (or quota) is a :class:`StoreError` saying so; the partial write is
+        removed, so nothing half-written stays behind.
+        """
+        try:
+            self._save(key, data)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise StoreError(
+                f"the store at {self.root} is out of space (writing {key}): free space there,"
+                " then run `westtek snapshot repair` to remove what unfinished snapshots left"
+            ) from None
+
+    def _save(self, key: str, data: bytes) -> None:
         path = self._path(key)
         if path.exists():
             return
