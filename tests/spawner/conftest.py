@@ -65,6 +65,7 @@ def _fresh_spawner_registries() -> Iterator[None]:
     EcsBackend._access_points.clear()
     EcsBackend._task_definitions.clear()
     EcsBackend._checked_networks.clear()
+    EcsBackend._listed_at.clear()
     yield
     WestTekSpawner._lab_servers.clear()
 

@@ -172,6 +172,7 @@ async def test_access_point_and_task_definition_are_made_once_and_reused(aws, wo
     from westtek_spawner.backends.ecs import EcsBackend
 
     EcsBackend._access_points.clear()
+    EcsBackend._listed_at.clear()
     EcsBackend._task_definitions.clear()
     reborn = make_ecs_spawner(world, fargate)
     reborn.load_state(stopped)
@@ -182,6 +183,7 @@ async def test_access_point_and_task_definition_are_made_once_and_reused(aws, wo
     assert (len(creates), len(registers)) == (1, 1)
     # Even with no state at all, the access point is found by its tags, not made twice.
     EcsBackend._access_points.clear()
+    EcsBackend._listed_at.clear()
     lost = make_ecs_spawner(world, fargate)
     await lost.start()
     assert lost.get_state()["westtek"]["access_point_id"] == running["access_point_id"]
@@ -226,6 +228,7 @@ async def test_a_restarted_hub_reattaches_to_the_running_task(aws, world, fargat
     from westtek_spawner.backends.ecs import EcsBackend
 
     EcsBackend._access_points.clear()
+    EcsBackend._listed_at.clear()
     EcsBackend._task_definitions.clear()
     reborn = make_ecs_spawner(world, fargate)
     reborn.load_state(state)
@@ -576,3 +579,22 @@ def test_posix_ids_are_stable_and_apart():
     assert posix_id("alice") == posix_id("alice") != posix_id("bob")
     ids = {posix_id(f"researcher{i}") for i in range(2000)}
     assert len(ids) == 2000 and min(ids) >= 100_000 and max(ids) < 2**31
+
+
+async def test_a_wave_of_first_spawns_lists_access_points_once(aws, world):
+    # Given ten researchers spawning for the first time at once (no task runs: only the
+    # access points matter here),
+    from westtek_spawner.backends.ecs import EcsBackend
+
+    listings = count_calls(aws, "DescribeAccessPoints")
+    creates = count_calls(aws, "CreateAccessPoint")
+    backends = [make_ecs_spawner(world, None, name=f"r{i}").backend_impl for i in range(10)]
+    points = await asyncio.gather(*(b.ensure_access_point() for b in backends))
+    # then the file system was listed once, and each got an access point of their own.
+    assert len(listings) == 1 and len(creates) == 10 and len(set(points)) == 10
+    # A hub that restarts lists once more and finds them all.
+    EcsBackend._access_points.clear()
+    EcsBackend._listed_at.clear()
+    again = [make_ecs_spawner(world, None, name=f"r{i}").backend_impl for i in range(10)]
+    assert await asyncio.gather(*(b.ensure_access_point() for b in again)) == points
+    assert len(listings) == 2 and len(creates) == 10

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import weakref
 from typing import Any, ClassVar
 
 from traitlets import Bool, Callable, Dict, Float, Integer, List, Unicode, Union, default
@@ -50,6 +51,9 @@ from westtek_spawner.errors import SpawnError
 from westtek_spawner.profiles import Profile, fargate_size
 
 _MISSING_TASK_CODES = {"InvalidParameterException", "ClientException"}
+# One access-point listing at a time per file system, per event loop.
+_listing_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]]
+_listing_locks = weakref.WeakKeyDictionary()
 _NOT_ALLOWED_CODES = {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"}
 
 
@@ -192,6 +196,13 @@ class EcsBackend(SpawnerBackend):
         config=True,
         help="POSIX gid of the access point (or a callable); default: the same as the uid.",
     )
+    access_point_listing_ttl = Float(
+        60.0,
+        config=True,
+        help="""Seconds a listing of the file system's access points counts as current: a
+        researcher not in it is given a new access point without listing again (creation
+        is idempotent, so a race with another hub cannot make two).""",
+    )
     home_permissions = Unicode(
         "750", config=True, help="Mode EFS creates a researcher's home directory with."
     )
@@ -240,6 +251,7 @@ class EcsBackend(SpawnerBackend):
     _task_definitions: ClassVar[dict[tuple[str, str], tuple[str, str]]] = {}
     _checked_networks: ClassVar[set[tuple[Any, ...]]] = set()
     _template_images: ClassVar[dict[str, str]] = {}
+    _listed_at: ClassVar[dict[str, float]] = {}
 
     # The server's identity, persisted by get_state.
     task_arn = ""
@@ -365,19 +377,7 @@ class EcsBackend(SpawnerBackend):
             return cached
         root = self.home_path_template.format(username=researcher)
         efs = self.client("efs")
-        paginator_kwargs: dict[str, Any] = {"FileSystemId": self.file_system_id}
-        while True:
-            page = await aws_call(efs, "describe_access_points", **paginator_kwargs)
-            for point in page.get("AccessPoints", []):
-                tags = {t["Key"]: t["Value"] for t in point.get("Tags", [])}
-                owner = tags.get("researcher_id")
-                if owner and point.get("RootDirectory", {}).get("Path") == (
-                    self.home_path_template.format(username=owner)
-                ):
-                    self._access_points[(self.file_system_id, owner)] = point["AccessPointId"]
-            if not page.get("NextToken"):
-                break
-            paginator_kwargs["NextToken"] = page["NextToken"]
+        await self._list_access_points(efs)
         if key in self._access_points:
             return self._access_points[key]
         lab = self.spawner.lab_id
@@ -405,6 +405,33 @@ class EcsBackend(SpawnerBackend):
             raise SpawnError(f"EFS access point {point_id} is still {state} after 30 s")
         self._access_points[key] = point_id
         return point_id
+
+    async def _list_access_points(self, efs: Any) -> None:
+        """Learn every researcher's access point on the file system, one listing at a time.
+
+        A wave of first spawns would otherwise list the file system once per researcher:
+        spawns that miss the cache share one listing, and a listing younger than
+        ``access_point_listing_ttl`` counts as current (a researcher not in it is new).
+        """
+        loop = asyncio.get_running_loop()
+        lock = _listing_locks.setdefault(loop, {}).setdefault(self.file_system_id, asyncio.Lock())
+        async with lock:
+            listed = self._listed_at.get(self.file_system_id)
+            if listed is not None and loop.time() - listed < self.access_point_listing_ttl:
+                return
+            kwargs: dict[str, Any] = {"FileSystemId": self.file_system_id}
+            while True:
+                page = await aws_call(efs, "describe_access_points", **kwargs)
+                for point in page.get("AccessPoints", []):
+                    tags = {t["Key"]: t["Value"] for t in point.get("Tags", [])}
+                    owner = tags.get("researcher_id")
+                    root = point.get("RootDirectory", {}).get("Path")
+                    if owner and root == self.home_path_template.format(username=owner):
+                        self._access_points[(self.file_system_id, owner)] = point["AccessPointId"]
+                if not page.get("NextToken"):
+                    break
+                kwargs["NextToken"] = page["NextToken"]
+            self._listed_at[self.file_system_id] = loop.time()
 
     async def notebook_image(self, profile: Profile | None) -> str:
         """The profile's image, else ``image``, else the template task definition's."""
