@@ -31,6 +31,7 @@ from westtek_core.snapshot.manifest import (
     AREA_ENV,
     AREA_KERNEL,
     AREA_WORKSPACE,
+    ManifestError,
     ManifestFile,
     iter_files,
     safe_relative_path,
@@ -113,6 +114,87 @@ def _area_root(target: Path, item: ManifestFile) -> Path:
     return target / "jupyter" / CONFIG_ROLE_DIRS.get(item.role, "")
 
 
+# What a manifest entry may be; walks record nothing else (devices, fifos and sockets are
+# skipped at capture), so any other kind comes from a crafted manifest.
+RESTORABLE_KINDS = ("file", "dir", "symlink")
+_LIMIT = 1 << 63  # sizes and nanosecond times beyond this are not real files
+_CHUNK_ID = frozenset("0123456789abcdef")
+
+
+def _unsafe(item: ManifestFile, problem: str) -> ManifestError:
+    return ManifestError(f"unsafe manifest: {item.display}: {problem}")
+
+
+def _check_int(item: ManifestFile, name: str, low: int, high: int) -> int:
+    value = item.entry.get(name, 0)
+    if type(value) is not int or not low <= value < high:
+        raise _unsafe(item, f"{name} {value!r} is not a number a real file has")
+    return value
+
+
+def check_manifest(manifest: Mapping[str, Any], target: Path, with_envs: bool = True) -> int:
+    """Refuse a manifest that could harm the machine; return the bytes its files need.
+
+    Refused: anything that could write outside ``target`` or create what a capture never
+    records. Every path is relative and free of ``..``; every kernel name is one plain folder name;
+    entries are files, folders or symlinks with sane numbers and chunk ids; no symlink, and
+    no kernelspec the restore rewrites, lies below another symlink (a restore never writes
+    through a link it made). :class:`ManifestError` says which entry and why.
+    """
+    for kernel in manifest.get("kernels", []):
+        name = str(kernel.get("name", ""))
+        if "/" in name or name in ("", ".") or safe_relative_path(name).parts != (name,):
+            raise ManifestError(f"unsafe manifest: kernel name {name!r} is not a folder name")
+    items = [i for i in iter_files(manifest) if with_envs or i.area != AREA_ENV]
+    needed = 0
+    links: set[Path] = set()
+    for item in items:
+        safe_relative_path(item.path)
+        kind = item.entry.get("kind")
+        if kind not in RESTORABLE_KINDS:
+            raise _unsafe(item, f"a {kind!r} is not restorable (only files, folders, symlinks)")
+        _check_int(item, "mode", 0, 1 << 32)
+        _check_int(item, "mtime_ns", -_LIMIT, _LIMIT)
+        size = _check_int(item, "size", 0, _LIMIT)
+        if "stored_size" in item.entry:
+            size = _check_int(item, "stored_size", 0, _LIMIT)
+        content = item.entry.get("content") or []
+        if not isinstance(content, list) or not all(
+            isinstance(c, str) and len(c) == 64 and _CHUNK_ID.issuperset(c) for c in content
+        ):
+            raise _unsafe(item, "its content is not a list of chunk ids")
+        if kind == "file":
+            needed += size
+        elif kind == "symlink":
+            link = item.entry.get("link_target")
+            if not isinstance(link, str) or not link or "\x00" in link:
+                raise _unsafe(item, "its link target is not a path")
+            links.add(_area_root(target, item) / item.path)
+    # a later symlink, or a kernel.json rewritten after the links, must not go through one
+    written_late = [
+        (i.display, _area_root(target, i) / i.path) for i in items if i.entry["kind"] == "symlink"
+    ] + [
+        (f"kernel {k['name']}", target / "jupyter" / "kernels" / str(k["name"]) / "kernel.json")
+        for k in manifest.get("kernels", [])
+    ]
+    for display, path in written_late:
+        for parent in path.parents:
+            if parent in links:
+                link = parent.relative_to(target)
+                raise ManifestError(
+                    f"unsafe manifest: {display} lies below the symlink {link}: a restore"
+                    " never writes through a link, nor outside the restore target"
+                )
+    return needed
+
+
+def _free_bytes(target: Path) -> int:
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return shutil.disk_usage(existing).free
+
+
 class _Restorer:
     def __init__(
         self,
@@ -130,6 +212,7 @@ class _Restorer:
         self.target = target
         self.with_envs = with_envs
         self.made_dirs: set[Path] = set()
+        self.real_target = os.path.realpath(target)
         self.report = RestoreReport(snapshot=str(manifest.get("id", "")), target=str(target))
         # old prefix → new prefix, per restored interpreter
         self.prefixes: dict[str, tuple[bytes, bytes]] = {}
@@ -160,6 +243,7 @@ class _Restorer:
         for item in dirs:
             path = _area_root(self.target, item) / item.path
             path.mkdir(parents=True, exist_ok=True)
+            self._inside(path, item.display)
             self.made_dirs.add(path)
         # Creating files is the cost of a restore (syscalls release the GIL): run them in
         # parallel, except merged config files, whose order decides which one wins.
@@ -181,8 +265,18 @@ class _Restorer:
         dest = _area_root(self.target, item) / item.path
         if dest.parent not in self.made_dirs:  # a mkdir per file costs as much as the file
             dest.parent.mkdir(parents=True, exist_ok=True)
+            self._inside(dest.parent, item.display)
             self.made_dirs.add(dest.parent)
         return dest
+
+    def _inside(self, folder: Path, display: str) -> None:
+        """Refuse to write into a folder that resolves outside the target (a planted link)."""
+        real = os.path.realpath(folder)
+        if real != self.real_target and not real.startswith(self.real_target + os.sep):
+            raise ManifestError(
+                f"unsafe restore: {display} would be written to {real}, outside the restore"
+                f" target {self.target} (through a symlink)"
+            )
 
     def _restore_file(self, item: ManifestFile) -> _Written:
         entry = item.entry
@@ -285,6 +379,9 @@ class _Restorer:
             index = self._interpreter_of(argv[0]) if argv else None
             record: dict[str, Any] = {"name": kernel["name"], "spec": str(spec_path)}
             if index is not None and spec_path.exists():
+                self._inside(spec_path.parent, f"kernel {kernel['name']}")
+                if spec_path.is_symlink():
+                    raise ManifestError(f"unsafe restore: kernel {kernel['name']}: a symlink")
                 argv[0] = str(self.restored_python(index))
                 spec["argv"] = argv
                 spec_path.write_text(json.dumps(spec, indent=1))
@@ -455,6 +552,13 @@ def restore_snapshot(
     if target.exists() and any(target.iterdir()) and not force:
         raise RestoreError(
             f"restore target {target} is not empty: choose a new directory or pass --force"
+        )
+    needed = check_manifest(manifest, target, with_envs=mode == "files")
+    free = _free_bytes(target)
+    if needed > free:
+        raise RestoreError(
+            f"snapshot {str(manifest.get('id', ''))[:12]} needs {needed:,} bytes for its files"
+            f" but {target} has only {free:,} bytes free"
         )
     target.mkdir(parents=True, exist_ok=True)
     restorer = _Restorer(repo, manifest, target, with_envs=mode == "files", progress=progress)
