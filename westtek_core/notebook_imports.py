@@ -26,12 +26,14 @@ cell that does not parse even after cleanup is counted in ``unparsable_cells``.
 from __future__ import annotations
 
 import ast
+import errno
 import json
 import logging
 import os
 import posixpath
 import re
 import shlex
+import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -610,13 +612,35 @@ class _Unreadable(Exception):
     """A notebook file that cannot be analysed; the message says why."""
 
 
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``max_bytes``.
+
+    Opened without blocking and checked on the open descriptor, so a ``.ipynb`` that is a
+    FIFO (which would block forever) or a link to ``/dev/zero`` (which never ends) is
+    refused with :class:`OSError` instead of hanging the caller.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        if st.st_size > max_bytes:
+            raise OSError(errno.EFBIG, f"{st.st_size} bytes, over the {max_bytes}-byte limit")
+        with open(fd, "rb", closefd=False) as stream:
+            data = stream.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:  # it grew while we read
+        raise OSError(errno.EFBIG, f"over the {max_bytes}-byte limit")
+    return data
+
+
 def _load_json(path: Path, max_bytes: int) -> dict[str, Any]:
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise _Unreadable(f"notebook is {size} bytes, over the {max_bytes}-byte limit")
-        raw = path.read_bytes()
+        raw = read_regular_file(path, max_bytes)
     except OSError as e:
+        if e.errno == errno.EFBIG:
+            raise _Unreadable(f"notebook is {e.strerror}") from None
         raise _Unreadable(f"cannot read: {e.strerror or e}") from None
     try:
         text = raw.decode("utf-8-sig")

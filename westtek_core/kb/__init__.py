@@ -22,6 +22,7 @@ from westtek_core.kb.documents import (
     install_history_document,
     manifest_document,
     notebook_document,
+    read_source,
     summary_document,
 )
 from westtek_core.kb.embedding import StaticEmbedder, shared_embedder
@@ -80,7 +81,8 @@ def _redacted(document: Document) -> tuple[Document, int]:
     total = 0
     sections = []
     for section in document.sections:
-        text, count = redact(section.text)
+        # lone surrogates (valid JSON escapes, invalid Unicode) break tokenizers and SQLite
+        text, count = redact(section.text.encode("utf-8", "replace").decode("utf-8"))
         total += count
         sections.append(replace(section, text=text))
     return replace(document, sections=tuple(sections)), total
@@ -123,12 +125,14 @@ class KnowledgeBase:
     ) -> None:
         """Convert and index a file unless its bytes are the ones already indexed."""
         try:
-            if self.index.fingerprint(source, kind) == fingerprint_bytes(path.read_bytes()):
+            if self.index.fingerprint(source, kind) == fingerprint_bytes(read_source(path)):
                 report.unchanged += 1
                 return
             self._index_document(read(path, source), report)
         except (OSError, ValueError) as e:
             report.failed.append({"source": source, "error": str(e)})
+        except Exception as e:  # noqa: BLE001 - one hostile file must not stop the ingest
+            report.failed.append({"source": source, "error": f"{type(e).__name__}: {e}"})
 
     def _index_document(self, document: Document, report: IngestReport) -> None:
         clean, count = _redacted(document)

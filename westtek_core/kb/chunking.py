@@ -53,13 +53,18 @@ def _split(section: Section, limit: int) -> list[Section]:
         if lines and size + tokens > limit:
             pieces.append(Section(section.locator, "\n".join(lines)))
             lines, size = [], 0
-        # a single line over the limit is cut by words
-        while tokens > limit:
+        # a single line over the limit is cut by words (in one pass: a megabyte line of
+        # words would otherwise be re-split once per piece, quadratic in its length)
+        if tokens > limit:
             words = line.split()
-            head = " ".join(words[: limit // 2 or 1])
-            pieces.append(Section(section.locator, head))
-            line = line[len(head) :].strip()
-            tokens = count_tokens(line)
+            counts = [count_tokens(word) for word in words]
+            left = sum(counts)
+            step, start = limit // 2 or 1, 0
+            while left > limit:
+                pieces.append(Section(section.locator, " ".join(words[start : start + step])))
+                left -= sum(counts[start : start + step])
+                start += step
+            line, tokens = " ".join(words[start:]), left
         lines.append(line)
         size += tokens
     if lines:

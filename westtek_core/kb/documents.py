@@ -120,9 +120,16 @@ def _with_cell_ids(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def read_source(path: Path) -> bytes:
+    """A source file's bytes: a regular file within the notebook size limit, else OSError."""
+    from westtek_core.notebook_imports import MAX_NOTEBOOK_BYTES, read_regular_file
+
+    return read_regular_file(path, MAX_NOTEBOOK_BYTES)
+
+
 def notebook_document(path: Path, source: str) -> Document:
     """A notebook as Markdown, one section per cell (raises ValueError if unreadable)."""
-    data = path.read_bytes()
+    data = read_source(path)
     try:
         raw = json.loads(data.decode("utf-8"))
         # a v4 notebook is read as it is; validating every cell would cost more than converting
@@ -172,7 +179,7 @@ def _flatten(value: Any, prefix: str = "") -> Iterable[str]:
 
 def experiment_document(path: Path, source: str) -> Document:
     """An experiment log: Markdown lines, or a JSON document flattened to ``key: value``."""
-    data = path.read_bytes()
+    data = read_source(path)
     text = data.decode("utf-8", errors="replace")
     if path.suffix == ".json":
         try:
