@@ -1,8 +1,9 @@
 """PII and credential redaction for text before it is indexed.
 
 What is redacted: e-mail addresses, phone numbers, AWS access key ids and secret keys,
-bearer/API tokens of the common services, private-key blocks, URL credentials and
-``name = "value"`` assignments whose name says secret (``token``, ``password``…).
+bearer/API tokens of the common services, private-key blocks, URL credentials, ``.netrc``
+lines and ``name = "value"`` assignments (``os.environ["NAME"] = …`` too) whose name says
+secret (``token``, ``password``…).
 """
 
 from __future__ import annotations
@@ -37,9 +38,14 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         ),
     ),
 ]
-# `secret_key = "…"`, `"api_token": "…"`, `PASSWORD=…`: the value goes, the name stays
+# `secret_key = "…"`, `"api_token": "…"`, `PASSWORD=…`, `os.environ["AWS_SECRET_KEY"] = "…"`:
+# the value goes, the name stays
 _ASSIGNMENT = re.compile(
-    r"""(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>["']?\s*[:=]\s*)(?P<quote>["']?)(?P<value>[^\s"',;)}]{6,})(?P=quote)"""
+    r"""(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>["']?\]?\s*[:=]\s*)(?P<quote>["']?)(?P<value>[^\s"',;)}]{6,})(?P=quote)"""
+)
+# a .netrc line pasted into a cell or printed by one: `machine h login u password p`
+_NETRC = re.compile(
+    r"\b(?P<head>(?:machine\s+\S+|default)(?:\s+(?:login|account)\s+\S+)*\s+password\s+)\S+"
 )
 
 
@@ -56,6 +62,8 @@ def redact(text: str) -> tuple[str, int]:
         return f"{match['name']}{match['sep']}{quote}[redacted secret]{quote}"
 
     text = _ASSIGNMENT.sub(assignment, text)
+    text, n = _NETRC.subn(r"\g<head>[redacted secret]", text)
+    count += n
     for kind, pattern in _PATTERNS:
         text, n = pattern.subn(f"[redacted {kind}]", text)
         count += n
