@@ -194,3 +194,92 @@ def init_store(url: str, pack_size: int) -> None:
         backend.save("config", json.dumps(config, indent=2).encode() + b"\n")
     finally:
         backend.close()
+
+
+@dataclass
+class ConcurrentRun:
+    """What :func:`run_concurrent_snapshots` saw."""
+
+    writers: int
+    failed: list[str]
+    snapshot_ids: list[str]
+    seconds: float
+    peak_rss_mib: float  # the largest single writer process
+    verify_ok: bool
+    verify_seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        """Figures for bench/soak.py's table."""
+        return {
+            "writers": self.writers,
+            "failed": len(self.failed),
+            "snapshots": len(set(self.snapshot_ids)),
+            "seconds": round(self.seconds, 1),
+            "peak_rss_mib": round(self.peak_rss_mib, 1),
+            "verify_ok": self.verify_ok,
+            "verify_seconds": round(self.verify_seconds, 1),
+        }
+
+
+def run_concurrent_snapshots(
+    root: Path, store: str, writers: int, *, data_kib: int = 512, shared_mib: int = 2
+) -> ConcurrentRun:
+    """Start ``writers`` ``westtek snapshot create`` processes at once into one store.
+
+    Each snapshots its own workspace (its own data plus a file every workspace shares, so
+    the writers race to store the same chunks) and the same small venv. Returns how many
+    failed, the ids, wall time, the peak RSS of the largest writer and whether the store
+    then verifies.
+    """
+    import time
+
+    shared = random.Random(99).randbytes(shared_mib << 20)
+    base = make_lab(root / "base", data_mib=0, small_files=0)
+    procs: list[tuple[subprocess.Popen[bytes], Path]] = []
+    for index in range(writers):
+        workspace = root / f"w{index:03d}"
+        fill_workspace(workspace, data_mib=0, small_files=10, seed=index)
+        (workspace / "data" / "shared.bin").write_bytes(shared)
+        (workspace / "data" / "own.bin").write_bytes(random.Random(index).randbytes(data_kib << 10))
+    began = time.monotonic()
+    for index in range(writers):
+        workspace = root / f"w{index:03d}"
+        env = dict(base.env, WESTTEK_ENVIRONMENT_ID=f"researcher-{index:03d}")
+        log = root / f"w{index:03d}.out"
+        with open(log, "wb") as out:
+            argv = Lab(root, base.python, workspace, env).create_args(store)
+            procs.append(
+                (
+                    subprocess.Popen(
+                        [sys.executable, "-m", "westtek_core.cli", *argv],
+                        env=env,
+                        cwd=workspace,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    ),
+                    log,
+                )
+            )
+    failed: list[str] = []
+    ids: list[str] = []
+    peak = 0
+    for process, log in procs:
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        peak = max(peak, usage.ru_maxrss)
+        output = log.read_text()
+        if process.returncode != 0:
+            failed.append(output[-500:])
+        else:
+            ids.append(json.loads(output.splitlines()[-1])["id"])
+    seconds = time.monotonic() - began
+    began = time.monotonic()
+    verified = subprocess.run(
+        [sys.executable, "-m", "westtek_core.cli", "snapshot", "verify", "--all",
+         "--store", store, "--json"],
+        env=base.env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    report = json.loads(verified.stdout or "{}")
+    ok = verified.returncode == 0 and bool(report.get("ok"))
+    ok = ok and sorted(report.get("snapshots", [])) == sorted(set(ids))
+    return ConcurrentRun(writers, failed, ids, seconds, peak / 1024, ok, time.monotonic() - began)
