@@ -225,7 +225,9 @@ async def run_load(base: str, rate: float, seconds: float) -> dict[str, Any]:
 
     # every event stored once: the admin's view of all events counts them
     response = await client.fetch(
-        base + "events", headers={"Authorization": "token overseer-token"}, request_timeout=120
+        base + "events?limit=100000",
+        headers={"Authorization": "token overseer-token"},
+        request_timeout=120,
     )
     stored = len(json.loads(response.body)["events"])
     return {
