@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from westtek_core.kb.chunking import chunk_document
 from westtek_core.kb.documents import (
@@ -49,8 +50,13 @@ EXPERIMENT_SUFFIXES = (".json", ".md", ".markdown", ".txt")
 
 
 def default_index_path(lab_id: str | None = None) -> Path:
-    """A lab's index file in the user's data directory (``personal`` outside a lab)."""
-    name = (lab_id or "personal").replace("/", "_")
+    """A lab's index file in the user's data directory (``personal`` outside a lab).
+
+    The lab id is percent-encoded, which keeps ordinary ids (``vault-13``) as they are and
+    gives any two different ids different files (``vault/13`` and ``vault_13`` must never
+    share an index: that would show one lab's notebooks to the other).
+    """
+    name = quote(lab_id or "personal", safe="")
     return data_dir() / "kb" / f"{name}.sqlite"
 
 
