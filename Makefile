@@ -129,6 +129,7 @@ bench: install
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq restic >/dev/null; }
 	$(BIN)/python bench/snapshot_vs_restic.py --reps 3
+	$(BIN)/python bench/kb.py
 	{ command -v chromium >/dev/null 2>&1 || { $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium >/dev/null; }; } && WESTTEK_PYTHON=$(abspath $(BIN)/python) node bench/ui.mjs
 
 clean:
