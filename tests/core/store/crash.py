@@ -119,8 +119,10 @@ def run_crash_moments(
         if step % 3 == 0:  # a moment anywhere in the run, start-up and capture included
             delay = rng.uniform(0.0, whole)
             time.sleep(delay)
-        else:  # a moment while the writer holds its lock: packs, index, manifest
-            delay = _wait_for_writer(store, process) + rng.uniform(0.0, 0.6 * window)
+        else:  # a moment once the writer has begun to write packs: packs, index, commit
+            _wait_for_writer(store, process)
+            delay = _wait_for_new_files(store, process, packs_before)
+            delay += rng.uniform(0.0, 0.5 * window)
             time.sleep(max(0.0, delay - (time.monotonic() - process_started(process))))
         run.delays.append(delay)
         finished_first = process.poll() is not None
@@ -185,6 +187,16 @@ def _wait_for_writer(store: str, process: subprocess.Popen[str]) -> float:
     stale = _LOCKS_AT_SPAWN.get(process.pid, set())
     while process.poll() is None:
         if locks.is_dir() and set(locks.iterdir()) - stale:
+            break
+        time.sleep(0.002)
+    return time.monotonic() - began
+
+
+def _wait_for_new_files(store: str, process: subprocess.Popen[str], known: set[Path]) -> float:
+    """Seconds from spawning ``process`` until it has a pack (or partial one) on disk."""
+    began = process_started(process)
+    while process.poll() is None:
+        if (_files(store, "data") | _files(store, "tmp")) - known:
             break
         time.sleep(0.002)
     return time.monotonic() - began

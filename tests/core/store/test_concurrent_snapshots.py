@@ -32,4 +32,3 @@ def test_twenty_concurrent_snapshots_all_commit_and_verify(tmp_path: Path):
         workspace = Path(manifest["workspace"]["root"])
         assert tree_digest(target / "workspace") == tree_digest(workspace)
     repo.close()
-    print(run.to_json())
