@@ -26,6 +26,8 @@ from nbformat.v4.rwbase import rejoin_lines
 OUTPUT_SUMMARY_CHARS = 300
 _CELL_MARK = "<!-- westtek-cell {} -->"
 _CELL_MARK_RE = re.compile(r"<!-- westtek-cell (\d+) -->")
+# images written into Markdown cells as data: URIs (or <img src="data:…">): dropped like outputs
+_INLINE_IMAGE = re.compile(r"!\[([^\]]*)\]\(data:[^)]*\)|<img[^>]*src=[\"']data:[^>]*>", re.I)
 
 
 @dataclass(frozen=True)
@@ -140,11 +142,14 @@ def notebook_document(path: Path, source: str) -> Document:
         )
         _mark_cells_and_summarise_outputs(notebook)
         body, _ = _markdown_exporter().from_notebook_node(notebook)
+        body = _INLINE_IMAGE.sub(lambda m: f"[image: {m.group(1) or 'inline'}]", body)
     except Exception as e:  # nbformat and nbconvert raise many kinds for bad notebooks
         raise ValueError(f"cannot convert {source}: {type(e).__name__}: {e}") from e
     kernel = notebook.metadata.get("kernelspec", {}).get("name")
     parts = _CELL_MARK_RE.split(body)
-    title = f"Notebook {source}" + (f" (kernel {kernel})" if kernel else "")
+    # the name also as words: FTS keeps "univariate_volatility" one token
+    words = re.sub(r"[_\-/.]+", " ", source.removesuffix(".ipynb"))
+    title = f"Notebook {source} ({words})" + (f", kernel {kernel}" if kernel else "")
     sections = [
         Section(f"cell {number}", text.strip())
         for number, text in zip(parts[1::2], parts[2::2], strict=True)

@@ -40,7 +40,10 @@ class StaticEmbedder:
             raise RuntimeError(f"wordllama's packaged {MODEL} model is missing from {package}")
         with safe_open(str(weights), framework="np", device="cpu") as f:
             table = f.get_tensor("embedding.weight")
-        self._model: Any = WordLlamaInference(table, Tokenizer.from_file(str(tokenizer)))
+        tokens = Tokenizer.from_file(str(tokenizer))
+        # a batch is padded to its longest text: one huge chunk must not cost gigabytes
+        tokens.enable_truncation(max_length=2048)
+        self._model: Any = WordLlamaInference(table, tokens)
 
     def embed(self, texts: list[str]) -> Vectors:
         """One unit-length row per text."""
