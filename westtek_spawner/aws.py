@@ -69,6 +69,22 @@ def aws_client(
     return client
 
 
+async def warm_clients(
+    services: tuple[str, ...], region: str = "", endpoint_url: str = "", max_attempts: int = 8
+) -> None:
+    """Make these clients on the executor, not on the hub's event loop.
+
+    Making one takes 0.1-0.3 s of CPU (botocore loads the service's model): long enough to
+    stall every request the hub is serving.
+    """
+    loop = asyncio.get_running_loop()
+    missing = [s for s in services if (s, region, endpoint_url, max_attempts) not in _clients]
+    for service in missing:
+        await loop.run_in_executor(
+            executor(), aws_client, service, region, endpoint_url, max_attempts
+        )
+
+
 def forget_clients() -> None:
     """Drop the cached clients (tests that change endpoints or credentials)."""
     with _clients_lock:

@@ -74,6 +74,7 @@ class FakeFargate:
         stage_seconds: float = 0.3,
         unpullable: tuple[str, ...] = ("registry.invalid/no-such-image:1",),
         extra_args: tuple[str, ...] = (),
+        serve_at: tuple[str, int] | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.addresses = self.workdir / "addresses"
@@ -83,9 +84,14 @@ class FakeFargate:
         self.stage_seconds = stage_seconds
         self.unpullable = unpullable
         self.extra_args = extra_args
+        # every task's "container" is this one server instead of a process of its own
+        self.serve_at = serve_at
+        #: wall-clock times of each task: created (run_task) and running (the fake's wait)
+        self.timeline: dict[str, dict[str, float]] = {}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._since: dict[str, float] = {}
         self._stopped: set[str] = set()
+        self._running: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="fake-fargate")
         self.address = address_from(self.addresses)
@@ -97,10 +103,13 @@ class FakeFargate:
         original = self._original_init = Task.__init__
         clusters = self.clusters
 
+        timeline = self.timeline
+
         def init(task: Any, cluster: Any, *args: Any, **kwargs: Any) -> None:
             original(task, cluster, *args, **kwargs)
             if cluster.name in clusters:
                 task.status = "PROVISIONING"
+                timeline[task.task_arn] = {"created": time.time()}
 
         Task.__init__ = init
         self._thread.start()
@@ -138,9 +147,9 @@ class FakeFargate:
         if task.desired_status == "STOPPED":
             self._kill(arn, task)
             return
-        process = self.processes.get(arn)
-        if process is not None:
-            if process.poll() is not None:
+        if arn in self._running:
+            process = self.processes.get(arn)
+            if process is not None and process.poll() is not None:
                 self._finish(arn, task, process.returncode, "Essential container in task exited")
             return
         elapsed = now - self._since[arn]
@@ -163,7 +172,9 @@ class FakeFargate:
             task.pull_stopped_at = datetime.now(timezone.utc)
             task.containers[0].image_digest = "sha256:" + hashlib.sha256(image.encode()).hexdigest()
             self._launch(arn, task)
+            self._running.add(arn)
             task.status = "RUNNING"
+            self.timeline.setdefault(arn, {})["running"] = time.time()
             task.containers[0].last_status = "RUNNING"
 
     def _home(self, task: Any) -> Path:
@@ -178,6 +189,10 @@ class FakeFargate:
         return home
 
     def _launch(self, arn: str, task: Any) -> None:
+        path = self.addresses / f"{arn.rsplit('/', 1)[-1]}.json"
+        if self.serve_at is not None:
+            path.write_text(json.dumps({"ip": self.serve_at[0], "port": self.serve_at[1]}))
+            return
         override = task.overrides["containerOverrides"][0]
         env = {e["name"]: e["value"] for e in override.get("environment", [])}
         port = free_port()
@@ -204,7 +219,6 @@ class FakeFargate:
             start_new_session=True,
         )
         log.close()
-        path = self.addresses / f"{arn.rsplit('/', 1)[-1]}.json"
         path.write_text(json.dumps({"ip": "127.0.0.1", "port": port}))
 
     def _kill(self, arn: str, task: Any) -> None:

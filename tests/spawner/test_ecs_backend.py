@@ -342,7 +342,7 @@ async def test_polls_of_many_servers_share_one_describe_tasks_per_hundred(aws, w
         {"westtek": {"backend": "ecs", "task_arn": arns[7], "cluster": quiet["cluster"]}}
     )
     assert await spawners[7].poll() is not None
-    assert len(describes) == 4  # one call, the other 99 places filled by the oldest answers
+    assert len(describes) == 6  # a poll's refresh sweeps all 250: three calls again
 
 
 async def test_poll_keeps_a_server_when_aws_cannot_answer(aws, world, fargate, monkeypatch):

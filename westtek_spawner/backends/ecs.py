@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 from traitlets import Bool, Callable, Dict, Float, Integer, List, Unicode, Union, default
 
-from westtek_spawner.aws import aws_call, aws_client, error_code
+from westtek_spawner.aws import aws_call, aws_client, error_code, warm_clients
 from westtek_spawner.backends.base import SpawnerBackend
 from westtek_spawner.backends.ecs_objects import (
     exit_status,
@@ -51,7 +51,7 @@ from westtek_spawner.errors import SpawnError
 from westtek_spawner.profiles import Profile, fargate_size
 
 _MISSING_TASK_CODES = {"InvalidParameterException", "ClientException"}
-# One access-point listing at a time per file system, per event loop.
+# One access-point listing at a time per file system (and one network check), per loop.
 _listing_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]]
 _listing_locks = weakref.WeakKeyDictionary()
 _NOT_ALLOWED_CODES = {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"}
@@ -335,10 +335,18 @@ class EcsBackend(SpawnerBackend):
         """Check once per hub process that the subnets and security groups exist.
 
         A typo there would otherwise surface as an opaque RunTask error on every spawn.
+        Concurrent first spawns share one check.
         """
         key = (self.region, self.endpoint_url, tuple(self.subnets), tuple(self.security_groups))
         if key in self._checked_networks:
             return
+        loop = asyncio.get_running_loop()
+        lock = _listing_locks.setdefault(loop, {}).setdefault("network-check", asyncio.Lock())
+        async with lock:
+            if key not in self._checked_networks:
+                await self._check_network(key)
+
+    async def _check_network(self, key: tuple[Any, ...]) -> None:
         ec2 = self.client("ec2")
         for what, operation, ids in (
             ("subnets", "describe_subnets", {"SubnetIds": list(self.subnets)}),
@@ -357,6 +365,9 @@ class EcsBackend(SpawnerBackend):
     async def prepare(self) -> None:
         """Check the settings, find or create the access point, register the task definition."""
         self._check_config()
+        await warm_clients(
+            ("ecs", "efs", "ec2"), self.region, self.endpoint_url, self.aws_max_attempts
+        )
         await self.check_network()
         self.spawner.port = self.port
         self.spawner.ip = "0.0.0.0"
@@ -572,17 +583,17 @@ class EcsBackend(SpawnerBackend):
 
     async def poll(self) -> int | None:
         """From the shared, batched status: None while the task runs, else its exit code."""
-        return await self._poll(self.poll_cache_seconds)
+        return await self._poll(self.poll_cache_seconds, sweep=True)
 
     async def poll_while_starting(self) -> int | None:
         """As ``poll``, with answers at most ``start_poll_interval`` old."""
         return await self._poll(self.start_poll_interval)
 
-    async def _poll(self, max_age: float) -> int | None:
+    async def _poll(self, max_age: float, sweep: bool = False) -> int | None:
         if not self.task_arn:
             return 0
         try:
-            task = await self.watcher.describe(self.task_arn, max_age)
+            task = await self.watcher.describe(self.task_arn, max_age, sweep=sweep)
         except SpawnError as e:
             # AWS in trouble is not a dead server: keep it, say so, ask again next poll.
             self.log.warning("Could not check %s's task: %s", self.spawner._log_name, e)

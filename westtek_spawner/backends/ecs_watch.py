@@ -4,11 +4,15 @@ JupyterHub polls each server on its own timer; with one ``DescribeTasks`` per po
 users would cost 500 calls a cycle and hit ECS's API rate limits. A :class:`TaskWatcher`
 (one per cluster and event loop) keeps the last answer for every task it was asked about:
 
-* an answer younger than the caller's ``max_age`` is served from the cache;
-* otherwise the caller joins the next batch. A batch waits ``batch_window`` seconds for
-  other callers, then describes every task asked for (100 a call, the API's limit) and
-  fills each call's spare places with the watched tasks whose answers are oldest, so
-  servers that were not asked about are refreshed for free.
+* an answer younger than the caller's ``max_age`` is served from the cache, and a batch
+  already on its way that covers the task answers it;
+* otherwise the caller joins the next batch, which waits ``batch_window`` seconds for other
+  callers. A batch asked for by a poll (``sweep=True``) describes *every* watched task, 100
+  a call (the API's limit), so all answers age together and the next sweep is due a whole
+  ``max_age`` later: ``ceil(servers / 100)`` calls a poll cycle, however the servers' poll
+  timers are spread. A batch asked for by spawns waiting for their task (short
+  ``max_age``) describes those tasks and fills each call's spare places with the watched
+  tasks whose answers are oldest.
 """
 
 from __future__ import annotations
@@ -42,7 +46,10 @@ class TaskWatcher:
         self._tasks: dict[str, dict[str, Any] | None] = {}  # None: ECS does not know it
         self._seen: dict[str, float] = {}
         self._wanted: set[str] = set()
+        self._sweep = False
         self._next: asyncio.Future[set[str]] | None = None
+        # Batches on their way to ECS, with the tasks each will answer for.
+        self._inflight: list[tuple[frozenset[str], asyncio.Future[set[str]]]] = []
         #: DescribeTasks calls made (for tests and the benchmark)
         self.calls = 0
 
@@ -61,9 +68,12 @@ class TaskWatcher:
         self._tasks[task["taskArn"]] = task
         self._seen[task["taskArn"]] = self.clock()
 
-    async def describe(self, task_arn: str, max_age: float) -> dict[str, Any] | None:
+    async def describe(
+        self, task_arn: str, max_age: float, sweep: bool = False
+    ) -> dict[str, Any] | None:
         """The task as ECS last described it, at most ``max_age`` seconds old.
 
+        ``sweep``: if a call is needed, describe every watched task (what polls ask for).
         None when ECS does not know the task (it stopped long ago, or never ran here).
         """
         self.watch(task_arn)
@@ -71,7 +81,14 @@ class TaskWatcher:
             seen = self._seen.get(task_arn)
             if seen is not None and self.clock() - seen <= max_age:
                 return self._tasks.get(task_arn)
+            # A batch already on its way that covers this task (as a rider, say) answers it.
+            flying = next((f for arns, f in self._inflight if task_arn in arns), None)
+            if flying is not None:
+                if task_arn in await asyncio.shield(flying):
+                    return self._tasks.get(task_arn)
+                continue
             self._wanted.add(task_arn)
+            self._sweep = self._sweep or sweep
             if self._next is None:
                 self._next = asyncio.ensure_future(self._refresh())
             refreshed = await asyncio.shield(self._next)
@@ -82,13 +99,25 @@ class TaskWatcher:
         await asyncio.sleep(self.batch_window)  # let concurrent callers join this batch
         self._next = None  # callers from now on start the next batch
         wanted, self._wanted = self._wanted, set()
+        sweep, self._sweep = self._sweep, False
         started = self.clock()
-        calls = -(-len(wanted) // DESCRIBE_LIMIT)
-        spare = calls * DESCRIBE_LIMIT - len(wanted)
-        riders = sorted(self.watched - wanted, key=lambda arn: self._seen.get(arn, 0.0))[:spare]
+        if sweep:
+            riders = sorted(self.watched - wanted)
+        else:
+            calls = -(-len(wanted) // DESCRIBE_LIMIT)
+            spare = calls * DESCRIBE_LIMIT - len(wanted)
+            oldest = sorted(self.watched - wanted, key=lambda arn: self._seen.get(arn, 0.0))
+            riders = oldest[:spare]
         arns = sorted(wanted) + riders
         chunks = [arns[i : i + DESCRIBE_LIMIT] for i in range(0, len(arns), DESCRIBE_LIMIT)]
-        answers = await asyncio.gather(*(self._describe(chunk) for chunk in chunks))
+        me = asyncio.current_task()
+        assert me is not None  # _refresh runs as a task (ensure_future in describe)
+        entry: tuple[frozenset[str], asyncio.Future[set[str]]] = (frozenset(arns), me)
+        self._inflight.append(entry)
+        try:
+            answers = await asyncio.gather(*(self._describe(chunk) for chunk in chunks))
+        finally:
+            self._inflight.remove(entry)
         for chunk, tasks in zip(chunks, answers, strict=True):
             by_arn = {task["taskArn"]: task for task in tasks}
             for arn in chunk:
