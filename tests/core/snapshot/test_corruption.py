@@ -1,4 +1,4 @@
-"""Corruption: damaged packs, index files and manifests, in the local and the S3 store.
+"""Corruption: damaged packs, index files and manifests in local, encrypted and S3 stores.
 
 Each case takes two snapshots (A, then B with new data), damages one object, and then:
 ``westtek snapshot verify --all`` names every damaged snapshot and file (and nothing
@@ -67,16 +67,37 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
     return made
 
 
-@pytest.fixture(params=["local", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Objects]:
+@pytest.fixture(params=["local", "local-encrypted", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, lab: Lab) -> Iterator[Objects]:
     if request.param == "local":
         yield Objects(str(tmp_path / "store"))
+        return
+    if request.param == "local-encrypted":
+        # an AES-256-GCM store: chunk ids are keyed, blobs and trailers sealed
+        url = str(tmp_path / "encrypted-store")
+        (tmp_path / "empty").mkdir()
+        code, _, err = westtek(
+            "snapshot", "create", "--python", str(lab.python), "--root",
+            str(tmp_path / "empty"), "--store", url, "--encrypt", "--json",
+        )  # fmt: skip
+        assert code == 0, err
+        code, _, err = westtek("snapshot", "delete", "--store", url, _only_id(url))
+        assert code == 0, err
+        assert json.loads(Path(url, "config").read_text())["encryption"]["cipher"] == "AES-256-GCM"
+        yield Objects(url)
         return
     bucket = request.getfixturevalue("s3_bucket")
     prefix = f"stores/{secrets.token_hex(4)}"
     backend = S3Backend(bucket=bucket, prefix=prefix)
     yield Objects(f"s3://{bucket}/{prefix}", backend)
     backend.close()
+
+
+def _only_id(url: str) -> str:
+    code, out, err = westtek("snapshot", "list", "--store", url, "--json")
+    assert code == 0, err
+    (row,) = json.loads(out)["snapshots"]
+    return str(row["id"])
 
 
 def create(lab: Lab, store: Objects, note: str) -> str:
