@@ -110,8 +110,11 @@ class PruneStats:
 class _Codec:
     """Per-thread zstd contexts (they are not thread-safe) plus the store's crypto."""
 
-    def __init__(self, crypto: Crypto) -> None:
+    def __init__(self, crypto: Crypto, max_raw: int = MAX_PACK_BYTES) -> None:
         self.crypto = crypto
+        # No chunk is larger than the chunker's maximum: an entry claiming more is damaged
+        # or crafted (a zstd bomb would otherwise get that much memory before any hash check).
+        self.max_raw = max_raw
         self._local = threading.local()
 
     @property
@@ -139,6 +142,10 @@ class _Codec:
 
     def decode_blob(self, stored: bytes, flags: int, raw_length: int, what: str) -> bytes:
         """The plaintext of a stored blob; :class:`ObjectCorrupt` naming ``what``."""
+        if raw_length > self.max_raw:
+            raise ObjectCorrupt(
+                f"{what} claims {raw_length} bytes, more than any chunk (damaged or crafted)"
+            )
         payload = self.crypto.unseal(stored, what)
         if not flags & FLAG_ZSTD:
             return payload
@@ -181,7 +188,8 @@ class Repository:
         self.chunker_params = ChunkerParams.from_json(config["chunker"])
         self.pack_size = int(config.get("pack_size", PACK_SIZE))
         self.cache_dir = cache_dir
-        self._codec = _Codec(crypto)
+        params = self.chunker_params
+        self._codec = _Codec(crypto, max(params.max_size, params.small_file_size))
         self._crypto = crypto
         self._owns_backend = owns_backend
         self._index = BlobIndex()

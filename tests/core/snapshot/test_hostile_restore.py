@@ -219,3 +219,44 @@ def test_a_restore_target_that_is_a_symlink_to_elsewhere_is_not_followed_into(ba
     )  # fmt: skip
     assert code == 1 and "outside the restore" in err, err
     assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_a_crafted_chunk_that_inflates_to_a_gigabyte_is_refused_before_it_is_inflated(
+    base, tmp_path
+):
+    # A pack holding a zstd bomb (32 KiB that inflate to 1 GiB of zeros; without the
+    # check, 1 GiB of memory before any hash is compared), an index entry claiming 4 GiB,
+    # and a manifest whose file uses the blob: write access to a shared store plants all.
+    import secrets
+
+    import blake3
+    import zstandard
+
+    from westtek_core.store.crypto import Crypto
+    from westtek_core.store.index import encode_index_file
+    from westtek_core.store.repository import _PackBuilder, pack_key
+
+    compressor = zstandard.ZstdCompressor(level=1).compressobj()
+    zeros = bytes(1 << 24)
+    bomb = b"".join(compressor.compress(zeros) for _ in range(64)) + compressor.flush()
+    assert len(bomb) < 1 << 20
+    blob_id = secrets.token_bytes(32)
+    builder = _PackBuilder(Crypto())
+    builder.add(blob_id, 1, bomb, (1 << 32) - 1)
+    pack_id, data = builder.finish()
+    with Repository.open(base["store"], create=False, cache_dir=base["root"] / "cache") as repo:
+        repo.backend.save(pack_key(pack_id), data)
+        index = encode_index_file(
+            [(pack_id, builder.entries)], Crypto(), zstandard.ZstdCompressor()
+        )
+        repo.backend.save(f"index/{blake3.blake3(index).hexdigest()}", index)
+    snapshot_id = plant(
+        base, workspace(file_entry("inflated.bin", content=[blob_id.hex()], size=1024))
+    )
+
+    code, err = restore(base, snapshot_id, tmp_path / "target")
+    assert code == 1 and "claims 4294967295 bytes" in err, err
+    # verify names it as damaged too, without inflating it
+    code, out, _ = westtek("snapshot", "verify", snapshot_id, "--store", base["store"], "--json")
+    assert code == 1
+    assert {"snapshot": snapshot_id, "file": "workspace/inflated.bin"} in json.loads(out)["damaged"]
