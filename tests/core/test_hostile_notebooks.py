@@ -166,3 +166,42 @@ def test_hostile_notebooks_are_reported_and_the_ordinary_one_still_counts(tmp_pa
     assert created.returncode == 0, created.stderr[-2000:]
     skipped = {s["path"]: s["reason"] for s in json.loads(created.stdout)["skipped"]}
     assert "fifo.ipynb" in skipped
+
+
+AGENT_READERS = """
+import json, sys
+from pathlib import Path
+from westtek_core.agents.api_diff import find_api_uses
+from westtek_core.agents.tools import ToolContext, get_package_install_history
+from westtek_core.environment_service import EnvironmentService
+from westtek_core.events import EventLog
+
+root, tmp = Path(sys.argv[1]), Path(sys.argv[2])
+uses = sorted({u.name for u in find_api_uses(root, {"numpy"})})
+events = EventLog(tmp / "events.sqlite")
+service = EnvironmentService(store=str(tmp / "store"), key_file=tmp / "k.key", root=root,
+                             pythons=[sys.executable], environment_id="alice@vault-13",
+                             event_log=events)
+history = get_package_install_history(
+    ToolContext(service), {"package_name": "numpy", "environment_id": "alice@vault-13"})
+events.close()
+print(json.dumps({"uses": uses, "imported_by": history.data["imported_by"]}))
+"""
+
+
+def test_the_agents_tools_skip_fifos_named_like_notebooks_and_requirements(tmp_path: Path):
+    # The Drift Analyzer reads every notebook (API uses) and every requirements file (pins):
+    # a FIFO under either name must not block it
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    (workspace / "ordinary.ipynb").write_text(json.dumps(ORDINARY))
+    os.mkfifo(workspace / "blocking.ipynb")
+    os.mkfifo(workspace / "requirements.txt")
+    env = lab_environment(tmp_path / "lab")
+    done = subprocess.run(
+        [sys.executable, "-c", AGENT_READERS, str(workspace), str(tmp_path)],
+        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result == {"uses": ["numpy", "numpy.load"], "imported_by": ["ordinary.ipynb"]}

@@ -840,9 +840,11 @@ class _UseFinder(ast.NodeVisitor):
 
 
 def _notebook_cells(path: Path) -> list[tuple[str, str]]:
-    try:
-        notebook = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    from westtek_core.notebook_imports import MAX_NOTEBOOK_BYTES, read_regular_file
+
+    try:  # a regular file only: a FIFO named .ipynb would block the agent forever
+        notebook = json.loads(read_regular_file(path, MAX_NOTEBOOK_BYTES).decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
         return []
     cells = notebook.get("cells") if isinstance(notebook, dict) else None
     out: list[tuple[str, str]] = []

@@ -35,6 +35,7 @@ from westtek_core.agents.api_diff import (
     source_from_snapshot,
 )
 from westtek_core.environment_service import EnvironmentService
+from westtek_core.notebook_imports import read_regular_file
 from westtek_core.store import Repository, StoreError
 
 JSON = dict[str, Any]
@@ -1104,6 +1105,9 @@ _SKIP_DIRS = {
 }
 
 
+_MAX_REQUIREMENTS_BYTES = 16 << 20
+
+
 def requirement_files(root: Path, max_files: int = 50, max_depth: int = 4) -> list[str]:
     """Requirement and environment files in the workspace (relative POSIX paths)."""
     found: list[str] = []
@@ -1163,10 +1167,11 @@ def get_package_install_history(ctx: ToolContext, args: Mapping[str, Any]) -> To
         )
     pins: list[JSON] = []
     for relative in requirement_files(ctx.root):
-        try:
-            lines = (ctx.root / relative).read_text(errors="replace").splitlines()[:5000]
+        try:  # a regular file only: a FIFO named requirements.txt would block forever
+            data = read_regular_file(ctx.root / relative, _MAX_REQUIREMENTS_BYTES)
         except OSError:
             continue
+        lines = data.decode("utf-8", errors="replace").splitlines()[:5000]
         for number, line in enumerate(lines, start=1):
             if _mentions(line, package):
                 comment = ""
