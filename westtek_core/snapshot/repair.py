@@ -111,7 +111,7 @@ def repair_store(
             raise StoreError("cannot repair while this process has a writer open")
     lock = StoreLock(repo.backend, repo._crypto, exclusive=True, purpose="repair").acquire(wait)
     try:
-        return _Repair(repo, workspace_root, progress).run()
+        return _Repair(repo, workspace_root, progress, lock).run()
     finally:
         lock.release()
         repo._refresh_index(full=True)
@@ -123,8 +123,12 @@ class _Repair:
         repo: Repository,
         workspace_root: Path | None,
         progress: Callable[[int, int], None] | None,
+        lock: StoreLock,
     ) -> None:
         self.repo = repo
+        # refreshed as the work goes on: a lock older than 30 min counts as stale, and a
+        # writer starting then would lose the packs this repair takes for orphans
+        self.lock = lock
         self.backend = repo.backend
         self.workspace_root = workspace_root
         self.progress = progress
@@ -279,6 +283,7 @@ class _Repair:
         intact: dict[str, list[PackEntry]] = {}
         damaged = self.damaged
         for done, (pack_id, key) in enumerate(sorted(present.items()), start=1):
+            self.lock.refresh_if_due()
             data = self.backend.load(key)
             self.report.packs_read += 1
             if blake3.blake3(data).hexdigest() == pack_id:
@@ -298,6 +303,7 @@ class _Repair:
                 self.progress(done, len(present))
         # Pass 2: salvage from damaged packs what no intact pack holds.
         for pack_id in list(damaged):
+            self.lock.refresh_if_due()
             key = present[pack_id]
             self.report.damaged_packs.append(key)
             data = self.backend.load(key)
@@ -310,6 +316,7 @@ class _Repair:
             self._salvage(key, data, {b: e for b, e in where.items() if b in needed})
         # Pass 3: the live environment, for every file that still misses a chunk.
         for sid, manifest in manifests.items():
+            self.lock.refresh_if_due()
             for item in iter_files(manifest):
                 if any(self._lost(bytes.fromhex(c)) for c in item.chunks):
                     self._recover(sid, manifest, item)

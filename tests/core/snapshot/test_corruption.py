@@ -278,3 +278,82 @@ def test_a_damaged_manifest_is_named_and_the_others_survive(lab, store, damage, 
     assert westtek("snapshot", "delete", snaps["b"], "--store", store.url, "--json")[0] == 0
     assert verify(store)[0] == 0
     restores_as(store, snaps["a"], tmp_path / "a2", snaps["state_a"])
+
+
+class _Crash(BaseException):
+    """The process died: nothing after this point happens."""
+
+
+def test_repair_crashing_before_any_of_its_writes_then_rerun_loses_nothing(tmp_path, monkeypatch):
+    # A kill -9 lands between two of repair's writes or removals; each of those moments is
+    # reproduced exactly by failing every store mutation from the N-th on, for every N.
+    import shutil
+
+    from tests.core.stress import init_store
+    from westtek_core.snapshot import load_snapshot, restore_snapshot, verify_snapshots
+    from westtek_core.snapshot.repair import repair_store
+    from westtek_core.store import LocalDirectoryBackend, Repository
+
+    lab = make_lab(tmp_path / "lab", data_mib=2, small_files=30)
+    for name, value in lab.env.items():
+        if name.startswith(("JUPYTER", "XDG_", "WESTTEK_")) or name == "HOME":
+            monkeypatch.setenv(name, value)
+    pristine = Objects(str(tmp_path / "damaged"))
+    init_store(pristine.url, pack_size=128 << 10)
+    snaps = two_snapshots(lab, pristine)
+    for key in snaps["packs_b"][:2]:
+        pristine.overwrite(key, flip(pristine.read(key)))
+    pristine.delete(snaps["packs_a"][1])
+    pristine.delete(snaps["index_b"][0])
+
+    class Dying(LocalDirectoryBackend):
+        mutations = 0
+        die_at = -1
+
+        def _mutate(self) -> None:
+            type(self).mutations += 1
+            if type(self).mutations >= type(self).die_at >= 0:
+                raise _Crash()
+
+        def save(self, key: str, data: bytes) -> None:
+            if not key.startswith("locks/"):
+                self._mutate()
+            super().save(key, data)
+
+        def remove(self, key: str) -> None:
+            if not key.startswith("locks/"):
+                self._mutate()
+            super().remove(key)
+
+    def repaired(root: Path, die_at: int) -> bool:
+        Dying.mutations, Dying.die_at = 0, die_at
+        repo = Repository.open(Dying(root=str(root)), create=False, cache_dir=tmp_path / "c")
+        try:
+            repair_store(repo)
+            return True
+        except _Crash:
+            return False
+        finally:
+            Dying.die_at = -1
+            repo.close()
+
+    # how many mutations a whole repair makes
+    whole = tmp_path / "whole"
+    shutil.copytree(pristine.url, whole)
+    assert repaired(whole, -1)
+    total = Dying.mutations
+    assert total >= 5, total
+    for die_at in range(1, total + 1):
+        store = tmp_path / f"crash-{die_at}"
+        shutil.copytree(pristine.url, store)
+        assert not repaired(store, die_at)
+        for lock in (store / "locks").glob("*"):  # a dead process's lock is ignored
+            lock.unlink()
+        assert repaired(store, -1), die_at
+        with Repository.open(str(store), create=False, cache_dir=tmp_path / "c") as repo:
+            assert verify_snapshots(repo).ok, die_at
+            for sid, state in ((snaps["a"], "state_a"), (snaps["b"], "state_b")):
+                target = tmp_path / f"r-{die_at}-{sid[:6]}"
+                restore_snapshot(repo, load_snapshot(repo, sid), target, validate=False)
+                assert tree_digest(target / "workspace") == snaps[state], (die_at, sid)
+        shutil.rmtree(store)
