@@ -39,10 +39,10 @@ c.JupyterHub.services[0]["url"] = "http://127.0.0.1:{free_port()}"
 c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}  # answer 202 at once
 c.JupyterHub.cleanup_servers = False  # servers outlive the hub, as in production restarts
 c.JupyterHub.services.append({{"name": "e2e-admin", "api_token": {ADMIN_TOKEN!r}}})
-c.JupyterHub.load_roles = [
+c.JupyterHub.load_roles.append(  # beside the demo's roles (the westtek service's among them)
     {{"name": "e2e-admin", "scopes": ["admin:users", "admin:servers", "admin:groups"],
      "services": ["e2e-admin"]}}
-]
+)
 """
         )
         self.config = config
