@@ -608,11 +608,17 @@ class Repository:
         lock = StoreLock(self.backend, self._crypto, exclusive=True, purpose="prune").acquire(wait)
         try:
             chunk_ids = referenced() if callable(referenced) else referenced
-            return self._prune_locked({_parse_id(c) for c in chunk_ids})
+            # A lock older than STALE_AFTER counts as abandoned: a long prune keeps renewing
+            # its own, or a writer on another host could start and dedup against packs
+            # this prune is about to delete.
+            lock.refresh_if_due()
+            return self._prune_locked({_parse_id(c) for c in chunk_ids}, lock.refresh_if_due)
         finally:
             lock.release()
 
-    def _prune_locked(self, wanted: set[bytes]) -> PruneStats:
+    def _prune_locked(
+        self, wanted: set[bytes], keep_fresh: Callable[[], None] = lambda: None
+    ) -> PruneStats:
         stats = PruneStats()
         index_keys, indexed = self._read_all_indexes(None)
         present = self._present_packs()
@@ -638,7 +644,7 @@ class Repository:
         stats.missing_blobs = len(wanted - placed)
         if stats.missing_blobs:
             log.warning("prune: %d referenced chunks are not in the store", stats.missing_blobs)
-        new_packs = self._repack(to_repack)
+        new_packs = self._repack(to_repack, keep_fresh)
         new_index = kept + new_packs
         new_name = self._write_index_file(new_index) if new_index else None
         for key in index_keys:
@@ -656,12 +662,15 @@ class Repository:
         return stats
 
     def _repack(
-        self, packs: list[tuple[str, list[PackEntry]]]
+        self,
+        packs: list[tuple[str, list[PackEntry]]],
+        keep_fresh: Callable[[], None] = lambda: None,
     ) -> list[tuple[str, list[PackEntry]]]:
         """Copy the given blobs (verified, still compressed and sealed) into new packs."""
         out: list[tuple[str, list[PackEntry]]] = []
         builder = _PackBuilder(self._crypto)
         for pack_id, entries in packs:
+            keep_fresh()
             key = pack_key(pack_id)
             data = self.backend.load(key)
             for e in entries:
