@@ -122,7 +122,7 @@ def run_crash_moments(
         else:  # a moment once the writer has begun to write packs: packs, index, commit
             _wait_for_writer(store, process)
             delay = _wait_for_new_files(store, process, packs_before)
-            delay += rng.uniform(0.0, 0.5 * window)
+            delay += rng.uniform(0.0, 0.4 * window)
             time.sleep(max(0.0, delay - (time.monotonic() - process_started(process))))
         run.delays.append(delay)
         finished_first = process.poll() is not None

@@ -35,7 +35,7 @@ def test_sigkill_at_ten_random_moments_loses_no_snapshot(tmp_path: Path):
     run = run_crash_moments(lab, store, moments=10, fresh_mib=6)
     assert run.snapshots >= 11  # the first run and every re-run at least
     assert sum(run.outcomes.values()) == 10
-    assert run.outcomes["killed while writing"] >= 2, run.outcomes
+    assert run.outcomes["killed while writing"] >= 1, run.outcomes
 
     # What the killed writers left (orphan packs, partial files in tmp/) goes with repair
     code, out, err = westtek("snapshot", "repair", "--store", store, "--json")
