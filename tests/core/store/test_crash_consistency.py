@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import random
 import subprocess
 from collections.abc import Iterator
@@ -65,7 +66,7 @@ def small_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict
     """A 20 MiB store location: a tmpfs when mounting works, else a quota'd backend."""
     mount = tmp_path / "small-disk"
     mount.mkdir()
-    mounted = (
+    mounted = not os.environ.get("WESTTEK_TEST_NO_MOUNT") and (
         subprocess.run(
             ["mount", "-t", "tmpfs", "-o", "size=20m,mode=0755", "tmpfs", str(mount)],
             capture_output=True,
@@ -74,14 +75,16 @@ def small_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict
     )
     if not mounted:
         import westtek_core.store.backend as backend_module
+        import westtek_core.store.repository as repository_module
 
         QuotaBackend.quota = 20 * MiB
         real = backend_module.open_backend
-        monkeypatch.setattr(
-            backend_module,
-            "open_backend",
-            lambda url: QuotaBackend(root=url) if url == str(mount / "store") else real(url),
-        )
+
+        def open_backend(url: str) -> Any:
+            return QuotaBackend(root=url) if url == str(mount / "store") else real(url)
+
+        monkeypatch.setattr(backend_module, "open_backend", open_backend)
+        monkeypatch.setattr(repository_module, "open_backend", open_backend)
     yield {"store": str(mount / "store"), "mount": mount, "how": "tmpfs" if mounted else "quota"}
     if mounted:
         subprocess.run(["umount", "-l", str(mount)], check=False)
