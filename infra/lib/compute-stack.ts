@@ -238,6 +238,7 @@ export class ComputeStack extends Stack {
       WESTTEK_HUB_CONNECT_URL: hubConnectUrl,
       WESTTEK_ECS_CLUSTER: this.cluster.clusterName,
       WESTTEK_NOTEBOOK_TASK_FAMILY: config.notebookTaskFamily,
+      WESTTEK_NOTEBOOK_TASK_DEFINITION_ARN: this.notebookTaskDefinition.taskDefinitionArn,
       WESTTEK_NOTEBOOK_CONTAINER: NOTEBOOK_CONTAINER,
       WESTTEK_NOTEBOOK_EXECUTION_ROLE_ARN: this.notebookExecutionRole.roleArn,
       WESTTEK_NOTEBOOK_TASK_ROLE_ARNS: this.toJsonString(

@@ -46,6 +46,12 @@ export const HUB_SETTINGS: IHubSetting[] = [
     description: 'Task definition family the spawner registers revisions in'
   },
   {
+    env: 'WESTTEK_NOTEBOOK_TASK_DEFINITION_ARN',
+    stack: 'compute',
+    output: 'NotebookTaskDefinitionArn',
+    description: 'The template revision the spawner copies (image, logging, execution role)'
+  },
+  {
     env: 'WESTTEK_NOTEBOOK_TASK_ROLE_ARNS',
     stack: 'compute',
     output: 'NotebookTaskRoleArns',
