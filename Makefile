@@ -23,7 +23,7 @@ help:
 	@echo "make demo   set up and start the West Tek demo hub on http://127.0.0.1:$(DEMO_PORT)"
 	@echo "make test   set up and run every test (lint, Python, UI, infra)"
 	@echo "make lint   ruff, mypy, eslint and prettier"
-	@echo "make bench  run the benchmarks under bench/ (not part of make test; ~15 min)"
+	@echo "make bench  run the benchmarks under bench/ (not part of make test; about an hour)"
 	@echo "make clean  remove the venv, builds and demo state"
 
 check-node:
@@ -129,7 +129,11 @@ bench: install
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq restic >/dev/null; }
 	$(BIN)/python bench/snapshot_vs_restic.py --reps 3
+	$(BIN)/python bench/drift.py
 	$(BIN)/python bench/kb.py
+	$(BIN)/python bench/hub_load.py
+	$(BIN)/python bench/spawner.py
+	$(BIN)/python bench/soak.py
 	{ command -v chromium >/dev/null 2>&1 || { $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium >/dev/null; }; } && WESTTEK_PYTHON=$(abspath $(BIN)/python) node bench/ui.mjs
 
 clean:
