@@ -29,6 +29,10 @@ c.WestTekDemoAuthenticator.demo_password = DEMO_PASSWORD
 
 c.JupyterHub.spawner_class = "westtek"
 c.WestTekSpawner.backend = "local"
+# Each lab keeps its snapshots in its own store, beside the hub's state; the hub service
+# copies a snapshot one lab shares into the recipient lab's store before a launch from it.
+LAB_STORES = str(Path.cwd() / "westtek-stores" / "{lab_id}")
+c.WestTekSpawner.store_template = LAB_STORES
 c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 60
@@ -44,6 +48,7 @@ c.JupyterHub.services = [
             *(f"--WestTekHubService.lab_groups={lab}" for lab in LABS),
             # the registry lives beside the hub's own state, whoever the hub runs as
             f"--WestTekHubService.data_dir={Path.cwd() / 'westtek-hub'}",
+            f"--LabStores.store_template={LAB_STORES}",
         ],
         "display": True,
     }

@@ -12,12 +12,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from westtek_core.baseline import baseline_manifest, set_baseline
 from westtek_core.capture import ProbeError, capture_environment
-from westtek_core.drift import capture_live, detect_drift, grading_context, live_manifest
+from westtek_core.drift import (
+    analyse_notebooks_cached,
+    capture_live,
+    detect_drift,
+    grading_context,
+    live_manifest,
+)
 from westtek_core.drift_report import DriftReport
 from westtek_core.events import EventLog
 from westtek_core.jobs import Job, JobRunner
@@ -95,6 +102,7 @@ class EnvironmentService:
         self._baseline_changed = threading.Event()
         self._watch_thread: threading.Thread | None = None
         self._capture_cache: tuple[tuple[tuple[str, int], ...], Any] | None = None
+        self._capture_lock = threading.Lock()
 
     # -- the store -----------------------------------------------------------------------
 
@@ -317,14 +325,17 @@ class EnvironmentService:
         The stamp is taken before capturing again, so a change during that capture is seen
         next time (the first capture stamps after: its directories are not known before).
         """
-        cached = self._capture_cache
-        if cached and cached[0] == environment_stamp(cached[1], self.root):
-            return cached[1]
-        previous = cached[1] if cached else None
-        stamp = environment_stamp(previous, self.root) if previous else None
-        capture = capture_live(self.pythons, self.root)
-        self._capture_cache = (stamp or environment_stamp(capture, self.root), capture)
-        return capture
+        # one capture at a time: a request during the start-up prefetch waits for it rather
+        # than capturing again beside it
+        with self._capture_lock:
+            cached = self._capture_cache
+            if cached and cached[0] == environment_stamp(cached[1], self.root):
+                return cached[1]
+            previous = cached[1] if cached else None
+            stamp = environment_stamp(previous, self.root) if previous else None
+            capture = capture_live(self.pythons, self.root)
+            self._capture_cache = (stamp or environment_stamp(capture, self.root), capture)
+            return capture
 
     def environment_view(self) -> dict[str, Any]:
         """Interpreters, packages (with the notebooks importing each), kernels and config."""
@@ -332,7 +343,11 @@ class EnvironmentService:
         if watcher and self.watching:
             capture, drift = watcher.capture, self._state(watcher.report)
         else:
-            capture = self._live_capture()
+            with ThreadPoolExecutor(1, thread_name_prefix="westtek-notebooks") as pool:
+                # the notebooks are analysed (and cached) while the capture mostly waits on
+                # the interpreter probe's subprocess
+                pool.submit(analyse_notebooks_cached, self.root)
+                capture = self._live_capture()
             drift = self._graded(capture)
         live = live_manifest(capture)
         context = grading_context(self.root, live)
@@ -443,11 +458,18 @@ class EnvironmentService:
         return False
 
     def _watch_loop(self) -> None:
+        prefetched = False
         while not self._stopping.is_set():
             self._baseline_changed.clear()
             baseline = self._baseline()
             if baseline is None:
-                self._live_capture()  # ready for the first look at the environment
+                # ready for the first look at the environment: captured, notebooks analysed;
+                # afterwards the capture alone is kept fresh
+                if prefetched:
+                    self._live_capture()
+                else:
+                    self.environment_view()
+                    prefetched = True
                 self._baseline_changed.wait(timeout=5.0)
                 continue
             watcher = DriftWatcher(

@@ -21,10 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.ioloop import IOLoop
 
+from westtek_core.store import StoreError
 from westtek_hub import audit, registry
 from westtek_hub.models import AuditEntry, Environment, Share
 from westtek_hub.registry import Caller, Registry, RegistryError
+from westtek_hub.stores import LabStores
 
 if TYPE_CHECKING:  # metrics.py imports this module
     from westtek_hub.metrics import WestTekMetrics
@@ -241,38 +244,83 @@ class ContainerHandler(APIHandler):
 
 
 class LaunchHandler(APIHandler):
-    """``POST environments/jupyter``: start a server for an environment, or from a snapshot."""
+    """``POST environments/jupyter``: start a server for an environment, or from a snapshot.
+
+    A snapshot another lab shared (with ``restore``) is first copied into the caller's lab's
+    store, from which the new server restores it: a lab's servers only reach their own store.
+    """
+
+    @property
+    def stores(self) -> LabStores:
+        """The labs' snapshot stores."""
+        found: LabStores = self.settings["westtek_lab_stores"]
+        return found
 
     async def post(self) -> None:
         """Ask the hub to start the caller's server for it."""
         caller = await self.caller()
         body = self.body(caller, "server.launch")
         env_id = str(body.get("environment_id") or "")
-        snapshot_id = body.get("snapshot_id")
+        snapshot_id = str(body.get("snapshot_id") or "")
         server_name = str(body.get("server_name") or "")
+        target_name = env_id or snapshot_id
 
         running = await self.running_servers()
 
-        def work(session: Session) -> dict[str, Any]:
+        def check(session: Session) -> tuple[Environment, str, str]:
+            """The environment, the caller's lab the server runs in, the snapshot's full id."""
             if snapshot_id:
-                snap = registry.restorable_snapshot(session, caller, str(snapshot_id))
-                target = snap.environment_id
+                snap = registry.restorable_snapshot(session, caller, snapshot_id)
+                found = session.get(Environment, snap.environment_id)
+                assert found is not None  # found by the access check above
+                env, restore = found, snap.id
             else:
                 env, _ = registry.get_environment(session, caller, env_id, act=True)
-                target = env.id
-            # the new server runs in the caller's lab (the environment's, for its own lab)
-            launched = session.get(Environment, target)
-            assert launched is not None  # found by the access check above
-            own_lab = launched.lab_id in caller.labs or not caller.labs
-            lab = launched.lab_id if own_lab else min(caller.labs)
+                restore = ""
+            # the server runs in the environment's lab when it is the caller's own
+            own_lab = env.lab_id in caller.labs or not caller.labs
+            lab = env.lab_id if own_lab else min(caller.labs)
             registry.check_server_quota(lab, running.get(lab, 0), self.registry.quota(lab))
-            options = {"westtek_environment": target}
-            if snapshot_id:
-                options["westtek_restore_snapshot"] = str(snapshot_id)
-            audit.append(session, caller.name, "server.launch", target, detail=options)
-            return options
+            if lab != env.lab_id and not self.stores.configured:
+                raise registry.StoreUnavailable(
+                    "the hub service cannot reach the labs' snapshot stores to bring this "
+                    "shared snapshot over: ask a hub admin to set LabStores.store_template"
+                )
+            return env, lab, restore
 
-        options = self.run(caller, "server.launch", env_id or str(snapshot_id), work)
+        env, lab, restore = self.run(caller, "server.launch", target_name, check)
+        # a server started from another lab's snapshot is the caller's own environment
+        options = {"westtek_environment": env.id} if lab == env.lab_id else {}
+        if restore and lab != env.lab_id:
+            try:
+                copied = await IOLoop.current().run_in_executor(
+                    None, self.stores.copy, restore, env.lab_id, lab
+                )
+            except StoreError as e:
+                failed = registry.StoreUnavailable(
+                    f"snapshot {restore[:12]} could not be copied to lab {lab}'s store: {e}", lab
+                )
+                self.run(caller, "snapshot.copy", restore, lambda _: registry.refuse(failed))
+            copy = {"from_lab": env.lab_id, "to_lab": lab, "copy": copied}
+            self.run(
+                caller,
+                "snapshot.copy",
+                restore,
+                lambda s: audit.append(
+                    s, caller.name, "snapshot.copy", restore, lab_id=lab, detail=copy
+                ),
+            )
+            restore = copied
+        if restore:
+            options["westtek_restore_snapshot"] = restore
+        self.run(
+            caller,
+            "server.launch",
+            target_name,
+            lambda s: audit.append(
+                s, caller.name, "server.launch", env.id, lab_id=lab, detail=options
+            ),
+        )
         path = f"users/{quote(caller.name)}/servers/{quote(server_name)}"
         try:
             await self.hub.request("POST", path, {**options})

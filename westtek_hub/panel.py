@@ -302,13 +302,12 @@ def timeline_events(
     session: Session, caller: Caller, since: datetime
 ) -> list[tuple[float, str, str]]:
     """``(time, status, lab)`` of the drift events of environments the caller may see."""
-    visible = {str(r["id"]) for r in registry.list_environments(session, caller)}
     query = (
-        select(DriftEvent.time, DriftEvent.status, Environment.lab_id, Environment.id)
+        select(DriftEvent.time, DriftEvent.status, Environment.lab_id)
         .join(Environment, Environment.id == DriftEvent.environment_id)
-        .where(DriftEvent.time >= since.timestamp())
+        .where(DriftEvent.time >= since.timestamp(), registry.visibility(session, caller)[0])
     )
-    return [(t, s, lab) for t, s, lab, env in session.execute(query) if env in visible]
+    return [(t, s, lab) for t, s, lab in session.execute(query)]
 
 
 def visible_shares(session: Session, caller: Caller) -> list[dict[str, Any]]:

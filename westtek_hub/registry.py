@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -82,6 +82,12 @@ class RateLimited(RegistryError):
     """Too many requests this minute (429)."""
 
     status = 429
+
+
+class StoreUnavailable(RegistryError):
+    """A lab's snapshot store could not be read or written (502); nothing was started."""
+
+    status = 502
 
 
 @dataclass(frozen=True)
@@ -360,6 +366,41 @@ def get_environment(
     return env, access
 
 
+def _shared_access(session: Session, caller: Caller) -> dict[str, str]:
+    """Environment id → shared-read/shared-restore for the caller's labs' active shares."""
+    shared: dict[str, str] = {}
+    rows = session.execute(
+        select(Snapshot.environment_id, Share.permission)
+        .join(Share, Share.snapshot_id == Snapshot.id)
+        .where(Share.to_lab.in_(list(caller.labs)), Share.revoked_at.is_(None))
+    )
+    for env_id, permission in rows:
+        if shared.get(env_id) != "shared-restore":
+            shared[env_id] = f"shared-{permission}"
+    return shared
+
+
+def visibility(
+    session: Session, caller: Caller
+) -> tuple[ColumnElement[bool], Callable[[Environment], str]]:
+    """A condition on ``Environment`` for what the caller may see, and the access to each one.
+
+    One query for the caller's shares, however many rows the condition then filters.
+    """
+    if caller.admin:
+        return true(), lambda _env: "admin"
+    shared = _shared_access(session, caller)
+
+    def access(env: Environment) -> str:
+        if env.researcher_id == caller.name and env.lab_id in caller.labs:
+            return "own"
+        if env.lab_id in caller.labs:
+            return "lab-admin" if env.lab_id in caller.admin_labs else "lab"
+        return shared[env.id]
+
+    return Environment.lab_id.in_(list(caller.labs)) | Environment.id.in_(list(shared)), access
+
+
 def list_environments(
     session: Session, caller: Caller, lab: str | None = None, drift: str | None = None
 ) -> list[dict[str, Any]]:
@@ -369,31 +410,8 @@ def list_environments(
         query = query.where(Environment.lab_id == lab)
     if drift:
         query = query.where(Environment.drift_status == drift)
-    shared: dict[str, str] = {}
-    if not caller.admin:
-        rows = session.execute(
-            select(Snapshot.environment_id, Share.permission)
-            .join(Share, Share.snapshot_id == Snapshot.id)
-            .where(Share.to_lab.in_(list(caller.labs)), Share.revoked_at.is_(None))
-        )
-        for env_id, permission in rows:
-            if shared.get(env_id) != "shared-restore":
-                shared[env_id] = f"shared-{permission}"
-        query = query.where(
-            Environment.lab_id.in_(list(caller.labs)) | Environment.id.in_(list(shared))
-        )
-    found = []
-    for env in session.scalars(query):
-        if caller.admin:
-            access = "admin"
-        elif env.researcher_id == caller.name and env.lab_id in caller.labs:
-            access = "own"
-        elif env.lab_id in caller.labs:
-            access = "lab-admin" if env.lab_id in caller.admin_labs else "lab"
-        else:
-            access = shared[env.id]
-        found.append(environment_json(env, access))
-    return found
+    visible, access = visibility(session, caller)
+    return [environment_json(env, access(env)) for env in session.scalars(query.where(visible))]
 
 
 # -- what single-user servers report ---------------------------------------------------
@@ -498,22 +516,22 @@ def record_event(session: Session, caller: Caller, body: Mapping[str, Any]) -> b
 def list_events(
     session: Session, caller: Caller, environment_id: str | None = None, limit: int = 1000
 ) -> list[dict[str, Any]]:
-    """Drift events the caller may see, oldest first."""
-    query = select(DriftEvent).order_by(DriftEvent.time, DriftEvent.id)
+    """Drift events the caller may see, oldest first (at most ``limit``)."""
+    query = (
+        select(DriftEvent)
+        .join(Environment, Environment.id == DriftEvent.environment_id)
+        .order_by(DriftEvent.time, DriftEvent.id)
+        .limit(limit)
+    )
     if environment_id:
         get_environment(session, caller, environment_id)
         query = query.where(DriftEvent.environment_id == environment_id)
-    events = []
-    for event in session.scalars(query):
-        env = session.get(Environment, event.environment_id)
-        if env is not None and (environment_id or access_to(session, caller, env)):
-            events.append(
-                event.body
-                | {"reported_by": event.reported_by, "risk_assessment": event.risk_assessment}
-            )
-        if len(events) >= limit:
-            break
-    return events
+    else:
+        query = query.where(visibility(session, caller)[0])
+    return [
+        event.body | {"reported_by": event.reported_by, "risk_assessment": event.risk_assessment}
+        for event in session.scalars(query)
+    ]
 
 
 def _parse_time(value: Any) -> datetime:

@@ -23,6 +23,7 @@ from westtek_hub.handlers import HubClient, api_routes
 from westtek_hub.metrics import WestTekMetrics, metrics_routes
 from westtek_hub.panel import WestTekPanel, panel_routes
 from westtek_hub.registry import LabPolicy, Quota, Registry
+from westtek_hub.stores import LabStores
 
 
 class StatusHandler(web.RequestHandler):
@@ -49,7 +50,7 @@ class WestTekHubService(Application):
     name = "westtek-hub"
     version = __version__
     description = "West Tek hub service: registry, admin panel, sharing, succession, audit."
-    classes = [HubAuth, HubOAuth, WestTekPanel, WestTekMetrics]
+    classes = [HubAuth, HubOAuth, WestTekPanel, WestTekMetrics, LabStores]
 
     service_prefix = Unicode(
         config=True,
@@ -178,6 +179,7 @@ class WestTekHubService(Application):
                 retention=RetentionPolicy(**{k: int(v) for k, v in self.retention.items()}),
             ),
             westtek_hub_client=HubClient(self.hub_auth),
+            westtek_lab_stores=LabStores(parent=self),
             westtek_public_url=self.public_url,
             westtek_metrics=WestTekMetrics(sessions, parent=self),
             **WestTekPanel(parent=self).app_settings(prefix, self.data_dir),

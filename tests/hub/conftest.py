@@ -21,6 +21,7 @@ from traitlets.config import Config
 
 from tests.conftest import free_port
 from tests.postgres_server import create_database, postgres_bin, running_postgres
+from westtek_core.store import Repository
 from westtek_hub.service import WestTekHubService, close_hub_http_client
 
 SERVICE_TOKEN = "service-token"
@@ -129,12 +130,19 @@ class Service:
     """The hub service on 127.0.0.1, startable and stoppable (a hub service that is down)."""
 
     def __init__(
-        self, hub_api: str, db_url: str, data_dir: Path, quotas: dict[str, Any] | None = None
+        self,
+        hub_api: str,
+        db_url: str,
+        data_dir: Path,
+        quotas: dict[str, Any] | None = None,
+        lab_stores: Path | None = None,
     ) -> None:
         self.port = free_port()
         config = Config({"HubAuth": {"api_url": hub_api, "api_token": SERVICE_TOKEN}})
         if quotas:
             config.WestTekHubService.quotas = quotas
+        if lab_stores:
+            config.LabStores.store_template = str(lab_stores / "{lab_id}")
         self.app = WestTekHubService(
             config=config,
             service_prefix="/services/westtek/",
@@ -165,8 +173,32 @@ def quotas() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def service(fake_hub, db_url: str, tmp_path: Path, quotas) -> AsyncIterator[Service]:
-    running = Service(fake_hub[1], db_url, tmp_path / "hub-data", quotas)
+def lab_stores(tmp_path: Path) -> Path | None:
+    """The directory of the labs' snapshot stores, one per lab (tests may override it)."""
+    return tmp_path / "stores"
+
+
+def store_snapshot(store: Path, environment_id: str, files: dict[str, bytes]) -> str:
+    """A small real snapshot (workspace files only) in the store at ``store``; its id."""
+    repo = Repository.open(str(store), cache_dir=store.parent / "cache")
+    try:
+        with repo.writer() as writer:
+            entries = [
+                {"path": path, "kind": "file", "size": len(data),
+                 "content": list(writer.add_bytes(data).chunks)}
+                for path, data in sorted(files.items())
+            ]  # fmt: skip
+        manifest = {"environment_id": environment_id, "workspace": {"files": entries}}
+        return repo.save_manifest(manifest)
+    finally:
+        repo.close()
+
+
+@pytest.fixture
+async def service(
+    fake_hub, db_url: str, tmp_path: Path, quotas, lab_stores
+) -> AsyncIterator[Service]:
+    running = Service(fake_hub[1], db_url, tmp_path / "hub-data", quotas, lab_stores)
     running.start()
     yield running
     running.stop()

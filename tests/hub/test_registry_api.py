@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from tests.hub.conftest import answer
+from tests.hub.conftest import answer, store_snapshot
+from westtek_core.snapshot import iter_files
+from westtek_core.store import Repository
 from westtek_hub.db import make_engine, session_factory
 from westtek_hub.models import AuditEntry
 
@@ -51,9 +53,15 @@ async def visible(api, user: str) -> dict[str, str]:
     return {e["id"]: e["access"] for e in answer(response)["environments"]}
 
 
-async def test_labs_see_only_their_environments_until_a_share_and_the_audit_verifies(api, fake_hub):
+async def test_labs_see_only_their_environments_until_a_share_and_the_audit_verifies(
+    api, fake_hub, lab_stores
+):
     hub, _ = fake_hub
     await seed(api)
+    # alice's server stored a real snapshot in her lab's store and reported it
+    analysis = {"analysis.ipynb": b'{"cells": []}', "data/x.csv": b"a,b\n1,2\n"}
+    real = store_snapshot(lab_stores / "vault-13", "alice", analysis)
+    assert (await api("POST", "snapshots", "alice", snapshot_report("alice", real))).code == 201
     # Given two labs, each sees only its own environments; the admin sees all
     assert await visible(api, "alice") == {"alice": "own", "bob": "lab"}
     assert await visible(api, "dana") == {"alice": "lab-admin", "bob": "lab-admin"}
@@ -67,19 +75,28 @@ async def test_labs_see_only_their_environments_until_a_share_and_the_audit_veri
     # When alice shares her snapshot with vault-101 for restoring
     shared = await api(
         "POST", "collaboration/share", "alice",
-        {"snapshot_id": SNAPSHOT, "to_lab": "vault-101", "permission": "restore"},
+        {"snapshot_id": real, "to_lab": "vault-101", "permission": "restore"},
     )  # fmt: skip
     assert shared.code == 201, answer(shared)
 
-    # Then carol sees the environment and launches a new server restored from it
+    # Then carol sees the environment and launches a new server restored from it: the
+    # snapshot is copied into her lab's store, from which her own new server restores it
     assert (await visible(api, "carol"))["alice"] == "shared-restore"
     drift = await api("GET", "environments/alice/drift", "carol")
     assert answer(drift)["drift_status"] == "CRITICAL_DRIFT"
-    launch = await api("POST", "environments/jupyter", "carol", {"snapshot_id": SNAPSHOT})
+    launch = await api("POST", "environments/jupyter", "carol", {"snapshot_id": real[:12]})
+    assert launch.code == 404  # a snapshot is named by its full id here
+    launch = await api("POST", "environments/jupyter", "carol", {"snapshot_id": real})
     assert launch.code == 202, answer(launch)
-    assert hub.started == [
-        ("carol", "", {"westtek_environment": "alice", "westtek_restore_snapshot": SNAPSHOT})
-    ]
+    assert hub.started == [("carol", "", {"westtek_restore_snapshot": real})]
+    copied = Repository.open(str(lab_stores / "vault-101"), create=False)
+    assert copied.list_manifests() == [real]
+    restored = {
+        item.path: b"".join(copied.read_chunk(c) for c in item.chunks)
+        for item in iter_files(copied.load_manifest(real))
+    }
+    assert restored == analysis
+    copied.close()
 
     # And the admin reassigns bob's environment to carol, who then holds it
     moved = await api(
@@ -104,6 +121,7 @@ async def test_labs_see_only_their_environments_until_a_share_and_the_audit_veri
         ("carol", "environment.drift", "denied"),
         ("carol", "server.launch", "denied"),
         ("alice", "share.create", "ok"),
+        ("carol", "snapshot.copy", "ok"),
         ("carol", "server.launch", "ok"),
         ("overseer", "environment.reassign", "ok"),
     ]:
@@ -151,6 +169,50 @@ async def test_revoking_a_share_hides_the_environment_again(api):
     assert (await api("DELETE", f"collaboration/share/{share['id']}", "carol")).code == 403
     assert (await api("DELETE", f"collaboration/share/{share['id']}", "alice")).code == 200
     assert "alice" not in await visible(api, "carol")
+
+
+async def share_for_restore(api, snapshot: str = SNAPSHOT) -> None:
+    await seed(api)
+    shared = await api(
+        "POST", "collaboration/share", "alice",
+        {"snapshot_id": snapshot, "to_lab": "vault-101", "permission": "restore"},
+    )  # fmt: skip
+    assert shared.code == 201, answer(shared)
+
+
+async def refused_steps(api, action: str) -> list[tuple[str, str]]:
+    log = answer(await api("GET", "audit", "overseer"))
+    return [(e["outcome"], e["detail"]["reason"]) for e in log["entries"] if e["action"] == action]
+
+
+async def test_a_shared_snapshot_missing_from_its_labs_store_starts_nothing(
+    api, fake_hub, lab_stores
+):
+    # Given a shared snapshot that the registry knows but alice's lab store lacks,
+    hub, _ = fake_hub
+    store_snapshot(lab_stores / "vault-13", "alice", {"other.txt": b"not the shared one"})
+    await share_for_restore(api)
+    # when carol launches from it, she is told why and nothing starts or is half-copied
+    launch = await api("POST", "environments/jupyter", "carol", {"snapshot_id": SNAPSHOT})
+    assert launch.code == 502
+    assert (
+        f"snapshot {SNAPSHOT[:12]} could not be copied to lab vault-101"
+        in answer(launch)["message"]
+    )
+    assert hub.started == []
+    recipient = lab_stores / "vault-101" / "snapshots"
+    assert not recipient.exists() or not any(recipient.iterdir())
+    assert [o for o, _ in await refused_steps(api, "snapshot.copy")] == ["refused"]
+
+
+@pytest.mark.parametrize("lab_stores", [None])
+async def test_without_the_labs_stores_a_shared_launch_is_refused_clearly(api, fake_hub):
+    hub, _ = fake_hub
+    await share_for_restore(api)
+    launch = await api("POST", "environments/jupyter", "carol", {"snapshot_id": SNAPSHOT})
+    assert launch.code == 502 and "LabStores.store_template" in answer(launch)["message"]
+    assert hub.started == []
+    assert ("refused", answer(launch)["message"]) in await refused_steps(api, "server.launch")
 
 
 @pytest.mark.parametrize(
@@ -285,15 +347,14 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
 
 
 @pytest.mark.parametrize("endpoint", sorted(EXPECTED))
-async def test_every_endpoint_for_every_role_and_lab(api, endpoint):
+async def test_every_endpoint_for_every_role_and_lab(api, endpoint, lab_stores):
     # Given alice's (vault-13), carol's and erin's (vault-101) environments, erin's shared
     await seed(api)
-    assert (
-        await api("POST", "snapshots", "erin", snapshot_report("erin-env", "e0" * 32))
-    ).code == 201
-    share = {"snapshot_id": "e0" * 32, "to_lab": "vault-13", "permission": "restore"}
+    erin = store_snapshot(lab_stores / "vault-101", "erin-env", {"notes.md": b"# erin"})
+    assert (await api("POST", "snapshots", "erin", snapshot_report("erin-env", erin))).code == 201
+    share = {"snapshot_id": erin, "to_lab": "vault-13", "permission": "restore"}
     assert (await api("POST", "collaboration/share", "erin", share)).code == 201
-    snapshots = {"alice": SNAPSHOT, "carol": "ca" * 32, "erin-env": "e0" * 32}
+    snapshots = {"alice": SNAPSHOT, "carol": "ca" * 32, "erin-env": erin}
     for role, user in ROLES.items():
         for target, env in TARGETS.items():
             method, path, body = endpoint_calls(env, snapshots[env])[endpoint]

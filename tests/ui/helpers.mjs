@@ -186,12 +186,14 @@ export async function screenshot(page, name) {
  * @param options.args extra command-line arguments (e.g. West Tek traits)
  * @param options.root the server's root directory (default: a fresh one)
  * @param options.settings more user settings: {'<plugin dir>/<file>': {...}}
+ * @param options.attempts tries when the free port is taken before the server binds it
  */
 export async function startLab({
   serverExtension = true,
   args: extraArgs = [],
   root,
-  settings = {}
+  settings = {},
+  attempts = 3
 } = {}) {
   const home = mkdtempSync(path.join(tmpdir(), 'westtek-ui-'));
   const dirs = {};
@@ -279,6 +281,16 @@ export async function startLab({
   while (Date.now() < deadline) {
     if (exited) {
       await lab.stop();
+      if (attempts > 1 && /no available port could be found/.test(log)) {
+        // another process took the port between freePort() and the bind: pick another
+        return startLab({
+          serverExtension,
+          args: extraArgs,
+          root,
+          settings,
+          attempts: attempts - 1
+        });
+      }
       throw new Error(
         `jupyter lab exited before answering (${JSON.stringify(exited)}):\n${log}`
       );

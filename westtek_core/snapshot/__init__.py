@@ -1,6 +1,11 @@
 """Snapshots: create, restore, verify, diff, export and delete, over a store and a capture."""
 
-from westtek_core.snapshot.catalog import delete_snapshot, load_snapshot, resolve_snapshot_id
+from westtek_core.snapshot.catalog import (
+    copy_snapshot,
+    delete_snapshot,
+    load_snapshot,
+    resolve_snapshot_id,
+)
 from westtek_core.snapshot.create import (
     Progress,
     SnapshotResult,
@@ -21,6 +26,7 @@ __all__ = [
     "RestoreReport",
     "SnapshotResult",
     "VerifyReport",
+    "copy_snapshot",
     "create_snapshot",
     "default_environment_id",
     "delete_snapshot",

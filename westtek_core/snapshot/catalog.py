@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict
 from typing import Any
 
-from westtek_core.snapshot.manifest import referenced_chunks
+from westtek_core.snapshot.manifest import content_checksum, iter_files, referenced_chunks
 from westtek_core.store import Repository, SnapshotNotFound, StoreError
 
 MIN_PREFIX = 4
@@ -53,3 +54,26 @@ def delete_snapshot(repo: Repository, id_or_prefix: str) -> dict[str, Any]:
 
     stats = repo.prune(still_referenced)
     return {"id": snapshot_id, "prune": asdict(stats)}
+
+
+def copy_snapshot(source: Repository, dest: Repository, id_or_prefix: str) -> str:
+    """Copy a snapshot and the data it needs from ``source`` into ``dest``; its id there.
+
+    Chunks keep their boundaries and are verified as they are read; their ids (and so the
+    snapshot's) change when the stores' keys differ. Nothing appears in ``dest`` until every
+    chunk is stored: the manifest is saved last.
+    """
+    manifest = copy.deepcopy(load_snapshot(source, id_or_prefix))
+    del manifest["id"]  # the id is the hash of the rest, recomputed by ``dest``
+    copied: dict[str, str] = {}
+    with dest.writer() as writer:
+        for item in iter_files(manifest):
+            if not item.chunks:
+                continue
+            for chunk in item.chunks:
+                if chunk not in copied:
+                    copied[chunk] = writer.add_chunk(source.read_chunk(chunk))
+            item.entry["content"] = [copied[chunk] for chunk in item.chunks]  # type: ignore[index]
+    if "checksum" in manifest:
+        manifest["checksum"] = content_checksum(manifest)
+    return dest.save_manifest(manifest)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from westtek_core.drift_report import diff_manifests
 from westtek_core.snapshot import (
     ManifestError,
     RestoreError,
+    copy_snapshot,
     create_snapshot,
     delete_snapshot,
     export_snapshot,
@@ -23,7 +25,7 @@ from westtek_core.snapshot import (
     restore_snapshot,
     verify_snapshots,
 )
-from westtek_core.store import Repository
+from westtek_core.store import Repository, SnapshotNotFound
 
 tomllib = pytest.importorskip("tomllib")  # Python ≥ 3.11; exports are checked there
 
@@ -313,3 +315,43 @@ def test_a_real_scientific_env_restores_and_reruns_its_notebook(tmp_path, monkey
     after = tree_hashes(target / "envs" / "0")
     relocated = {r.split("/", 1)[1] for r in report.relocated if r.startswith("env:0/")}
     assert {p for p in before if before.get(p) != after.get(p)} <= relocated
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted-other-key"])
+def test_a_copied_snapshot_restores_the_same_files_from_the_other_store(
+    repo, research_env, tmp_path, encrypted
+):
+    # Given a snapshot in one lab's store and another lab's store (its own key, if encrypted),
+    result = snapshot(repo, research_env)
+    other = Repository.open(
+        str(tmp_path / "other-store"),
+        cache_dir=tmp_path / "cache",
+        encrypt=encrypted,
+        key_file=tmp_path / "other.key" if encrypted else None,
+    )
+    # when the snapshot is copied there,
+    copied = copy_snapshot(repo, other, result.id[:12])
+    # then it is there under the id that store gives it (the same, unless keys differ),
+    assert (copied == result.id) is not encrypted
+    assert other.list_manifests() == [copied]
+    # it verifies, and it restores the same files as the original,
+    assert verify_snapshots(other, [copied]).ok
+    target = tmp_path / "restored"  # one target: relocated files name their prefix
+    assert restore_snapshot(repo, load_snapshot(repo, result.id), target).ok
+    from_source = tree_hashes(target)
+    shutil.rmtree(target)
+    assert restore_snapshot(other, load_snapshot(other, copied), target).ok
+    from_copy = tree_hashes(target)
+    del from_source["RESTORE.json"], from_copy["RESTORE.json"]  # they name the snapshot id
+    assert from_copy == from_source
+    # and copying it again adds nothing.
+    before = other.stats()
+    assert copy_snapshot(repo, other, result.id) == copied
+    assert other.stats() == before
+
+
+def test_copying_a_snapshot_the_source_lacks_changes_nothing(repo, tmp_path):
+    other = Repository.open(str(tmp_path / "other-store"), cache_dir=tmp_path / "cache")
+    with pytest.raises(SnapshotNotFound, match="no snapshot 'abcdef12'"):
+        copy_snapshot(repo, other, "abcdef12")
+    assert other.list_manifests() == []
