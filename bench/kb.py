@@ -261,8 +261,8 @@ def fusion_what_ifs(index: Path, questions: list[dict[str, Any]]) -> dict[str, A
 
     Takes the index's own BM25 and embedding candidate lists (its private ``_bm25`` and
     ``_nearest``) and fuses them by weighted RRF over a fixed grid, keeping one passage per
-    parent as ``search`` does, or one per notebook. The grid's (1.0, current k) row must
-    reproduce step 1's hybrid figures, else the what-ifs are flagged as unfaithful.
+    parent as ``search`` does, or one per notebook. The grid's row for the index's own weight and k
+    must reproduce step 1's hybrid figures, else the what-ifs are flagged as unfaithful.
     """
     import sqlite3
 
@@ -309,10 +309,11 @@ def fusion_what_ifs(index: Path, questions: list[dict[str, Any]]) -> dict[str, A
         return {"weight": weight, "k": k, "per": per, **_scores(questions, ranks)}
 
     current_k = int(getattr(kb_index, "RRF_K", 60))
-    grid = sorted(set(FUSION_GRID) | {(1.0, current_k)}, key=lambda g: (-g[1], -g[0]))
+    current_weight = float(getattr(kb_index, "RRF_WEIGHTS", {}).get("embedding", 1.0))
+    grid = sorted(set(FUSION_GRID) | {(current_weight, current_k)}, key=lambda g: (-g[1], -g[0]))
     rows = [score(w, k, per) for per in ("parent", "notebook") for w, k in grid]
     rows += [score(0.0, current_k, per) for per in ("parent", "notebook")]  # BM25 alone
-    return {"current_k": current_k, "rows": rows}
+    return {"current_k": current_k, "current_weight": current_weight, "rows": rows}
 
 
 # --------------------------------------------------------------------------- ingest
@@ -950,8 +951,10 @@ def _render_fusion(what_ifs: dict[str, Any], modes: dict[str, Any]) -> list[str]
     rows = what_ifs.get("rows")
     if not rows or not modes:
         return []
-    k = what_ifs["current_k"]
-    current = next(r for r in rows if r["per"] == "parent" and r["weight"] == 1.0 and r["k"] == k)
+    k, weight = what_ifs["current_k"], what_ifs.get("current_weight", 1.0)
+    current = next(
+        r for r in rows if r["per"] == "parent" and r["weight"] == weight and r["k"] == k
+    )
     faithful = abs(current["recall_at_5"] - modes["hybrid"]["recall_at_5"]) < 1e-9
     lines = [
         "",
