@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
+from urllib.parse import urlparse
 
 from jupyterhub.spawner import Spawner
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
@@ -320,7 +321,20 @@ class WestTekSpawner(Spawner):
         env["WESTTEK_LAB_ID"] = self.lab_id or self.find_lab_id()
         if self.store_template:
             env["WESTTEK_STORE"] = self.format_string(self.store_template)
+        hub_origin = self.proxy_origin()
+        if hub_origin and not env.get("JUPYTERHUB_PUBLIC_HUB_URL"):
+            # without JupyterHub.public_url the server learns no address of the hub's proxy,
+            # through which it reports snapshots and drift to the West Tek hub service
+            env.setdefault("JUPYTERHUB_URL", hub_origin)
         return env
+
+    def proxy_origin(self) -> str:
+        """The origin of the hub's proxy as the hub binds it, if it names a reachable host."""
+        proxy = (getattr(self.user, "settings", None) or {}).get("proxy")
+        parsed = urlparse(str(getattr(proxy, "public_url", "") or ""))
+        if parsed.scheme not in ("http", "https") or parsed.hostname in (None, "", "0.0.0.0", "::"):
+            return ""
+        return f"{parsed.scheme}://{parsed.netloc}"
 
     def server_command(self) -> list[str]:
         """The command the backend runs: the server's, behind the pre-start restore if on.

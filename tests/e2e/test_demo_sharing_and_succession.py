@@ -87,9 +87,6 @@ def demo_hub(tmp_path: Path, research_venv: dict[str, Path]) -> Iterator[HubProc
     python = research_venv["venv"] / "bin" / "python"
     with open(hub.config, "a") as config:
         config.write(
-            # servers report snapshots to the hub service through the public URL: this
-            # hub's, not the demo's default 127.0.0.1:8000
-            f"c.JupyterHub.public_url = {hub.url + '/'!r}\n"
             f"c.Spawner.args = [{f'--WestTekExtension.pythons={python}'!r}]\n"
             'c.WestTekSpawner.restore_areas = ["packages"]\n'
         )

@@ -164,3 +164,21 @@ def test_registered_as_jupyterhub_spawner_entry_point():
 
     (point,) = entry_points(group="jupyterhub.spawners", name="westtek")
     assert point.load() is WestTekSpawner
+
+
+@pytest.mark.parametrize(
+    ("bound", "public_hub_url", "expected"),
+    [
+        ("http://127.0.0.1:8123/", "", "http://127.0.0.1:8123"),
+        ("http://:8000/", "", None),  # every address: nothing the server could dial
+        ("http://127.0.0.1:8123/", "https://hub.example.org/hub/", None),  # the hub's own wins
+    ],
+    ids=["bound-address", "all-addresses", "public-url-configured"],
+)
+def test_the_server_learns_where_the_hub_proxy_is(tmp_path, bound, public_hub_url, expected):
+    # Given a hub whose proxy binds `bound` and maybe a configured public hub URL,
+    spawner = make_spawner(tmp_path)
+    spawner.user.settings = {"proxy": SimpleNamespace(public_url=bound)}
+    spawner.public_hub_url = public_hub_url
+    # the server's environment tells the hub-service sink where to report
+    assert spawner.get_env().get("JUPYTERHUB_URL") == expected
