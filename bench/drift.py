@@ -33,7 +33,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,16 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 REPO_ROOT = BENCH.parent
 sys.path.insert(0, str(REPO_ROOT))  # the tests' offline wheel builder is reused below
+from benchlib import (  # noqa: E402
+    cpu_model,
+    free_port,
+    log,
+    reexec_offline,
+    replace_readme_block,
+    run_step,
+    summary,
+)
+
 from tests.core.conftest import build_wheel  # noqa: E402
 
 sys.path.insert(0, str(REPO_ROOT))
@@ -82,11 +91,6 @@ TARGETS = {
 }
 
 
-def log(message: str) -> None:
-    """Print a progress line to stderr with a timestamp."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def run(
     argv: Sequence[str | Path],
     *,
@@ -101,19 +105,6 @@ def run(
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
         raise RuntimeError(f"exit {done.returncode}: {' '.join(args)}\n{tail}")
     return done
-
-
-def summary(values: Sequence[float]) -> dict[str, float]:
-    """Median, p95 (nearest rank), min and max."""
-    ordered = sorted(values)
-    p95 = ordered[max(0, -(-95 * len(ordered) // 100) - 1)]
-    return {
-        "median": statistics.median(ordered),
-        "p95": p95,
-        "min": ordered[0],
-        "max": ordered[-1],
-        "n": len(ordered),
-    }
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -340,14 +331,6 @@ def bench_watcher(tmp: Path, trials: int, idle_seconds: float) -> dict[str, Any]
 # --------------------------------------------------------------------------- step 1b
 
 
-def _free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _event_package_state(event: dict[str, Any]) -> str | None:
     """The version of the bench package an event leaves the environment at.
 
@@ -369,7 +352,7 @@ class JupyterServer:
 
     def __init__(self, tmp: Path, python: Path, workspace: Path) -> None:
         self.tmp = tmp
-        self.port = _free_port()
+        self.port = free_port()
         self.token = secrets.token_hex(24)
         self.base_url = f"http://127.0.0.1:{self.port}/"
         self.log_path = tmp / "server.log"
@@ -915,12 +898,7 @@ def bench_import_analysis(tmp: Path, count: int, reps: int) -> dict[str, Any]:
 
 def machine_facts(netns: bool) -> dict[str, Any]:
     """nproc, CPU, Python, westtek's git revision."""
-    cpu = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     head = run(["git", "-C", REPO_ROOT, "rev-parse", "--short", "HEAD"], timeout=30)
     dirty = run(
         [
@@ -1117,73 +1095,12 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_readme(block: str) -> None:
-    """Replace the text between the drift markers (appending a section if they are missing)."""
-    text = README.read_text()
-    if MARK_START not in text or MARK_END not in text:
-        text = text.rstrip() + f"\n\n## drift: latest results\n\n{MARK_START}\n{MARK_END}\n"
-    head, rest = text.split(MARK_START, 1)
-    _, tail = rest.split(MARK_END, 1)
-    README.write_text(f"{head}{MARK_START}\n{block}\n{MARK_END}{tail}")
-
-
 # --------------------------------------------------------------------------- main
 
 
-def _netns_available() -> bool:
-    try:
-        probe = subprocess.run(["unshare", "--net", "--", "true"], capture_output=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return probe.returncode == 0
-
-
-def _reexec_offline(argv: Sequence[str]) -> int | None:
-    """Run this script again inside a network namespace with only loopback; its exit code."""
-    if os.environ.get(_NETNS_FLAG) or not _netns_available():
-        return None
-    wrapper = 'ip link set lo up 2>/dev/null; exec "$@"'
-    env = {**os.environ, _NETNS_FLAG: "1"}
-    cmd = ["unshare", "--net", "--", "sh", "-c", wrapper, "sh", sys.executable, __file__, *argv]
-    try:
-        return subprocess.run(cmd, env=env, timeout=RUN_TIMEOUT + 60).returncode
-    except subprocess.TimeoutExpired:
-        log("the run went over its time bound")
-        return 124
-
-
-def _busy_seconds() -> float:
-    """CPU seconds all CPUs have spent busy since boot (``/proc/stat``), or 0."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return 0.0
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    busy = sum(fields[:8]) - idle  # guest time is already in user
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-def _own_seconds() -> float:
-    """CPU seconds of this process and its waited-for children."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def _step(name: str, func: Callable[[], Any], load: dict[str, Any]) -> Any:
-    """Run one step; note how busy other processes kept the CPUs meanwhile."""
-    busy0, own0, wall0 = _busy_seconds(), _own_seconds(), time.monotonic()
-    try:
-        return func()
-    except Exception as exc:  # noqa: BLE001 - one failing step must not lose the others
-        log(f"{name} failed: {type(exc).__name__}: {exc}")
-        return {"error": f"{type(exc).__name__}: {exc}"}
-    finally:
-        wall = time.monotonic() - wall0
-        others = (_busy_seconds() - busy0) - (_own_seconds() - own0)
-        load[name] = {"wall_s": wall, "other_cpu_cores": max(0.0, others) / max(wall, 1e-9)}
-        log(f"  {name}: other processes used {load[name]['other_cpu_cores']:.2f} cores")
+def write_readme(block: str) -> None:
+    """Replace this benchmark's block in bench/README.md."""
+    replace_readme_block(MARK_START, MARK_END, block, "## drift: latest results")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1207,7 +1124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--only: unknown step(s) {', '.join(sorted(only - set(STEPS)))}")
     steps = only or set(STEPS)
 
-    code = _reexec_offline(args_list)
+    code = reexec_offline(__file__, args_list, _NETNS_FLAG, RUN_TIMEOUT + 60)
     if code is not None:
         return code
 
@@ -1242,19 +1159,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["other_load"] = load
         (tmp / "s").mkdir()
         if "watcher" in steps:
-            result["watcher"] = _step(
+            result["watcher"] = run_step(
                 "watcher", lambda: bench_watcher(tmp / "w", args.trials, args.idle), load
             )
         if "websocket" in steps:
-            result["websocket"] = _step(
+            result["websocket"] = run_step(
                 "websocket", lambda: bench_websocket(tmp / "s", args.trials), load
             )
         if "cli" in steps:
-            result["cli_drift"] = _step(
+            result["cli_drift"] = run_step(
                 "cli drift", lambda: bench_cli_drift(tmp / "c", args.reps), load
             )
         if "imports" in steps:
-            result["import_analysis"] = _step(
+            result["import_analysis"] = run_step(
                 "import analysis",
                 lambda: bench_import_analysis(tmp / "n", args.notebooks, 3),
                 load,

@@ -32,6 +32,8 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 REPO_ROOT = BENCH.parent
 sys.path.insert(0, str(REPO_ROOT))  # the tests' PostgreSQL helper is reused below
+from benchlib import free_port, replace_readme_block  # noqa: E402
+
 from tests.postgres_server import create_database, running_postgres  # noqa: E402
 
 RESULTS = BENCH / "results" / "hub_load.json"
@@ -79,15 +81,6 @@ def fake_hub_app(known: dict[str, tuple[bool, list[str]]]) -> web.Application:
     return web.Application(
         [(r"/hub/api/user", UserForToken), (r"/hub/api/users/([^/]+)", UserModel)]
     )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_service(db_url: str, hub_port: int, data_dir: Path) -> tuple[subprocess.Popen[str], int]:
@@ -291,17 +284,6 @@ def render(results: list[dict[str, Any]], facts: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_readme(block: str) -> None:
-    """Replace this benchmark's table in bench/README.md."""
-    text = README.read_text() if README.exists() else "# Benchmarks\n"
-    if MARK_BEGIN in text:
-        head, rest = text.split(MARK_BEGIN, 1)
-        text = head + block + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n## Hub service under load\n\n" + block + "\n"
-    README.write_text(text)
-
-
 async def main_async(args: argparse.Namespace) -> int:
     """Run every database's load and record the results."""
     facts = {
@@ -325,7 +307,9 @@ async def main_async(args: argparse.Namespace) -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"facts": facts, "results": results}, indent=2) + "\n")
     if args.write_readme:
-        write_readme(render(results, facts))
+        replace_readme_block(
+            MARK_BEGIN, MARK_END, render(results, facts), "## Hub service under load"
+        )
     ok = all(r["lost_events"] == 0 and r["list_latency_ms"]["p99"] <= 300 for r in results)
     return 0 if ok else 1
 

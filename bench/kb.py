@@ -39,19 +39,16 @@ import platform
 import pstats
 import random
 import re
-import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
 import threading
 import time
-import traceback
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -59,6 +56,8 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 REPO_ROOT = BENCH.parent
 sys.path.insert(0, str(REPO_ROOT))  # the tests' example-notebook fetcher is reused below
+from benchlib import cpu_model, log, reexec_offline, replace_readme_block, run_step, summary  # noqa: E402
+
 from tests.example_notebooks import MESONPY_SHIM, download_sdist  # noqa: E402
 
 CACHE = BENCH / ".cache"
@@ -93,24 +92,6 @@ SEED = 20261126
 RUN_TIMEOUT = 75 * 60  # the whole run, in seconds
 AGENT_QUESTIONS = 10
 _NETNS_FLAG = "WESTTEK_BENCH_KB_NETNS"
-
-
-def log(message: str) -> None:
-    """Print a progress line to stderr with a timestamp."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def summary(values: Sequence[float]) -> dict[str, float]:
-    """Median, p95 (nearest rank), min and max."""
-    ordered = sorted(values)
-    p95 = ordered[max(0, -(-95 * len(ordered) // 100) - 1)]
-    return {
-        "median": statistics.median(ordered),
-        "p95": p95,
-        "min": ordered[0],
-        "max": ordered[-1],
-        "n": len(ordered),
-    }
 
 
 # --------------------------------------------------------------------------- set-up (network)
@@ -251,33 +232,38 @@ def _scores(questions: list[dict[str, Any]], ranks: dict[int, int | None]) -> di
     }
 
 
-# (weight of the embedding ranking, RRF k) for the what-ifs
-FUSION_GRID = ((1.0, 60), (0.5, 60), (0.3, 60), (1.0, 20), (0.5, 20), (0.3, 20),
-               (1.0, 5), (0.5, 5), (0.3, 5))  # fmt: skip
+# The what-ifs: reciprocal-rank fusion, (weight of the embedding ranking, RRF k), and the
+# KB's score blend, BM25's share
+RRF_GRID = ((1.0, 60), (0.5, 60), (0.3, 60), (1.0, 20), (0.5, 20), (0.3, 20),
+            (1.0, 5), (0.5, 5), (0.3, 5))  # fmt: skip
+BLEND_GRID = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
 def fusion_what_ifs(index: Path, questions: list[dict[str, Any]]) -> dict[str, Any]:
     """recall@5 and MRR@10 if the two rankings were fused differently (diagnostic only).
 
-    Takes the index's own BM25 and embedding candidate lists (its private ``_bm25`` and
-    ``_nearest``) and fuses them by weighted RRF over a fixed grid, keeping one passage per
-    parent as ``search`` does, or one per notebook. The grid's row for the index's own weight and k
-    must reproduce step 1's hybrid figures, else the what-ifs are flagged as unfaithful.
+    Takes the index's own BM25 and cosine candidates (its private ``_bm25`` and
+    ``_similarities``) and fuses them by weighted RRF over a grid, and by the KB's own
+    ``fuse`` at other BM25 shares, keeping one passage per parent as ``search`` does, or one
+    per notebook. The row of the KB's own share must reproduce step 1's hybrid figures, else
+    the what-ifs are flagged as unfaithful.
     """
     import sqlite3
+
+    import numpy as np
 
     from westtek_core.kb import KnowledgeBase
     from westtek_core.kb import index as kb_index
 
     kb = KnowledgeBase(index)
     engine: Any = kb.index
-    if not (hasattr(engine, "_bm25") and hasattr(engine, "_nearest")):
+    if not (hasattr(engine, "_bm25") and hasattr(engine, "_similarities")):
         kb.close()
-        return {"not_available": "the index has no _bm25/_nearest to take rankings from"}
+        return {"not_available": "the index has no _bm25/_similarities to take scores from"}
     try:
-        rankings = {
+        candidates = {
             q["id"]: (engine._bm25(q["question"], {"notebook"}),
-                      engine._nearest(q["question"], {"notebook"}))
+                      engine._similarities(q["question"], {"notebook"}))
             for q in questions
         }  # fmt: skip
     finally:
@@ -286,18 +272,26 @@ def fusion_what_ifs(index: Path, questions: list[dict[str, Any]]) -> dict[str, A
         where = {int(r[0]): (int(r[1]), str(r[2])) for r in
                  db.execute("SELECT id, parent_id, source FROM children")}  # fmt: skip
 
-    def score(weight: float, k: int, per: str) -> dict[str, Any]:
+    def order(question_id: int, method: str, weight: float, k: int) -> list[int]:
+        bm25, (scores, ids) = candidates[question_id]
+        best = np.argsort(-scores)[: kb_index.CANDIDATES]
+        nearest = [(ids[i], float(scores[i])) for i in best if np.isfinite(scores[i])]
+        if method == "blend":
+            row = {child: i for i, child in enumerate(ids)}
+            return [c for c, _ in kb_index.fuse(bm25, nearest, lambda c: float(scores[row[c]]),
+                                                 weight)]  # fmt: skip
+        fused: dict[int, float] = {}
+        for w, ranking in ((1.0, bm25), (weight, nearest)):
+            for rank, (child, _) in enumerate(ranking if w else []):
+                fused[child] = fused.get(child, 0.0) + w / (k + rank + 1)
+        return sorted(fused, key=lambda child: -fused[child])
+
+    def score(method: str, weight: float, k: int, per: str) -> dict[str, Any]:
         ranks: dict[int, int | None] = {}
         for q in questions:
-            fused: dict[int, float] = {}
-            for w, ranking in ((1.0, rankings[q["id"]][0]), (weight, rankings[q["id"]][1])):
-                if not w:
-                    continue
-                for rank, child in enumerate(ranking):
-                    fused[child] = fused.get(child, 0.0) + w / (k + rank + 1)
             seen: set[Any] = set()
             sources: list[str] = []
-            for child, _ in sorted(fused.items(), key=lambda item: -item[1]):
+            for child in order(q["id"], method, weight, k):
                 parent, source = where[child]
                 key = parent if per == "parent" else source
                 if key not in seen:
@@ -306,14 +300,14 @@ def fusion_what_ifs(index: Path, questions: list[dict[str, Any]]) -> dict[str, A
                 if len(sources) == 10:
                     break
             ranks[q["id"]] = next((i for i, s in enumerate(sources) if s in q["expected"]), None)
-        return {"weight": weight, "k": k, "per": per, **_scores(questions, ranks)}
+        return {"method": method, "weight": weight, "k": k, "per": per, **_scores(questions, ranks)}
 
-    current_k = int(getattr(kb_index, "RRF_K", 60))
-    current_weight = float(getattr(kb_index, "RRF_WEIGHTS", {}).get("embedding", 1.0))
-    grid = sorted(set(FUSION_GRID) | {(current_weight, current_k)}, key=lambda g: (-g[1], -g[0]))
-    rows = [score(w, k, per) for per in ("parent", "notebook") for w, k in grid]
-    rows += [score(0.0, current_k, per) for per in ("parent", "notebook")]  # BM25 alone
-    return {"current_k": current_k, "current_weight": current_weight, "rows": rows}
+    share = float(getattr(kb_index, "BM25_SHARE", 1.0))
+    grid = [("rrf", w, k) for w, k in RRF_GRID]
+    grid += [("blend", s, 0) for s in sorted(set(BLEND_GRID) | {share})]
+    grid += [("rrf", 0.0, 60)]  # BM25 alone
+    rows = [score(m, w, k, per) for per in ("parent", "notebook") for m, w, k in grid]
+    return {"current_share": share, "rows": rows}
 
 
 # --------------------------------------------------------------------------- ingest
@@ -715,12 +709,7 @@ def bench_agent(
 
 def machine_facts(netns: bool) -> dict[str, Any]:
     """nproc, CPU, Python, westtek's git revision, the network."""
-    cpu = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
                           capture_output=True, text=True, timeout=30)  # fmt: skip
     dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain",
@@ -951,32 +940,37 @@ def _render_fusion(what_ifs: dict[str, Any], modes: dict[str, Any]) -> list[str]
     rows = what_ifs.get("rows")
     if not rows or not modes:
         return []
-    k, weight = what_ifs["current_k"], what_ifs.get("current_weight", 1.0)
+    share = what_ifs["current_share"]
     current = next(
-        r for r in rows if r["per"] == "parent" and r["weight"] == weight and r["k"] == k
+        r for r in rows if r["per"] == "parent" and r["method"] == "blend" and r["weight"] == share
     )
     faithful = abs(current["recall_at_5"] - modes["hybrid"]["recall_at_5"]) < 1e-9
     lines = [
         "",
-        "What-if fusions (diagnostic, not the KB's behaviour): the index's own BM25 and "
-        "embedding candidates fused by weighted RRF, BM25 weight 1; recall@5 / MRR@10, one "
-        "passage per parent chunk (as `search`) and one per notebook"
+        "What-if fusions (diagnostic): the index's own BM25 and cosine candidates, fused by "
+        "weighted reciprocal rank (BM25 weight 1) or blended as the KB does (min-max "
+        "normalised scores, BM25's share); recall@5 / MRR@10, one passage per parent chunk "
+        "(as `search`) and one per notebook"
         + ("" if faithful else " — **unfaithful: the current row does not reproduce step 1**")
         + ":",
         "",
-        "| embedding weight, RRF k | per parent | per notebook |",
+        "| fusion | per parent | per notebook |",
         "|---|---|---|",
     ]
     for row in (r for r in rows if r["per"] == "parent"):
         twin = next(
             r for r in rows
-            if r["per"] == "notebook" and r["weight"] == row["weight"] and r["k"] == row["k"]
+            if r["per"] == "notebook" and (r["method"], r["weight"], r["k"])
+            == (row["method"], row["weight"], row["k"])
         )  # fmt: skip
-        label = (
-            "0 (BM25 alone)"
-            if row["weight"] == 0
-            else f"{row['weight']:g}, {row['k']}" + (" (current)" if row is current else "")
-        )
+        if row["method"] == "blend":
+            label = f"blend, BM25 share {row['weight']:g}" + (
+                " (current)" if row is current else ""
+            )
+        elif row["weight"] == 0:
+            label = "BM25 alone"
+        else:
+            label = f"RRF, embedding weight {row['weight']:g}, k {row['k']}"
         lines.append(
             f"| {label} | {row['recall_at_5']:.3f} / {row['mrr_at_10']:.3f} "
             f"| {twin['recall_at_5']:.3f} / {twin['mrr_at_10']:.3f} |"
@@ -984,79 +978,12 @@ def _render_fusion(what_ifs: dict[str, Any], modes: dict[str, Any]) -> list[str]
     return lines
 
 
-def write_readme(block: str) -> None:
-    """Replace the text between the kb markers (appending a section if they are missing)."""
-    text = README.read_text()
-    if MARK_START not in text or MARK_END not in text:
-        text = text.rstrip() + f"\n\n## kb: latest results\n\n{MARK_START}\n{MARK_END}\n"
-    head, rest = text.split(MARK_START, 1)
-    _, tail = rest.split(MARK_END, 1)
-    README.write_text(f"{head}{MARK_START}\n{block}\n{MARK_END}{tail}")
-
-
 # --------------------------------------------------------------------------- main
 
 
-def _netns_available() -> bool:
-    try:
-        probe = subprocess.run(["unshare", "--net", "--", "true"], capture_output=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return probe.returncode == 0
-
-
-def _reexec_offline(argv: Sequence[str]) -> int | None:
-    """Run this script again inside a network namespace with only loopback; its exit code."""
-    if os.environ.get(_NETNS_FLAG) or not _netns_available():
-        return None
-    wrapper = 'ip link set lo up 2>/dev/null; exec "$@"'
-    env = {**os.environ, _NETNS_FLAG: "1"}
-    cmd = ["unshare", "--net", "--", "sh", "-c", wrapper, "sh", sys.executable, __file__, *argv]
-    try:
-        return subprocess.run(cmd, env=env, timeout=RUN_TIMEOUT + 60).returncode
-    except subprocess.TimeoutExpired:
-        log("the run went over its time bound")
-        return 124
-
-
-def _busy_seconds() -> float:
-    """CPU seconds all CPUs have spent busy since boot (``/proc/stat``), or 0."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return 0.0
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    busy = sum(fields[:8]) - idle
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-def _own_seconds() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def _step(name: str, func: Callable[[], Any], load: dict[str, Any]) -> Any:
-    """Run one step; note how busy other processes kept the CPUs meanwhile."""
-    busy0, own0, wall0 = _busy_seconds(), _own_seconds(), time.monotonic()
-    load_start = os.getloadavg()
-    log(f"{name} (load {load_start[0]:.1f})")
-    try:
-        return func()
-    except Exception as exc:  # noqa: BLE001 - one failing step must not lose the others
-        log(f"{name} failed: {type(exc).__name__}: {exc}")
-        traceback.print_exc()
-        return {"error": f"{type(exc).__name__}: {exc}"}
-    finally:
-        wall = time.monotonic() - wall0
-        others = (_busy_seconds() - busy0) - (_own_seconds() - own0)
-        load[name] = {
-            "wall_s": wall,
-            "other_cpu_cores": max(0.0, others) / max(wall, 1e-9),
-            "loadavg_start": load_start,
-            "loadavg_end": os.getloadavg(),
-        }
+def write_readme(block: str) -> None:
+    """Replace this benchmark's block in bench/README.md."""
+    replace_readme_block(MARK_START, MARK_END, block, "## kb: latest results")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1082,7 +1009,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not os.environ.get(_NETNS_FLAG):
         counts = prepare_notebooks(fetch=not args.skip_fetch)  # set-up: the only network use
         log(f"notebooks ready: {sum(counts.values())} ({counts})")
-    code = _reexec_offline(args_list)
+    code = reexec_offline(__file__, args_list, _NETNS_FLAG, RUN_TIMEOUT + 60)
     if code is not None:
         return code
 
@@ -1125,23 +1052,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             shared_embedder()
             return {"seconds": time.perf_counter() - t0}
 
-        result["embedder_load"] = _step("embedder load", load_embedder, load)
-        result["ingest"] = _step(
+        result["embedder_load"] = run_step("embedder load", load_embedder, load)
+        result["ingest"] = run_step(
             "ingest", lambda: bench_ingest(NOTEBOOKS, tmp / "ingest", args.reps), load
         )
         index = Path(result["ingest"].get("index", tmp / "ingest" / "missing.sqlite"))
-        result["quality"] = _step("quality", lambda: bench_quality(index, questions), load)
-        result["fusion_what_ifs"] = _step(
+        result["quality"] = run_step("quality", lambda: bench_quality(index, questions), load)
+        result["fusion_what_ifs"] = run_step(
             "fusion what-ifs", lambda: fusion_what_ifs(index, questions), load
         )
-        result["install_size"] = _step("install size", bench_install_size, load)
-        result["agent"] = _step(
+        result["install_size"] = run_step("install size", bench_install_size, load)
+        result["agent"] = run_step(
             "offline answer", lambda: bench_agent(NOTEBOOKS, index, tmp / "agent", questions), load
         )
-        result["ingest_breakdown"] = _step(
+        result["ingest_breakdown"] = run_step(
             "ingest breakdown", lambda: ingest_breakdown(NOTEBOOKS), load
         )
-        result["latency"] = _step(
+        result["latency"] = run_step(
             "latency",
             lambda: bench_latency(
                 NOTEBOOKS, tmp / "latency", args.notebooks, args.queries, questions

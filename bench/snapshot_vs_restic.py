@@ -32,6 +32,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from benchlib import cpu_model
+
 BENCH = Path(__file__).resolve().parent
 REPO_ROOT = BENCH.parent
 sys.path.insert(0, str(REPO_ROOT))  # the tests' example-notebook fetcher is reused below
@@ -794,12 +796,7 @@ def machine_facts() -> dict[str, Any]:
         for line in f:
             if line.startswith("MemTotal:"):
                 mem_kib = int(line.split()[1])
-    cpu = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     mount = subprocess.run(["findmnt", "-no", "SOURCE,FSTYPE", "--target", str(CACHE)],
                            capture_output=True, text=True, timeout=30)  # fmt: skip
     usage = shutil.disk_usage(CACHE)

@@ -41,6 +41,8 @@ REPO_ROOT = BENCH.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(BENCH))
 
+from benchlib import free_port, replace_readme_block  # noqa: E402
+
 from tests.core.store.crash import run_crash_moments, westtek  # noqa: E402
 from tests.core.stress import make_lab, run_concurrent_snapshots  # noqa: E402
 
@@ -87,7 +89,7 @@ async def hub_load(rate: float, seconds: float) -> dict[str, Any]:
     """Step 3: bench/hub_load.py's load on SQLite, with the service's peak memory."""
     import hub_load
 
-    hub_port = hub_load.free_port()
+    hub_port = free_port()
     hub = hub_load.fake_hub_app(hub_load.users()).listen(hub_port, "127.0.0.1")
     with tempfile.TemporaryDirectory(prefix="westtek-soak-hub-") as tmp:
         db_url = f"sqlite:///{Path(tmp, 'registry.sqlite')}"
@@ -108,7 +110,7 @@ async def hub_kills(kills: int) -> dict[str, Any]:
     from tests.hub.conftest import SERVICE_TOKEN, FakeHub
     from tests.hub.crash import run_ingest_kills
 
-    port = hub_free_port()
+    port = free_port()
     server = FakeHub().app().listen(port, "127.0.0.1")
     try:
         with tempfile.TemporaryDirectory(prefix="westtek-soak-ingest-") as tmp:
@@ -119,13 +121,6 @@ async def hub_kills(kills: int) -> dict[str, Any]:
             return run.to_json()
     finally:
         server.stop()
-
-
-def hub_free_port() -> int:
-    """A free port on 127.0.0.1 for the fake hub API."""
-    from tests.conftest import free_port
-
-    return free_port()
 
 
 def git_revision() -> str:
@@ -181,16 +176,6 @@ def render(results: dict[str, Any]) -> str:
     )
 
 
-def write_readme(block: str) -> None:
-    """Replace the block between the soak markers (append the section the first time)."""
-    text = README.read_text()
-    if MARK_BEGIN not in text:
-        text = text.rstrip("\n") + "\n\n" + SECTION + f"\n{MARK_BEGIN}\n{MARK_END}\n"
-    head, _, rest = text.partition(MARK_BEGIN)
-    _, _, tail = rest.partition(MARK_END)
-    README.write_text(f"{head}{MARK_BEGIN}\n{block}\n{MARK_END}{tail}")
-
-
 SECTION = """## soak
 
 `soak.py` runs the reliability suite's stress tests at full size (the CI versions are
@@ -231,7 +216,7 @@ async def main_async(args: argparse.Namespace) -> int:
     block = render(results)
     print(block)
     if not args.no_readme:
-        write_readme(block)
+        replace_readme_block(MARK_BEGIN, MARK_END, block, SECTION)
     return 0
 
 

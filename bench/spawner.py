@@ -53,6 +53,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 
+from benchlib import busy_seconds, cpu_model, log, reexec_offline, replace_readme_block  # noqa: E402
+
 from tests.conftest import free_port  # noqa: E402
 from tests.e2e.conftest import ADMIN_TOKEN, HubProcess  # noqa: E402
 from tests.spawner.conftest import hold_tasks_running, make_world  # noqa: E402
@@ -93,11 +95,6 @@ c.EcsBackend.file_system_id = {file_system!r}
 c.EcsBackend.image = "westtek/notebook:bench"
 c.EcsBackend.address_hook = address_from({addresses!r})
 """
-
-
-def log(message: str) -> None:
-    """Progress on stderr, with the time."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def summary(values: Sequence[float]) -> dict[str, float]:
@@ -313,14 +310,6 @@ def run_waves(
                             waiting.discard(user["name"])
                     time.sleep(0.5)
     return requested, ready_at, failed
-
-
-def busy_seconds() -> float:
-    """CPU seconds all CPUs have spent busy since boot (``/proc/stat``)."""
-    with open("/proc/stat") as f:
-        fields = [int(v) for v in f.readline().split()[1:]]
-    idle = fields[3] + fields[4]
-    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 STUB_CONFIG = """
@@ -555,12 +544,7 @@ def user_task_times(fargate: FakeFargate) -> dict[str, dict[str, float]]:
 
 def machine_facts(netns: bool) -> dict[str, Any]:
     """nproc, CPU, Python, the git revision, the network."""
-    cpu = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     head = subprocess.run(
         ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
         capture_output=True,
@@ -648,35 +632,8 @@ def render(result: dict[str, Any]) -> str:
 
 
 def write_readme(block: str) -> None:
-    """Replace the text between the spawner markers (appending a section if missing)."""
-    text = README.read_text()
-    if MARK_START not in text or MARK_END not in text:
-        text = text.rstrip() + f"\n\n## spawner: latest results\n\n{MARK_START}\n{MARK_END}\n"
-    head, rest = text.split(MARK_START, 1)
-    _, tail = rest.split(MARK_END, 1)
-    README.write_text(f"{head}{MARK_START}\n{block}\n{MARK_END}{tail}")
-
-
-def _netns_available() -> bool:
-    try:
-        probe = subprocess.run(["unshare", "--net", "--", "true"], capture_output=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return probe.returncode == 0
-
-
-def _reexec_offline(argv: Sequence[str], timeout: float) -> int | None:
-    """Run this script again in a network namespace with only loopback; its exit code."""
-    if os.environ.get(_NETNS_FLAG) or not _netns_available():
-        return None
-    wrapper = 'ip link set lo up 2>/dev/null; exec "$@"'
-    env = {**os.environ, _NETNS_FLAG: "1"}
-    cmd = ["unshare", "--net", "--", "sh", "-c", wrapper, "sh", sys.executable, __file__, *argv]
-    try:
-        return subprocess.run(cmd, env=env, timeout=timeout + 120).returncode
-    except subprocess.TimeoutExpired:
-        log("the run went over its time bound")
-        return 124
+    """Replace this benchmark's block in bench/README.md."""
+    replace_readme_block(MARK_START, MARK_END, block, "## spawner: latest results")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -697,7 +654,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # a TERM (the time bound, or the user) still stops the hub and moto on the way out
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if not args.no_netns:
-        code = _reexec_offline(argv, args.timeout)
+        code = reexec_offline(__file__, argv, _NETNS_FLAG, args.timeout + 120)
         if code is not None:
             return code
     netns = bool(os.environ.get(_NETNS_FLAG))

@@ -311,13 +311,14 @@ class EnvironmentService:
         watcher = self._watcher
         if watcher and self.watching and not fresh:
             return self._state(watcher.report)
-        return self._graded(capture_live(self.pythons, self.root))
+        return self._graded(lambda: capture_live(self.pythons, self.root))
 
-    def _graded(self, capture: Any) -> dict[str, Any]:
+    def _graded(self, capture: Callable[[], Any]) -> dict[str, Any]:
+        """The live environment (captured only if there is a baseline) against the baseline."""
         baseline = self._baseline()
         if baseline is None:
             return self._state(None, "no snapshot yet: take one to start measuring drift")
-        return self._state(detect_drift(capture, baseline, self.root))
+        return self._state(detect_drift(capture(), baseline, self.root))
 
     def _live_capture(self) -> Any:
         """The live capture, reused while nothing it depends on changed (stats only).
@@ -348,7 +349,7 @@ class EnvironmentService:
                 # the interpreter probe's subprocess
                 pool.submit(analyse_notebooks_cached, self.root)
                 capture = self._live_capture()
-            drift = self._graded(capture)
+            drift = self._graded(lambda: capture)
         live = live_manifest(capture)
         context = grading_context(self.root, live)
         imported_by: dict[tuple[str | None, str], list[str]] = {}
