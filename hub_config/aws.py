@@ -212,7 +212,9 @@ c.WestTekSpawner.default_url = "/lab"
 c.WestTekSpawner.start_timeout = 600  # capacity + image pull + restore, on a cold day
 c.WestTekSpawner.http_timeout = 120
 c.WestTekSpawner.lab_group_pattern = "|".join(re.escape(lab) for lab in LAB_IDS)
-c.WestTekSpawner.store_template = f"s3://{setting('WESTTEK_SNAPSHOT_BUCKET')}/labs/{{lab_id}}/"
+# each lab's snapshot store; the hub service copies a shared snapshot between two of them
+LAB_STORES = f"s3://{setting('WESTTEK_SNAPSHOT_BUCKET')}/labs/{{lab_id}}/"
+c.WestTekSpawner.store_template = LAB_STORES
 c.WestTekSpawner.profile_list = json_setting("WESTTEK_PROFILES", DEFAULT_PROFILES)
 c.WestTekSpawner.lab_quotas = {
     str(lab): int(n) for lab, n in json_setting("WESTTEK_LAB_SERVER_QUOTAS", {}).items()
@@ -254,6 +256,7 @@ c.JupyterHub.services = [
             "-m",
             "westtek_hub",
             *(f"--WestTekHubService.lab_groups={lab}" for lab in LAB_IDS),
+            f"--LabStores.store_template={LAB_STORES}",
         ],
         "environment": {
             "WESTTEK_HUB_DB_URL": SERVICE_DB_URL,

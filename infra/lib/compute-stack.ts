@@ -469,7 +469,12 @@ export class ComputeStack extends Stack {
     acknowledgeWildcard(
       role,
       nagSnapshotObjectArn(this, this.stage, 'labs/*'),
-      'The hub service lists and reads snapshot manifests of every lab for the admin panel (read only).'
+      "The hub service reads snapshot manifests of every lab for the admin panel, and adds a shared snapshot's write-once objects to the recipient lab's store."
+    );
+    acknowledgeWildcard(
+      role,
+      nagSnapshotObjectArn(this, this.stage, 'labs/*/locks/*'),
+      "The hub service releases the lock objects of its own copies into a lab's store; nothing else is deleted."
     );
   }
 
@@ -679,9 +684,22 @@ export function hubStatements(grants: IHubGrants): iam.PolicyStatement[] {
       actions: ['s3:GetObject', 's3:GetObjectVersion'],
       resources: [grants.snapshotBucket.arnForObjects('labs/*')]
     }),
+    // A server launched from a snapshot another lab shared restores it from its own lab's
+    // store: the hub service copies it there first (westtek_hub/stores.py). Store objects
+    // are written once; only the copy's lock objects are ever deleted.
     new iam.PolicyStatement({
-      sid: 'DecryptSnapshots',
-      actions: ['kms:Decrypt'],
+      sid: 'CopySharedSnapshotsIntoLabs',
+      actions: ['s3:PutObject'],
+      resources: [grants.snapshotBucket.arnForObjects('labs/*')]
+    }),
+    new iam.PolicyStatement({
+      sid: 'ReleaseCopyLocks',
+      actions: ['s3:DeleteObject'],
+      resources: [grants.snapshotBucket.arnForObjects('labs/*/locks/*')]
+    }),
+    new iam.PolicyStatement({
+      sid: 'SnapshotKeyThroughS3',
+      actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
       resources: [grants.snapshotKey.keyArn],
       conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.amazonaws.com` } }
     }),

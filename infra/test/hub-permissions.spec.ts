@@ -156,7 +156,7 @@ for (const stage of STAGES) {
       }
     });
 
-    it("reads every lab's snapshots but writes none", () => {
+    it("reads every lab's snapshots and only adds to them (a shared snapshot's copy)", () => {
       const bucket = `arn:aws:s3:::${snapshotBucketName(stage, ACCOUNT, region)}`;
       assert.ok(
         world.decide(hub, {
@@ -171,16 +171,26 @@ for (const stage of STAGES) {
           context: { 's3:prefix': 'labs/vault-1/' }
         })
       );
-      for (const action of [
-        's3:PutObject',
-        's3:DeleteObject',
-        's3:PutBucketPolicy',
-        's3:DeleteObjectVersion'
+      assert.ok(
+        world.decide(hub, { action: 's3:PutObject', resource: `${bucket}/labs/vault-101/data/ab` })
+      );
+      assert.ok(
+        world.decide(hub, {
+          action: 's3:DeleteObject',
+          resource: `${bucket}/labs/vault-101/locks/0123abcd`
+        })
+      );
+      for (const [action, key] of [
+        ['s3:DeleteObject', 'labs/vault-13/snapshots/x'],
+        ['s3:DeleteObject', 'labs/vault-13/data/ab'],
+        ['s3:PutObject', 'elsewhere/x'],
+        ['s3:PutBucketPolicy', 'labs/vault-13/x'],
+        ['s3:DeleteObjectVersion', 'labs/vault-13/locks/x']
       ]) {
         assert.equal(
-          world.decide(hub, { action, resource: `${bucket}/labs/vault-13/x` }),
+          world.decide(hub, { action, resource: `${bucket}/${key}` }),
           false,
-          action
+          `${action} ${key}`
         );
       }
     });
