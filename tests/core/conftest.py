@@ -35,23 +35,17 @@ def build_wheel(tmp: Path, name: str, version: str, module: str | None = None) -
             """
         )
     )
-    wheels = tmp / "wheels"
+    return pip_wheel(project, tmp / "wheels")
+
+
+def pip_wheel(project: Path, wheels: Path) -> Path:
+    """Build ``project``'s wheel into ``wheels`` with the test venv's own build backend."""
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(wheels),
-            str(project),
-        ],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(wheels), str(project)],
         check=True,
         capture_output=True,
-    )
+    )  # fmt: skip
     return wheels
 
 

@@ -61,15 +61,21 @@ def test_bad_quota_configuration_is_refused():
         Quota.from_config({"servers": -1})
 
 
-async def test_sharing_still_works_under_quota(api):
+async def test_a_lab_over_its_storage_quota_can_still_share(api):
+    # vault-13 is over its snapshot storage quota: no new snapshot,
     await seed(api)
+    refused = await api("POST", "environments/snapshot", "dana", {"environment_id": "alice"})
+    assert refused.code == 403 and "storage quota" in answer(refused)["message"]
+    # but a share adds no bytes, so it goes through, and the other lab sees the environment
     shared = await api(
         "POST",
         "collaboration/share",
         "alice",
         {"snapshot_id": SNAPSHOT, "to_lab": "vault-101", "permission": "read"},
     )
-    assert shared.code == 201
+    assert shared.code == 201, answer(shared)
+    listed = answer(await api("GET", "environments", "carol"))["environments"]
+    assert {e["id"]: e["access"] for e in listed} == {"carol": "own", "alice": "shared-read"}
 
 
 async def test_lab_admins_see_their_labs_storage_and_what_a_prune_would_free(api):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.core.conftest import pip_install
+from tests.core.conftest import pip_install, pip_wheel
 from westtek_core.agents.tools import ToolContext
 from westtek_core.capture import capture_environment
 from westtek_core.environment_service import EnvironmentService
@@ -134,24 +133,7 @@ def build_api_wheel(tmp: Path, version: str, files: dict[str, str]) -> Path:
             """
         )
     )
-    wheels = tmp / "wheels"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(wheels),
-            str(project),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return wheels
+    return pip_wheel(project, tmp / "wheels")
 
 
 @pytest.fixture(scope="session")
