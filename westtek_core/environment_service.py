@@ -70,6 +70,11 @@ def snapshot_report(manifest: Mapping[str, Any]) -> dict[str, Any]:
     return {"report": "snapshot", **{k: manifest.get(k) for k in fields}, "metadata": metadata}
 
 
+# file systems stamp modification times coarsely: a change this close before a first
+# capture began may not be in it
+_MTIME_SLACK_NS = 100_000_000
+
+
 class EnvironmentService:
     """The researcher's environment: its store, its drift, its background jobs."""
 
@@ -324,7 +329,8 @@ class EnvironmentService:
         """The live capture, reused while nothing it depends on changed (stats only).
 
         The stamp is taken before capturing again, so a change during that capture is seen
-        next time (the first capture stamps after: its directories are not known before).
+        next time. The first capture can only be stamped after (its directories are not
+        known before), so it is kept only if none of them changed since it began.
         """
         # one capture at a time: a request during the start-up prefetch waits for it rather
         # than capturing again beside it
@@ -334,8 +340,14 @@ class EnvironmentService:
                 return cached[1]
             previous = cached[1] if cached else None
             stamp = environment_stamp(previous, self.root) if previous else None
+            began = time.time_ns() - _MTIME_SLACK_NS
             capture = capture_live(self.pythons, self.root)
-            self._capture_cache = (stamp or environment_stamp(capture, self.root), capture)
+            if stamp is None:
+                stamp = environment_stamp(capture, self.root)
+                if any(mtime >= began for _, mtime in stamp):
+                    self._capture_cache = None  # changed while captured: capture again next time
+                    return capture
+            self._capture_cache = (stamp, capture)
             return capture
 
     def environment_view(self) -> dict[str, Any]:
