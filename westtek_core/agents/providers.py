@@ -16,11 +16,12 @@ through the standard library.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -559,6 +560,11 @@ def risk_assessment(results: Sequence[Message]) -> str | None:
 # ---------------------------------------------------------------------------------------------
 
 
+def _from_env(name: str, fallback: str) -> Callable[[Any], str]:
+    """A trait default: the environment variable ``name``, else ``fallback``."""
+    return lambda _provider: os.environ.get(name, fallback)
+
+
 class BedrockProvider(Provider):
     """Amazon Bedrock's Converse API with tools (``bedrock-runtime`` through boto3)."""
 
@@ -568,13 +574,9 @@ class BedrockProvider(Provider):
         "Default: $WESTTEK_BEDROCK_MODEL_ID, else Anthropic Claude 3.5 Sonnet.",
     )
 
-    @default("model_id")
-    def _default_model_id(self) -> str:
-        import os
-
-        return os.environ.get(
-            "WESTTEK_BEDROCK_MODEL_ID", "anthropic.claude-3-5-sonnet-20240620-v1:0"
-        )
+    _default_model_id = default("model_id")(
+        _from_env("WESTTEK_BEDROCK_MODEL_ID", "anthropic.claude-3-5-sonnet-20240620-v1:0")
+    )
 
     region = Unicode(
         config=True,
@@ -583,8 +585,6 @@ class BedrockProvider(Provider):
 
     @default("region")
     def _default_region(self) -> str:
-        import os
-
         return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
     endpoint_url = Unicode(
@@ -722,33 +722,23 @@ class OpenAIProvider(Provider):
         "Default: $OPENAI_BASE_URL, else http://127.0.0.1:8000/v1.",
     )
 
-    @default("base_url")
-    def _default_base_url(self) -> str:
-        import os
-
-        return os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1")
+    _default_base_url = default("base_url")(
+        _from_env("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1")
+    )
 
     model = Unicode(
         config=True,
         help="The model name the endpoint serves. Default: $OPENAI_MODEL, else 'default'.",
     )
 
-    @default("model")
-    def _default_model(self) -> str:
-        import os
-
-        return os.environ.get("OPENAI_MODEL", "default")
+    _default_model = default("model")(_from_env("OPENAI_MODEL", "default"))
 
     api_key = Unicode(
         config=True,
         help="Bearer token for the endpoint (empty: none). Default: $OPENAI_API_KEY.",
     )
 
-    @default("api_key")
-    def _default_api_key(self) -> str:
-        import os
-
-        return os.environ.get("OPENAI_API_KEY", "")
+    _default_api_key = default("api_key")(_from_env("OPENAI_API_KEY", ""))
 
     max_tokens = Int(2048, config=True, help="Most tokens the model may answer with.")
     temperature = Float(0.0, config=True, help="Sampling temperature (0: most deterministic).")
