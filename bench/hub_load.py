@@ -304,9 +304,9 @@ async def main_async(args: argparse.Namespace) -> int:
     facts["load_after"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
     for r in results:
         print(json.dumps(r), flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"facts": facts, "results": results}, indent=2) + "\n")
-    if args.write_readme:
+    if args.write_readme:  # a quick run (--no-readme) only prints
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps({"facts": facts, "results": results}, indent=2) + "\n")
         replace_readme_block(
             MARK_BEGIN, MARK_END, render(results, facts), "## Hub service under load"
         )
@@ -323,7 +323,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--databases", nargs="+", default=["sqlite", "postgresql"],
         choices=["sqlite", "postgresql"],
     )  # fmt: skip
-    parser.add_argument("--no-readme", dest="write_readme", action="store_false")
+    parser.add_argument(
+        "--no-readme",
+        dest="write_readme",
+        action="store_false",
+        help="print the results; leave bench/README.md and bench/results/hub_load.json alone",
+    )
     args = parser.parse_args(argv)
     if args.rate <= 0 or not 0 < args.seconds <= 600:
         parser.error("--rate must be positive and --seconds between 0 and 600")
