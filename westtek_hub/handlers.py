@@ -25,7 +25,7 @@ from tornado.ioloop import IOLoop
 
 from westtek_core.store import StoreError
 from westtek_hub import audit, registry
-from westtek_hub.models import AuditEntry, Environment, Share
+from westtek_hub.models import AuditEntry, Environment, Share, Snapshot
 from westtek_hub.registry import Caller, Registry, RegistryError
 from westtek_hub.stores import LabStores
 
@@ -100,6 +100,12 @@ class APIHandler(HubOAuthenticated, web.RequestHandler):
     def registry(self) -> Registry:
         """The registry."""
         found: Registry = self.settings["westtek_registry"]
+        return found
+
+    @property
+    def stores(self) -> LabStores:
+        """The labs' snapshot stores."""
+        found: LabStores = self.settings["westtek_lab_stores"]
         return found
 
     @property
@@ -250,12 +256,6 @@ class LaunchHandler(APIHandler):
     store, from which the new server restores it: a lab's servers only reach their own store.
     """
 
-    @property
-    def stores(self) -> LabStores:
-        """The labs' snapshot stores."""
-        found: LabStores = self.settings["westtek_lab_stores"]
-        return found
-
     async def post(self) -> None:
         """Ask the hub to start the caller's server for it."""
         caller = await self.caller()
@@ -296,7 +296,7 @@ class LaunchHandler(APIHandler):
                 copied = await IOLoop.current().run_in_executor(
                     None, self.stores.copy, restore, env.lab_id, lab
                 )
-            except StoreError as e:
+            except (StoreError, OSError) as e:
                 failed = registry.StoreUnavailable(
                     f"snapshot {restore[:12]} could not be copied to lab {lab}'s store: {e}", lab
                 )
@@ -498,14 +498,42 @@ class TransferHandler(APIHandler):
             missing = registry.NotFound(f"no hub user {successor!r}")
             self.run(caller, "environment.reassign", env_id, lambda _: registry.refuse(missing))
         successor_labs = Caller.from_model(model or {"name": successor}, self.registry.policy).labs
-        self.reply(
-            self.run(
-                caller,
-                "environment.reassign",
-                env_id,
-                lambda s: registry.reassign(s, caller, env_id, successor, successor_labs),
-            )
-        )
+
+        def plan(session: Session) -> tuple[str, str, list[str]]:
+            """The environment's lab, the successor's, and the environment's snapshots."""
+            env, _ = registry.get_environment(session, caller, env_id, act=True)
+            to_lab = registry.successor_lab(env, caller, successor, successor_labs)
+            query = select(Snapshot.id).where(Snapshot.environment_id == env.id)
+            return env.lab_id, to_lab, list(session.scalars(query.order_by(Snapshot.timestamp)))
+
+        from_lab, to_lab, snapshot_ids = self.run(caller, "environment.reassign", env_id, plan)
+        # moving to the successor's lab: its snapshots go to that lab's store first, so the
+        # successor's servers (which reach only their own lab's store) can restore them
+        carried: dict[str, Any] = {}
+        if from_lab != to_lab and snapshot_ids and self.stores.configured:
+            try:
+                copied, not_held = await IOLoop.current().run_in_executor(
+                    None, self.stores.copy_present, snapshot_ids, from_lab, to_lab
+                )
+            except (StoreError, OSError) as e:
+                failed = registry.StoreUnavailable(
+                    f"the snapshots of {env_id!r} could not be copied to lab {to_lab}'s store, "
+                    f"so it was not reassigned: {e}",
+                    to_lab,
+                )
+                self.run(caller, "snapshot.copy", env_id, lambda _: registry.refuse(failed))
+            carried = {"from_lab": from_lab, "to_lab": to_lab, "copied": copied,
+                       "not_in_store": not_held}  # fmt: skip
+
+        def work(session: Session) -> dict[str, Any]:
+            moved = registry.reassign(session, caller, env_id, successor, successor_labs)
+            if carried:
+                audit.append(session, caller.name, "snapshot.copy", env_id, lab_id=to_lab,
+                             detail=carried)  # fmt: skip
+                moved["snapshots_copied"] = carried
+            return moved
+
+        self.reply(self.run(caller, "environment.reassign", env_id, work))
 
 
 class StorageHandler(APIHandler):

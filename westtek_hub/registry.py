@@ -761,6 +761,19 @@ def transfer_package(session: Session, caller: Caller, env_id: str) -> dict[str,
     }
 
 
+def successor_lab(
+    env: Environment, caller: Caller, successor: str, successor_labs: frozenset[str]
+) -> str:
+    """The lab an environment moves to with its successor (its own, if the successor is in it)."""
+    if env.lab_id in successor_labs:
+        return env.lab_id
+    if caller.admin and len(successor_labs) == 1:
+        return next(iter(successor_labs))  # a hub admin moves it to the successor's lab
+    if caller.admin and not successor_labs:
+        raise Invalid(f"{successor} is in no lab: add them to one first")
+    raise Denied(f"{successor} is not in lab {env.lab_id}", env.lab_id)
+
+
 def reassign(
     session: Session,
     caller: Caller,
@@ -777,14 +790,7 @@ def reassign(
         )
     if successor == env.researcher_id:
         raise Invalid(f"{successor} already holds environment {env_id!r}")
-    if env.lab_id in successor_labs:
-        to_lab = env.lab_id
-    elif caller.admin and len(successor_labs) == 1:
-        to_lab = next(iter(successor_labs))  # a hub admin moves it to the successor's lab
-    elif caller.admin and not successor_labs:
-        raise Invalid(f"{successor} is in no lab: add them to one first")
-    else:
-        raise Denied(f"{successor} is not in lab {env.lab_id}", env.lab_id)
+    to_lab = successor_lab(env, caller, successor, successor_labs)
     _ensure(session, Researcher, successor)
     _ensure(session, Lab, to_lab)
     transfer = Transfer(

@@ -15,7 +15,7 @@ from traitlets import Unicode
 from traitlets.config import LoggingConfigurable
 
 from westtek_core.snapshot import copy_snapshot
-from westtek_core.store import Repository, StoreError
+from westtek_core.store import Repository, SnapshotNotFound, StoreError, StoreNotFound
 
 
 class LabStores(LoggingConfigurable):
@@ -56,19 +56,44 @@ class LabStores(LoggingConfigurable):
 
         Raises ``StoreError`` (e.g. the snapshot is not in the source lab's store).
         """
+        copied, missing = self.copy_present([snapshot_id], from_lab, to_lab)
+        if missing:
+            raise SnapshotNotFound(f"no snapshot {snapshot_id!r} in lab {from_lab}'s store")
+        return copied[snapshot_id]
+
+    def copy_present(
+        self, snapshot_ids: list[str], from_lab: str, to_lab: str
+    ) -> tuple[dict[str, str], list[str]]:
+        """Copy the snapshots the source lab's store holds: {id: new id}, and the ids it lacks.
+
+        Raises ``StoreError`` when a store cannot be used.
+        """
         if not self.configured:
             raise StoreError(
                 "the hub service does not know the labs' snapshot stores: an admin must set "
                 "LabStores.store_template"
             )
-        source = self._open(from_lab, create=False)
+        copied: dict[str, str] = {}
+        missing: list[str] = []
         try:
+            source = self._open(from_lab, create=False)
+        except StoreNotFound:  # the lab never stored a snapshot: it holds none of them
+            return copied, list(snapshot_ids)
+        try:
+            held = set(source.list_manifests())
             dest = self._open(to_lab, create=True)
             try:
-                copied = copy_snapshot(source, dest, snapshot_id)
+                for snapshot_id in snapshot_ids:
+                    if snapshot_id in held:
+                        copied[snapshot_id] = copy_snapshot(source, dest, snapshot_id)
+                    else:
+                        missing.append(snapshot_id)
             finally:
                 dest.close()
         finally:
             source.close()
-        self.log.info("copied snapshot %s of lab %s to lab %s", snapshot_id[:12], from_lab, to_lab)
-        return copied
+        self.log.info(
+            "copied %d snapshot(s) of lab %s to lab %s (%d not in its store)",
+            len(copied), from_lab, to_lab, len(missing),
+        )  # fmt: skip
+        return copied, missing

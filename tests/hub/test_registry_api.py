@@ -98,7 +98,10 @@ async def test_labs_see_only_their_environments_until_a_share_and_the_audit_veri
     assert restored == analysis
     copied.close()
 
-    # And the admin reassigns bob's environment to carol, who then holds it
+    # And the admin reassigns bob's environment to carol, who then holds it: it moves to her
+    # lab, and the snapshots its lab's store holds are copied to hers
+    bobs = store_snapshot(lab_stores / "vault-13", "bob", {"fit.ipynb": b'{"cells": []}'})
+    assert (await api("POST", "snapshots", "bob", snapshot_report("bob", bobs))).code == 201
     moved = await api(
         "POST",
         "knowledge/transfer",
@@ -107,6 +110,13 @@ async def test_labs_see_only_their_environments_until_a_share_and_the_audit_veri
     )
     assert moved.code == 200, answer(moved)
     assert answer(moved)["lab_id"] == "vault-101"
+    assert answer(moved)["snapshots_copied"] == {
+        "from_lab": "vault-13", "to_lab": "vault-101", "copied": {bobs: bobs},
+        "not_in_store": ["b0" * 32],  # reported by bob's server, but not in the store
+    }  # fmt: skip
+    held = Repository.open(str(lab_stores / "vault-101"), create=False)
+    assert bobs in held.list_manifests()
+    held.close()
     assert (await visible(api, "carol"))["bob"] == "own"
     assert "bob" not in await visible(api, "alice")
     package = answer(await api("GET", "knowledge/transfer?environment_id=bob", "carol"))
@@ -213,6 +223,26 @@ async def test_without_the_labs_stores_a_shared_launch_is_refused_clearly(api, f
     assert launch.code == 502 and "LabStores.store_template" in answer(launch)["message"]
     assert hub.started == []
     assert ("refused", answer(launch)["message"]) in await refused_steps(api, "server.launch")
+
+
+async def test_a_reassignment_whose_snapshots_cannot_be_copied_moves_nothing(api, lab_stores):
+    # Given bob's environment with a snapshot, and a recipient lab's store that is broken,
+    await seed(api)
+    bobs = store_snapshot(lab_stores / "vault-13", "bob", {"fit.ipynb": b"{}"})
+    assert (await api("POST", "snapshots", "bob", snapshot_report("bob", bobs))).code == 201
+    (lab_stores / "vault-101").write_text("not a store")
+    # when the admin hands it to carol in that lab, it is refused with the reason,
+    moved = await api(
+        "POST",
+        "knowledge/transfer",
+        "overseer",
+        {"environment_id": "bob", "to_researcher": "carol"},
+    )
+    assert moved.code == 502
+    assert "could not be copied to lab vault-101's store" in answer(moved)["message"]
+    # and bob still holds it, in his lab
+    assert (await visible(api, "bob"))["bob"] == "own"
+    assert [o for o, _ in await refused_steps(api, "snapshot.copy")] == ["refused"]
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,7 @@ from westtek_core.store.errors import (
     StoreFormatError,
     StoreKeyError,
     StoreLockedError,
+    StoreNotFound,
 )
 from westtek_core.store.repository import (
     CheckReport,
@@ -63,5 +64,6 @@ __all__ = [
     "StoreFormatError",
     "StoreKeyError",
     "StoreLockedError",
+    "StoreNotFound",
     "open_backend",
 ]

@@ -7,6 +7,10 @@ class StoreError(Exception):
     """Anything the store cannot do; ``str()`` is one clear line for the CLI."""
 
 
+class StoreNotFound(StoreError):
+    """Nothing has been stored at the location yet (opened without ``create``)."""
+
+
 class StoreFormatError(StoreError):
     """The store's layout or config is one this version does not read."""
 

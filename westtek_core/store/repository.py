@@ -34,6 +34,7 @@ from westtek_core.store.errors import (
     StoreError,
     StoreFormatError,
     StoreKeyError,
+    StoreNotFound,
 )
 from westtek_core.store.index import BlobIndex, Location, decode_index_file, encode_index_file
 from westtek_core.store.locks import StoreLock
@@ -229,7 +230,7 @@ class Repository:
                 raw = backend.load("config")
             except ObjectMissing:
                 if not create:
-                    raise StoreError(f"no West Tek store at {backend.url}") from None
+                    raise StoreNotFound(f"no West Tek store at {backend.url}") from None
                 raw = cls._initialise(backend, key_file if encrypt else None, encrypt, kms_key_id)
             config = _parse_config(raw, backend.url)
             crypto = _crypto_for(config, backend.url, key_file, encrypt)
