@@ -250,8 +250,6 @@ def fusion_what_ifs(index: Path, questions: list[dict[str, Any]]) -> dict[str, A
     """
     import sqlite3
 
-    import numpy as np
-
     from westtek_core.kb import KnowledgeBase
     from westtek_core.kb import index as kb_index
 
@@ -274,8 +272,7 @@ def fusion_what_ifs(index: Path, questions: list[dict[str, Any]]) -> dict[str, A
 
     def order(question_id: int, method: str, weight: float, k: int) -> list[int]:
         bm25, (scores, ids) = candidates[question_id]
-        best = np.argsort(-scores)[: kb_index.CANDIDATES]
-        nearest = [(ids[i], float(scores[i])) for i in best if np.isfinite(scores[i])]
+        nearest = kb_index._best(scores, ids)
         if method == "blend":
             row = {child: i for i, child in enumerate(ids)}
             return [c for c, _ in kb_index.fuse(bm25, nearest, lambda c: float(scores[row[c]]),

@@ -264,8 +264,10 @@ def analyse_notebooks_cached(root: Path, cache_file: Path | None = None) -> list
     return results
 
 
-def grading_context(root: Path, baseline: Mapping[str, Any]) -> GradingContext:
-    """Analyse the workspace's notebooks and resolve their imports in the baseline."""
+def grading_context(
+    root: Path, baseline: Mapping[str, Any], analyses: Sequence[Any] | None = None
+) -> GradingContext:
+    """Analyse the workspace's notebooks (unless given) and resolve their imports."""
     from westtek_core.notebook_imports import ImportMap
 
     maps = {
@@ -275,7 +277,7 @@ def grading_context(root: Path, baseline: Mapping[str, Any]) -> GradingContext:
     kernels = kernel_interpreters(baseline)
     default = next(iter(maps), None)
     context = GradingContext()
-    for analysis in analyse_notebooks_cached(root):
+    for analysis in analyses if analyses is not None else analyse_notebooks_cached(root):
         if analysis.error:
             context.unanalysable.append(analysis.path)
             continue

@@ -353,17 +353,19 @@ class EnvironmentService:
     def environment_view(self) -> dict[str, Any]:
         """Interpreters, packages (with the notebooks importing each), kernels and config."""
         watcher = self._watcher
+        analyses = None
         if watcher and self.watching:
             capture, drift = watcher.capture, self._state(watcher.report)
         else:
             with ThreadPoolExecutor(1, thread_name_prefix="westtek-notebooks") as pool:
-                # the notebooks are analysed (and cached) while the capture mostly waits on
-                # the interpreter probe's subprocess
-                pool.submit(analyse_notebooks_cached, self.root)
+                # the notebooks are analysed while the capture mostly waits on the
+                # interpreter probe's subprocess
+                analysing = pool.submit(analyse_notebooks_cached, self.root)
                 capture = self._live_capture()
+                analyses = analysing.result()
             drift = self._graded(lambda: capture)
         live = live_manifest(capture)
-        context = grading_context(self.root, live)
+        context = grading_context(self.root, live, analyses)
         imported_by: dict[tuple[str | None, str], list[str]] = {}
         for path, use in sorted(context.notebooks.items()):
             for dist in use.distributions:

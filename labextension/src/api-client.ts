@@ -1,7 +1,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { API_NAMESPACE, errorText, requestAPI } from './request';
+import { API_NAMESPACE, fetchAPI, requestAPI } from './request';
 import {
   ExportFormat,
   IDriftReport,
@@ -158,31 +158,12 @@ export class WestTekClient {
    * `GET snapshots/{id}/export?format=`: a lockfile to download.
    */
   async exportLock(id: string, format: ExportFormat): Promise<IExportedFile> {
-    const settings = this.serverSettings;
-    const url =
-      URLExt.join(
-        settings.baseUrl,
-        API_NAMESPACE,
-        `snapshots/${encodeURIComponent(id)}/export`
-      ) + URLExt.objectToQueryString({ format });
-    let response: Response;
-    try {
-      response = await ServerConnection.makeRequest(url, {}, settings);
-    } catch (error) {
-      throw new ServerConnection.NetworkError(error as TypeError);
-    }
-    if (!response.ok) {
-      let data: unknown = await response.text();
-      try {
-        data = JSON.parse(data as string);
-      } catch {
-        // not JSON: keep the text
-      }
-      throw new ServerConnection.ResponseError(
-        response,
-        errorText(response, data)
-      );
-    }
+    const response = await fetchAPI(
+      `snapshots/${encodeURIComponent(id)}/export` +
+        URLExt.objectToQueryString({ format }),
+      {},
+      this.serverSettings
+    );
     const disposition = response.headers.get('Content-Disposition') ?? '';
     const match = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition);
     const filename = match

@@ -1,9 +1,8 @@
-import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { VDomModel } from '@jupyterlab/ui-components';
 
 import { errorMessage } from './api-client';
-import { API_NAMESPACE, errorText, requestAPI } from './request';
+import { fetchAPI, requestAPI } from './request';
 
 /**
  * The two agents (`models.AgentName`).
@@ -453,29 +452,11 @@ export class ChatModel extends VDomModel {
     body: IChatRequest,
     onChunk: (chunk: IChatChunk) => void
   ): Promise<void> {
-    const url = URLExt.join(this._settings.baseUrl, API_NAMESPACE, 'chat');
-    let response: Response;
-    try {
-      response = await ServerConnection.makeRequest(
-        url,
-        { method: 'POST', body: JSON.stringify(body) },
-        this._settings
-      );
-    } catch (error) {
-      throw new ServerConnection.NetworkError(error as TypeError);
-    }
-    if (!response.ok) {
-      let data: unknown = await response.text();
-      try {
-        data = JSON.parse(data as string);
-      } catch {
-        // not JSON: keep the text
-      }
-      throw new ServerConnection.ResponseError(
-        response,
-        errorText(response, data)
-      );
-    }
+    const response = await fetchAPI(
+      'chat',
+      { method: 'POST', body: JSON.stringify(body) },
+      this._settings
+    );
     const reader = new NDJSONReader();
     const decoder = new TextDecoder();
     const stream = response.body?.getReader();

@@ -8,6 +8,46 @@ import { ServerConnection } from '@jupyterlab/services';
 export const API_NAMESPACE = 'westtek/api';
 
 /**
+ * Call the West Tek server extension and answer the raw response, for bodies
+ * read as they come (a stream, a file to download).
+ *
+ * @param endPoint API end point below `westtek/api`, with any query string
+ * @param init Initial values for the request (method, body…)
+ * @param serverSettings Settings of the Jupyter server to call
+ * @returns The 2xx response, its body unread
+ * @throws {ServerConnection.NetworkError} when the server cannot be reached
+ * @throws {ServerConnection.ResponseError} when the server answers non-2xx
+ */
+export async function fetchAPI(
+  endPoint: string,
+  init: RequestInit = {},
+  serverSettings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<Response> {
+  const requestUrl = URLExt.join(
+    serverSettings.baseUrl,
+    API_NAMESPACE,
+    endPoint
+  );
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(
+      requestUrl,
+      init,
+      serverSettings
+    );
+  } catch (error) {
+    throw new ServerConnection.NetworkError(error as TypeError);
+  }
+  if (!response.ok) {
+    throw new ServerConnection.ResponseError(
+      response,
+      errorText(response, parseBody(await response.text()))
+    );
+  }
+  return response;
+}
+
+/**
  * Call the West Tek server extension.
  *
  * @param endPoint API end point below `westtek/api`, e.g. `'status'`
@@ -23,41 +63,23 @@ export async function requestAPI<T>(
   init: RequestInit = {},
   serverSettings: ServerConnection.ISettings = ServerConnection.makeSettings()
 ): Promise<T> {
-  const requestUrl = URLExt.join(
-    serverSettings.baseUrl,
-    API_NAMESPACE,
-    endPoint
-  );
+  const response = await fetchAPI(endPoint, init, serverSettings);
+  return parseBody(await response.text()) as T;
+}
 
-  let response: Response;
-  try {
-    response = await ServerConnection.makeRequest(
-      requestUrl,
-      init,
-      serverSettings
-    );
-  } catch (error) {
-    throw new ServerConnection.NetworkError(error as TypeError);
-  }
-
-  let data: any = await response.text();
-
-  if (data.length > 0) {
+/**
+ * A body as JSON when it is JSON, else its text (error pages, e.g. Tornado's
+ * 404, are HTML).
+ */
+function parseBody(text: string): unknown {
+  if (text.length > 0) {
     try {
-      data = JSON.parse(data);
+      return JSON.parse(text);
     } catch {
-      // Error pages (e.g. Tornado's 404) are HTML; keep the text as is.
+      // not JSON: keep the text
     }
   }
-
-  if (!response.ok) {
-    throw new ServerConnection.ResponseError(
-      response,
-      errorText(response, data)
-    );
-  }
-
-  return data as T;
+  return text;
 }
 
 /**

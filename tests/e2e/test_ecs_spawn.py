@@ -27,9 +27,9 @@ from tests.core.store.conftest import moto_endpoint  # noqa: F401 (a fixture)
 from tests.e2e.conftest import REPO, HubProcess, login
 from tests.e2e.test_hub_spawn import server_status
 from tests.postgres_server import create_database
-from tests.spawner.conftest import hold_tasks_running, make_world
+from tests.spawner.conftest import aws, make_world  # noqa: F401 (the fixture)
 from tests.spawner.fake_fargate import FakeFargate
-from westtek_spawner.aws import aws_client, forget_clients
+from westtek_spawner.aws import aws_client
 
 pytestmark = pytest.mark.slow
 
@@ -81,26 +81,8 @@ c.EcsBackend.image = "westtek/notebook:e2e"
 
 
 @pytest.fixture
-def aws_env(moto_endpoint, monkeypatch, tmp_path):  # noqa: F811
-    """The hub inherits these: dummy credentials, moto's endpoint, no profile or IMDS."""
-    for name in ("AWS_PROFILE", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    forget_clients()
-    hold_tasks_running(moto_endpoint)
-    yield moto_endpoint
-    forget_clients()
-
-
-@pytest.fixture
-def ecs_hub(aws_env, tmp_path):
-    world = make_world(aws_env)
+def ecs_hub(aws, tmp_path):  # noqa: F811
+    world = make_world(aws)
     fargate = FakeFargate(
         tmp_path / "fargate",
         clusters={world["cluster"]},
@@ -261,11 +243,11 @@ def find_proxy() -> str:
 
 
 @pytest.fixture
-def production_hub(aws_env, postgres, tmp_path, monkeypatch):
+def production_hub(aws, postgres, tmp_path, monkeypatch):  # noqa: F811
     """hub_config/aws.py, its stack outputs pointing at moto and a local PostgreSQL."""
     from tests.e2e.conftest import ADMIN_TOKEN
 
-    world = make_world(aws_env)
+    world = make_world(aws)
     secrets = aws_client("secretsmanager")
     db_secret = secrets.create_secret(
         Name=f"westtek-db-{world['cluster']}",

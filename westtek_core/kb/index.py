@@ -131,6 +131,16 @@ def fuse(bm25: Scored, nearest: Scored, cosine: Callable[[int], float], share: f
     return sorted(blended.items(), key=lambda item: -item[1])
 
 
+@dataclass(frozen=True)
+class _Embedded:
+    """Every child's vector, loaded once per index change: ids, kinds and rows aligned."""
+
+    matrix: Vectors
+    ids: list[int]
+    kinds: Any  # numpy array of the children's kinds
+    row: dict[int, int]  # child id → its row
+
+
 def _best(scores: Vectors, ids: list[int]) -> Scored:
     """The ``CANDIDATES`` highest scores with their ids, skipping excluded (``-inf``) ones."""
     best = np.argsort(-scores)[:CANDIDATES]
@@ -148,7 +158,7 @@ class HybridSqliteIndex(KnowledgeIndex):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
-        self._matrix: tuple[Vectors, list[int], list[str]] | None = None
+        self._matrix: _Embedded | None = None
 
     def fingerprint(self, source: str, kind: str) -> str | None:
         """The stored fingerprint of a document, if it is indexed."""
@@ -221,7 +231,7 @@ class HybridSqliteIndex(KnowledgeIndex):
             self._db.execute("COMMIT")
             self._matrix = None
 
-    def _embeddings(self) -> tuple[Vectors, list[int], list[str]]:
+    def _embeddings(self) -> _Embedded:
         if self._matrix is None:
             rows = self._db.execute("SELECT id, kind, embedding FROM children").fetchall()
             matrix = (
@@ -231,7 +241,10 @@ class HybridSqliteIndex(KnowledgeIndex):
                 if rows
                 else np.zeros((0, self.embedder.dimensions), dtype=np.float32)
             )
-            self._matrix = (matrix, [int(r[0]) for r in rows], [str(r[1]) for r in rows])
+            ids = [int(r[0]) for r in rows]
+            self._matrix = _Embedded(
+                matrix, ids, np.array([str(r[1]) for r in rows]), {c: i for i, c in enumerate(ids)}
+            )
         return self._matrix
 
     def _bm25(self, query: str, kinds: set[str] | None) -> Scored:
@@ -249,13 +262,13 @@ class HybridSqliteIndex(KnowledgeIndex):
 
     def _similarities(self, query: str, kinds: set[str] | None) -> tuple[Vectors, list[int]]:
         """The query's cosine with every child (``-inf`` for other kinds), and their ids."""
-        matrix, ids, row_kinds = self._embeddings()
-        if not ids:
-            return np.zeros(0, dtype=np.float32), ids
-        scores = matrix @ self.embedder.embed([query])[0]
+        embedded = self._embeddings()
+        if not embedded.ids:
+            return np.zeros(0, dtype=np.float32), embedded.ids
+        scores = embedded.matrix @ self.embedder.embed([query])[0]
         if kinds:
-            scores = np.where([k in kinds for k in row_kinds], scores, -np.inf)
-        return scores, ids
+            scores = np.where(np.isin(embedded.kinds, list(kinds)), scores, -np.inf)
+        return scores, embedded.ids
 
     def _nearest(self, query: str, kinds: set[str] | None) -> Scored:
         """The best children by cosine."""
@@ -264,9 +277,12 @@ class HybridSqliteIndex(KnowledgeIndex):
     def _hybrid(self, query: str, kinds: set[str] | None) -> Scored:
         """The best children by BM25 and cosine blended (``fuse``)."""
         scores, ids = self._similarities(query, kinds)
-        nearest = _best(scores, ids)
-        row = {child: i for i, child in enumerate(ids)}
-        return fuse(self._bm25(query, kinds), nearest, lambda c: float(scores[row[c]]), BM25_SHARE)
+        row = self._embeddings().row
+
+        def cosine(child: int) -> float:
+            return float(scores[row[child]])
+
+        return fuse(self._bm25(query, kinds), _best(scores, ids), cosine, BM25_SHARE)
 
     def search(
         self, query: str, k: int = 5, kinds: set[str] | None = None, mode: str = "hybrid"
