@@ -763,12 +763,13 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def _cmd_kb(args: argparse.Namespace) -> int:
-    from westtek_core.kb import KnowledgeBase, default_index_path
+    from westtek_core.kb import KnowledgeIndexBackend, default_index_path
 
     index = args.index or default_index_path()
-    if args.action == "search" and not index.exists():
+    backend = KnowledgeIndexBackend()  # sqlite unless $WESTTEK_KB_BACKEND says otherwise
+    if args.action == "search" and not backend.is_built(index):
         raise CommandError(f"no knowledge base at {index}: run `westtek kb ingest` first")
-    kb = KnowledgeBase(index)
+    kb = backend.open_knowledge_base(index)
     try:
         if args.action == "search":
             if args.k < 1:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from westtek_core.baseline import baseline_manifest, set_baseline
 from westtek_core.capture import ProbeError, capture_environment
@@ -42,6 +42,9 @@ from westtek_core.snapshot import (
 )
 from westtek_core.store import Repository, SnapshotNotFound, StoreError
 from westtek_core.watch import DriftWatcher, environment_stamp
+
+if TYPE_CHECKING:  # the knowledge base is imported only when it is used
+    from westtek_core.kb.backend import KnowledgeIndexBackend
 
 Message = dict[str, Any]
 """A message for stream listeners: ``{"type": "state", "drift": …}`` or ``{"type": "event", …}``."""
@@ -89,6 +92,8 @@ class EnvironmentService:
         event_log: EventLog,
         debounce_ms: int = 300,
         kb_index: Path | None = None,
+        kb_backend: KnowledgeIndexBackend | None = None,
+        lab_id: str | None = None,
     ) -> None:
         self.store = store
         self.key_file = key_file
@@ -98,6 +103,9 @@ class EnvironmentService:
         self.event_log = event_log
         self.debounce_ms = debounce_ms
         self.kb_index = kb_index
+        # which index kb_index names (None: the default, an embedded SQLite file)
+        self.kb_backend = kb_backend
+        self.lab_id = lab_id
         self.jobs = JobRunner(expected_errors=USER_ERRORS)
         self._listeners: list[Listener] = []
         self._lock = threading.RLock()
@@ -201,10 +209,11 @@ class EnvironmentService:
         """
         if self.kb_index is None:
             return {"skipped": "no knowledge base configured"}
-        from westtek_core.kb import KnowledgeBase
+        from westtek_core.kb import KnowledgeIndexBackend
 
         try:
-            kb = KnowledgeBase(self.kb_index)
+            backend = self.kb_backend or KnowledgeIndexBackend()
+            kb = backend.open_knowledge_base(self.kb_index, self.lab_id)
             try:
                 report = kb.ingest_everything(
                     self.root, [manifest], self.event_log.install_history(self.environment_id)

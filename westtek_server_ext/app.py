@@ -107,6 +107,10 @@ class WestTekExtension(ExtensionApp):
 
     def initialize_settings(self) -> None:
         """Create the one service object the handlers share, and start watching."""
+        from westtek_core.kb import KnowledgeIndexBackend
+
+        # c.KnowledgeIndexBackend chooses the index (default: the SQLite file kb_index)
+        kb_backend = KnowledgeIndexBackend(parent=self, lab_id=self.lab_id)
         self.service = EnvironmentService(
             store=self.store,
             key_file=Path(self.key_file),
@@ -116,6 +120,8 @@ class WestTekExtension(ExtensionApp):
             event_log=EventLog(data_dir() / "events.sqlite"),
             debounce_ms=self.debounce_ms,
             kb_index=Path(self.kb_index),
+            kb_backend=kb_backend,
+            lab_id=self.lab_id or None,
         )
         self.settings["westtek_service"] = self.service
         # the agents: chat, knowledge search, and the Drift Analyzer on critical events

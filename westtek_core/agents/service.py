@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from traitlets import Bool, Unicode, default
 from traitlets.config import LoggingConfigurable
@@ -20,6 +20,9 @@ from westtek_core.agents.loop import AGENTS, AgentLoop, Chunk, DriftAutoAnalyzer
 from westtek_core.agents.tools import SearchIndex, ToolContext
 from westtek_core.environment_service import EnvironmentService
 from westtek_core.paths import data_dir
+
+if TYPE_CHECKING:  # the knowledge base is an optional part of an install
+    from westtek_core.kb.backend import KnowledgeIndexBackend
 
 
 def default_kb_path() -> Path:
@@ -31,13 +34,16 @@ def default_kb_path() -> Path:
     return Path(default_index_path())
 
 
-def open_knowledge_base(path: Path) -> SearchIndex | None:
-    """The knowledge base at ``path``, or None when it has not been built yet."""
-    if not path.exists():
-        return None
-    from westtek_core.kb import KnowledgeBase
+def open_knowledge_base(
+    path: Path, backend: KnowledgeIndexBackend | None = None, lab_id: str | None = None
+) -> SearchIndex | None:
+    """The lab's knowledge base (``path`` on ``backend``), or None when it is not built yet."""
+    from westtek_core.kb import KnowledgeIndexBackend
 
-    kb: SearchIndex = KnowledgeBase(path)
+    backend = backend or KnowledgeIndexBackend()
+    if not backend.is_built(path):
+        return None
+    kb: SearchIndex = backend.open_knowledge_base(path, lab_id)
     return kb
 
 
@@ -81,7 +87,12 @@ class AgentService(LoggingConfigurable):
 
     def context(self) -> ToolContext:
         """A fresh tool context (and knowledge-base connection) for one request."""
-        return ToolContext(self.service, open_knowledge_base(Path(self.index_path)))
+        return ToolContext(
+            self.service,
+            open_knowledge_base(
+                Path(self.index_path), self.service.kb_backend, self.service.lab_id
+            ),
+        )
 
     def start(self) -> None:
         """Start analysing critical drift events, if configured."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from westtek_core.kb.backend import KnowledgeIndexBackend
 from westtek_core.kb.chunking import chunk_document
 from westtek_core.kb.documents import (
     Document,
@@ -42,6 +43,7 @@ __all__ = [
     "IngestReport",
     "KnowledgeBase",
     "KnowledgeIndex",
+    "KnowledgeIndexBackend",
     "SearchResult",
     "default_index_path",
 ]

@@ -1,0 +1,303 @@
+"""The Bedrock Knowledge Base index: S3 on a loopback moto server, Bedrock on a loopback fake."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import nbformat
+import pytest
+from traitlets import TraitError
+from traitlets.config import Config
+
+from tests.conftest import free_port
+from tests.core.kb.fake_bedrock import FakeBedrock
+from tests.core.store.conftest import moto_endpoint  # noqa: F401 (a fixture)
+from westtek_core.kb import HybridSqliteIndex, KnowledgeBase, KnowledgeIndexBackend
+from westtek_core.kb.bedrock import BedrockKnowledgeIndex, KnowledgeIndexError
+from westtek_core.kb.chunking import chunk_document
+from westtek_core.kb.documents import notebook_document
+
+NOTEBOOKS = ("kernel_density.ipynb", "robust_models_0.ipynb")
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Nothing but loopback is dialled; dummy credentials, no profile, no IMDS."""
+    real_connect = socket.socket.connect
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            host = address[0]
+            if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
+                raise AssertionError(f"dialled non-loopback address {address!r}")
+        real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    for name in (
+        "AWS_PROFILE",
+        "AWS_REGION",
+        "AWS_ENDPOINT_URL",
+        "WESTTEK_KB_BACKEND",
+        "WESTTEK_LAB_ID",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    yield
+
+
+@pytest.fixture
+def s3(moto_endpoint: str) -> Any:  # noqa: F811
+    return boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+
+
+@pytest.fixture
+def bedrock(s3: Any) -> Iterator[FakeBedrock]:
+    """A fresh bucket and a fake knowledge base whose data source is that bucket."""
+    bucket = f"kb-{secrets.token_hex(4)}"
+    s3.create_bucket(Bucket=bucket)
+    fake = FakeBedrock(s3, "KB12345678", "DS12345678", bucket)
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+def bedrock_config(fake: FakeBedrock, s3_endpoint: str, **overrides: str) -> Config:
+    """The traitlets configuration that selects this fake knowledge base."""
+    traits = {
+        "backend": "bedrock",
+        "knowledge_base_id": fake.knowledge_base_id,
+        "data_source_id": fake.data_source_id,
+        "bucket": fake.bucket,
+        "s3_endpoint_url": s3_endpoint,
+        "agent_endpoint_url": fake.url,
+        "runtime_endpoint_url": fake.url,
+    }
+    return Config({"KnowledgeIndexBackend": traits | overrides})
+
+
+@pytest.fixture
+def open_index(bedrock: FakeBedrock, moto_endpoint: str, tmp_path: Path) -> Iterator[Any]:  # noqa: F811
+    """Open a lab's Bedrock index the way the server does: through the configurable."""
+    opened: list[BedrockKnowledgeIndex] = []
+
+    def open_(lab: str, **overrides: str) -> BedrockKnowledgeIndex:
+        backend = KnowledgeIndexBackend(config=bedrock_config(bedrock, moto_endpoint, **overrides))
+        index = backend.open_index(tmp_path / "unused.sqlite", lab)
+        assert isinstance(index, BedrockKnowledgeIndex)
+        opened.append(index)
+        return index
+
+    yield open_
+    for index in opened:
+        index.close()
+
+
+@pytest.fixture
+def workspace(example_notebooks: Path, tmp_path: Path) -> Path:
+    """A workspace with two real notebooks."""
+    root = tmp_path / "workspace"
+    (root / "notebooks").mkdir(parents=True)
+    for name in NOTEBOOKS:
+        shutil.copy(example_notebooks / name, root / "notebooks" / name)
+    return root
+
+
+def keys(s3: Any, bucket: str) -> list[str]:
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+def test_ingested_notebooks_are_found_with_a_citation(open_index, bedrock, s3, workspace):
+    # Given two real notebooks ingested into lab vault-13's share of the knowledge base
+    kb = KnowledgeBase(workspace / "unused.sqlite", index=open_index("vault-13"))
+    report = kb.ingest_workspace(workspace)
+    assert not report.failed
+    assert sorted(report.ingested) == [f"notebooks/{n}" for n in NOTEBOOKS]
+
+    # Then each parent is an object under the lab with its metadata sidecar
+    stored = keys(s3, bedrock.bucket)
+    assert stored and all(k.startswith("kb/vault-13/notebook/notebooks%2F") for k in stored)
+    sidecar = next(k for k in stored if k.endswith("/0.md.metadata.json"))
+    attributes = json.loads(s3.get_object(Bucket=bedrock.bucket, Key=sidecar)["Body"].read())
+    assert set(attributes["metadataAttributes"]) == {
+        "lab",
+        "source",
+        "kind",
+        "locator",
+        "fingerprint",
+    }
+    assert attributes["metadataAttributes"]["lab"] == "vault-13"
+    assert bedrock.jobs == 2  # one ingestion job per changed document
+
+    # When the lab searches, it finds the right notebook and the cell its passage begins at
+    (best, *_) = kb.search("kernel density estimation of a univariate sample", k=3)
+    assert best.source == "notebooks/kernel_density.ipynb" and best.kind == "notebook"
+    assert best.locator.startswith("cell ")
+    notebook = nbformat.read(workspace / best.source, as_version=4)
+    cell = notebook.cells[int(best.locator.split()[1])]
+    first_line = next(line for line in cell.source.splitlines() if line.strip())
+    assert first_line.strip() in best.text
+    robust = kb.search("robust linear models Huber's T norm", k=3)
+    assert robust[0].source == "notebooks/robust_models_0.ipynb"
+    assert len({(r.source, r.text) for r in robust}) == len(robust)  # one per parent
+
+
+def test_an_unchanged_notebook_is_skipped_and_a_vanished_one_forgotten(
+    open_index, bedrock, s3, workspace
+):
+    kb = KnowledgeBase(workspace / "unused.sqlite", index=open_index("vault-13"))
+    kb.ingest_workspace(workspace)
+    jobs = bedrock.jobs
+
+    # Re-ingesting the same notebooks writes nothing and starts no job (fingerprints match)
+    again = kb.ingest_workspace(workspace)
+    assert again.ingested == [] and again.unchanged == 2 and bedrock.jobs == jobs
+    assert sorted(kb.index.sources("notebook")) == [f"notebooks/{n}" for n in NOTEBOOKS]
+
+    # A notebook deleted from the workspace is removed from S3 and from the results
+    (workspace / "notebooks" / "kernel_density.ipynb").unlink()
+    report = kb.ingest_workspace(workspace)
+    assert report.removed == ["notebooks/kernel_density.ipynb"]
+    assert kb.index.sources("notebook") == ["notebooks/robust_models_0.ipynb"]
+    assert not any("kernel_density" in k for k in keys(s3, bedrock.bucket))
+    results = kb.search("kernel density estimation of a univariate sample", k=5)
+    assert all(r.source != "notebooks/kernel_density.ipynb" for r in results)
+
+
+def test_a_changed_notebook_replaces_its_old_version(open_index, bedrock, s3, workspace):
+    kb = KnowledgeBase(workspace / "unused.sqlite", index=open_index("vault-13"))
+    kb.ingest_workspace(workspace)
+    path = workspace / "notebooks" / "robust_models_0.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells.append(nbformat.v4.new_markdown_cell("Quokka regression footnote."))
+    nbformat.write(notebook, path)
+
+    report = kb.ingest_workspace(workspace)
+
+    assert report.ingested == ["notebooks/robust_models_0.ipynb"]
+    versions = {k.split("/")[4] for k in keys(s3, bedrock.bucket) if "robust" in k}
+    assert len(versions) == 1  # the old version's objects are gone
+    assert kb.search("quokka footnote", k=1)[0].source == "notebooks/robust_models_0.ipynb"
+
+
+def test_one_lab_never_retrieves_another_labs_material(open_index, bedrock, workspace):
+    # Given lab A's notebooks in the shared knowledge base
+    lab_a = KnowledgeBase(workspace / "a.sqlite", index=open_index("vault-13"))
+    lab_a.ingest_workspace(workspace)
+    assert lab_a.search("kernel density estimation", k=1)
+
+    # When lab B asks a question that matches them, it gets nothing
+    lab_b = open_index("vault-101")
+    assert lab_b.search("kernel density estimation of a univariate sample", k=5) == []
+    assert lab_b.search("kernel density", k=5, kinds={"notebook", "experiment"}) == []
+
+    # And every retrieve it sent was filtered to its own lab
+    retrieves = [body for name, body in bedrock.requests if name == "Retrieve"][-2:]
+    filters = [
+        r["retrievalConfiguration"]["vectorSearchConfiguration"]["filter"] for r in retrieves
+    ]
+    assert filters == [
+        {"equals": {"key": "lab", "value": "vault-101"}},
+        {
+            "andAll": [
+                {"equals": {"key": "lab", "value": "vault-101"}},
+                {"in": {"key": "kind", "value": ["experiment", "notebook"]}},
+            ]
+        },
+    ]
+
+
+def test_search_modes_map_to_bedrock_search_types(open_index, bedrock):
+    index = open_index("vault-13")
+    index.search("anything", k=2, mode="embedding")
+    index.search("anything", k=2, mode="hybrid")
+    sent = [b["retrievalConfiguration"]["vectorSearchConfiguration"] for _, b in bedrock.requests]
+    assert [s["overrideSearchType"] for s in sent] == ["SEMANTIC", "HYBRID"]
+    assert all(s["numberOfResults"] >= 2 for s in sent)
+
+    with pytest.raises(ValueError, match="no keyword-only \\(bm25\\) search") as error:
+        index.search("anything", mode="bm25")
+    assert "\n" not in str(error.value)
+
+
+def test_a_failed_upload_keeps_the_old_version(open_index, bedrock, s3, workspace):
+    kb = KnowledgeBase(workspace / "unused.sqlite", index=open_index("vault-13"))
+    kb.ingest_workspace(workspace)
+    before = keys(s3, bedrock.bucket)
+    source = "notebooks/robust_models_0.ipynb"
+    fingerprint = kb.index.fingerprint(source, "notebook")
+    parents = chunk_document(notebook_document(workspace / source, source))
+
+    # S3 refuses the second upload of the new version (through botocore's own event hooks)
+    puts = []
+
+    def refuse_second_put(**_: Any) -> Any:
+        puts.append(1)
+        if len(puts) == 2:  # the first parent's sidecar is written, the parent is not
+            response = type("Response", (), {"status_code": 403})()
+            error = {"Code": "AccessDenied", "Message": "Access Denied"}
+            return response, {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 403}}
+        return None
+
+    s3_client = kb.index._client("s3")  # test seam: inject one failure
+    s3_client.meta.events.register("before-call.s3.PutObject", refuse_second_put)
+
+    with pytest.raises(KnowledgeIndexError) as error:
+        kb.index.replace(source, "notebook", "new-fingerprint", parents)
+
+    message = str(error.value)
+    assert "\n" not in message and "put_object" in message and "AccessDenied" in message
+    assert keys(s3, bedrock.bucket) == before  # nothing of the new version, all of the old
+    assert kb.index.fingerprint(source, "notebook") == fingerprint
+
+
+def test_aws_errors_are_one_line_naming_the_operation(open_index, bedrock):
+    unknown = open_index("vault-13", knowledge_base_id="KBNOTTHERE")
+    with pytest.raises(KnowledgeIndexError) as error:
+        unknown.search("kernel density")
+    assert str(error.value).startswith("Bedrock knowledge base: retrieve failed: ")
+    assert "ResourceNotFoundException" in str(error.value) and "\n" not in str(error.value)
+
+    unreachable = open_index("vault-13", s3_endpoint_url=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(KnowledgeIndexError) as error:
+        unreachable.sources("notebook")
+    assert "list_objects_v2 failed" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_the_backend_is_sqlite_by_default_and_bedrock_when_configured(
+    bedrock,
+    moto_endpoint,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    path = tmp_path / "vault-13.sqlite"
+    default = KnowledgeIndexBackend()
+    assert default.backend == "sqlite" and not default.is_built(path)
+    index = default.open_index(path, "vault-13")
+    assert isinstance(index, HybridSqliteIndex) and index.path == path
+    index.close()
+
+    configured = KnowledgeIndexBackend(config=bedrock_config(bedrock, moto_endpoint))
+    assert configured.is_built(path)
+    kb = configured.open_knowledge_base(path, "vault-13")
+    assert isinstance(kb.index, BedrockKnowledgeIndex) and kb.index.lab == "vault-13"
+    kb.close()
+
+    monkeypatch.setenv("WESTTEK_KB_BACKEND", "bedrock")
+    assert KnowledgeIndexBackend().backend == "bedrock"
+    with pytest.raises(ValueError, match="needs a lab id"):
+        KnowledgeIndexBackend(config=bedrock_config(bedrock, moto_endpoint)).open_index(path)
+    with pytest.raises(TraitError):
+        KnowledgeIndexBackend(backend="opensearch")
