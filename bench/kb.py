@@ -80,6 +80,13 @@ NOTEBOOK_SDISTS = (
     ("giddy", "2.3.8"),  # 6 under notebooks/
 )
 MODES = ("hybrid", "bm25", "embedding")
+# kb_eval.json's questions by when they were written: the fusion and weighting were chosen
+# on the first two sets; the third was written afterwards, blind, to check that choice
+QUESTION_SETS = (
+    ("1–93", 1, 93),
+    ("94–120, written blind on 2026-11-25", 94, 120),
+    ("121–160, written blind after choosing", 121, 160),
+)
 TARGETS = {
     "recall_at_5": 0.9,
     "search_p95_ms": 150.0,
@@ -210,6 +217,11 @@ def bench_quality(index: Path, questions: list[dict[str, Any]]) -> dict[str, Any
             "by_style": {
                 style: _scores([q for q in questions if q["style"] == style], ranks[mode])
                 for style in sorted({q["style"] for q in questions})
+            },
+            "by_set": {
+                label: _scores([q for q in questions if low <= q["id"] <= high], ranks[mode])
+                for label, low, high in QUESTION_SETS
+                if any(low <= q["id"] <= high for q in questions)
             },
             "latency_ms": {k: v * 1000 for k, v in summary(seconds[mode]).items() if k != "n"},
             "ranks": {str(i): r for i, r in ranks[mode].items()},
@@ -826,6 +838,20 @@ def render(result: dict[str, Any]) -> str:
                 f"| {st['paraphrase']['recall_at_5']:.3f} ({st['paraphrase']['n']}) "
                 f"| {m['latency_ms']['median']:.1f} |"
             )
+        lines += [
+            "",
+            "By question set, recall@5 / MRR@10:",
+            "",
+            "| questions | " + " | ".join(MODES) + " |",
+            "|---|" + "---|" * len(MODES),
+        ]
+        for label in modes["hybrid"].get("by_set", {}):
+            cells = (modes[mode]["by_set"][label] for mode in MODES)
+            lines.append(
+                f"| {label} ({modes['hybrid']['by_set'][label]['n']}) | "
+                + " | ".join(f"{c['recall_at_5']:.3f} / {c['mrr_at_10']:.3f}" for c in cells)
+                + " |"
+            )
         missed = [i for i, r in modes["hybrid"]["ranks"].items() if r is None or r >= 5]
         lines += ["", f"Hybrid misses (ids in `kb_eval.json`): {', '.join(missed) or 'none'}."]
     lines += _render_fusion(result.get("fusion_what_ifs", {}), modes)
@@ -945,8 +971,8 @@ def _render_fusion(what_ifs: dict[str, Any], modes: dict[str, Any]) -> list[str]
     lines = [
         "",
         "What-if fusions (diagnostic): the index's own BM25 and cosine candidates, fused by "
-        "weighted reciprocal rank (BM25 weight 1) or blended as the KB does (min-max "
-        "normalised scores, BM25's share); recall@5 / MRR@10, one passage per parent chunk "
+        "weighted reciprocal rank (BM25 weight 1) or blended as the KB does (z-scored "
+        "scores, BM25's share); recall@5 / MRR@10, one passage per parent chunk "
         "(as `search`) and one per notebook"
         + ("" if faithful else " — **unfaithful: the current row does not reproduce step 1**")
         + ":",

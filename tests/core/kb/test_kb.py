@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -111,6 +112,57 @@ def test_reingestion_is_incremental(lab_workspace, tmp_path):
     assert base.search("Zanzibar quokka calibration", k=1)[0].source == "notebooks/ets.ipynb"
     assert all("kernel_density" not in r.source for r in base.search("kernel density", k=10))
     base.close()
+
+
+def _few_notebooks(example_notebooks: Path, dest: Path, count: int) -> Path:
+    dest.mkdir(parents=True)
+    for notebook in sorted(example_notebooks.glob("*.ipynb"))[:count]:
+        shutil.copy(notebook, dest / notebook.name)
+    return dest
+
+
+def _token_counts(index: Path) -> dict[int, int]:
+    with sqlite3.connect(index) as db:
+        return dict(db.execute("SELECT token, count FROM token_counts WHERE count > 0"))
+
+
+def test_the_token_counts_the_weights_come_from_follow_every_change(tmp_path, example_notebooks):
+    root = _few_notebooks(example_notebooks, tmp_path / "ws", 8)
+    base = KnowledgeBase(tmp_path / "index.sqlite")
+    base.ingest_workspace(root)
+    for notebook in sorted(root.glob("*.ipynb"))[:5]:
+        notebook.unlink()
+    edited = sorted(root.glob("*.ipynb"))[0]
+    notebook = nbformat.read(edited, as_version=4)
+    notebook.cells.append(nbformat.v4.new_markdown_cell("Zanzibar quokka calibration note"))
+    nbformat.write(notebook, edited)
+    assert len(base.ingest_workspace(root).removed) == 5
+    base.close()
+
+    fresh = KnowledgeBase(tmp_path / "fresh.sqlite")
+    fresh.ingest_workspace(root)
+    fresh.close()
+    assert _token_counts(tmp_path / "index.sqlite") == _token_counts(tmp_path / "fresh.sqlite")
+
+
+def test_an_index_made_before_the_weighting_is_weighed_on_open(tmp_path, example_notebooks):
+    root = _few_notebooks(example_notebooks, tmp_path / "ws", 12)
+    path = tmp_path / "index.sqlite"
+    base = KnowledgeBase(path)
+    base.ingest_workspace(root)
+    question = "kernel density estimation with a chosen bandwidth"
+    expected = [(r.source, r.locator) for r in base.search(question, k=5, mode="embedding")]
+    base.close()
+    with sqlite3.connect(path) as db:  # as an earlier version left it: plain vectors
+        db.execute("DELETE FROM settings")
+        db.execute("DELETE FROM token_counts")
+        db.execute("UPDATE children SET embedding = zeroblob(1024)")
+
+    reopened = KnowledgeBase(path)
+    assert [(r.source, r.locator) for r in reopened.search(question, k=5, mode="embedding")] == (
+        expected
+    )
+    reopened.close()
 
 
 def test_pii_and_credentials_never_reach_the_index(tmp_path):
