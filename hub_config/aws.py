@@ -9,7 +9,8 @@ secret), never from the environment.
 - notebook servers: WestTekSpawner's ecs backend — a Fargate task per server in the
   notebook subnets, the researcher's EFS access point as /home/jovyan, their lab's task
   role, snapshots in s3://<bucket>/labs/{lab_id}/, the researcher's latest snapshot
-  restored before JupyterLab opens;
+  restored before JupyterLab opens; with the stage's knowledge bases (prod), the bedrock
+  knowledge-base backend and the ids of the server's own lab's knowledge base;
 - login: Cognito through oauthenticator's GenericOAuthenticator; a user's labs are the
   labs whose AD group is in their `custom:ad_groups` claim (native Cognito users: their
   `cognito:groups`), kept as JupyterHub groups named by lab id; `westtek-admins` are admins;
@@ -225,6 +226,28 @@ c.WestTekSpawner.environment = {
     "AWS_DEFAULT_REGION": REGION,
     "WESTTEK_STAGE": STAGE,
 }
+# Each lab's Bedrock knowledge base (prod): a server gets its own lab's ids only, which its
+# role may use (retrieve, ingest); its documents go beside its store, labs/{lab_id}/kb/.
+KNOWLEDGE_BASE_IDS = json_setting("WESTTEK_KNOWLEDGE_BASE_IDS", {})
+KNOWLEDGE_BASE_DATA_SOURCE_IDS = json_setting("WESTTEK_KNOWLEDGE_BASE_DATA_SOURCE_IDS", {})
+
+
+def own_lab_entry(ids):
+    """A spawner environment value: JSON of ``ids``' entry for the server's lab (or {})."""
+
+    def value(spawner):
+        lab = spawner.lab_id or spawner.find_lab_id()
+        return json.dumps({lab: ids[lab]} if lab in ids else {})
+
+    return value
+
+
+if KNOWLEDGE_BASE_IDS:
+    c.WestTekSpawner.environment |= {
+        "WESTTEK_KB_BACKEND": "bedrock",
+        "WESTTEK_KNOWLEDGE_BASE_IDS": own_lab_entry(KNOWLEDGE_BASE_IDS),
+        "WESTTEK_KNOWLEDGE_BASE_DATA_SOURCE_IDS": own_lab_entry(KNOWLEDGE_BASE_DATA_SOURCE_IDS),
+    }
 
 c.EcsBackend.region = REGION
 c.EcsBackend.cluster = setting("WESTTEK_ECS_CLUSTER")

@@ -136,8 +136,10 @@ export interface IAiStackProps extends StackProps {
 export interface ILabKnowledgeBase {
   /** Knowledge base id (for `bedrock-agent-runtime retrieve`). */
   readonly id: string;
-  /** Knowledge base ARN (what the lab's notebook role may retrieve from). */
+  /** Knowledge base ARN (what the lab's notebook role may retrieve from and ingest into). */
   readonly arn: string;
+  /** Id of its S3 data source over `labs/{lab_id}/kb/` (for `StartIngestionJob`). */
+  readonly dataSourceId: string;
 }
 
 /** The ARN of a Bedrock foundation model in a stack's region. */
@@ -238,6 +240,7 @@ export class AiStack extends Stack {
     const vectorBucket = new s3vectors.CfnVectorBucket(this, 'VectorBucket', {});
     const embeddingModelArn = foundationModelArn(this, config.bedrockEmbeddingModelId);
     const kbIds: Record<string, string> = {};
+    const dataSourceIds: Record<string, string> = {};
     for (const lab of config.labs) {
       const index = new s3vectors.CfnIndex(this, `Index-${lab.id}`, {
         vectorBucketArn: vectorBucket.attrVectorBucketArn,
@@ -321,7 +324,7 @@ export class AiStack extends Stack {
         }
       });
       kb.node.addDependency(role);
-      new bedrock.CfnDataSource(this, `DataSource-${lab.id}`, {
+      const dataSource = new bedrock.CfnDataSource(this, `DataSource-${lab.id}`, {
         knowledgeBaseId: kb.attrKnowledgeBaseId,
         name: `lab-${lab.id}`,
         dataDeletionPolicy: 'DELETE',
@@ -330,10 +333,16 @@ export class AiStack extends Stack {
           s3Configuration: { bucketArn: bucket.bucketArn, inclusionPrefixes: [kbPrefix] }
         }
       });
-      this.knowledgeBases[lab.id] = { id: kb.attrKnowledgeBaseId, arn: kb.attrKnowledgeBaseArn };
+      this.knowledgeBases[lab.id] = {
+        id: kb.attrKnowledgeBaseId,
+        arn: kb.attrKnowledgeBaseArn,
+        dataSourceId: dataSource.attrDataSourceId
+      };
       kbIds[lab.id] = kb.attrKnowledgeBaseId;
+      dataSourceIds[lab.id] = dataSource.attrDataSourceId;
     }
     new CfnOutput(this, 'KnowledgeBaseIds', { value: this.toJsonString(kbIds) });
+    new CfnOutput(this, 'KnowledgeBaseDataSourceIds', { value: this.toJsonString(dataSourceIds) });
   }
 }
 

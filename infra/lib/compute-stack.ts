@@ -273,6 +273,11 @@ export class ComputeStack extends Stack {
           Object.entries(props.knowledgeBases ?? {}).map(([lab, kb]) => [lab, kb.id])
         )
       ),
+      WESTTEK_KNOWLEDGE_BASE_DATA_SOURCE_IDS: this.toJsonString(
+        Object.fromEntries(
+          Object.entries(props.knowledgeBases ?? {}).map(([lab, kb]) => [lab, kb.dataSourceId])
+        )
+      ),
       WESTTEK_PROXY_API_URL: `http://127.0.0.1:${PROXY_API_PORT}`
     };
 
@@ -506,6 +511,15 @@ export class ComputeStack extends Stack {
         new iam.PolicyStatement({
           sid: 'RetrieveOwnLab',
           actions: ['bedrock:Retrieve'],
+          resources: [kb.arn]
+        })
+      );
+      // The server writes its lab's documents under labs/{lab}/kb/ (ReadWriteOwnLab) after
+      // each snapshot and then starts its own knowledge base's ingestion.
+      this.notebookRoles[labId]?.addToPolicy(
+        new iam.PolicyStatement({
+          sid: 'IngestOwnLab',
+          actions: ['bedrock:StartIngestionJob', 'bedrock:GetIngestionJob'],
           resources: [kb.arn]
         })
       );

@@ -178,5 +178,12 @@ export const HUB_SETTINGS: IHubSetting[] = [
     output: 'KnowledgeBaseIds',
     description: 'JSON: lab id → Bedrock knowledge base id',
     optional: true
+  },
+  {
+    env: 'WESTTEK_KNOWLEDGE_BASE_DATA_SOURCE_IDS',
+    stack: 'ai',
+    output: 'KnowledgeBaseDataSourceIds',
+    description: "JSON: lab id → id of its knowledge base's S3 data source",
+    optional: true
   }
 ];

@@ -165,12 +165,37 @@ for (const stage of STAGES) {
         for (const lab of TEST_LABS) {
           const role = notebookRole(lab.id);
           for (const [kbLab, arn] of Object.entries(kbArns)) {
-            assert.equal(
-              world.decide(role, { action: 'bedrock:Retrieve', resource: arn }),
-              kbLab === lab.id,
-              `${lab.id} retrieves from ${kbLab}'s knowledge base`
-            );
+            for (const action of [
+              'bedrock:Retrieve',
+              'bedrock:StartIngestionJob',
+              'bedrock:GetIngestionJob'
+            ]) {
+              assert.equal(
+                world.decide(role, { action, resource: arn }),
+                kbLab === lab.id,
+                `${lab.id} may ${action} on ${kbLab}'s knowledge base`
+              );
+            }
           }
+        }
+      });
+
+      it("lets a notebook role write and delete its own lab's knowledge-base documents only", () => {
+        for (const lab of TEST_LABS) {
+          const role = notebookRole(lab.id);
+          const document = (labId: string) =>
+            object(`labs/${labId}/kb/notebook/a%2Fb.ipynb/f1/0.md.metadata.json`);
+          for (const action of ['s3:PutObject', 's3:DeleteObject', 's3:GetObject']) {
+            assert.ok(world.decide(role, { action, resource: document(lab.id) }), action);
+            for (const other of TEST_LABS.filter(candidate => candidate.id !== lab.id)) {
+              assert.equal(
+                world.decide(role, { action, resource: document(other.id) }),
+                false,
+                `${lab.id} may ${action} ${other.id}'s documents`
+              );
+            }
+          }
+          assert.ok(world.decide(role, list(`labs/${lab.id}/kb/notebook/`)));
         }
       });
 

@@ -302,6 +302,10 @@ def production_hub(aws, postgres, tmp_path, monkeypatch):  # noqa: F811
         "WESTTEK_LABS": json.dumps(
             [{"id": "vault-13", "adGroup": "CN-Vault13"}, {"id": "vault-101", "adGroup": None}]
         ),
+        "WESTTEK_KNOWLEDGE_BASE_IDS": json.dumps({"vault-13": "KB13", "vault-101": "KB101"}),
+        "WESTTEK_KNOWLEDGE_BASE_DATA_SOURCE_IDS": json.dumps(
+            {"vault-13": "DS13", "vault-101": "DS101"}
+        ),
     }
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
@@ -391,6 +395,10 @@ def test_the_production_config_runs_on_postgres_and_spawns_on_ecs(production_hub
     env = {e["name"]: e["value"] for e in task["overrides"]["containerOverrides"][0]["environment"]}
     assert env["WESTTEK_STORE"] == f"s3://{settings['WESTTEK_SNAPSHOT_BUCKET']}/labs/vault-13/"
     assert env["WESTTEK_LAB_ID"] == "vault-13"
+    # and her lab's knowledge base only (its documents go beside the store, under kb/)
+    assert env["WESTTEK_KB_BACKEND"] == "bedrock"
+    assert json.loads(env["WESTTEK_KNOWLEDGE_BASE_IDS"]) == {"vault-13": "KB13"}
+    assert json.loads(env["WESTTEK_KNOWLEDGE_BASE_DATA_SOURCE_IDS"]) == {"vault-13": "DS13"}
     definition = ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])[
         "taskDefinition"
     ]

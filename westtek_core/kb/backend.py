@@ -7,13 +7,16 @@ its agents) asks one ``KnowledgeIndexBackend`` for it, so one setting
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
-from traitlets import TraitError, Unicode, default, validate
+from traitlets import Dict, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
+from westtek_core.kb.bedrock import DEFAULT_PREFIX
 from westtek_core.kb.index import KnowledgeIndex
 
 if TYPE_CHECKING:
@@ -22,14 +25,28 @@ if TYPE_CHECKING:
 BACKENDS = ("sqlite", "bedrock")
 
 
+def _ids_from_environment(name: str) -> dict[str, str]:
+    """A JSON object of lab id → id from the environment variable ``name`` ({} when unset)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {}
+    try:
+        ids = json.loads(raw)
+    except ValueError as e:
+        raise ValueError(f"${name} is not JSON: {e}") from None
+    if not isinstance(ids, dict) or not all(isinstance(v, str) for v in ids.values()):
+        raise ValueError(f"${name} must be a JSON object of lab id to id, not {raw[:80]!r}")
+    return {str(lab): value for lab, value in ids.items()}
+
+
 class KnowledgeIndexBackend(LoggingConfigurable):
     """Open a lab's knowledge-base index on the configured backend."""
 
     backend = Unicode(
         config=True,
         help="Where the knowledge base's index lives: 'sqlite' (an embedded file per lab, "
-        "BM25 and local embeddings) or 'bedrock' (a Bedrock Knowledge Base fed from S3, "
-        "shared by the labs and filtered by lab). Default: $WESTTEK_KB_BACKEND, else sqlite.",
+        "BM25 and local embeddings) or 'bedrock' (each lab's own Bedrock Knowledge Base, fed "
+        "from the lab's prefix of an S3 bucket). Default: $WESTTEK_KB_BACKEND, else sqlite.",
     )
 
     @default("backend")
@@ -45,49 +62,70 @@ class KnowledgeIndexBackend(LoggingConfigurable):
 
     lab_id = Unicode(
         config=True,
-        help="The lab whose material a shared backend (bedrock) holds, when the caller does "
-        "not say. Default: $WESTTEK_LAB_ID (set by the spawner).",
+        help="The lab whose knowledge base the bedrock backend opens when the caller does not "
+        "say. Default: $WESTTEK_LAB_ID (set by the spawner).",
     )
 
     @default("lab_id")
     def _default_lab_id(self) -> str:
         return os.environ.get("WESTTEK_LAB_ID", "")
 
-    knowledge_base_id = Unicode(
+    knowledge_base_ids = Dict(
+        key_trait=Unicode(),
+        value_trait=Unicode(),
         config=True,
-        help="The Bedrock Knowledge Base's id (bedrock backend). Default: $WESTTEK_BEDROCK_KB_ID.",
+        help="Each lab's Bedrock Knowledge Base id, by lab id (bedrock backend; the CDK app "
+        "makes one per lab). Default: $WESTTEK_KNOWLEDGE_BASE_IDS (JSON), else none.",
     )
 
-    @default("knowledge_base_id")
-    def _default_knowledge_base_id(self) -> str:
-        return os.environ.get("WESTTEK_BEDROCK_KB_ID", "")
+    @default("knowledge_base_ids")
+    def _default_knowledge_base_ids(self) -> dict[str, str]:
+        return _ids_from_environment("WESTTEK_KNOWLEDGE_BASE_IDS")
 
-    data_source_id = Unicode(
+    data_source_ids = Dict(
+        key_trait=Unicode(),
+        value_trait=Unicode(),
         config=True,
-        help="The id of the knowledge base's S3 data source that ingests the labs' passages "
-        "(bedrock backend). Default: $WESTTEK_BEDROCK_KB_DATA_SOURCE_ID.",
+        help="The id of each lab's knowledge-base S3 data source, by lab id: the one whose "
+        "ingestion jobs the bedrock backend starts. Default: "
+        "$WESTTEK_KNOWLEDGE_BASE_DATA_SOURCE_IDS (JSON), else none.",
     )
 
-    @default("data_source_id")
-    def _default_data_source_id(self) -> str:
-        return os.environ.get("WESTTEK_BEDROCK_KB_DATA_SOURCE_ID", "")
+    @default("data_source_ids")
+    def _default_data_source_ids(self) -> dict[str, str]:
+        return _ids_from_environment("WESTTEK_KNOWLEDGE_BASE_DATA_SOURCE_IDS")
 
     bucket = Unicode(
         config=True,
-        help="The S3 bucket of that data source, where each passage is written as an object "
-        "with its metadata sidecar (bedrock backend). Default: $WESTTEK_KB_BUCKET.",
+        help="The S3 bucket the labs' data sources read, where each passage is written as an "
+        "object with its metadata sidecar (bedrock backend). Default: the bucket of the "
+        "snapshot store when $WESTTEK_STORE is an s3:// location (as the spawner sets it).",
     )
 
     @default("bucket")
     def _default_bucket(self) -> str:
-        return os.environ.get("WESTTEK_KB_BUCKET", "")
+        store = urlparse(os.environ.get("WESTTEK_STORE", ""))
+        return store.netloc if store.scheme == "s3" else ""
 
     prefix = Unicode(
-        "kb/",
+        DEFAULT_PREFIX,
         config=True,
-        help="Key prefix of the passages in the bucket: the data source's inclusion prefix. "
-        "Each lab's passages are below {prefix}{lab}/.",
+        help="Key prefix of a lab's passages in the bucket, with {lab} standing for the "
+        "percent-encoded lab id: the inclusion prefix of that lab's data source. Default: "
+        "labs/{lab}/kb/, beside the lab's snapshot store.",
     )
+
+    @validate("prefix")
+    def _valid_prefix(self, proposal: dict[str, Any]) -> str:
+        value = str(proposal["value"])
+        try:
+            formatted = value.format(lab="lab")
+        except (IndexError, KeyError, ValueError) as e:
+            raise TraitError(f"knowledge-base prefix {value!r} is not a template: {e!r}") from e
+        if "{lab}" not in value or not formatted.endswith("/"):
+            # labs writing to one prefix would list and replace each other's documents
+            raise TraitError(f"knowledge-base prefix {value!r} must hold {{lab}} and end in /")
+        return value
 
     region = Unicode(
         config=True,
@@ -121,18 +159,23 @@ class KnowledgeIndexBackend(LoggingConfigurable):
     )
 
     def is_built(self, index_path: Path) -> bool:
-        """Whether there is an index to search (a shared knowledge base always is)."""
+        """Whether there is an index to search (a Bedrock knowledge base always is)."""
         return self.backend != "sqlite" or index_path.exists()
 
     def open_index(self, index_path: Path, lab_id: str | None = None) -> KnowledgeIndex:
-        """The lab's index: the SQLite file at ``index_path``, or the lab's Bedrock share."""
+        """The lab's index: the SQLite file at ``index_path``, or the lab's Bedrock knowledge base.
+
+        A lab with no Bedrock knowledge base (or data source) configured is refused with a
+        one-line ``ValueError``.
+        """
         if self.backend == "bedrock":
             from westtek_core.kb.bedrock import BedrockKnowledgeIndex
 
+            lab = lab_id or self.lab_id
             return BedrockKnowledgeIndex(
-                lab_id or self.lab_id,
-                knowledge_base_id=self.knowledge_base_id,
-                data_source_id=self.data_source_id,
+                lab,
+                knowledge_base_id=self._id_of(lab, "knowledge_base_ids"),
+                data_source_id=self._id_of(lab, "data_source_ids"),
                 bucket=self.bucket,
                 prefix=self.prefix,
                 region=self.region,
@@ -144,6 +187,19 @@ class KnowledgeIndexBackend(LoggingConfigurable):
         from westtek_core.kb.index import HybridSqliteIndex
 
         return HybridSqliteIndex(index_path, shared_embedder())
+
+    def _id_of(self, lab: str, trait: str) -> str:
+        """The lab's entry of ``trait`` (a dict by lab id); a one-line error without one."""
+        if not lab:
+            # the per-lab ids, keys and retrieve filter all need the lab
+            raise ValueError("a Bedrock knowledge-base index needs a lab id")
+        value = getattr(self, trait).get(lab)
+        if not value:
+            raise ValueError(
+                f"no Bedrock knowledge base configured for lab {lab!r}: "
+                f"c.KnowledgeIndexBackend.{trait} has no entry for it"
+            )
+        return str(value)
 
     def open_knowledge_base(self, index_path: Path, lab_id: str | None = None) -> KnowledgeBase:
         """A ``KnowledgeBase`` on :meth:`open_index` (``index_path`` as its path)."""

@@ -1,22 +1,26 @@
-"""The knowledge-base index on a Bedrock Knowledge Base whose S3 data source holds the labs.
+"""The knowledge-base index on a lab's own Bedrock Knowledge Base, fed by an S3 data source.
 
 Every parent passage is one S3 object with its Bedrock metadata sidecar; Bedrock's ingestion
-job embeds them and ``retrieve`` searches them. One Bedrock knowledge base serves every lab,
-so the lab is in every key and in every retrieve filter: an index object is bound to one
-lab and can neither write outside that lab's prefix nor retrieve another lab's passages.
+job embeds them and ``retrieve`` searches them. Each lab has its own knowledge base whose data
+source reads only the lab's prefix (infra/lib/ai-stack.ts), and its servers may retrieve from
+that one only. The lab is still in every key, every sidecar and every retrieve filter (defence
+in depth): an index object is bound to one lab and can neither write outside that lab's prefix
+nor return another lab's passages, even when pointed at another lab's knowledge base.
 
-Layout (``source``, ``lab`` and ``fingerprint`` percent-encoded into one path segment each)::
+Layout (``lab``, ``kind``, ``source`` and ``fingerprint`` percent-encoded into one path segment
+each; ``{root}`` is the prefix template with the lab filled in, by default ``labs/{lab}/kb/``,
+beside the lab's snapshot store)::
 
-    {prefix}{lab}/{kind}/{source}/{fingerprint}/{n}.md                 the parent's text
-    {prefix}{lab}/{kind}/{source}/{fingerprint}/{n}.md.metadata.json   its metadataAttributes
+    {root}{kind}/{source}/{fingerprint}/{n}.md                 the parent's text
+    {root}{kind}/{source}/{fingerprint}/{n}.md.metadata.json   its metadataAttributes
 
 The fingerprint is a key segment so that a new version never overwrites the old one (the
 old one is deleted only once the new one is complete) and so that ``fingerprint()`` is one
 ``ListObjectsV2`` of the document's prefix, with no object read. Parent 0 is written last:
 a version is complete when its ``0.md`` exists.
 
-Point the data source at ``{prefix}`` with chunking strategy ``NONE``: the parents are
-already chunked (``chunking.py``), so each retrieved chunk is then a whole parent.
+Point each lab's data source at its ``{root}`` with chunking strategy ``NONE``: the parents
+are already chunked (``chunking.py``), so each retrieved chunk is then a whole parent.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from westtek_core.kb.index import SEARCH_MODES, KnowledgeIndex, SearchResult
 log = logging.getLogger(__name__)
 
 SIDECAR = ".metadata.json"
+# a lab's passages sit beside its snapshot store (s3://bucket/labs/{lab}/), as infra expects
+DEFAULT_PREFIX = "labs/{lab}/kb/"
 # retrieve returns at most 100 results; ask for more than k since several may share a parent
 MAX_RESULTS = 100
 SEARCH_TYPES = {"hybrid": "HYBRID", "embedding": "SEMANTIC"}
@@ -105,7 +111,7 @@ def _describe(operation: str, error: Exception) -> str:
 
 
 class BedrockKnowledgeIndex(KnowledgeIndex):
-    """One lab's passages in a Bedrock Knowledge Base fed by an S3 data source.
+    """One lab's passages in the lab's Bedrock Knowledge Base, fed by an S3 data source.
 
     Ingestion is asynchronous on Bedrock: a passage written by ``replace`` is searchable
     once the ingestion job it starts has finished.
@@ -118,14 +124,14 @@ class BedrockKnowledgeIndex(KnowledgeIndex):
         knowledge_base_id: str,
         data_source_id: str,
         bucket: str,
-        prefix: str = "kb/",
+        prefix: str = DEFAULT_PREFIX,
         region: str = "",
         s3_endpoint_url: str = "",
         agent_endpoint_url: str = "",
         runtime_endpoint_url: str = "",
     ) -> None:
         if not lab:
-            # a shared knowledge base with no lab in the filter would mix every lab's material
+            # the lab names the keys and the retrieve filter: without it labs could mix
             raise ValueError("a Bedrock knowledge-base index needs a lab id")
         for name, value in (
             ("knowledge_base_id", knowledge_base_id),
@@ -138,7 +144,9 @@ class BedrockKnowledgeIndex(KnowledgeIndex):
         self.knowledge_base_id = knowledge_base_id
         self.data_source_id = data_source_id
         self.bucket = bucket
-        self.root = f"{prefix}{_segment(lab)}/"
+        if "{lab}" not in prefix:
+            raise ValueError(f"the knowledge-base prefix {prefix!r} must hold {{lab}}")
+        self.root = prefix.format(lab=_segment(lab))
         self._region = region
         self._endpoints = {
             "s3": s3_endpoint_url,

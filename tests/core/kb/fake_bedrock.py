@@ -1,10 +1,12 @@
 """A loopback stand-in for the Bedrock Knowledge Base calls the index makes.
 
 It speaks the REST subset botocore sends (bedrock-agent ``StartIngestionJob``,
-bedrock-agent-runtime ``Retrieve``). An ingestion job reads the data source's objects and
-their ``.metadata.json`` sidecars from S3 (moto) as Bedrock does; retrieve scores each
-ingested passage by how many of the query's words it holds and honours the metadata
-filter's ``equals``, ``in`` and ``andAll``. Every request body is kept for the tests.
+bedrock-agent-runtime ``Retrieve``) for several knowledge bases, each with one S3 data
+source over its own inclusion prefix of one bucket, as infra deploys one per lab. An
+ingestion job reads the objects under its data source's prefix and their ``.metadata.json``
+sidecars from S3 (moto) as Bedrock does; retrieve scores each passage its knowledge base
+ingested by how many of the query's words it holds and honours the metadata filter's
+``equals``, ``in`` and ``andAll``. Every request body is kept for the tests.
 """
 
 from __future__ import annotations
@@ -33,14 +35,15 @@ def matches(metadata: dict[str, Any], condition: dict[str, Any]) -> bool:
 
 
 class FakeBedrock:
-    """One knowledge base with one S3 data source, served on 127.0.0.1."""
+    """Knowledge bases with one S3 data source each over one bucket, served on 127.0.0.1."""
 
-    def __init__(self, s3: Any, knowledge_base_id: str, data_source_id: str, bucket: str):
+    def __init__(self, s3: Any, bucket: str):
         self.s3 = s3
-        self.knowledge_base_id = knowledge_base_id
-        self.data_source_id = data_source_id
         self.bucket = bucket
-        self.passages: list[dict[str, Any]] = []  # uri, text, metadata
+        # knowledge base id → (data source id, inclusion prefix)
+        self.data_sources: dict[str, tuple[str, str]] = {}
+        # knowledge base id → its ingested passages: uri, text, metadata
+        self.passages: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.jobs = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -54,10 +57,16 @@ class FakeBedrock:
         self._server.shutdown()
         self._server.server_close()
 
-    def ingest(self) -> None:
+    def add_knowledge_base(self, knowledge_base_id: str, data_source_id: str, prefix: str) -> None:
+        """A knowledge base whose data source reads the bucket's objects under ``prefix``."""
+        self.data_sources[knowledge_base_id] = (data_source_id, prefix)
+        self.passages[knowledge_base_id] = []
+
+    def ingest(self, knowledge_base_id: str) -> None:
         """What an ingestion job does: every object of the data source, with its sidecar."""
         passages = []
-        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
+        prefix = self.data_sources[knowledge_base_id][1]
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         keys = {o["Key"] for page in pages for o in page.get("Contents", [])}
         for key in sorted(keys):
             if key.endswith(".metadata.json"):
@@ -69,13 +78,13 @@ class FakeBedrock:
                 metadata = json.loads(sidecar["Body"].read())["metadataAttributes"]
             uri = f"s3://{self.bucket}/{key}"
             passages.append({"uri": uri, "text": text, "metadata": metadata})
-        self.passages = passages
+        self.passages[knowledge_base_id] = passages
 
-    def retrieve(self, body: dict[str, Any]) -> dict[str, Any]:
+    def retrieve(self, knowledge_base_id: str, body: dict[str, Any]) -> dict[str, Any]:
         config = body["retrievalConfiguration"]["vectorSearchConfiguration"]
         query = {w.lower() for w in _WORD.findall(body["retrievalQuery"]["text"])}
         scored = []
-        for passage in self.passages:
+        for passage in self.passages[knowledge_base_id]:
             if "filter" in config and not matches(passage["metadata"], config["filter"]):
                 continue
             words = {w.lower() for w in _WORD.findall(passage["text"])}
@@ -117,7 +126,7 @@ class FakeBedrock:
                 return json.loads(self.rfile.read(length) or b"{}")
 
             def _unknown(self, kb: str, ds: str = "") -> bool:
-                if kb == fake.knowledge_base_id and ds in ("", fake.data_source_id):
+                if kb in fake.data_sources and ds in ("", fake.data_sources[kb][0]):
                     return False
                 message = f"no knowledge base {kb} with data source {ds}".strip()
                 self._answer(404, {"message": message}, "ResourceNotFoundException")
@@ -131,7 +140,7 @@ class FakeBedrock:
                 fake.requests.append(("StartIngestionJob", body))
                 if self._unknown(match[1], match[2]):
                     return None
-                fake.ingest()
+                fake.ingest(match[1])
                 fake.jobs += 1
                 now = "2026-01-01T00:00:00Z"
                 job = {
@@ -152,6 +161,6 @@ class FakeBedrock:
                 fake.requests.append(("Retrieve", body))
                 if self._unknown(match[1]):
                     return None
-                return self._answer(200, fake.retrieve(body))
+                return self._answer(200, fake.retrieve(match[1], body))
 
         return Handler

@@ -26,6 +26,8 @@ from westtek_core.kb.chunking import chunk_document
 from westtek_core.kb.documents import notebook_document
 
 NOTEBOOKS = ("kernel_density.ipynb", "robust_models_0.ipynb")
+# each lab's knowledge base and data source, as infra makes them: one per lab
+LABS = {"vault-13": ("KB13000000", "DS13000000"), "vault-101": ("KB10100000", "DS10100000")}
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +49,9 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
         "AWS_ENDPOINT_URL",
         "WESTTEK_KB_BACKEND",
         "WESTTEK_LAB_ID",
+        "WESTTEK_STORE",
+        "WESTTEK_KNOWLEDGE_BASE_IDS",
+        "WESTTEK_KNOWLEDGE_BASE_DATA_SOURCE_IDS",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -65,21 +70,23 @@ def s3(moto_endpoint: str) -> Any:  # noqa: F811
 
 @pytest.fixture
 def bedrock(s3: Any) -> Iterator[FakeBedrock]:
-    """A fresh bucket and a fake knowledge base whose data source is that bucket."""
-    bucket = f"kb-{secrets.token_hex(4)}"
+    """A fresh bucket and a fake knowledge base per lab, each over its lab's prefix of it."""
+    bucket = f"westtek-snapshots-{secrets.token_hex(4)}"
     s3.create_bucket(Bucket=bucket)
-    fake = FakeBedrock(s3, "KB12345678", "DS12345678", bucket)
+    fake = FakeBedrock(s3, bucket)
+    for lab, (knowledge_base_id, data_source_id) in LABS.items():
+        fake.add_knowledge_base(knowledge_base_id, data_source_id, f"labs/{lab}/kb/")
     fake.start()
     yield fake
     fake.stop()
 
 
-def bedrock_config(fake: FakeBedrock, s3_endpoint: str, **overrides: str) -> Config:
-    """The traitlets configuration that selects this fake knowledge base."""
+def bedrock_config(fake: FakeBedrock, s3_endpoint: str, **overrides: Any) -> Config:
+    """The traitlets configuration that selects these fake knowledge bases."""
     traits = {
         "backend": "bedrock",
-        "knowledge_base_id": fake.knowledge_base_id,
-        "data_source_id": fake.data_source_id,
+        "knowledge_base_ids": {lab: ids[0] for lab, ids in LABS.items()},
+        "data_source_ids": {lab: ids[1] for lab, ids in LABS.items()},
         "bucket": fake.bucket,
         "s3_endpoint_url": s3_endpoint,
         "agent_endpoint_url": fake.url,
@@ -93,7 +100,7 @@ def open_index(bedrock: FakeBedrock, moto_endpoint: str, tmp_path: Path) -> Iter
     """Open a lab's Bedrock index the way the server does: through the configurable."""
     opened: list[BedrockKnowledgeIndex] = []
 
-    def open_(lab: str, **overrides: str) -> BedrockKnowledgeIndex:
+    def open_(lab: str, **overrides: Any) -> BedrockKnowledgeIndex:
         backend = KnowledgeIndexBackend(config=bedrock_config(bedrock, moto_endpoint, **overrides))
         index = backend.open_index(tmp_path / "unused.sqlite", lab)
         assert isinstance(index, BedrockKnowledgeIndex)
@@ -126,9 +133,9 @@ def test_ingested_notebooks_are_found_with_a_citation(open_index, bedrock, s3, w
     assert not report.failed
     assert sorted(report.ingested) == [f"notebooks/{n}" for n in NOTEBOOKS]
 
-    # Then each parent is an object under the lab with its metadata sidecar
+    # Then each parent is an object under the lab's kb/ prefix with its metadata sidecar
     stored = keys(s3, bedrock.bucket)
-    assert stored and all(k.startswith("kb/vault-13/notebook/notebooks%2F") for k in stored)
+    assert stored and all(k.startswith("labs/vault-13/kb/notebook/notebooks%2F") for k in stored)
     sidecar = next(k for k in stored if k.endswith("/0.md.metadata.json"))
     attributes = json.loads(s3.get_object(Bucket=bedrock.bucket, Key=sidecar)["Body"].read())
     assert set(attributes["metadataAttributes"]) == {
@@ -139,7 +146,9 @@ def test_ingested_notebooks_are_found_with_a_citation(open_index, bedrock, s3, w
         "fingerprint",
     }
     assert attributes["metadataAttributes"]["lab"] == "vault-13"
-    assert bedrock.jobs == 2  # one ingestion job per changed document
+    assert bedrock.jobs == 2  # one ingestion job per changed document, on the lab's own source
+    jobs = [body for name, body in bedrock.requests if name == "StartIngestionJob"]
+    assert len(jobs) == 2 and len(bedrock.passages["KB13000000"]) == len(stored) // 2
 
     # When the lab searches, it finds the right notebook and the cell its passage begins at
     (best, *_) = kb.search("kernel density estimation of a univariate sample", k=3)
@@ -187,23 +196,39 @@ def test_a_changed_notebook_replaces_its_old_version(open_index, bedrock, s3, wo
     report = kb.ingest_workspace(workspace)
 
     assert report.ingested == ["notebooks/robust_models_0.ipynb"]
-    versions = {k.split("/")[4] for k in keys(s3, bedrock.bucket) if "robust" in k}
+    versions = {k.split("/")[5] for k in keys(s3, bedrock.bucket) if "robust" in k}
     assert len(versions) == 1  # the old version's objects are gone
     assert kb.search("quokka footnote", k=1)[0].source == "notebooks/robust_models_0.ipynb"
 
 
-def test_one_lab_never_retrieves_another_labs_material(open_index, bedrock, workspace):
-    # Given lab A's notebooks in the shared knowledge base
+def test_one_lab_never_retrieves_another_labs_material(open_index, bedrock, s3, workspace):
+    # Given lab A's kernel-density notebook in its knowledge base, lab B's robust-models one
+    lab_b_root = workspace.parent / "lab-b"
+    (lab_b_root / "notebooks").mkdir(parents=True)
+    robust = "notebooks/robust_models_0.ipynb"
+    (workspace / robust).rename(lab_b_root / robust)
     lab_a = KnowledgeBase(workspace / "a.sqlite", index=open_index("vault-13"))
     lab_a.ingest_workspace(workspace)
-    assert lab_a.search("kernel density estimation", k=1)
+    lab_b = KnowledgeBase(lab_b_root / "b.sqlite", index=open_index("vault-101"))
+    lab_b.ingest_workspace(lab_b_root)
 
-    # When lab B asks a question that matches them, it gets nothing
-    lab_b = open_index("vault-101")
-    assert lab_b.search("kernel density estimation of a univariate sample", k=5) == []
-    assert lab_b.search("kernel density", k=5, kinds={"notebook", "experiment"}) == []
+    # Then each lab's material is under its own prefix and in its own knowledge base only
+    stored = keys(s3, bedrock.bucket)
+    assert {k.split("/kb/")[0] for k in stored} == {"labs/vault-13", "labs/vault-101"}
+    assert all("kernel_density" in k for k in stored if k.startswith("labs/vault-13/"))
+    assert {p["metadata"]["lab"] for p in bedrock.passages["KB13000000"]} == {"vault-13"}
+    assert {p["metadata"]["lab"] for p in bedrock.passages["KB10100000"]} == {"vault-101"}
 
-    # And every retrieve it sent was filtered to its own lab
+    # When each lab asks a question that matches the other's notebook, it gets only its own
+    assert lab_a.search("kernel density estimation", k=1)[0].source.endswith("kernel_density.ipynb")
+    found = lab_b.search("kernel density estimation of a univariate sample", k=5)
+    assert {r.source for r in found} <= {robust}
+    assert robust not in {r.source for r in lab_a.search("robust linear models Huber's T", k=5)}
+
+    # And even pointed at lab A's knowledge base by mistake, lab B's filter returns nothing
+    misdirected = open_index("vault-101", knowledge_base_ids={"vault-101": "KB13000000"})
+    assert misdirected.search("kernel density estimation of a univariate sample", k=5) == []
+    assert misdirected.search("kernel density", k=5, kinds={"notebook", "experiment"}) == []
     retrieves = [body for name, body in bedrock.requests if name == "Retrieve"][-2:]
     filters = [
         r["retrievalConfiguration"]["vectorSearchConfiguration"]["filter"] for r in retrieves
@@ -264,7 +289,7 @@ def test_a_failed_upload_keeps_the_old_version(open_index, bedrock, s3, workspac
 
 
 def test_aws_errors_are_one_line_naming_the_operation(open_index, bedrock):
-    unknown = open_index("vault-13", knowledge_base_id="KBNOTTHERE")
+    unknown = open_index("vault-13", knowledge_base_ids={"vault-13": "KBNOTTHERE"})
     with pytest.raises(KnowledgeIndexError) as error:
         unknown.search("kernel density")
     assert str(error.value).startswith("Bedrock knowledge base: retrieve failed: ")
@@ -280,7 +305,6 @@ def test_the_backend_is_sqlite_by_default_and_bedrock_when_configured(
     bedrock,
     moto_endpoint,  # noqa: F811
     tmp_path,
-    monkeypatch,
 ):
     path = tmp_path / "vault-13.sqlite"
     default = KnowledgeIndexBackend()
@@ -295,9 +319,62 @@ def test_the_backend_is_sqlite_by_default_and_bedrock_when_configured(
     assert isinstance(kb.index, BedrockKnowledgeIndex) and kb.index.lab == "vault-13"
     kb.close()
 
-    monkeypatch.setenv("WESTTEK_KB_BACKEND", "bedrock")
-    assert KnowledgeIndexBackend().backend == "bedrock"
     with pytest.raises(ValueError, match="needs a lab id"):
-        KnowledgeIndexBackend(config=bedrock_config(bedrock, moto_endpoint)).open_index(path)
+        configured.open_index(path)
     with pytest.raises(TraitError):
         KnowledgeIndexBackend(backend="opensearch")
+
+
+def test_the_deployed_environment_configures_the_labs_knowledge_base(monkeypatch, tmp_path):
+    # Given what a notebook server on the deployed stack gets from the spawner
+    monkeypatch.setenv("WESTTEK_KB_BACKEND", "bedrock")
+    monkeypatch.setenv("WESTTEK_LAB_ID", "vault-13")
+    monkeypatch.setenv("WESTTEK_STORE", "s3://westtek-prod-snapshots-1-eu/labs/vault-13/")
+    monkeypatch.setenv("WESTTEK_KNOWLEDGE_BASE_IDS", '{"vault-13": "KB13000000"}')
+    monkeypatch.setenv("WESTTEK_KNOWLEDGE_BASE_DATA_SOURCE_IDS", '{"vault-13": "DS13000000"}')
+
+    # When it opens its index with no configuration at all
+    backend = KnowledgeIndexBackend()
+    index = backend.open_index(tmp_path / "unused.sqlite")
+
+    # Then it is the lab's knowledge base, over the lab's kb/ beside its snapshot store
+    assert isinstance(index, BedrockKnowledgeIndex)
+    assert (index.lab, index.knowledge_base_id, index.data_source_id) == (
+        "vault-13",
+        "KB13000000",
+        "DS13000000",
+    )
+    assert (index.bucket, index.root) == ("westtek-prod-snapshots-1-eu", "labs/vault-13/kb/")
+    index.close()
+
+
+def test_a_lab_without_a_knowledge_base_or_bad_ids_is_refused_in_one_line(monkeypatch, tmp_path):
+    path = tmp_path / "unused.sqlite"
+    monkeypatch.setenv("WESTTEK_STORE", str(tmp_path / "store"))  # a local store: no bucket
+    backend = KnowledgeIndexBackend(
+        backend="bedrock",
+        knowledge_base_ids={"vault-13": "KB13000000"},
+        data_source_ids={"vault-13": "DS13000000"},
+    )
+    assert backend.bucket == ""
+    for lab, missing in (("vault-101", "knowledge_base_ids"), ("vault-13", "bucket")):
+        with pytest.raises(ValueError) as error:
+            backend.open_index(path, lab)
+        assert missing in str(error.value) and "\n" not in str(error.value)
+    backend.data_source_ids = {}
+    with pytest.raises(ValueError, match="no Bedrock knowledge base configured for lab 'vault-13'"):
+        backend.open_index(path, "vault-13")
+
+    for raw, reason in (("{vault-13: KB1}", "is not JSON"), ('["KB1"]', "JSON object")):
+        monkeypatch.setenv("WESTTEK_KNOWLEDGE_BASE_IDS", raw)
+        with pytest.raises(ValueError, match=reason) as error:
+            _ = KnowledgeIndexBackend().knowledge_base_ids
+        assert "$WESTTEK_KNOWLEDGE_BASE_IDS" in str(error.value)
+        assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("prefix", ["kb/", "labs/{lab}/kb", "labs/{lab}/{kind}/"])
+def test_the_prefix_must_keep_each_lab_apart(prefix):
+    with pytest.raises(TraitError, match="knowledge-base prefix"):
+        KnowledgeIndexBackend(prefix=prefix)
+    assert KnowledgeIndexBackend(prefix="kb/{lab}/").prefix == "kb/{lab}/"
