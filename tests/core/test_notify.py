@@ -9,12 +9,10 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
-import ipaddress
 import json
 import logging
 import queue
 import secrets
-import socket
 import socketserver
 import threading
 import time
@@ -28,6 +26,7 @@ from traitlets import TraitError
 from traitlets.config import Config
 
 from tests.conftest import free_port
+from tests.loopback import allow_only_loopback
 from westtek_core.capture import capture_environment
 from westtek_core.events import EventLog
 from westtek_core.notify import (
@@ -61,16 +60,7 @@ def _loopback_only_and_private_data(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[None]:
     """No notification test may dial anything but loopback, nor write the real data dir."""
-    real_connect = socket.socket.connect
-
-    def connect(self: socket.socket, address: Any) -> None:
-        if self.family in (socket.AF_INET, socket.AF_INET6):
-            host = address[0]
-            if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
-                raise AssertionError(f"notify test dialled non-loopback address {address!r}")
-        real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
+    allow_only_loopback(monkeypatch, "notify test")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
     for name in _HUB_ENV:
         monkeypatch.delenv(name, raising=False)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +14,7 @@ import requests
 from jupyterhub.objects import Hub
 
 from tests.core.store.conftest import moto_endpoint  # noqa: F401 (a fixture)
+from tests.loopback import allow_only_loopback
 from tests.spawner.fake_fargate import FakeFargate
 from westtek_spawner import WestTekSpawner
 from westtek_spawner.aws import aws_client, forget_clients
@@ -36,25 +35,7 @@ TINY_SERVER = (
 @pytest.fixture(autouse=True)
 def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No spawner test may dial anything but loopback: a task's fake IP above all."""
-    real_connect = socket.socket.connect
-    real_connect_ex = socket.socket.connect_ex
-
-    def check(sock: socket.socket, address: Any) -> None:
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            host = address[0]
-            if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
-                raise AssertionError(f"spawner test dialled non-loopback address {address!r}")
-
-    def connect(self: socket.socket, address: Any) -> None:
-        check(self, address)
-        real_connect(self, address)
-
-    def connect_ex(self: socket.socket, address: Any) -> int:
-        check(self, address)
-        return real_connect_ex(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    allow_only_loopback(monkeypatch, "spawner test")
     yield
 
 

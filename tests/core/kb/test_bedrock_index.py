@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import secrets
 import shutil
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from traitlets.config import Config
 from tests.conftest import free_port
 from tests.core.kb.fake_bedrock import FakeBedrock
 from tests.core.store.conftest import moto_endpoint  # noqa: F401 (a fixture)
+from tests.loopback import allow_only_loopback
 from westtek_core.kb import HybridSqliteIndex, KnowledgeBase, KnowledgeIndexBackend
 from westtek_core.kb.bedrock import BedrockKnowledgeIndex, KnowledgeIndexError
 from westtek_core.kb.chunking import chunk_document
@@ -33,16 +32,7 @@ LABS = {"vault-13": ("KB13000000", "DS13000000"), "vault-101": ("KB10100000", "D
 @pytest.fixture(autouse=True)
 def _loopback_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Nothing but loopback is dialled; dummy credentials, no profile, no IMDS."""
-    real_connect = socket.socket.connect
-
-    def connect(self: socket.socket, address: Any) -> None:
-        if self.family in (socket.AF_INET, socket.AF_INET6):
-            host = address[0]
-            if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
-                raise AssertionError(f"dialled non-loopback address {address!r}")
-        real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
+    allow_only_loopback(monkeypatch, "bedrock index test")
     for name in (
         "AWS_PROFILE",
         "AWS_REGION",

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import random
 import secrets
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import free_port
+from tests.loopback import allow_only_loopback
 from westtek_core.store import LocalDirectoryBackend, Repository, S3Backend, StoreBackend
 
 BACKENDS = ["local", "s3"]
@@ -47,16 +46,7 @@ def _loopback_only_and_private_home(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[None]:
     """No store test may dial anything but loopback, nor write to the real ~/.cache."""
-    real_connect = socket.socket.connect
-
-    def connect(self: socket.socket, address: Any) -> None:
-        if self.family in (socket.AF_INET, socket.AF_INET6):
-            host = address[0]
-            if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
-                raise AssertionError(f"store test dialled non-loopback address {address!r}")
-        real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
+    allow_only_loopback(monkeypatch, "store test")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     yield
 
