@@ -331,7 +331,10 @@ export class AiStack extends Stack {
         dataSourceConfiguration: {
           type: 'S3',
           s3Configuration: { bucketArn: bucket.bucketArn, inclusionPrefixes: [kbPrefix] }
-        }
+        },
+        // West Tek writes each parent passage as its own object, already chunked: retrieval
+        // then returns whole parents, and each keeps its metadata (source, cell locator)
+        vectorIngestionConfiguration: { chunkingConfiguration: { chunkingStrategy: 'NONE' } }
       });
       this.knowledgeBases[lab.id] = {
         id: kb.attrKnowledgeBaseId,

@@ -346,7 +346,8 @@ for (const stage of STAGES) {
             DataSourceConfiguration: {
               Type: 'S3',
               S3Configuration: Match.objectLike({ InclusionPrefixes: [`labs/${lab.id}/kb/`] })
-            }
+            },
+            VectorIngestionConfiguration: { ChunkingConfiguration: { ChunkingStrategy: 'NONE' } }
           });
         }
         templates.ai.hasResourceProperties('AWS::Bedrock::KnowledgeBase', {
