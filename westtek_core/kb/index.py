@@ -172,6 +172,7 @@ class HybridSqliteIndex(KnowledgeIndex):
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self._matrix: _Embedded | None = None
+        self._data_version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
         self._counts = self._stored_counts()
         if self._setting("weighting") != WEIGHTING:  # new, or made before the weighting
             with self._lock:
@@ -233,10 +234,23 @@ class HybridSqliteIndex(KnowledgeIndex):
         ).fetchall()
         return self.embedder.counts(self.embedder.tokens([str(t[0]) for t in texts]))
 
+    def _catch_up(self) -> None:
+        """Drop what this process holds of the index if another process has changed it.
+
+        A notebook server and ``westtek kb ingest`` may write one lab's index at once: the
+        token counts and the loaded vectors must then be read again.
+        """
+        version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._data_version:
+            self._data_version = version
+            self._counts = self._stored_counts()
+            self._matrix = None
+
     def _transaction(self, change: Callable[[], Counts]) -> None:
         """Run ``change`` (which returns the new token counts) in one transaction."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            self._catch_up()  # under the write lock: the counts are the stored ones
             counts = change()
             self._store_counts(counts)
             self._db.execute("COMMIT")
@@ -390,6 +404,7 @@ class HybridSqliteIndex(KnowledgeIndex):
             raise ValueError(f"search mode must be one of {', '.join(SEARCH_MODES)}")
         rank = {"bm25": self._bm25, "embedding": self._nearest, "hybrid": self._hybrid}[mode]
         with self._lock:
+            self._catch_up()
             results: list[SearchResult] = []
             seen_parents: set[int] = set()
             for child_id, score in rank(query, kinds):

@@ -145,6 +145,31 @@ def test_the_token_counts_the_weights_come_from_follow_every_change(tmp_path, ex
     assert _token_counts(tmp_path / "index.sqlite") == _token_counts(tmp_path / "fresh.sqlite")
 
 
+def test_two_processes_writing_one_index_keep_its_counts_and_see_each_other(
+    tmp_path, example_notebooks
+):
+    # a notebook server and `westtek kb ingest` in a terminal, on one lab's index
+    notebooks = _few_notebooks(example_notebooks, tmp_path / "all", 6)
+    first = tmp_path / "first"
+    first.mkdir()
+    for notebook in sorted(notebooks.glob("*.ipynb"))[:3]:
+        shutil.copy(notebook, first)
+    server = KnowledgeBase(tmp_path / "index.sqlite")
+    terminal = KnowledgeBase(tmp_path / "index.sqlite")
+    server.ingest_workspace(first)
+    server.search("warm-up")  # loads its vectors before the terminal writes
+    assert len(terminal.ingest_workspace(notebooks).ingested) == 3  # the other three
+    newcomer = sorted(notebooks.glob("*.ipynb"))[-1].name
+    found = server.search(newcomer.removesuffix(".ipynb").replace("_", " "), mode="embedding")
+    assert newcomer in [r.source for r in found]
+    server.close(), terminal.close()
+
+    fresh = KnowledgeBase(tmp_path / "fresh.sqlite")
+    fresh.ingest_workspace(notebooks)
+    fresh.close()
+    assert _token_counts(tmp_path / "index.sqlite") == _token_counts(tmp_path / "fresh.sqlite")
+
+
 def test_an_index_made_before_the_weighting_is_weighed_on_open(tmp_path, example_notebooks):
     root = _few_notebooks(example_notebooks, tmp_path / "ws", 12)
     path = tmp_path / "index.sqlite"
