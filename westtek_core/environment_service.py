@@ -93,7 +93,6 @@ class EnvironmentService:
         debounce_ms: int = 300,
         kb_index: Path | None = None,
         kb_backend: KnowledgeIndexBackend | None = None,
-        lab_id: str | None = None,
     ) -> None:
         self.store = store
         self.key_file = key_file
@@ -105,7 +104,6 @@ class EnvironmentService:
         self.kb_index = kb_index
         # which index kb_index names (None: the default, an embedded SQLite file)
         self.kb_backend = kb_backend
-        self.lab_id = lab_id
         self.jobs = JobRunner(expected_errors=USER_ERRORS)
         self._listeners: list[Listener] = []
         self._lock = threading.RLock()
@@ -213,7 +211,7 @@ class EnvironmentService:
 
         try:
             backend = self.kb_backend or KnowledgeIndexBackend()
-            kb = backend.open_knowledge_base(self.kb_index, self.lab_id)
+            kb = backend.open_knowledge_base(self.kb_index)
             try:
                 report = kb.ingest_everything(
                     self.root, [manifest], self.event_log.install_history(self.environment_id)

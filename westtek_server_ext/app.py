@@ -121,7 +121,6 @@ class WestTekExtension(ExtensionApp):
             debounce_ms=self.debounce_ms,
             kb_index=Path(self.kb_index),
             kb_backend=kb_backend,
-            lab_id=self.lab_id or None,
         )
         self.settings["westtek_service"] = self.service
         # the agents: chat, knowledge search, and the Drift Analyzer on critical events

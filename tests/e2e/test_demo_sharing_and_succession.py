@@ -121,23 +121,16 @@ class Researcher:
         self.hub, self.name = hub, name
         self.headers = {"Authorization": f"token {user_token(hub, name)}"}
 
-    def service(self, method: str, path: str, body: Any = None) -> requests.Response:
+    def _request(self, method: str, api: str, path: str, body: Any) -> requests.Response:
         return requests.request(
-            method,
-            f"{self.hub.url}/services/westtek/api/{path}",
-            json=body,
-            headers=self.headers,
-            timeout=120,
+            method, f"{self.hub.url}/{api}/{path}", json=body, headers=self.headers, timeout=120
         )
 
+    def service(self, method: str, path: str, body: Any = None) -> requests.Response:
+        return self._request(method, "services/westtek/api", path, body)
+
     def server(self, method: str, path: str, body: Any = None) -> requests.Response:
-        return requests.request(
-            method,
-            f"{self.hub.url}/user/{self.name}/westtek/api/{path}",
-            json=body,
-            headers=self.headers,
-            timeout=120,
-        )
+        return self._request(method, f"user/{self.name}/westtek/api", path, body)
 
     def environments(self) -> dict[str, dict[str, Any]]:
         response = self.service("GET", "environments")

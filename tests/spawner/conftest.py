@@ -14,7 +14,7 @@ import requests
 from jupyterhub.objects import Hub
 
 from tests.core.store.conftest import moto_endpoint  # noqa: F401 (a fixture)
-from tests.loopback import allow_only_loopback
+from tests.loopback import allow_only_loopback, use_dummy_aws
 from tests.spawner.fake_fargate import FakeFargate
 from westtek_spawner import WestTekSpawner
 from westtek_spawner.aws import aws_client, forget_clients
@@ -63,15 +63,7 @@ def hold_tasks_running(endpoint: str) -> None:
 @pytest.fixture
 def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:  # noqa: F811
     """Dummy credentials and the moto endpoint in the environment; no profile, no IMDS."""
-    for name in ("AWS_PROFILE", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    use_dummy_aws(monkeypatch, tmp_path, moto_endpoint)
     forget_clients()
     hold_tasks_running(moto_endpoint)
     yield moto_endpoint

@@ -35,7 +35,7 @@ def default_kb_path() -> Path:
 
 
 def open_knowledge_base(
-    path: Path, backend: KnowledgeIndexBackend | None = None, lab_id: str | None = None
+    path: Path, backend: KnowledgeIndexBackend | None = None
 ) -> SearchIndex | None:
     """The lab's knowledge base (``path`` on ``backend``), or None when it is not built yet."""
     from westtek_core.kb import KnowledgeIndexBackend
@@ -43,7 +43,7 @@ def open_knowledge_base(
     backend = backend or KnowledgeIndexBackend()
     if not backend.is_built(path):
         return None
-    kb: SearchIndex = backend.open_knowledge_base(path, lab_id)
+    kb: SearchIndex = backend.open_knowledge_base(path)
     return kb
 
 
@@ -88,10 +88,7 @@ class AgentService(LoggingConfigurable):
     def context(self) -> ToolContext:
         """A fresh tool context (and knowledge-base connection) for one request."""
         return ToolContext(
-            self.service,
-            open_knowledge_base(
-                Path(self.index_path), self.service.kb_backend, self.service.lab_id
-            ),
+            self.service, open_knowledge_base(Path(self.index_path), self.service.kb_backend)
         )
 
     def start(self) -> None:

@@ -62,8 +62,8 @@ class KnowledgeIndexBackend(LoggingConfigurable):
 
     lab_id = Unicode(
         config=True,
-        help="The lab whose knowledge base the bedrock backend opens when the caller does not "
-        "say. Default: $WESTTEK_LAB_ID (set by the spawner).",
+        help="The lab whose knowledge base the bedrock backend opens. Default: "
+        "$WESTTEK_LAB_ID (set by the spawner).",
     )
 
     @default("lab_id")
@@ -162,7 +162,7 @@ class KnowledgeIndexBackend(LoggingConfigurable):
         """Whether there is an index to search (a Bedrock knowledge base always is)."""
         return self.backend != "sqlite" or index_path.exists()
 
-    def open_index(self, index_path: Path, lab_id: str | None = None) -> KnowledgeIndex:
+    def open_index(self, index_path: Path) -> KnowledgeIndex:
         """The lab's index: the SQLite file at ``index_path``, or the lab's Bedrock knowledge base.
 
         A lab with no Bedrock knowledge base (or data source) configured is refused with a
@@ -171,11 +171,10 @@ class KnowledgeIndexBackend(LoggingConfigurable):
         if self.backend == "bedrock":
             from westtek_core.kb.bedrock import BedrockKnowledgeIndex
 
-            lab = lab_id or self.lab_id
             return BedrockKnowledgeIndex(
-                lab,
-                knowledge_base_id=self._id_of(lab, "knowledge_base_ids"),
-                data_source_id=self._id_of(lab, "data_source_ids"),
+                self.lab_id,
+                knowledge_base_id=self._id_of("knowledge_base_ids"),
+                data_source_id=self._id_of("data_source_ids"),
                 bucket=self.bucket,
                 prefix=self.prefix,
                 region=self.region,
@@ -188,8 +187,9 @@ class KnowledgeIndexBackend(LoggingConfigurable):
 
         return HybridSqliteIndex(index_path, shared_embedder())
 
-    def _id_of(self, lab: str, trait: str) -> str:
+    def _id_of(self, trait: str) -> str:
         """The lab's entry of ``trait`` (a dict by lab id); a one-line error without one."""
+        lab = self.lab_id
         if not lab:
             # the per-lab ids, keys and retrieve filter all need the lab
             raise ValueError("a Bedrock knowledge-base index needs a lab id")
@@ -201,8 +201,8 @@ class KnowledgeIndexBackend(LoggingConfigurable):
             )
         return str(value)
 
-    def open_knowledge_base(self, index_path: Path, lab_id: str | None = None) -> KnowledgeBase:
+    def open_knowledge_base(self, index_path: Path) -> KnowledgeBase:
         """A ``KnowledgeBase`` on :meth:`open_index` (``index_path`` as its path)."""
         from westtek_core.kb import KnowledgeBase
 
-        return KnowledgeBase(index_path, index=self.open_index(index_path, lab_id))
+        return KnowledgeBase(index_path, index=self.open_index(index_path))

@@ -213,8 +213,9 @@ class HybridSqliteIndex(KnowledgeIndex):
 
     def _stored_counts(self) -> Counts:
         counts = np.zeros(self.embedder.vocabulary, dtype=np.int64)
-        for token, count in self._db.execute("SELECT token, count FROM token_counts"):
-            counts[token] = count
+        rows = np.array(self._db.execute("SELECT token, count FROM token_counts").fetchall())
+        if len(rows):
+            counts[rows[:, 0]] = rows[:, 1]
         return counts
 
     def _store_counts(self, counts: Counts) -> None:
@@ -224,15 +225,20 @@ class HybridSqliteIndex(KnowledgeIndex):
             [(int(t), int(counts[t])) for t in changed],
         )
 
+    def _children_texts(self, where: str = "", params: tuple[str, ...] = ()) -> list[Any]:
+        """(id, text) of the children matching ``where`` (all of them without)."""
+        return self._db.execute(
+            "SELECT children.id, children_fts.text FROM children"
+            " JOIN children_fts ON children_fts.rowid = children.id" + where,
+            params,
+        ).fetchall()
+
     def _children_counts(self, source: str, kind: str) -> Counts:
         """The token counts of a document's indexed children."""
-        texts = self._db.execute(
-            "SELECT children_fts.text FROM children"
-            " JOIN children_fts ON children_fts.rowid = children.id"
-            " WHERE children.source = ? AND children.kind = ?",
-            (source, kind),
-        ).fetchall()
-        return self.embedder.counts(self.embedder.tokens([str(t[0]) for t in texts]))
+        rows = self._children_texts(
+            " WHERE children.source = ? AND children.kind = ?", (source, kind)
+        )
+        return self.embedder.counts(self.embedder.tokens([str(r[1]) for r in rows]))
 
     def _catch_up(self) -> None:
         """Drop what this process holds of the index if another process has changed it.
@@ -267,10 +273,7 @@ class HybridSqliteIndex(KnowledgeIndex):
         material has doubled or halved since every vector was last weighed, all are
         weighed again, so old and new vectors stay comparable (the cost stays linear).
         """
-        rows = self._db.execute(
-            "SELECT children.id, children_fts.text FROM children"
-            " JOIN children_fts ON children_fts.rowid = children.id"
-        ).fetchall()
+        rows = self._children_texts()
         tokens = self.embedder.tokens([str(r[1]) for r in rows])
         if counts is None:
             counts = self.embedder.counts(tokens)

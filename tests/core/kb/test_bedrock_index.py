@@ -18,7 +18,7 @@ from traitlets.config import Config
 from tests.conftest import free_port
 from tests.core.kb.fake_bedrock import FakeBedrock
 from tests.core.store.conftest import moto_endpoint  # noqa: F401 (a fixture)
-from tests.loopback import allow_only_loopback
+from tests.loopback import allow_only_loopback, use_dummy_aws
 from westtek_core.kb import HybridSqliteIndex, KnowledgeBase, KnowledgeIndexBackend
 from westtek_core.kb.bedrock import BedrockKnowledgeIndex, KnowledgeIndexError
 from westtek_core.kb.chunking import chunk_document
@@ -33,10 +33,8 @@ LABS = {"vault-13": ("KB13000000", "DS13000000"), "vault-101": ("KB10100000", "D
 def _loopback_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Nothing but loopback is dialled; dummy credentials, no profile, no IMDS."""
     allow_only_loopback(monkeypatch, "bedrock index test")
+    use_dummy_aws(monkeypatch, tmp_path)
     for name in (
-        "AWS_PROFILE",
-        "AWS_REGION",
-        "AWS_ENDPOINT_URL",
         "WESTTEK_KB_BACKEND",
         "WESTTEK_LAB_ID",
         "WESTTEK_STORE",
@@ -44,12 +42,6 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
         "WESTTEK_KNOWLEDGE_BASE_DATA_SOURCE_IDS",
     ):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     yield
 
 
@@ -91,8 +83,8 @@ def open_index(bedrock: FakeBedrock, moto_endpoint: str, tmp_path: Path) -> Iter
     opened: list[BedrockKnowledgeIndex] = []
 
     def open_(lab: str, **overrides: Any) -> BedrockKnowledgeIndex:
-        backend = KnowledgeIndexBackend(config=bedrock_config(bedrock, moto_endpoint, **overrides))
-        index = backend.open_index(tmp_path / "unused.sqlite", lab)
+        config = bedrock_config(bedrock, moto_endpoint, **overrides)
+        index = KnowledgeIndexBackend(config=config, lab_id=lab).open_index(tmp_path / "unused")
         assert isinstance(index, BedrockKnowledgeIndex)
         opened.append(index)
         return index
@@ -299,13 +291,14 @@ def test_the_backend_is_sqlite_by_default_and_bedrock_when_configured(
     path = tmp_path / "vault-13.sqlite"
     default = KnowledgeIndexBackend()
     assert default.backend == "sqlite" and not default.is_built(path)
-    index = default.open_index(path, "vault-13")
+    index = default.open_index(path)
     assert isinstance(index, HybridSqliteIndex) and index.path == path
     index.close()
 
     configured = KnowledgeIndexBackend(config=bedrock_config(bedrock, moto_endpoint))
     assert configured.is_built(path)
-    kb = configured.open_knowledge_base(path, "vault-13")
+    config = bedrock_config(bedrock, moto_endpoint)
+    kb = KnowledgeIndexBackend(config=config, lab_id="vault-13").open_knowledge_base(path)
     assert isinstance(kb.index, BedrockKnowledgeIndex) and kb.index.lab == "vault-13"
     kb.close()
 
@@ -348,12 +341,13 @@ def test_a_lab_without_a_knowledge_base_or_bad_ids_is_refused_in_one_line(monkey
     )
     assert backend.bucket == ""
     for lab, missing in (("vault-101", "knowledge_base_ids"), ("vault-13", "bucket")):
+        backend.lab_id = lab
         with pytest.raises(ValueError) as error:
-            backend.open_index(path, lab)
+            backend.open_index(path)
         assert missing in str(error.value) and "\n" not in str(error.value)
     backend.data_source_ids = {}
     with pytest.raises(ValueError, match="no Bedrock knowledge base configured for lab 'vault-13'"):
-        backend.open_index(path, "vault-13")
+        backend.open_index(path)
 
     for raw, reason in (("{vault-13: KB1}", "is not JSON"), ('["KB1"]', "JSON object")):
         monkeypatch.setenv("WESTTEK_KNOWLEDGE_BASE_IDS", raw)

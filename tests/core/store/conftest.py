@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import free_port
-from tests.loopback import allow_only_loopback
+from tests.loopback import allow_only_loopback, use_dummy_aws
 from westtek_core.store import LocalDirectoryBackend, Repository, S3Backend, StoreBackend
 
 BACKENDS = ["local", "s3"]
@@ -67,16 +67,7 @@ def moto_endpoint() -> Iterator[str]:
 @pytest.fixture
 def s3_endpoint(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
     """Dummy credentials and the moto endpoint in the environment; no profile, no IMDS."""
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    use_dummy_aws(monkeypatch, tmp_path, moto_endpoint)
     return moto_endpoint
 
 
