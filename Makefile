@@ -130,6 +130,7 @@ bench: install
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq restic >/dev/null; }
 	$(BIN)/python bench/snapshot_vs_restic.py --reps 3
 	$(BIN)/python bench/drift.py
+	$(BIN)/python bench/live_drift.py
 	$(BIN)/python bench/kb.py
 	$(BIN)/python bench/hub_load.py
 	$(BIN)/python bench/spawner.py

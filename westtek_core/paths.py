@@ -1,4 +1,11 @@
-"""Where West Tek keeps its per-user state when nothing else is configured."""
+"""Where West Tek keeps its per-user state when nothing else is configured.
+
+The product's own state (databases, caches, logs, outbox, chat history) must never be part
+of the workspace it watches and captures: a server whose log lies in the watched home
+would wake its own watcher with every line it writes. ``$WESTTEK_DATA_DIR`` and
+``$WESTTEK_CACHE_DIR`` put that state outside the home (the hub's spawners set them); where
+it still lies inside a workspace, :func:`own_state_dirs` names it so it is always left out.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +18,34 @@ def _xdg(variable: str, fallback: str) -> Path:
 
 
 def data_dir() -> Path:
-    """West Tek's per-user data directory (baselines, event log, default store)."""
-    return _xdg("XDG_DATA_HOME", ".local/share") / "westtek"
+    """West Tek's per-user data directory (baselines, event log, outbox, knowledge base).
+
+    ``$WESTTEK_DATA_DIR``, else ``$XDG_DATA_HOME/westtek`` (``~/.local/share/westtek``).
+    """
+    configured = os.environ.get("WESTTEK_DATA_DIR")
+    return Path(configured) if configured else _xdg("XDG_DATA_HOME", ".local/share") / "westtek"
+
+
+def cache_dir() -> Path:
+    """West Tek's per-user cache (stat caches of stores).
+
+    ``$WESTTEK_CACHE_DIR``, else ``$XDG_CACHE_HOME/westtek`` (``~/.cache/westtek``).
+    """
+    configured = os.environ.get("WESTTEK_CACHE_DIR")
+    return Path(configured) if configured else _xdg("XDG_CACHE_HOME", ".cache") / "westtek"
+
+
+def log_dir() -> Path | None:
+    """Where the server's log is written when a spawner put it apart (``$WESTTEK_LOG_DIR``)."""
+    configured = os.environ.get("WESTTEK_LOG_DIR")
+    return Path(configured) if configured else None
+
+
+def own_state_dirs() -> list[Path]:
+    """Every directory holding West Tek's own state: never watched, never captured."""
+    dirs = [data_dir(), cache_dir(), Path.home() / ".westtek"]
+    logs = log_dir()
+    return [*dirs, logs] if logs else dirs
 
 
 def default_store() -> str:

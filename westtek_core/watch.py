@@ -1,14 +1,20 @@
 """Real-time drift: watch the environment and turn each change into a drift event.
 
 The watcher (watchfiles) covers every captured interpreter's site-packages, the kernelspec
-directories, the Jupyter config directories and the workspace. Changes are debounced, and
-only the part that changed is captured again — one interpreter's packages (a probe, no
-walk), the kernels, the config or the workspace — never the whole world. Each new drift
-report is compared with the previous one: what appeared or went away becomes an event.
+directories, the Jupyter config directories and the workspace. A batch of file changes is
+graded once it has settled (a pip install is one batch, not one per file), and only the
+part that changed is captured again — one interpreter's packages (a probe, no walk), the
+kernels, the config or the workspace — never the whole world. Each new drift report is
+compared with the previous one: what appeared or went away becomes an event.
+
+Which file changes count is decided by :class:`EnvironmentChangeFilter`, never by
+watchfiles' default filter: that one drops every path with a ``.venv`` component, so every
+install into a venv of the most common name (the demo's among them) went unseen.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -22,16 +28,23 @@ from jupyter_core.paths import jupyter_config_path, jupyter_path
 from westtek_core.capture import (
     Capture,
     ProbeError,
+    WorkspaceIgnores,
     capture_config,
     capture_kernels,
     probe_interpreter,
     walk_tree,
+    workspace_exclusions,
 )
 from westtek_core.drift import capture_live, detect_drift, grading_context
 from westtek_core.drift_report import Change, DriftReport
 from westtek_core.events import EventLog
 
+log = logging.getLogger(__name__)
+
 EventCallback = Callable[[dict[str, Any]], None]
+
+# a change that keeps going (a long install) is still graded this often
+MAX_BATCH_MS = 5000
 
 
 def _key(change: Change) -> tuple[str, str, str, str | None, str | None]:
@@ -80,6 +93,55 @@ def environment_stamp(capture: Capture, root: Path) -> tuple[tuple[str, int], ..
     return tuple(sorted(stamps))
 
 
+def _inside(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+def _is_bytecode(path: str) -> bool:
+    # written by merely importing a module: never a change to what is installed
+    return (
+        path.endswith((".pyc", ".pyo")) or "/__pycache__/" in path or path.endswith("/__pycache__")
+    )
+
+
+class EnvironmentChangeFilter:
+    """Which changed paths can change the environment: a watchfiles ``watch_filter``.
+
+    Anything under an interpreter's site-packages, a kernelspec or a config directory
+    counts, bytecode caches aside. In the workspace, only what a snapshot would capture
+    counts: never the prefixes of captured interpreters, the Jupyter runtime directory or
+    West Tek's own state (``exclusions``), nor what the ignore rules leave out (the
+    session's churn: autosaves, histories, caches).
+    """
+
+    def __init__(
+        self, watched: Mapping[str, list[str]], root: Path, exclusions: list[Path]
+    ) -> None:
+        self.watched = watched
+        self.exclusions = [str(p) for p in exclusions]
+        self.ignores = WorkspaceIgnores(root)
+
+    def areas(self, path: str) -> set[str]:
+        """The areas a change of ``path`` touches (empty: none that matters)."""
+        if _is_bytecode(path):
+            return set()
+        touched = {
+            area for area, roots in self.watched.items() if any(_inside(path, r) for r in roots)
+        }
+        # a venv inside the workspace touches both: its packages are what matter
+        if any(a.startswith("interpreter:") for a in touched):
+            touched.discard("workspace")
+        if "workspace" in touched and (
+            any(_inside(path, d) for d in self.exclusions) or self.ignores.ignored(path)
+        ):
+            touched.discard("workspace")
+        return touched
+
+    def __call__(self, change: watchfiles.Change, path: str) -> bool:
+        """Keep the change (watchfiles' filter protocol)."""
+        return bool(self.areas(path))
+
+
 class DriftWatcher:
     """Watch an environment against its baseline; call ``on_event`` with each drift event."""
 
@@ -94,6 +156,7 @@ class DriftWatcher:
         environment_id: str = "",
         debounce_ms: int = 300,
     ) -> None:
+        """``debounce_ms`` is how long changes must have settled before they are graded."""
         self.root = root.absolute()
         self.baseline = baseline
         self.events = events
@@ -110,16 +173,9 @@ class DriftWatcher:
         """Area → directories watched for it."""
         return environment_dirs(self.capture, self.root)
 
-    def _areas_of(self, changed: set[str], watched: Mapping[str, list[str]]) -> set[str]:
-        touched = set()
-        for path in changed:
-            for area, roots in watched.items():
-                if any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots):
-                    touched.add(area)
-        # a venv inside the workspace touches both: its packages are what matter
-        if any(a.startswith("interpreter:") for a in touched):
-            touched.discard("workspace")
-        return touched
+    def exclusions(self) -> list[Path]:
+        """Directories of the workspace that are never its data (see workspace_exclusions)."""
+        return workspace_exclusions(self.root, [i.info for i in self.capture.interpreters])
 
     def recapture(self, areas: set[str]) -> None:
         """Capture again only the areas that changed."""
@@ -141,13 +197,7 @@ class DriftWatcher:
         )
 
     def _walk_workspace(self) -> Any:
-        # as capture_environment does: a captured venv inside the workspace is not data
-        prefixes = [
-            Path(str(i.info.get("prefix")))
-            for i in self.capture.interpreters
-            if i.info.get("prefix") and str(i.info["prefix"]).startswith(str(self.root) + "/")
-        ]
-        return walk_tree(self.root, exclude=prefixes)[0]
+        return walk_tree(self.root, exclude=self.exclusions())[0]
 
     def refresh(self, areas: set[str]) -> dict[str, Any] | None:
         """Re-capture ``areas``, re-grade, and emit an event if the drift changed."""
@@ -169,19 +219,29 @@ class DriftWatcher:
         return event
 
     def run(self) -> None:
-        """Watch until ``stop_event`` is set."""
+        """Watch until ``stop_event`` is set.
+
+        A refresh that fails (a file vanishing mid-capture, a probe timing out) is logged
+        and the watching goes on: the next change is graded afresh.
+        """
         watched = self.watched_paths()
+        changes_filter = EnvironmentChangeFilter(watched, self.root, self.exclusions())
         roots = sorted({p for paths in watched.values() for p in paths})
         for batch in watchfiles.watch(
             *roots,
-            debounce=self.debounce_ms,
-            step=50,
+            watch_filter=changes_filter,
+            debounce=max(MAX_BATCH_MS, self.debounce_ms),
+            step=self.debounce_ms,  # graded once nothing changed for this long
             stop_event=self.stop_event,
             rust_timeout=200,
             yield_on_timeout=True,  # an empty batch after each quiet 200 ms: watching is live
             recursive=True,
         ):
             self.ready.set()
-            areas = self._areas_of({path for _, path in batch}, watched)
-            if areas:
+            areas = {area for _, path in batch for area in changes_filter.areas(path)}
+            if not areas:
+                continue
+            try:
                 self.refresh(areas)
+            except Exception:  # noqa: BLE001 — one failed grading must not end the watching
+                log.exception("grading the changes to %s failed", ", ".join(sorted(areas)))

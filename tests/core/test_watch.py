@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import queue
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
@@ -88,3 +91,124 @@ def test_only_the_changed_area_is_captured_again(watching, monkeypatch, research
     (research_env["workspace"] / "notes.txt").write_text("an idea")
     watcher.refresh({"workspace"})
     assert calls == []
+
+
+def test_an_install_into_a_venv_named_dot_venv_is_seen(tmp_path, wheelhouse):
+    # Given a home directory whose kernel runs `~/.venv` (the name `python -m venv .venv`
+    # and uv give; watchfiles' default filter drops every path through a `.venv`),
+    home = tmp_path / "home"
+    home.mkdir()
+    venv = home / ".venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    pip_install(python, wheelhouse, "westtek_probe_pkg==1.0.0")
+    repo = Repository.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
+    baseline = load_snapshot(
+        repo, create_snapshot(repo, capture_environment([str(python)], home)).id
+    )
+    events = EventLog(tmp_path / "events.sqlite")
+    seen: queue.Queue[dict] = queue.Queue()
+    watcher = DriftWatcher([str(python)], home, baseline, events, seen.put, environment_id="alice")
+    thread = threading.Thread(target=watcher.run, daemon=True)
+    thread.start()
+    try:
+        assert watcher.ready.wait(30)
+        # when a package is upgraded in it,
+        pip_install(python, wheelhouse, "westtek_probe_pkg==2.0.0")
+        # then the watcher grades it: one event, the upgrade, not one per file written.
+        event = next_event(seen, "package", timeout=30)
+        assert [(c["name"], c["change"], c["after"]) for c in event["changes"]] == [
+            ("westtek_probe_pkg", "upgraded", "2.0.0")
+        ]
+    finally:
+        watcher.stop_event.set()
+        thread.join(10)
+        events.close()
+
+
+# What merely running a server and using JupyterLab writes in a home directory.
+SESSION_CHURN = [
+    ".westtek/singleuser.log",
+    ".local/share/westtek/events.sqlite-wal",
+    ".local/share/westtek/notebook-analyses.json",
+    ".local/share/jupyter/runtime/kernel-1.json",
+    ".jupyter/lab/workspaces/default-37a8.jupyterlab-workspace",
+    ".ipython/profile_default/history.sqlite",
+    ".cache/pip/selfcheck/abc.json",
+    ".cache/westtek/0123/statcache.sqlite",
+    "__pycache__/helpers.cpython-311.pyc",
+]
+
+
+@pytest.fixture
+def home_watching(research_env, tmp_path, monkeypatch):
+    """The research workspace as a home directory with West Tek's state inside it."""
+    home = research_env["workspace"]
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_DATA_HOME")  # West Tek's state then lies inside the home
+    monkeypatch.delenv("WESTTEK_DATA_DIR", raising=False)
+    for rel in SESSION_CHURN:  # a home that has been used before: its directories exist
+        (home / rel).parent.mkdir(parents=True, exist_ok=True)
+    repo = Repository.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
+    python = str(research_env["python"])
+    baseline = load_snapshot(repo, create_snapshot(repo, capture_environment([python], home)).id)
+    events = EventLog(home / ".local" / "share" / "westtek" / "events.sqlite")
+    seen: queue.Queue[dict] = queue.Queue()
+    watcher = DriftWatcher([python], home, baseline, events, seen.put, environment_id="alice")
+    refreshes: list[set[str]] = []
+    refresh = watcher.refresh
+    watcher.refresh = lambda areas: (refreshes.append(areas), refresh(areas))[1]  # type: ignore[method-assign]
+    thread = threading.Thread(target=watcher.run, daemon=True)
+    thread.start()
+    assert watcher.ready.wait(30)
+    yield watcher, seen, refreshes, home
+    watcher.stop_event.set()
+    thread.join(10)
+    events.close()
+
+
+def test_the_products_own_writes_and_session_churn_wake_nothing(home_watching):
+    watcher, seen, refreshes, home = home_watching
+    # When only the product's own state and a working session's churn are written, for
+    # a while (a log line, the event log's WAL, runtime files, the lab's autosave, IPython
+    # history, pip's self-check, West Tek's stat cache),
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        for rel in SESSION_CHURN:
+            with (home / rel).open("a") as out:
+                out.write("x\n")
+        time.sleep(0.1)
+    time.sleep(1)
+    # then nothing was graded again and the state is STABLE with no change;
+    assert refreshes == []
+    assert seen.empty()
+    assert watcher.report.status.value == "STABLE" and watcher.report.changes == []
+    # while a real edit of the workspace still is an event.
+    (home / "notes.md").write_text("why the fit uses robust errors\n")
+    event = seen.get(timeout=30)
+    assert [c["name"] for c in event["changes"]] == ["notes.md"]
+
+
+def test_a_failed_grading_does_not_end_the_watching(watching, research_env, wheelhouse, caplog):
+    watcher, seen, _ = watching
+    refresh = watcher.refresh
+    calls = []
+
+    def flaky(areas):
+        calls.append(areas)
+        if len(calls) == 1:
+            raise OSError("a file vanished mid-capture")
+        return refresh(areas)
+
+    watcher.refresh = flaky  # type: ignore[method-assign]
+    # Given a first grading that fails,
+    (research_env["workspace"] / "notes.md").write_text("first\n")
+    deadline = time.monotonic() + 30
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert calls, "the change was not graded"
+    # when the packages change afterwards, the watcher still grades them.
+    pip_install(research_env["python"], wheelhouse, "westtek_probe_pkg==2.0.0")
+    event = next_event(seen, "package", timeout=30)
+    assert event["status"] == "CRITICAL_DRIFT"
+    assert "a file vanished mid-capture" in caplog.text

@@ -222,7 +222,7 @@ def test_a_shared_snapshot_restores_in_another_lab_and_an_environment_changes_ha
     finally:
         store.close()
     # and carol's server restored it before it started: the package is back at 1.0.0.
-    prestart = hub.workdir / "westtek-users" / "carol" / ".local" / "share" / "westtek"
+    prestart = hub.workdir / "westtek-state" / "carol" / "data"
     outcome = json.loads((prestart / "prestart.json").read_text())
     assert outcome["status"] == "restored", outcome
     assert outcome["snapshot"] == copied

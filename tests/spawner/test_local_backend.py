@@ -37,6 +37,7 @@ def make_spawner(tmp_path, name="alice", **traits):
         **traits,
     )
     spawner.config.LocalBackend.home_dir_template = str(tmp_path / "homes" / "{username}")
+    spawner.config.LocalBackend.state_dir_template = str(tmp_path / "state" / "{username}")
     return spawner
 
 

@@ -246,6 +246,7 @@ async def test_a_local_spawn_restores_before_the_server_answers(
         "XDG_DATA_HOME",
     ]
     spawner.config.LocalBackend.home_dir_template = str(tmp_path / "homes" / "{username}")
+    spawner.config.LocalBackend.state_dir_template = str(tmp_path / "state" / "{username}")
     events = []
 
     async def collect():

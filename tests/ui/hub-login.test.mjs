@@ -123,7 +123,7 @@ async function startHub() {
     url: null,
     log: () =>
       `${launcherLog}\n--- jupyterhub.log ---\n${tail(path.join(workdir, 'jupyterhub.log'))}` +
-      `\n--- alice's singleuser.log ---\n${tail(path.join(aliceHome, '.westtek', 'singleuser.log'))}`,
+      `\n--- alice's singleuser.log ---\n${tail(path.join(workdir, 'westtek-state', 'alice', 'singleuser.log'))}`,
     stop: () => stopHub(hub)
   };
   try {

@@ -8,7 +8,7 @@ files whose redacted replacement must be stored instead are in ``ConfigCapture.r
 and ``KernelCapture.redacted``.
 """
 
-from westtek_core.capture.environment import capture_environment
+from westtek_core.capture.environment import capture_environment, workspace_exclusions
 from westtek_core.capture.interpreters import (
     ProbeError,
     capture_interpreter,
@@ -33,12 +33,19 @@ from westtek_core.capture.model import (
     Skipped,
 )
 from westtek_core.capture.secret_rules import REDACTION_MARKER
-from westtek_core.capture.walk import DEFAULT_IGNORES, PREFIX_IGNORES, walk_tree
+from westtek_core.capture.walk import (
+    DEFAULT_IGNORES,
+    PREFIX_IGNORES,
+    SESSION_NOISE_IGNORES,
+    WorkspaceIgnores,
+    walk_tree,
+)
 
 __all__ = [
     "DEFAULT_IGNORES",
     "PREFIX_IGNORES",
     "REDACTION_MARKER",
+    "SESSION_NOISE_IGNORES",
     "Capture",
     "ConfigCapture",
     "FileEntry",
@@ -47,6 +54,7 @@ __all__ = [
     "KernelCapture",
     "ProbeError",
     "SecretFinding",
+    "WorkspaceIgnores",
     "Skipped",
     "capture_config",
     "capture_environment",
@@ -58,4 +66,5 @@ __all__ = [
     "kernel_interpreter",
     "probe_interpreter",
     "walk_tree",
+    "workspace_exclusions",
 ]

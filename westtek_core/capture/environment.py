@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from jupyter_core.paths import jupyter_runtime_dir
 
@@ -28,6 +29,7 @@ from westtek_core.capture.model import (
     Skipped,
 )
 from westtek_core.capture.walk import walk_tree
+from westtek_core.paths import own_state_dirs
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,25 @@ def _redacted_sources(config: list[ConfigCapture], kernels: list[KernelCapture])
         for path in kernel.redacted:
             sources[os.path.realpath(kernel.tree.root / path)] = f"kernel:{kernel.name}"
     return sources
+
+
+def workspace_exclusions(
+    root: Path, interpreter_infos: Sequence[Mapping[str, Any]], extra: Sequence[Path] = ()
+) -> list[Path]:
+    """Directories inside ``root`` that are never its data, whatever the ignore files say.
+
+    Captured venvs' and conda envs' prefixes (captured as those interpreters), the Jupyter
+    runtime directory (connection files hold kernel keys), West Tek's own state
+    (:func:`westtek_core.paths.own_state_dirs`) and ``extra``.
+    """
+    root_abs = os.path.abspath(root)
+    left_out = [os.path.abspath(p) for p in extra]
+    left_out.append(os.path.abspath(jupyter_runtime_dir()))
+    left_out.extend(os.path.abspath(p) for p in own_state_dirs())
+    for info in interpreter_infos:
+        if info.get("is_venv") or info.get("is_conda"):
+            left_out.append(os.path.abspath(str(info["prefix"])))
+    return sorted({Path(p) for p in left_out if _inside(p, root_abs) and p != root_abs})
 
 
 def capture_environment(
@@ -114,15 +135,10 @@ def capture_environment(
         secrets.extend(cfg.secrets)
 
     root_abs = os.path.abspath(root)
-    left_out = [os.path.abspath(p) for p in exclude]
-    left_out.append(os.path.abspath(jupyter_runtime_dir()))
-    for interp in interpreters:
-        if interp.info.get("is_venv") or interp.info.get("is_conda"):
-            left_out.append(os.path.abspath(str(interp.info["prefix"])))
     workspace, found = walk_tree(
         Path(root_abs),
         detect_secrets=not include_secrets,
-        exclude=[Path(p) for p in left_out if _inside(p, root_abs) and p != root_abs],
+        exclude=workspace_exclusions(Path(root_abs), [i.info for i in interpreters], extra=exclude),
     )
     secrets.extend(found)
 

@@ -18,6 +18,7 @@ from typing import Any
 import blake3
 import zstandard
 
+from westtek_core.paths import cache_dir as default_cache_dir
 from westtek_core.store.backend import StoreBackend, open_backend
 from westtek_core.store.chunker import Chunker, ChunkerParams
 from westtek_core.store.crypto import (
@@ -221,7 +222,7 @@ class Repository:
         data key whose wrapped form is kept in the store's config). An encrypted store needs
         its key file, or KMS access to unwrap its data key; a wrong key raises
         :class:`StoreKeyError` before anything is written. The stat cache lives in
-        ``cache_dir/<store id>/`` (default ``~/.cache/westtek``).
+        ``cache_dir/<store id>/`` (default :func:`westtek_core.paths.cache_dir`).
         """
         owns = not isinstance(location, StoreBackend)
         backend = open_backend(location) if isinstance(location, str) else location
@@ -234,7 +235,7 @@ class Repository:
                 raw = cls._initialise(backend, key_file if encrypt else None, encrypt, kms_key_id)
             config = _parse_config(raw, backend.url)
             crypto = _crypto_for(config, backend.url, key_file, encrypt)
-            base = cache_dir if cache_dir is not None else Path.home() / ".cache" / "westtek"
+            base = cache_dir if cache_dir is not None else default_cache_dir()
             return cls(backend, config, crypto, base / config["id"], owns)
         except BaseException:
             if owns:

@@ -1,7 +1,9 @@
 """Local backend: each single-user server is a process on the hub's machine.
 
 Servers run as the hub's own user, each in its own home directory, so demo users need no
-system accounts. Meant for a laptop, a workstation or CI; production uses the ecs backend.
+system accounts. West Tek's own state for each server (its log, event log, outbox, caches)
+lives in a state directory beside the homes, never inside the home it watches and
+captures. Meant for a laptop, a workstation or CI; production uses the ecs backend.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ from typing import Any
 
 import psutil
 from jupyterhub.utils import random_port
-from traitlets import Float, Unicode, default
+from traitlets import Bool, Float, Unicode, default
 
 from westtek_spawner.backends.base import SpawnerBackend
+from westtek_spawner.user_env import ensure_user_env, user_env_vars
+
+# a terminal is a login bash: ~/.bash_profile puts the user's environment first on PATH
+LOGIN_SHELL_ARG = '--ServerApp.terminado_settings={"shell_command": ["/bin/bash", "-l"]}'
 
 
 class LocalBackend(SpawnerBackend):
@@ -51,6 +57,31 @@ class LocalBackend(SpawnerBackend):
     def _default_home_dir_template(self) -> str:
         return os.path.join(os.getcwd(), "westtek-users", "{username}")
 
+    state_dir_template = Unicode(
+        config=True,
+        help="""West Tek's own state for each user's server (its log, drift event log,
+        outbox, caches), given to the server as WESTTEK_DATA_DIR, WESTTEK_CACHE_DIR and
+        WESTTEK_LOG_DIR; `{username}` and `{servername}` are filled in. Kept outside the
+        home directory: the home is the workspace West Tek watches and captures, and its own
+        writes there would count as drift. Defaults to `westtek-state/{username}` under the
+        hub's working directory.""",
+    )
+
+    @default("state_dir_template")
+    def _default_state_dir_template(self) -> str:
+        return os.path.join(os.getcwd(), "westtek-state", "{username}")
+
+    user_env = Bool(
+        True,
+        config=True,
+        help="""Give each user their own kernel environment: on first spawn, `~/.venv`
+        layered over the hub's packages (created in well under a second, nothing copied),
+        registered as their default `python3` kernel and first on the PATH of their
+        terminals (a login bash). One user's `pip install` then never changes another
+        user's packages or the hub's. Off: kernels and terminals use the hub's own
+        interpreter, shared by everyone.""",
+    )
+
     stop_timeout = Float(
         10.0,
         config=True,
@@ -68,19 +99,43 @@ class LocalBackend(SpawnerBackend):
         """The expanded home directory of this spawner's user."""
         return Path(self.spawner.format_string(self.home_dir_template)).expanduser().absolute()
 
+    @property
+    def state_dir(self) -> Path:
+        """The expanded directory of West Tek's own state for this spawner's server."""
+        return Path(self.spawner.format_string(self.state_dir_template)).expanduser().absolute()
+
+    @property
+    def log_path(self) -> Path:
+        """The server's log file."""
+        return self.state_dir / "singleuser.log"
+
     async def prepare(self) -> None:
-        """Pick a free port and create the user's home directory (private to the hub's user)."""
+        """Pick a free port; create the user's home and state directories (private)."""
         if not self.spawner.port:
             self.spawner.port = random_port()
         self.home_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.user_env:
+            await asyncio.to_thread(ensure_user_env, self.home_dir)
 
     async def launch(self, cmd: list[str], env: dict[str, str]) -> None:
-        """Start the server process in its own session, logging to the home directory."""
-        home = self.home_dir
-        env = {**env, "HOME": str(home)}
-        log_dir = home / ".westtek"
-        log_dir.mkdir(exist_ok=True)
-        with open(log_dir / "singleuser.log", "ab") as log_file:
+        """Start the server process in its own session, logging to its state directory.
+
+        Its terminals are a login bash (``SHELL``; ``~/.bash_profile`` keeps the user's
+        environment first on PATH).
+        """
+        home, state = self.home_dir, self.state_dir
+        env = {
+            **env,
+            "HOME": str(home),
+            "WESTTEK_DATA_DIR": str(state / "data"),
+            "WESTTEK_CACHE_DIR": str(state / "cache"),
+            "WESTTEK_LOG_DIR": str(state),
+        }
+        if self.user_env:
+            env |= user_env_vars(home, env.get("PATH", os.defpath))
+            cmd = [*cmd, LOGIN_SHELL_ARG]
+        with open(self.log_path, "ab") as log_file:
             self._process = await asyncio.create_subprocess_exec(
                 *cmd,
                 env=env,
@@ -103,8 +158,7 @@ class LocalBackend(SpawnerBackend):
 
     def exit_message(self, status: int) -> str:
         """The exit status and where the server's log is."""
-        log = self.home_dir / ".westtek" / "singleuser.log"
-        return f"the server process exited with status {status}; see {log}"
+        return f"the server process exited with status {status}; see {self.log_path}"
 
     def _alive_process(self) -> psutil.Process | None:
         if not self.pid:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from westtek_core.capture import DEFAULT_IGNORES, FileEntry, walk_tree
+from westtek_core.capture import DEFAULT_IGNORES, FileEntry, WorkspaceIgnores, walk_tree
 
 
 def write(root: Path, rel: str, text: str = "x") -> Path:
@@ -62,6 +62,54 @@ def test_default_ignores(tmp_path):
     tree, _ = walk_tree(tmp_path)
     assert paths(tree) == [".venv", ".venv/pyvenv.cfg", "pkg", "pkg/m.py"]
     assert "*.pyc" in DEFAULT_IGNORES
+
+
+def test_a_working_jupyter_sessions_churn_is_not_captured(tmp_path):
+    # Given a home directory as the workspace, with what merely using JupyterLab writes,
+    churn = [
+        ".cache/pip/selfcheck/abc.json",
+        ".local/share/jupyter/runtime/kernel-1.json",
+        ".local/share/jupyter/notebook_secret",
+        ".local/share/jupyter/nbsignatures.db",
+        ".jupyter/lab/workspaces/default-37a8.jupyterlab-workspace",
+        ".ipython/profile_default/history.sqlite",
+        ".ipython/profile_default/history.sqlite-journal",
+        ".local/share/westtek/events.sqlite-wal",
+        ".westtek/singleuser.log",
+        ".bash_history",
+    ]
+    kept = [
+        ".jupyter/lab/user-settings/@jupyterlab/apputils-extension/themes.jupyterlab-settings",
+        ".ipython/profile_default/startup/00-setup.py",
+        ".local/share/notes.txt",
+        "analysis.ipynb",
+        "sub/.cache-notes.txt",
+    ]
+    for rel in churn + kept:
+        write(tmp_path, rel)
+    # when it is walked, none of the churn is captured and everything else is;
+    tree, _ = walk_tree(tmp_path)
+    files = [e.path for e in tree.entries if e.kind == "file"]
+    assert sorted(files) == sorted(kept)
+    # and the root .westtekignore can still take a default back.
+    write(tmp_path, ".westtekignore", "!.bash_history\n")
+    tree, _ = walk_tree(tmp_path)
+    assert ".bash_history" in paths(tree)
+
+
+def test_workspace_ignores_answers_as_the_walk_does(tmp_path):
+    write(tmp_path, "sub/.westtekignore", "*.log\n")
+    files = ["sub/run.log", "sub/keep.txt", ".cache/pip/x", "top.log", ".jupyter/lab/workspaces/w"]
+    for rel in files:
+        write(tmp_path, rel)
+    ignores = WorkspaceIgnores(tmp_path)
+    walked = {e.path for e in walk_tree(tmp_path)[0].entries}
+    for rel in files:
+        assert ignores.ignored(str(tmp_path / rel)) == (rel not in walked), rel
+    # a changed ignore file is read again
+    write(tmp_path, "sub/.westtekignore", "*.txt\n")
+    ignores.ignored(str(tmp_path / "sub" / ".westtekignore"))
+    assert ignores.ignored(str(tmp_path / "sub" / "keep.txt"))
 
 
 def test_westtekignore_root_negation_and_nested_files(tmp_path):

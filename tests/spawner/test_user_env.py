@@ -1,0 +1,71 @@
+"""Each local user's own kernel environment: layered over the suite, private to the user."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.core.conftest import build_wheel
+from westtek_spawner.user_env import ensure_user_env, user_env_vars
+
+
+def run(python, code: str) -> str:
+    return subprocess.run(
+        [str(python), "-c", code], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def test_a_users_installs_stay_in_their_own_environment(tmp_path):
+    # Given alice's first spawn, which creates her environment,
+    home = tmp_path / "alice"
+    home.mkdir()
+    python = ensure_user_env(home)
+    assert python == home / ".venv" / "bin" / "python"
+    # it runs the suite (ipykernel, West Tek) from the hub's packages, copying nothing,
+    assert run(python, "import ipykernel, westtek_core; print('ok')") == "ok"
+    assert not list((home / ".venv").rglob("ipykernel"))
+    # and when she pip-installs a package with her environment's pip,
+    wheels = build_wheel(tmp_path, "westtek_private_pkg", "1.0.0")
+    subprocess.run(
+        [str(home / ".venv" / "bin" / "pip"), "install", "-q", "--no-index",
+         "--find-links", str(wheels), "--disable-pip-version-check", "westtek_private_pkg"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    # it is hers: installed in her venv, invisible to the hub's interpreter.
+    where = run(python, "import westtek_private_pkg; print(westtek_private_pkg.__file__)")
+    assert where.startswith(str(home / ".venv"))
+    hub = subprocess.run([sys.executable, "-c", "import westtek_private_pkg"], capture_output=True)
+    assert hub.returncode != 0
+
+
+def test_the_environment_is_the_default_kernel_and_first_on_a_login_shells_path(tmp_path):
+    home = tmp_path / "bob"
+    home.mkdir()
+    python = ensure_user_env(home)
+    spec = json.loads((home / ".local/share/jupyter/kernels/python3/kernel.json").read_text())
+    assert spec["argv"][0] == str(python)
+    # A login bash (what his terminals run) finds his pip and westtek first.
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin"}
+    script = "command -v pip; command -v westtek; westtek --help >/dev/null && echo runs"
+    found = subprocess.run(
+        ["bash", "-l", "-c", script],
+        env=env, check=True, capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    assert found == [str(home / ".venv/bin/pip"), str(home / ".venv/bin/westtek"), "runs"]
+    # The server's own environment puts it first too (its subprocesses, `%pip`).
+    assert user_env_vars(home, "/usr/bin")["PATH"].split(os.pathsep)[0] == str(home / ".venv/bin")
+
+
+def test_what_the_user_changed_is_kept_on_the_next_spawn(tmp_path):
+    home = tmp_path / "carol"
+    home.mkdir()
+    ensure_user_env(home)
+    profile = home / ".bash_profile"
+    profile.write_text("# carol's own\n")
+    kernel = home / ".local/share/jupyter/kernels/python3/kernel.json"
+    kernel.write_text('{"argv": ["python"], "display_name": "mine", "language": "python"}')
+    ensure_user_env(home)
+    assert profile.read_text() == "# carol's own\n"
+    assert json.loads(kernel.read_text())["display_name"] == "mine"

@@ -1,0 +1,102 @@
+"""Each local user's own kernel environment, layered over the suite's packages.
+
+On the local backend every server runs from the hub's interpreter. Were its kernels and
+terminals to use that interpreter too, one user's ``pip install`` would change every other
+user's packages and the hub's own. Instead each user gets ``~/.venv`` on first spawn:
+
+- a venv without packages of its own, whose site-packages holds one ``.pth`` line naming
+  the hub's site-packages, so JupyterLab, ipykernel and West Tek import from there
+  (created in a fraction of a second: nothing is copied or installed);
+- what the user installs lands in the venv, ahead of the suite's copy on ``sys.path``; pip
+  refuses to remove what lies outside the venv, so the hub's packages cannot be broken;
+- ``pip``, ``pip3`` and ``westtek`` in its ``bin/`` run with the venv's interpreter;
+- the default ``python3`` kernelspec in the user's Jupyter data dir runs it;
+- a login bash (``~/.bash_profile``) puts it first on PATH.
+
+Nothing that exists already is overwritten: a user's own profile or kernelspec stays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+VENV_NAME = ".venv"
+KERNEL_NAME = "python3"
+LAYER_FILE = "westtek-suite.pth"
+
+# commands in the venv's bin/ that run a module with the venv's interpreter
+_COMMANDS = {"pip": "pip", "pip3": "pip", "westtek": "westtek_core"}
+
+_PROFILE = """\
+# Written by West Tek on your first spawn: your own kernel environment comes first on PATH,
+# so `pip install` changes your packages only (never another user's or the hub's).
+[ -f ~/.bashrc ] && . ~/.bashrc
+export VIRTUAL_ENV="$HOME/{venv}"
+export PATH="$HOME/{venv}/bin:{suite_bin}:$PATH"
+"""
+
+
+def _site_packages(python: Path) -> Path:
+    output = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return Path(output.strip())
+
+
+def ensure_user_env(home: Path, suite_python: str = sys.executable) -> Path:
+    """Create (once) ``home/.venv`` layered over ``suite_python``'s packages; its python.
+
+    Also registers it as the user's default kernel and writes a login profile that puts it
+    first on PATH, unless the user has their own.
+    """
+    venv = home / VENV_NAME
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run(
+            [suite_python, "-m", "venv", "--without-pip", str(venv)],
+            check=True,
+            capture_output=True,
+        )
+    site = _site_packages(python)
+    layer = site / LAYER_FILE
+    if not layer.exists():
+        layer.write_text(f"{_site_packages(Path(suite_python))}\n")
+    for command, module in _COMMANDS.items():
+        script = venv / "bin" / command
+        if not script.exists():
+            script.write_text(f'#!/bin/sh\nexec "$(dirname "$0")/python" -m {module} "$@"\n')
+            script.chmod(0o755)
+    kernel = home / ".local" / "share" / "jupyter" / "kernels" / KERNEL_NAME / "kernel.json"
+    if not kernel.exists():
+        kernel.parent.mkdir(parents=True, exist_ok=True)
+        spec = {
+            "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Python 3 (your environment)",
+            "language": "python",
+            "metadata": {"debugger": True},
+        }
+        kernel.write_text(json.dumps(spec, indent=1) + "\n")
+    profile = home / ".bash_profile"
+    if not profile.exists():
+        suite_bin = os.path.dirname(suite_python)
+        profile.write_text(_PROFILE.format(venv=VENV_NAME, suite_bin=suite_bin))
+    return python
+
+
+def user_env_vars(home: Path, path: str) -> dict[str, str]:
+    """What a server's environment needs so its terminals and subprocesses use the venv."""
+    venv = home / VENV_NAME
+    return {
+        "VIRTUAL_ENV": str(venv),
+        "PATH": os.pathsep.join([str(venv / "bin"), path]) if path else str(venv / "bin"),
+        # the user's kernelspec before the hub venv's own `python3` (jupyter_core prefers
+        # the running venv's share/jupyter otherwise)
+        "JUPYTER_PREFER_ENV_PATH": "0",
+    }
