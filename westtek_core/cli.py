@@ -368,6 +368,11 @@ def _add_rollback(commands: Any) -> None:
         choices=("packages", "kernels", "config"),
         help="roll back only this area (repeatable; default: all three)",
     )
+    rollback.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with --to: list every step the rollback would take; change nothing",
+    )
     _add_environment(rollback)
     rollback.set_defaults(root=None)  # --resume and --undo reuse the rollback's own
     _add_json(rollback)
@@ -715,6 +720,8 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     from westtek_core import rollback
 
     repo = _open_repo(args)
+    if args.dry_run:
+        return _preview_rollback(args, repo)
     console = Console(stderr=True)
     with Progress(
         console=console, transient=True, disable=args.json or not console.is_terminal
@@ -760,6 +767,29 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
     _emit(args, report.to_json(), human)
     return 0 if report.status == "STABLE" else 1
+
+
+def _preview_rollback(args: argparse.Namespace, repo: Any) -> int:
+    from westtek_core import rollback
+
+    root = args.root or Path.cwd()
+    try:
+        plan = rollback.preview_rollback(repo, args.target, args.python, root, args.only)
+    except rollback.RollbackError as e:
+        raise CommandError(str(e)) from e
+
+    def human(out: Console) -> None:
+        out.print(
+            f"rolling back to snapshot [bold]{plan.target[:12]}[/] ({', '.join(plan.only)}) "
+            f"would take {len(plan.steps)} steps:"
+        )
+        for step in plan.steps:
+            out.print(f"  {step.describe()}")
+        for note in plan.notes:
+            out.print(f"  [yellow]note[/] {note}")
+
+    _emit(args, plan.to_preview(), human)
+    return 0
 
 
 def _cmd_kb(args: argparse.Namespace) -> int:
@@ -998,6 +1028,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "rollback" and args.dry_run and not args.target:
+        parser.error("rollback --dry-run previews a rollback: use it with --to ID")  # exits 2
     try:
         return _run(args)
     except (

@@ -28,7 +28,12 @@ from westtek_core.drift import (
 from westtek_core.drift_report import DriftReport
 from westtek_core.events import EventLog
 from westtek_core.jobs import Job, JobRunner
-from westtek_core.rollback import RollbackError, RollbackProgress, run_rollback
+from westtek_core.rollback import (
+    RollbackError,
+    RollbackProgress,
+    preview_rollback,
+    run_rollback,
+)
 from westtek_core.snapshot import (
     ManifestError,
     Progress,
@@ -254,14 +259,32 @@ class EnvironmentService:
 
         return self.jobs.submit("restore", f"restore {manifest['id'][:12]} into {target}", work)
 
-    def start_rollback(self, to: str | None = None, only: str | None = None) -> Job:
-        """Put the live environment back to a snapshot (the baseline by default), in place."""
+    def _rollback_target(self, to: str | None) -> dict[str, Any]:
+        """The snapshot a rollback goes back to: ``to``, else the baseline."""
         if to:
-            target = load_snapshot(self._store_with_snapshots(), to)
-        else:
-            target = self._baseline() or {}
-            if not target:
-                raise SnapshotNotFound("no baseline to roll back to: take a snapshot first")
+            return load_snapshot(self._store_with_snapshots(), to)
+        target = self._baseline() or {}
+        if not target:
+            raise SnapshotNotFound("no baseline to roll back to: take a snapshot first")
+        return target
+
+    def rollback_preview(self, to: str | None = None, only: str | None = None) -> dict[str, Any]:
+        """Every step a rollback would take now (packages, kernels, config); changes nothing."""
+        target = self._rollback_target(to)
+        plan = preview_rollback(
+            self.repo(), str(target["id"]), self.pythons, self.root, [only] if only else None
+        )
+        return plan.to_preview()
+
+    def start_rollback(
+        self, to: str | None = None, only: str | None = None, expected_plan: str | None = None
+    ) -> Job:
+        """Put the live environment back to a snapshot (the baseline by default), in place.
+
+        With ``expected_plan`` (a preview's fingerprint) the job fails, changing nothing,
+        when the rollback would no longer do exactly what was previewed.
+        """
+        target = self._rollback_target(to)
 
         def work(progress: Callable[[Progress], None]) -> dict[str, Any]:
             def steps(state: RollbackProgress) -> None:
@@ -275,6 +298,7 @@ class EnvironmentService:
                     self.root,
                     only=[only] if only else None,
                     progress=steps,
+                    expected_plan=expected_plan,
                 )
             finally:
                 self.baseline_changed()  # the safety snapshot is new; re-grade from scratch

@@ -21,6 +21,7 @@ environment in, a :class:`RollbackPlan` out); :func:`run_rollback` orchestrates.
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import os
 import posixpath
@@ -137,6 +138,16 @@ class RollbackPlan:
     unchanged: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def fingerprint(self) -> str:
+        """Identity of what the plan does: a preview confirmed is the rollback applied."""
+        canonical = json.dumps(
+            [self.target, list(self.only), [s.to_json() for s in self.steps]],
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
     def to_json(self) -> dict[str, Any]:
         """The plan as JSON (also kept in the journal)."""
         return {
@@ -146,6 +157,13 @@ class RollbackPlan:
             "unchanged": dict(self.unchanged),
             "notes": list(self.notes),
         }
+
+    def to_preview(self) -> dict[str, Any]:
+        """The plan shown before it runs: each step with its line, and its fingerprint."""
+        plan = self.to_json()
+        for step, row in zip(self.steps, plan["steps"], strict=True):
+            row["description"] = step.describe()
+        return plan | {"fingerprint": self.fingerprint}
 
 
 def _areas(only: Collection[str] | None) -> tuple[str, ...]:
@@ -1192,13 +1210,16 @@ def _start(
     *,
     kind: str = "rollback",
     undoes: str | None = None,
+    expected_plan: str | None = None,
 ) -> RollbackReport:
-    from westtek_core.capture import capture_environment
     from westtek_core.snapshot import create_snapshot
 
-    present = [p for p in pythons if Path(p).exists()]
-    capture = capture_environment(present, root)
-    plan = plan_rollback(target, live_state(capture, pythons), areas)
+    capture, plan = _live_plan(target, pythons, root, areas)
+    if expected_plan is not None and plan.fingerprint != expected_plan:
+        raise RollbackError(
+            "the environment changed since the rollback was previewed: "
+            "review the new preview and confirm again"
+        )
     if not plan.steps:
         drift = _final_drift(target, pythons, root, areas)
         return RollbackReport(None, kind, str(target["id"]), areas, None, [], plan.notes, drift)
@@ -1235,6 +1256,35 @@ def _start(
     return _finish(repo, journal, target, root, resumed=False, progress=progress)
 
 
+def _live_plan(
+    target: Mapping[str, Any], pythons: Sequence[str], root: Path, areas: tuple[str, ...]
+) -> tuple[Capture, RollbackPlan]:
+    """Capture the live environment and plan the rollback from it."""
+    from westtek_core.capture import capture_environment
+
+    present = [p for p in pythons if Path(p).exists()]
+    capture = capture_environment(present, root)
+    return capture, plan_rollback(target, live_state(capture, pythons), areas)
+
+
+def preview_rollback(
+    repo: Repository,
+    target_id: str,
+    pythons: Sequence[str] | None,
+    root: Path,
+    only: Collection[str] | None = None,
+) -> RollbackPlan:
+    """What :func:`run_rollback` with the same arguments would do now; changes nothing.
+
+    Pass the plan's ``fingerprint`` to ``run_rollback(expected_plan=...)`` so that what is
+    applied is exactly what was previewed.
+    """
+    areas = _areas(only)
+    target = _load_target(repo, target_id)
+    chosen = [str(i.get("path")) for _, i in _target_interpreters(target, pythons)]
+    return _live_plan(target, chosen, Path(root), areas)[1]
+
+
 def _load_target(repo: Repository, snapshot_id: str) -> dict[str, Any]:
     from westtek_core.snapshot import load_snapshot
 
@@ -1248,13 +1298,15 @@ def run_rollback(
     root: Path,
     only: Collection[str] | None = None,
     progress: ProgressCallback | None = None,
+    expected_plan: str | None = None,
 ) -> RollbackReport:
     """Roll the live environment back to snapshot ``target_id``, in place.
 
     ``pythons`` are the target's interpreters to roll back (None: all of them); ``root``
     is the workspace (captured by the safety snapshot, never changed). When this store has
     an unfinished rollback to the same snapshot and areas, it is resumed; an unfinished
-    rollback to anything else must be resumed or undone first.
+    rollback to anything else must be resumed or undone first. ``expected_plan`` (a
+    preview's fingerprint) refuses to start when the plan is no longer the one previewed.
     """
     areas = _areas(only)
     target = _load_target(repo, target_id)
@@ -1268,7 +1320,7 @@ def run_rollback(
             "finish it with `westtek rollback --resume` or undo it with `westtek rollback --undo`"
         )
     chosen = [str(i.get("path")) for _, i in _target_interpreters(target, pythons)]
-    return _start(repo, target, chosen, Path(root), areas, progress)
+    return _start(repo, target, chosen, Path(root), areas, progress, expected_plan=expected_plan)
 
 
 def resume_rollback(

@@ -301,7 +301,34 @@ class RollbackHandler(WestTekAPIHandler):
     async def post(self) -> None:
         """Start a rollback, after a safety snapshot."""
         wanted = self.body(models.RollbackRequest)
-        self.accepted(await self.run(self.service.start_rollback, wanted.to, wanted.only))
+        self.accepted(
+            await self.run(self.service.start_rollback, wanted.to, wanted.only, wanted.plan)
+        )
+
+
+class RollbackPreviewHandler(WestTekAPIHandler):
+    """``GET rollback/preview``: every step a rollback would take now; changes nothing."""
+
+    operations = {
+        "get": Operation(
+            "Preview a rollback: every package, kernel and config change it would make",
+            models.RollbackPreview,
+            query={
+                "to": "snapshot id (the baseline when omitted)",
+                "only": "packages, kernels or config (everything when omitted)",
+            },
+        )
+    }
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """Plan the rollback against the live environment."""
+        to = self.get_query_argument("to", None) or None
+        only = self.get_query_argument("only", None) or None
+        if only not in (None, "packages", "kernels", "config"):
+            raise web.HTTPError(400, "only must be packages, kernels or config")
+        self.reply(await self.run(self.service.rollback_preview, to, only))
 
 
 class DriftEventsHandler(WestTekAPIHandler):
@@ -557,6 +584,7 @@ def handler_routes() -> list[tuple[str, Any]]:
         (rf"{api}/drift", DriftHandler),
         (rf"{api}/baseline", BaselineHandler),
         (rf"{api}/rollback", RollbackHandler),
+        (rf"{api}/rollback/preview", RollbackPreviewHandler),
         (rf"{api}/drift/events", DriftEventsHandler),
         (rf"{api}/drift/stream", DriftStreamHandler),
         (rf"{api}/jobs", JobsHandler),

@@ -170,6 +170,35 @@ class RollbackRequest(_Wire):
 
     to: str | None = Field(default=None, description="Snapshot id; the baseline when omitted")
     only: Literal["packages", "kernels", "config"] | None = None
+    plan: str | None = Field(
+        default=None,
+        description="The fingerprint of the preview the researcher confirmed: the rollback "
+        "fails, changing nothing, if it would now do anything else",
+    )
+
+
+class RollbackStep(_Wire):
+    """One step of a rollback: a distribution, a kernelspec or a config file."""
+
+    area: Literal["packages", "kernels", "config"]
+    action: Literal["remove", "install", "replace", "restore-prefix"]
+    name: str
+    where: str
+    interpreter: int | None = None
+    before: str | None = None
+    after: str | None = None
+    description: str = Field(description="The step in one line, as shown to the researcher")
+
+
+class RollbackPreview(_Wire):
+    """``GET rollback/preview``: everything a rollback would change now, in order."""
+
+    target: str
+    only: list[str]
+    steps: list[RollbackStep]
+    unchanged: dict[str, int] = Field(description="Per area, how many items already match")
+    notes: list[str] = Field(description="What the rollback cannot do safely and leaves as is")
+    fingerprint: str = Field(description="Pass as `plan` to POST rollback to apply exactly this")
 
 
 class JobProgress(_Wire):

@@ -11,6 +11,7 @@ import {
   IJob,
   IJobList,
   IRestoreRequest,
+  IRollbackPreview,
   IRollbackRequest,
   ISnapshotCreate,
   ISnapshotList,
@@ -191,6 +192,13 @@ export class WestTekClient {
    */
   rollback(body: IRollbackRequest = {}): Promise<IJob> {
     return this._send('rollback', 'POST', body);
+  }
+
+  /**
+   * `GET rollback/preview`: every step a rollback to the baseline would take.
+   */
+  rollbackPreview(): Promise<IRollbackPreview> {
+    return this._get('rollback/preview');
   }
 
   /**

@@ -171,8 +171,9 @@ export function addCommands(context: ICommandContext): void {
         });
         return;
       }
-      if (await confirmRollback(state.changes, state.baseline, trans)) {
-        await drift.rollback();
+      const preview = await drift.previewRollback();
+      if (preview && (await confirmRollback(preview, trans))) {
+        await drift.rollback(preview.fingerprint);
       }
     }
   });

@@ -3,14 +3,13 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 import React from 'react';
 
-import { SEVERITIES } from './drift-model';
+import { shortId } from './format';
 import {
-  describeChange,
-  severityClass,
-  severityLabel,
-  shortId
-} from './format';
-import { IChange, IRestoreRequest, RestoreMode } from './tokens';
+  IRestoreRequest,
+  IRollbackPreview,
+  IRollbackStep,
+  RestoreMode
+} from './tokens';
 
 /**
  * The body of the restore dialog: the target directory and the mode.
@@ -106,80 +105,74 @@ export async function askRestore(
 }
 
 /**
- * Kinds of change a rollback puts right (packages, kernels, configuration);
- * notebooks, data and lab extensions stay as they are.
+ * The areas a rollback changes, in the order its steps run.
  */
-export const ROLLBACK_KINDS: ReadonlySet<IChange['kind']> = new Set<
-  IChange['kind']
->(['interpreter', 'package', 'kernel', 'config']);
+const ROLLBACK_AREAS: readonly IRollbackStep['area'][] = [
+  'packages',
+  'kernels',
+  'config'
+];
 
 /**
- * The changes a rollback undoes, grouped by severity, and what it leaves.
+ * Every step a rollback will take, by area, as previewed against the live
+ * environment: what the dialog lists is exactly what the rollback does.
  */
 export function RollbackSummary(props: {
-  changes: readonly IChange[];
-  baseline: string | null | undefined;
+  preview: IRollbackPreview;
   trans: TranslationBundle;
 }): JSX.Element {
-  const { trans } = props;
-  const changes = props.changes.filter(change =>
-    ROLLBACK_KINDS.has(change.kind)
-  );
-  const kept = props.changes.length - changes.length;
+  const { preview, trans } = props;
+  const titles: Record<IRollbackStep['area'], string> = {
+    packages: trans.__('Packages'),
+    kernels: trans.__('Kernels'),
+    config: trans.__('Jupyter configuration')
+  };
   return (
     <div
       className="jp-WestTek-rollbackSummary"
       data-testid="westtek-rollback-summary"
     >
-      {changes.length ? (
-        <p>
-          {trans._n(
-            'Rolling back to baseline %2 undoes this change in place:',
-            'Rolling back to baseline %2 undoes these %1 changes in place:',
-            changes.length,
-            shortId(props.baseline)
-          )}
-        </p>
-      ) : (
-        <p>
-          {trans.__(
-            'Packages, kernels and configuration match baseline %1: a rollback changes nothing.',
-            shortId(props.baseline)
-          )}
-        </p>
-      )}
-      {SEVERITIES.map(severity => {
-        const group = changes.filter(change => change.severity === severity);
+      <p>
+        {preview.steps.length
+          ? trans._n(
+              'Rolling back to baseline %2 makes this change in place:',
+              'Rolling back to baseline %2 makes these %1 changes in place:',
+              preview.steps.length,
+              shortId(preview.target)
+            )
+          : trans.__(
+              'Packages, kernels and configuration match baseline %1: a rollback changes nothing.',
+              shortId(preview.target)
+            )}
+      </p>
+      {ROLLBACK_AREAS.map(area => {
+        const group = preview.steps.filter(step => step.area === area);
         if (!group.length) {
           return null;
         }
         return (
-          <div key={severity}>
-            <h4 className={`jp-WestTek-groupTitle ${severityClass(severity)}`}>
-              {severityLabel(severity, trans)} ({group.length})
+          <div key={area} data-testid={`westtek-rollback-${area}`}>
+            <h4 className="jp-WestTek-groupTitle">
+              {titles[area]} ({group.length})
             </h4>
             <ul className="jp-WestTek-changeList">
-              {group.map((change, index) => (
-                <li key={index} className={severityClass(change.severity)}>
-                  {undoText(change, trans)}
+              {group.map(step => (
+                <li key={`${step.where}:${step.name}`} title={step.description}>
+                  {stepText(step, trans)}
                 </li>
               ))}
             </ul>
           </div>
         );
       })}
-      {kept > 0 && (
-        <p className="jp-WestTek-muted" data-testid="westtek-rollback-kept">
-          {trans._n(
-            '%1 change to notebooks, data or lab extensions stays as it is.',
-            '%1 changes to notebooks, data or lab extensions stay as they are.',
-            kept
-          )}
+      {preview.notes.map(note => (
+        <p key={note} className="jp-WestTek-muted">
+          {note}
         </p>
-      )}
-      <p className="jp-WestTek-muted">
+      ))}
+      <p className="jp-WestTek-muted" data-testid="westtek-rollback-kept">
         {trans.__(
-          'A safety snapshot of the environment as it is now is taken first, so the rollback can be undone.'
+          'Notebooks, data and lab extensions are never changed. A safety snapshot of the environment as it is now is taken first, so the rollback can be undone.'
         )}
       </p>
     </div>
@@ -187,43 +180,45 @@ export function RollbackSummary(props: {
 }
 
 /**
- * What undoing a change does, in words.
+ * What one step does, in words.
  */
-function undoText(change: IChange, trans: TranslationBundle): string {
-  const what = `${change.kind} ${change.name}`;
-  switch (change.change) {
-    case 'added':
-      return trans.__('remove %1 %2', what, change.after ?? '');
-    case 'removed':
-      return trans.__('reinstall %1 %2', what, change.before ?? '');
-    case 'upgraded':
-    case 'downgraded':
+function stepText(step: IRollbackStep, trans: TranslationBundle): string {
+  if (step.area !== 'packages') {
+    const what =
+      step.area === 'kernels' ? step.name : `${step.where}/${step.name}`;
+    return trans.__('%1 %2', step.action, what);
+  }
+  switch (step.action) {
+    case 'remove':
+      return trans.__('remove %1 %2', step.name, step.before ?? '');
+    case 'install':
+      return trans.__('reinstall %1 %2', step.name, step.after ?? '');
+    case 'replace':
       return trans.__(
         '%1: %2 back to %3',
-        what,
-        change.after ?? '?',
-        change.before ?? '?'
+        step.name,
+        step.before ?? '?',
+        step.after ?? '?'
       );
     default:
-      return trans.__('restore %1 (%2)', what, describeChange(change));
+      return trans.__('restore the environment of %1', step.where);
   }
 }
 
 /**
- * Ask before rolling the environment back, listing what will change.
+ * Ask before rolling the environment back, listing every step it will take.
  *
+ * @param preview The rollback's plan against the live environment
+ * @param trans Translation bundle of the `westtek` domain
  * @returns Whether the researcher confirmed
  */
 export async function confirmRollback(
-  changes: readonly IChange[],
-  baseline: string | null | undefined,
+  preview: IRollbackPreview,
   trans: TranslationBundle
 ): Promise<boolean> {
   const result = await showDialog({
     title: trans.__('Roll back to the baseline?'),
-    body: (
-      <RollbackSummary changes={changes} baseline={baseline} trans={trans} />
-    ),
+    body: <RollbackSummary preview={preview} trans={trans} />,
     buttons: [
       Dialog.cancelButton({ label: trans.__('Cancel') }),
       Dialog.warnButton({ label: trans.__('Roll back') })

@@ -11,6 +11,7 @@ import {
   IDriftEvent,
   IDriftState,
   IJob,
+  IRollbackPreview,
   IStreamMessage,
   Severity
 } from './tokens';
@@ -299,15 +300,30 @@ export class DriftModel extends VDomModel {
   }
 
   /**
-   * Put the live environment back to the baseline (or another snapshot).
+   * Every step a rollback to the baseline would take now.
    *
-   * @param to Snapshot id; the baseline when omitted
+   * @returns The preview, or null (with an error notice) if it failed
+   */
+  async previewRollback(): Promise<IRollbackPreview | null> {
+    try {
+      return await this._client.rollbackPreview();
+    } catch (error) {
+      this.setNotice({ kind: 'error', text: errorMessage(error) });
+      return null;
+    }
+  }
+
+  /**
+   * Put the live environment back to the baseline, exactly as previewed.
+   *
+   * @param plan The confirmed preview's fingerprint: the rollback changes
+   *   nothing if it would now do anything else
    * @returns The finished job, or null if it could not be started
    */
-  async rollback(to?: string): Promise<IJob | null> {
+  async rollback(plan?: string): Promise<IJob | null> {
     let job: IJob;
     try {
-      job = await this._client.rollback(to ? { to } : {});
+      job = await this._client.rollback(plan ? { plan } : {});
     } catch (error) {
       this.setNotice({ kind: 'error', text: errorMessage(error) });
       return null;

@@ -472,6 +472,83 @@ export interface IRollbackRequest {
    * Roll back only this part.
    */
   only?: 'packages' | 'kernels' | 'config';
+
+  /**
+   * The fingerprint of the preview the researcher confirmed: the rollback
+   * fails, changing nothing, if it would now do anything else.
+   */
+  plan?: string;
+}
+
+/**
+ * One step of a rollback: a distribution, a kernelspec or a config file.
+ */
+export interface IRollbackStep {
+  /**
+   * What the step changes.
+   */
+  area: 'packages' | 'kernels' | 'config';
+
+  /**
+   * `remove` (live only), `install` (snapshot only), `replace` (both,
+   * different) or `restore-prefix` (the interpreter's whole prefix is gone).
+   */
+  action: 'remove' | 'install' | 'replace' | 'restore-prefix';
+
+  /**
+   * The distribution, kernelspec or config file.
+   */
+  name: string;
+
+  /**
+   * The interpreter, kernelspec directory or config directory.
+   */
+  where: string;
+
+  /**
+   * The live version (packages).
+   */
+  before?: string | null;
+
+  /**
+   * The version put back (packages).
+   */
+  after?: string | null;
+
+  /**
+   * The step in one line.
+   */
+  description: string;
+}
+
+/**
+ * `GET rollback/preview`: everything a rollback would change now, in order.
+ */
+export interface IRollbackPreview {
+  /**
+   * The snapshot rolled back to.
+   */
+  target: string;
+
+  /**
+   * The steps, in the order they run.
+   */
+  steps: IRollbackStep[];
+
+  /**
+   * Per area, how many items already match.
+   */
+  unchanged: { [area: string]: number };
+
+  /**
+   * What the rollback cannot do safely and leaves as it is.
+   */
+  notes: string[];
+
+  /**
+   * Pass as `plan` to `POST rollback` to apply exactly this.
+   */
+  fingerprint: string;
 }
 
 /**

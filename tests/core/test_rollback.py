@@ -448,7 +448,19 @@ def test_kernels_and_config_come_back_with_their_secrets(
     config.write_text(config.read_text().replace("9999", "8888") + "c.ServerApp.ip = '*'\n")
     (config_dir / "jupyter_lab_config.py").write_text("c = get_config()\n")
 
-    code = main(["rollback", "--to", snapshot_id, "--only", "kernels", "--only", "config", *common])
+    # a dry run lists every step the rollback will take, and changes nothing
+    areas = ["--only", "kernels", "--only", "config"]
+    assert main(["rollback", "--to", snapshot_id, *areas, "--dry-run", *common, "--json"]) == 0
+    preview = json.loads(capsys.readouterr().out)
+    assert sorted((s["action"], s["name"]) for s in preview["steps"]) == [
+        ("remove", "extra"),
+        ("remove", "jupyter_lab_config.py"),
+        ("replace", "jupyter_server_config.py"),
+        ("replace", "research"),
+    ]
+    assert (data / "kernels" / "extra").exists()
+
+    code = main(["rollback", "--to", snapshot_id, *areas, *common])
     out = capsys.readouterr().out
 
     # Then each file is back byte for byte, the secret token included, and extras are gone
@@ -565,6 +577,10 @@ def test_rollback_needs_exactly_one_of_to_resume_undo(capsys):
         main(["rollback"])
     assert exit_info.value.code == 2
     assert "one of the arguments --to --resume --undo is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["rollback", "--resume", "--dry-run"])
+    assert exit_info.value.code == 2
+    assert "use it with --to ID" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -265,3 +265,51 @@ async def test_roll_back_to_the_baseline_makes_the_environment_stable(
     assert len(safety) == 1  # taken before anything changed
     code, answer = await error(jp_fetch, "POST", "rollback", body={"only": "everything"})
     assert code == 400 and answer["message"].startswith("only:")
+
+
+async def test_the_rollback_preview_is_exactly_what_the_rollback_does(
+    jp_fetch, research_env, wheelhouse
+):
+    # Given a baseline, then two package changes and an edited workspace file,
+    await snapshot(jp_fetch, note="baseline")
+    pip_install(
+        research_env["python"], wheelhouse, "westtek_probe_pkg==2.0.0", "westtek_unused_pkg==1.1.0"
+    )
+    (research_env["workspace"] / "data" / "measurements.csv").write_text("t,x\n0,0\n")
+    # when the researcher previews the rollback,
+    code, preview = await call(jp_fetch, "GET", "rollback", "preview")
+    assert code == 200
+    models.RollbackPreview.model_validate(preview)
+    # it lists every package it will put back (and never the workspace, which stays),
+    lines = [s["description"] for s in preview["steps"]]
+    assert sorted(s["name"] for s in preview["steps"]) == [
+        "westtek_probe_pkg",
+        "westtek_unused_pkg",
+    ]
+    assert any(line.startswith("replace westtek_probe_pkg 2.0.0 → 1.0.0") for line in lines)
+    # and the rollback confirmed with that preview does exactly that.
+    body = {"plan": preview["fingerprint"]}
+    job = await finish(jp_fetch, (await call(jp_fetch, "POST", "rollback", body=body))[1])
+    assert job["state"] == "succeeded", job["error"]
+    done = [s["name"] for s in job["result"]["steps"]]
+    assert sorted(done) == ["westtek_probe_pkg", "westtek_unused_pkg"]
+
+
+async def test_a_rollback_whose_preview_is_stale_changes_nothing(
+    jp_fetch, research_env, wheelhouse
+):
+    await snapshot(jp_fetch, note="baseline")
+    pip_install(research_env["python"], wheelhouse, "westtek_probe_pkg==2.0.0")
+    _, preview = await call(jp_fetch, "GET", "rollback", "preview", only="packages")
+    assert [s["name"] for s in preview["steps"]] == ["westtek_probe_pkg"]
+    # Given a package changed after the preview was shown,
+    pip_install(research_env["python"], wheelhouse, "westtek_unused_pkg==2.0.0")
+    # when the researcher confirms the old preview, the rollback refuses and changes nothing.
+    body = {"only": "packages", "plan": preview["fingerprint"]}
+    job = await finish(jp_fetch, (await call(jp_fetch, "POST", "rollback", body=body))[1])
+    assert job["state"] == "failed"
+    assert "changed since the rollback was previewed" in job["error"]
+    _, listed = await call(jp_fetch, "GET", "snapshots")
+    assert not [r for r in listed["snapshots"] if r["labels"].get("westtek.rollback")]
+    code, answer = await error(jp_fetch, "GET", "rollback", "preview", only="data")
+    assert code == 400 and "only must be" in answer["message"]
