@@ -9,6 +9,7 @@ notebooks import, which kernels they run and which data files they read.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -314,9 +315,31 @@ def detect_drift(
     for interp in live["interpreters"]:
         interp["label"] = by_path.get(str(interp["path"]), str(interp["path"]))
     changes = raw_changes(manifest_facets(baseline, by="stat"), manifest_facets(live, by="stat"))
+    # files of packages installed inside the workspace (a user site in the home) are
+    # stored with it, but as drift they are the package change, not one per file
+    installed = _install_dirs_in(root, capture)
+    changes = [
+        c
+        for c in changes
+        if c.kind not in ("data", "notebook")
+        or not any(c.name == d or c.name.startswith(d + "/") for d in installed)
+    ]
     if context is None:
         context = grading_context(root, baseline)
     return (policy or SeverityPolicy()).grade(str(baseline.get("id", "")), changes, context)
+
+
+def _install_dirs_in(root: Path, capture: Any) -> list[str]:
+    """The interpreters' install directories inside ``root``, relative to it."""
+    from westtek_core.capture import install_dirs
+
+    base = str(Path(root).absolute())
+    return [
+        os.path.relpath(d, base)
+        for interp in capture.interpreters
+        for d in install_dirs(interp.info)
+        if d.startswith(base.rstrip("/") + "/")
+    ]
 
 
 def capture_live(pythons: Sequence[str] | None, root: Path) -> Any:

@@ -31,6 +31,7 @@ from westtek_core.capture import (
     WorkspaceIgnores,
     capture_config,
     capture_kernels,
+    install_dirs,
     probe_interpreter,
     walk_tree,
     workspace_exclusions,
@@ -51,20 +52,16 @@ def _key(change: Change) -> tuple[str, str, str, str | None, str | None]:
     return (change.kind, change.name, change.change, change.before, change.after)
 
 
-def _site_dirs(info: Mapping[str, Any]) -> list[str]:
-    paths = info.get("paths") or {}
-    return sorted({str(paths[k]) for k in ("purelib", "platlib") if paths.get(k)})
-
-
 def environment_dirs(capture: Capture, root: Path) -> dict[str, list[str]]:
-    """Area → the directories whose changes change it (those that exist)."""
+    """Area → the directories whose changes change it (some may not exist yet)."""
     areas: dict[str, list[str]] = {
-        f"interpreter:{i}": _site_dirs(interp.info) for i, interp in enumerate(capture.interpreters)
+        f"interpreter:{i}": install_dirs(interp.info)
+        for i, interp in enumerate(capture.interpreters)
     }
     areas["kernels"] = [os.path.join(p, "kernels") for p in jupyter_path()]
     areas["config"] = list(jupyter_config_path())
     areas["workspace"] = [str(root)]
-    return {area: [p for p in paths if os.path.isdir(p)] for area, paths in areas.items()}
+    return areas
 
 
 def environment_stamp(capture: Capture, root: Path) -> tuple[tuple[str, int], ...]:
@@ -170,7 +167,7 @@ class DriftWatcher:
         self.ready = threading.Event()
 
     def watched_paths(self) -> dict[str, list[str]]:
-        """Area → directories watched for it."""
+        """Area → directories whose changes change it (watched where they exist)."""
         return environment_dirs(self.capture, self.root)
 
     def exclusions(self) -> list[Path]:
@@ -226,7 +223,9 @@ class DriftWatcher:
         """
         watched = self.watched_paths()
         changes_filter = EnvironmentChangeFilter(watched, self.root, self.exclusions())
-        roots = sorted({p for paths in watched.values() for p in paths})
+        # a directory made later (a first `pip install --user`) is seen where an existing
+        # parent is watched: the workspace, when it is the home
+        roots = sorted({p for paths in watched.values() for p in paths if os.path.isdir(p)})
         for batch in watchfiles.watch(
             *roots,
             watch_filter=changes_filter,

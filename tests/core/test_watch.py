@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import subprocess
 import sys
@@ -212,3 +213,37 @@ def test_a_failed_grading_does_not_end_the_watching(watching, research_env, whee
     event = next_event(seen, "package", timeout=30)
     assert event["status"] == "CRITICAL_DRIFT"
     assert "a file vanished mid-capture" in caplog.text
+
+
+def test_a_pip_install_user_is_seen(tmp_path, wheelhouse, monkeypatch):
+    # Given an interpreter that reads the user site (not a venv) and a home as the
+    # workspace, where that user site does not exist yet,
+    python = os.path.join(sys.base_prefix, "bin", "python3")
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("PYTHONUSERBASE", raising=False)
+    repo = Repository.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
+    baseline = load_snapshot(repo, create_snapshot(repo, capture_environment([python], home)).id)
+    events = EventLog(tmp_path / "events.sqlite")
+    seen: queue.Queue[dict] = queue.Queue()
+    watcher = DriftWatcher([python], home, baseline, events, seen.put, environment_id="alice")
+    thread = threading.Thread(target=watcher.run, daemon=True)
+    thread.start()
+    try:
+        assert watcher.ready.wait(30)
+        # when a package is installed with `pip install --user`,
+        subprocess.run(
+            [python, "-m", "pip", "install", "--user", "-q", "--no-index", "--find-links",
+             str(wheelhouse), "--disable-pip-version-check", "westtek_unused_pkg==1.0.0"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        # then it is a package event of that interpreter, not a workspace file.
+        event = next_event(seen, "package", timeout=30)
+        assert [(c["kind"], c["name"], c["change"]) for c in event["changes"]] == [
+            ("package", "westtek_unused_pkg", "added")
+        ]
+    finally:
+        watcher.stop_event.set()
+        thread.join(10)
+        events.close()

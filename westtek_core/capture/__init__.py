@@ -13,6 +13,7 @@ from westtek_core.capture.interpreters import (
     ProbeError,
     capture_interpreter,
     default_interpreters,
+    install_dirs,
     probe_interpreter,
 )
 from westtek_core.capture.jupyter_env import (
@@ -62,6 +63,7 @@ __all__ = [
     "capture_kernels",
     "capture_labextensions",
     "default_interpreters",
+    "install_dirs",
     "jupyter_versions",
     "kernel_interpreter",
     "probe_interpreter",

@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,27 @@ def probe_interpreter(python: str, timeout: float = 60) -> dict[str, Any]:
     if not isinstance(info, dict) or info.get("probe_version") != probe_module.PROBE_VERSION:
         raise ProbeError(f"probing {python} returned an unexpected report")
     return info
+
+
+def install_dirs(info: Mapping[str, Any]) -> list[str]:
+    """Where installing into a probed interpreter writes, whether or not it exists yet.
+
+    Its site-packages, its user site (``pip install --user``), every site-packages a
+    distribution it imports lies in (a venv layered over another through a ``.pth``) and,
+    for a conda environment, ``conda-meta`` (conda packages with no Python files).
+    """
+    paths = info.get("paths") or {}
+    dirs = {str(paths[k]) for k in ("purelib", "platlib") if paths.get(k)}
+    if info.get("user_site"):
+        dirs.add(str(info["user_site"]))
+    dirs.update(
+        str(d["location"])
+        for d in info.get("distributions") or []
+        if str(d.get("location") or "").endswith(("site-packages", "dist-packages"))
+    )
+    if info.get("is_conda") and info.get("prefix"):
+        dirs.add(os.path.join(str(info["prefix"]), "conda-meta"))
+    return sorted(dirs)
 
 
 def prefix_key(python: str) -> str:

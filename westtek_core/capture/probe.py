@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import re
+import site
 import sys
 import sysconfig
 from importlib import metadata
@@ -366,6 +367,8 @@ def probe() -> dict[str, Any]:
             "ext_suffix": sysconfig.get_config_var("EXT_SUFFIX"),
         },
         "paths": {key: paths.get(key) for key in ("purelib", "platlib", "scripts", "data")},
+        # where `pip install --user` writes, when this interpreter reads it (not in a venv)
+        "user_site": site.getusersitepackages() if site.ENABLE_USER_SITE else None,
         "sys_path": sys_path,
         "distributions": distributions,
         "conda_meta": _conda_meta(prefix),
