@@ -309,6 +309,8 @@ def detect_drift(
 
     ``context`` is the notebooks' use when the caller already has it (else it is analysed).
     """
+    from westtek_core.capture import is_lab_layout
+
     live = live_manifest(capture)
     # the live interpreters take the baseline's labels where the same interpreter is meant
     by_path = {str(i.get("path")): str(i.get("label")) for i in baseline.get("interpreters", [])}
@@ -321,12 +323,16 @@ def detect_drift(
     changes = [
         c
         for c in changes
-        if c.kind not in ("data", "notebook")
-        or not any(c.name == d or c.name.startswith(d + "/") for d in installed)
+        if not (c.kind in ("data", "notebook") and _under(c.name, installed))
+        and not (c.kind == "config" and is_lab_layout(c.name))  # a baseline from before
     ]
     if context is None:
         context = grading_context(root, baseline)
     return (policy or SeverityPolicy()).grade(str(baseline.get("id", "")), changes, context)
+
+
+def _under(path: str, directories: Sequence[str]) -> bool:
+    return any(path == d or path.startswith(d + "/") for d in directories)
 
 
 def _install_dirs_in(root: Path, capture: Any) -> list[str]:

@@ -37,7 +37,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from westtek_core.capture import REDACTION_MARKER, Capture
+from westtek_core.capture import REDACTION_MARKER, Capture, is_lab_layout
 from westtek_core.capture.secret_rules import redact_config
 from westtek_core.drift_report import DriftReport
 from westtek_core.snapshot.manifest import ManifestError, safe_relative_path
@@ -451,7 +451,7 @@ def _plan_config(target: Mapping[str, Any], live: Mapping[str, Any], plan: Rollb
                 "directory here: refusing to write there"
             )
         for entry in config.get("files", []):
-            if entry.get("kind") != "dir":
+            if entry.get("kind") != "dir" and not is_lab_layout(str(entry["path"])):
                 wanted[directory, str(safe_relative_path(str(entry["path"])))] = entry
     present: dict[tuple[str, str], Mapping[str, Any]] = {}
     for config in live.get("config", []):

@@ -32,6 +32,7 @@ from westtek_core.capture import (
     capture_config,
     capture_kernels,
     install_dirs,
+    is_lab_layout,
     probe_interpreter,
     walk_tree,
     workspace_exclusions,
@@ -128,6 +129,9 @@ class EnvironmentChangeFilter:
         # a venv inside the workspace touches both: its packages are what matter
         if any(a.startswith("interpreter:") for a in touched):
             touched.discard("workspace")
+        # JupyterLab's layout autosave lives in the config dir but is not configuration
+        if "config" in touched and is_lab_layout(path):
+            touched.discard("config")
         if "workspace" in touched and (
             any(_inside(path, d) for d in self.exclusions) or self.ignores.ignored(path)
         ):

@@ -128,6 +128,16 @@ def target_and_live():
     return target, live
 
 
+def test_a_snapshots_lab_layout_is_never_rolled_back(target_and_live):
+    # Given a snapshot made when JupyterLab's workspaces were captured as config,
+    target, live = target_and_live
+    layout = _config_file("lab/workspaces/default-37a8.jupyterlab-workspace")
+    target["jupyter"]["config"][0]["files"].append(layout)
+    # the rollback plans nothing for them: a layout is not configuration.
+    names = [step.name for step in plan_rollback(target, live, ["config"]).steps]
+    assert names == ["jupyter_notebook_config.py", "jupyter_server_config.py"]
+
+
 def test_a_plan_lists_every_difference_removals_first(target_and_live):
     target, live = target_and_live
     plan = plan_rollback(target, live)

@@ -87,7 +87,8 @@ async def test_a_day_in_the_lab(demo: HubProcess, wheels: Path) -> None:
     await asyncio.sleep(2)
     # then her environment is STABLE, with no change but her own notebook's, and no event.
     drift = alice.json("GET", "westtek/api/drift")
-    assert drift["status"] == "STABLE", drift
+    found = [(c["kind"], c["name"], c["change"], c["severity"]) for c in drift["changes"]]
+    assert drift["status"] == "STABLE", found
     assert {c["name"] for c in drift["changes"]} <= {"analysis.ipynb"}, drift["changes"]
     assert [e for e in alice.drift_events() if e["status"] != "STABLE"] == []
 

@@ -20,6 +20,7 @@ from westtek_core.capture.jupyter_env import (
     capture_config,
     capture_kernels,
     capture_labextensions,
+    is_lab_layout,
     jupyter_versions,
 )
 from westtek_core.capture.kernelspecs import kernel_interpreter
@@ -64,6 +65,7 @@ __all__ = [
     "capture_labextensions",
     "default_interpreters",
     "install_dirs",
+    "is_lab_layout",
     "jupyter_versions",
     "kernel_interpreter",
     "probe_interpreter",

@@ -67,10 +67,19 @@ CONFIG_SELECTION: tuple[str, ...] = (
     "!/lab/",
     "/lab/*",
     "!/lab/user-settings/",
-    "!/lab/workspaces/",
     "__pycache__/",
 )
 LAB_APP_SETTINGS_SELECTION: tuple[str, ...] = ("/*", "!/*.json", "!/*.json5")
+
+
+def is_lab_layout(path: str) -> bool:
+    """Whether a path in a config dir is JupyterLab's layout autosave, not configuration.
+
+    Snapshots made before this rule hold ``lab/workspaces/`` files: drift and rollback
+    pass over them.
+    """
+    return "/lab/workspaces/" in f"/{path}"
+
 
 _REDACTABLE_SUFFIXES = (".py", ".json", ".jupyterlab-settings", ".jupyterlab-workspace")
 
@@ -200,10 +209,11 @@ def capture_config(*, include_secrets: bool = False) -> list[ConfigCapture]:
 
     Per directory: ``jupyter*_config.py``/``.json``, the ``*.d/`` drop-in directories,
     ``nbconfig/``, ``labconfig/``, ``serverconfig/``, ``custom/``, and JupyterLab's
-    ``lab/user-settings/`` and ``lab/workspaces/``. Also JupyterLab's application
-    settings (``overrides.json``…) and user settings/workspaces moved elsewhere by
-    ``JUPYTERLAB_SETTINGS_DIR``/``JUPYTERLAB_WORKSPACES_DIR``. Secret values are redacted
-    unless ``include_secrets``.
+    ``lab/user-settings/``. Also JupyterLab's application settings (``overrides.json``…)
+    and user settings moved elsewhere by ``JUPYTERLAB_SETTINGS_DIR``. JupyterLab's
+    workspaces (``lab/workspaces/``) are left out: they are its layout, autosaved as the
+    researcher works, not configuration. Secret values are redacted unless
+    ``include_secrets``.
     """
     captures: list[ConfigCapture] = []
     seen: set[str] = set()
@@ -218,13 +228,9 @@ def capture_config(*, include_secrets: bool = False) -> list[ConfigCapture]:
     for directory in jupyter_config_path():
         add(os.path.abspath(directory), CONFIG_SELECTION, "config")
     user_lab = os.path.join(os.path.realpath(jupyter_config_dir()), "lab")
-    for variable, role in (
-        ("JUPYTERLAB_SETTINGS_DIR", "lab-user-settings"),
-        ("JUPYTERLAB_WORKSPACES_DIR", "lab-workspaces"),
-    ):
-        moved = os.environ.get(variable)
-        if moved and not os.path.realpath(moved).startswith(user_lab + os.sep):
-            add(os.path.abspath(moved), ("__pycache__/",), role)
+    moved = os.environ.get("JUPYTERLAB_SETTINGS_DIR")
+    if moved and not os.path.realpath(moved).startswith(user_lab + os.sep):
+        add(os.path.abspath(moved), ("__pycache__/",), "lab-user-settings")
     add(os.path.join(lab_app_dir(), "settings"), LAB_APP_SETTINGS_SELECTION, "lab-app-settings")
     return captures
 

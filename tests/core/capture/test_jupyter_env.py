@@ -120,7 +120,6 @@ def test_config_capture_selects_and_redacts(jupyter_dirs: JupyterDirs):
         "jupyter_server_config.json",
         "jupyter_server_config.py",
         "lab/user-settings/@jupyterlab/apputils-extension/themes.jupyterlab-settings",
-        "lab/workspaces/default-37a8.jupyterlab-workspace",
         "labconfig/page_config.json",
         "nbconfig/notebook.json",
     ]
