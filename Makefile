@@ -132,6 +132,7 @@ bench: install
 	$(BIN)/python bench/drift.py
 	$(BIN)/python bench/live_drift.py
 	$(BIN)/python bench/kb.py
+	$(BIN)/python bench/agent_answers.py
 	$(BIN)/python bench/hub_load.py
 	$(BIN)/python bench/spawner.py
 	$(BIN)/python bench/soak.py

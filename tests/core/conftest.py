@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -68,9 +69,8 @@ def pip_install(python: Path, wheels: Path, *requirements: str) -> None:
     )
 
 
-@pytest.fixture(scope="session")
-def wheelhouse(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("wheels")
+def build_wheelhouse(tmp: Path) -> Path:
+    """The probe, unused and yaml packages at 1.0.0, 1.1.0 and 2.0.0, built offline."""
     for version in ("1.0.0", "1.1.0", "2.0.0"):
         wheels = build_wheel(tmp, "westtek_probe_pkg", version)
         build_wheel(tmp, "westtek_unused_pkg", version)
@@ -78,9 +78,19 @@ def wheelhouse(tmp_path_factory) -> Path:
     return wheels
 
 
-@pytest.fixture
-def research_env(tmp_path, wheelhouse, monkeypatch):
-    """A venv with westtek_probe_pkg 1.0.0, a kernelspec running it and a workspace."""
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory) -> Path:
+    return build_wheelhouse(tmp_path_factory.mktemp("wheels"))
+
+
+def build_research_env(
+    tmp_path: Path, wheelhouse: Path, setenv: Callable[[str, str], None]
+) -> dict[str, Path]:
+    """A venv with westtek_probe_pkg 1.0.0, a kernelspec running it and a workspace.
+
+    ``setenv`` sets the Jupyter and XDG variables that point at them (``monkeypatch.setenv``
+    in tests, ``os.environ.__setitem__`` in a benchmark).
+    """
     venv = tmp_path / "env"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
@@ -118,7 +128,7 @@ def research_env(tmp_path, wheelhouse, monkeypatch):
         "JUPYTER_PLATFORM_DIRS": "0",
         "XDG_DATA_HOME": tmp_path / "data-home",  # baselines, event log, analysis cache
     }.items():
-        monkeypatch.setenv(key, str(value))
+        setenv(key, str(value))
 
     workspace = tmp_path / "workspace"
     (workspace / "data").mkdir(parents=True)
@@ -150,6 +160,12 @@ def research_env(tmp_path, wheelhouse, monkeypatch):
     (workspace / "data" / "blob.bin").write_bytes(bytes(range(256)) * 4096)
     (workspace / ".env").write_text("AWS_SECRET_ACCESS_KEY=abc123\n")
     return {"python": python, "venv": venv, "workspace": workspace, "tmp": tmp_path}
+
+
+@pytest.fixture
+def research_env(tmp_path, wheelhouse, monkeypatch):
+    """A venv with westtek_probe_pkg 1.0.0, a kernelspec running it and a workspace."""
+    return build_research_env(tmp_path, wheelhouse, monkeypatch.setenv)
 
 
 # The store suite's loopback moto server and bucket, for snapshots into s3://.

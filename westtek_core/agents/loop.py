@@ -1,11 +1,13 @@
 """The agent loop: a question, a provider, the tools, and an answer with citations.
 
-``AgentLoop.ask`` retrieves from the lab's knowledge base first (so even a failed model
-call leaves the user the sources), then alternates provider turns and tool calls for at
-most ``max_steps`` turns within ``timeout`` seconds. The loop, not the model, decides:
+``AgentLoop.ask`` reads the live drift first (always for the Drift Analyzer, for the other
+agents when the question asks what changed), retrieves from the lab's knowledge base (so
+even a failed model call leaves the user the sources), then alternates provider turns and
+tool calls for at most ``max_steps`` turns within ``timeout`` seconds. The loop, not the
+model, decides:
 
 * which tools an agent has (the Drift Analyzer and the Knowledge Transfer agent each have
-  their subset);
+  their subset), and that what it says about drift starts from the live state;
 * whether a write tool may run: only when the user's own words ask for a recommendation
   (or the run is the automatic analysis of a critical drift event) — text inside a
   notebook or a log can never make the agent call one;
@@ -38,7 +40,9 @@ from westtek_core.agents.providers import (
     ProviderTimeout,
     ToolCall,
     Turn,
+    asks_about_drift,
     authorizes_writes,
+    drift_arguments,
 )
 from westtek_core.agents.tools import (
     TOOLS,
@@ -66,6 +70,8 @@ class AgentSpec:
     title: str
     instructions: str
     tools: tuple[str, ...]
+    always_reads_drift: bool = False
+    """Every question starts from the live drift (else only questions about changes do)."""
 
     def tool_list(self) -> list[Tool]:
         """The agent's tools."""
@@ -107,6 +113,7 @@ DRIFT_ANALYZER = AgentSpec(
         "GetPackageInstallHistory",
         "SearchKnowledgeBase",
     ),
+    always_reads_drift=True,
 )
 
 KNOWLEDGE_TRANSFER = AgentSpec(
@@ -129,6 +136,8 @@ KNOWLEDGE_TRANSFER = AgentSpec(
         "GetOnboardingChecklist",
         "GetEnvironmentNotebooks",
         "GetEnvironmentConfig",
+        "GetDriftEvents",
+        "GetPackageChangelog",
     ),
 )
 
@@ -304,6 +313,15 @@ class AgentLoop(LoggingConfigurable):
                 return
 
     def _answer(self, run: _Run, question: str) -> Answer:
+        # What is said about drift comes from the live state, whatever the model would have
+        # looked up: read first, so a retrieved passage (an old snapshot's versions) is
+        # never the only word on what is installed now.
+        if "GetDriftEvents" in run.spec.tools and (
+            run.spec.always_reads_drift or asks_about_drift(question)
+        ):
+            call = ToolCall("drift-0", "GetDriftEvents", drift_arguments(question))
+            run.messages.append(Message("assistant", tool_calls=[call]))
+            self._run_tool(run, call)
         if "SearchKnowledgeBase" in run.spec.tools and run.ctx.kb is not None:
             call = ToolCall(
                 "retrieval-0", "SearchKnowledgeBase", {"query": question, "k": self.retrieval_k}

@@ -28,7 +28,14 @@ from typing import Any
 from traitlets import Float, Int, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from westtek_core.agents.tools import Citation, Fact, Tool, ToolResult, dumps
+from westtek_core.agents.tools import (
+    ENVIRONMENT_KINDS,
+    Citation,
+    Fact,
+    Tool,
+    ToolResult,
+    dumps,
+)
 
 NOTHING_FOUND = "I found nothing in the lab's material that answers this."
 
@@ -119,26 +126,97 @@ _VERSION = re.compile(r"\b\d+(?:\.\d+)+\w*\b")
 _SNAPSHOT_ID = re.compile(r"\b[0-9a-f]{8,64}\b")
 _EVENT = re.compile(r"\bevent\s*#?\s*(\d+)\b", re.I)
 
+# Words that make a question bear on the environment's drift when asked of the Drift
+# Analyzer (which reads the live drift for every question); too common in research
+# questions ("value-at-risk", "a structural break") to route the other agents by.
+_DRIFT_WORDS = (
+    "drift",
+    "changed",
+    "change",
+    "broke",
+    "break",
+    "risk",
+    "critical",
+    "danger",
+    "safe",
+    "upgrade",
+    "downgrade",
+    "event",
+    "running experiment",
+)
+
+# A question about the environment's drift, whichever agent is asked.
+_DRIFT_QUESTION = re.compile(
+    r"\bdrift|\bwhat(?:'s| has| have| was)? changed\b|\bchanged since\b|\bchanges since\b|"
+    r"\bsince (?:my|the|our|your) (?:last|latest|previous|most recent|newest) snapshot\b|"
+    r"\bsince (?:the )?baseline\b|\b(?:upgrad|downgrad)(?:e|es|ed|ing)\b|\bdanger|"
+    r"\bis it safe\b|\bsafe to\b|\bbroke\b|\bbreak (?:my|the|our)\b",
+    re.I,
+)
+_SINCE_LATEST = re.compile(
+    r"\bsince (?:my|the|our|your) (?:last|latest|previous|most recent|newest) snapshot\b|"
+    r"\bsince I (?:last )?(?:took a |made a )?snapshot",
+    re.I,
+)
+
+
+def asks_about_drift(question: str) -> bool:
+    """Whether a question asks about the environment's changes (any agent reads the drift)."""
+    return _DRIFT_QUESTION.search(question) is not None or _EVENT.search(question) is not None
+
+
+def drift_arguments(question: str) -> dict[str, Any]:
+    """GetDriftEvents' arguments for a question: one event, since the latest snapshot, or none."""
+    event = _EVENT.search(question)
+    if event:
+        return {"event_id": int(event.group(1))}
+    if _SINCE_LATEST.search(question):
+        return {"since_snapshot_id": "latest"}
+    return {}
+
+
+# Not package names, though they stand where one would ("the kernel upgrade").
+_NOT_PACKAGES = frozenset(
+    """a an the my our your their this that these those it its any all some every which what
+    new old recent last latest previous next major minor patch big small first second
+    package packages version versions release releases environment env notebook notebooks
+    kernel kernels python interpreter interpreters config configuration extension extensions
+    data file files snapshot snapshots baseline drift change changes history install
+    installs installed installation upgrade upgrades upgraded downgrade update updates pin
+    pinned requirement requirements dependency dependencies library libraries module modules
+    now since of to from in on for and or is was be been dangerous safe risky lab break
+    breaks broke affect affects affected cause causes hurt matter fail fails work works
+    anything something everything me us it them things stuff""".split()
+)
+_MENTION_PATTERNS = (
+    re.compile(
+        r"\b([A-Za-z][\w.\-]*[A-Za-z0-9])\s+(?:upgrade|upgrades|downgrade|update|package|"
+        r"version|release|pin)\b",
+        re.I,
+    ),
+    re.compile(
+        r"\b(?:upgrad\w*|downgrad\w*|updat\w*|install\w*|pinn\w*|uninstall\w*)\s+(?:of\s+)?"
+        r"(?:the\s+)?([A-Za-z][\w.\-]*[A-Za-z0-9])",
+        re.I,
+    ),
+    re.compile(r"\b([A-Za-z][\w.\-]*[A-Za-z0-9])\s*(?:==|>=|<=|~=|!=)\s*\d", re.I),
+)
+
+
+def package_mentions(question: str) -> list[str]:
+    """Words a question uses as package names ("the pyyaml upgrade", "pyyaml==6.0")."""
+    found: list[str] = []
+    for pattern in _MENTION_PATTERNS:
+        for match in pattern.finditer(question):
+            name = match.group(1)
+            if name.lower() not in _NOT_PACKAGES and not name.endswith(".ipynb"):
+                if name not in found:
+                    found.append(name)
+    return found
+
+
 # intent → (keywords, tools): a tool is planned when a keyword appears in the question
 _INTENTS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
-    (
-        (
-            "drift",
-            "changed",
-            "change",
-            "broke",
-            "break",
-            "risk",
-            "critical",
-            "danger",
-            "safe",
-            "upgrade",
-            "downgrade",
-            "event",
-            "running experiment",
-        ),
-        ("GetDriftEvents",),
-    ),
     (("history of drift", "how often", "drift history", "over time"), ("GetDriftHistory",)),
     (
         (
@@ -335,12 +413,11 @@ class OfflineProvider(Provider):
     ) -> list[ToolCall]:
         lowered = f" {question.lower()} "
         wanted: list[tuple[str, dict[str, Any]]] = []
+        if asks_about_drift(question):  # the loop has usually read it already: same call
+            wanted.append(("GetDriftEvents", drift_arguments(question)))
         for keywords, names in _INTENTS:
             if any(k in lowered for k in keywords):
                 wanted += [(n, {}) for n in names]
-        event = _EVENT.search(question)
-        if event:
-            wanted.append(("GetDriftEvents", {"event_id": int(event.group(1))}))
         ids = _SNAPSHOT_ID.findall(question.lower())
         if len(ids) >= 2:
             wanted.append(
@@ -364,8 +441,6 @@ class OfflineProvider(Provider):
             if name in available and key not in done:
                 done.add(key)
                 calls.append(self._call(1, name, arguments, len(calls)))
-        if event:  # one event asked about: its own call replaces the overview
-            calls = [c for c in calls if c.name != "GetDriftEvents" or c.arguments]
         return calls
 
     def _second_calls(
@@ -379,24 +454,39 @@ class OfflineProvider(Provider):
 
         lowered = question.lower()
         installed: dict[str, str] = {}
-        drifted: dict[str, tuple[str | None, str | None]] = {}
+        live: dict[str, tuple[str | None, str | None]] = {}
+        recorded: dict[str, tuple[str | None, str | None]] = {}
         for message in results:
             data = message.result.data if message.result else {}
             for spec in data.get("packages", []) if isinstance(data.get("packages"), list) else []:
                 if isinstance(spec, str) and "==" in spec:
                     name = spec.split("==")[0]
                     installed[canonicalize_name(name)] = name
-            changes = list((data.get("current") or {}).get("changes", []))
-            for event in data.get("events", []) if isinstance(data.get("events"), list) else []:
-                changes += event.get("changes", [])
-            for change in changes:
+            for change in (data.get("current") or {}).get("changes", []):
                 if change.get("kind") == "package" and change.get("before") and change.get("after"):
-                    drifted[str(change["name"])] = (change["before"], change["after"])
+                    live[str(change["name"])] = (change["before"], change["after"])
+            for event in data.get("events", []) if isinstance(data.get("events"), list) else []:
+                for change in event.get("changes", []):
+                    if change.get("kind") == "package" and change.get("before"):
+                        if change.get("after"):
+                            recorded[str(change["name"])] = (change["before"], change["after"])
+        # the live drift, when it was read, is what the versions are now: an event's may be
+        # stale (upgraded again since, or undone)
+        has_live = any(
+            m.name == "GetDriftEvents" and m.result and "current" in m.result.data for m in results
+        )
+        drifted = live if has_live else recorded
         named: list[str] = []
+        unknown: list[str] = []
+        known = installed | {canonicalize_name(n): n for n in drifted}
         for token in _WORD.findall(question):
-            found = installed.get(canonicalize_name(token))
+            found = known.get(canonicalize_name(token))
             if found and found not in named:
                 named.append(found)
+        if installed or has_live:  # a name the record does not know: the tool says so
+            for mention in package_mentions(question):
+                if canonicalize_name(mention) not in known and mention not in unknown:
+                    unknown.append(mention)
         calls: list[ToolCall] = []
         done = {(c.name, json.dumps(c.arguments, sort_keys=True)) for c in made}
 
@@ -410,6 +500,8 @@ class OfflineProvider(Provider):
         for name in named[:3]:
             if wants_history:
                 add("GetPackageInstallHistory", {"package_name": name})
+        for name in unknown[:2]:  # to say, from the record, that it is not there
+            add("GetPackageInstallHistory", {"package_name": name})
         wants_changelog = any(k in lowered for k in _CHANGELOG_INTENT)
         versions = _VERSION.findall(question)
         for name in named[:2]:
@@ -419,7 +511,8 @@ class OfflineProvider(Provider):
                     {"package_name": name, "old_version": versions[0], "new_version": versions[1]},
                 )
         if wants_changelog or "drift" in lowered or _EVENT.search(question):
-            chosen = [n for n in drifted if not named or n in named][:3]
+            focus = {canonicalize_name(n) for n in named + unknown}
+            chosen = [n for n in drifted if not focus or canonicalize_name(n) in focus][:3]
             for name in chosen:
                 before, after = drifted[name]
                 add(
@@ -436,10 +529,19 @@ class OfflineProvider(Provider):
         Facts about one thing (a package, a notebook) are kept only for the things the
         question or a relevant passage names, when it names any; the environment overview
         planned only to recognise package names is left out when other tools answered.
+        The live drift comes first (environment changes before the workspace's), then what
+        the changelog and the package's history say; drift events recorded earlier are left
+        out when the live drift was read, unless the question asks about events or history
+        (their versions may be stale). A question about a package that has not changed
+        gets that in one line, and what did change.
         """
         asked = words(question)
         lowered = question.lower()
         answered = [(m.name, m.result) for m in results if m.result is not None and not m.error]
+        answered.sort(key=lambda item: _COMPOSE_ORDER.get(item[0], len(_COMPOSE_ORDER)))
+        unchanged = self._unchanged_answer(question, answered)
+        if unchanged is not None:
+            return unchanged
         passages = sorted(
             (
                 (relevance(asked, f.text), f)
@@ -450,28 +552,53 @@ class OfflineProvider(Provider):
             key=lambda p: -p[0],
         )
         passages = [p for p in passages if p[0] >= self.min_passage_relevance]
+        # an old snapshot's or log's versions never stand beside the live ones
+        versions = live_versions(answered)
+        passages = [p for p in passages if not states_stale_version(p[1], versions)]
         topics = {
             f.topic
             for _, result in answered
             for f in result.facts
             if f.topic and f.topic != "passage"
         }
-        named = {t for t in topics if _is_named(t, asked)}
-        named |= {c.source for _, f in passages for c in f.citations if c.source in topics}
+        asked_names = {t for t in topics if _is_named(t, asked)}
+        named = asked_names | {
+            c.source for _, f in passages for c in f.citations if c.source in topics
+        }
         others = any(
             name not in ("GetEnvironmentDetails", "SearchKnowledgeBase") and result.facts
             for name, result in answered
         )
+        besides_drift = bool(passages) or any(
+            name not in ("GetEnvironmentDetails", "SearchKnowledgeBase", "GetDriftEvents")
+            and result.facts
+            for name, result in answered
+        )
+        about_drift = asks_about_drift(question) or any(k in lowered for k in _DRIFT_WORDS)
+        # what was recorded then (events, install history) gives way to the live state
+        # when the question asks about now
+        live_read = any(
+            n == "GetDriftEvents" and "current" in r.data or n == "GetPackageInstallHistory"
+            for n, r in answered
+        )
+        about_now = about_drift or _NOW.search(question) is not None
+        drop_records = live_read and about_now and _EVENT_HISTORY.search(question) is None
         wants_details = any(k in lowered for k in _INTENTS[-1][0])
         chosen: list[Fact] = []
         seen: set[str] = set()
         for name, result in answered:
             if name == "GetEnvironmentDetails" and others and not wants_details:
                 continue
+            if name == "GetDriftEvents" and not about_drift and besides_drift:
+                continue  # the Drift Analyzer reads the drift for every question
+            # the live changes are filtered by what the question names, never by a passage
+            names = asked_names if name == "GetDriftEvents" else named
             for fact in result.facts:
                 if fact.topic == "passage" or fact.text in seen:
                     continue
-                if named and fact.topic and fact.topic not in named:
+                if names and fact.topic and fact.topic not in names:
+                    continue
+                if drop_records and _is_past_record(fact):
                     continue
                 seen.add(fact.text)
                 chosen.append(fact)
@@ -479,21 +606,105 @@ class OfflineProvider(Provider):
         statements = chosen[: max(self.max_facts - len(quoted), 0)] + quoted
         if not statements:
             return Turn(text=NOTHING_FOUND, citations=[])
-        citations: list[Citation] = []
-        lines = []
-        for fact in statements:
-            marks = []
-            for citation in fact.citations:
-                if citation not in citations:
-                    citations.append(citation)
-                marks.append(f"[{citations.index(citation) + 1}]")
-            lines.append(f"- {fact.text}" + (" " + "".join(dict.fromkeys(marks)) if marks else ""))
+        text, citations = _numbered(statements)
         risk = risk_assessment(results)
         head = ""
         if risk and any(k in lowered for k in _RISK_WORDS):
             head = f"Risk: {risk}. "
-        text = head + "From the lab's records:\n" + "\n".join(lines)
+        return Turn(text=head + text, citations=citations)
+
+    @staticmethod
+    def _unchanged_answer(question: str, answered: Sequence[tuple[str, ToolResult]]) -> Turn | None:
+        """A question about the change of packages that did not change: say so, in a line each.
+
+        Then, in one more line, what did change in the environment (from the live drift).
+        """
+        lowered = question.lower()
+        if not (asks_about_drift(question) or any(k in lowered for k in _RISK_WORDS)):
+            return None
+        statuses = [
+            r
+            for n, r in answered
+            if n == "GetPackageInstallHistory" and "changed_since_baseline" in r.data and r.facts
+        ]
+        if not statuses or any(r.data["changed_since_baseline"] for r in statuses):
+            return None
+        if any(n == "GetPackageChangelog" for n, _ in answered):
+            return None  # two versions were named: the changelog answers
+        statements = [r.facts[0] for r in statuses]
+        drift = next(
+            (r for n, r in answered if n == "GetDriftEvents" and "current" in r.data), None
+        )
+        if drift is not None:
+            current = drift.data["current"]
+            environment = [
+                c for c in current.get("changes", []) if c.get("kind") in ENVIRONMENT_KINDS
+            ]
+            snapshot = str(current.get("baseline") or "")
+            if snapshot and environment:
+                listed = "; ".join(_change_summary(c) for c in environment[:8])
+                more = f" and {len(environment) - 8} more" if len(environment) > 8 else ""
+                statements.append(
+                    Fact(
+                        f"What did change in the environment since snapshot {snapshot[:12]}: "
+                        f"{listed}{more}.",
+                        drift.facts[0].citations if drift.facts else (),
+                    )
+                )
+            elif snapshot:
+                statements.append(
+                    Fact(
+                        f"Nothing else in the environment has changed since snapshot "
+                        f"{snapshot[:12]}.",
+                        drift.facts[0].citations if drift.facts else (),
+                    )
+                )
+        text, citations = _numbered(statements)
         return Turn(text=text, citations=citations)
+
+
+# Tool results in the order an answer states them: the live drift, then what the
+# changelog and the package's own history say about it, then the rest as planned.
+_COMPOSE_ORDER = {"GetDriftEvents": 0, "GetPackageChangelog": 1, "GetPackageInstallHistory": 2}
+
+_EVENT_HISTORY = re.compile(
+    r"\bevents?\b|\bhistory\b|\bwhen\b|\brecorded\b|\bover time\b|\bhow often\b", re.I
+)
+
+
+_NOW = re.compile(r"\bnow\b|\bcurrent|\btoday\b|\binstalled\b|\bdanger|\brisk|\bsafe\b", re.I)
+
+
+def _is_past_record(fact: Fact) -> bool:
+    """A fact only the event log supports: what was recorded then, not what is there now."""
+    return bool(fact.citations) and all(
+        c.source in ("drift-events", "install-history") for c in fact.citations
+    )
+
+
+def _change_summary(change: Mapping[str, Any]) -> str:
+    """A drift change in a few words: ``westtek-api-pkg 1.0.0 → 2.0.0``, ``kernel x modified``."""
+    kind, name = change.get("kind"), change.get("name")
+    before, after = change.get("before"), change.get("after")
+    if kind == "package" and before and after:
+        return f"{name} {before} → {after}"
+    if kind == "package":
+        return f"{name} {change.get('change')}"
+    return f"{kind} {name} {change.get('change')}"
+
+
+def _numbered(statements: Sequence[Fact]) -> tuple[str, list[Citation]]:
+    """The answer's text, a statement a line with its citation marks, and the citations."""
+    citations: list[Citation] = []
+    lines = []
+    for fact in statements:
+        marks = []
+        for citation in fact.citations:
+            if citation not in citations:
+                citations.append(citation)
+            marks.append(f"[{citations.index(citation) + 1}]")
+        lines.append(f"- {fact.text}" + (" " + "".join(dict.fromkeys(marks)) if marks else ""))
+    return "From the lab's records:\n" + "\n".join(lines), citations
 
 
 _RISK_WORDS = ("risk", "danger", "safe", "break", "broke", "critical", "assess")
@@ -515,15 +726,64 @@ def _passage_fact(fact: Fact, asked: Sequence[str], width: int = 320) -> Fact:
     text = " ".join(re.sub(r"```\w*", " ", fact.text).split())  # code fences say nothing
     if len(text) > width:
         sentences = re.split(r"(?<=[.!?])\s+", text)
-        ranked = sorted(sentences, key=lambda s: -relevance(asked, s))
-        keep: list[str] = []
-        for sentence in ranked:
-            if sum(len(s) for s in keep) + len(sentence) > width and keep:
+        ranked = sorted(range(len(sentences)), key=lambda i: -relevance(asked, sentences[i]))
+        keep: dict[int, str] = {}
+        for index in ranked:
+            sentence = sentences[index]
+            if sum(len(s) for s in keep.values()) + len(sentence) > width and keep:
                 break
-            keep.append(sentence[:width])
-        text = " … ".join(s for s in sentences if s in keep)
+            keep[index] = sentence[:width]  # one over-long sentence is cut, not dropped
+        text = " … ".join(keep[i] for i in sorted(keep))
     source = fact.citations[0].source if fact.citations else "the knowledge base"
+    if source.startswith("snapshot:"):
+        source = f"snapshot {source.removeprefix('snapshot:')[:12]}"
     return Fact(f"{source}: “{text}”", fact.citations, "passage")
+
+
+_PINNED_VERSION = re.compile(r"([A-Za-z][\w.\-]*)(?:==|\s+)(\d+(?:\.\d+)+[\w.+\-]*)")
+
+
+def live_versions(results: Sequence[tuple[str, ToolResult]]) -> dict[str, str | None]:
+    """Package → version installed now, as the tools read it live (None: not installed)."""
+    from packaging.utils import canonicalize_name
+
+    versions: dict[str, str | None] = {}
+    for name, result in results:
+        data = result.data
+        if name == "GetEnvironmentDetails":
+            for spec in data.get("packages", []):
+                if isinstance(spec, str) and "==" in spec:
+                    package, version = spec.split("==", 1)
+                    versions[canonicalize_name(package)] = version
+        elif name == "GetPackageInstallHistory" and "installed" in data:
+            versions[canonicalize_name(str(data["package"]))] = data["installed"]
+        elif name == "GetDriftEvents":
+            for change in (data.get("current") or {}).get("changes", []):
+                if change.get("kind") == "package":
+                    versions[canonicalize_name(str(change["name"]))] = change.get("after")
+    return versions
+
+
+def states_stale_version(passage: Fact, versions: Mapping[str, str | None]) -> bool:
+    """Whether a record of the environment's state gives a package another version than now.
+
+    Records are snapshots' manifests and summaries and the install history; a requirement
+    file or a notebook declaring a version is what the lab asked for, never stale.
+    """
+    from packaging.utils import canonicalize_name
+
+    records = [
+        c
+        for c in passage.citations
+        if c.source.startswith("snapshot:") or c.source == "install-history"
+    ]
+    if not records:
+        return False
+    for name, version in _PINNED_VERSION.findall(passage.text):
+        canonical = canonicalize_name(name)
+        if canonical in versions and versions[canonical] != version:
+            return True
+    return False
 
 
 def risk_assessment(results: Sequence[Message]) -> str | None:

@@ -34,6 +34,7 @@ from westtek_core.agents.api_diff import (
     source_from_directory,
     source_from_snapshot,
 )
+from westtek_core.drift_report import version_direction
 from westtek_core.environment_service import EnvironmentService
 from westtek_core.notebook_imports import read_regular_file
 from westtek_core.store import Repository, StoreError
@@ -168,6 +169,28 @@ class ToolContext:
             )
         return matches[0]
 
+    def snapshot_manifest(self, snapshot_id: str) -> JSON:
+        """One of this environment's snapshots by id, loaded alone (not the whole history)."""
+        if "manifests" in self._cache:
+            return self.manifest(snapshot_id)
+
+        def load() -> JSON:
+            from westtek_core.snapshot import load_snapshot
+
+            repo = self.repo()
+            try:
+                found = load_snapshot(repo, snapshot_id) if repo is not None else None
+            except StoreError:
+                found = None
+            if found is None or found.get("environment_id") != self.environment_id:
+                raise ToolError(
+                    f"no single snapshot {snapshot_id!r} in environment {self.environment_id}"
+                )
+            return found
+
+        result: JSON = self.cached(f"snapshot:{snapshot_id}", load)
+        return result
+
     def baseline(self) -> JSON | None:
         """The baseline snapshot drift is measured against."""
 
@@ -195,6 +218,38 @@ class ToolContext:
         result: JSON = self.cached("drift", self.service.drift_state)
         return result
 
+    def latest_snapshot(self) -> JSON | None:
+        """The environment's newest snapshot (the baseline is often an older one)."""
+        manifests = self.manifests()
+        return manifests[-1] if manifests else None
+
+    def drift_since(self, manifest: Mapping[str, Any]) -> JSON:
+        """The live environment graded against one snapshot, in the drift state's shape.
+
+        Against the baseline this is :meth:`drift` (the watcher's report when one runs);
+        against another snapshot the environment is captured afresh.
+        """
+        baseline = self.baseline()
+        if baseline is not None and baseline["id"] == manifest["id"]:
+            return self.drift()
+
+        def compare() -> JSON:
+            from westtek_core.drift import capture_live, detect_drift
+
+            report = detect_drift(
+                capture_live(self.service.pythons, self.root), manifest, self.root
+            )
+            return {
+                "status": report.status.value,
+                "baseline": report.baseline,
+                "environment_id": self.environment_id,
+                "changes": [c.to_json() for c in report.changes],
+                "message": None,
+            }
+
+        result: JSON = self.cached(f"drift-since:{manifest['id']}", compare)
+        return result
+
     def notebooks(self) -> list[Any]:
         """The workspace's notebook analyses (imports, data read, pip installs)."""
         from westtek_core.drift import analyse_notebooks_cached
@@ -204,15 +259,42 @@ class ToolContext:
 
     def package_citation(self, snapshot_id: str, package: str) -> Citation:
         """The line of a snapshot's manifest document that lists ``package``."""
+        return self.manifest_citation(snapshot_id, "package", package)
+
+    def manifest_citation(self, snapshot_id: str, kind: str, name: str) -> Citation:
+        """The line of a snapshot's manifest document that lists one thing of ``kind``.
+
+        ``kind`` is a drift change's: ``package``, ``interpreter``, ``kernel`` or ``config``;
+        for anything else (or when the snapshot does not list it) the snapshot's first line.
+        """
+        manifest = self.snapshot_manifest(snapshot_id)
+        full_id = str(manifest["id"])
         lines: list[tuple[str, str]] = self.cached(
-            f"manifest-lines:{snapshot_id}", lambda: _manifest_lines(self.manifest(snapshot_id))
+            f"manifest-lines:{full_id}", lambda: _manifest_lines(manifest)
         )
-        wanted = canonicalize_name(package)
         for locator, text in lines:
-            if text.startswith("Package ") and "==" in text:
-                if canonicalize_name(text[len("Package ") :].split("==")[0]) == wanted:
-                    return snapshot_citation(str(self.manifest(snapshot_id)["id"]), locator)
-        return snapshot_citation(snapshot_id)
+            if _lists(text, kind, name):
+                return snapshot_citation(full_id, locator)
+        return snapshot_citation(full_id)
+
+    def changed_cells(self, manifest: Mapping[str, Any], notebook: str) -> list[int]:
+        """The cells of a workspace notebook that differ from its copy in ``manifest``.
+
+        Numbered in the live notebook (a deleted cell counts as a change where it was);
+        empty when either side cannot be read.
+        """
+        import difflib
+
+        old = _snapshot_notebook_cells(self.repo(), manifest, notebook)
+        new = _notebook_cells(self.root / notebook)
+        if old is None or not new:
+            return []
+        changed: set[int] = set()
+        matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+        for tag, _, _, j1, j2 in matcher.get_opcodes():
+            if tag != "equal":
+                changed.update(range(j1, j2) if j2 > j1 else [min(j1, len(new) - 1)])
+        return sorted(changed)
 
     def close(self) -> None:
         """Close the knowledge base, when it has something to close."""
@@ -322,6 +404,54 @@ def event_citation(event_id: int) -> Citation:
     return Citation("drift-events", f"event {event_id}")
 
 
+def _lists(line: str, kind: str, name: str) -> bool:
+    """Whether a manifest document's line is the one that lists ``name`` of ``kind``."""
+    if kind == "package":
+        if not (line.startswith("Package ") and "==" in line):
+            return False
+        return canonicalize_name(line[len("Package ") :].split("==")[0]) == canonicalize_name(name)
+    if kind == "interpreter":
+        return line.startswith(f"Interpreter {name}: ")
+    if kind == "kernel":
+        return line.startswith(f"Kernel {name} (")
+    if kind == "config":
+        return line == f"Jupyter configuration file {name}"
+    return False
+
+
+_MAX_STORED_NOTEBOOK = 64 << 20  # compared cell by cell only below this size
+
+
+def _snapshot_notebook_cells(
+    repo: Repository | None, manifest: Mapping[str, Any], notebook: str
+) -> list[tuple[str, str]] | None:
+    """A notebook's (cell_type, source) cells as a snapshot stored it (None when absent)."""
+    from westtek_core.store import FileContent
+
+    if repo is None:
+        return None
+    for entry in manifest.get("workspace", {}).get("files", []):
+        if entry.get("path") != notebook or entry.get("kind") != "file":
+            continue
+        size = int(entry.get("stored_size", entry.get("size", 0)))
+        if size > _MAX_STORED_NOTEBOOK or not entry.get("content") and size:
+            return None
+        try:
+            data = b"".join(repo.iter_file(FileContent(size, tuple(entry.get("content") or ()))))
+            loaded = json.loads(data.decode("utf-8"))
+        except (StoreError, OSError, ValueError, RecursionError):
+            return None
+        cells = loaded.get("cells") if isinstance(loaded, dict) else None
+        out: list[tuple[str, str]] = []
+        for cell in cells if isinstance(cells, list) else []:
+            if isinstance(cell, dict):
+                source = cell.get("source", "")
+                text = "".join(source) if isinstance(source, list) else str(source)
+                out.append((str(cell.get("cell_type", "")), text))
+        return out
+    return None
+
+
 def _manifest_lines(manifest: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The manifest as the knowledge base indexes it: (``line N``, text) pairs."""
     try:
@@ -395,12 +525,227 @@ def _change_sentence(change: Mapping[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# The live drift, as the agents state it
+# ---------------------------------------------------------------------------------------------
+
+
+CHANGE_ORDER = ("interpreter", "package", "kernel", "config", "extension", "notebook", "data")
+"""Kinds of drift change in the order an answer lists them: the environment's first."""
+
+ENVIRONMENT_KINDS = frozenset(CHANGE_ORDER[:5])
+"""Changes to the environment itself; the rest are the workspace's notebooks and data."""
+
+MAX_WORKSPACE_CHANGES = 10  # workspace files listed one by one; the rest are counted
+
+_SEVERITY_RANK = {"critical": 0, "minor": 1, "info": 2}
+
+_KIND_LABEL = {
+    "interpreter": "interpreter",
+    "package": "package",
+    "kernel": "kernel",
+    "config": "Jupyter config",
+    "extension": "lab extension",
+    "notebook": "notebook",
+    "data": "data file",
+}
+
+
+def change_rank(change: Mapping[str, Any]) -> tuple[int, int, str]:
+    """Sort key of a drift change: environment kinds first, then by severity, then name."""
+    kind = str(change.get("kind"))
+    order = CHANGE_ORDER.index(kind) if kind in CHANGE_ORDER else len(CHANGE_ORDER)
+    return order, _SEVERITY_RANK.get(str(change.get("severity")), 3), str(change.get("name"))
+
+
+def _reason_tail(change: Mapping[str, Any]) -> str:
+    """The grading reason without the part that repeats what changed."""
+    reason = str(change.get("reason") or "")
+    kind, name, what = change.get("kind"), change.get("name"), change.get("change")
+    before, after = change.get("before"), change.get("after")
+    label = _KIND_LABEL.get(str(kind), str(kind))
+    for prefix in (
+        f"{name} {what} from {before} to {after}",
+        f"{name} {what}",
+        f"{label} {name} {what}",
+        f"{kind} {name} {what}",
+    ):
+        if reason.startswith(prefix):
+            return reason[len(prefix) :].lstrip(":; ")
+    return reason
+
+
+def _live_change_sentence(change: Mapping[str, Any], snapshot: str) -> str:
+    """One live change, saying what it was in the snapshot and what it is now."""
+    kind, name, what = str(change.get("kind")), change.get("name"), change.get("change")
+    before, after = change.get("before"), change.get("after")
+    versioned = kind in ("interpreter", "package", "extension")
+    state = ""
+    if versioned and before and after:
+        state = f" from {before} (snapshot {snapshot}) to {after} (installed now)"
+    elif versioned and what == "added" and after:
+        state = f": {after} installed now, not in snapshot {snapshot}"
+    elif versioned and what == "removed" and before:
+        state = f": {before} in snapshot {snapshot}, not installed now"
+    elif kind in ("notebook", "data"):
+        state = f" since snapshot {snapshot}"
+    users = list(change.get("affected_notebooks") or [])
+    tail = _reason_tail(change)
+    if users and re.search(r"\d+ notebook\(s\)", tail):
+        tail = re.sub(r"\d+ notebook\(s\)", ", ".join(users), tail)
+    elif users and kind != "notebook":
+        verb = "read by" if kind == "data" else "affects"
+        tail = (tail + "; " if tail else "") + f"{verb} {', '.join(users)}"
+    if tail.startswith("notebooks read it; "):
+        tail = tail.removeprefix("notebooks read it; ")
+    detail = f"{change.get('severity')}" + (f": {tail}" if tail else "")
+    return f"{_KIND_LABEL.get(kind, kind)} {name} {what}{state} ({detail})."
+
+
+def _import_cell(ctx: ToolContext, notebook: str) -> int | None:
+    cells = _notebook_cells(ctx.root / notebook)
+    return next((i for i, (k, t) in enumerate(cells) if k == "code" and "import" in t), None)
+
+
+def _reading_cell(ctx: ToolContext, notebook: str, data_file: str) -> int | None:
+    needle = os.path.basename(data_file)
+    cells = _notebook_cells(ctx.root / notebook)
+    return next((i for i, (k, t) in enumerate(cells) if k == "code" and needle in t), None)
+
+
+def _install_row(ctx: ToolContext, package: str, after: Any) -> Citation | None:
+    """The install-history line that recorded ``package`` reaching ``after``, if one did."""
+    history = ctx.cached(
+        "install-history", lambda: ctx.service.event_log.install_history(ctx.environment_id)
+    )
+    wanted = canonicalize_name(package)
+    found = None
+    for number, row in enumerate(history, start=1):
+        if canonicalize_name(str(row["package"])) == wanted and row.get("after") == after:
+            found = number
+    return Citation("install-history", f"line {found}") if found else None
+
+
+def _change_citations(
+    ctx: ToolContext, change: Mapping[str, Any], snapshot_id: str
+) -> tuple[Citation, ...]:
+    """Where a live change shows: the snapshot's line for it, the cells it touches."""
+    kind, name = str(change.get("kind")), str(change.get("name"))
+    users = list(change.get("affected_notebooks") or [])[:3]
+    cites: list[Citation] = []
+    if kind in ("package", "interpreter", "kernel", "config"):
+        cites.append(ctx.manifest_citation(snapshot_id, kind, name))
+    if kind == "package":
+        recorded = _install_row(ctx, name, change.get("after"))
+        if recorded:
+            cites.append(recorded)
+    if kind in ("package", "interpreter", "kernel"):
+        cites += [cell_citation(nb, _import_cell(ctx, nb)) for nb in users]
+    elif kind == "notebook":
+        cells = []
+        if change.get("change") == "modified":
+            cells = ctx.changed_cells(ctx.snapshot_manifest(snapshot_id), name)
+        cites += [cell_citation(name, cell) for cell in cells[:3]] or [cell_citation(name, 0)]
+    elif kind == "data":
+        cites += [cell_citation(nb, _reading_cell(ctx, nb, name)) for nb in users]
+    return tuple(cites) or (snapshot_citation(snapshot_id),)
+
+
+def _current_drift_facts(
+    ctx: ToolContext,
+    drift: Mapping[str, Any],
+    against: Mapping[str, Any] | None,
+    latest: Mapping[str, Any] | None = None,
+) -> list[Fact]:
+    """The live changes, environment first, each with where it shows.
+
+    ``latest`` is the newest snapshot when the question is about it (the whole history is
+    not read to name it otherwise).
+    """
+    snapshot_id = str(drift.get("baseline") or "")
+    if not snapshot_id or against is None:
+        message = f" ({drift['message']})" if drift.get("message") else ""
+        return [Fact(f"The environment is now {drift.get('status')}{message}.")]
+    short = _short(snapshot_id)
+    baseline = ctx.baseline()
+    is_baseline = (baseline or {}).get("id") == snapshot_id
+    is_latest = (latest or {}).get("id") == snapshot_id
+    which = {
+        (True, True): "the latest snapshot",
+        (True, False): "the baseline snapshot",
+        (False, True): "the latest snapshot",
+        (False, False): "snapshot",
+    }[is_baseline, is_latest]
+    role = "the baseline, " if is_baseline and is_latest else ""
+    changes = sorted(drift.get("changes", []), key=change_rank)
+    environment = [c for c in changes if c.get("kind") in ENVIRONMENT_KINDS]
+    workspace = [c for c in changes if c.get("kind") not in ENVIRONMENT_KINDS]
+
+    def counted(group: list[Any]) -> str:
+        kinds: dict[str, int] = {}
+        for change in group:
+            kinds[str(change["kind"])] = kinds.get(str(change["kind"]), 0) + 1
+        return ", ".join(f"{n} {_KIND_LABEL.get(k, k)}{'s' * (n > 1)}" for k, n in kinds.items())
+
+    note = f", “{against['notes']}”" if against.get("notes") else ""
+    head = (
+        f"Against {which} {short} ({role}taken {_when(against.get('timestamp'))}"
+        f"{note}), the environment is now {drift.get('status')}: "
+    )
+    if not changes:
+        head += "nothing has changed."
+    else:
+        head += (
+            f"{len(environment)} change(s) to the environment ({counted(environment)})"
+            if environment
+            else "no change to the environment"
+        )
+        head += (
+            f" and {len(workspace)} in the workspace ({counted(workspace)})." if workspace else "."
+        )
+    cites = [snapshot_citation(snapshot_id)]
+    if baseline is not None and not is_baseline:  # the status people act on is the baseline's
+        head += f" Against the baseline snapshot {_short(baseline['id'])} it is "
+        head += f"{ctx.drift().get('status')}."
+        cites.append(snapshot_citation(str(baseline["id"])))
+    facts = [Fact(head, tuple(cites))]
+    for change in environment:
+        facts.append(
+            Fact(
+                "Environment: " + _live_change_sentence(change, short),
+                _change_citations(ctx, change, snapshot_id),
+                topic=str(change.get("name")),
+            )
+        )
+    for change in workspace[:MAX_WORKSPACE_CHANGES]:
+        facts.append(
+            Fact(
+                "Workspace: " + _live_change_sentence(change, short),
+                _change_citations(ctx, change, snapshot_id),
+                topic=str(change.get("name")),
+            )
+        )
+    if len(workspace) > MAX_WORKSPACE_CHANGES:
+        rest = workspace[MAX_WORKSPACE_CHANGES:]
+        facts.append(
+            Fact(
+                f"Workspace: {len(rest)} more file(s) changed ({counted(rest)}).",
+                (snapshot_citation(snapshot_id),),
+            )
+        )
+    return facts
+
+
+# ---------------------------------------------------------------------------------------------
 # DriftDataActions
 # ---------------------------------------------------------------------------------------------
 
 
 def get_drift_events(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
-    """The drift events of the environment (or one of them) and the drift right now."""
+    """The drift right now (environment changes first) and the drift events recorded.
+
+    The drift is measured against the baseline, or against ``since_snapshot_id`` (a
+    snapshot id or prefix, or ``latest``) when given; ``event_id`` gives one event alone.
+    """
     ctx.check_environment(args)
     event_id = args.get("event_id")
     events = ctx.service.events(limit=10_000, days=float(args.get("time_range") or 0))
@@ -441,25 +786,25 @@ def get_drift_events(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
             )
     data: JSON = {"environment_id": ctx.environment_id, "events": events}
     if event_id is None:
-        drift = ctx.drift()
-        data["current"] = {k: drift.get(k) for k in ("status", "baseline", "changes", "message")}
-        base = (snapshot_citation(str(drift["baseline"])),) if drift.get("baseline") else ()
-        facts.insert(
-            0,
-            Fact(
-                f"The environment is now {drift['status']}"
-                + (f" against baseline snapshot {_short(drift['baseline'])}" if base else "")
-                + (f" ({drift['message']})" if drift.get("message") else "")
-                + ".",
-                base,
+        since = args.get("since_snapshot_id")
+        against: JSON | None
+        latest = ctx.latest_snapshot() if since == "latest" else None
+        if since:
+            against = latest if since == "latest" else ctx.manifest(str(since))
+            drift = ctx.drift_since(against) if against is not None else ctx.drift()
+        else:
+            against, drift = ctx.baseline(), ctx.drift()
+        changes = sorted(drift.get("changes", []), key=change_rank)
+        data["current"] = {
+            "status": drift.get("status"),
+            "baseline": drift.get("baseline"),  # the snapshot compared with
+            "compared_with_baseline": bool(
+                against and drift.get("baseline") == (ctx.baseline() or {}).get("id")
             ),
-        )
-        for change in drift.get("changes", []):
-            if change.get("severity") != "info":
-                facts.insert(
-                    1,
-                    Fact("Now: " + _change_sentence(change), base, topic=str(change.get("name"))),
-                )
+            "changes": changes,
+            "message": drift.get("message"),
+        }
+        facts = _current_drift_facts(ctx, drift, against, latest) + facts
     return ToolResult(data, facts)
 
 
@@ -513,6 +858,18 @@ def get_package_changelog(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResu
         drift_old, drift_new = _versions_from_drift(ctx, package)
         old, new = old or drift_old, new or drift_new
     if not old or not new:
+        live = _live_version(ctx, package)
+        if not args.get("old_version") and not args.get("new_version"):
+            if live and live == drift_old:
+                raise ToolError(
+                    f"{package} is installed at {live} now, as in the baseline: it has not "
+                    "changed, so there is no upgrade to compare (give two versions to compare)"
+                )
+            if not live and not drift_old:
+                raise ToolError(
+                    f"{package} is not installed in this environment and was not in the "
+                    "baseline: there is no upgrade of it to compare"
+                )
         raise ToolError(
             f"name the two versions of {package} to compare (no drift of it to take them from)"
         )
@@ -550,8 +907,13 @@ def get_package_changelog(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResu
     facts: list[Fact] = []
     reported: list[JSON] = []
     used_count = 0
+    by_notebook: dict[str, dict[str, set[int]]] = {}  # notebook → changed name → cells
     for change in changes:
         hits = api_diff.affected_uses(change, uses, old_paths)
+        if change.change != "added":
+            for use in hits:
+                cells = by_notebook.setdefault(use.notebook, {}).setdefault(change.name, set())
+                cells.add(use.cell)
         row = change.to_json()
         row["used_by"] = [
             {"notebook": u.notebook, "cell": u.cell, "name": u.name, "called": u.called}
@@ -602,6 +964,22 @@ def get_package_changelog(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResu
             topic=package,
         ),
     )
+    for position, (notebook, names) in enumerate(sorted(by_notebook.items()), start=1):
+        listed = "; ".join(
+            f"`{name}` (cell{'s' if len(cells) > 1 else ''} "
+            f"{', '.join(str(c) for c in sorted(cells))})"
+            for name, cells in sorted(names.items(), key=lambda kv: (min(kv[1]), kv[0]))
+        )
+        every_cell = sorted({c for cells in names.values() for c in cells})
+        facts.insert(
+            position,
+            Fact(
+                f"{notebook} uses {len(names)} API(s) of {package} that changed from {old} to "
+                f"{new}: {listed}.",
+                tuple(cell_citation(notebook, c) for c in every_cell[:6]),
+                topic=package,
+            ),
+        )
     if metadata:
         facts.append(
             Fact(
@@ -1217,21 +1595,25 @@ def get_package_install_history(ctx: ToolContext, args: Mapping[str, Any]) -> To
         }
     )
     import_cells = {r["path"]: r["import_cell"] for r in _notebook_rows(ctx)}
-    if live or importers:
-        facts.insert(
-            0,
-            Fact(
-                f"{package} is {'installed at ' + live if live else 'not installed'} now"
-                + (f"; imported by {', '.join(importers)}" if importers else "")
-                + ".",
-                tuple(cell_citation(nb, import_cells.get(nb)) for nb in importers[:3]),
-                package,
-            ),
-        )
+    baseline = ctx.baseline()
+    before = _package_version(baseline, package) if baseline else None
+    known = bool(live or before or rows or pins or pip_cells or any(s["version"] for s in timeline))
+    status = _package_status(package, live, before, baseline, known)
+    if status or importers:
+        used = f"; imported by {', '.join(importers)}" if importers else ""
+        cites = tuple(cell_citation(nb, import_cells.get(nb)) for nb in importers[:3])
+        if baseline and (live or before):
+            cites = (ctx.package_citation(str(baseline["id"]), package), *cites)
+        elif baseline:  # the snapshot's record, where the package is not
+            cites = (snapshot_citation(str(baseline["id"])), *cites)
+        facts.insert(0, Fact(f"{status}{used}.", cites, package))
     return ToolResult(
         {
             "package": package,
             "installed": live,
+            "baseline_version": before,
+            "changed_since_baseline": bool(baseline) and before != live,
+            "known": known,
             "imported_by": importers,
             "install_history": rows[-MAX_LIST:],
             "snapshots": timeline,
@@ -1241,6 +1623,37 @@ def get_package_install_history(ctx: ToolContext, args: Mapping[str, Any]) -> To
         facts,
         untrusted=bool(pins),
     )
+
+
+def _package_status(
+    package: str,
+    live: str | None,
+    before: str | None,
+    baseline: Mapping[str, Any] | None,
+    known: bool,
+) -> str:
+    """One sentence: the package's version in the baseline and now (no final stop)."""
+    if baseline is None:
+        return f"{package} is {'installed at ' + live if live else 'not installed'} now"
+    short = _short(baseline["id"])
+    if before == live and live:
+        return (
+            f"{package} is installed at {live} now, as in baseline snapshot {short}: it has "
+            "not changed"
+        )
+    if before and live:
+        direction = version_direction(before, live)
+        return f"{package} {direction}: {before} in baseline snapshot {short}, {live} installed now"
+    if live:
+        return f"{package} was added: not in baseline snapshot {short}, {live} installed now"
+    if before:
+        return f"{package} was removed: {before} in baseline snapshot {short}, not installed now"
+    if not known:
+        return (
+            f"{package} is not installed in this environment and has not changed since baseline "
+            f"snapshot {short}: no snapshot, requirement file or notebook names it"
+        )
+    return f"{package} is not installed now, nor in baseline snapshot {short}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1411,13 +1824,22 @@ TOOLS: dict[str, Tool] = {
     for tool in (
         Tool(
             "GetDriftEvents",
-            "Drift events of the environment (new and resolved changes, graded) and its drift "
-            "right now against the baseline. Give event_id for one event.",
+            "The environment's drift right now, live, against the baseline (or the snapshot "
+            "since_snapshot_id names; 'latest' for 'since my last snapshot'): interpreter, "
+            "package, kernel, config and extension changes first, with the version in the "
+            "snapshot and the version installed now, then notebook and data changes; and the "
+            "drift events recorded (new and resolved changes, graded). Give event_id for one "
+            "event.",
             _object(
                 {
                     "environment_id": _ENVIRONMENT,
                     "time_range": _DAYS,
                     "event_id": {"type": "integer", "description": "One event's id"},
+                    "since_snapshot_id": {
+                        "type": "string",
+                        "description": "Measure the drift against this snapshot (id, unique "
+                        "prefix, or 'latest' for the newest) instead of the baseline",
+                    },
                 }
             ),
             get_drift_events,

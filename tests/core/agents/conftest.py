@@ -6,6 +6,7 @@ import json
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,11 +137,15 @@ def build_api_wheel(tmp: Path, version: str, files: dict[str, str]) -> Path:
     return pip_wheel(project, tmp / "wheels")
 
 
-@pytest.fixture(scope="session")
-def api_wheels(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("api-wheels")
+def build_api_wheels(tmp: Path) -> Path:
+    """``westtek_api_pkg`` 1.0.0 and 2.0.0 (API_V1, API_V2) in one wheel directory."""
     build_api_wheel(tmp, "1.0.0", API_V1)
     return build_api_wheel(tmp, "2.0.0", API_V2)
+
+
+@pytest.fixture(scope="session")
+def api_wheels(tmp_path_factory) -> Path:
+    return build_api_wheels(tmp_path_factory.mktemp("api-wheels"))
 
 
 def notebook(cells: list[tuple[str, str]], kernel: str = "research") -> str:
@@ -186,16 +191,18 @@ def write_lab_material(workspace: Path) -> None:
     )
 
 
-@pytest.fixture
-def lab(research_env, api_wheels, tmp_path):
-    """The research environment with lab material, the API package and a baseline snapshot."""
+def build_lab(research_env: dict[str, Any], api_wheels: Path, tmp: Path) -> dict[str, Any]:
+    """The research environment with lab material, the API package and a baseline snapshot.
+
+    The caller stops ``service`` and closes ``events`` when done.
+    """
     pip_install(research_env["python"], api_wheels, "westtek-api-pkg==1.0.0")
     workspace = research_env["workspace"]
     write_lab_material(workspace)
-    events = EventLog(tmp_path / "events.sqlite")
+    events = EventLog(tmp / "events.sqlite")
     service = EnvironmentService(
-        store=str(tmp_path / "store"),
-        key_file=tmp_path / "store.key",
+        store=str(tmp / "store"),
+        key_file=tmp / "store.key",
         root=workspace,
         pythons=[str(research_env["python"])],
         environment_id=ENVIRONMENT,
@@ -209,7 +216,7 @@ def lab(research_env, api_wheels, tmp_path):
         environment_id=ENVIRONMENT,
         created_by="alice",
     )
-    yield {
+    return {
         **research_env,
         "service": service,
         "repo": repo,
@@ -218,8 +225,23 @@ def lab(research_env, api_wheels, tmp_path):
         "ctx": ToolContext(service),
         "api_wheels": api_wheels,
     }
-    service.stop()
-    events.close()
+
+
+def build_knowledge_base(lab: dict[str, Any], path: Path) -> KnowledgeBase:
+    """The lab's knowledge base at ``path``: workspace, snapshots and install history."""
+    kb = KnowledgeBase(path)
+    manifests = [load_snapshot(lab["repo"], i) for i in lab["repo"].list_manifests()]
+    kb.ingest_everything(lab["workspace"], manifests, lab["events"].install_history())
+    return kb
+
+
+@pytest.fixture
+def lab(research_env, api_wheels, tmp_path):
+    """The research environment with lab material, the API package and a baseline snapshot."""
+    built = build_lab(research_env, api_wheels, tmp_path)
+    yield built
+    built["service"].stop()
+    built["events"].close()
 
 
 def snapshot(lab, note: str) -> str:
@@ -237,9 +259,7 @@ def snapshot(lab, note: str) -> str:
 def kb_lab(lab, tmp_path):
     """The lab with its knowledge base ingested (workspace, snapshots, install history)."""
     path = tmp_path / "kb" / "lab-a.sqlite"
-    kb = KnowledgeBase(path)
-    manifests = [load_snapshot(lab["repo"], i) for i in lab["repo"].list_manifests()]
-    kb.ingest_everything(lab["workspace"], manifests, lab["events"].install_history())
+    kb = build_knowledge_base(lab, path)
     yield {**lab, "kb": kb, "kb_path": path}
     kb.close()
 

@@ -229,6 +229,26 @@ def test_openai_tool_call_round_trip_with_citations(fake_model, labs):
     assert [m["role"] for m in first["messages"]] == ["system", "user", "assistant", "tool"]
 
 
+def test_the_model_gets_the_live_drift_before_its_first_turn(fake_model, labs):
+    # Given a model that answers at once, from what it was given
+    model = fake_model(lambda path, body: (200, text_message("Here is what changed [S1].")))
+
+    # When either agent is asked what changed
+    for agent in ("drift", "transfer"):
+        answer = openai_loop(model.url).ask(
+            labs["ctx"], "What changed since my last snapshot?", agent
+        )
+        # Then the loop read the live drift, since the latest snapshot, before the model spoke
+        assert answer.tools_called[0] == "GetDriftEvents"
+        first = model.requests[-1][1]["messages"]
+        calls = [c["function"] for m in first for c in m.get("tool_calls") or []]
+        assert calls[0] == {"name": "GetDriftEvents", "arguments": '{"since_snapshot_id":"latest"}'}
+
+    # and a research question to the Knowledge Transfer agent is not taken for one on drift
+    openai_loop(model.url).ask(labs["ctx"], "How does the calibration change the gain?")
+    assert "GetDriftEvents" not in json.dumps(model.requests[-1][1]["messages"])
+
+
 def test_a_provider_that_times_out_gives_a_clear_message_and_the_sources(fake_model, labs):
     def slow(path, body):
         model.release.wait(10)
