@@ -326,7 +326,11 @@ class LaunchHandler(APIHandler):
             await self.hub.request("POST", path, {**options})
         except HTTPClientError as e:
             if e.code == 400 and e.response is not None and b"already" in e.response.body:
-                raise web.HTTPError(409, f"{caller.name}'s server is already running") from None
+                raise web.HTTPError(
+                    409,
+                    f"{caller.name}'s server is already running: open it from the hub's home "
+                    "page, or stop it first to launch another",
+                ) from None
             raise web.HTTPError(502, f"the hub refused to start the server ({e.code})") from None
         self.reply({"user": caller.name, "server_name": server_name, "user_options": options}, 202)
 

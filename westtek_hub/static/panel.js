@@ -46,25 +46,67 @@
     return data;
   }
 
-  function notify(message, kind) {
+  /** Show a message; `busy` adds a spinner, `link` ({href, text}) a link after it. */
+  function notify(message, kind, { busy = false, link = null } = {}) {
     const area = document.getElementById("westtek-status");
     area.className = `alert alert-${kind}`;
-    area.textContent = message;
+    area.replaceChildren();
+    if (busy) {
+      const spinner = document.createElement("span");
+      spinner.className = "spinner-border spinner-border-sm me-2";
+      spinner.setAttribute("aria-hidden", "true");
+      area.append(spinner);
+    }
+    area.append(document.createTextNode(message));
+    if (link) {
+      const anchor = document.createElement("a");
+      anchor.href = link.href;
+      anchor.className = "alert-link ms-2";
+      anchor.textContent = link.text;
+      area.append(anchor);
+    }
     area.hidden = false;
     area.scrollIntoView({ block: "nearest" });
   }
 
+  /** JupyterHub's own page following a server's start, with its progress bar. */
+  function spawnProgress(user, serverName) {
+    const hub = (window.jhdata && window.jhdata.base_url) || "/hub/";
+    const name = serverName ? `/${encodeURIComponent(serverName)}` : "";
+    return `${hub}spawn-pending/${encodeURIComponent(user)}${name}`;
+  }
+
   const env = (data) => encodeURIComponent(data.environment);
 
-  // Each action returns the message shown when it succeeds; all reload the page after.
+  // What a researcher waits for while each long action runs.
+  const working = {
+    launch: (data) =>
+      data.snapshot
+        ? `Bringing snapshot ${data.snapshot.slice(0, 12)} over and asking the hub to start a server…`
+        : "Asking the hub to start the server…",
+    stop: () => "Stopping the server…",
+    snapshot: (data) => `Asking ${data.environment}'s server for a snapshot…`,
+    revoke: () => "Revoking the share and removing the copy…",
+    share: () => "Copying the snapshot into the other lab's store…",
+    reassign: (values) =>
+      `Handing the environment to ${values.to_researcher}: copying its snapshots into their ` +
+      "lab's store where needed…",
+  };
+
+  // Each action returns the message shown when it succeeds (with an optional link to
+  // follow); the page reloads after, unless there is a link to follow.
   const actions = {
     async launch(data) {
       const body = data.snapshot
         ? { snapshot_id: data.snapshot }
         : { environment_id: data.environment };
       const answer = await request("POST", "environments/jupyter", body);
-      return `The hub is starting ${answer.user}'s server` +
-        (data.snapshot ? `, restored from snapshot ${data.snapshot.slice(0, 12)}.` : ".");
+      return {
+        message:
+          `The hub is starting ${answer.user}'s server` +
+          (data.snapshot ? `, restored from snapshot ${data.snapshot.slice(0, 12)}.` : "."),
+        link: { href: spawnProgress(answer.user, answer.server_name), text: "Follow its start" },
+      };
     },
     async stop(data) {
       const answer = await request("DELETE", `environments/${env(data)}/server`);
@@ -92,14 +134,19 @@
     },
   };
 
-  async function perform(control, work) {
+  async function perform(control, waiting, work) {
     if (control.dataset.confirm && !window.confirm(control.dataset.confirm)) {
       return;
     }
     control.disabled = true;
+    notify(waiting, "info", { busy: true });
     try {
-      notify(await work(), "success");
-      window.setTimeout(() => window.location.reload(), 1200);
+      const done = await work();
+      const { message, link } = typeof done === "string" ? { message: done, link: null } : done;
+      notify(message, "success", { link });
+      if (!link) {
+        window.setTimeout(() => window.location.reload(), 1200);
+      }
     } catch (error) {
       notify(error.message, "danger");
       control.disabled = false;
@@ -108,8 +155,9 @@
 
   document.addEventListener("click", (event) => {
     const button = event.target.closest("[data-westtek-action]");
-    if (button && actions[button.dataset.westtekAction]) {
-      perform(button, () => actions[button.dataset.westtekAction](button.dataset));
+    const action = button && button.dataset.westtekAction;
+    if (action && actions[action]) {
+      perform(button, working[action](button.dataset), () => actions[action](button.dataset));
     }
   });
 
@@ -121,7 +169,7 @@
     event.preventDefault();
     const values = Object.fromEntries(new FormData(form).entries());
     const submit = form.querySelector("[type=submit]");
-    perform(submit, async () => {
+    perform(submit, working[form.dataset.westtekForm](values), async () => {
       const message = await forms[form.dataset.westtekForm](values);
       const dialog = form.closest(".modal");
       if (dialog && window.bootstrap) {
