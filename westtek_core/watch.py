@@ -236,8 +236,10 @@ class DriftWatcher:
             debounce=max(MAX_BATCH_MS, self.debounce_ms),
             step=self.debounce_ms,  # graded once nothing changed for this long
             stop_event=self.stop_event,
-            rust_timeout=200,
-            yield_on_timeout=True,  # an empty batch after each quiet 200 ms: watching is live
+            # an empty batch after each quiet second: watching is live (stop_event is checked
+            # every step); an idle server wakes about four times a second, no more
+            rust_timeout=1000,
+            yield_on_timeout=True,
             recursive=True,
         ):
             self.ready.set()
