@@ -519,7 +519,7 @@ class OpenAPIHandler(WestTekAPIHandler):
 class DriftStreamHandler(
     WebSocketMixin, ExtensionHandlerMixin, JupyterHandler, websocket.WebSocketHandler
 ):
-    """``WS drift/stream``: the drift state on connect, then every drift event."""
+    """``WS drift/stream``: the drift state on connect, then every drift event and snapshot."""
 
     auth_resource = "westtek"
     operations: ClassVar[dict[str, Operation]] = {
@@ -544,11 +544,16 @@ class DriftStreamHandler(
         """Subscribe, then send the current state."""
         service: EnvironmentService = self.settings["westtek_service"]
         loop = IOLoop.current()
-        self._unsubscribe = service.subscribe(
-            lambda m: loop.add_callback(self._send, m) if m["type"] in ("state", "event") else None
-        )
+        self._unsubscribe = service.subscribe(lambda m: loop.add_callback(self._forward, m))
         state = await loop.run_in_executor(None, service.drift_state)
         self._send({"type": "state", "drift": state})
+
+    def _forward(self, message: Message) -> None:
+        """Drift states and events as they are; of a snapshot, only its id."""
+        if message["type"] in ("state", "event"):
+            self._send(message)
+        elif message["type"] == "snapshot":
+            self._send({"type": "snapshot", "snapshot_id": message["snapshot"]["id"]})
 
     def _send(self, message: Message) -> None:
         try:

@@ -278,11 +278,16 @@ class EventList(_Wire):
 
 
 class StreamMessage(_Wire):
-    """A message on ``WS drift/stream``: the state on connect, then each event."""
+    """A message on ``WS drift/stream``: the state on connect, then each event and snapshot."""
 
-    type: Literal["state", "event"]
+    type: Literal["state", "event", "snapshot"]
     drift: DriftState | None = None
     event: DriftEvent | None = None
+    snapshot_id: str | None = Field(
+        default=None,
+        description="For type snapshot: a snapshot just taken (from any client or the CLI's "
+        "server job)",
+    )
 
 
 AgentName = Literal["drift", "transfer"]

@@ -8,6 +8,8 @@ import { DiffView } from './diff-view';
 import { DriftModel } from './drift-model';
 import { valueOf } from './load-state';
 import { WestTekSidebar } from './sidebar';
+import { SnapshotDetailsView } from './snapshot-details';
+import { SnapshotDetailsModel } from './snapshot-details-model';
 import { SnapshotsModel } from './snapshots-model';
 import { westtekIcon } from './icons';
 import { shortId } from './format';
@@ -45,6 +47,11 @@ export namespace CommandIDs {
    * Open the diff of two snapshots (args `a`, `b`) in the main area.
    */
   export const openDiff = 'westtek:open-diff';
+
+  /**
+   * Open a snapshot's details (arg `id`) in the main area.
+   */
+  export const openSnapshot = 'westtek:open-snapshot';
 }
 
 /**
@@ -210,6 +217,45 @@ export function addCommands(context: ICommandContext): void {
         shortId(a).slice(0, 8),
         shortId(b).slice(0, 8)
       );
+      widget.title.icon = westtekIcon;
+      widget.title.closable = true;
+      widget.disposed.connect(() => model.dispose());
+      shell.add(widget, 'main');
+      shell.activateById(widget.id);
+      void model.load();
+    }
+  });
+
+  commands.addCommand(CommandIDs.openSnapshot, {
+    describedBy: {
+      args: {
+        type: 'object',
+        properties: {
+          id: { type: 'string', description: 'The snapshot id' }
+        },
+        required: ['id']
+      }
+    },
+    label: args => trans.__('Show Snapshot %1', shortId(String(args.id ?? ''))),
+    execute: args => {
+      const id = String(args.id ?? '');
+      if (!id) {
+        return;
+      }
+      const widgetId = `westtek-snapshot-${id.slice(0, 12)}`;
+      // One tab per snapshot: opening it again shows the tab already open.
+      for (const widget of shell.widgets('main')) {
+        if (widget.id === widgetId) {
+          shell.activateById(widgetId);
+          return;
+        }
+      }
+      const model = new SnapshotDetailsModel(id, x => snapshots.manifest(x));
+      const content = new SnapshotDetailsView(model, trans);
+      const widget = new MainAreaWidget({ content });
+      widget.id = widgetId;
+      widget.title.label = trans.__('Snapshot %1', shortId(id).slice(0, 8));
+      widget.title.caption = trans.__('Snapshot %1', id);
       widget.title.icon = westtekIcon;
       widget.title.closable = true;
       widget.disposed.connect(() => model.dispose());

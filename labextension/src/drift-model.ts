@@ -7,6 +7,7 @@ import { JobsModel } from './jobs-model';
 import { LoadState, reloading, valueOf } from './load-state';
 import { INotice } from './snapshots-model';
 import {
+  DriftStatus,
   IChange,
   IDriftEvent,
   IDriftState,
@@ -87,7 +88,41 @@ export function applyEvent(
 }
 
 /**
- * A day of the drift timeline: how many events of each severity it saw.
+ * Identity of the thing a change is about (a package, a notebook, a kernel…):
+ * every write to it, every version it went through, is the same change.
+ */
+export function subjectKey(change: Pick<IChange, 'kind' | 'name'>): string {
+  return JSON.stringify([change.kind, change.name]);
+}
+
+/**
+ * The changes in the environment, one per thing changed: of two changes to
+ * the same thing the more serious one stays (the later on a tie), with the
+ * notebooks of both.
+ *
+ * @param changes Changes, possibly several per thing
+ * @returns One change per thing, in first-seen order
+ */
+export function dedupeChanges(changes: readonly IChange[]): IChange[] {
+  const byKey = new Map<string, IChange>();
+  for (const change of changes) {
+    const key = subjectKey(change);
+    const known = byKey.get(key);
+    if (!known) {
+      byKey.set(key, change);
+      continue;
+    }
+    const kept = rank(change.severity) <= rank(known.severity) ? change : known;
+    const notebooks = [
+      ...new Set([...known.affected_notebooks, ...change.affected_notebooks])
+    ].sort();
+    byKey.set(key, { ...kept, affected_notebooks: notebooks });
+  }
+  return [...byKey.values()];
+}
+
+/**
+ * A day of the drift timeline: how many changes of each severity it saw.
  */
 export interface ITimelineDay {
   /**
@@ -96,14 +131,15 @@ export interface ITimelineDay {
   start: number;
 
   /**
-   * Events per severity (an event counts as its worst change; events that
-   * only resolved changes count as `info`).
+   * Changes reported that day per severity, each thing changed counted once
+   * however many events reported it (at its worst severity of the day).
    */
   counts: { [S in Severity]: number };
 }
 
 /**
- * Bucket events per local day over the last `days` days, oldest day first.
+ * Bucket the changes reported per local day over the last `days` days,
+ * oldest day first; an event that only resolved changes adds nothing.
  *
  * @param events Drift events (any order)
  * @param days How many days, today included
@@ -117,29 +153,244 @@ export function timeline(
 ): ITimelineDay[] {
   const today = new Date(now);
   today.setHours(0, 0, 0, 0);
-  const result: ITimelineDay[] = [];
+  const starts: number[] = [];
   for (let i = days - 1; i >= 0; i--) {
     const start = new Date(today);
     start.setDate(today.getDate() - i);
-    result.push({
-      start: start.getTime(),
-      counts: { critical: 0, minor: 0, info: 0 }
-    });
+    starts.push(start.getTime());
   }
-  const first = result[0].start;
+  // Per day, the worst severity each thing changed reached.
+  const seen = starts.map(() => new Map<string, Severity>());
   for (const event of events) {
     const time = event.time * 1000;
-    if (time < first || time > now + 60_000) {
+    if (time < starts[0] || time > now + 60_000) {
       continue;
     }
-    let index = result.length - 1;
-    while (index > 0 && result[index].start > time) {
+    let index = starts.length - 1;
+    while (index > 0 && starts[index] > time) {
       index--;
     }
-    const severity = worstSeverity(event.changes) ?? 'info';
-    result[index].counts[severity]++;
+    for (const change of event.changes) {
+      const key = subjectKey(change);
+      const known = seen[index].get(key);
+      if (!known || rank(change.severity) < rank(known)) {
+        seen[index].set(key, change.severity);
+      }
+    }
   }
-  return result;
+  return starts.map((start, index) => {
+    const counts = { critical: 0, minor: 0, info: 0 };
+    for (const severity of seen[index].values()) {
+      counts[severity]++;
+    }
+    return { start, counts };
+  });
+}
+
+/**
+ * One thing that changed since the baseline, with every event that reported
+ * it: one entry per change, however many file writes or events it took.
+ */
+export interface IDriftEntry {
+  /**
+   * Identity of the thing changed (see `subjectKey`).
+   */
+  key: string;
+
+  /**
+   * The change as it stands now, or as last reported if it went away.
+   */
+  change: IChange;
+
+  /**
+   * Whether the change is part of the drift now (false: it went away).
+   */
+  current: boolean;
+
+  /**
+   * The events that reported or resolved it, newest first.
+   */
+  events: readonly IDriftEvent[];
+
+  /**
+   * The newest event that reported it (its risk assessment, "why?"), if any.
+   */
+  event: IDriftEvent | null;
+}
+
+/**
+ * The drift as every view shows it (header badge, status bar, Drift tab,
+ * chart): derived from the drift state and the event history in one place,
+ * so that no two views can disagree.
+ */
+export interface IDriftSummary {
+  /**
+   * The grade, from the changes below; null until the state is known.
+   */
+  status: DriftStatus | null;
+
+  /**
+   * Id of the baseline snapshot, if there is one.
+   */
+  baseline: string | null;
+
+  /**
+   * The changes since the baseline, one per thing changed, most serious first.
+   */
+  changes: readonly IChange[];
+
+  /**
+   * How many of `changes` have each severity.
+   */
+  counts: { readonly [S in Severity]: number };
+
+  /**
+   * How many of `changes` are minor or critical (the badges' number).
+   */
+  serious: number;
+
+  /**
+   * The most serious severity of `changes`, or null when there are none.
+   */
+  worst: Severity | null;
+
+  /**
+   * The Drift tab's list: first one entry per change in `changes` (same
+   * order), then the changes that went away since, newest first.
+   */
+  entries: readonly IDriftEntry[];
+
+  /**
+   * The changes reported per day over the last 30 days, for the chart.
+   */
+  days: readonly ITimelineDay[];
+}
+
+/**
+ * Derive what every view shows of the drift.
+ *
+ * @param state The live drift state, or undefined while it is not known
+ * @param events The drift events known, oldest first
+ * @param now The current time (epoch milliseconds), for the chart's days
+ * @returns The summary
+ */
+export function summarize(
+  state: IDriftState | undefined,
+  events: readonly IDriftEvent[],
+  now = Date.now()
+): IDriftSummary {
+  // Only the events measured against the current baseline tell its changes.
+  const since = state?.baseline
+    ? events.filter(event => event.baseline === state.baseline)
+    : events;
+  // Per thing changed: its events (newest first), the newest report of it,
+  // and the newest resolution of it.
+  const history = new Map<string, IDriftEvent[]>();
+  const reported = new Map<string, { event: IDriftEvent; change: IChange }>();
+  const resolved = new Map<string, IChange>();
+  for (let i = since.length - 1; i >= 0; i--) {
+    const event = since[i];
+    const keys = new Set<string>();
+    for (const change of event.resolved) {
+      const key = subjectKey(change);
+      keys.add(key);
+      if (!resolved.has(key)) {
+        resolved.set(key, change);
+      }
+    }
+    for (const change of event.changes) {
+      const key = subjectKey(change);
+      keys.add(key);
+      if (!reported.has(key)) {
+        reported.set(key, { event, change });
+      }
+    }
+    for (const key of keys) {
+      const list = history.get(key) ?? [];
+      list.push(event);
+      history.set(key, list);
+    }
+  }
+
+  let changes: IChange[];
+  if (state) {
+    changes = dedupeChanges(state.changes);
+  } else {
+    // Not graded yet: what the events left standing, i.e. each thing whose
+    // latest event reported it rather than only resolved it.
+    changes = [...reported]
+      .filter(([key, { event }]) => history.get(key)?.[0] === event)
+      .map(([, { change }]) => change);
+  }
+  const newest = (key: string) => history.get(key)?.[0]?.id ?? -1;
+  changes.sort(
+    (a, b) =>
+      rank(a.severity) - rank(b.severity) ||
+      newest(subjectKey(b)) - newest(subjectKey(a)) ||
+      a.name.localeCompare(b.name)
+  );
+
+  const counts = { critical: 0, minor: 0, info: 0 };
+  for (const change of changes) {
+    counts[change.severity]++;
+  }
+  const worst = worstSeverity(changes);
+  let status: DriftStatus | null = null;
+  if (state) {
+    status =
+      state.status === 'NO_BASELINE'
+        ? 'NO_BASELINE'
+        : worst === 'critical'
+          ? 'CRITICAL_DRIFT'
+          : worst === 'minor'
+            ? 'MINOR_DRIFT'
+            : 'STABLE';
+  }
+
+  const currentKeys = new Set(changes.map(change => subjectKey(change)));
+  const entries: IDriftEntry[] = changes.map(change => {
+    const key = subjectKey(change);
+    return {
+      key,
+      change,
+      current: true,
+      events: history.get(key) ?? [],
+      event: reported.get(key)?.event ?? null
+    };
+  });
+  const gone = [...history.keys()]
+    .filter(key => !currentKeys.has(key))
+    .sort((a, b) => newest(b) - newest(a));
+  for (const key of gone) {
+    const change = reported.get(key)?.change ?? resolved.get(key);
+    if (change) {
+      entries.push({
+        key,
+        change,
+        current: false,
+        events: history.get(key) ?? [],
+        event: reported.get(key)?.event ?? null
+      });
+    }
+  }
+
+  return {
+    status,
+    baseline: state?.baseline ?? null,
+    changes,
+    counts,
+    serious: countSerious(changes),
+    worst,
+    entries,
+    days: timeline(events, 30, now)
+  };
+}
+
+/**
+ * Order of a severity, the most serious first.
+ */
+function rank(severity: Severity): number {
+  return SEVERITIES.indexOf(severity);
 }
 
 /**
@@ -188,6 +439,32 @@ export class DriftModel extends VDomModel {
    */
   get eventsState(): LoadState<number> {
     return this._eventsState;
+  }
+
+  /**
+   * The drift as every view shows it (grade, counts, the deduplicated
+   * changes, the chart's days), derived from the state and the events; it is
+   * computed again only when either of them changed.
+   */
+  get summary(): IDriftSummary {
+    const state = valueOf(this._state);
+    const day = new Date().setHours(0, 0, 0, 0);
+    let cached = this._summary;
+    if (
+      !cached ||
+      cached.state !== state ||
+      cached.events !== this._events ||
+      cached.day !== day
+    ) {
+      cached = {
+        state,
+        events: this._events,
+        day,
+        value: summarize(state, this._events)
+      };
+      this._summary = cached;
+    }
+    return cached.value;
   }
 
   /**
@@ -240,6 +517,14 @@ export class DriftModel extends VDomModel {
    */
   get statusChanged(): ISignal<this, IDriftState> {
     return this._statusChanged;
+  }
+
+  /**
+   * Emitted with the id of each snapshot taken while the stream is open,
+   * whoever took it (this page, another tab, the hub).
+   */
+  get snapshotTaken(): ISignal<this, string> {
+    return this._snapshotTaken;
   }
 
   /**
@@ -482,6 +767,8 @@ export class DriftModel extends VDomModel {
         value: message.drift,
         refreshing: false
       });
+    } else if (message.type === 'snapshot' && message.snapshot_id) {
+      this._snapshotTaken.emit(message.snapshot_id);
     } else if (message.type === 'event' && message.event) {
       const event = message.event;
       if (this._events.some(known => known.id === event.id)) {
@@ -546,6 +833,7 @@ export class DriftModel extends VDomModel {
   private _backoff = 0;
   private _client: WestTekClient;
   private _eventReceived = new Signal<this, IDriftEvent>(this);
+  private _snapshotTaken = new Signal<this, string>(this);
   private _events: IDriftEvent[] = [];
   private _eventsState: LoadState<number> = { kind: 'idle' };
   private _liveIds = new Set<number>();
@@ -558,6 +846,12 @@ export class DriftModel extends VDomModel {
   private _state: LoadState<IDriftState> = { kind: 'idle' };
   private _stateRequests = 0;
   private _statusChanged = new Signal<this, IDriftState>(this);
+  private _summary: {
+    state: IDriftState | undefined;
+    events: readonly IDriftEvent[];
+    day: number;
+    value: IDriftSummary;
+  } | null = null;
   private _stopped = false;
   private _stream: StreamState = 'stopped';
   private _webSocket: typeof WebSocket;

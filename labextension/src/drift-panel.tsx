@@ -1,6 +1,6 @@
 import { Button } from '@jupyter/react-components';
 import { TranslationBundle } from '@jupyterlab/translation';
-import React, { useMemo } from 'react';
+import React from 'react';
 
 import {
   DriftBadge,
@@ -11,7 +11,14 @@ import {
   Section,
   useModel
 } from './components';
-import { DriftModel, SEVERITIES, StreamState, timeline } from './drift-model';
+import {
+  DriftModel,
+  IDriftEntry,
+  IDriftSummary,
+  SEVERITIES,
+  StreamState,
+  subjectKey
+} from './drift-model';
 import { NotebookLink } from './environment-panel';
 import {
   describeChange,
@@ -25,9 +32,9 @@ import { TimelineChart } from './timeline-chart';
 import { IChange, IDriftEvent, IDriftState, Severity } from './tokens';
 
 /**
- * How many of the latest events the grouped list shows.
+ * How many of an entry's events its history lists.
  */
-const MAX_EVENTS = 100;
+const MAX_HISTORY = 20;
 
 /**
  * The actions of the Drift panel, as the commands run them.
@@ -55,57 +62,10 @@ export interface IDriftActions {
 }
 
 /**
- * A change as the Drift panel lists it: with its event, and whether it
- * appeared or went away.
- */
-export interface IEventEntry {
-  /**
-   * The event that reported it.
-   */
-  event: IDriftEvent;
-
-  /**
-   * The change.
-   */
-  change: IChange;
-
-  /**
-   * True when the event reports the change as gone.
-   */
-  resolved: boolean;
-}
-
-/**
- * The changes of the latest events (newest first) grouped by severity.
- *
- * @param events Drift events, oldest first
- * @param max How many of the latest events to take
- * @returns One list per severity
- */
-export function groupEvents(
-  events: readonly IDriftEvent[],
-  max = MAX_EVENTS
-): { [S in Severity]: IEventEntry[] } {
-  const groups: { [S in Severity]: IEventEntry[] } = {
-    critical: [],
-    minor: [],
-    info: []
-  };
-  for (const event of events.slice(-max).reverse()) {
-    for (const change of event.changes) {
-      groups[change.severity].push({ event, change, resolved: false });
-    }
-    for (const change of event.resolved) {
-      groups[change.severity].push({ event, change, resolved: true });
-    }
-  }
-  return groups;
-}
-
-/**
  * The Drift panel: the live grade, actions (snapshot now, accept as new
- * baseline, roll back), the events grouped by severity with their notebooks
- * and reasons, and a 30-day timeline.
+ * baseline, roll back), the changes since the baseline grouped by severity —
+ * one entry per change, with the events that reported it — then the changes
+ * that went away, and a 30-day timeline; all from the model's drift summary.
  */
 export function DriftPanel(props: {
   model: DriftModel;
@@ -117,9 +77,10 @@ export function DriftPanel(props: {
   const { trans, actions } = props;
   const state = model.state;
   const drift = state.kind === 'ready' ? state.value : null;
-  const events = model.events;
-  const groups = useMemo(() => groupEvents(events), [events]);
-  const days = useMemo(() => timeline(events, 30), [events]);
+  const summary = model.summary;
+  const current = summary.entries.filter(entry => entry.current);
+  const gone = summary.entries.filter(entry => !entry.current);
+  const loaded = state.kind === 'ready' && model.eventsState.kind === 'ready';
   return (
     <div className="jp-WestTek-panel" data-testid="westtek-drift">
       {state.kind === 'error' && (
@@ -135,6 +96,7 @@ export function DriftPanel(props: {
       {drift && (
         <DriftHeader
           drift={drift}
+          summary={summary}
           stream={model.stream}
           model={model}
           trans={trans}
@@ -176,8 +138,8 @@ export function DriftPanel(props: {
         trans={trans}
       />
       <Section
-        title={trans.__('Drift events')}
-        count={events.length}
+        title={trans.__('Changes since the baseline')}
+        count={summary.changes.length}
         testId="westtek-drift-events"
       >
         {model.eventsState.kind === 'error' && (
@@ -187,29 +149,51 @@ export function DriftPanel(props: {
             onRetry={() => void model.refresh()}
           />
         )}
-        {events.length === 0 && model.eventsState.kind === 'ready' && (
+        {current.length === 0 && loaded && (
           <p className="jp-WestTek-empty">
-            {trans.__(
-              'No drift in the last 30 days. Changes to packages, kernels or configuration appear here as they happen.'
-            )}
+            {summary.status === 'NO_BASELINE'
+              ? trans.__(
+                  'Drift is measured against a baseline snapshot: take one to start.'
+                )
+              : trans.__(
+                  'Nothing changed since the baseline. Changes to packages, kernels or configuration appear here as they happen.'
+                )}
           </p>
         )}
-        {SEVERITIES.map(severity =>
-          groups[severity].length ? (
-            <EventGroup
+        {SEVERITIES.map(severity => {
+          const entries = current.filter(
+            entry => entry.change.severity === severity
+          );
+          return entries.length ? (
+            <EntryGroup
               key={severity}
               severity={severity}
-              entries={groups[severity]}
+              entries={entries}
               isLive={event => model.isLive(event)}
               openNotebook={props.openNotebook}
               why={actions.why}
               trans={trans}
             />
-          ) : null
-        )}
+          ) : null;
+        })}
       </Section>
+      {gone.length > 0 && (
+        <Section
+          title={trans.__('Resolved')}
+          count={gone.length}
+          open={false}
+          testId="westtek-drift-resolved"
+        >
+          <EntryList
+            entries={gone}
+            isLive={event => model.isLive(event)}
+            openNotebook={props.openNotebook}
+            trans={trans}
+          />
+        </Section>
+      )}
       <Section title={trans.__('Last 30 days')} testId="westtek-drift-timeline">
-        <TimelineChart days={days} trans={trans} />
+        <TimelineChart days={summary.days} trans={trans} />
       </Section>
     </div>
   );
@@ -220,18 +204,13 @@ export function DriftPanel(props: {
  */
 function DriftHeader(props: {
   drift: IDriftState;
+  summary: IDriftSummary;
   stream: StreamState;
   model: DriftModel;
   trans: TranslationBundle;
 }): JSX.Element {
-  const { drift, stream, trans } = props;
-  const counts = SEVERITIES.map(
-    severity =>
-      [
-        severity,
-        drift.changes.filter(c => c.severity === severity).length
-      ] as const
-  ).filter(([, n]) => n > 0);
+  const { drift, summary, stream, trans } = props;
+  const counts = SEVERITIES.filter(severity => summary.counts[severity] > 0);
   let streamText: string;
   switch (stream) {
     case 'live':
@@ -247,7 +226,7 @@ function DriftHeader(props: {
     <div className="jp-WestTek-driftHeader" data-testid="westtek-drift-state">
       <div className="jp-WestTek-summary">
         <DriftBadge
-          status={drift.status}
+          status={summary.status ?? drift.status}
           trans={trans}
           testId="westtek-drift-status"
         />
@@ -273,15 +252,22 @@ function DriftHeader(props: {
             )}
       </div>
       {counts.length > 0 && (
-        <div className="jp-WestTek-muted" data-testid="westtek-drift-counts">
+        <div
+          className="jp-WestTek-muted"
+          data-testid="westtek-drift-counts"
+          data-serious={summary.serious}
+        >
           {trans._n(
             '%1 change since the baseline',
             '%1 changes since the baseline',
-            drift.changes.length
+            summary.changes.length
           )}
           {': '}
           {counts
-            .map(([severity, n]) => `${n} ${severityWord(severity, trans)}`)
+            .map(
+              severity =>
+                `${summary.counts[severity]} ${severityWord(severity, trans)}`
+            )
             .join(', ')}
         </div>
       )}
@@ -290,11 +276,11 @@ function DriftHeader(props: {
 }
 
 /**
- * The entries of one severity.
+ * The changes of one severity, with its heading and count.
  */
-function EventGroup(props: {
+function EntryGroup(props: {
   severity: Severity;
-  entries: IEventEntry[];
+  entries: readonly IDriftEntry[];
   isLive: (event: IDriftEvent) => boolean;
   openNotebook: (path: string) => void;
   why?: (event: IDriftEvent, change: IChange) => void;
@@ -309,30 +295,59 @@ function EventGroup(props: {
     >
       <h4 className={`jp-WestTek-groupTitle ${severityClass(severity)}`}>
         {severityLabel(severity, trans)}
-        <span className="jp-WestTek-count">{entries.length}</span>
+        <span
+          className="jp-WestTek-count"
+          data-testid="westtek-event-group-count"
+        >
+          {entries.length}
+        </span>
       </h4>
-      <ul className="jp-WestTek-events">
-        {entries.map(({ event, change, resolved }, index) => (
+      <EntryList {...props} />
+    </div>
+  );
+}
+
+/**
+ * Changes, one item each: what changed, when it was last reported and how
+ * many events did, why it matters, the notebooks it affects, and its history.
+ */
+function EntryList(props: {
+  entries: readonly IDriftEntry[];
+  isLive: (event: IDriftEvent) => boolean;
+  openNotebook: (path: string) => void;
+  why?: (event: IDriftEvent, change: IChange) => void;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { trans } = props;
+  return (
+    <ul className="jp-WestTek-events">
+      {props.entries.map(({ key, change, current, events, event }) => {
+        const latest = events[0];
+        return (
           <li
-            key={`${event.id}-${resolved ? 'r' : 'c'}-${index}`}
-            className={`jp-WestTek-event ${severityClass(change.severity)}${resolved ? ' jp-mod-resolved' : ''}`}
+            key={key}
+            className={`jp-WestTek-event ${severityClass(change.severity)}${current ? '' : ' jp-mod-resolved'}`}
             data-testid="westtek-event"
-            data-event-id={event.id}
             data-name={change.name}
+            data-kind={change.kind}
+            data-severity={change.severity}
+            data-current={current}
+            data-events={events.length}
+            data-event-id={latest?.id}
           >
             <div className="jp-WestTek-eventHead">
               <span className="jp-WestTek-eventWhat">
                 {describeChange(change)}
               </span>
-              {props.isLive(event) && (
+              {events.some(e => props.isLive(e)) && (
                 <span className="jp-WestTek-tag jp-WestTek-mod-live">
                   {trans.__('new')}
                 </span>
               )}
-              {resolved && (
+              {!current && (
                 <span className="jp-WestTek-tag">{trans.__('resolved')}</span>
               )}
-              {event.assessment && !resolved && (
+              {event?.assessment && current && (
                 <span
                   className={`jp-WestTek-tag jp-WestTek-mod-risk-${event.assessment.risk.toLowerCase()}`}
                   data-testid="westtek-event-risk"
@@ -341,7 +356,7 @@ function EventGroup(props: {
                   {trans.__('risk %1', event.assessment.risk)}
                 </span>
               )}
-              {props.why && !resolved && (
+              {props.why && event && current && (
                 <button
                   className="jp-WestTek-link jp-WestTek-why"
                   data-testid="westtek-event-why"
@@ -352,7 +367,17 @@ function EventGroup(props: {
                 </button>
               )}
             </div>
-            <div className="jp-WestTek-muted">{formatTime(event.time)}</div>
+            {latest && (
+              <div className="jp-WestTek-muted">
+                {events.length > 1
+                  ? trans.__(
+                      '%1 · %2 events',
+                      formatTime(latest.time),
+                      events.length
+                    )
+                  : formatTime(latest.time)}
+              </div>
+            )}
             {change.reason && (
               <div
                 className="jp-WestTek-reason"
@@ -374,9 +399,41 @@ function EventGroup(props: {
                 ))}
               </div>
             )}
+            {events.length > 1 && (
+              <EntryHistory entryKey={key} events={events} trans={trans} />
+            )}
           </li>
-        ))}
-      </ul>
-    </div>
+        );
+      })}
+    </ul>
+  );
+}
+
+/**
+ * The events of one change, newest first: when, and what each reported.
+ */
+function EntryHistory(props: {
+  entryKey: string;
+  events: readonly IDriftEvent[];
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { entryKey, events, trans } = props;
+  return (
+    <details className="jp-WestTek-history" data-testid="westtek-event-history">
+      <summary className="jp-WestTek-muted">
+        {trans.__('History (%1 events)', events.length)}
+      </summary>
+      <ol className="jp-WestTek-historyList">
+        {events.slice(0, MAX_HISTORY).map(event => {
+          const reported = event.changes.find(c => subjectKey(c) === entryKey);
+          return (
+            <li key={event.id} data-event-id={event.id}>
+              <span className="jp-WestTek-muted">{formatTime(event.time)}</span>{' '}
+              {reported ? describeChange(reported) : trans.__('went away')}
+            </li>
+          );
+        })}
+      </ol>
+    </details>
   );
 }

@@ -2,7 +2,7 @@ import { VDomModel } from '@jupyterlab/ui-components';
 
 import { errorMessage, WestTekClient } from './api-client';
 import { LoadState, reloading } from './load-state';
-import { DriftStatus, IEnvironmentView, IPackage } from './tokens';
+import { IEnvironmentView, IPackage } from './tokens';
 
 /**
  * A package row of the Environment panel: a package and its interpreter.
@@ -70,17 +70,6 @@ export class EnvironmentModel extends VDomModel {
    */
   get state(): LoadState<IEnvironmentView> {
     return this._state;
-  }
-
-  /**
-   * Override the drift grade shown with the environment (the drift model
-   * knows it live, the environment view only as of its last fetch).
-   */
-  setDrift(drift: DriftStatus): void {
-    const state = this._state;
-    if (state.kind === 'ready' && state.value.drift !== drift) {
-      this._set({ ...state, value: { ...state.value, drift } });
-    }
   }
 
   /**

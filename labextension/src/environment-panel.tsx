@@ -1,4 +1,3 @@
-import { Search } from '@jupyter/react-components';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { Table } from '@jupyterlab/ui-components';
 import React, { useMemo, useState } from 'react';
@@ -10,14 +9,16 @@ import {
   Section,
   useModel
 } from './components';
+import { DriftModel } from './drift-model';
 import {
   EnvironmentModel,
   IPackageRow,
   packageRows
 } from './environment-model';
+import { SearchableTable } from './searchable-table';
 import { formatBytes, shortId } from './format';
 import { StatusModel } from './status-model';
-import { IEnvironmentView } from './tokens';
+import { DriftStatus, IEnvironmentView } from './tokens';
 
 /**
  * Rows past this many are not rendered until the search narrows them.
@@ -31,10 +32,13 @@ const MAX_PACKAGE_ROWS = 400;
 export function EnvironmentPanel(props: {
   model: EnvironmentModel;
   status: StatusModel;
+  drift: DriftModel;
   openNotebook: (path: string) => void;
   trans: TranslationBundle;
 }): JSX.Element {
   const model = useModel(props.model);
+  // The grade as every view shows it; the view's own until drift is known.
+  const grade = useModel(props.drift).summary.status;
   const { trans } = props;
   const state = model.state;
   let body: JSX.Element;
@@ -56,6 +60,7 @@ export function EnvironmentPanel(props: {
       body = (
         <EnvironmentView
           view={state.value}
+          drift={grade ?? state.value.drift}
           openNotebook={props.openNotebook}
           trans={trans}
         />
@@ -75,6 +80,7 @@ export function EnvironmentPanel(props: {
  */
 function EnvironmentView(props: {
   view: IEnvironmentView;
+  drift: DriftStatus;
   openNotebook: (path: string) => void;
   trans: TranslationBundle;
 }): JSX.Element {
@@ -86,7 +92,7 @@ function EnvironmentView(props: {
   return (
     <>
       <div className="jp-WestTek-summary">
-        <DriftBadge status={view.drift} trans={trans} />
+        <DriftBadge status={props.drift} trans={trans} />
         <span className="jp-WestTek-muted" title={trans.__('Environment id')}>
           {shortId(view.environment_id)}
         </span>
@@ -223,27 +229,33 @@ function PackageTable(props: {
     {
       id: 'name',
       label: trans.__('Name'),
-      renderCell: row => <span className="jp-WestTek-nowrap">{row.name}</span>,
+      renderCell: row => row.name,
       sort: (a, b) => a.name.localeCompare(b.name)
     },
     {
       id: 'version',
       label: trans.__('Version'),
+      // Who installed it (nearly always pip) is a tooltip, not a column: the
+      // side bar has room for the name, the version and the notebooks.
       renderCell: row => (
-        <code className="jp-WestTek-nowrap">{row.version}</code>
+        <code
+          title={
+            row.installer
+              ? trans.__('Installed by %1', row.installer)
+              : trans.__('Installer unknown')
+          }
+        >
+          {row.version}
+        </code>
       ),
       sort: (a, b) =>
         a.version.localeCompare(b.version, undefined, { numeric: true })
     },
     {
-      id: 'installer',
-      label: trans.__('Installer'),
-      renderCell: row => row.installer ?? '—',
-      sort: (a, b) => (a.installer ?? '').localeCompare(b.installer ?? '')
-    },
-    {
       id: 'interpreter',
-      label: trans.__('Interpreter'),
+      // Short, for the side bar: the rows say env0, env1… as the
+      // Interpreters section above does.
+      label: trans.__('Env'),
       renderCell: row => row.interpreter,
       sort: (a, b) => a.interpreter.localeCompare(b.interpreter),
       isHidden: !several
@@ -269,47 +281,20 @@ function PackageTable(props: {
       sort: (a, b) => a.imported_by.length - b.imported_by.length
     }
   ];
-  const shown = rows.slice(0, MAX_PACKAGE_ROWS);
   return (
-    <>
-      <Search
-        className="jp-WestTek-search"
-        data-testid="westtek-package-search"
-        placeholder={trans.__('Search packages, versions, notebooks…')}
-        aria-label={trans.__('Search packages')}
-        onInput={(event: any) => setFilter(String(event.target?.value ?? ''))}
-        onChange={(event: any) => setFilter(String(event.target?.value ?? ''))}
-      />
-      <div className="jp-WestTek-muted jp-WestTek-tableNote">
-        {filter
-          ? trans.__('%1 of %2 packages match', rows.length, countAll(view))
-          : trans._n('%1 package', '%1 packages', rows.length)}
-        {rows.length > shown.length &&
-          ' · ' +
-            trans.__(
-              'showing the first %1, search to narrow down',
-              shown.length
-            )}
-      </div>
-      {shown.length ? (
-        <div
-          className="jp-WestTek-tableWrap"
-          data-testid="westtek-package-table"
-        >
-          <Table<IPackageRow>
-            rows={shown.map(row => ({
-              key: `${row.interpreter}/${row.name}`,
-              data: row
-            }))}
-            columns={columns}
-            sortKey="name"
-            blankIndicator={() => null}
-          />
-        </div>
-      ) : (
-        <p className="jp-WestTek-empty">{trans.__('No package matches.')}</p>
-      )}
-    </>
+    <SearchableTable<IPackageRow>
+      rows={rows}
+      total={countAll(view)}
+      filter={filter}
+      setFilter={setFilter}
+      columns={columns}
+      maxRows={MAX_PACKAGE_ROWS}
+      placeholder={trans.__('Search packages, versions, notebooks…')}
+      searchTestId="westtek-package-search"
+      tableTestId="westtek-package-table"
+      tableClassName="jp-WestTek-tableWrap"
+      trans={trans}
+    />
   );
 }
 

@@ -1,4 +1,5 @@
 import {
+  ILabShell,
   ILayoutRestorer,
   JupyterFrontEnd,
   JupyterFrontEndPlugin
@@ -60,7 +61,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     ITranslator,
     ISettingRegistry,
     IStatusBar,
-    ICommandPalette
+    ICommandPalette,
+    ILabShell
   ],
   activate: (
     app: JupyterFrontEnd,
@@ -68,7 +70,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     translator: ITranslator | null,
     settingRegistry: ISettingRegistry | null,
     statusBar: IStatusBar | null,
-    palette: ICommandPalette | null
+    palette: ICommandPalette | null,
+    labShell: ILabShell | null
   ) => {
     const trans = (translator ?? nullTranslator).load('westtek');
     const serverSettings = app.serviceManager.serverSettings;
@@ -84,6 +87,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       pollInterval: DEFAULT_SETTINGS.pollInterval,
       webSocket: serverSettings.WebSocket
     });
+    // a snapshot taken anywhere (another tab, the CLI's server job, the hub) is listed
+    drift.snapshotTaken.connect(() => void snapshots.refresh());
 
     const openNotebook = (path: string) => {
       void app.commands.execute('docmanager:open', { path });
@@ -136,13 +141,27 @@ const plugin: JupyterFrontEndPlugin<void> = {
       openNotebook,
       openDiff: (a, b) =>
         void app.commands.execute(CommandIDs.openDiff, { a, b }),
+      openSnapshot: id =>
+        void app.commands.execute(CommandIDs.openSnapshot, { id }),
       trans
     });
     sidebar.id = SIDEBAR_ID;
     sidebar.title.icon = westtekIcon;
-    sidebar.title.caption = trans.__('West Tek');
+    // The tab says what it is, not only an icon to guess.
+    sidebar.title.label = trans.__('West Tek');
+    sidebar.title.caption = trans.__(
+      'West Tek: environment, snapshots and drift'
+    );
     app.shell.add(sidebar, 'left', { rank: 1000 });
     restorer?.add(sidebar, SIDEBAR_ID);
+    // Someone meeting JupyterLab (a fresh layout) finds West Tek open; a
+    // saved layout stays as its owner left it.
+    void labShell?.restored.then(layout => {
+      if (layout.fresh) {
+        // After the file browser, which opens itself on a fresh layout too.
+        setTimeout(() => labShell.activateById(sidebar.id), 0);
+      }
+    });
 
     addCommands({
       app,
@@ -173,9 +192,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }, 1000);
     };
     drift.eventReceived.connect(refetchEnvironment);
-    drift.statusChanged.connect((_, state) =>
-      environment.setDrift(state.status)
-    );
     jobs.finished.connect((_, job) => {
       if (job.kind === 'rollback') {
         refetchEnvironment();

@@ -1,14 +1,9 @@
 import { Notification } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 
-import { countSerious, DriftModel, worstSeverity } from './drift-model';
+import { DriftModel, worstSeverity } from './drift-model';
 import { describeChange } from './format';
-import {
-  IDriftEvent,
-  IDriftState,
-  NotificationLevel,
-  Severity
-} from './tokens';
+import { IDriftEvent, NotificationLevel, Severity } from './tokens';
 
 /**
  * Whether a drift of some severity is worth a notification at a level.
@@ -81,8 +76,10 @@ export class DriftNotifier {
     this._emit(severity, message + more);
   }
 
-  private _onStatus(_: DriftModel, state: IDriftState): void {
-    if (!shouldNotify(worstSeverity(state.changes), 'minor')) {
+  private _onStatus(model: DriftModel): void {
+    // The same grade and count as the badge and the status bar.
+    const { worst, serious } = model.summary;
+    if (!shouldNotify(worst, 'minor')) {
       // The drift is gone (rolled back, accepted): so are its notifications.
       for (const id of this._shown) {
         Notification.dismiss(id);
@@ -94,16 +91,15 @@ export class DriftNotifier {
       return;
     }
     this._seenFirstState = true;
-    const severity = worstSeverity(state.changes);
-    if (!shouldNotify(severity, this.level)) {
+    if (!shouldNotify(worst, this.level)) {
       return;
     }
     this._emit(
-      severity,
+      worst,
       this._trans._n(
         'This environment has drifted from its baseline: %1 minor or critical change.',
         'This environment has drifted from its baseline: %1 minor or critical changes.',
-        countSerious(state.changes)
+        serious
       )
     );
   }

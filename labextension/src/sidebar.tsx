@@ -12,7 +12,7 @@ import React from 'react';
 import { ChatModel, ICitation } from './chat-model';
 import { ChatPanel } from './chat-panel';
 import { DriftBadge, useModel } from './components';
-import { countSerious, DriftModel, worstSeverity } from './drift-model';
+import { DriftModel } from './drift-model';
 import { DriftPanel, IDriftActions } from './drift-panel';
 import { EnvironmentModel } from './environment-model';
 import { EnvironmentPanel } from './environment-panel';
@@ -224,6 +224,11 @@ export namespace WestTekSidebar {
     openDiff: (a: string, b: string) => void;
 
     /**
+     * Opens a snapshot's details in the main area.
+     */
+    openSnapshot: (id: string) => void;
+
+    /**
      * Translation bundle of the `westtek` domain.
      */
     trans: TranslationBundle;
@@ -246,7 +251,7 @@ function SidebarView(
   // A panel is rendered from its first visit on (then kept, with its inputs).
   const visited = React.useRef(new Set<PanelName>()).current;
   visited.add(selection.current);
-  const drift = useModel(props.drift).state;
+  const drift = useModel(props.drift).summary;
   const titles: { [P in PanelName]: string } = {
     environment: trans.__('Environment'),
     snapshots: trans.__('Snapshots'),
@@ -257,9 +262,9 @@ function SidebarView(
     <>
       <header className="jp-WestTek-header">
         <h2 className="jp-WestTek-title">{trans.__('West Tek')}</h2>
-        {drift.kind === 'ready' && (
+        {drift.status && (
           <DriftBadge
-            status={drift.value.status}
+            status={drift.status}
             trans={trans}
             testId="westtek-header-drift"
           />
@@ -309,16 +314,15 @@ function SidebarView(
               data-testid={`westtek-tab-${panel}`}
             >
               {titles[panel]}
-              {panel === 'drift' &&
-                drift.kind === 'ready' &&
-                countSerious(drift.value.changes) > 0 && (
-                  <span
-                    className={`jp-WestTek-tabCount jp-WestTek-mod-${worstSeverity(drift.value.changes)}`}
-                    title={trans.__('Minor and critical changes')}
-                  >
-                    {countSerious(drift.value.changes)}
-                  </span>
-                )}
+              {panel === 'drift' && drift.serious > 0 && (
+                <span
+                  className={`jp-WestTek-tabCount jp-WestTek-mod-${drift.worst}`}
+                  data-testid="westtek-tab-drift-count"
+                  title={trans.__('Minor and critical changes')}
+                >
+                  {drift.serious}
+                </span>
+              )}
             </Tab>
           ))}
           <TabPanel id="westtek-panel-environment">
@@ -326,6 +330,7 @@ function SidebarView(
               <EnvironmentPanel
                 model={props.environment}
                 status={props.status}
+                drift={props.drift}
                 openNotebook={props.openNotebook}
                 trans={trans}
               />
@@ -336,6 +341,7 @@ function SidebarView(
               <SnapshotsPanel
                 model={props.snapshots}
                 openDiff={props.openDiff}
+                openSnapshot={props.openSnapshot}
                 trans={trans}
               />
             )}

@@ -311,6 +311,15 @@ export class SnapshotsModel extends VDomModel {
   }
 
   /**
+   * A snapshot's whole manifest, for its details view.
+   *
+   * @throws {ServerConnection.ResponseError} with the server's message
+   */
+  manifest(id: string): Promise<{ [key: string]: any }> {
+    return this._client.snapshot(id);
+  }
+
+  /**
    * What changed from snapshot `a` to snapshot `b`.
    *
    * @throws {ServerConnection.ResponseError} with the server's message

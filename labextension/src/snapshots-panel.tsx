@@ -44,12 +44,13 @@ export function saveFile(file: IExportedFile): void {
 
 /**
  * The Snapshots panel: take a snapshot (note, labels) with live progress, the
- * list with sizes and deduplication savings, and per snapshot verify,
- * restore, make baseline and export; tick two to compare them.
+ * list with sizes and deduplication savings, and per snapshot its details,
+ * verify, restore, make baseline and export; tick two to compare them.
  */
 export function SnapshotsPanel(props: {
   model: SnapshotsModel;
   openDiff: (a: string, b: string) => void;
+  openSnapshot: (id: string) => void;
   trans: TranslationBundle;
 }): JSX.Element {
   const model = useModel(props.model);
@@ -79,6 +80,7 @@ export function SnapshotsPanel(props: {
           list={state.value}
           model={model}
           openDiff={props.openDiff}
+          openSnapshot={props.openSnapshot}
           trans={trans}
         />
       )}
@@ -169,6 +171,7 @@ function SnapshotList(props: {
   list: ISnapshotList;
   model: SnapshotsModel;
   openDiff: (a: string, b: string) => void;
+  openSnapshot: (id: string) => void;
   trans: TranslationBundle;
 }): JSX.Element {
   const { list, model, trans } = props;
@@ -226,6 +229,7 @@ function SnapshotList(props: {
               key={snapshot.id}
               snapshot={snapshot}
               model={model}
+              openSnapshot={props.openSnapshot}
               trans={trans}
             />
           ))}
@@ -247,6 +251,7 @@ function SnapshotList(props: {
 function SnapshotCard(props: {
   snapshot: ISnapshotSummary;
   model: SnapshotsModel;
+  openSnapshot: (id: string) => void;
   trans: TranslationBundle;
 }): JSX.Element {
   const { snapshot, model, trans } = props;
@@ -340,6 +345,16 @@ function SnapshotCard(props: {
         </dd>
       </dl>
       <div className="jp-WestTek-actions">
+        <Button
+          minimal
+          data-testid="westtek-snapshot-details"
+          title={trans.__(
+            'Everything this snapshot holds: packages, kernels, notebooks, configuration'
+          )}
+          onClick={() => props.openSnapshot(snapshot.id)}
+        >
+          {trans.__('Details')}
+        </Button>
         <Button
           minimal
           data-testid="westtek-verify"

@@ -2,12 +2,13 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { VDomRenderer } from '@jupyterlab/ui-components';
 import React from 'react';
 
-import { countSerious, DriftModel } from './drift-model';
+import { DriftModel } from './drift-model';
 import { statusClass, statusLabel } from './format';
 
 /**
- * The drift grade in JupyterLab's status bar, coloured like the badge;
- * clicking it opens the Drift panel.
+ * The drift grade in JupyterLab's status bar, coloured like the badge, with
+ * the count of minor and critical changes (both from the drift summary, like
+ * every other view); clicking it opens the Drift panel.
  */
 export class DriftStatusItem extends VDomRenderer<DriftModel> {
   /**
@@ -33,14 +34,12 @@ export class DriftStatusItem extends VDomRenderer<DriftModel> {
    */
   protected render(): JSX.Element | null {
     const trans = this._trans;
-    const state = this.model.state;
-    if (state.kind !== 'ready') {
+    const { status, serious: count } = this.model.summary;
+    if (!status) {
       return null;
     }
-    const drift = state.value;
-    const count = countSerious(drift.changes);
     const title =
-      drift.status === 'NO_BASELINE'
+      status === 'NO_BASELINE'
         ? trans.__(
             'West Tek: no baseline snapshot yet. Click to open the Drift panel.'
           )
@@ -51,15 +50,23 @@ export class DriftStatusItem extends VDomRenderer<DriftModel> {
           );
     return (
       <button
-        className={`jp-WestTek-statusButton ${statusClass(drift.status)}`}
+        className={`jp-WestTek-statusButton ${statusClass(status)}`}
         data-testid="westtek-statusbar"
-        data-status={drift.status}
+        data-status={status}
+        data-count={count}
         title={title}
         onClick={this._onClick}
       >
         <span className="jp-WestTek-badgeDot" aria-hidden="true" />
-        {trans.__('West Tek: %1', statusLabel(drift.status, trans))}
-        {count > 0 && <span className="jp-WestTek-statusCount">{count}</span>}
+        {trans.__('West Tek: %1', statusLabel(status, trans))}
+        {count > 0 && (
+          <span
+            className="jp-WestTek-statusCount"
+            data-testid="westtek-statusbar-count"
+          >
+            {count}
+          </span>
+        )}
       </button>
     );
   }

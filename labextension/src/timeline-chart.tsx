@@ -18,8 +18,10 @@ const AXIS = 14;
 const STACK: readonly Severity[] = ['info', 'minor', 'critical'];
 
 /**
- * Drift events per day as stacked bars (info, minor, critical), an inline SVG
- * coloured with theme variables; each bar's tooltip gives its counts.
+ * Changes reported per day as stacked bars (info, minor, critical), an inline
+ * SVG coloured with theme variables; each bar's tooltip gives its counts. A
+ * thing changed counts once a day however many events reported it, as in the
+ * Drift tab's list.
  */
 export function TimelineChart(props: {
   days: readonly ITimelineDay[];
@@ -30,13 +32,7 @@ export function TimelineChart(props: {
   const max = Math.max(1, ...totals);
   const slot = WIDTH / Math.max(1, days.length);
   const barWidth = Math.max(1, slot - 2);
-  const sums: { [S in Severity]: number } = { critical: 0, minor: 0, info: 0 };
-  for (const day of days) {
-    for (const severity of STACK) {
-      sums[severity] += day.counts[severity];
-    }
-  }
-  const total = sums.critical + sums.minor + sums.info;
+  const active = totals.filter(total => total > 0).length;
   const dayName = (start: number) =>
     new Date(start).toLocaleDateString(undefined, {
       month: 'short',
@@ -49,9 +45,9 @@ export function TimelineChart(props: {
         preserveAspectRatio="none"
         role="img"
         aria-label={trans._n(
-          '%1 drift event in the last %2 days',
-          '%1 drift events in the last %2 days',
-          total,
+          'Changes reported on %1 day of the last %2 days',
+          'Changes reported on %1 days of the last %2 days',
+          active,
           days.length
         )}
       >
@@ -85,7 +81,7 @@ export function TimelineChart(props: {
               ? SEVERITIES.filter(s => day.counts[s] > 0)
                   .map(s => `${day.counts[s]} ${severityWord(s, trans)}`)
                   .join(', ')
-              : trans.__('no drift events'));
+              : trans.__('no changes'));
           return (
             <g key={day.start} data-testid="westtek-timeline-day">
               <title>{tooltip}</title>
@@ -113,7 +109,7 @@ export function TimelineChart(props: {
               className={`jp-WestTek-swatch ${severityClass(severity)}`}
               aria-hidden="true"
             />
-            {severityLabel(severity, trans)} {sums[severity]}
+            {severityLabel(severity, trans)}
           </span>
         ))}
       </figcaption>

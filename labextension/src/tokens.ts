@@ -772,9 +772,9 @@ export interface IEventList {
  */
 export interface IStreamMessage {
   /**
-   * Which of `drift` or `event` is set.
+   * Which of `drift`, `event` or `snapshot_id` is set.
    */
-  type: 'state' | 'event';
+  type: 'state' | 'event' | 'snapshot';
 
   /**
    * The drift state, for `type: "state"`.
@@ -785,6 +785,11 @@ export interface IStreamMessage {
    * A drift event, for `type: "event"`.
    */
   event?: IDriftEvent | null;
+
+  /**
+   * A snapshot just taken (by any client), for `type: "snapshot"`.
+   */
+  snapshot_id?: string | null;
 }
 
 /**

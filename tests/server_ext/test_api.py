@@ -242,6 +242,13 @@ async def test_drift_stream_pushes_the_event_of_a_pip_install(
     assert [e["id"] for e in listed["events"]] == [event["id"]]
     _, later = await call(jp_fetch, "GET", "drift", "events", since=str(event["id"]))
     assert later["events"] == []
+    # and a snapshot taken by any client is announced on the stream, so every open
+    # sidebar lists it without a reload.
+    taken = await snapshot(jp_fetch, note="after the upgrade")
+    while (message := await next_message(socket))["type"] != "snapshot":
+        pass
+    models.StreamMessage.model_validate(message)
+    assert message["snapshot_id"] == taken
     socket.close()
 
 

@@ -103,12 +103,29 @@ export async function newLoopbackContext(browser) {
   return context;
 }
 
-/** Click the West Tek tab in the left side bar and return the open panel. */
+/**
+ * Open the West Tek side bar (if JupyterLab did not open it by itself, as it
+ * does on a fresh layout) and return the panel.
+ */
 export async function openSidebar(page) {
   const tab = page.locator(SIDEBAR_TAB);
   await tab.waitFor({ state: 'visible' });
-  await tab.click();
+  // JupyterLab is restored (and West Tek opened, on a fresh layout) once its
+  // splash screen is gone; a click on the tab of the open panel would close it.
+  await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' });
   const panel = page.locator(SIDEBAR);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (await panel.isVisible()) {
+      return panel;
+    }
+    await tab.click();
+    try {
+      await panel.waitFor({ state: 'visible', timeout: 5_000 });
+      return panel;
+    } catch {
+      // opened by JupyterLab meanwhile, and closed by the click: again
+    }
+  }
   await panel.waitFor({ state: 'visible' });
   return panel;
 }

@@ -121,7 +121,11 @@ describe('a researcher in the West Tek side bar', () => {
       const row = table.locator('tbody tr', { hasText: PACKAGE_NAME });
       await row.waitFor();
       const cells = await row.locator('td').allTextContents();
-      assert.deepEqual(cells, [PACKAGE_NAME, '1.0.0', 'pip', NOTEBOOK]);
+      assert.deepEqual(cells, [PACKAGE_NAME, '1.0.0', NOTEBOOK]);
+      assert.equal(
+        await row.locator('td code').getAttribute('title'),
+        'Installed by pip'
+      );
       assert.match(
         await panel.getByTestId('westtek-interpreters').textContent(),
         new RegExp(env.python.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
@@ -408,7 +412,7 @@ describe('a researcher in the West Tek side bar', () => {
           ws.close()
         );
         const other = await cut.newPage();
-        // A workspace of its own: the default layout, side bar closed.
+        // A workspace of its own: the default layout (West Tek opens itself).
         await other.goto(
           `${lab.baseUrl}lab/workspaces/polling?token=${lab.token}`
         );
@@ -419,20 +423,31 @@ describe('a researcher in the West Tek side bar', () => {
         );
         await stream.waitFor();
         assert.match(await stream.textContent(), /polling every 2 s/);
-        const events = `#westtek-sidebar [data-testid=westtek-event][data-name=${PACKAGE_NAME}]`;
-        await sidebar.getByTestId('westtek-drift-events').waitFor();
-        const before = await other.locator(events).count();
+        // The rolled-back upgrade is listed as resolved, not as drift.
+        const current = sidebar.locator(
+          `[data-testid=westtek-event][data-name=${PACKAGE_NAME}][data-current=true]`
+        );
+        await sidebar
+          .locator(
+            `[data-testid=westtek-event][data-name=${PACKAGE_NAME}][data-current=false]`
+          )
+          .waitFor({ state: 'attached' });
+        assert.equal(await current.count(), 0);
 
         // When the package is upgraded again
         await env.install('2.0.0');
 
-        // Then the next poll brings the event and the critical state
-        await other.waitForFunction(
-          ([selector, n]) =>
-            globalThis.document.querySelectorAll(selector).length > n,
-          [events, before],
-          { timeout: 15_000 }
+        // Then the next poll brings the change back, and the critical state
+        await current.waitFor({ timeout: 15_000 });
+        // (listed once, with both events of it: the first upgrade and this one)
+        assert.equal(
+          await sidebar
+            .locator(`[data-testid=westtek-event][data-name=${PACKAGE_NAME}]`)
+            .count(),
+          1
         );
+        const reported = await current.getAttribute('data-events');
+        assert.equal(Number(reported), 2, `${reported} events`);
         await sidebar
           .locator(
             '[data-testid=westtek-drift-status][data-status=CRITICAL_DRIFT]'
