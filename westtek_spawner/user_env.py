@@ -50,6 +50,11 @@ def _site_packages(python: Path) -> Path:
     return Path(output.strip())
 
 
+def user_python(home: Path) -> Path:
+    """The interpreter of the user's own environment in ``home``."""
+    return home / VENV_NAME / "bin" / "python"
+
+
 def ensure_user_env(home: Path, suite_python: str = sys.executable) -> Path:
     """Create (once) ``home/.venv`` layered over ``suite_python``'s packages; its python.
 
@@ -57,7 +62,7 @@ def ensure_user_env(home: Path, suite_python: str = sys.executable) -> Path:
     first on PATH, unless the user has their own.
     """
     venv = home / VENV_NAME
-    python = venv / "bin" / "python"
+    python = user_python(home)
     if not python.exists():
         subprocess.run(
             [suite_python, "-m", "venv", "--without-pip", str(venv)],

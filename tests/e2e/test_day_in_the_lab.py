@@ -105,6 +105,8 @@ async def test_a_day_in_the_lab(demo: HubProcess, wheels: Path) -> None:
     assert change["affected_notebooks"] == ["analysis.ipynb"]
     # and the environment view shows the new version without being asked to refresh.
     view = alice.json("GET", "westtek/api/environment")
+    # (her environment is the one interpreter captured: the suite's packages layered in it)
+    assert [i["prefix"] for i in view["interpreters"]] == [str(home / ".venv")]
     versions = {p["name"]: p["version"] for i in view["interpreters"] for p in i["packages"]
                 if str(i["prefix"] or "").startswith(str(home))}  # fmt: skip
     assert versions[PACKAGE] == "2.0.0"

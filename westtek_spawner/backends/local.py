@@ -21,10 +21,11 @@ from jupyterhub.utils import random_port
 from traitlets import Bool, Float, Unicode, default
 
 from westtek_spawner.backends.base import SpawnerBackend
-from westtek_spawner.user_env import ensure_user_env, user_env_vars
+from westtek_spawner.user_env import ensure_user_env, user_env_vars, user_python
 
 # a terminal is a login bash: ~/.bash_profile puts the user's environment first on PATH
 LOGIN_SHELL_ARG = '--ServerApp.terminado_settings={"shell_command": ["/bin/bash", "-l"]}'
+PYTHONS_ARG = "--WestTekExtension.pythons"
 
 
 class LocalBackend(SpawnerBackend):
@@ -135,6 +136,10 @@ class LocalBackend(SpawnerBackend):
         if self.user_env:
             env |= user_env_vars(home, env.get("PATH", os.defpath))
             cmd = [*cmd, LOGIN_SHELL_ARG]
+            if not any(arg.startswith(PYTHONS_ARG) for arg in cmd):
+                # her environment is what her kernels run (the suite's packages layered in
+                # it): capture that, not the hub's interpreter beside it a second time
+                cmd.append(f"{PYTHONS_ARG}={user_python(home)}")
         with open(self.log_path, "ab") as log_file:
             self._process = await asyncio.create_subprocess_exec(
                 *cmd,
