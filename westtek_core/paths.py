@@ -5,12 +5,24 @@ of the workspace it watches and captures: a server whose log lies in the watched
 would wake its own watcher with every line it writes. ``$WESTTEK_DATA_DIR`` and
 ``$WESTTEK_CACHE_DIR`` put that state outside the home (the hub's spawners set them); where
 it still lies inside a workspace, :func:`own_state_dirs` names it so it is always left out.
+:func:`is_within` is the one lexical test of "this path lies in that directory".
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+
+def is_within(path: str, directory: str) -> bool:
+    """Lexically: ``path`` is ``directory`` or lies below it.
+
+    Both are absolute POSIX paths, already normalised (no symlink is resolved here); a
+    trailing ``/`` on ``directory`` is ignored, and ``/`` holds every absolute path.
+    ``/a/bc`` is not within ``/a/b``.
+    """
+    directory = directory.rstrip("/") or "/"
+    return path == directory or path.startswith(directory if directory == "/" else directory + "/")
 
 
 def _xdg(variable: str, fallback: str) -> Path:

@@ -40,6 +40,7 @@ from packaging.utils import canonicalize_name
 from westtek_core.capture import REDACTION_MARKER, Capture, is_lab_layout
 from westtek_core.capture.secret_rules import redact_config
 from westtek_core.drift_report import DriftReport
+from westtek_core.paths import is_within
 from westtek_core.snapshot.manifest import ManifestError, safe_relative_path
 from westtek_core.store import FileContent, Repository
 
@@ -177,17 +178,11 @@ def _areas(only: Collection[str] | None) -> tuple[str, ...]:
     return tuple(a for a in AREAS if a in only)
 
 
-def _inside(path: str, root: str) -> bool:
-    """Lexically: ``path`` is ``root`` or below it (both absolute and normalised)."""
-    root = root.rstrip("/") or "/"
-    return path == root or path.startswith(root if root == "/" else root + "/")
-
-
 def _relative_to_prefix(path: str | None, prefix: str) -> str | None:
     if not path:
         return None
     normal = posixpath.normpath(path)
-    if not _inside(normal, prefix):
+    if not is_within(normal, prefix):
         return None
     return posixpath.relpath(normal, prefix)
 
@@ -317,7 +312,7 @@ def _plan_packages(target: Mapping[str, Any], live: Mapping[str, Any], plan: Rol
                     f"interpreter {python} is gone and snapshot holds no copy of its files "
                     "(a system interpreter): reinstall it, then roll back"
                 )
-            if not prefix.startswith("/") or prefix == "/" or not _inside(python, prefix):
+            if not prefix.startswith("/") or prefix == "/" or not is_within(python, prefix):
                 raise RollbackError(f"unsafe prefix in snapshot for {python}: {prefix!r}")
             for entry in (interp.get("prefix_tree") or {}).get("files", []):
                 safe_relative_path(str(entry["path"]))
@@ -340,7 +335,7 @@ def _plan_packages(target: Mapping[str, Any], live: Mapping[str, Any], plan: Rol
             if name == SELF_DISTRIBUTION and prefix == live.get("self_prefix"):
                 plan.notes.append(f"{name} is running this rollback: left as it is in {python}")
                 continue
-            if old is not None and not _inside(
+            if old is not None and not is_within(
                 posixpath.normpath(str(old.get("location") or "")), prefix
             ):
                 plan.notes.append(
@@ -688,7 +683,7 @@ ProgressCallback = Callable[[RollbackProgress], None]
 def _check_inside(path: Path, root: str) -> None:
     """Refuse to write where a symlink would lead out of ``root``."""
     real, real_root = os.path.realpath(path), os.path.realpath(root)
-    if not _inside(real, real_root):
+    if not is_within(real, real_root):
         raise RollbackError(f"refusing to write {path}: it leads outside {root}")
 
 
@@ -706,7 +701,7 @@ def _prune_empty_dirs(paths: Iterable[Path], root: str, stop: Collection[str] = 
     """Remove directories left empty below ``root``, walking up; never ``root`` or ``stop``."""
     for start in sorted({p.parent for p in paths}, key=lambda p: -len(p.parts)):
         current = start
-        while str(current) != root and str(current) not in stop and _inside(str(current), root):
+        while str(current) != root and str(current) not in stop and is_within(str(current), root):
             try:
                 current.rmdir()
             except OSError:
@@ -827,7 +822,7 @@ class _Applier:
             self.notes.append(f"{step.name} has no RECORD: only its metadata was removed")
         for record_path in dist.get("files", []):
             path = posixpath.normpath(posixpath.join(location, str(record_path)))
-            if not _inside(path, prefix):
+            if not is_within(path, prefix):
                 self.notes.append(f"{step.name}: {path} is outside {prefix}; not removed")
                 continue
             if owners.get(posixpath.relpath(path, prefix), {name}) - {name}:
@@ -844,7 +839,7 @@ class _Applier:
         metadata_dir = posixpath.normpath(str(dist.get("metadata_dir") or ""))
         if (
             metadata_dir.startswith("/")
-            and _inside(metadata_dir, prefix)
+            and is_within(metadata_dir, prefix)
             and metadata_dir != prefix
         ):
             if _remove_path(Path(metadata_dir)):

@@ -40,6 +40,7 @@ from westtek_core.capture import (
 from westtek_core.drift import capture_live, detect_drift, grading_context
 from westtek_core.drift_report import Change, DriftReport
 from westtek_core.events import EventLog
+from westtek_core.paths import is_within
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +92,6 @@ def environment_stamp(capture: Capture, root: Path) -> tuple[tuple[str, int], ..
     return tuple(sorted(stamps))
 
 
-def _inside(path: str, directory: str) -> bool:
-    return path == directory or path.startswith(directory.rstrip("/") + "/")
-
-
 def _is_bytecode(path: str) -> bool:
     # written by merely importing a module: never a change to what is installed
     return (
@@ -124,7 +121,7 @@ class EnvironmentChangeFilter:
         if _is_bytecode(path):
             return set()
         touched = {
-            area for area, roots in self.watched.items() if any(_inside(path, r) for r in roots)
+            area for area, roots in self.watched.items() if any(is_within(path, r) for r in roots)
         }
         # a venv inside the workspace touches both: its packages are what matter
         if any(a.startswith("interpreter:") for a in touched):
@@ -133,7 +130,7 @@ class EnvironmentChangeFilter:
         if "config" in touched and is_lab_layout(path):
             touched.discard("config")
         if "workspace" in touched and (
-            any(_inside(path, d) for d in self.exclusions) or self.ignores.ignored(path)
+            any(is_within(path, d) for d in self.exclusions) or self.ignores.ignored(path)
         ):
             touched.discard("workspace")
         return touched

@@ -29,13 +29,9 @@ from westtek_core.capture.model import (
     Skipped,
 )
 from westtek_core.capture.walk import walk_tree
-from westtek_core.paths import own_state_dirs
+from westtek_core.paths import is_within, own_state_dirs
 
 log = logging.getLogger(__name__)
-
-
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _drop_redacted(tree: FileTree, redacted_sources: dict[str, str], include_secrets: bool) -> None:
@@ -85,7 +81,7 @@ def workspace_exclusions(
     for info in interpreter_infos:
         if info.get("is_venv") or info.get("is_conda"):
             left_out.append(os.path.abspath(str(info["prefix"])))
-    return sorted({Path(p) for p in left_out if _inside(p, root_abs) and p != root_abs})
+    return sorted({Path(p) for p in left_out if is_within(p, root_abs) and p != root_abs})
 
 
 def capture_environment(

@@ -45,6 +45,7 @@ from westtek_core.capture.secret_rules import (
     secret_dir_kind,
     secret_file_kind,
 )
+from westtek_core.paths import is_within
 
 log = logging.getLogger(__name__)
 
@@ -190,19 +191,15 @@ def _ignored(specs: tuple[_Spec, ...], rel: str, name: str, is_dir: bool) -> boo
     return False
 
 
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
 def _link_escapes(link_path: str, target: str, root: str, real_root: str) -> bool:
     """Tell whether a symlink's target lies outside the root, lexically or once resolved."""
     joined = target if os.path.isabs(target) else os.path.join(os.path.dirname(link_path), target)
     normal = os.path.normpath(joined)
-    if not (_inside(normal, root) or _inside(normal, real_root)):
+    if not (is_within(normal, root) or is_within(normal, real_root)):
         return True
     # Lexically inside, but a directory link on the way may still lead out (``a -> d/..``
     # with ``d`` a link out). A final link (``python -> python3``) is judged on its own.
-    return not _inside(os.path.realpath(os.path.dirname(joined)), real_root)
+    return not is_within(os.path.realpath(os.path.dirname(joined)), real_root)
 
 
 def walk_tree(
