@@ -8,6 +8,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -19,21 +22,49 @@ from westtek_core.store import Repository
 from westtek_core.watch import DriftWatcher
 
 
+class Watching(NamedTuple):
+    """A running watcher, what it reported, and every set of areas it graded again."""
+
+    watcher: DriftWatcher
+    seen: queue.Queue[dict]
+    events: EventLog
+    refreshes: list[set[str]]
+
+
+StartWatcher = Callable[..., Watching]
+
+
 @pytest.fixture
-def watching(research_env, tmp_path):
-    repo = Repository.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
-    python, root = str(research_env["python"]), research_env["workspace"]
-    baseline = load_snapshot(repo, create_snapshot(repo, capture_environment([python], root)).id)
-    events = EventLog(tmp_path / "events.sqlite")
-    seen: queue.Queue[dict] = queue.Queue()
-    watcher = DriftWatcher([python], root, baseline, events, seen.put, environment_id="alice")
-    thread = threading.Thread(target=watcher.run, daemon=True)
-    thread.start()
-    assert watcher.ready.wait(30), "the watcher did not start watching"
-    yield watcher, seen, events
-    watcher.stop_event.set()
-    thread.join(10)
-    events.close()
+def start_watcher(tmp_path) -> Iterator[StartWatcher]:
+    """Start watching ``python`` and ``root`` against a baseline taken now; stopped after."""
+    running: list[tuple[DriftWatcher, threading.Thread, EventLog]] = []
+
+    def start(python: str, root: Path, events_file: Path | None = None) -> Watching:
+        repo = Repository.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
+        capture = capture_environment([python], root)
+        baseline = load_snapshot(repo, create_snapshot(repo, capture).id)
+        events = EventLog(events_file or tmp_path / "events.sqlite")
+        seen: queue.Queue[dict] = queue.Queue()
+        watcher = DriftWatcher([python], root, baseline, events, seen.put, environment_id="alice")
+        refreshes: list[set[str]] = []
+        refresh = watcher.refresh
+        watcher.refresh = lambda areas: (refreshes.append(areas), refresh(areas))[1]  # type: ignore[method-assign]
+        thread = threading.Thread(target=watcher.run, daemon=True)
+        running.append((watcher, thread, events))
+        thread.start()
+        assert watcher.ready.wait(30), "the watcher did not start watching"
+        return Watching(watcher, seen, events, refreshes)
+
+    yield start
+    for watcher, thread, events in running:
+        watcher.stop_event.set()
+        thread.join(10)
+        events.close()
+
+
+@pytest.fixture
+def watching(research_env, start_watcher: StartWatcher) -> Watching:
+    return start_watcher(str(research_env["python"]), research_env["workspace"])
 
 
 def next_event(seen: queue.Queue, kind: str, timeout: float = 60) -> dict:
@@ -45,7 +76,7 @@ def next_event(seen: queue.Queue, kind: str, timeout: float = 60) -> dict:
 
 
 def test_a_pip_install_becomes_a_graded_event(watching, research_env, wheelhouse):
-    watcher, seen, events = watching
+    watcher, seen, events, _ = watching
     assert watcher.report.status.value == "STABLE"
     # When a package a notebook imports is upgraded in the watched venv,
     pip_install(research_env["python"], wheelhouse, "westtek_probe_pkg==2.0.0")
@@ -72,7 +103,7 @@ def test_a_pip_install_becomes_a_graded_event(watching, research_env, wheelhouse
 
 
 def test_removing_read_data_is_an_event_and_restoring_it_resolves_it(watching, research_env):
-    watcher, seen, _ = watching
+    seen = watching.seen
     data = research_env["workspace"] / "data" / "measurements.csv"
     content = data.read_bytes()
     data.unlink()
@@ -85,7 +116,7 @@ def test_removing_read_data_is_an_event_and_restoring_it_resolves_it(watching, r
 
 
 def test_only_the_changed_area_is_captured_again(watching, monkeypatch, research_env):
-    watcher, _, _ = watching
+    watcher = watching.watcher
     calls = []
     monkeypatch.setattr("westtek_core.watch.capture_kernels", lambda: calls.append("k") or [])
     monkeypatch.setattr("westtek_core.watch.probe_interpreter", lambda p: calls.append("p") or {})
@@ -94,7 +125,7 @@ def test_only_the_changed_area_is_captured_again(watching, monkeypatch, research
     assert calls == []
 
 
-def test_an_install_into_a_venv_named_dot_venv_is_seen(tmp_path, wheelhouse):
+def test_an_install_into_a_venv_named_dot_venv_is_seen(tmp_path, wheelhouse, start_watcher):
     # Given a home directory whose kernel runs `~/.venv` (the name `python -m venv .venv`
     # and uv give; watchfiles' default filter drops every path through a `.venv`),
     home = tmp_path / "home"
@@ -103,28 +134,14 @@ def test_an_install_into_a_venv_named_dot_venv_is_seen(tmp_path, wheelhouse):
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     pip_install(python, wheelhouse, "westtek_probe_pkg==1.0.0")
-    repo = Repository.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
-    baseline = load_snapshot(
-        repo, create_snapshot(repo, capture_environment([str(python)], home)).id
-    )
-    events = EventLog(tmp_path / "events.sqlite")
-    seen: queue.Queue[dict] = queue.Queue()
-    watcher = DriftWatcher([str(python)], home, baseline, events, seen.put, environment_id="alice")
-    thread = threading.Thread(target=watcher.run, daemon=True)
-    thread.start()
-    try:
-        assert watcher.ready.wait(30)
-        # when a package is upgraded in it,
-        pip_install(python, wheelhouse, "westtek_probe_pkg==2.0.0")
-        # then the watcher grades it: one event, the upgrade, not one per file written.
-        event = next_event(seen, "package", timeout=30)
-        assert [(c["name"], c["change"], c["after"]) for c in event["changes"]] == [
-            ("westtek_probe_pkg", "upgraded", "2.0.0")
-        ]
-    finally:
-        watcher.stop_event.set()
-        thread.join(10)
-        events.close()
+    seen = start_watcher(str(python), home).seen
+    # when a package is upgraded in it,
+    pip_install(python, wheelhouse, "westtek_probe_pkg==2.0.0")
+    # then the watcher grades it: one event, the upgrade, not one per file written.
+    event = next_event(seen, "package", timeout=30)
+    assert [(c["name"], c["change"], c["after"]) for c in event["changes"]] == [
+        ("westtek_probe_pkg", "upgraded", "2.0.0")
+    ]
 
 
 # What merely running a server and using JupyterLab writes in a home directory.
@@ -142,7 +159,7 @@ SESSION_CHURN = [
 
 
 @pytest.fixture
-def home_watching(research_env, tmp_path, monkeypatch):
+def home(research_env, monkeypatch) -> Path:
     """The research workspace as a home directory with West Tek's state inside it."""
     home = research_env["workspace"]
     monkeypatch.setenv("HOME", str(home))
@@ -150,26 +167,12 @@ def home_watching(research_env, tmp_path, monkeypatch):
     monkeypatch.delenv("WESTTEK_DATA_DIR", raising=False)
     for rel in SESSION_CHURN:  # a home that has been used before: its directories exist
         (home / rel).parent.mkdir(parents=True, exist_ok=True)
-    repo = Repository.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
-    python = str(research_env["python"])
-    baseline = load_snapshot(repo, create_snapshot(repo, capture_environment([python], home)).id)
-    events = EventLog(home / ".local" / "share" / "westtek" / "events.sqlite")
-    seen: queue.Queue[dict] = queue.Queue()
-    watcher = DriftWatcher([python], home, baseline, events, seen.put, environment_id="alice")
-    refreshes: list[set[str]] = []
-    refresh = watcher.refresh
-    watcher.refresh = lambda areas: (refreshes.append(areas), refresh(areas))[1]  # type: ignore[method-assign]
-    thread = threading.Thread(target=watcher.run, daemon=True)
-    thread.start()
-    assert watcher.ready.wait(30)
-    yield watcher, seen, refreshes, home
-    watcher.stop_event.set()
-    thread.join(10)
-    events.close()
+    return home
 
 
-def test_the_products_own_writes_and_session_churn_wake_nothing(home_watching):
-    watcher, seen, refreshes, home = home_watching
+def test_the_products_own_writes_and_session_churn_wake_nothing(home, research_env, start_watcher):
+    events_file = home / ".local" / "share" / "westtek" / "events.sqlite"
+    watcher, seen, _, refreshes = start_watcher(str(research_env["python"]), home, events_file)
     # When only the product's own state and a working session's churn are written, for
     # a while (a log line, the event log's WAL, runtime files, the lab's autosave, IPython
     # history, pip's self-check, West Tek's stat cache),
@@ -191,7 +194,7 @@ def test_the_products_own_writes_and_session_churn_wake_nothing(home_watching):
 
 
 def test_a_failed_grading_does_not_end_the_watching(watching, research_env, wheelhouse, caplog):
-    watcher, seen, _ = watching
+    watcher, seen, _, _ = watching
     refresh = watcher.refresh
     calls = []
 
@@ -215,7 +218,7 @@ def test_a_failed_grading_does_not_end_the_watching(watching, research_env, whee
     assert "a file vanished mid-capture" in caplog.text
 
 
-def test_a_pip_install_user_is_seen(tmp_path, wheelhouse, monkeypatch):
+def test_a_pip_install_user_is_seen(tmp_path, wheelhouse, monkeypatch, start_watcher):
     # Given an interpreter that reads the user site (not a venv) and a home as the
     # workspace, where that user site does not exist yet,
     python = os.path.join(sys.base_prefix, "bin", "python3")
@@ -223,27 +226,15 @@ def test_a_pip_install_user_is_seen(tmp_path, wheelhouse, monkeypatch):
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("PYTHONUSERBASE", raising=False)
-    repo = Repository.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
-    baseline = load_snapshot(repo, create_snapshot(repo, capture_environment([python], home)).id)
-    events = EventLog(tmp_path / "events.sqlite")
-    seen: queue.Queue[dict] = queue.Queue()
-    watcher = DriftWatcher([python], home, baseline, events, seen.put, environment_id="alice")
-    thread = threading.Thread(target=watcher.run, daemon=True)
-    thread.start()
-    try:
-        assert watcher.ready.wait(30)
-        # when a package is installed with `pip install --user`,
-        subprocess.run(
-            [python, "-m", "pip", "install", "--user", "-q", "--no-index", "--find-links",
-             str(wheelhouse), "--disable-pip-version-check", "westtek_unused_pkg==1.0.0"],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        # then it is a package event of that interpreter, not a workspace file.
-        event = next_event(seen, "package", timeout=30)
-        assert [(c["kind"], c["name"], c["change"]) for c in event["changes"]] == [
-            ("package", "westtek_unused_pkg", "added")
-        ]
-    finally:
-        watcher.stop_event.set()
-        thread.join(10)
-        events.close()
+    seen = start_watcher(python, home).seen
+    # when a package is installed with `pip install --user`,
+    subprocess.run(
+        [python, "-m", "pip", "install", "--user", "-q", "--no-index", "--find-links",
+         str(wheelhouse), "--disable-pip-version-check", "westtek_unused_pkg==1.0.0"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    # then it is a package event of that interpreter, not a workspace file.
+    event = next_event(seen, "package", timeout=30)
+    assert [(c["kind"], c["name"], c["change"]) for c in event["changes"]] == [
+        ("package", "westtek_unused_pkg", "added")
+    ]
