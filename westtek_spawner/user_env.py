@@ -22,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 VENV_NAME = ".venv"
@@ -40,6 +41,10 @@ export PATH="$HOME/{venv}/bin:{suite_bin}:$PATH"
 """
 
 
+# the layout of a venv's directories (3.11+; before, a venv's purelib followed posix_prefix)
+_VENV_SCHEME = "venv" if "venv" in sysconfig.get_scheme_names() else "posix_prefix"
+
+
 def _site_packages(python: Path) -> Path:
     output = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -48,6 +53,28 @@ def _site_packages(python: Path) -> Path:
         text=True,
     ).stdout
     return Path(output.strip())
+
+
+def _is_running(python: str) -> bool:
+    return os.path.abspath(python) == os.path.abspath(sys.executable)
+
+
+def _venv_site_packages(venv: Path, suite_python: str) -> Path:
+    """The site-packages of ``venv``, made by ``suite_python``.
+
+    Derived from this interpreter's own sysconfig when it is ``suite_python`` (as on every
+    spawn): a spawn then starts no process. Another interpreter is asked.
+    """
+    if not _is_running(suite_python):
+        return _site_packages(venv / "bin" / "python")
+    paths = {"base": str(venv), "platbase": str(venv)}
+    return Path(sysconfig.get_path("purelib", _VENV_SCHEME, vars=paths))
+
+
+def _suite_site_packages(suite_python: str) -> Path:
+    if _is_running(suite_python):
+        return Path(sysconfig.get_path("purelib"))
+    return _site_packages(Path(suite_python))
 
 
 def user_python(home: Path) -> Path:
@@ -69,10 +96,9 @@ def ensure_user_env(home: Path, suite_python: str = sys.executable) -> Path:
             check=True,
             capture_output=True,
         )
-    site = _site_packages(python)
-    layer = site / LAYER_FILE
+    layer = _venv_site_packages(venv, suite_python) / LAYER_FILE
     if not layer.exists():
-        layer.write_text(f"{_site_packages(Path(suite_python))}\n")
+        layer.write_text(f"{_suite_site_packages(suite_python)}\n")
     for command, module in _COMMANDS.items():
         script = venv / "bin" / command
         if not script.exists():

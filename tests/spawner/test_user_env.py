@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.core.conftest import build_wheel
 from westtek_spawner.user_env import ensure_user_env, user_env_vars
@@ -69,3 +70,26 @@ def test_what_the_user_changed_is_kept_on_the_next_spawn(tmp_path):
     ensure_user_env(home)
     assert profile.read_text() == "# carol's own\n"
     assert json.loads(kernel.read_text())["display_name"] == "mine"
+
+
+def start_no_process(*args, **kwargs):
+    raise AssertionError(f"a process was started: {args}")
+
+
+def test_a_spawn_over_an_existing_environment_starts_no_process(tmp_path, monkeypatch):
+    # Given dave's environment, made on his first spawn,
+    home = tmp_path / "dave"
+    home.mkdir()
+    python = ensure_user_env(home)
+    (layer,) = (home / ".venv").rglob("westtek-suite.pth")
+    suite_site = layer.read_text()
+    # when he spawns again, nothing is run (the venv's site-packages is derived, not asked)
+    monkeypatch.setattr(subprocess, "run", start_no_process)
+    monkeypatch.setattr(subprocess, "Popen", start_no_process)
+    assert ensure_user_env(home) == python
+    monkeypatch.undo()
+    # and the layer was found where his interpreter looks, not written a second time.
+    assert list((home / ".venv").rglob("westtek-suite.pth")) == [layer]
+    assert layer.read_text() == suite_site
+    purelib = run(python, "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+    assert layer.parent == Path(purelib)
