@@ -42,13 +42,18 @@ def set_baseline(repo: Repository, id_or_prefix: str) -> dict[str, Any]:
     return manifest
 
 
+def chosen_baseline(repo: Repository, environment_id: str) -> str | None:
+    """The snapshot id set as the environment's baseline, if one was (a cheap read)."""
+    return _read_registry().get(repo.id, {}).get(environment_id)
+
+
 def baseline_manifest(
     repo: Repository, environment_id: str, explicit: str | None = None
 ) -> dict[str, Any]:
     """The baseline: ``explicit`` if given, else the one set, else the environment's first."""
     if explicit:
         return load_snapshot(repo, explicit)
-    chosen = _read_registry().get(repo.id, {}).get(environment_id)
+    chosen = chosen_baseline(repo, environment_id)
     if chosen and chosen in repo.list_manifests():
         return load_snapshot(repo, chosen)
     mine = [

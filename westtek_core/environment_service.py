@@ -9,6 +9,7 @@ listeners are called from the watcher's thread.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -16,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from westtek_core.baseline import baseline_manifest, set_baseline
+from westtek_core.baseline import baseline_manifest, chosen_baseline, set_baseline
 from westtek_core.capture import ProbeError, capture_environment
 from westtek_core.drift import (
     analyse_notebooks_cached,
@@ -69,6 +70,8 @@ USER_ERRORS: tuple[type[Exception], ...] = (
 
 NO_BASELINE = "NO_BASELINE"
 
+log = logging.getLogger(__name__)
+
 
 def snapshot_report(manifest: Mapping[str, Any]) -> dict[str, Any]:
     """What the hub service keeps of a snapshot: the design document's fields, no content."""
@@ -98,6 +101,7 @@ class EnvironmentService:
         debounce_ms: int = 300,
         kb_index: Path | None = None,
         kb_backend: KnowledgeIndexBackend | None = None,
+        store_poll_seconds: float = 5.0,
     ) -> None:
         self.store = store
         self.key_file = key_file
@@ -109,6 +113,7 @@ class EnvironmentService:
         self.kb_index = kb_index
         # which index kb_index names (None: the default, an embedded SQLite file)
         self.kb_backend = kb_backend
+        self.store_poll_seconds = store_poll_seconds
         self.jobs = JobRunner(expected_errors=USER_ERRORS)
         self._listeners: list[Listener] = []
         self._lock = threading.RLock()
@@ -117,6 +122,13 @@ class EnvironmentService:
         self._stopping = threading.Event()
         self._baseline_changed = threading.Event()
         self._watch_thread: threading.Thread | None = None
+        self._poll_thread: threading.Thread | None = None
+        # the snapshots already announced (None: the store not listed yet) and the
+        # baseline the watcher measures against
+        self._known_snapshots: set[str] | None = None
+        self._watched_baseline: str | None = None
+        self._chosen_baseline: str | None = None
+        self._store_lock = threading.Lock()
         self._capture_cache: tuple[tuple[tuple[str, int], ...], Any] | None = None
         self._capture_lock = threading.Lock()
 
@@ -185,6 +197,7 @@ class EnvironmentService:
         """Snapshot the environment in the background (and make it the baseline if asked)."""
 
         def work(progress: Callable[[Progress], None]) -> dict[str, Any]:
+            self.check_store()  # what is there already is not this snapshot's news
             repo = self.repo(create=True)
             capture = capture_environment(self.pythons, self.root)
             result = create_snapshot(
@@ -198,7 +211,7 @@ class EnvironmentService:
             if baseline:
                 set_baseline(repo, result.id)
             self.baseline_changed()
-            self._broadcast({"type": "snapshot", "snapshot": snapshot_report(result.manifest)})
+            self.check_store()
             return result.to_json() | {"knowledge": self.refresh_knowledge(result.manifest)}
 
         what = "snapshot" + (" as the new baseline" if baseline else "")
@@ -302,6 +315,7 @@ class EnvironmentService:
                 )
             finally:
                 self.baseline_changed()  # the safety snapshot is new; re-grade from scratch
+                self.check_store()
             return report.to_json()
 
         what = f"roll back {'the ' + only if only else 'everything'} to {target['id'][:12]}"
@@ -322,6 +336,45 @@ class EnvironmentService:
         set_baseline(self._store_with_snapshots(), id_or_prefix)
         self.baseline_changed()
         return self.drift_state(fresh=True)
+
+    def check_store(self) -> None:
+        """Announce this environment's snapshots not announced yet, and follow its baseline.
+
+        Snapshots reach the store from this server's jobs, but also from the ``westtek``
+        CLI in a terminal, a rollback's safety snapshot or another server of the same
+        environment; each is announced once, however it was taken. The first listing of a
+        store only learns what is already there.
+        """
+        repo = self._existing_repo()
+        with self._store_lock:
+            if repo is None:  # no store yet: every snapshot to come is new
+                self._known_snapshots = set()
+                return
+            listed = set(repo.list_manifests())
+            chosen = chosen_baseline(repo, self.environment_id)
+            known, self._known_snapshots = self._known_snapshots, listed
+            moved, self._chosen_baseline = chosen != self._chosen_baseline, chosen
+            new = sorted(listed - known) if known is not None else []
+            manifests = [load_snapshot(repo, sid) for sid in new]
+        for manifest in sorted(manifests, key=lambda m: str(m.get("timestamp"))):
+            if manifest.get("environment_id") == self.environment_id:
+                self._broadcast({"type": "snapshot", "snapshot": snapshot_report(manifest)})
+        # the baseline is looked at again only when the listing or the choice moved
+        if known is not None and (listed != known or moved):
+            baseline = self._baseline()
+            if (baseline["id"] if baseline else None) != self._watched_baseline:
+                self.baseline_changed()
+
+    def _poll_store_loop(self) -> None:
+        self._check_store_logged()
+        while not self._stopping.wait(self.store_poll_seconds):
+            self._check_store_logged()
+
+    def _check_store_logged(self) -> None:
+        try:
+            self.check_store()
+        except Exception:  # noqa: BLE001 — an unreadable store is retried at the next poll
+            log.warning("checking the store for new snapshots failed", exc_info=True)
 
     # -- drift ---------------------------------------------------------------------------
 
@@ -493,6 +546,10 @@ class EnvironmentService:
             target=self._watch_loop, name="westtek-drift-watch", daemon=True
         )
         self._watch_thread.start()
+        self._poll_thread = threading.Thread(
+            target=self._poll_store_loop, name="westtek-store-poll", daemon=True
+        )
+        self._poll_thread.start()
 
     def wait_watching(self, timeout: float) -> bool:
         """Block until the watcher sees changes (for tests and benchmarks)."""
@@ -508,6 +565,7 @@ class EnvironmentService:
         while not self._stopping.is_set():
             self._baseline_changed.clear()
             baseline = self._baseline()
+            self._watched_baseline = baseline["id"] if baseline else None
             if baseline is None:
                 # ready for the first look at the environment: captured, notebooks analysed;
                 # afterwards the capture alone is kept fresh
@@ -518,6 +576,7 @@ class EnvironmentService:
                     prefetched = True
                 self._baseline_changed.wait(timeout=5.0)
                 continue
+            previous = self._watcher.report if self._watcher else None
             watcher = DriftWatcher(
                 self.pythons,
                 self.root,
@@ -530,11 +589,15 @@ class EnvironmentService:
             self._watcher = watcher
             if self._stopping.is_set() or self._baseline_changed.is_set():
                 continue
-            threading.Thread(target=self._announce_when_ready, args=(watcher,), daemon=True).start()
+            threading.Thread(
+                target=self._announce_when_ready, args=(watcher, previous), daemon=True
+            ).start()
             watcher.run()
 
-    def _announce_when_ready(self, watcher: DriftWatcher) -> None:
+    def _announce_when_ready(self, watcher: DriftWatcher, previous: DriftReport | None) -> None:
         if watcher.ready.wait(timeout=30):
+            if previous is not None:
+                watcher.take_over(previous)
             self._broadcast({"type": "state", "drift": self._state(watcher.report)})
 
     def stop(self) -> None:
@@ -542,8 +605,9 @@ class EnvironmentService:
         self._stopping.set()
         self.baseline_changed()
         self.jobs.shutdown()
-        if self._watch_thread:
-            self._watch_thread.join(timeout=5)
+        for thread in (self._watch_thread, self._poll_thread):
+            if thread:
+                thread.join(timeout=5)
 
 
 def _store_exists(location: str) -> bool:

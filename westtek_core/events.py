@@ -64,8 +64,14 @@ class EventLog:
         changes: Iterable[Change],
         resolved: Iterable[Change] = (),
         pip_installs: Mapping[str, Iterable[str]] | None = None,
+        *,
+        installed: bool = True,
     ) -> dict[str, Any]:
-        """Record one event (new and resolved changes) and its package changes' history."""
+        """Record one event (new and resolved changes) and its package changes' history.
+
+        ``installed=False`` when the changes are not installs (the baseline moved under an
+        unchanged environment): the install history is left as it is.
+        """
         now = time.time()
         new, gone = list(changes), list(resolved)
         body = {
@@ -78,7 +84,7 @@ class EventLog:
                 "VALUES (?, ?, ?, ?, ?)",
                 (now, environment_id, baseline, status, json.dumps(body)),
             )
-            for change in new:
+            for change in new if installed else ():
                 if change.kind == "package":
                     self._db.execute(
                         "INSERT INTO install_history (time, environment_id, package,"

@@ -54,6 +54,13 @@ def _key(change: Change) -> tuple[str, str, str, str | None, str | None]:
     return (change.kind, change.name, change.change, change.before, change.after)
 
 
+def drift_delta(before: DriftReport, after: DriftReport) -> tuple[list[Change], list[Change]]:
+    """The changes ``after`` has that ``before`` had not, and those it no longer has."""
+    was = {_key(c): c for c in before.changes}
+    now = {_key(c): c for c in after.changes}
+    return [c for k, c in now.items() if k not in was], [c for k, c in was.items() if k not in now]
+
+
 def environment_dirs(capture: Capture, root: Path) -> dict[str, list[str]]:
     """Area → the directories whose changes change it (some may not exist yet)."""
     areas: dict[str, list[str]] = {
@@ -202,10 +209,7 @@ class DriftWatcher:
         self.recapture(areas)
         context = grading_context(self.root, self.baseline)
         report = detect_drift(self.capture, self.baseline, self.root, context=context)
-        before = {_key(c): c for c in self.report.changes}
-        after = {_key(c): c for c in report.changes}
-        new = [c for k, c in after.items() if k not in before]
-        resolved = [c for k, c in before.items() if k not in after]
+        new, resolved = drift_delta(self.report, report)
         self.report = report
         if not new and not resolved:
             return None
@@ -213,6 +217,26 @@ class DriftWatcher:
         event = self.events.append(
             self.environment_id, report.baseline, report.status.value, new, resolved, installs
         )
+        self.on_event(event)
+        return event
+
+    def take_over(self, previous: DriftReport) -> dict[str, Any] | None:
+        """Emit what a move of the baseline changed in the drift, from ``previous`` on.
+
+        Accepting the drift as the new baseline (or rolling back) changes the grade with no
+        file changed: without this event the hub service, which knows drift only by its
+        events, would keep the old grade. The install history is left as it is.
+        """
+        report = self.report
+        if previous.baseline == report.baseline:
+            return None
+        new, resolved = drift_delta(previous, report)
+        if not new and not resolved:
+            return None
+        event = self.events.append(
+            self.environment_id, report.baseline, report.status.value, new, resolved,
+            installed=False,
+        )  # fmt: skip
         self.on_event(event)
         return event
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Integer, List, Unicode, default
+from traitlets import Bool, Float, Integer, List, Unicode, default
 
 from westtek_core.agents.service import AgentService
 from westtek_core.environment_service import EnvironmentService
@@ -105,6 +105,15 @@ class WestTekExtension(ExtensionApp):
         help="How long the watcher waits for file changes to settle before grading (ms).",
     )
 
+    store_poll_seconds = Float(
+        5.0,
+        config=True,
+        help="How often the store is listed for snapshots taken outside this server (the "
+        "westtek CLI in a terminal, another server of the environment), which are then "
+        "announced to the sidebar and the hub service. Each poll is one listing of the "
+        "store's snapshots (a LIST request on S3).",
+    )
+
     def initialize_settings(self) -> None:
         """Create the one service object the handlers share, and start watching."""
         from westtek_core.kb import KnowledgeIndexBackend
@@ -119,6 +128,7 @@ class WestTekExtension(ExtensionApp):
             environment_id=self.environment_id,
             event_log=EventLog(data_dir() / "events.sqlite"),
             debounce_ms=self.debounce_ms,
+            store_poll_seconds=self.store_poll_seconds,
             kb_index=Path(self.kb_index),
             kb_backend=kb_backend,
         )

@@ -71,3 +71,102 @@ def test_a_change_during_the_first_capture_is_seen_next_time(service, captures, 
     kernels = {k["name"]: k["display_name"] for k in service.environment_view()["kernels"]}
     assert kernels["research"] == "Research v2"
     assert captures["count"] == 2
+
+
+def announced_snapshots(service):
+    """The ids of the snapshots ``service`` announces to its listeners, in order."""
+    seen: list[str] = []
+    service.subscribe(
+        lambda message: (
+            seen.append(message["snapshot"]["id"]) if message["type"] == "snapshot" else None
+        )
+    )
+    return seen
+
+
+def store_args(service):
+    return ["--store", service.store, "--key-file", str(service.key_file)]
+
+
+def taken(service, job):
+    """The result of a finished job of ``service``."""
+    done = service.jobs.wait(job.id, timeout=120)
+    assert done is not None and done.error is None, done and done.error
+    return done.result
+
+
+def cli_snapshot(service, environment_id="alice", *extra):
+    """A snapshot taken with ``westtek snapshot create`` in a terminal; returns its id."""
+    from westtek_core.cli import main
+
+    ids_before = set(service.repo(create=True).list_manifests())
+    args = ["snapshot", "create", *store_args(service), "--root", str(service.root),
+            "--python", service.pythons[0], "--environment-id", environment_id, *extra]  # fmt: skip
+    assert main(args) == 0
+    (new,) = set(service.repo().list_manifests()) - ids_before
+    return new
+
+
+def test_snapshots_taken_outside_the_server_are_announced_once(service):
+    # Given a store that already holds a snapshot when the server first lists it,
+    existing = cli_snapshot(service)
+    seen = announced_snapshots(service)
+    service.check_store()
+    assert seen == []  # what was there before is not news
+    # a snapshot from the CLI in a terminal is announced at the next look, once
+    taken = cli_snapshot(service)
+    service.check_store()
+    service.check_store()
+    assert seen == [taken] and taken != existing
+    # another environment's snapshot in the same store is not this sidebar's news
+    cli_snapshot(service, "bob")
+    service.check_store()
+    assert seen == [taken]
+
+
+def test_a_snapshot_the_server_takes_is_announced_once(service):
+    seen = announced_snapshots(service)
+    result = taken(service, service.start_snapshot(note="by the sidebar"))
+    service.check_store()
+    assert seen == [result["id"]]
+
+
+def test_the_watcher_follows_a_baseline_set_in_a_terminal(service, research_env, wheelhouse):
+    from westtek_core.cli import main
+
+    service.store_poll_seconds = 0.1
+    taken(service, service.start_snapshot())
+    events: list[dict] = []
+    service.subscribe(lambda m: events.append(m["event"]) if m["type"] == "event" else None)
+    try:
+        service.start_watching()
+        assert service.wait_watching(60)
+        pip_install(research_env["python"], wheelhouse, "westtek_probe_pkg==1.1.0")
+        deadline = time.monotonic() + 30
+        while service.drift_state()["status"] == "STABLE" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert service.drift_state()["changes"]
+        # When the researcher snapshots the upgrade in a terminal and makes it the baseline,
+        accepted = cli_snapshot(service)
+        assert main(["baseline", "set", accepted, *store_args(service)]) == 0
+        # the server's watcher measures against it without a restart: stable again
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            state = service.drift_state()
+            if state["baseline"] == accepted and service.watching:
+                break
+            time.sleep(0.1)
+        assert state["baseline"] == accepted
+        assert state["status"] == "STABLE", state["changes"]
+        # and says so in an event, which is how the hub service learns the grade moved
+        deadline = time.monotonic() + 10
+        while not any(e["baseline"] == accepted for e in events) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        (moved,) = [e for e in events if e["baseline"] == accepted]
+        assert moved["status"] == "STABLE" and moved["changes"] == []
+        assert [c["name"] for c in moved["resolved"]] == ["westtek_probe_pkg"]
+        # the upgrade is in the install history once: accepting it installed nothing
+        history = service.event_log.install_history("alice")
+        assert [h["package"] for h in history] == ["westtek_probe_pkg"]
+    finally:
+        service.stop()
