@@ -5,6 +5,7 @@ import React, { useEffect, useState } from 'react';
 
 import { formatBytes, jobStateLabel, statusClass, statusLabel } from './format';
 import { isFinished, JobsModel } from './jobs-model';
+import { LoadState } from './load-state';
 import { INotice } from './snapshots-model';
 import { DriftStatus, IJob } from './tokens';
 
@@ -106,6 +107,101 @@ export function Loading(props: { text: string }): JSX.Element {
     <p className="jp-WestTek-loading" data-testid="westtek-panel-loading">
       {props.text}
     </p>
+  );
+}
+
+/**
+ * A fetched resource as a panel shows it: the loading placeholder until the
+ * first answer, the error with a retry if the request failed, and what
+ * `children` makes of the value once it is here.
+ */
+export function LoadFrame<T>(props: {
+  state: LoadState<T>;
+  loadingText: string;
+  onRetry: () => void;
+  trans: TranslationBundle;
+  children: (value: T) => React.ReactNode;
+}): JSX.Element {
+  const { state } = props;
+  switch (state.kind) {
+    case 'idle':
+    case 'loading':
+      return <Loading text={props.loadingText} />;
+    case 'error':
+      return (
+        <PanelError
+          message={state.message}
+          trans={props.trans}
+          onRetry={props.onRetry}
+        />
+      );
+    case 'ready':
+      return <>{props.children(state.value)}</>;
+  }
+}
+
+/**
+ * An interpreter as an interpreter list shows it, whether recorded in a
+ * snapshot or found in the running environment.
+ */
+export interface IInterpreterSummary {
+  /**
+   * Short name, e.g. `env0`.
+   */
+  label: string;
+
+  /**
+   * Path of the interpreter's executable.
+   */
+  path: string;
+
+  /**
+   * Python version, when known.
+   */
+  version?: string | null;
+
+  /**
+   * What kind of environment it is (venv, conda, system), when known.
+   */
+  kind?: string;
+
+  /**
+   * How many distributions it holds.
+   */
+  packages: number;
+}
+
+/**
+ * Interpreters, one an item: label, Python version, kind, package count and
+ * the executable's path.
+ */
+export function InterpreterList(props: {
+  interpreters: readonly IInterpreterSummary[];
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { trans } = props;
+  return (
+    <ul className="jp-WestTek-list">
+      {props.interpreters.map(interpreter => (
+        <li key={`${interpreter.label}:${interpreter.path}`}>
+          <div className="jp-WestTek-itemTitle">
+            {interpreter.label}
+            {interpreter.version && (
+              <span className="jp-WestTek-tag" title={interpreter.version}>
+                {trans.__('Python %1', interpreter.version.split(' ')[0])}
+              </span>
+            )}
+            {interpreter.kind && (
+              <span className="jp-WestTek-tag">{interpreter.kind}</span>
+            )}
+            <span className="jp-WestTek-muted">
+              {trans._n('%1 package', '%1 packages', interpreter.packages)}
+            </span>
+          </div>
+          <code className="jp-WestTek-path">{interpreter.path}</code>
+        </li>
+      ))}
+    </ul>
   );
 }
 

@@ -2,7 +2,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { VDomRenderer } from '@jupyterlab/ui-components';
 import React from 'react';
 
-import { DriftBadge, Loading, PanelError } from './components';
+import { DriftBadge, LoadFrame } from './components';
 import { DiffModel, sortChanges } from './diff-model';
 import { SEVERITIES } from './drift-model';
 import { NotebookLink } from './environment-panel';
@@ -38,23 +38,19 @@ export class DiffView extends VDomRenderer<DiffModel> {
   protected render(): JSX.Element {
     const trans = this._trans;
     const model = this.model;
-    const state = model.state;
     return (
       <div className="jp-WestTek-diffBody" data-testid="westtek-diff-view">
         <h2 className="jp-WestTek-diffTitle">
           {trans.__('Snapshot %1 → %2', shortId(model.a), shortId(model.b))}
         </h2>
-        {state.kind === 'error' && (
-          <PanelError
-            message={state.message}
-            trans={trans}
-            onRetry={() => void model.load()}
-          />
-        )}
-        {(state.kind === 'idle' || state.kind === 'loading') && (
-          <Loading text={trans.__('Comparing the snapshots…')} />
-        )}
-        {state.kind === 'ready' && this._renderReport(state.value)}
+        <LoadFrame
+          state={model.state}
+          loadingText={trans.__('Comparing the snapshots…')}
+          onRetry={() => void model.load()}
+          trans={trans}
+        >
+          {report => this._renderReport(report)}
+        </LoadFrame>
       </div>
     );
   }

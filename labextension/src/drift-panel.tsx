@@ -5,7 +5,7 @@ import React from 'react';
 import {
   DriftBadge,
   JobList,
-  Loading,
+  LoadFrame,
   NoticeBar,
   PanelError,
   Section,
@@ -83,25 +83,22 @@ export function DriftPanel(props: {
   const loaded = state.kind === 'ready' && model.eventsState.kind === 'ready';
   return (
     <div className="jp-WestTek-panel" data-testid="westtek-drift">
-      {state.kind === 'error' && (
-        <PanelError
-          message={state.message}
-          trans={trans}
-          onRetry={() => void model.refresh()}
-        />
-      )}
-      {(state.kind === 'idle' || state.kind === 'loading') && (
-        <Loading text={trans.__('Grading the environment…')} />
-      )}
-      {drift && (
-        <DriftHeader
-          drift={drift}
-          summary={summary}
-          stream={model.stream}
-          model={model}
-          trans={trans}
-        />
-      )}
+      <LoadFrame
+        state={state}
+        loadingText={trans.__('Grading the environment…')}
+        onRetry={() => void model.refresh()}
+        trans={trans}
+      >
+        {graded => (
+          <DriftHeader
+            drift={graded}
+            summary={summary}
+            stream={model.stream}
+            model={model}
+            trans={trans}
+          />
+        )}
+      </LoadFrame>
       <div className="jp-WestTek-actions jp-WestTek-driftActions">
         <Button
           data-testid="westtek-snapshot-now"

@@ -4,8 +4,8 @@ import React, { useMemo, useState } from 'react';
 
 import {
   DriftBadge,
-  Loading,
-  PanelError,
+  InterpreterList,
+  LoadFrame,
   Section,
   useModel
 } from './components';
@@ -40,36 +40,23 @@ export function EnvironmentPanel(props: {
   // The grade as every view shows it; the view's own until drift is known.
   const grade = useModel(props.drift).summary.status;
   const { trans } = props;
-  const state = model.state;
-  let body: JSX.Element;
-  switch (state.kind) {
-    case 'idle':
-    case 'loading':
-      body = <Loading text={trans.__('Reading the environment…')} />;
-      break;
-    case 'error':
-      body = (
-        <PanelError
-          message={state.message}
-          trans={trans}
-          onRetry={() => void model.refresh()}
-        />
-      );
-      break;
-    case 'ready':
-      body = (
-        <EnvironmentView
-          view={state.value}
-          drift={grade ?? state.value.drift}
-          openNotebook={props.openNotebook}
-          trans={trans}
-        />
-      );
-      break;
-  }
   return (
     <div className="jp-WestTek-panel" data-testid="westtek-environment">
-      {body}
+      <LoadFrame
+        state={model.state}
+        loadingText={trans.__('Reading the environment…')}
+        onRetry={() => void model.refresh()}
+        trans={trans}
+      >
+        {view => (
+          <EnvironmentView
+            view={view}
+            drift={grade ?? view.drift}
+            openNotebook={props.openNotebook}
+            trans={trans}
+          />
+        )}
+      </LoadFrame>
       <ServerFacts model={props.status} trans={trans} />
     </div>
   );
@@ -102,28 +89,13 @@ function EnvironmentView(props: {
         count={view.interpreters.length}
         testId="westtek-interpreters"
       >
-        <ul className="jp-WestTek-list">
-          {view.interpreters.map(interpreter => (
-            <li key={interpreter.path}>
-              <div className="jp-WestTek-itemTitle">
-                {interpreter.label}
-                {interpreter.version && (
-                  <span className="jp-WestTek-tag" title={interpreter.version}>
-                    {trans.__('Python %1', interpreter.version.split(' ')[0])}
-                  </span>
-                )}
-                <span className="jp-WestTek-muted">
-                  {trans._n(
-                    '%1 package',
-                    '%1 packages',
-                    interpreter.packages.length
-                  )}
-                </span>
-              </div>
-              <code className="jp-WestTek-path">{interpreter.path}</code>
-            </li>
-          ))}
-        </ul>
+        <InterpreterList
+          interpreters={view.interpreters.map(interpreter => ({
+            ...interpreter,
+            packages: interpreter.packages.length
+          }))}
+          trans={trans}
+        />
       </Section>
       <Section
         title={trans.__('Kernels')}

@@ -2,7 +2,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { Table, VDomRenderer } from '@jupyterlab/ui-components';
 import React from 'react';
 
-import { Loading, PanelError, Section } from './components';
+import { InterpreterList, LoadFrame, Section } from './components';
 import { SearchableTable } from './searchable-table';
 import { formatBytes, formatTime, shortId } from './format';
 import {
@@ -41,7 +41,6 @@ export class SnapshotDetailsView extends VDomRenderer<SnapshotDetailsModel> {
   protected render(): JSX.Element {
     const trans = this._trans;
     const model = this.model;
-    const state = model.state;
     return (
       <div
         className="jp-WestTek-detailsBody"
@@ -50,17 +49,14 @@ export class SnapshotDetailsView extends VDomRenderer<SnapshotDetailsModel> {
         <h2 className="jp-WestTek-diffTitle">
           {trans.__('Snapshot %1', shortId(model.id))}
         </h2>
-        {state.kind === 'error' && (
-          <PanelError
-            message={state.message}
-            trans={trans}
-            onRetry={() => void model.load()}
-          />
-        )}
-        {(state.kind === 'idle' || state.kind === 'loading') && (
-          <Loading text={trans.__('Reading the snapshot…')} />
-        )}
-        {state.kind === 'ready' && this._renderDetails(state.value)}
+        <LoadFrame
+          state={model.state}
+          loadingText={trans.__('Reading the snapshot…')}
+          onRetry={() => void model.load()}
+          trans={trans}
+        >
+          {details => this._renderDetails(details)}
+        </LoadFrame>
       </div>
     );
   }
@@ -126,29 +122,7 @@ export class SnapshotDetailsView extends VDomRenderer<SnapshotDetailsModel> {
           count={details.interpreters.length}
           testId="westtek-details-interpreters"
         >
-          <ul className="jp-WestTek-list">
-            {details.interpreters.map(interpreter => (
-              <li key={interpreter.label}>
-                <div className="jp-WestTek-itemTitle">
-                  {interpreter.label}
-                  {interpreter.version && (
-                    <span className="jp-WestTek-tag">
-                      {trans.__('Python %1', interpreter.version.split(' ')[0])}
-                    </span>
-                  )}
-                  <span className="jp-WestTek-tag">{interpreter.kind}</span>
-                  <span className="jp-WestTek-muted">
-                    {trans._n(
-                      '%1 package',
-                      '%1 packages',
-                      interpreter.packages
-                    )}
-                  </span>
-                </div>
-                <code className="jp-WestTek-path">{interpreter.path}</code>
-              </li>
-            ))}
-          </ul>
+          <InterpreterList interpreters={details.interpreters} trans={trans} />
         </Section>
 
         <Section

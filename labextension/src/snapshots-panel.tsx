@@ -4,14 +4,7 @@ import { HTMLSelect } from '@jupyterlab/ui-components';
 import React, { useRef, useState } from 'react';
 
 import { IExportedFile } from './api-client';
-import {
-  JobList,
-  Loading,
-  NoticeBar,
-  PanelError,
-  Section,
-  useModel
-} from './components';
+import { JobList, LoadFrame, NoticeBar, Section, useModel } from './components';
 import { askRestore } from './dialogs';
 import { formatBytes, formatTime, shortId } from './format';
 import { parseLabels, savings, SnapshotsModel } from './snapshots-model';
@@ -55,7 +48,6 @@ export function SnapshotsPanel(props: {
 }): JSX.Element {
   const model = useModel(props.model);
   const { trans } = props;
-  const state = model.state;
   return (
     <div className="jp-WestTek-panel" data-testid="westtek-snapshots">
       <CreateForm model={model} trans={trans} />
@@ -65,25 +57,22 @@ export function SnapshotsPanel(props: {
         onDismiss={() => model.setNotice(null)}
         trans={trans}
       />
-      {state.kind === 'error' && (
-        <PanelError
-          message={state.message}
-          trans={trans}
-          onRetry={() => void model.refresh()}
-        />
-      )}
-      {(state.kind === 'idle' || state.kind === 'loading') && (
-        <Loading text={trans.__('Loading snapshots…')} />
-      )}
-      {state.kind === 'ready' && (
-        <SnapshotList
-          list={state.value}
-          model={model}
-          openDiff={props.openDiff}
-          openSnapshot={props.openSnapshot}
-          trans={trans}
-        />
-      )}
+      <LoadFrame
+        state={model.state}
+        loadingText={trans.__('Loading snapshots…')}
+        onRetry={() => void model.refresh()}
+        trans={trans}
+      >
+        {list => (
+          <SnapshotList
+            list={list}
+            model={model}
+            openDiff={props.openDiff}
+            openSnapshot={props.openSnapshot}
+            trans={trans}
+          />
+        )}
+      </LoadFrame>
     </div>
   );
 }
