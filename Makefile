@@ -100,8 +100,10 @@ EXAMPLE_NOTEBOOKS := tests/.cache/example-notebooks/statsmodels/.complete
 $(EXAMPLE_NOTEBOOKS): | $(VENV)/.installed
 	$(BIN)/python -m tests.example_notebooks
 
+# Test files run in parallel, one worker per core (up to 4): most tests wait on servers and
+# subprocesses, so two workers on two cores take about 15 minutes where one took 25.
 test-python: install postgres-deps $(EXAMPLE_NOTEBOOKS)
-	$(BIN)/pytest
+	$(BIN)/pytest --numprocesses=auto --maxprocesses=4 --dist=loadfile
 
 test-ui: install system-test-deps
 	WESTTEK_PYTHON=$(abspath $(BIN)/python) $(JLPM) test:ui
