@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Histogram,
@@ -33,7 +32,6 @@ from traitlets import Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from westtek_hub import registry
-from westtek_hub.handlers import APIHandler
 from westtek_hub.models import Environment, Lab, Snapshot
 
 # Buckets for an API answering in milliseconds, with room for the hub round trips
@@ -152,29 +150,3 @@ class WestTekMetrics(LoggingConfigurable):
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format."""
         return generate_latest(self.registry)
-
-
-class MetricsHandler(APIHandler):
-    """``GET /services/westtek/metrics``: Prometheus' text format, for admins or the token."""
-
-    @property
-    def westtek_metrics(self) -> WestTekMetrics:
-        """The app's metrics."""
-        found: WestTekMetrics = self.settings["westtek_metrics"]
-        return found
-
-    async def get(self) -> None:
-        """Answer the metrics (403, audited, for a user who is not a hub admin)."""
-        metrics = self.westtek_metrics
-        if not metrics.token_matches(self.request.headers.get("Authorization", "")):
-            caller = await self.caller()
-            if not caller.admin:
-                denied = registry.Denied(f"{caller.name} is not a hub admin: metrics are theirs")
-                self.run(caller, "metrics.read", "", lambda _: registry.refuse(denied))
-        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
-        self.finish(metrics.exposition())
-
-
-def metrics_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
-    """The metrics route under the service prefix."""
-    return [(rf"{prefix}/metrics", MetricsHandler)]

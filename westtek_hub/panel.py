@@ -41,7 +41,7 @@ from traitlets.config import LoggingConfigurable
 
 from westtek_core.version import __version__
 from westtek_hub import audit, registry
-from westtek_hub.handlers import APIHandler, HubClient
+from westtek_hub.api_base import APIHandler, HubClient
 from westtek_hub.models import AuditEntry, DriftEvent, Environment, Lab, Researcher, Share, Snapshot
 from westtek_hub.registry import Caller
 

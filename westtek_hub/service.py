@@ -18,9 +18,10 @@ from westtek_core.paths import data_dir as westtek_data_dir
 from westtek_core.snapshot.retention import RetentionPolicy
 from westtek_core.status import Capability, status_report
 from westtek_core.version import __version__
+from westtek_hub.api_base import HubClient
 from westtek_hub.db import make_engine, session_factory, upgrade
-from westtek_hub.handlers import HubClient, api_routes
-from westtek_hub.metrics import WestTekMetrics, metrics_routes
+from westtek_hub.handlers import api_routes, metrics_routes
+from westtek_hub.metrics import WestTekMetrics
 from westtek_hub.panel import WestTekPanel, panel_routes
 from westtek_hub.registry import LabPolicy, Quota, Registry
 from westtek_hub.stores import LabStores

@@ -3,10 +3,9 @@
 from typing import Any
 
 from westtek_server_ext.app import WestTekExtension
+from westtek_server_ext.handlers import LABEXTENSION_NAME
 
-__all__ = ["WestTekExtension"]
-
-LABEXTENSION_NAME = "westtek-labextension"
+__all__ = ["LABEXTENSION_NAME", "WestTekExtension"]
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ from westtek_core.snapshot import EXPORT_FORMATS
 from westtek_core.status import Capability, status_report
 from westtek_core.store import SnapshotNotFound, StoreLockedError
 from westtek_server_ext import models
+from westtek_server_ext.openapi import openapi_document
 
 API_PREFIX = "/westtek/api"
 SNAPSHOT_ID = r"(?P<snapshot_id>[0-9a-fA-F]{4,64})"
@@ -105,10 +106,12 @@ class WestTekAPIHandler(ExtensionHandlerMixin, APIHandler):
         self.reply(job.to_json(), 202)
 
 
+LABEXTENSION_NAME = "westtek-labextension"
+"""The lab extension's name: its directory under ``share/jupyter/labextensions``."""
+
+
 def labextension_installed() -> bool:
     """Whether this server's JupyterLab can load the prebuilt West Tek lab extension."""
-    from westtek_server_ext import LABEXTENSION_NAME
-
     return any(
         (Path(root) / LABEXTENSION_NAME / "package.json").exists()
         for root in jupyter_path("labextensions")
@@ -511,9 +514,7 @@ class OpenAPIHandler(WestTekAPIHandler):
     @authorized
     def get(self) -> None:
         """Answer the document."""
-        from westtek_server_ext.openapi import openapi_document
-
-        self.reply(openapi_document())
+        self.reply(openapi_document(handler_routes()))
 
 
 class DriftStreamHandler(

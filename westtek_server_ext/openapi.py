@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel
 
 from westtek_core.version import __version__
-from westtek_server_ext.handlers import handler_routes
 from westtek_server_ext.models import ErrorBody
 
 _GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
@@ -27,15 +27,15 @@ def _schema_ref(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, st
     return {"$ref": _REF.format(model=model.__name__)}
 
 
-def openapi_document() -> dict[str, Any]:
-    """The whole document: every route, verb, parameter, request and response body."""
+def openapi_document(routes: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """The document of ``routes``, the extension's route table: every verb, parameter and body."""
     schemas: dict[str, Any] = {}
     error = {
         "description": "An error; `message` says what to do about it",
         "content": {"application/json": {"schema": _schema_ref(ErrorBody, schemas)}},
     }
     paths: dict[str, Any] = {}
-    for pattern, handler in handler_routes():
+    for pattern, handler in routes:
         template = path_template(pattern)
         parameters = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}

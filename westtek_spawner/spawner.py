@@ -305,8 +305,6 @@ class WestTekSpawner(Spawner):
             self._progress_changed.set()
         self.log.info("%s: %s", self._log_name, message)
 
-    _report = report_progress
-
     def get_args(self) -> list[str]:
         """The server's arguments, plus --allow-root as root (Jupyter refuses root otherwise)."""
         args: list[str] = list(super().get_args())

@@ -20,7 +20,7 @@ from westtek_core.kb.bedrock import DEFAULT_PREFIX
 from westtek_core.kb.index import KnowledgeIndex
 
 if TYPE_CHECKING:
-    from westtek_core.kb import KnowledgeBase
+    from westtek_core.kb.knowledge_base import KnowledgeBase
 
 BACKENDS = ("sqlite", "bedrock")
 
@@ -203,6 +203,6 @@ class KnowledgeIndexBackend(LoggingConfigurable):
 
     def open_knowledge_base(self, index_path: Path) -> KnowledgeBase:
         """A ``KnowledgeBase`` on :meth:`open_index` (``index_path`` as its path)."""
-        from westtek_core.kb import KnowledgeBase
+        from westtek_core.kb.knowledge_base import KnowledgeBase
 
         return KnowledgeBase(index_path, index=self.open_index(index_path))

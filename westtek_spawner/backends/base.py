@@ -2,12 +2,44 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from traitlets.config import LoggingConfigurable
 
-if TYPE_CHECKING:
-    from westtek_spawner.spawner import WestTekSpawner
+from westtek_spawner.profiles import Profile
+
+
+class SpawnerHost(Protocol):
+    """What a backend uses of the spawner that drives it (``WestTekSpawner``).
+
+    Backends see the spawner through this, not its class: the spawner imports the
+    backends, and nothing here imports the spawner back.
+    """
+
+    config: Any
+    hub: Any
+    user: Any
+    oauth_client_id: str
+    ip: str
+    port: int
+    api_token: str
+    poll_interval: float
+    lab_id: str
+    profile_slug: str
+    _log_name: str
+
+    @property
+    def environment_id(self) -> str:
+        """The environment the server runs."""
+
+    def report_progress(self, progress: int, message: str) -> None:
+        """Add a progress event for the spawn page."""
+
+    def format_string(self, s: str) -> str:
+        """Fill in ``{username}`` and JupyterHub's other fields."""
+
+    def chosen_profile(self, user_options: dict[str, Any] | None = None) -> Profile | None:
+        """The profile the user chose, if profiles are configured."""
 
 
 class SpawnerBackend(LoggingConfigurable):
@@ -37,7 +69,7 @@ class SpawnerBackend(LoggingConfigurable):
         """The single-user server's command when ``Spawner.cmd`` is not configured."""
         return ["jupyterhub-singleuser"]
 
-    def __init__(self, spawner: WestTekSpawner, **kwargs: Any) -> None:
+    def __init__(self, spawner: SpawnerHost, **kwargs: Any) -> None:
         super().__init__(parent=spawner, **kwargs)
         self.spawner = spawner
 

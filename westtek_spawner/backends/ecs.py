@@ -43,6 +43,7 @@ from westtek_spawner.backends.ecs_objects import (
     make_run_task_kwargs,
     make_task_definition,
     stopped_reason,
+    task_id,
     task_private_ip,
     task_stage,
 )
@@ -550,7 +551,7 @@ class EcsBackend(SpawnerBackend):
         self._task = task
         self.watcher.remember(task)
         self.log.info("Started task %s for %s", self.task_arn, spawner._log_name)
-        self._report(35, f"Task {self.task_arn.rsplit('/', 1)[-1]} requested")
+        self._report(35, f"Task {task_id(self.task_arn)} requested")
 
     async def wait_until_running(self) -> tuple[str, int]:
         """Follow the task's stages until it runs and has an address; fail on STOPPED."""
