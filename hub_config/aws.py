@@ -22,7 +22,6 @@ secret), never from the environment.
 import hashlib
 import json
 import os
-import re
 import sys
 from urllib.parse import quote
 
@@ -212,7 +211,7 @@ c.WestTekSpawner.backend = "ecs"
 c.WestTekSpawner.default_url = "/lab"
 c.WestTekSpawner.start_timeout = 600  # capacity + image pull + restore, on a cold day
 c.WestTekSpawner.http_timeout = 120
-c.WestTekSpawner.lab_group_pattern = "|".join(re.escape(lab) for lab in LAB_IDS)
+c.WestTekSpawner.lab_groups = list(LAB_IDS)  # the hub service is told the same, below
 # each lab's snapshot store; the hub service copies a shared snapshot between two of them
 LAB_STORES = f"s3://{setting('WESTTEK_SNAPSHOT_BUCKET')}/labs/{{lab_id}}/"
 c.WestTekSpawner.store_template = LAB_STORES

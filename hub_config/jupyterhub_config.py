@@ -29,6 +29,7 @@ c.WestTekDemoAuthenticator.demo_password = DEMO_PASSWORD
 
 c.JupyterHub.spawner_class = "westtek"
 c.WestTekSpawner.backend = "local"
+c.WestTekSpawner.lab_groups = list(LABS)  # the hub service is told the same, below
 # Each lab keeps its snapshots in its own store, beside the hub's state; the hub service
 # copies a snapshot one lab shares into the recipient lab's store before a launch from it.
 LAB_STORES = str(Path.cwd() / "westtek-stores" / "{lab_id}")

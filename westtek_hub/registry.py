@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from westtek_core.labs import LabPolicy
 from westtek_core.snapshot.retention import RetentionPolicy, plan_retention
 from westtek_hub import audit
 from westtek_hub.models import (
@@ -222,24 +223,6 @@ def refuse(error: RegistryError) -> Any:
 
 
 @dataclass(frozen=True)
-class LabPolicy:
-    """Which JupyterHub groups are labs."""
-
-    prefix: str = "lab-"
-    named: frozenset[str] = frozenset()
-
-    def lab_of(self, group: str) -> tuple[str, bool] | None:
-        """``(lab id, is the lab's admins group)`` for a lab group, else None."""
-        admins = group.endswith("-admins")
-        base = group.removesuffix("-admins") if admins else group
-        if base in self.named:
-            return base, admins
-        if self.prefix and base.startswith(self.prefix) and len(base) > len(self.prefix):
-            return base[len(self.prefix) :], admins
-        return None
-
-
-@dataclass(frozen=True)
 class Caller:
     """Who is asking: a hub user, their labs and the labs they administer."""
 
@@ -251,16 +234,8 @@ class Caller:
     @classmethod
     def from_model(cls, model: Mapping[str, Any], policy: LabPolicy) -> Caller:
         """From JupyterHub's user model (``name``, ``admin``, ``groups``)."""
-        labs, admin_labs = set(), set()
-        for group in model.get("groups") or []:
-            found = policy.lab_of(str(group))
-            if found:
-                labs.add(found[0])
-                if found[1]:
-                    admin_labs.add(found[0])
-        return cls(
-            str(model["name"]), bool(model.get("admin")), frozenset(labs), frozenset(admin_labs)
-        )
+        labs, admin_labs = policy.labs_of(str(g) for g in model.get("groups") or [])
+        return cls(str(model["name"]), bool(model.get("admin")), labs, admin_labs)
 
     def role_in(self, lab_id: str) -> str | None:
         """``admin``, ``lab-admin``, ``researcher`` or None for a lab."""

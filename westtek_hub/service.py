@@ -14,6 +14,7 @@ from tornado import web
 from traitlets import Dict, Instance, Integer, List, Unicode, default
 from traitlets.config import Application
 
+from westtek_core.labs import LabPolicy
 from westtek_core.paths import data_dir as westtek_data_dir
 from westtek_core.snapshot.retention import RetentionPolicy
 from westtek_core.status import Capability, status_report
@@ -23,7 +24,7 @@ from westtek_hub.db import make_engine, session_factory, upgrade
 from westtek_hub.handlers import api_routes, metrics_routes
 from westtek_hub.metrics import WestTekMetrics
 from westtek_hub.panel import WestTekPanel, panel_routes
-from westtek_hub.registry import LabPolicy, Quota, Registry
+from westtek_hub.registry import Quota, Registry
 from westtek_hub.stores import LabStores
 
 

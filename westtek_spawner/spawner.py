@@ -22,6 +22,7 @@ from jupyterhub.spawner import Spawner
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, observe, validate
 
+from westtek_core.labs import LabPolicy
 from westtek_spawner import prestart
 from westtek_spawner.backends import BACKENDS, SpawnerBackend, backend_class
 from westtek_spawner.errors import SpawnError, SpawnRefused
@@ -170,14 +171,33 @@ class WestTekSpawner(Spawner):
         the hub service's Environment record are keyed by it.""",
     )
 
-    lab_group_pattern = Unicode(
-        r".+",
+    lab_group_prefix = Unicode(
+        "lab-",
         config=True,
-        help="""Which of a user's JupyterHub groups are labs (a regular expression matched
-        against the whole group name). The first matching group, in name order, is the
-        lab: it goes to the server as WESTTEK_LAB_ID, tags its AWS resources and counts
-        against the lab's quota.""",
+        help="""JupyterHub groups named with this prefix are labs (lab-<id>), as for the hub
+        service (WestTekHubService.lab_group_prefix; configure both alike). A user's first
+        lab by group name is their server's: it goes to the server as WESTTEK_LAB_ID, tags
+        its AWS resources and counts against the lab's quota.""",
     )
+
+    lab_groups = List(
+        Unicode(),
+        config=True,
+        help="""Other JupyterHub group names that are labs (the demo's vault-13, vault-101),
+        as for the hub service (WestTekHubService.lab_groups; configure both alike).""",
+    )
+
+    lab_group_pattern = Unicode(
+        "",
+        config=True,
+        help="""Deprecated: use `lab_groups` or `lab_group_prefix`. A regular expression;
+        groups whose whole name matches it are labs too.""",
+    )
+
+    @property
+    def lab_policy(self) -> LabPolicy:
+        """Which groups are labs (the rule the hub service applies too)."""
+        return LabPolicy(self.lab_group_prefix, frozenset(self.lab_groups), self.lab_group_pattern)
 
     lab_quotas = Dict(
         value_trait=Integer(),
@@ -280,10 +300,9 @@ class WestTekSpawner(Spawner):
         return f"{base}:{self.name}" if self.name else base
 
     def find_lab_id(self) -> str:
-        """The user's lab: their first group, by name, that ``lab_group_pattern`` matches."""
-        pattern = re.compile(self.lab_group_pattern)
-        names = sorted(getattr(g, "name", str(g)) for g in getattr(self.user, "groups", []) or [])
-        return next((name for name in names if pattern.fullmatch(name)), "")
+        """The user's lab: their first lab group by name (see ``lab_policy``), or ''."""
+        groups = getattr(self.user, "groups", []) or []
+        return self.lab_policy.user_lab(getattr(g, "name", str(g)) for g in groups)
 
     def template_namespace(self) -> dict[str, Any]:
         """JupyterHub's namespace plus servername, lab_id, environment_id and profile."""

@@ -104,6 +104,10 @@ def fargate(tmp_path: Path, world: dict[str, str]) -> Iterator[FakeFargate]:
     fake.close()
 
 
+# the JupyterHub groups that are labs in these tests (WestTekSpawner.lab_groups)
+LAB_GROUPS = ["vault-13", "vault-101", "vault-999"]
+
+
 def make_user(name: str, labs: tuple[str, ...] = ("vault-13",)) -> SimpleNamespace:
     return SimpleNamespace(
         name=name,
@@ -131,6 +135,7 @@ def make_ecs_spawner(
         api_token=f"token-{name}",
         oauth_client_id=f"jupyterhub-user-{name}",
         backend="ecs",
+        lab_groups=LAB_GROUPS,
         cmd=[sys.executable, "-c", TINY_SERVER],
         restore_environment=False,
         answer_poll_interval=0.05,

@@ -22,7 +22,7 @@ import pytest
 import requests
 from jupyterhub.objects import Hub
 
-from tests.spawner.conftest import TINY_SERVER, make_user
+from tests.spawner.conftest import LAB_GROUPS, TINY_SERVER, make_user
 from westtek_spawner import WestTekSpawner
 from westtek_spawner.backends.docker import WestTekDockerSpawner
 
@@ -34,6 +34,7 @@ def make_docker_spawner(name="alice", **traits):
         api_token=f"token-{name}",
         oauth_client_id=f"jupyterhub-user-{name}",
         backend="docker",
+        lab_groups=LAB_GROUPS,
         answer_poll_interval=0.05,
         report_to_hub_service=False,
         **traits,

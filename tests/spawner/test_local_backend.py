@@ -183,3 +183,19 @@ def test_the_server_learns_where_the_hub_proxy_is(tmp_path, bound, public_hub_ur
     spawner.public_hub_url = public_hub_url
     # the server's environment tells the hub-service sink where to report
     assert spawner.get_env().get("JUPYTERHUB_URL") == expected
+
+
+def test_the_spawner_and_the_hub_service_agree_on_a_users_lab(tmp_path):
+    # Given the same lab settings on both sides (hub_config passes them to both),
+    from westtek_core.labs import LabPolicy
+    from westtek_hub.registry import Caller
+
+    groups = ["staff", "vault-13", "lab-genomics-admins"]
+    spawner = make_spawner(tmp_path, lab_groups=["vault-13"])
+    spawner.user.groups = [SimpleNamespace(name=g) for g in groups]
+    policy = LabPolicy(prefix=spawner.lab_group_prefix, named=frozenset(spawner.lab_groups))
+    caller = Caller.from_model({"name": "alice", "groups": groups}, policy)
+    # the server's lab is one the hub service counts her in, and groups that are no lab
+    # ("staff") are nobody's lab on either side
+    assert spawner.find_lab_id() == "genomics"
+    assert caller.labs == {"genomics", "vault-13"} and caller.admin_labs == {"genomics"}

@@ -153,8 +153,8 @@ class EcsBackend(SpawnerBackend):
     require_lab = Bool(
         False,
         config=True,
-        help="""Refuse a spawn by a user in no lab (no group matching the spawner's
-        `lab_group_pattern`): their server would have no lab role, no lab store, and the
+        help="""Refuse a spawn by a user in no lab (no group the spawner's `lab_groups` or
+        `lab_group_prefix` makes a lab): their server would have no lab role, no lab store, and the
         access point could not be tagged with a lab.""",
     )
     log_group = Unicode(

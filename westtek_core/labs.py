@@ -1,0 +1,56 @@
+"""Which JupyterHub groups are labs: the one rule the spawner and the hub service share.
+
+A lab is a JupyterHub group: one named ``<prefix><id>`` (``lab-<id>`` by default) or one
+listed by name; ``<group>-admins`` makes its members the lab's admins. A user's lab (the
+one their server runs in) is the first of their labs by group name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+ADMINS_SUFFIX = "-admins"
+
+
+@dataclass(frozen=True)
+class LabPolicy:
+    """Which JupyterHub groups are labs.
+
+    ``pattern`` (a regular expression matched against the whole group name) is the older
+    way to name labs, kept for configurations that still set it.
+    """
+
+    prefix: str = "lab-"
+    named: frozenset[str] = frozenset()
+    pattern: str = ""
+
+    def lab_of(self, group: str) -> tuple[str, bool] | None:
+        """``(lab id, is the lab's admins group)`` for a lab group, else None."""
+        admins = group.endswith(ADMINS_SUFFIX)
+        base = group.removesuffix(ADMINS_SUFFIX) if admins else group
+        if base in self.named or (self.pattern and re.fullmatch(self.pattern, base)):
+            return base, admins
+        if self.prefix and base.startswith(self.prefix) and len(base) > len(self.prefix):
+            return base[len(self.prefix) :], admins
+        return None
+
+    def labs_of(self, groups: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]:
+        """The labs of a user in ``groups``, and those of them the user administers."""
+        labs, admin_labs = set(), set()
+        for group in groups:
+            found = self.lab_of(group)
+            if found:
+                labs.add(found[0])
+                if found[1]:
+                    admin_labs.add(found[0])
+        return frozenset(labs), frozenset(admin_labs)
+
+    def user_lab(self, groups: Iterable[str]) -> str:
+        """The lab a user's server runs in: the first of their labs by group name, or ''."""
+        for group in sorted(groups):
+            found = self.lab_of(group)
+            if found:
+                return found[0]
+        return ""
