@@ -9,6 +9,9 @@ Two mechanisms, both off when a capture includes secrets:
   (``{"GITHUB_TOKEN": "…"}``), and any URL with embedded credentials, become
   :data:`REDACTION_MARKER`. An empty value is kept: ``token = ''`` *disables* auth, it is
   not a secret, and changing it would change behaviour.
+
+:func:`assignments` is the one walk over a Python config file's settings: redaction finds
+the secret-named ones there, and rollback the redacted ones, to put the live values back.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,6 +150,34 @@ def _target_name(node: ast.expr) -> str | None:
     return None
 
 
+def assignments(tree: ast.AST) -> Iterator[tuple[ast.expr, ast.expr]]:
+    """Every assignment of a parsed Python file as ``(target, value)``, in ``ast.walk`` order.
+
+    ``a = b = v`` gives two pairs (``a`` first); an annotation without a value gives none.
+    """
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                yield target, node.value
+        elif isinstance(node, ast.AnnAssign | ast.AugAssign) and node.value is not None:
+            yield node.target, node.value
+
+
+class ByteSpans:
+    """Where a parsed file's nodes stand in its bytes (ast gives lines and UTF-8 columns)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._starts = [0]
+        for line in data.splitlines(keepends=True):
+            self._starts.append(self._starts[-1] + len(line))
+
+    def of(self, node: ast.expr) -> tuple[int, int]:
+        """The absolute byte offsets at which ``node``'s source starts and ends."""
+        end_line = node.end_lineno or node.lineno
+        end_col = node.end_col_offset if node.end_col_offset is not None else node.col_offset
+        return self._starts[node.lineno - 1] + node.col_offset, self._starts[end_line - 1] + end_col
+
+
 def _last_name(dotted: str) -> str:
     if dotted.endswith("]") and "[" in dotted:
         return dotted[dotted.rindex("[") + 1 : -1].strip("'\"")
@@ -156,7 +188,16 @@ class _PySecretFinder(ast.NodeVisitor):
     """Collect the source spans of secret literals in a Python config file."""
 
     def __init__(self) -> None:
-        self.spans: list[tuple[int, int, int, int, bool, Redaction]] = []
+        self.found: list[tuple[ast.expr, bool, Redaction]] = []
+
+    def find(self, tree: ast.AST) -> None:
+        """Collect the secret literals of ``tree``."""
+        # settings first: a literal also under a secret dict key keeps its setting's name
+        for target, value in assignments(tree):
+            name = _target_name(target)
+            if name and is_secret_name(_last_name(name)):
+                self._secret_literals(value, name)
+        self.visit(tree)
 
     def _secret_literals(self, value: ast.AST, setting: str) -> None:
         redaction = Redaction(setting, _kind_of(_last_name(setting)))
@@ -168,30 +209,9 @@ class _PySecretFinder(ast.NodeVisitor):
                     self._add(node, isinstance(node.value, bytes), redaction)
 
     def _add(self, node: ast.expr, is_bytes: bool, redaction: Redaction) -> None:
-        end_line, end_col = node.end_lineno, node.end_col_offset
-        if end_line is None or end_col is None:
+        if node.end_lineno is None or node.end_col_offset is None:
             return
-        self.spans.append((node.lineno, node.col_offset, end_line, end_col, is_bytes, redaction))
-
-    def _assign(self, targets: list[ast.expr], value: ast.AST | None) -> None:
-        if value is None:
-            return
-        for target in targets:
-            name = _target_name(target)
-            if name and is_secret_name(_last_name(name)):
-                self._secret_literals(value, name)
-
-    def visit_Assign(self, node: ast.Assign) -> None:  # noqa: D102, N802
-        self._assign(node.targets, node.value)
-        self.generic_visit(node)
-
-    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:  # noqa: D102, N802
-        self._assign([node.target], node.value)
-        self.generic_visit(node)
-
-    def visit_AugAssign(self, node: ast.AugAssign) -> None:  # noqa: D102, N802
-        self._assign([node.target], node.value)
-        self.generic_visit(node)
+        self.found.append((node, is_bytes, redaction))
 
     def visit_Dict(self, node: ast.Dict) -> None:  # noqa: D102, N802
         for key, value in zip(node.keys, node.values, strict=True):
@@ -214,16 +234,11 @@ class _PySecretFinder(ast.NodeVisitor):
 def _redact_python(data: bytes) -> tuple[bytes, list[Redaction]] | None:
     tree = ast.parse(data)
     finder = _PySecretFinder()
-    finder.visit(tree)
-    if not finder.spans:
+    finder.find(tree)
+    if not finder.found:
         return data, []
-    # ast offsets are (1-based line, UTF-8 byte column): turn them into absolute offsets.
-    starts = [0]
-    for text_line in data.splitlines(keepends=True):
-        starts.append(starts[-1] + len(text_line))
-    spans: list[tuple[int, int, bool, Redaction]] = []
-    for line, col, end_line, end_col, is_bytes, redaction in finder.spans:
-        spans.append((starts[line - 1] + col, starts[end_line - 1] + end_col, is_bytes, redaction))
+    spans_in_data = ByteSpans(data)
+    spans = [(*spans_in_data.of(node), is_bytes, why) for node, is_bytes, why in finder.found]
     spans.sort(key=lambda s: (s[0], -s[1]))
     kept: list[tuple[int, int, bool, Redaction]] = []
     for span in spans:

@@ -1,0 +1,50 @@
+"""Rollback: put the live environment back to a snapshot, in place, one step at a time.
+
+* :mod:`~westtek_core.rollback.plan`: the plan as a value (pure: no I/O), its safety
+  checks, its fingerprint and preview;
+* :mod:`~westtek_core.rollback.apply`: carrying out the steps from the store's files,
+  live secrets put back into redacted config;
+* :mod:`~westtek_core.rollback.journal`: the journal an interrupted rollback resumes from;
+* :mod:`~westtek_core.rollback.run`: the orchestration (safety snapshot, journal, steps,
+  drift left) behind ``westtek rollback``.
+"""
+
+from westtek_core.rollback.journal import Journal, journals, unfinished_journal
+from westtek_core.rollback.plan import (
+    AREAS,
+    RollbackError,
+    RollbackPlan,
+    RollbackStep,
+    plan_rollback,
+)
+from westtek_core.rollback.run import (
+    SAFETY_LABEL,
+    ProgressCallback,
+    RollbackProgress,
+    RollbackReport,
+    live_state,
+    preview_rollback,
+    resume_rollback,
+    run_rollback,
+    undo_rollback,
+)
+
+__all__ = [
+    "AREAS",
+    "SAFETY_LABEL",
+    "Journal",
+    "ProgressCallback",
+    "RollbackError",
+    "RollbackPlan",
+    "RollbackProgress",
+    "RollbackReport",
+    "RollbackStep",
+    "journals",
+    "live_state",
+    "plan_rollback",
+    "preview_rollback",
+    "resume_rollback",
+    "run_rollback",
+    "undo_rollback",
+    "unfinished_journal",
+]
