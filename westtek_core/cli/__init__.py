@@ -1,0 +1,102 @@
+"""The ``westtek`` command line: a thin shell over westtek_core.
+
+Every command takes ``--json`` for machine output; usage errors exit 2 (argparse's
+convention); bad input exits 1 with one line on stderr, never a traceback.
+
+One module per command group (``status``, ``snapshot``, ``drift``, ``baseline``,
+``rollback``, ``kb`` with ``ask``) over :mod:`westtek_core.cli.common`, each with a
+``register(commands)`` that adds its parsers and gives every leaf parser a ``run`` default.
+Other packages add groups through the ``westtek.cli_commands`` entry point group, whose
+entries name such a ``register`` function: that is how ``westtek audit`` comes from the hub
+package without westtek_core importing it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
+
+from westtek_core.cli import baseline, drift, kb, rollback, snapshot, status
+from westtek_core.cli.common import CommandError
+from westtek_core.version import __version__
+
+if TYPE_CHECKING:
+    from westtek_core.cli.common import Subcommands
+
+__all__ = ["COMMAND_GROUPS_ENTRY_POINT", "CommandError", "build_parser", "main"]
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = (
+    "West Tek Environment Preservation: capture, verify and restore reproducible "
+    "Jupyter research environments."
+)
+
+#: The entry point group through which other packages add command groups.
+COMMAND_GROUPS_ENTRY_POINT = "westtek.cli_commands"
+
+_BUILTIN_GROUPS: tuple[Callable[[Subcommands], None], ...] = (
+    status.register,
+    snapshot.register,
+    drift.register,
+    baseline.register,
+    rollback.register,
+    kb.register,
+)
+
+
+def _installed_groups() -> list[Callable[[Subcommands], None]]:
+    """The ``register`` functions other installed packages declare, by entry point name."""
+    found = []
+    for entry in sorted(entry_points(group=COMMAND_GROUPS_ENTRY_POINT), key=lambda e: e.name):
+        try:
+            found.append(entry.load())
+        except Exception as e:  # noqa: BLE001 — a broken plug-in must not take the CLI down
+            log.warning("westtek: command group %r (%s) not loaded: %s", entry.name, entry.value, e)
+    return found
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser for every ``westtek`` command, installed groups included."""
+    parser = argparse.ArgumentParser(prog="westtek", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"westtek {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in (*_BUILTIN_GROUPS, *_installed_groups()):
+        register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code."""
+    from westtek_core.capture import ProbeError
+    from westtek_core.snapshot import ManifestError, RestoreError
+    from westtek_core.store import StoreError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    usage_problem = getattr(args, "usage_problem", None)
+    if usage_problem and (problem := usage_problem(args)):
+        parser.error(problem)  # exits 2
+    try:
+        return int(args.run(args))
+    except (
+        CommandError,
+        StoreError,
+        RestoreError,
+        ManifestError,
+        ProbeError,
+        ValueError,
+        OSError,
+    ) as e:
+        print(f"westtek: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("westtek: interrupted", file=sys.stderr)
+        return 130
