@@ -4,9 +4,10 @@ On the local backend every server runs from the hub's interpreter. Were its kern
 terminals to use that interpreter too, one user's ``pip install`` would change every other
 user's packages and the hub's own. Instead each user gets ``~/.venv`` on first spawn:
 
-- a venv without packages of its own, whose site-packages holds one ``.pth`` line naming
-  the hub's site-packages, so JupyterLab, ipykernel and West Tek import from there
-  (created in a fraction of a second: nothing is copied or installed);
+- a venv without packages of its own, whose site-packages holds one ``.pth`` line adding
+  the hub's site-packages as a site directory (so its own ``.pth`` files, an editable
+  install's among them, are read too): JupyterLab, ipykernel and West Tek import from
+  there (created in a fraction of a second: nothing is copied or installed);
 - what the user installs lands in the venv, ahead of the suite's copy on ``sys.path``; pip
   refuses to remove what lies outside the venv, so the hub's packages cannot be broken;
 - ``pip``, ``pip3`` and ``westtek`` in its ``bin/`` run with the venv's interpreter;
@@ -97,8 +98,10 @@ def ensure_user_env(home: Path, suite_python: str = sys.executable) -> Path:
             capture_output=True,
         )
     layer = _venv_site_packages(venv, suite_python) / LAYER_FILE
-    if not layer.exists():
-        layer.write_text(f"{_suite_site_packages(suite_python)}\n")
+    # a bare path line would not read the .pth files there; an `import` line runs
+    layering = f"import site; site.addsitedir({str(_suite_site_packages(suite_python))!r})\n"
+    if not layer.exists() or layer.read_text() != layering:
+        layer.write_text(layering)
     for command, module in _COMMANDS.items():
         script = venv / "bin" / command
         if not script.exists():

@@ -13,9 +13,11 @@ from westtek_spawner.user_env import ensure_user_env, user_env_vars
 
 
 def run(python, code: str) -> str:
+    # from the user's home, as her terminal does: the repository is not on sys.path there
     return subprocess.run(
-        [str(python), "-c", code], check=True, capture_output=True, text=True
-    ).stdout.strip()
+        [str(python), "-c", code], check=True, capture_output=True, text=True,
+        cwd=Path(python).parents[2],
+    ).stdout.strip()  # fmt: skip
 
 
 def test_a_users_installs_stay_in_their_own_environment(tmp_path):
@@ -27,6 +29,11 @@ def test_a_users_installs_stay_in_their_own_environment(tmp_path):
     # it runs the suite (ipykernel, West Tek) from the hub's packages, copying nothing,
     assert run(python, "import ipykernel, westtek_core; print('ok')") == "ok"
     assert not list((home / ".venv").rglob("ipykernel"))
+    # and her terminal's `westtek` runs (the suite's own .pth files are read, an editable
+    # install's included)
+    cli = subprocess.run([str(home / ".venv" / "bin" / "westtek"), "--help"], cwd=home,
+                         capture_output=True, text=True)  # fmt: skip
+    assert cli.returncode == 0 and "snapshot" in cli.stdout, cli.stderr
     # and when she pip-installs a package with her environment's pip,
     wheels = build_wheel(tmp_path, "westtek_private_pkg", "1.0.0")
     subprocess.run(
