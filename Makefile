@@ -49,6 +49,9 @@ westtek_server_ext/labextension/static/style.js: $(VENV)/.build-tools $(LAB_SOUR
 $(VENV)/.installed: pyproject.toml westtek_server_ext/labextension/static/style.js
 	$(BIN)/pip install --quiet --no-build-isolation -e ".[test,lint]"
 	$(BIN)/jupyter labextension develop --overwrite . >/dev/null
+	@# the editable install writes install.json through the develop link into the build
+	@# output, where the wheel would then hold it twice
+	@rm -f westtek_server_ext/labextension/install.json
 	@touch $@
 
 $(BIN)/configurable-http-proxy: | $(BIN)/python check-node
