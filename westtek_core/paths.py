@@ -38,6 +38,11 @@ def data_dir() -> Path:
     return Path(configured) if configured else _xdg("XDG_DATA_HOME", ".local/share") / "westtek"
 
 
+def event_log_path() -> Path:
+    """The drift event log and install history of this user's environments (SQLite)."""
+    return data_dir() / "events.sqlite"
+
+
 def cache_dir() -> Path:
     """West Tek's per-user cache (stat caches of stores).
 

@@ -13,7 +13,7 @@ from westtek_core.agents.service import AgentService
 from westtek_core.environment_service import EnvironmentService
 from westtek_core.events import EventLog
 from westtek_core.notify import Notifier, notifier_from_config
-from westtek_core.paths import data_dir, default_key_file, default_store
+from westtek_core.paths import default_key_file, default_store, event_log_path
 from westtek_core.snapshot import default_environment_id
 from westtek_server_ext.handlers import handler_routes
 
@@ -126,7 +126,7 @@ class WestTekExtension(ExtensionApp):
             root=Path(self.workspace),
             pythons=list(self.pythons) or None,
             environment_id=self.environment_id,
-            event_log=EventLog(data_dir() / "events.sqlite"),
+            event_log=EventLog(event_log_path()),
             debounce_ms=self.debounce_ms,
             store_poll_seconds=self.store_poll_seconds,
             kb_index=Path(self.kb_index),

@@ -75,7 +75,7 @@ def _watch_drift(args: argparse.Namespace, baseline: Any, environment: str) -> i
     import threading
 
     from westtek_core.events import EventLog
-    from westtek_core.paths import data_dir
+    from westtek_core.paths import event_log_path
     from westtek_core.watch import DriftWatcher
 
     console = Console()
@@ -94,7 +94,7 @@ def _watch_drift(args: argparse.Namespace, baseline: Any, environment: str) -> i
         if args.max_events and seen >= args.max_events:
             watcher.stop_event.set()
 
-    events = EventLog(data_dir() / "events.sqlite")
+    events = EventLog(event_log_path())
     watcher = DriftWatcher(
         args.python, args.root, baseline, events, emit_event, environment_id=environment
     )

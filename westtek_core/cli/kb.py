@@ -138,7 +138,7 @@ def _cmd_kb(args: argparse.Namespace) -> int:
 def _kb_store_material(args: argparse.Namespace) -> tuple[list[Any], list[Any] | None]:
     """The store's snapshots and the install history, when they exist."""
     from westtek_core.events import EventLog
-    from westtek_core.paths import data_dir
+    from westtek_core.paths import event_log_path
     from westtek_core.snapshot import load_snapshot
     from westtek_core.store import StoreError
 
@@ -147,7 +147,7 @@ def _kb_store_material(args: argparse.Namespace) -> tuple[list[Any], list[Any] |
         manifests = [load_snapshot(repo, i) for i in repo.list_manifests()]
     except StoreError:
         manifests = []  # no store yet: the workspace alone
-    events_file = data_dir() / "events.sqlite"
+    events_file = event_log_path()
     history = None
     if events_file.exists():
         log = EventLog(events_file)
@@ -161,7 +161,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     from westtek_core.agents.service import default_kb_path, open_knowledge_base
     from westtek_core.environment_service import EnvironmentService
     from westtek_core.events import EventLog
-    from westtek_core.paths import data_dir, default_key_file, default_store
+    from westtek_core.paths import default_key_file, default_store, event_log_path
     from westtek_core.snapshot import default_environment_id
 
     if not args.question.strip():
@@ -172,7 +172,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     if args.index and not index.exists():
         raise CommandError(f"no knowledge base at {index}: run `westtek kb ingest` first")
     loop = AgentLoop(**({"provider": args.provider} if args.provider else {}))
-    events = EventLog(data_dir() / "events.sqlite")
+    events = EventLog(event_log_path())
     service = EnvironmentService(
         store=args.store or default_store(),
         key_file=args.key_file or default_key_file(),
