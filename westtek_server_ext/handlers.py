@@ -27,6 +27,7 @@ from tornado.iostream import StreamClosedError
 
 from westtek_core.agents.conversations import ConversationNotFound
 from westtek_core.agents.service import AgentService
+from westtek_core.areas import AREAS
 from westtek_core.environment_service import USER_ERRORS, EnvironmentService, Message
 from westtek_core.snapshot import EXPORT_FORMATS
 from westtek_core.status import Capability, status_report
@@ -329,8 +330,8 @@ class RollbackPreviewHandler(WestTekAPIHandler):
         """Plan the rollback against the live environment."""
         to = self.get_query_argument("to", None) or None
         only = self.get_query_argument("only", None) or None
-        if only not in (None, "packages", "kernels", "config"):
-            raise web.HTTPError(400, "only must be packages, kernels or config")
+        if only is not None and only not in AREAS:
+            raise web.HTTPError(400, f"only must be one of {', '.join(AREAS)}")
         self.reply(await self.run(self.service.rollback_preview, to, only))
 
 

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from westtek_core.areas import RestoreArea
+
 Severity = Literal["info", "minor", "critical"]
 DriftStatus = Literal["STABLE", "MINOR_DRIFT", "CRITICAL_DRIFT", "NO_BASELINE"]
 JobKind = Literal["snapshot", "verify", "restore", "rollback"]
@@ -169,7 +171,7 @@ class RollbackRequest(_Wire):
     """``POST rollback``: put the live environment back to a snapshot, in place."""
 
     to: str | None = Field(default=None, description="Snapshot id; the baseline when omitted")
-    only: Literal["packages", "kernels", "config"] | None = None
+    only: RestoreArea | None = None
     plan: str | None = Field(
         default=None,
         description="The fingerprint of the preview the researcher confirmed: the rollback "
@@ -180,7 +182,7 @@ class RollbackRequest(_Wire):
 class RollbackStep(_Wire):
     """One step of a rollback: a distribution, a kernelspec or a config file."""
 
-    area: Literal["packages", "kernels", "config"]
+    area: RestoreArea
     action: Literal["remove", "install", "replace", "restore-prefix"]
     name: str
     where: str

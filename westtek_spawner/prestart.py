@@ -33,8 +33,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlparse
 
+from westtek_core.areas import AREAS
+
 STATUS_HEADER = "X-WestTek-Prestart"
-AREAS = ("packages", "kernels", "config")
 
 Report = Callable[[int, str], None]
 

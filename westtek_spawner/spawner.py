@@ -22,6 +22,7 @@ from jupyterhub.spawner import Spawner
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, observe, validate
 
+from westtek_core.areas import AREAS as RESTORE_AREAS
 from westtek_core.labs import LabPolicy
 from westtek_spawner import prestart
 from westtek_spawner.backends import BACKENDS, SpawnerBackend, backend_class
@@ -37,7 +38,6 @@ from westtek_spawner.profiles import (
 from westtek_spawner.report import container_report_url, report_container
 
 ProgressEvent = dict[str, Any]
-RESTORE_AREAS = ("packages", "kernels", "config")
 # Environment and snapshot ids the hub service passes in user_options.
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}")
 
@@ -135,7 +135,7 @@ class WestTekSpawner(Spawner):
 
     restore_areas = List(
         Unicode(),
-        default_value=list(RESTORE_AREAS),
+        default_value=[str(area) for area in RESTORE_AREAS],
         config=True,
         help="What the pre-start restore puts back: any of packages, kernels, config.",
     )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.progress import Progress
 
+from westtek_core.areas import AREAS
 from westtek_core.cli.common import (
     CommandError,
     add_environment,
@@ -43,7 +44,7 @@ def register(commands: Subcommands) -> None:
     rollback.add_argument(
         "--only",
         action="append",
-        choices=("packages", "kernels", "config"),
+        choices=AREAS,
         help="roll back only this area (repeatable; default: all three)",
     )
     rollback.add_argument(

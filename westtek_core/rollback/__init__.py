@@ -9,9 +9,9 @@
   drift left) behind ``westtek rollback``.
 """
 
+from westtek_core.areas import AREAS
 from westtek_core.rollback.journal import Journal, journals, unfinished_journal
 from westtek_core.rollback.plan import (
-    AREAS,
     RollbackError,
     RollbackPlan,
     RollbackStep,

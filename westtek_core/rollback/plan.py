@@ -20,11 +20,11 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from westtek_core.areas import AREAS
 from westtek_core.capture import is_lab_layout
 from westtek_core.paths import is_within
 from westtek_core.snapshot.manifest import ManifestError, safe_relative_path
 
-AREAS: tuple[str, ...] = ("packages", "kernels", "config")
 # Which kinds of drift-report change each area puts right.
 AREA_DRIFT_KINDS: dict[str, frozenset[str]] = {
     "packages": frozenset({"interpreter", "package"}),
