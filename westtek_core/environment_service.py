@@ -48,6 +48,7 @@ from westtek_core.snapshot import (
 )
 from westtek_core.store import Repository, SnapshotNotFound, StoreError
 from westtek_core.watch import DriftWatcher, environment_stamp
+from westtek_core.wire import SnapshotReport
 
 if TYPE_CHECKING:  # the knowledge base is imported only when it is used
     from westtek_core.kb.backend import KnowledgeIndexBackend
@@ -75,10 +76,10 @@ log = logging.getLogger(__name__)
 
 def snapshot_report(manifest: Mapping[str, Any]) -> dict[str, Any]:
     """What the hub service keeps of a snapshot: the design document's fields, no content."""
-    fields = ("id", "environment_id", "created_by", "timestamp", "size_bytes", "checksum",
-              "container_image", "efs_snapshot_id", "ebs_snapshot_id")  # fmt: skip
-    metadata = dict(manifest.get("metadata") or {})
-    return {"report": "snapshot", **{k: manifest.get(k) for k in fields}, "metadata": metadata}
+    fields = set(SnapshotReport.model_fields) - {"report", "lab_id", "metadata"}
+    known = {k: manifest[k] for k in fields if manifest.get(k) is not None}
+    report = SnapshotReport(**known, metadata=dict(manifest.get("metadata") or {}))
+    return report.model_dump(mode="json")
 
 
 # file systems stamp modification times coarsely: a change this close before a first

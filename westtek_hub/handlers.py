@@ -18,6 +18,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import IOLoop
 
 from westtek_core.store import StoreError
+from westtek_core.wire import DRIFT_STATUSES
 from westtek_hub import audit, registry
 from westtek_hub.api_base import APIHandler
 from westtek_hub.metrics import WestTekMetrics
@@ -32,8 +33,8 @@ class EnvironmentsHandler(APIHandler):
         """List environments."""
         caller = await self.caller()
         lab, drift = self.get_argument("lab", None), self.get_argument("drift", None)
-        if drift and drift not in registry.DRIFT_STATUSES:
-            raise web.HTTPError(400, f"drift must be one of {', '.join(registry.DRIFT_STATUSES)}")
+        if drift and drift not in DRIFT_STATUSES:
+            raise web.HTTPError(400, f"drift must be one of {', '.join(DRIFT_STATUSES)}")
         rows = self.run(
             caller,
             "environment.list",

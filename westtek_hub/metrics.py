@@ -31,7 +31,7 @@ from tornado import web
 from traitlets import Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from westtek_hub import registry
+from westtek_core.wire import DRIFT_STATUSES
 from westtek_hub.models import Environment, Lab, Snapshot
 
 # Buckets for an API answering in milliseconds, with room for the hub round trips
@@ -78,9 +78,7 @@ class RegistryCollector(Collector):
                 )
             }
         labs |= {lab for lab, _ in counts} | set(sizes)
-        statuses = list(registry.DRIFT_STATUSES) + sorted(
-            {s for _, s in counts} - set(registry.DRIFT_STATUSES)
-        )
+        statuses = list(DRIFT_STATUSES) + sorted({s for _, s in counts} - set(DRIFT_STATUSES))
         for lab in sorted(labs):
             for status in statuses:
                 environments.add_metric([lab, status], counts.get((lab, status), 0))

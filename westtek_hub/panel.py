@@ -40,6 +40,7 @@ from traitlets import List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from westtek_core.version import __version__
+from westtek_core.wire import DRIFT_STATUSES
 from westtek_hub import audit, registry
 from westtek_hub.api_base import APIHandler, HubClient
 from westtek_hub.models import AuditEntry, DriftEvent, Environment, Lab, Researcher, Share, Snapshot
@@ -274,9 +275,7 @@ def timeline_chart(
     maximum = max([sum(day.values()) for day in counts] + [1])
     slot = plot_w / max(len(counts), 1)
     first = today - timedelta(days=len(counts) - 1)
-    order = list(registry.DRIFT_STATUSES) + sorted(
-        {s for day in counts for s in day} - set(registry.DRIFT_STATUSES)
-    )
+    order = list(DRIFT_STATUSES) + sorted({s for day in counts for s in day} - set(DRIFT_STATUSES))
     bars, labels = [], []
     totals: Counter[str] = Counter()
     for i, day in enumerate(counts):
@@ -548,7 +547,7 @@ class PanelHandler(APIHandler):
             "api_url": f"{self.prefix}api/",
             "version": __version__,
             "drift_classes": DRIFT_CLASSES,
-            "drift_statuses": registry.DRIFT_STATUSES,
+            "drift_statuses": DRIFT_STATUSES,
             "http_url": http_url,
             "from_epoch": from_epoch,
         }
@@ -592,8 +591,8 @@ class EnvironmentsPage(PanelHandler):
         lab = self.get_argument("lab", "")
         drift = self.get_argument("drift", "")
         researcher = self.get_argument("researcher", "")
-        if drift and drift not in registry.DRIFT_STATUSES:
-            raise web.HTTPError(400, f"drift must be one of {', '.join(registry.DRIFT_STATUSES)}")
+        if drift and drift not in DRIFT_STATUSES:
+            raise web.HTTPError(400, f"drift must be one of {', '.join(DRIFT_STATUSES)}")
 
         def work(session: Session) -> dict[str, Any]:
             everything = visible_environments(session, caller)

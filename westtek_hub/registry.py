@@ -24,6 +24,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from westtek_core.labs import LabPolicy
 from westtek_core.snapshot.retention import RetentionPolicy, plan_retention
+from westtek_core.wire import (
+    MAX_ID,
+    DriftEventReport,
+    InvalidReport,
+    ReportT,
+    SnapshotReport,
+    parse_report,
+)
 from westtek_hub import audit
 from westtek_hub.models import (
     DriftEvent,
@@ -36,9 +44,7 @@ from westtek_hub.models import (
 )
 
 T = TypeVar("T")
-DRIFT_STATUSES = ("STABLE", "MINOR_DRIFT", "CRITICAL_DRIFT")
 PERMISSIONS = ("read", "restore")
-MAX_ID = 255
 
 
 class RegistryError(Exception):
@@ -445,15 +451,17 @@ def event_key(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
+def _parsed(model: type[ReportT], body: Mapping[str, Any]) -> ReportT:
+    """A server's report in the shape both ends share (westtek_core.wire), or 400."""
+    try:
+        return parse_report(model, body)
+    except InvalidReport as exc:
+        raise Invalid(str(exc)) from None
+
+
 def record_event(session: Session, caller: Caller, body: Mapping[str, Any]) -> bool:
     """Store a forwarded drift event once; the environment takes its status."""
-    if body.get("status") not in DRIFT_STATUSES:
-        raise Invalid(f"'status' must be one of {', '.join(DRIFT_STATUSES)}")
-    if not isinstance(body.get("time"), (int, float)) or isinstance(body.get("time"), bool):
-        raise Invalid("'time' must be a number")
-    for key in ("changes", "resolved"):
-        if not isinstance(body.get(key, []), list):
-            raise Invalid(f"'{key}' must be a list")
+    report = _parsed(DriftEventReport, body)
     env = reporting_environment(session, caller, body)
     key = event_key(body)
     exists = session.scalar(
@@ -470,16 +478,16 @@ def record_event(session: Session, caller: Caller, body: Mapping[str, Any]) -> b
             environment_id=env.id,
             reported_by=caller.name,
             event_key=key,
-            time=float(body["time"]),
-            status=str(body["status"]),
+            time=float(report.time),
+            status=report.status.value,
             body=dict(body),
         )
     )
     latest = session.scalar(
         select(func.max(DriftEvent.time)).where(DriftEvent.environment_id == env.id)
     )
-    if latest is None or float(body["time"]) >= latest:
-        env.drift_status = str(body["status"])
+    if latest is None or float(report.time) >= latest:
+        env.drift_status = report.status.value
     try:
         session.flush()
     except IntegrityError:  # the same event from a concurrent retry
@@ -523,31 +531,29 @@ def _parse_time(value: Any) -> datetime:
 
 def record_snapshot(session: Session, caller: Caller, body: Mapping[str, Any]) -> bool:
     """Store a snapshot's metadata once; the environment's last snapshot follows it."""
+    report = _parsed(SnapshotReport, body)
     env = reporting_environment(session, caller, body)
-    snap_id = _checked_id(body.get("id"), "id")
+    snap_id = report.id
     existing = session.get(Snapshot, snap_id)
     if existing is not None:
         if existing.environment_id != env.id:
             raise Denied(f"snapshot {snap_id[:12]} belongs to another environment", env.lab_id)
         return False
-    given = body.get("metadata")
-    metadata: dict[str, Any] = dict(given) if isinstance(given, dict) else {}
-    size = body.get("size_bytes", 0)
-    if not isinstance(size, int) or size < 0:
-        raise Invalid("'size_bytes' must be a non-negative integer")
-    when = _parse_time(body.get("timestamp"))
+    metadata = dict(report.metadata)
+    size = report.size_bytes
+    when = _parse_time(report.timestamp)
     session.add(
         Snapshot(
             id=snap_id,
             environment_id=env.id,
-            created_by=str(body.get("created_by") or caller.name)[:MAX_ID],
+            created_by=(report.created_by or caller.name)[:MAX_ID],
             timestamp=when,
-            s3_location=body.get("s3_location"),
+            s3_location=report.s3_location,
             size_bytes=size,
-            checksum=body.get("checksum"),
-            container_image=body.get("container_image"),
-            efs_snapshot_id=body.get("efs_snapshot_id"),
-            ebs_snapshot_id=body.get("ebs_snapshot_id"),
+            checksum=report.checksum,
+            container_image=report.container_image,
+            efs_snapshot_id=report.efs_snapshot_id,
+            ebs_snapshot_id=report.ebs_snapshot_id,
             snap_metadata=metadata,
         )
     )

@@ -15,6 +15,7 @@ from westtek_core.events import EventLog
 from westtek_core.notify import Notifier, notifier_from_config
 from westtek_core.paths import default_key_file, default_store, event_log_path
 from westtek_core.snapshot import default_environment_id
+from westtek_core.wire import DriftEventReport, SnapshotReport
 from westtek_server_ext.handlers import handler_routes
 
 
@@ -147,10 +148,13 @@ class WestTekExtension(ExtensionApp):
     def _notify(self, message: dict[str, Any]) -> None:
         """Drift events to the sinks and the hub; snapshot reports to the hub."""
         lab = {"lab_id": self.lab_id} if self.lab_id else {}
+        # in the shape the hub service validates them with (westtek_core.wire)
         if message["type"] == "event":
-            self.notifier.publish(message["event"] | lab)
+            event = DriftEventReport.model_validate(message["event"] | lab)
+            self.notifier.publish(event.model_dump(mode="json", exclude_none=True))
         elif message["type"] == "snapshot":
-            self.notifier.publish(message["snapshot"] | lab)
+            snapshot = SnapshotReport.model_validate(message["snapshot"] | lab)
+            self.notifier.publish(snapshot.model_dump(mode="json"))
 
     def initialize_handlers(self) -> None:
         """Register the route table; ExtensionApp prefixes each pattern with base_url."""
