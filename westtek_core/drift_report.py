@@ -14,6 +14,8 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from westtek_core.snapshot.manifest import first_by_name
+
 
 class Severity(str, Enum):
     """How much a change matters to the notebooks."""
@@ -148,7 +150,7 @@ def manifest_facets(manifest: Mapping[str, Any], by: str = "content") -> dict[st
     for interp in manifest.get("interpreters", []):
         label = str(interp.get("label") or interp.get("path", "?"))
         interpreters[label] = str(interp.get("version", "?")).split()[0]
-        for pkg in interp.get("packages", []):
+        for pkg in first_by_name(interp.get("packages", [])).values():
             packages[(label, pkg["name"])] = pkg["version"]
     kernels: dict[Any, str] = {k["name"]: _kernel_digest(k) for k in manifest.get("kernels", [])}
     config: dict[Any, str] = {

@@ -46,6 +46,7 @@ from westtek_core.snapshot import (
     summarize,
     verify_snapshots,
 )
+from westtek_core.snapshot.manifest import first_by_name
 from westtek_core.store import Repository, SnapshotNotFound, StoreError
 from westtek_core.watch import DriftWatcher, environment_stamp
 from westtek_core.wire import SnapshotReport
@@ -472,7 +473,11 @@ class EnvironmentService:
                             (interp["label"], canonicalize_name(p["name"])), []
                         ),
                     }
-                    for p in sorted(interp["packages"], key=lambda p: p["name"].lower())
+                    # what import finds: a shadowed copy (the suite's, under hers) is not
+                    for p in sorted(
+                        first_by_name(interp["packages"]).values(),
+                        key=lambda p: str(p["name"]).lower(),
+                    )
                 ],
             }
             for interp in live["interpreters"]

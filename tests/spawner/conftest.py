@@ -151,3 +151,7 @@ def make_ecs_spawner(
     if fargate is not None:
         config.address_hook = fargate.address
     return spawner
+
+
+# a research venv and its wheels, for the user environment's drift tests
+from tests.core.conftest import research_env, wheelhouse  # noqa: E402, F401

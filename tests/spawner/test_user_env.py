@@ -100,3 +100,32 @@ def test_a_spawn_over_an_existing_environment_starts_no_process(tmp_path, monkey
     assert layer.read_text() == suite_site
     purelib = run(python, "import sysconfig; print(sysconfig.get_paths()['purelib'])")
     assert layer.parent == Path(purelib)
+
+
+def test_a_package_she_installs_over_the_suites_copy_is_drift_and_listed_once(
+    tmp_path, research_env, wheelhouse
+):
+    from tests.core.conftest import pip_install
+    from westtek_core.environment_service import EnvironmentService
+    from westtek_core.events import EventLog
+
+    # Given erin's environment layered over a suite that has westtek_probe_pkg 1.0.0,
+    home = tmp_path / "erin"
+    home.mkdir()
+    python = ensure_user_env(home, suite_python=str(research_env["python"]))
+    service = EnvironmentService(
+        store=str(tmp_path / "store"), key_file=tmp_path / "store.key", root=home,
+        pythons=[str(python)], environment_id="erin",
+        event_log=EventLog(tmp_path / "events.sqlite"),
+    )  # fmt: skip
+    job = service.start_snapshot()
+    assert service.jobs.wait(job.id, timeout=120).error is None
+    # when she installs another version into her own venv, ahead of the suite's copy,
+    pip_install(python, wheelhouse, "westtek_probe_pkg==1.1.0")
+    # the drift says so (the copy import finds is hers), and her packages list it once.
+    changes = service.drift_state(fresh=True)["changes"]
+    probe = [(c["change"], c["before"], c["after"]) for c in changes if c["kind"] == "package"]
+    assert probe == [("upgraded", "1.0.0", "1.1.0")]
+    listed = [p["version"] for i in service.environment_view()["interpreters"]
+              for p in i["packages"] if p["name"] == "westtek_probe_pkg"]  # fmt: skip
+    assert listed == ["1.1.0"]

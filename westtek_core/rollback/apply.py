@@ -31,12 +31,11 @@ from westtek_core.rollback.plan import (
     RollbackStep,
     checked_kernel_dir,
     distribution_entries,
-    first_by_name,
     live_interpreter,
     normal_dirs,
     prefix_tree_index,
 )
-from westtek_core.snapshot.manifest import safe_relative_path
+from westtek_core.snapshot.manifest import first_by_name, safe_relative_path
 from westtek_core.store import FileContent, Repository
 
 _UNSAFE_MODE_BITS = 0o6000  # setuid/setgid never come back from a snapshot

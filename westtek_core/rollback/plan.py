@@ -18,12 +18,10 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from packaging.utils import canonicalize_name
-
 from westtek_core.areas import AREAS
 from westtek_core.capture import is_lab_layout
 from westtek_core.paths import is_within
-from westtek_core.snapshot.manifest import ManifestError, safe_relative_path
+from westtek_core.snapshot.manifest import ManifestError, first_by_name, safe_relative_path
 
 # Which kinds of drift-report change each area puts right.
 AREA_DRIFT_KINDS: dict[str, frozenset[str]] = {
@@ -229,16 +227,6 @@ def distribution_entries(
         if path.startswith(metadata_dir + "/") and path not in chosen:
             chosen[path] = entry
     return [chosen[p] for p in sorted(chosen)], missing
-
-
-def first_by_name(packages: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
-    """Distributions by canonical name; the first one wins (what ``import`` finds)."""
-    found: dict[str, Mapping[str, Any]] = {}
-    for package in packages:
-        if package.get("shadowed"):
-            continue
-        found.setdefault(canonicalize_name(str(package["name"])), package)
-    return found
 
 
 def target_interpreters(

@@ -6,12 +6,13 @@ the id never appears inside it: ``load_manifest`` adds it back for readers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
 import blake3
+from packaging.utils import canonicalize_name
 
 MANIFEST_FORMAT = 1
 
@@ -105,3 +106,18 @@ def content_checksum(manifest: Mapping[str, Any]) -> str:
             + b"\n"
         )
     return "blake3:" + digest.hexdigest()
+
+
+def first_by_name(packages: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """Distributions by canonical name: the one ``import`` finds of each.
+
+    A manifest lists an interpreter's distributions in ``sys.path`` order within a name (the
+    probe's order), so the first wins: a researcher's own ``six`` ahead of the suite's copy
+    it shadows. One marked ``shadowed`` never wins.
+    """
+    found: dict[str, Mapping[str, Any]] = {}
+    for package in packages:
+        if package.get("shadowed"):
+            continue
+        found.setdefault(canonicalize_name(str(package["name"])), package)
+    return found
