@@ -292,7 +292,14 @@ c.JupyterHub.services = [
 c.JupyterHub.load_roles = [
     {
         "name": "westtek-service",
-        "scopes": ["read:users", "list:users", "servers", "access:servers"],
+        "scopes": [
+            "read:users",
+            "list:users",
+            "servers",
+            "access:servers",
+            "list:services",
+            "read:services",
+        ],
         "services": ["westtek"],
     },
     {"name": "user", "scopes": ["self", "access:services!service=westtek"]},

@@ -56,12 +56,19 @@ c.JupyterHub.services = [
 ]
 # The service's least privileges: read and list users (their groups are their labs, their
 # running servers count against lab quotas), start and stop their servers, and reach their
-# servers' West Tek API (snapshot on request).
+# servers' West Tek API (snapshot on request), and list the hub's services for its nav bar.
 # Users may open the service (its admin panel and API) through OAuth.
 c.JupyterHub.load_roles = [
     {
         "name": "westtek-service",
-        "scopes": ["read:users", "list:users", "servers", "access:servers"],
+        "scopes": [
+            "read:users",
+            "list:users",
+            "servers",
+            "access:servers",
+            "list:services",
+            "read:services",
+        ],
         "services": ["westtek"],
     },
     {"name": "user", "scopes": ["self", "access:services!service=westtek"]},

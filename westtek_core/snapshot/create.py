@@ -224,7 +224,8 @@ def create_snapshot(
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
         "environment_id": environment_id or default_environment_id(),
-        "created_by": created_by or getpass.getuser(),
+        # the hub user, not the OS account a shared server runs as
+        "created_by": created_by or os.environ.get("JUPYTERHUB_USER") or getpass.getuser(),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         "size_bytes": size_bytes,
         "container_image": container_image or os.environ.get("JUPYTER_IMAGE"),
