@@ -46,6 +46,41 @@ def test_arguments_are_checked_and_other_environments_refused(light_ctx):
         call_tool(ctx, "DeleteEverything", {})
 
 
+def test_the_schema_a_model_is_shown_is_the_tools_argument_model():
+    # Given the pydantic model each tool declares its arguments with
+    for tool in TOOLS.values():
+        fields = tool.arguments.model_fields
+        # Then the advertised schema names exactly its fields, required as the model says
+        assert set(tool.parameters["properties"]) == set(fields)
+        assert set(tool.parameters["required"]) == {n for n, f in fields.items() if f.is_required()}
+    search = TOOLS["SearchKnowledgeBase"].parameters["properties"]
+    assert search["k"] == {"type": "integer", "description": "How many passages (5)"}
+    assert search["kinds"]["items"]["enum"] == [
+        "notebook",
+        "manifest",
+        "summary",
+        "install-history",
+        "experiment",
+    ]
+
+
+def test_bad_arguments_get_one_line_a_model_can_act_on(light_ctx):
+    ctx = light_ctx
+    with pytest.raises(ToolError, match=r"^SearchKnowledgeBase: kinds must be one of notebook, "):
+        call_tool(ctx, "SearchKnowledgeBase", {"query": "x", "kinds": ["secrets"]})
+    with pytest.raises(ToolError, match=r"^SearchKnowledgeBase: kinds must be of type array$"):
+        call_tool(ctx, "SearchKnowledgeBase", {"query": "x", "kinds": "notebook"})
+    with pytest.raises(ToolError, match=r"^GetDriftHistory: time_range must be of type number$"):
+        call_tool(ctx, "GetDriftHistory", {"time_range": True})
+    with pytest.raises(ToolError, match=r"^SearchKnowledgeBase: missing required argument query$"):
+        call_tool(ctx, "SearchKnowledgeBase", {"query": ""})
+    with pytest.raises(ToolError, match=r"^GetEnvironmentDetails: arguments must be a JSON object"):
+        call_tool(ctx, "GetEnvironmentDetails", ["alice@vault-13"])
+    # a null argument is one not given
+    result = call_tool(ctx, "SearchKnowledgeBase", {"query": "figure 3", "k": None})
+    assert result.data["results"] == []
+
+
 def test_notebooks_transfer_package_and_onboarding_checklist(lab):
     result = call_tool(lab["ctx"], "GetEnvironmentNotebooks", {})
     rows = {r["path"]: r for r in result.data["notebooks"]}
