@@ -20,9 +20,13 @@ _STOPWORDS = frozenset(
     lab lab's environment please know""".split()
 )
 WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*[A-Za-z0-9]|[A-Za-z0-9]")
+"""A word of a question: a package name, a version or a path counts as one."""
 VERSION = re.compile(r"\b\d+(?:\.\d+)+\w*\b")
+"""A version a question names (``1.10``, ``2.0.0rc1``)."""
 SNAPSHOT_ID = re.compile(r"\b[0-9a-f]{8,64}\b")
+"""A snapshot id or prefix a question names."""
 EVENT = re.compile(r"\bevent\s*#?\s*(\d+)\b", re.I)
+"""A drift event a question names by number (``event 3``)."""
 
 
 # A question about the environment's drift, whichever agent is asked.
@@ -103,6 +107,7 @@ _SNAPSHOT_REQUEST = (
     "should i take",
 )
 ROLLBACK_REQUEST = ("roll back", "rollback", "revert", "go back", "undo")
+"""Words that ask for a rollback (a recommendation of one, when the user says them)."""
 
 
 def words(text: str) -> list[str]:
