@@ -27,6 +27,7 @@ from westtek_core.drift import (
     live_manifest,
 )
 from westtek_core.drift_report import DriftReport
+from westtek_core.environment_view import describe_environment
 from westtek_core.events import EventLog
 from westtek_core.jobs import Job, JobRunner
 from westtek_core.rollback import (
@@ -46,7 +47,6 @@ from westtek_core.snapshot import (
     summarize,
     verify_snapshots,
 )
-from westtek_core.snapshot.manifest import first_by_name
 from westtek_core.store import Repository, SnapshotNotFound, StoreError
 from westtek_core.watch import DriftWatcher, environment_stamp
 from westtek_core.wire import SnapshotReport
@@ -452,61 +452,10 @@ class EnvironmentService:
             drift = self._graded(lambda: capture)
         live = live_manifest(capture)
         context = grading_context(self.root, live, analyses)
-        imported_by: dict[tuple[str | None, str], list[str]] = {}
-        for path, use in sorted(context.notebooks.items()):
-            for dist in use.distributions:
-                imported_by.setdefault((use.interpreter, dist), []).append(path)
-        from packaging.utils import canonicalize_name
-
-        interpreters = [
-            {
-                "label": interp["label"],
-                "path": interp["path"],
-                "prefix": interp.get("prefix"),
-                "version": interp.get("version"),
-                "packages": [
-                    {
-                        "name": p["name"],
-                        "version": p["version"],
-                        "installer": p.get("installer"),
-                        "imported_by": imported_by.get(
-                            (interp["label"], canonicalize_name(p["name"])), []
-                        ),
-                    }
-                    # what import finds: a shadowed copy (the suite's, under hers) is not
-                    for p in sorted(
-                        first_by_name(interp["packages"]).values(),
-                        key=lambda p: str(p["name"]).lower(),
-                    )
-                ],
-            }
-            for interp in live["interpreters"]
-        ]
-        labels = {i["path"]: i["label"] for i in live["interpreters"]}
-        labels |= {i["executable"]: i["label"] for i in live["interpreters"] if i["executable"]}
-        kernels = [
-            {
-                "name": k.name,
-                "display_name": str(k.spec.get("display_name", k.name)),
-                "language": k.spec.get("language"),
-                "argv": list(k.spec.get("argv", [])),
-                "interpreter": labels.get((k.spec.get("argv") or [""])[0]),
-            }
-            for k in capture.kernels
-        ]
-        config_files = [
-            {"dir": c.dir, "path": e.path, "size": e.size}
-            for c in capture.config
-            for e in c.tree.entries
-            if e.kind == "file"
-        ]
         return {
             "environment_id": self.environment_id,
             "root": str(self.root),
-            "interpreters": interpreters,
-            "kernels": kernels,
-            "config_files": config_files,
-            "labextensions": list(capture.labextensions),
+            **describe_environment(capture, live, context),
             "drift": drift["status"],
         }
 
