@@ -3,7 +3,6 @@ import glob
 import os
 import re
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,10 +21,7 @@ def dist(info: dict, canonical: str) -> dict:
 
 @pytest.fixture(scope="module")
 def venv_info() -> dict:
-    started = time.perf_counter()
-    info = probe_interpreter(sys.executable)
-    info["_seconds"] = time.perf_counter() - started
-    return info
+    return probe_interpreter(sys.executable)
 
 
 def test_probe_describes_the_interpreter(venv_info):
@@ -48,11 +44,6 @@ def test_probe_describes_the_interpreter(venv_info):
     assert str(PROBE_SCRIPT.parent) not in venv_info["sys_path"]
     assert venv_info["conda_meta"] is None
     assert venv_info["errors"] == []
-
-
-def test_probe_is_fast(venv_info):
-    # ~180 distributions and ~40k RECORD rows; budget well above the ~0.3 s measured.
-    assert venv_info["_seconds"] < 3
 
 
 def test_distributions_are_sorted_and_map_import_names(venv_info):
