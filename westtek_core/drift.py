@@ -29,6 +29,7 @@ from westtek_core.drift_report import (
     raw_changes,
 )
 from westtek_core.snapshot.create import package_records
+from westtek_core.store import FileContent, Repository, StoreError
 
 
 @dataclass
@@ -304,10 +305,14 @@ def detect_drift(
     root: Path,
     policy: SeverityPolicy | None = None,
     context: GradingContext | None = None,
+    store: Repository | None = None,
 ) -> DriftReport:
     """Compare a live capture with its baseline snapshot, graded by the notebooks' use.
 
     ``context`` is the notebooks' use when the caller already has it (else it is analysed).
+    Files are compared by size and modification time; with the baseline's ``store``, a
+    small file whose time alone changed is compared by content, so one rewritten with the
+    same bytes (an editor's save, a reinstall of the suite) is no change.
     """
     from westtek_core.capture import is_lab_layout
 
@@ -326,9 +331,41 @@ def detect_drift(
         if not (c.kind in ("data", "notebook") and _under(c.name, installed))
         and not (c.kind == "config" and is_lab_layout(c.name))  # a baseline from before
     ]
+    if store is not None:
+        changes = [c for c in changes if not _same_bytes(store, baseline, root, c)]
     if context is None:
         context = grading_context(root, baseline)
     return (policy or SeverityPolicy()).grade(str(baseline.get("id", "")), changes, context)
+
+
+# above this a file's content is not read back from the store to confirm a change
+_CONFIRM_MAX_BYTES = 1 << 20
+
+
+def _same_bytes(store: Repository, baseline: Mapping[str, Any], root: Path, change: Any) -> bool:
+    """Whether a "modified" file is byte for byte what the baseline stored."""
+    if change.change != "modified" or change.kind not in ("config", "notebook", "data"):
+        return False
+    if change.kind == "config":
+        entries = {
+            f"{c['dir']}/{e['path']}": e
+            for c in baseline.get("jupyter", {}).get("config", [])
+            for e in c.get("files", [])
+        }
+        live = Path(change.name)
+    else:
+        entries = {e["path"]: e for e in baseline.get("workspace", {}).get("files", [])}
+        live = Path(root) / change.name
+    entry = entries.get(change.name)
+    if not entry or entry.get("content") is None or "stored_size" in entry:
+        return False  # a redacted file is stored as other bytes than the live ones
+    try:
+        if live.stat().st_size != entry.get("size") or entry.get("size", 0) > _CONFIRM_MAX_BYTES:
+            return False
+        content = FileContent(int(entry["size"]), tuple(entry["content"]))
+        return b"".join(store.iter_file(content)) == live.read_bytes()
+    except (OSError, StoreError):
+        return False
 
 
 def _under(path: str, directories: Sequence[str]) -> bool:

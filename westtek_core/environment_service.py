@@ -409,7 +409,7 @@ class EnvironmentService:
         baseline = self._baseline()
         if baseline is None:
             return self._state(None, "no snapshot yet: take one to start measuring drift")
-        return self._state(detect_drift(capture(), baseline, self.root))
+        return self._state(detect_drift(capture(), baseline, self.root, store=self.repo()))
 
     def _live_capture(self) -> Any:
         """The live capture, reused while nothing it depends on changed (stats only).
@@ -540,6 +540,7 @@ class EnvironmentService:
                 lambda event: self._broadcast({"type": "event", "event": event}),
                 environment_id=self.environment_id,
                 debounce_ms=self.debounce_ms,
+                store=self.repo(),
             )
             self._watcher = watcher
             if self._stopping.is_set() or self._baseline_changed.is_set():

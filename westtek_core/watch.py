@@ -41,6 +41,7 @@ from westtek_core.drift import capture_live, detect_drift, grading_context
 from westtek_core.drift_report import Change, DriftReport
 from westtek_core.events import EventLog
 from westtek_core.paths import is_within
+from westtek_core.store import Repository
 
 log = logging.getLogger(__name__)
 
@@ -160,16 +161,21 @@ class DriftWatcher:
         *,
         environment_id: str = "",
         debounce_ms: int = 300,
+        store: Repository | None = None,
     ) -> None:
-        """``debounce_ms`` is how long changes must have settled before they are graded."""
+        """``debounce_ms`` is how long changes must have settled before they are graded.
+
+        With the baseline's ``store``, a file rewritten with the same bytes is no change.
+        """
         self.root = root.absolute()
         self.baseline = baseline
         self.events = events
         self.on_event = on_event
         self.environment_id = environment_id or str(baseline.get("environment_id", ""))
         self.debounce_ms = debounce_ms
+        self.store = store
         self.capture: Capture = capture_live(pythons, root)
-        self.report: DriftReport = detect_drift(self.capture, baseline, self.root)
+        self.report: DriftReport = detect_drift(self.capture, baseline, self.root, store=store)
         self.stop_event = threading.Event()
         # set once the file watches are in place: changes before that are not seen
         self.ready = threading.Event()
@@ -208,7 +214,9 @@ class DriftWatcher:
         """Re-capture ``areas``, re-grade, and emit an event if the drift changed."""
         self.recapture(areas)
         context = grading_context(self.root, self.baseline)
-        report = detect_drift(self.capture, self.baseline, self.root, context=context)
+        report = detect_drift(
+            self.capture, self.baseline, self.root, context=context, store=self.store
+        )
         new, resolved = drift_delta(self.report, report)
         self.report = report
         if not new and not resolved:

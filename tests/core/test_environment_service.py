@@ -170,3 +170,21 @@ def test_the_watcher_follows_a_baseline_set_in_a_terminal(service, research_env,
         assert [h["package"] for h in history] == ["westtek_probe_pkg"]
     finally:
         service.stop()
+
+
+def test_a_file_rewritten_with_the_same_bytes_is_no_drift(service, research_env):
+    # Given a baseline of alice's environment and its Jupyter config,
+    config = research_env["tmp"] / "jupyter-config" / "jupyter_lab_config.py"
+    config.write_text("c = get_config()\nc.LabApp.collaborative = False\n")
+    taken(service, service.start_snapshot())
+    notebook = research_env["workspace"] / "analysis.ipynb"
+    # when her Jupyter config and her notebook are written again with the same bytes (a
+    # reinstall of the suite, an editor's save), only their modification times change,
+    for path in (config, notebook):
+        path.write_bytes(path.read_bytes())
+        os.utime(path, ns=(time.time_ns(), time.time_ns() + 5_000_000_000))
+    assert service.drift_state(fresh=True)["changes"] == []
+    # while a real edit of the same size still counts.
+    config.write_text(config.read_text().replace("False", "Fals_"))
+    changes = service.drift_state(fresh=True)["changes"]
+    assert [(c["kind"], c["change"]) for c in changes] == [("config", "modified")]

@@ -66,7 +66,8 @@ def _cmd_drift(args: argparse.Namespace) -> int:
     baseline = baseline_manifest(repo, environment, args.baseline)
     if args.mode == "watch":
         return _watch_drift(args, baseline, environment)
-    report = detect_drift(capture_live(args.python, args.root), baseline, args.root)
+    live = capture_live(args.python, args.root)
+    report = detect_drift(live, baseline, args.root, store=repo)
     emit(args, report.to_json(), lambda console: print_drift(console, report))
     return 1 if args.fail_on and fails_at(report, args.fail_on) else 0
 
