@@ -7,6 +7,7 @@ The scripts run as ``python bench/<name>.py``, so this module is importable as `
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import socket
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,15 @@ def replace_readme_block(start: str, end: str, block: str, section: str) -> None
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     README.write_text(f"{head}{start}\n{block.strip()}\n{end}{tail}")
+
+
+def publish(
+    results: Path, result: Mapping[str, Any], marks: tuple[str, str], block: str, section: str
+) -> None:
+    """Write a run's ``result`` to ``results`` (JSON) and its table between ``marks``."""
+    results.parent.mkdir(exist_ok=True)
+    results.write_text(json.dumps(result, indent=1) + "\n")
+    replace_readme_block(*marks, block, section)
 
 
 def netns_available() -> bool:

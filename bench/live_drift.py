@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(BENCH))
 
 import psutil  # noqa: E402
-from benchlib import log, replace_readme_block, summary  # noqa: E402
+from benchlib import log, publish, summary  # noqa: E402
 
 from tests.core.conftest import build_wheel  # noqa: E402
 from tests.e2e.conftest import HubProcess  # noqa: E402
@@ -203,9 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     block = table(result)
     print(block)
     if not args.no_readme:
-        RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(json.dumps(result, indent=1) + "\n")
-        replace_readme_block(MARK_BEGIN, MARK_END, block, SECTION)
+        publish(RESULTS, result, (MARK_BEGIN, MARK_END), block, SECTION)
     return 0
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import sys
@@ -42,7 +41,7 @@ REPO_ROOT = BENCH.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(BENCH))
 
-from benchlib import log, replace_readme_block  # noqa: E402
+from benchlib import log, publish  # noqa: E402
 from live_drift import cpu_seconds, server_tree  # noqa: E402
 
 from tests.e2e.conftest import HubProcess  # noqa: E402
@@ -180,9 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     block = table(result)
     print(block)
     if not args.no_readme:
-        RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(json.dumps(result, indent=1) + "\n")
-        replace_readme_block(MARK_BEGIN, MARK_END, block, SECTION)
+        publish(RESULTS, result, (MARK_BEGIN, MARK_END), block, SECTION)
     return 0 if result["grades"].get("STABLE", 0) == result["rounds"] else 1
 
 
