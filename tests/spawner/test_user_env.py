@@ -102,24 +102,31 @@ def test_a_spawn_over_an_existing_environment_starts_no_process(tmp_path, monkey
     assert layer.parent == Path(purelib)
 
 
+def watched_service(tmp_path, home, python):
+    """The server's environment service over ``home``, its environment ``python``'s."""
+    from westtek_core.environment_service import EnvironmentService
+    from westtek_core.events import EventLog
+
+    service = EnvironmentService(
+        store=str(tmp_path / "store"), key_file=tmp_path / "store.key", root=home,
+        pythons=[str(python)], environment_id=home.name,
+        event_log=EventLog(tmp_path / "events.sqlite"),
+    )  # fmt: skip
+    job = service.start_snapshot()
+    assert service.jobs.wait(job.id, timeout=120).error is None
+    return service
+
+
 def test_a_package_she_installs_over_the_suites_copy_is_drift_and_listed_once(
     tmp_path, research_env, wheelhouse
 ):
     from tests.core.conftest import pip_install
-    from westtek_core.environment_service import EnvironmentService
-    from westtek_core.events import EventLog
 
     # Given erin's environment layered over a suite that has westtek_probe_pkg 1.0.0,
     home = tmp_path / "erin"
     home.mkdir()
     python = ensure_user_env(home, suite_python=str(research_env["python"]))
-    service = EnvironmentService(
-        store=str(tmp_path / "store"), key_file=tmp_path / "store.key", root=home,
-        pythons=[str(python)], environment_id="erin",
-        event_log=EventLog(tmp_path / "events.sqlite"),
-    )  # fmt: skip
-    job = service.start_snapshot()
-    assert service.jobs.wait(job.id, timeout=120).error is None
+    service = watched_service(tmp_path, home, python)
     # when she installs another version into her own venv, ahead of the suite's copy,
     pip_install(python, wheelhouse, "westtek_probe_pkg==1.1.0")
     # the drift says so (the copy import finds is hers), and her packages list it once.
@@ -129,3 +136,39 @@ def test_a_package_she_installs_over_the_suites_copy_is_drift_and_listed_once(
     listed = [p["version"] for i in service.environment_view()["interpreters"]
               for p in i["packages"] if p["name"] == "westtek_probe_pkg"]  # fmt: skip
     assert listed == ["1.1.0"]
+
+
+def test_an_editable_install_of_her_project_is_seen_live(tmp_path):
+    import time
+
+    # Given frank's watched environment (the suite's build backend seen through the layer),
+    home = tmp_path / "frank"
+    project = tmp_path / "project"
+    (project / "westtek_editable_pkg").mkdir(parents=True)
+    (project / "westtek_editable_pkg" / "__init__.py").write_text("VERSION = '0.1.0'\n")
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+        '[project]\nname = "westtek-editable-pkg"\nversion = "0.1.0"\n'
+    )
+    home.mkdir()
+    python = ensure_user_env(home)
+    service = watched_service(tmp_path, home, python)
+    events: list[dict] = []
+    service.subscribe(lambda m: events.append(m["event"]) if m["type"] == "event" else None)
+    try:
+        service.start_watching()
+        assert service.wait_watching(60)
+        # when he installs his project in development mode from his terminal,
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--no-index", "--no-build-isolation",
+             "--disable-pip-version-check", "-e", str(project)],
+            check=True, capture_output=True, cwd=home,
+        )  # fmt: skip
+        # a drift event names it, as for any other install.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not events:
+            time.sleep(0.1)
+        added = [(c["name"], c["change"]) for e in events for c in e["changes"]]
+        assert ("westtek-editable-pkg", "added") in added, events
+    finally:
+        service.stop()
