@@ -401,3 +401,13 @@ def fails_at(report: DriftReport, level: str) -> bool:
     order: Sequence[str] = ("STABLE", "MINOR_DRIFT", "CRITICAL_DRIFT")
     threshold = {"minor": "MINOR_DRIFT", "critical": "CRITICAL_DRIFT"}[level]
     return order.index(report.status.value) >= order.index(threshold)
+
+
+def diff_manifests(before: Mapping[str, Any], after: Mapping[str, Any]) -> DriftReport:
+    """The drift report from snapshot ``before`` (the baseline) to snapshot ``after``.
+
+    Without knowing what the notebooks import, packages are graded as if every notebook
+    imported them (the cautious reading); the drift detector grades with the imports.
+    """
+    changes = raw_changes(manifest_facets(before), manifest_facets(after))
+    return SeverityPolicy().grade(str(before.get("id", "")), changes, context=None)

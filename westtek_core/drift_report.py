@@ -1,6 +1,6 @@
 """The drift report: the JSON shape every comparison of two environments produces.
 
-``diff_manifests`` compares two snapshot manifests; the live drift detector compares a
+``drift.diff_manifests`` compares two snapshot manifests with it; the live drift detector compares a
 baseline with a fresh capture the same way. Severity here is by kind of change only;
 grading by what the notebooks import refines it (see the drift module).
 """
@@ -210,15 +210,3 @@ def raw_changes(
                 old = new = None
             changes.append(RawChange(kind, name, change, old, new, interpreter))
     return changes
-
-
-def diff_manifests(before: Mapping[str, Any], after: Mapping[str, Any]) -> DriftReport:
-    """The drift report from snapshot ``before`` (the baseline) to snapshot ``after``.
-
-    Without knowing what the notebooks import, packages are graded as if every notebook
-    imported them (the cautious reading); the drift detector grades with the imports.
-    """
-    from westtek_core.drift import SeverityPolicy
-
-    changes = raw_changes(manifest_facets(before), manifest_facets(after))
-    return SeverityPolicy().grade(str(before.get("id", "")), changes, context=None)

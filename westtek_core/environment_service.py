@@ -184,7 +184,7 @@ class EnvironmentService:
 
     def diff(self, id_a: str, id_b: str) -> dict[str, Any]:
         """Two snapshots compared, in the drift report's shape."""
-        from westtek_core.drift_report import diff_manifests
+        from westtek_core.drift import diff_manifests
 
         repo = self._store_with_snapshots()
         return diff_manifests(load_snapshot(repo, id_a), load_snapshot(repo, id_b)).to_json()

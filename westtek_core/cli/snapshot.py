@@ -255,7 +255,7 @@ def _cmd_snapshot_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_snapshot_diff(args: argparse.Namespace) -> int:
-    from westtek_core.drift_report import diff_manifests
+    from westtek_core.drift import diff_manifests
     from westtek_core.snapshot import load_snapshot
 
     repo = open_repo(args)

@@ -28,7 +28,7 @@ its manifest is saved. ``prune`` takes an exclusive lock. Locks older than 30 mi
 naming a dead process on this host, are ignored.
 """
 
-from westtek_core.store.backend import LocalDirectoryBackend, StoreBackend, open_backend
+from westtek_core.store.backend import LocalDirectoryBackend, StoreBackend
 from westtek_core.store.errors import (
     ObjectCorrupt,
     ObjectMissing,
@@ -39,6 +39,7 @@ from westtek_core.store.errors import (
     StoreLockedError,
     StoreNotFound,
 )
+from westtek_core.store.location import open_backend
 from westtek_core.store.repository import (
     CheckReport,
     FileContent,

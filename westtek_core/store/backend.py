@@ -14,7 +14,6 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from traitlets import Unicode
 from traitlets.config import LoggingConfigurable
@@ -240,21 +239,3 @@ def _fsync_dir(path: Path) -> None:
         pass  # some file systems refuse fsync on directories; the data itself is synced
     finally:
         os.close(fd)
-
-
-def open_backend(url: str) -> StoreBackend:
-    """Return the backend for ``url``: a path or ``file://PATH`` (local), ``s3://BUCKET/PREFIX``."""
-    if not url or not url.strip():
-        raise StoreError("no store location given: use a path, file://PATH or s3://BUCKET/PREFIX")
-    if "://" not in url:
-        return LocalDirectoryBackend(root=os.path.abspath(os.path.expanduser(url)))
-    parsed = urlparse(url)
-    if parsed.scheme == "file" and parsed.netloc in ("", "localhost") and parsed.path:
-        return LocalDirectoryBackend(root=os.path.abspath(unquote(parsed.path)))
-    if parsed.scheme == "s3" and parsed.netloc:
-        from westtek_core.store.s3 import S3Backend
-
-        return S3Backend(bucket=parsed.netloc, prefix=unquote(parsed.path).strip("/"))
-    raise StoreError(
-        f"unsupported store location {url!r}: use a path, file://PATH or s3://BUCKET/PREFIX"
-    )

@@ -19,7 +19,7 @@ import blake3
 import zstandard
 
 from westtek_core.paths import cache_dir as default_cache_dir
-from westtek_core.store.backend import StoreBackend, open_backend
+from westtek_core.store.backend import StoreBackend
 from westtek_core.store.chunker import Chunker, ChunkerParams
 from westtek_core.store.crypto import (
     Crypto,
@@ -38,6 +38,7 @@ from westtek_core.store.errors import (
     StoreNotFound,
 )
 from westtek_core.store.index import BlobIndex, Location, decode_index_file, encode_index_file
+from westtek_core.store.location import open_backend
 from westtek_core.store.locks import StoreLock
 from westtek_core.store.pack import FLAG_ZSTD, MAX_PACK_BYTES, PackEntry, decode_trailer
 from westtek_core.store.pack import encode_trailer as _encode_trailer

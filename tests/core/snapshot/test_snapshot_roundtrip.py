@@ -13,7 +13,7 @@ import pytest
 
 from tests.core.conftest import pip_install
 from westtek_core.capture import capture_environment
-from westtek_core.drift_report import diff_manifests
+from westtek_core.drift import diff_manifests
 from westtek_core.snapshot import (
     ManifestError,
     RestoreError,

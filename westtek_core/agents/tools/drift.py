@@ -394,7 +394,7 @@ def get_drift_history(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
 
 def get_snapshot_comparison(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
     """Two snapshots of the environment compared, in the drift report's shape."""
-    from westtek_core.drift_report import diff_manifests
+    from westtek_core.drift import diff_manifests
 
     before = ctx.manifest(str(args["snapshot_id_before"]))
     after = ctx.manifest(str(args["snapshot_id_after"]))
