@@ -17,7 +17,6 @@ import blake3
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from westtek_core.aws import aws_client
 from westtek_core.store.errors import ObjectCorrupt, StoreKeyError
 
 KEY_SIZE = 32
@@ -59,7 +58,9 @@ def create_key_file(path: Path) -> bytes:
 
 
 def _kms_client() -> Any:
-    return aws_client("kms")  # region, credentials and endpoint from the AWS environment
+    import boto3  # only stores encrypted through KMS need it
+
+    return boto3.client("kms")  # region, credentials and endpoint from the AWS environment
 
 
 def generate_kms_data_key(kms_key_id: str) -> tuple[bytes, dict[str, str]]:
