@@ -16,7 +16,8 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -63,12 +64,25 @@ def replace_readme_block(start: str, end: str, block: str, section: str) -> None
 
 
 def publish(
-    results: Path, result: Mapping[str, Any], marks: tuple[str, str], block: str, section: str
-) -> None:
-    """Write a run's ``result`` to ``results`` (JSON) and its table between ``marks``."""
-    results.parent.mkdir(exist_ok=True)
-    results.write_text(json.dumps(result, indent=1) + "\n")
-    replace_readme_block(*marks, block, section)
+    results: Path,
+    result: dict[str, Any],
+    marks: tuple[str, str],
+    table: Callable[[dict[str, Any]], str],
+    section: str,
+    write: bool = True,
+) -> str:
+    """Date a run's ``result``, print its ``table`` and, if ``write``, keep both.
+
+    The result goes to ``results`` (JSON), the table between ``marks`` in bench/README.md.
+    """
+    result["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    block = table(result)
+    print(block)
+    if write:
+        results.parent.mkdir(exist_ok=True)
+        results.write_text(json.dumps(result, indent=1) + "\n")
+        replace_readme_block(*marks, block, section)
+    return block
 
 
 def netns_available() -> bool:

@@ -31,7 +31,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -199,11 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-readme", action="store_true", help="leave bench/ files alone")
     args = parser.parse_args(argv)
     result = asyncio.run(run(args.idle, args.installs))
-    result["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    block = table(result)
-    print(block)
-    if not args.no_readme:
-        publish(RESULTS, result, (MARK_BEGIN, MARK_END), block, SECTION)
+    publish(RESULTS, result, (MARK_BEGIN, MARK_END), table, SECTION, write=not args.no_readme)
     return 0
 
 

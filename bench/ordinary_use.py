@@ -32,7 +32,6 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -175,11 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-readme", action="store_true", help="leave bench/ files alone")
     args = parser.parse_args(argv)
     result = asyncio.run(run(args.minutes, args.interval))
-    result["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    block = table(result)
-    print(block)
-    if not args.no_readme:
-        publish(RESULTS, result, (MARK_BEGIN, MARK_END), block, SECTION)
+    publish(RESULTS, result, (MARK_BEGIN, MARK_END), table, SECTION, write=not args.no_readme)
     return 0 if result["grades"].get("STABLE", 0) == result["rounds"] else 1
 
 

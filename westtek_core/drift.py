@@ -28,6 +28,7 @@ from westtek_core.drift_report import (
     manifest_facets,
     raw_changes,
 )
+from westtek_core.paths import is_within
 from westtek_core.snapshot.create import package_records
 from westtek_core.store import FileContent, Repository, StoreError
 
@@ -328,11 +329,12 @@ def detect_drift(
     changes = [
         c
         for c in changes
-        if not (c.kind in ("data", "notebook") and _under(c.name, installed))
+        if not (c.kind in ("data", "notebook") and any(is_within(c.name, d) for d in installed))
         and not (c.kind == "config" and is_lab_layout(c.name))  # a baseline from before
     ]
     if store is not None:
-        changes = [c for c in changes if not _same_bytes(store, baseline, root, c)]
+        same = _rewritten_unchanged(store, baseline, root, changes)
+        changes = [c for c in changes if (c.kind, c.name) not in same]
     if context is None:
         context = grading_context(root, baseline)
     return (policy or SeverityPolicy()).grade(str(baseline.get("id", "")), changes, context)
@@ -342,22 +344,35 @@ def detect_drift(
 _CONFIRM_MAX_BYTES = 1 << 20
 
 
-def _same_bytes(store: Repository, baseline: Mapping[str, Any], root: Path, change: Any) -> bool:
-    """Whether a "modified" file is byte for byte what the baseline stored."""
-    if change.change != "modified" or change.kind not in ("config", "notebook", "data"):
-        return False
-    if change.kind == "config":
-        entries = {
-            f"{c['dir']}/{e['path']}": e
-            for c in baseline.get("jupyter", {}).get("config", [])
-            for e in c.get("files", [])
-        }
-        live = Path(change.name)
-    else:
-        entries = {e["path"]: e for e in baseline.get("workspace", {}).get("files", [])}
-        live = Path(root) / change.name
-    entry = entries.get(change.name)
-    if not entry or entry.get("content") is None or "stored_size" in entry:
+def _rewritten_unchanged(
+    store: Repository, baseline: Mapping[str, Any], root: Path, changes: Sequence[Any]
+) -> set[tuple[str, str]]:
+    """``(kind, name)`` of the "modified" files that are byte for byte what the baseline stored."""
+    modified = [
+        c for c in changes if c.change == "modified" and c.kind in ("config", "notebook", "data")
+    ]
+    if not modified:
+        return set()
+    config = {
+        f"{c['dir']}/{e['path']}": e
+        for c in baseline.get("jupyter", {}).get("config", [])
+        for e in c.get("files", [])
+    }
+    workspace = {e["path"]: e for e in baseline.get("workspace", {}).get("files", [])}
+    same = set()
+    for change in modified:
+        if change.kind == "config":
+            entry, live = config.get(change.name), Path(change.name)
+        else:
+            entry, live = workspace.get(change.name), Path(root) / change.name
+        if entry and _same_bytes(store, entry, live):
+            same.add((change.kind, change.name))
+    return same
+
+
+def _same_bytes(store: Repository, entry: Mapping[str, Any], live: Path) -> bool:
+    """Whether ``live`` holds the bytes the store keeps for the manifest ``entry``."""
+    if entry.get("content") is None or "stored_size" in entry:
         return False  # a redacted file is stored as other bytes than the live ones
     try:
         if live.stat().st_size != entry.get("size") or entry.get("size", 0) > _CONFIRM_MAX_BYTES:
@@ -366,10 +381,6 @@ def _same_bytes(store: Repository, baseline: Mapping[str, Any], root: Path, chan
         return b"".join(store.iter_file(content)) == live.read_bytes()
     except (OSError, StoreError):
         return False
-
-
-def _under(path: str, directories: Sequence[str]) -> bool:
-    return any(path == d or path.startswith(d + "/") for d in directories)
 
 
 def _install_dirs_in(root: Path, capture: Any) -> list[str]:

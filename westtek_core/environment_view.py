@@ -10,10 +10,14 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from westtek_core.capture.model import Capture
+from westtek_core.drift import GradingContext
 from westtek_core.snapshot.manifest import first_by_name
 
 
-def describe_environment(capture: Any, live: dict[str, Any], context: Any) -> dict[str, Any]:
+def describe_environment(
+    capture: Capture, live: dict[str, Any], context: GradingContext
+) -> dict[str, Any]:
     """Interpreters (packages with the notebooks importing each), kernels, config files."""
     imported_by: dict[tuple[str | None, str], list[str]] = {}
     for path, use in sorted(context.notebooks.items()):
