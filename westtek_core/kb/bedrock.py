@@ -163,15 +163,16 @@ class BedrockKnowledgeIndex(KnowledgeIndex):
         with self._lock:
             client = self._clients.get(service)
             if client is None:
-                import boto3
                 from botocore.config import Config
+
+                from westtek_core.aws import aws_client
 
                 config = Config(
                     connect_timeout=10,
                     read_timeout=60,
                     retries={"mode": "standard", "total_max_attempts": 3},
                 )
-                client = boto3.session.Session().client(
+                client = aws_client(
                     service,
                     region_name=self._region or None,
                     endpoint_url=self._endpoints[service] or None,

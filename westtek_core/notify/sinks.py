@@ -368,15 +368,16 @@ class SnsSink(EventSink):
         """The boto3 SNS client, built once; no botocore retries (the outbox retries)."""
         with self._client_lock:
             if self._client is None:
-                import boto3
                 from botocore.config import Config
+
+                from westtek_core.aws import aws_client
 
                 config = Config(
                     connect_timeout=self.timeout,
                     read_timeout=self.timeout,
                     retries={"max_attempts": 1, "mode": "standard"},
                 )
-                self._client = boto3.session.Session().client(
+                self._client = aws_client(
                     "sns",
                     region_name=self.region,
                     endpoint_url=self.endpoint_url or None,

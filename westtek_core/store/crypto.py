@@ -17,6 +17,7 @@ import blake3
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from westtek_core.aws import aws_client
 from westtek_core.store.errors import ObjectCorrupt, StoreKeyError
 
 KEY_SIZE = 32
@@ -58,9 +59,7 @@ def create_key_file(path: Path) -> bytes:
 
 
 def _kms_client() -> Any:
-    import boto3  # only stores encrypted through KMS need it
-
-    return boto3.client("kms")  # region, credentials and endpoint from the AWS environment
+    return aws_client("kms")  # region, credentials and endpoint from the AWS environment
 
 
 def generate_kms_data_key(kms_key_id: str) -> tuple[bytes, dict[str, str]]:

@@ -1,7 +1,8 @@
-"""The S3 store backend; the only module of the store that talks to AWS.
+"""The S3 store backend; the only module of the store that talks to S3.
 
 The client's keyword arguments come from :func:`make_s3_client_kwargs`, a pure builder
-tested as a whole dict; :class:`S3Backend` only orchestrates calls on one cached client.
+tested as a whole dict; the client itself from the suite's one factory,
+:func:`westtek_core.aws.aws_client`; :class:`S3Backend` only orchestrates calls on it.
 """
 
 from __future__ import annotations
@@ -13,18 +14,17 @@ from typing import Any
 
 from traitlets import Unicode, default
 
+from westtek_core.aws import aws_client
 from westtek_core.store.backend import StoreBackend, check_key
 from westtek_core.store.errors import ObjectMissing, StoreError
 
-_session_lock = threading.Lock()
-_session: Any = None
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 # What S3 (and compatible servers) answer to ``If-None-Match: *`` when the key exists.
 _EXISTS_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 
 
 def make_s3_client_kwargs(endpoint_url: str | None, region: str | None) -> dict[str, Any]:
-    """Keyword arguments for ``Session().client("s3", ...)``; ``config`` holds ``Config`` kwargs."""
+    """Keyword arguments for ``aws_client("s3", ...)``; ``config`` holds ``Config`` kwargs."""
     kwargs: dict[str, Any] = {
         "config": {
             "retries": {"max_attempts": 5, "mode": "standard"},
@@ -82,7 +82,7 @@ class S3Backend(StoreBackend):
 
     @property
     def client(self) -> Any:
-        """The boto3 S3 client, created once (boto3 clients are thread-safe once built)."""
+        """The boto3 S3 client, the process's one for these settings (thread-safe once built)."""
         if self._client is None:
             with self._client_lock:
                 if self._client is None:
@@ -90,7 +90,7 @@ class S3Backend(StoreBackend):
 
                     kwargs = make_s3_client_kwargs(self.endpoint_url, self.region)
                     kwargs["config"] = Config(**kwargs["config"])
-                    self._client = _boto3_session().client("s3", **kwargs)
+                    self._client = aws_client("s3", **kwargs)
         return self._client
 
     @property
@@ -180,21 +180,8 @@ class S3Backend(StoreBackend):
             raise self._fail(exc, "remove", key) from exc
 
     def close(self) -> None:
-        """Close the client's connection pool."""
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
-
-
-def _boto3_session() -> Any:
-    """One boto3 session per process: loading its service models costs ~0.3 s each time."""
-    global _session
-    with _session_lock:
-        if _session is None:
-            import boto3
-
-            _session = boto3.session.Session()
-        return _session
+        """Let go of the client; it is shared, so its pooled connections stay for others."""
+        self._client = None
 
 
 def _error_code(exc: Exception) -> tuple[str, str]:

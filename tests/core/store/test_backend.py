@@ -156,3 +156,15 @@ def test_s3_client_is_created_once(s3_bucket: str):
     store = S3Backend(bucket=s3_bucket)
     assert store.client is store.client
     store.close()
+
+
+def test_s3_backends_share_the_suites_client_and_close_leaves_it_working(s3_bucket: str):
+    # Given two backends on the same bucket and settings (the client is the suite's one),
+    first, second = S3Backend(bucket=s3_bucket), S3Backend(bucket=s3_bucket, prefix="other")
+    assert first.client is second.client
+    # when one closes, the other still reads and writes through the shared client.
+    first.save("config", b"{}")
+    first.close()
+    second.save("config", b"[]")
+    assert second.load("config") == b"[]"
+    second.close()

@@ -52,15 +52,16 @@ class BedrockProvider(Provider):
     temperature = Float(0.0, config=True, help="Sampling temperature (0: most deterministic).")
 
     def _client(self, timeout: float) -> Any:
-        import boto3
         from botocore.config import Config
+
+        from westtek_core.aws import aws_client
 
         config = Config(
             connect_timeout=min(timeout, 10),
             read_timeout=timeout,
             retries={"max_attempts": 1, "mode": "standard"},
         )
-        return boto3.client(
+        return aws_client(
             "bedrock-runtime",
             region_name=self.region,
             endpoint_url=self.endpoint_url or None,
