@@ -74,16 +74,16 @@ def small_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict
         == 0
     )
     if not mounted:
-        import westtek_core.store.backend as backend_module
-        import westtek_core.store.repository as repository_module
+        import westtek_core.store.location as location_module
+        import westtek_core.store.repository.repository as repository_module
 
         QuotaBackend.quota = 20 * MiB
-        real = backend_module.open_backend
+        real = location_module.open_backend
 
         def open_backend(url: str) -> Any:
             return QuotaBackend(root=url) if url == str(mount / "store") else real(url)
 
-        monkeypatch.setattr(backend_module, "open_backend", open_backend)
+        monkeypatch.setattr(location_module, "open_backend", open_backend)
         monkeypatch.setattr(repository_module, "open_backend", open_backend)
     yield {"store": str(mount / "store"), "mount": mount, "how": "tmpfs" if mounted else "quota"}
     if mounted:
