@@ -210,10 +210,10 @@ def _canonical(name: str) -> str:
 def bench_watcher(tmp: Path, trials: int, idle_seconds: float) -> dict[str, Any]:
     """Event latency over ``trials`` pip installs, then the watcher's idle CPU."""
     from westtek_core.capture import capture_environment
-    from westtek_core.events import EventLog
+    from westtek_core.drift.events import EventLog
+    from westtek_core.drift.watch import DriftWatcher
     from westtek_core.snapshot import create_snapshot, load_snapshot
     from westtek_core.store import Repository
-    from westtek_core.watch import DriftWatcher
 
     log("latency: building wheels, venv and workspace")
     fx = make_latency_fixture(tmp)
@@ -869,7 +869,7 @@ def generate_notebooks(root: Path, count: int, cells: int) -> dict[str, Any]:
 
 def bench_import_analysis(tmp: Path, count: int, reps: int) -> dict[str, Any]:
     """Time ``analyse_workspace`` over ``count`` generated notebooks."""
-    from westtek_core.notebook_imports import analyse_workspace
+    from westtek_core.notebooks import analyse_workspace
 
     root = tmp / "notebooks"
     log(f"import analysis: generating {count} notebooks")

@@ -368,7 +368,7 @@ def ingest_breakdown(root: Path) -> dict[str, Any]:
     from westtek_core.kb.documents import notebook_document
     from westtek_core.kb.embedding import shared_embedder
     from westtek_core.kb.redact import redact
-    from westtek_core.notebook_imports import find_notebooks
+    from westtek_core.notebooks import find_notebooks
 
     embedder = shared_embedder()
     rows = []
@@ -423,7 +423,7 @@ def ingest_breakdown(root: Path) -> dict[str, Any]:
 
 def copy_workspace(root: Path, dest: Path, count: int) -> int:
     """``count`` notebooks: the real ones copied round after round into ``lab-NN/`` dirs."""
-    from westtek_core.notebook_imports import find_notebooks
+    from westtek_core.notebooks import find_notebooks
 
     real = find_notebooks(root)
     made = 0
@@ -443,7 +443,7 @@ _HEADING = re.compile(r"^#{1,6}\s+(.+)$", re.M)
 
 def latency_queries(root: Path, questions: list[dict[str, Any]], total: int) -> list[str]:
     """The evaluation questions plus distinct headings of the notebooks, seeded, shuffled."""
-    from westtek_core.notebook_imports import find_notebooks
+    from westtek_core.notebooks import find_notebooks
 
     headings: dict[str, None] = {}
     for relative in find_notebooks(root):
@@ -655,8 +655,8 @@ def bench_agent(
         from westtek_core.agents import AgentLoop, ToolContext
     except ImportError as exc:
         return {"not_measured": f"agents not landed ({exc})"}
+    from westtek_core.drift.events import EventLog
     from westtek_core.environment_service import EnvironmentService
-    from westtek_core.events import EventLog
     from westtek_core.kb import KnowledgeBase
 
     kb = KnowledgeBase(index)

@@ -25,6 +25,8 @@ import os
 import sys
 from urllib.parse import quote
 
+from westtek_core.aws import aws_client
+
 c = get_config()  # noqa: F821 (injected by JupyterHub)
 
 ADMIN_GROUP = "westtek-admins"  # infra/lib/identity-stack.ts
@@ -75,12 +77,6 @@ def listing(name):
     return [item.strip() for item in setting(name).split(",") if item.strip()]
 
 
-def boto3_client(service):
-    import boto3
-
-    return boto3.client(service, region_name=REGION)
-
-
 REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 STAGE = os.environ.get("WESTTEK_STAGE", "prod")
 
@@ -106,9 +102,9 @@ os.environ["JUPYTERHUB_CRYPT_KEY"] = hashlib.sha256(b"westtek-crypt-key:" + _see
 def database_url(schema):
     """The stage's PostgreSQL as SQLAlchemy URL, TLS required, tables in ``schema``."""
     secret = json.loads(
-        boto3_client("secretsmanager").get_secret_value(SecretId=setting("WESTTEK_DB_SECRET_ARN"))[
-            "SecretString"
-        ]
+        aws_client("secretsmanager", REGION).get_secret_value(
+            SecretId=setting("WESTTEK_DB_SECRET_ARN")
+        )["SecretString"]
     )
     user, password = quote(secret["username"], safe=""), quote(secret["password"], safe="")
     host, port = setting("WESTTEK_DB_HOST"), setting("WESTTEK_DB_PORT", "5432")
@@ -180,7 +176,7 @@ def username_of(claims):
 
 
 def oauth_client_secret():
-    answer = boto3_client("cognito-idp").describe_user_pool_client(
+    answer = aws_client("cognito-idp", REGION).describe_user_pool_client(
         UserPoolId=setting("WESTTEK_COGNITO_USER_POOL_ID"),
         ClientId=setting("WESTTEK_COGNITO_CLIENT_ID"),
     )

@@ -75,6 +75,14 @@ def aws_client(
         return client
 
 
+def forget_clients() -> None:
+    """Drop every cached client (tests that swap credentials without changing ``AWS_*``)."""
+    global _environment, _session
+    with _lock:
+        _clients.clear()
+        _session, _environment = None, None
+
+
 def _environment_key() -> str:
     """A digest of every ``AWS_*`` environment variable: what boto3 reads from outside."""
     items = sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))

@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from westtek_core.baseline import baseline_manifest, chosen_baseline, set_baseline
 from westtek_core.capture import ProbeError, capture_environment
 from westtek_core.drift import (
     analyse_notebooks_cached,
@@ -26,9 +25,11 @@ from westtek_core.drift import (
     grading_context,
     live_manifest,
 )
-from westtek_core.drift_report import DriftReport
+from westtek_core.drift.baseline import baseline_manifest, chosen_baseline, set_baseline
+from westtek_core.drift.events import EventLog
+from westtek_core.drift.report import DriftReport
+from westtek_core.drift.watch import DriftWatcher, environment_stamp
 from westtek_core.environment_view import describe_environment
-from westtek_core.events import EventLog
 from westtek_core.jobs import Job, JobRunner
 from westtek_core.rollback import (
     RollbackError,
@@ -48,7 +49,6 @@ from westtek_core.snapshot import (
     verify_snapshots,
 )
 from westtek_core.store import Repository, SnapshotNotFound, StoreError
-from westtek_core.watch import DriftWatcher, environment_stamp
 from westtek_core.wire import SnapshotReport
 
 if TYPE_CHECKING:  # the knowledge base is imported only when it is used

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
 
-from westtek_core.drift_report import DriftStatus
+from westtek_core.drift.report import DriftStatus
 
 MAX_ID = 255
 """The longest id (environment, lab, snapshot) the hub service keeps."""

@@ -10,8 +10,8 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Integer, List, Unicode, default
 
 from westtek_core.agents.service import AgentService
+from westtek_core.drift.events import EventLog
 from westtek_core.environment_service import EnvironmentService
-from westtek_core.events import EventLog
 from westtek_core.notify import Notifier, notifier_from_config
 from westtek_core.paths import default_key_file, default_store, event_log_path
 from westtek_core.snapshot import default_environment_id

@@ -15,10 +15,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from westtek_core.aws import aws_client as shared_client
 from westtek_spawner.errors import SpawnError
 
 # Error codes botocore's standard retry mode treats as throttling.
@@ -35,8 +35,6 @@ THROTTLING_CODES = frozenset(
     }
 )
 
-_clients: dict[tuple[str, str, str, int], Any] = {}
-_clients_lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 EXECUTOR_THREADS = 16
@@ -47,26 +45,16 @@ def aws_client(
 ) -> Any:
     """The process's boto3 client for ``service`` with these settings (created once).
 
-    boto3 clients are thread-safe once made, but making them is not: hence the lock. An
-    empty ``region`` or ``endpoint_url`` leaves boto3 to its usual sources (``AWS_REGION``,
+    Made by the suite's one client factory (:func:`westtek_core.aws.aws_client`) with
+    botocore's standard retries and a connection pool as large as the executor. An empty
+    ``region`` or ``endpoint_url`` leaves boto3 to its usual sources (``AWS_REGION``,
     ``AWS_ENDPOINT_URL``, the config file).
     """
-    key = (service, region, endpoint_url, max_attempts)
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            config = Config(
-                retries={"mode": "standard", "total_max_attempts": max_attempts},
-                max_pool_connections=EXECUTOR_THREADS,
-            )
-            client = boto3.session.Session().client(
-                service,
-                region_name=region or None,
-                endpoint_url=endpoint_url or None,
-                config=config,
-            )
-            _clients[key] = client
-    return client
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
+        max_pool_connections=EXECUTOR_THREADS,
+    )
+    return shared_client(service, region or None, endpoint_url or None, config)
 
 
 async def warm_clients(
@@ -75,20 +63,13 @@ async def warm_clients(
     """Make these clients on the executor, not on the hub's event loop.
 
     Making one takes 0.1-0.3 s of CPU (botocore loads the service's model): long enough to
-    stall every request the hub is serving.
+    stall every request the hub is serving. Asking again for a made one costs nothing.
     """
     loop = asyncio.get_running_loop()
-    missing = [s for s in services if (s, region, endpoint_url, max_attempts) not in _clients]
-    for service in missing:
+    for service in services:
         await loop.run_in_executor(
             executor(), aws_client, service, region, endpoint_url, max_attempts
         )
-
-
-def forget_clients() -> None:
-    """Drop the cached clients (tests that change endpoints or credentials)."""
-    with _clients_lock:
-        _clients.clear()
 
 
 def executor() -> ThreadPoolExecutor:

@@ -9,8 +9,8 @@ import pytest
 
 from tests.core.conftest import pip_install
 from westtek_core import environment_service
+from westtek_core.drift.events import EventLog
 from westtek_core.environment_service import EnvironmentService
-from westtek_core.events import EventLog
 
 
 @pytest.fixture

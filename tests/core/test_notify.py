@@ -28,7 +28,8 @@ from traitlets.config import Config
 from tests.conftest import free_port
 from tests.loopback import allow_only_loopback
 from westtek_core.capture import capture_environment
-from westtek_core.events import EventLog
+from westtek_core.drift.events import EventLog
+from westtek_core.drift.watch import DriftWatcher
 from westtek_core.notify import (
     Dispatcher,
     EventSink,
@@ -45,7 +46,6 @@ from westtek_core.notify import (
 )
 from westtek_core.snapshot import create_snapshot, load_snapshot
 from westtek_core.store import Repository
-from westtek_core.watch import DriftWatcher
 
 _HUB_ENV = (
     "JUPYTERHUB_API_TOKEN",

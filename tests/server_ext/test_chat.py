@@ -113,7 +113,7 @@ async def test_knowledge_search_answers_the_best_passages(jp_fetch):
 
 
 async def test_a_critical_event_gets_its_risk_assessment_stored(jp_fetch, jp_serverapp):
-    from westtek_core.drift_report import Change, Severity
+    from westtek_core.drift import Change, Severity
 
     agents = jp_serverapp.web_app.settings["westtek_agents"]
     service = agents.service

@@ -16,8 +16,9 @@ from jupyterhub.objects import Hub
 from tests.core.store.conftest import moto_endpoint  # noqa: F401 (a fixture)
 from tests.loopback import allow_only_loopback, use_dummy_aws
 from tests.spawner.fake_fargate import FakeFargate
+from westtek_core.aws import forget_clients
 from westtek_spawner import WestTekSpawner
-from westtek_spawner.aws import aws_client, forget_clients
+from westtek_spawner.aws import aws_client
 from westtek_spawner.backends.ecs import EcsBackend
 
 # Serves HTTP on the port JupyterHub hands the server in JUPYTERHUB_SERVICE_URL, and writes

@@ -104,8 +104,8 @@ def test_a_spawn_over_an_existing_environment_starts_no_process(tmp_path, monkey
 
 def watched_service(tmp_path, home, python):
     """The server's environment service over ``home``, its environment ``python``'s."""
+    from westtek_core.drift.events import EventLog
     from westtek_core.environment_service import EnvironmentService
-    from westtek_core.events import EventLog
 
     service = EnvironmentService(
         store=str(tmp_path / "store"), key_file=tmp_path / "store.key", root=home,

@@ -23,7 +23,7 @@ def register(commands: Subcommands) -> None:
 
 
 def _cmd_baseline_set(args: argparse.Namespace) -> int:
-    from westtek_core.baseline import set_baseline
+    from westtek_core.drift.baseline import set_baseline
 
     manifest = set_baseline(open_repo(args), args.id)
     payload = {"baseline": manifest["id"], "environment_id": manifest["environment_id"]}

@@ -55,8 +55,8 @@ def register(commands: Subcommands) -> None:
 
 
 def _cmd_drift(args: argparse.Namespace) -> int:
-    from westtek_core.baseline import baseline_manifest
     from westtek_core.drift import capture_live, detect_drift, fails_at
+    from westtek_core.drift.baseline import baseline_manifest
     from westtek_core.snapshot import default_environment_id
 
     if not args.root.is_dir():
@@ -75,9 +75,9 @@ def _cmd_drift(args: argparse.Namespace) -> int:
 def _watch_drift(args: argparse.Namespace, baseline: Any, environment: str) -> int:
     import threading
 
-    from westtek_core.events import EventLog
+    from westtek_core.drift.events import EventLog
+    from westtek_core.drift.watch import DriftWatcher
     from westtek_core.paths import event_log_path
-    from westtek_core.watch import DriftWatcher
 
     console = Console()
     seen = 0

@@ -137,7 +137,7 @@ def _cmd_kb(args: argparse.Namespace) -> int:
 
 def _kb_store_material(args: argparse.Namespace) -> tuple[list[Any], list[Any] | None]:
     """The store's snapshots and the install history, when they exist."""
-    from westtek_core.events import EventLog
+    from westtek_core.drift.events import EventLog
     from westtek_core.paths import event_log_path
     from westtek_core.snapshot import load_snapshot
     from westtek_core.store import StoreError
@@ -159,8 +159,8 @@ def _kb_store_material(args: argparse.Namespace) -> tuple[list[Any], list[Any] |
 def _cmd_ask(args: argparse.Namespace) -> int:
     from westtek_core.agents import AgentLoop, ToolContext
     from westtek_core.agents.service import default_kb_path, open_knowledge_base
+    from westtek_core.drift.events import EventLog
     from westtek_core.environment_service import EnvironmentService
-    from westtek_core.events import EventLog
     from westtek_core.paths import default_key_file, default_store, event_log_path
     from westtek_core.snapshot import default_environment_id
 

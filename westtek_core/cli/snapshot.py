@@ -383,7 +383,7 @@ def _cmd_snapshot_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_snapshot_prune(args: argparse.Namespace) -> int:
-    from westtek_core.baseline import baseline_manifest
+    from westtek_core.drift.baseline import baseline_manifest
     from westtek_core.snapshot import load_snapshot, summarize
     from westtek_core.snapshot.retention import (
         RetentionPolicy,

@@ -124,7 +124,7 @@ def _with_cell_ids(raw: dict[str, Any]) -> dict[str, Any]:
 
 def read_source(path: Path) -> bytes:
     """A source file's bytes: a regular file within the notebook size limit, else OSError."""
-    from westtek_core.notebook_imports import MAX_NOTEBOOK_BYTES, read_regular_file
+    from westtek_core.notebooks import MAX_NOTEBOOK_BYTES, read_regular_file
 
     return read_regular_file(path, MAX_NOTEBOOK_BYTES)
 

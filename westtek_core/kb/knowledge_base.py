@@ -132,7 +132,7 @@ class KnowledgeBase:
 
     def ingest_workspace(self, root: Path) -> IngestReport:
         """Every notebook under ``root`` and every log under ``root/experiments``."""
-        from westtek_core.notebook_imports import find_notebooks
+        from westtek_core.notebooks import find_notebooks
 
         report = IngestReport()
         root = root.absolute()

@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 from traitlets import Bool, Dict, Enum, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from westtek_core.drift_report import Severity
+from westtek_core.drift.report import Severity
 from westtek_core.version import __version__
 
 Event = Mapping[str, Any]

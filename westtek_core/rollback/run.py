@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from westtek_core.capture import Capture
-from westtek_core.drift_report import DriftReport
+from westtek_core.drift.report import DriftReport
 from westtek_core.rollback.apply import StepApplier
 from westtek_core.rollback.journal import (
     JOURNAL_FORMAT,

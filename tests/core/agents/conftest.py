@@ -13,8 +13,8 @@ import pytest
 from tests.core.conftest import pip_install, pip_wheel
 from westtek_core.agents.tools import ToolContext
 from westtek_core.capture import capture_environment
+from westtek_core.drift.events import EventLog
 from westtek_core.environment_service import EnvironmentService
-from westtek_core.events import EventLog
 from westtek_core.kb import KnowledgeBase
 from westtek_core.snapshot import create_snapshot, load_snapshot
 

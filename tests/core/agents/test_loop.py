@@ -75,7 +75,7 @@ def test_the_drift_analyzer_assesses_a_breaking_upgrade_from_the_api_diff(kb_lab
 def test_a_critical_event_is_assessed_automatically_and_stored_with_it(kb_lab):
     pip_install(kb_lab["python"], kb_lab["api_wheels"], "westtek-api-pkg==2.0.0")
     drift = kb_lab["service"].drift_state(fresh=True)
-    from westtek_core.drift_report import Change, Severity
+    from westtek_core.drift import Change, Severity
 
     changes = [
         Change(

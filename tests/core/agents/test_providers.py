@@ -20,8 +20,8 @@ from tests.core.agents.conftest import notebook
 from westtek_core.agents import AgentLoop, BedrockProvider, OpenAIProvider, ToolContext
 from westtek_core.agents.providers import Message, ToolCall
 from westtek_core.agents.tools import TOOLS
+from westtek_core.drift.events import EventLog
 from westtek_core.environment_service import EnvironmentService
-from westtek_core.events import EventLog
 from westtek_core.kb import KnowledgeBase
 
 Responder = Callable[[str, dict[str, Any]], tuple[int, dict[str, Any]]]

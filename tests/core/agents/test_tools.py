@@ -165,7 +165,7 @@ def test_install_history_joins_live_events_snapshots_pins_and_pip_cells(lab, whe
 
 
 def _change(name, before, after, severity="minor"):
-    from westtek_core.drift_report import Change, Severity
+    from westtek_core.drift import Change, Severity
 
     return Change(
         "package",

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from tests.core.conftest import build_wheel, pip_install
-from tests.core.test_drift import common, pip  # noqa: F401 - `common`: the CLI options fixture
+from tests.core.drift.test_detect import common, pip  # noqa: F401 - `common`: the CLI options fixture
 from westtek_core.capture import capture_environment
 from westtek_core.snapshot import create_snapshot, load_snapshot
 from westtek_core.store import Repository

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from westtek_core.notebook_imports import module_of_record_path
+from westtek_core.notebooks import module_of_record_path
 
 # A package's source beyond this is not read: the largest scientific packages stay below.
 MAX_SOURCE_FILES = 4000

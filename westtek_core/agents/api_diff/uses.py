@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from westtek_core.agents.api_diff.diff import ApiChange
-from westtek_core.notebook_imports import (
+from westtek_core.notebooks import (
     CHECKPOINT_DIR,
     MAX_NOTEBOOK_BYTES,
     clean_ipython,

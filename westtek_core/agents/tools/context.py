@@ -111,7 +111,7 @@ class ToolContext:
         """The baseline snapshot drift is measured against."""
 
         def load() -> JSON | None:
-            from westtek_core.baseline import baseline_manifest
+            from westtek_core.drift.baseline import baseline_manifest
 
             repo = self.repo()
             if repo is None:

@@ -47,8 +47,8 @@ from westtek_core.agents.tools.results import (
     cell_citation,
     snapshot_citation,
 )
-from westtek_core.drift_report import version_direction
-from westtek_core.notebook_imports import read_regular_file
+from westtek_core.drift.report import version_direction
+from westtek_core.notebooks import read_regular_file
 
 
 class PackageChangelogArguments(ToolArguments):

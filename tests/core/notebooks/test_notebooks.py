@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from westtek_core.notebook_imports import (
+from westtek_core.notebooks import (
     CodeAnalysis,
     ImportMap,
     NotebookAnalysis,
@@ -432,7 +432,7 @@ def test_import_map_from_the_capture_probe_maps_the_editable_project():
 
     packages = [describe_distribution(d) for d in importlib.metadata.distributions()]
     import_map = ImportMap.from_packages(packages)
-    assert import_map.distributions_for("westtek_core.notebook_imports") == {"westtek"}
+    assert import_map.distributions_for("westtek_core.notebooks") == {"westtek"}
     assert import_map.distributions_for("yaml") == {"PyYAML"}
 
 

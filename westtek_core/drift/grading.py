@@ -1,14 +1,15 @@
-"""Drift: how the live environment differs from its baseline, graded by what notebooks use.
+"""Grading: how much each change matters, by what the notebooks import, run and read.
 
 A change matters as much as the notebooks it can break: an upgrade of a package no
 notebook imports is noise; a major-version change of one the analysis notebook imports is
-critical. ``SeverityPolicy`` holds those rules; ``detect_drift`` gathers what the
+critical. ``SeverityPolicy`` holds those rules; ``grading_context`` gathers what the
 notebooks import, which kernels they run and which data files they read.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,18 +20,10 @@ from packaging.utils import canonicalize_name
 from traitlets import Bool
 from traitlets.config import LoggingConfigurable
 
-from westtek_core.drift_report import (
-    Change,
-    DriftReport,
-    RawChange,
-    Severity,
-    is_breaking,
-    manifest_facets,
-    raw_changes,
-)
-from westtek_core.paths import is_within
-from westtek_core.snapshot.create import package_records
-from westtek_core.store import FileContent, Repository, StoreError
+from westtek_core.drift.facets import RawChange, kernel_interpreters
+from westtek_core.drift.report import Change, DriftReport, Severity, is_breaking
+from westtek_core.notebooks import ImportMap, NotebookAnalysis, analyse_notebook, find_notebooks
+from westtek_core.paths import data_dir
 
 
 @dataclass
@@ -182,59 +175,12 @@ class SeverityPolicy(LoggingConfigurable):
         return Severity.INFO, f"data file {raw.name} {raw.change}", readers
 
 
-def live_manifest(capture: Any) -> dict[str, Any]:
-    """A capture in the manifest's shape, files described by stat only (nothing is read)."""
-
-    def entries(tree: Any) -> list[dict[str, Any]]:
-        return [e.to_json() for e in tree.entries]
-
-    return {
-        "id": "live",
-        "interpreters": [
-            {
-                "label": f"env{index}",
-                "path": interp.python,
-                "executable": interp.info.get("executable"),
-                "prefix": interp.info.get("prefix"),
-                "version": interp.info.get("version_string") or interp.info.get("version"),
-                "packages": package_records(interp.info),
-            }
-            for index, interp in enumerate(capture.interpreters)
-        ],
-        "kernels": [{"name": k.name, "spec": k.spec} for k in capture.kernels],
-        "jupyter": {"config": [{"dir": c.dir, "files": entries(c.tree)} for c in capture.config]},
-        "labextensions": capture.labextensions,
-        "workspace": {"files": entries(capture.workspace)},
-    }
-
-
-def kernel_interpreters(manifest: Mapping[str, Any]) -> dict[str, str]:
-    """Kernel name → label of the manifest interpreter it runs."""
-    result: dict[str, str] = {}
-    for kernel in manifest.get("kernels", []):
-        argv = kernel.get("spec", {}).get("argv") or [""]
-        for interp in manifest.get("interpreters", []):
-            prefix = str(interp.get("prefix") or "")
-            if argv[0] in (interp.get("path"), interp.get("executable")) or (
-                prefix and argv[0].startswith(prefix.rstrip("/") + "/")
-            ):
-                result[kernel["name"]] = str(interp.get("label"))
-                break
-    return result
-
-
 def analyse_notebooks_cached(root: Path, cache_file: Path | None = None) -> list[Any]:
     """The workspace's notebook analyses, re-analysing only notebooks changed since last time.
 
     The cache (JSON in the user's data directory) is keyed by absolute path and validated by
     size and mtime, so an unchanged workspace costs one ``stat`` per notebook.
     """
-    import json
-    import os
-
-    from westtek_core.notebook_imports import NotebookAnalysis, analyse_notebook, find_notebooks
-    from westtek_core.paths import data_dir
-
     cache_file = cache_file or data_dir() / "notebook-analyses.json"
     try:
         cache: dict[str, Any] = json.loads(cache_file.read_text())
@@ -271,8 +217,6 @@ def grading_context(
     root: Path, baseline: Mapping[str, Any], analyses: Sequence[Any] | None = None
 ) -> GradingContext:
     """Analyse the workspace's notebooks (unless given) and resolve their imports."""
-    from westtek_core.notebook_imports import ImportMap
-
     maps = {
         str(i.get("label")): ImportMap.from_packages(i.get("packages", []))
         for i in baseline.get("interpreters", [])
@@ -298,127 +242,3 @@ def grading_context(
             pip_installs=list(analysis.pip_installs),
         )
     return context
-
-
-def detect_drift(
-    capture: Any,
-    baseline: Mapping[str, Any],
-    root: Path,
-    policy: SeverityPolicy | None = None,
-    context: GradingContext | None = None,
-    store: Repository | None = None,
-) -> DriftReport:
-    """Compare a live capture with its baseline snapshot, graded by the notebooks' use.
-
-    ``context`` is the notebooks' use when the caller already has it (else it is analysed).
-    Files are compared by size and modification time; with the baseline's ``store``, a
-    small file whose time alone changed is compared by content, so one rewritten with the
-    same bytes (an editor's save, a reinstall of the suite) is no change.
-    """
-    from westtek_core.capture import is_lab_layout
-
-    live = live_manifest(capture)
-    # the live interpreters take the baseline's labels where the same interpreter is meant
-    by_path = {str(i.get("path")): str(i.get("label")) for i in baseline.get("interpreters", [])}
-    for interp in live["interpreters"]:
-        interp["label"] = by_path.get(str(interp["path"]), str(interp["path"]))
-    changes = raw_changes(manifest_facets(baseline, by="stat"), manifest_facets(live, by="stat"))
-    # files of packages installed inside the workspace (a user site in the home) are
-    # stored with it, but as drift they are the package change, not one per file
-    installed = _install_dirs_in(root, capture)
-    changes = [
-        c
-        for c in changes
-        if not (c.kind in ("data", "notebook") and any(is_within(c.name, d) for d in installed))
-        and not (c.kind == "config" and is_lab_layout(c.name))  # a baseline from before
-    ]
-    if store is not None:
-        same = _rewritten_unchanged(store, baseline, root, changes)
-        changes = [c for c in changes if (c.kind, c.name) not in same]
-    if context is None:
-        context = grading_context(root, baseline)
-    return (policy or SeverityPolicy()).grade(str(baseline.get("id", "")), changes, context)
-
-
-# above this a file's content is not read back from the store to confirm a change
-_CONFIRM_MAX_BYTES = 1 << 20
-
-
-def _rewritten_unchanged(
-    store: Repository, baseline: Mapping[str, Any], root: Path, changes: Sequence[Any]
-) -> set[tuple[str, str]]:
-    """``(kind, name)`` of the "modified" files that are byte for byte what the baseline stored."""
-    modified = [
-        c for c in changes if c.change == "modified" and c.kind in ("config", "notebook", "data")
-    ]
-    if not modified:
-        return set()
-    config = {
-        f"{c['dir']}/{e['path']}": e
-        for c in baseline.get("jupyter", {}).get("config", [])
-        for e in c.get("files", [])
-    }
-    workspace = {e["path"]: e for e in baseline.get("workspace", {}).get("files", [])}
-    same = set()
-    for change in modified:
-        if change.kind == "config":
-            entry, live = config.get(change.name), Path(change.name)
-        else:
-            entry, live = workspace.get(change.name), Path(root) / change.name
-        if entry and _same_bytes(store, entry, live):
-            same.add((change.kind, change.name))
-    return same
-
-
-def _same_bytes(store: Repository, entry: Mapping[str, Any], live: Path) -> bool:
-    """Whether ``live`` holds the bytes the store keeps for the manifest ``entry``."""
-    if entry.get("content") is None or "stored_size" in entry:
-        return False  # a redacted file is stored as other bytes than the live ones
-    try:
-        if live.stat().st_size != entry.get("size") or entry.get("size", 0) > _CONFIRM_MAX_BYTES:
-            return False
-        content = FileContent(int(entry["size"]), tuple(entry["content"]))
-        return b"".join(store.iter_file(content)) == live.read_bytes()
-    except (OSError, StoreError):
-        return False
-
-
-def _install_dirs_in(root: Path, capture: Any) -> list[str]:
-    """The interpreters' install directories inside ``root``, relative to it."""
-    from westtek_core.capture import install_dirs
-
-    base = str(Path(root).absolute())
-    return [
-        os.path.relpath(d, base)
-        for interp in capture.interpreters
-        for d in install_dirs(interp.info)
-        if d.startswith(base.rstrip("/") + "/")
-    ]
-
-
-def capture_live(pythons: Sequence[str] | None, root: Path) -> Any:
-    """Capture the live environment, leaving out interpreters that no longer exist.
-
-    The comparison then reports such an interpreter removed (CRITICAL) instead of failing.
-    """
-    from westtek_core.capture import capture_environment
-
-    present = None if pythons is None else [p for p in pythons if Path(p).exists()]
-    return capture_environment(present, root, walk_prefixes=False)
-
-
-def fails_at(report: DriftReport, level: str) -> bool:
-    """Whether a report reaches ``--fail-on`` level ``minor`` or ``critical``."""
-    order: Sequence[str] = ("STABLE", "MINOR_DRIFT", "CRITICAL_DRIFT")
-    threshold = {"minor": "MINOR_DRIFT", "critical": "CRITICAL_DRIFT"}[level]
-    return order.index(report.status.value) >= order.index(threshold)
-
-
-def diff_manifests(before: Mapping[str, Any], after: Mapping[str, Any]) -> DriftReport:
-    """The drift report from snapshot ``before`` (the baseline) to snapshot ``after``.
-
-    Without knowing what the notebooks import, packages are graded as if every notebook
-    imported them (the cautious reading); the drift detector grades with the imports.
-    """
-    changes = raw_changes(manifest_facets(before), manifest_facets(after))
-    return SeverityPolicy().grade(str(before.get("id", "")), changes, context=None)

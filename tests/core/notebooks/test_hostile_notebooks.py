@@ -100,7 +100,7 @@ def hostile_workspace(root: Path) -> dict[str, str]:
 READERS = """
 import json, sys, time
 from pathlib import Path
-from westtek_core.notebook_imports import analyse_workspace
+from westtek_core.notebooks import analyse_workspace
 from westtek_core.kb import KnowledgeBase
 
 root = Path(sys.argv[1])
@@ -174,7 +174,7 @@ from pathlib import Path
 from westtek_core.agents.api_diff import find_api_uses
 from westtek_core.agents.tools import ToolContext, get_package_install_history
 from westtek_core.environment_service import EnvironmentService
-from westtek_core.events import EventLog
+from westtek_core.drift.events import EventLog
 
 root, tmp = Path(sys.argv[1]), Path(sys.argv[2])
 uses = sorted({u.name for u in find_api_uses(root, {"numpy"})})

@@ -1,116 +1,19 @@
-"""The drift report: the JSON shape every comparison of two environments produces.
+"""Manifests reduced to comparable facets, and the raw differences between two of them.
 
-``drift.diff_manifests`` compares two snapshot manifests with it; the live drift detector compares a
-baseline with a fresh capture the same way. Severity here is by kind of change only;
-grading by what the notebooks import refines it (see the drift module).
+A snapshot's manifest and a live capture (``live_manifest``) are both reduced by
+``manifest_facets`` to key → comparable value per kind of change; ``raw_changes`` lists
+what differs, before any grading.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
-
+from westtek_core.drift.report import version_direction
+from westtek_core.snapshot.create import package_records
 from westtek_core.snapshot.manifest import first_by_name
-
-
-class Severity(str, Enum):
-    """How much a change matters to the notebooks."""
-
-    INFO = "info"
-    MINOR = "minor"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        """Order of severity: info < minor < critical."""
-        return ("info", "minor", "critical").index(self.value)
-
-
-class DriftStatus(str, Enum):
-    """The overall status, from the most severe change."""
-
-    STABLE = "STABLE"
-    MINOR_DRIFT = "MINOR_DRIFT"
-    CRITICAL_DRIFT = "CRITICAL_DRIFT"
-
-
-_STATUS_OF = {
-    Severity.INFO: DriftStatus.STABLE,
-    Severity.MINOR: DriftStatus.MINOR_DRIFT,
-    Severity.CRITICAL: DriftStatus.CRITICAL_DRIFT,
-}
-
-
-@dataclass(frozen=True)
-class Change:
-    """One difference between the baseline and the other side."""
-
-    kind: str  # interpreter | package | kernel | config | extension | notebook | data
-    name: str
-    change: str  # added | removed | upgraded | downgraded | modified
-    before: str | None
-    after: str | None
-    severity: Severity
-    reason: str
-    affected_notebooks: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        """The wire form of one change."""
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "change": self.change,
-            "before": self.before,
-            "after": self.after,
-            "severity": self.severity.value,
-            "affected_notebooks": list(self.affected_notebooks),
-            "reason": self.reason,
-        }
-
-
-@dataclass
-class DriftReport:
-    """Every change from a baseline snapshot, and the status they add up to."""
-
-    baseline: str
-    changes: list[Change] = field(default_factory=list)
-
-    @property
-    def status(self) -> DriftStatus:
-        """STABLE unless some change is minor or critical."""
-        worst = max((c.severity for c in self.changes), key=lambda s: s.rank, default=None)
-        return _STATUS_OF[worst] if worst else DriftStatus.STABLE
-
-    def to_json(self) -> dict[str, Any]:
-        """The wire form (ARCHITECTURE.md, "Drift report")."""
-        return {
-            "status": self.status.value,
-            "baseline": self.baseline,
-            "changes": [c.to_json() for c in self.changes],
-        }
-
-
-def version_direction(before: str, after: str) -> str:
-    """``upgraded``, ``downgraded`` or ``modified`` (versions that do not parse)."""
-    try:
-        return "upgraded" if Version(after) > Version(before) else "downgraded"
-    except InvalidVersion:
-        return "modified"
-
-
-def is_breaking(before: str, after: str) -> bool:
-    """A major version change, or a minor one in 0.x releases (SemVer's breaking changes)."""
-    try:
-        old, new = Version(before), Version(after)
-    except InvalidVersion:
-        return True
-    if old.major != new.major:
-        return True
-    return old.major == 0 and old.minor != new.minor
 
 
 @dataclass(frozen=True)
@@ -181,6 +84,8 @@ def manifest_facets(manifest: Mapping[str, Any], by: str = "content") -> dict[st
 
 
 _VERSIONED = {"interpreter", "package", "extension"}
+
+
 _SHOW_VALUES = {"interpreter", "package", "extension", "kernel"}
 
 
@@ -210,3 +115,44 @@ def raw_changes(
                 old = new = None
             changes.append(RawChange(kind, name, change, old, new, interpreter))
     return changes
+
+
+def live_manifest(capture: Any) -> dict[str, Any]:
+    """A capture in the manifest's shape, files described by stat only (nothing is read)."""
+
+    def entries(tree: Any) -> list[dict[str, Any]]:
+        return [e.to_json() for e in tree.entries]
+
+    return {
+        "id": "live",
+        "interpreters": [
+            {
+                "label": f"env{index}",
+                "path": interp.python,
+                "executable": interp.info.get("executable"),
+                "prefix": interp.info.get("prefix"),
+                "version": interp.info.get("version_string") or interp.info.get("version"),
+                "packages": package_records(interp.info),
+            }
+            for index, interp in enumerate(capture.interpreters)
+        ],
+        "kernels": [{"name": k.name, "spec": k.spec} for k in capture.kernels],
+        "jupyter": {"config": [{"dir": c.dir, "files": entries(c.tree)} for c in capture.config]},
+        "labextensions": capture.labextensions,
+        "workspace": {"files": entries(capture.workspace)},
+    }
+
+
+def kernel_interpreters(manifest: Mapping[str, Any]) -> dict[str, str]:
+    """Kernel name → label of the manifest interpreter it runs."""
+    result: dict[str, str] = {}
+    for kernel in manifest.get("kernels", []):
+        argv = kernel.get("spec", {}).get("argv") or [""]
+        for interp in manifest.get("interpreters", []):
+            prefix = str(interp.get("prefix") or "")
+            if argv[0] in (interp.get("path"), interp.get("executable")) or (
+                prefix and argv[0].startswith(prefix.rstrip("/") + "/")
+            ):
+                result[kernel["name"]] = str(interp.get("label"))
+                break
+    return result

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from westtek_core.drift_report import Change
+from westtek_core.drift.report import Change
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (

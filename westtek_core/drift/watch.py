@@ -38,8 +38,8 @@ from westtek_core.capture import (
     workspace_exclusions,
 )
 from westtek_core.drift import capture_live, detect_drift, grading_context
-from westtek_core.drift_report import Change, DriftReport
-from westtek_core.events import EventLog
+from westtek_core.drift.events import EventLog
+from westtek_core.drift.report import Change, DriftReport
 from westtek_core.paths import is_within
 from westtek_core.store import Repository
 

@@ -11,8 +11,14 @@ import pytest
 from tests.core.conftest import pip_install
 from westtek_core.capture import capture_environment
 from westtek_core.cli import main
-from westtek_core.drift import SeverityPolicy, capture_live, detect_drift, fails_at
-from westtek_core.drift_report import RawChange, Severity
+from westtek_core.drift import (
+    RawChange,
+    Severity,
+    SeverityPolicy,
+    capture_live,
+    detect_drift,
+    fails_at,
+)
 from westtek_core.snapshot import create_snapshot, load_snapshot
 from westtek_core.store import Repository
 
@@ -198,7 +204,7 @@ def test_baseline_set_moves_the_reference(research_env, wheelhouse, common, caps
 
 
 def test_fail_on_levels_gate_at_and_above_their_severity():
-    from westtek_core.drift_report import Change, DriftReport
+    from westtek_core.drift import Change, DriftReport
 
     def report_with(severity):
         change = Change("package", "lib", "upgraded", "1.0", "1.1", severity, "r")
@@ -223,7 +229,7 @@ def test_notebook_analyses_are_cached_until_a_notebook_changes(research_env, tmp
         raise AssertionError("an unchanged notebook was analysed again")
 
     with monkeypatch.context() as patched:
-        patched.setattr("westtek_core.notebook_imports.analyse_notebook", must_not_run)
+        patched.setattr("westtek_core.drift.grading.analyse_notebook", must_not_run)
         assert drift.analyse_notebooks_cached(root, cache) == [first]
     notebook = root / "analysis.ipynb"
     notebook.write_text(notebook.read_text().replace("import wtyaml", "import json"))

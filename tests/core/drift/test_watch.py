@@ -16,10 +16,10 @@ import pytest
 
 from tests.core.conftest import pip_install
 from westtek_core.capture import capture_environment
-from westtek_core.events import EventLog
+from westtek_core.drift.events import EventLog
+from westtek_core.drift.watch import DriftWatcher
 from westtek_core.snapshot import create_snapshot, load_snapshot
 from westtek_core.store import Repository
-from westtek_core.watch import DriftWatcher
 
 
 class Watching(NamedTuple):
@@ -118,8 +118,10 @@ def test_removing_read_data_is_an_event_and_restoring_it_resolves_it(watching, r
 def test_only_the_changed_area_is_captured_again(watching, monkeypatch, research_env):
     watcher = watching.watcher
     calls = []
-    monkeypatch.setattr("westtek_core.watch.capture_kernels", lambda: calls.append("k") or [])
-    monkeypatch.setattr("westtek_core.watch.probe_interpreter", lambda p: calls.append("p") or {})
+    monkeypatch.setattr("westtek_core.drift.watch.capture_kernels", lambda: calls.append("k") or [])
+    monkeypatch.setattr(
+        "westtek_core.drift.watch.probe_interpreter", lambda p: calls.append("p") or {}
+    )
     (research_env["workspace"] / "notes.txt").write_text("an idea")
     watcher.refresh({"workspace"})
     assert calls == []
