@@ -21,6 +21,7 @@ import zstandard
 from westtek_core.store.crypto import Crypto
 from westtek_core.store.errors import ObjectCorrupt
 from westtek_core.store.pack import PackEntry
+from westtek_core.store.zstd import MAX_DOCUMENT_BYTES, decompress_bounded
 
 INDEX_VERSION = 1
 _M32 = 0xFFFFFFFF
@@ -126,7 +127,9 @@ def encode_index_file(
 def decode_index_file(data: bytes, crypto: Crypto, what: str) -> list[tuple[str, list[PackEntry]]]:
     """Parse what :func:`encode_index_file` wrote; :class:`ObjectCorrupt` naming ``what``."""
     try:
-        raw = zstandard.ZstdDecompressor().decompress(crypto.unseal(data, what))
+        raw = decompress_bounded(
+            zstandard.ZstdDecompressor(), crypto.unseal(data, what), MAX_DOCUMENT_BYTES, what
+        )
         doc: Any = json.loads(raw)
         if doc.get("version") != INDEX_VERSION:
             raise ObjectCorrupt(f"{what} has unknown index version {doc.get('version')!r}")

@@ -26,6 +26,7 @@ from westtek_core.store.errors import ObjectCorrupt, ObjectMissing, StoreError
 from westtek_core.store.index import BlobIndex, Location, decode_index_file
 from westtek_core.store.locks import StoreLock
 from westtek_core.store.pack import FLAG_ZSTD, MAX_PACK_BYTES, PackEntry
+from westtek_core.store.zstd import MAX_DOCUMENT_BYTES, decompress_bounded
 
 PACK_SIZE = 16 << 20
 ZSTD_LEVEL = 3
@@ -116,10 +117,7 @@ class Codec:
         payload = self.crypto.unseal(stored, what)
         if not flags & FLAG_ZSTD:
             return payload
-        try:
-            return self.decompressor.decompress(payload, max_output_size=raw_length)
-        except zstandard.ZstdError as exc:
-            raise ObjectCorrupt(f"{what} does not decompress ({exc})") from None
+        return decompress_bounded(self.decompressor, payload, raw_length, what)
 
     def seal_document(self, raw: bytes) -> bytes:
         """Stored form of an index/snapshot document: zstd, then sealed."""
@@ -127,10 +125,9 @@ class Codec:
 
     def unseal_document(self, stored: bytes, what: str) -> bytes:
         """Inverse of :meth:`seal_document`."""
-        try:
-            return self.decompressor.decompress(self.crypto.unseal(stored, what))
-        except zstandard.ZstdError as exc:
-            raise ObjectCorrupt(f"{what} does not decompress ({exc})") from None
+        return decompress_bounded(
+            self.decompressor, self.crypto.unseal(stored, what), MAX_DOCUMENT_BYTES, what
+        )
 
 
 class RepositoryState:
