@@ -356,9 +356,9 @@ async def test_poll_keeps_a_server_when_aws_cannot_answer(aws, world, fargate, m
     async def throttled(*args, **kwargs):
         raise SpawnError("AWS kept throttling ecs.DescribeTasks after 8 attempts")
 
-    monkeypatch.setattr(backend.watcher, "_describe", throttled)
-    assert await spawner.poll() is None
-    monkeypatch.undo()
+    with monkeypatch.context() as patched:  # not undo(): that drops the fixtures' AWS_* too
+        patched.setattr(backend.watcher, "_describe", throttled)
+        assert await spawner.poll() is None
     await spawner.stop(now=True)
 
 
