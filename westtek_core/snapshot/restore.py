@@ -13,6 +13,7 @@ old path inside: it only shows in tracebacks.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -195,6 +196,22 @@ def _free_bytes(target: Path) -> int:
     return shutil.disk_usage(existing).free
 
 
+def _create_file(path: Path) -> int:
+    """A descriptor of a new, empty file at ``path`` that never goes through a link there.
+
+    A link already at the path (a forced restore into a folder that holds one) is replaced
+    by the file, never followed: it lies in a folder :meth:`_Restorer._make_dirs` checked.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+    os.unlink(path)
+    return os.open(path, flags | os.O_EXCL, 0o600)
+
+
 class _Restorer:
     def __init__(
         self,
@@ -211,7 +228,8 @@ class _Restorer:
         self.manifest = manifest
         self.target = target
         self.with_envs = with_envs
-        self.made_dirs: set[Path] = set()
+        self.made_dirs: set[Path] = set()  # folders made or checked, as the manifest names them
+        self.real_dirs: set[Path] = set()  # their components, below the real target
         self.real_target = os.path.realpath(target)
         self.report = RestoreReport(snapshot=str(manifest.get("id", "")), target=str(target))
         # old prefix → new prefix, per restored interpreter
@@ -241,10 +259,7 @@ class _Restorer:
             int(i.entry.get("stored_size", i.entry.get("size", 0))) for i in files
         )
         for item in dirs:
-            path = _area_root(self.target, item) / item.path
-            path.mkdir(parents=True, exist_ok=True)
-            self._inside(path, item.display)
-            self.made_dirs.add(path)
+            self._make_dirs(_area_root(self.target, item) / item.path, item.display)
         # Creating files is the cost of a restore (syscalls release the GIL): run them in
         # parallel, except merged config files, whose order decides which one wins.
         parallel = [i for i in files if i.area != AREA_CONFIG]
@@ -263,20 +278,37 @@ class _Restorer:
 
     def _dest(self, item: ManifestFile) -> Path:
         dest = _area_root(self.target, item) / item.path
-        if dest.parent not in self.made_dirs:  # a mkdir per file costs as much as the file
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            self._inside(dest.parent, item.display)
-            self.made_dirs.add(dest.parent)
+        self._make_dirs(dest.parent, item.display)
         return dest
 
-    def _inside(self, folder: Path, display: str) -> None:
-        """Refuse to write into a folder that resolves outside the target (a planted link)."""
-        real = os.path.realpath(folder)
-        if real != self.real_target and not real.startswith(self.real_target + os.sep):
-            raise ManifestError(
-                f"unsafe restore: {display} would be written to {real}, outside the restore"
-                f" target {self.target} (through a symlink)"
-            )
+    def _make_dirs(self, folder: Path, display: str) -> None:
+        """Make ``folder`` below the target one component at a time, through no link.
+
+        A forced restore goes into a folder that may already hold links (planted, or left
+        by an earlier restore): each component is made or found, then checked to be a real
+        folder before the next is made in it, so nothing is created outside the target.
+        """
+        if folder in self.made_dirs:  # a mkdir per file costs as much as the file
+            return
+        current = Path(self.real_target)
+        for part in folder.relative_to(self.target).parts:
+            current = current / part
+            if current in self.real_dirs:
+                continue
+            try:
+                os.mkdir(current)
+            except FileExistsError:
+                pass
+            mode = os.lstat(current).st_mode
+            if not stat.S_ISDIR(mode):
+                what = "a link" if stat.S_ISLNK(mode) else "not a folder"
+                raise ManifestError(
+                    f"unsafe restore: {display} would be written through"
+                    f" {current.relative_to(self.real_target)}, which is {what} in the target"
+                    f" {self.target}; a restore never writes through a link"
+                )
+            self.real_dirs.add(current)
+        self.made_dirs.add(folder)
 
     def _restore_file(self, item: ManifestFile) -> _Written:
         entry = item.entry
@@ -284,22 +316,24 @@ class _Restorer:
         size = int(entry.get("stored_size", entry.get("size", 0)))  # redacted files differ
         content = FileContent(size=size, chunks=tuple(item.chunks))
         relocate = self.prefixes.get(item.area_key) if item.area == AREA_ENV else None
-        relocated = False
+        relocated, data = False, None
         if relocate and content.size <= RELOCATE_MAX_BYTES:
             data = b"".join(self.repo.iter_file(content))
             old, new = relocate
             if old in data and b"\0" not in data[:8192]:
                 data = data.replace(old, new)
                 relocated = True
-            dest.write_bytes(data)
-        else:
-            with open(dest, "wb") as out:
+        mode = int(entry.get("mode", 0o644))
+        mtime = int(entry.get("mtime_ns", 0))
+        with os.fdopen(_create_file(dest), "wb") as out:
+            if data is not None:
+                out.write(data)
+            else:
                 for block in self.repo.iter_file(content):
                     out.write(block)
-        mode = int(entry.get("mode", 0o644))
-        os.chmod(dest, mode & 0o7777 & ~_UNSAFE_MODE_BITS)
-        mtime = int(entry.get("mtime_ns", 0))
-        os.utime(dest, ns=(mtime, mtime))
+            out.flush()
+            os.chmod(out.fileno(), mode & 0o7777 & ~_UNSAFE_MODE_BITS)
+            os.utime(out.fileno(), ns=(mtime, mtime))
         return _Written(item.display, content.size, relocated, bool(mode & _UNSAFE_MODE_BITS))
 
     def _record(self, written: _Written) -> None:
@@ -379,12 +413,13 @@ class _Restorer:
             index = self._interpreter_of(argv[0]) if argv else None
             record: dict[str, Any] = {"name": kernel["name"], "spec": str(spec_path)}
             if index is not None and spec_path.exists():
-                self._inside(spec_path.parent, f"kernel {kernel['name']}")
+                self._make_dirs(spec_path.parent, f"kernel {kernel['name']}")
                 if spec_path.is_symlink():
                     raise ManifestError(f"unsafe restore: kernel {kernel['name']}: a symlink")
                 argv[0] = str(self.restored_python(index))
                 spec["argv"] = argv
-                spec_path.write_text(json.dumps(spec, indent=1))
+                with os.fdopen(_create_file(spec_path), "w") as out:
+                    out.write(json.dumps(spec, indent=1))
                 self.report.relocated.append(f"{AREA_KERNEL}:{kernel['name']}/kernel.json")
                 record["interpreter"] = argv[0]
             self.report.kernels.append(record)
