@@ -3,7 +3,11 @@
 Servers run as the hub's own user, each in its own home directory, so demo users need no
 system accounts. West Tek's own state for each server (its log, event log, outbox, caches)
 lives in a state directory beside the homes, never inside the home it watches and
-captures. Meant for a laptop, a workstation or CI; production uses the ecs backend.
+captures. Meant for one researcher's laptop or workstation, or CI: the homes are apart for
+tidiness, not isolation. Any user's kernel runs as the same OS user as every other user's
+server and the hub, so it can read their files and tokens; hence the backend serves one
+user unless IT accepts that (``allow_shared_os_user``, as the demo does). Several users
+on one machine get the docker backend; production uses the ecs backend.
 """
 
 from __future__ import annotations
@@ -21,11 +25,46 @@ from jupyterhub.utils import random_port
 from traitlets import Bool, Float, Unicode, default
 
 from westtek_spawner.backends.base import SpawnerBackend
+from westtek_spawner.errors import SpawnRefused
 from westtek_spawner.user_env import ensure_user_env, user_env_vars, user_python
 
 # a terminal is a login bash: ~/.bash_profile puts the user's environment first on PATH
 LOGIN_SHELL_ARG = '--ServerApp.terminado_settings={"shell_command": ["/bin/bash", "-l"]}'
 PYTHONS_ARG = "--WestTekExtension.pythons"
+
+
+_warned = False
+
+
+def _os_user() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return str(os.getuid())
+
+
+def users_with_servers(user: Any) -> list[str]:
+    """Other users of this hub whose servers have ever started, from the hub's database.
+
+    Their homes stay on disk between servers, so a user counts from their first start on
+    (JupyterHub sets a server's last activity when it starts and keeps it after a stop).
+    Empty when the spawner's user carries no database session (a spawner driven by hand).
+    """
+    db = getattr(user, "db", None)
+    if db is None:
+        return []
+    from jupyterhub import orm
+
+    rows = (
+        db.query(orm.User.name)
+        .join(orm.Spawner, orm.Spawner.user_id == orm.User.id)
+        .filter(orm.Spawner.last_activity.isnot(None), orm.User.name != user.name)
+        .distinct()
+        .order_by(orm.User.name)
+    )
+    return [name for (name,) in rows]
 
 
 class LocalBackend(SpawnerBackend):
@@ -83,6 +122,18 @@ class LocalBackend(SpawnerBackend):
         interpreter, shared by everyone.""",
     )
 
+    allow_shared_os_user = Bool(
+        False,
+        config=True,
+        help="""Let more than one user have servers on this backend. Every server runs as
+        the hub's own OS user, so any user's kernel can read every other user's home, their
+        servers' API tokens and the hub service's token. Off (the default): once one user
+        has used the backend, another user's spawn is refused with that reason. Turn it on
+        only where every user may see everything (a demo, one trusting group on a
+        workstation); otherwise use the docker backend, which isolates users on one
+        machine, or the ecs backend in production.""",
+    )
+
     stop_timeout = Float(
         10.0,
         config=True,
@@ -110,8 +161,31 @@ class LocalBackend(SpawnerBackend):
         """The server's log file."""
         return self.state_dir / "singleuser.log"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        global _warned
+        if not _warned:  # once per hub process, when the first server is spawned
+            _warned = True
+            self.log.warning(
+                "West Tek's local backend runs every user's server as the hub's own OS user"
+                " %r: any user's kernel can read other users' files and tokens. Use the"
+                " docker backend to isolate users (README, Configuration for IT).%s",
+                _os_user(),
+                "" if self.allow_shared_os_user else " Only one user may have servers here.",
+            )
+
     async def prepare(self) -> None:
-        """Pick a free port; create the user's home and state directories (private)."""
+        """Refuse a second user unless allowed; pick a free port; make the user's folders."""
+        if not self.allow_shared_os_user:
+            others = users_with_servers(self.spawner.user)
+            if others:
+                raise SpawnRefused(
+                    f"This hub runs every server as one OS user, so {self.spawner.user.name}'s"
+                    f" kernels could read {others[0]}'s files: it serves one user. IT can"
+                    " switch to the docker backend (or set LocalBackend.allow_shared_os_user).",
+                    reason="local backend serves one user",
+                    status_code=403,
+                )
         if not self.spawner.port:
             self.spawner.port = random_port()
         self.home_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
