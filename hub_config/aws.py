@@ -26,10 +26,12 @@ import sys
 from urllib.parse import quote
 
 from westtek_core.aws import aws_client
+from westtek_core.labs import HUB_ADMINS_GROUP
+from westtek_hub.roles import suite_roles
 
 c = get_config()  # noqa: F821 (injected by JupyterHub)
 
-ADMIN_GROUP = "westtek-admins"  # infra/lib/identity-stack.ts
+ADMIN_GROUP = HUB_ADMINS_GROUP  # "westtek-admins", infra/lib/identity-stack.ts
 DEFAULT_PROFILES = [
     {
         "slug": "small",
@@ -198,7 +200,8 @@ c.GenericOAuthenticator.enable_auth_state = True
 c.GenericOAuthenticator.manage_groups = True
 c.GenericOAuthenticator.auth_state_groups_key = labs_and_roles
 c.GenericOAuthenticator.allowed_groups = set(LAB_IDS) | {ADMIN_GROUP}
-c.GenericOAuthenticator.admin_groups = {ADMIN_GROUP}
+# not admin_groups: JupyterHub's admin role reaches every server; westtek-admins get West
+# Tek's hub-admin role instead (westtek_hub/roles.py)
 
 # -- notebook servers: ECS Fargate ----------------------------------------------------------
 
@@ -285,18 +288,4 @@ c.JupyterHub.services = [
         "oauth_no_confirm": True,
     }
 ]
-c.JupyterHub.load_roles = [
-    {
-        "name": "westtek-service",
-        "scopes": [
-            "read:users",
-            "list:users",
-            "servers",
-            "access:servers",
-            "list:services",
-            "read:services",
-        ],
-        "services": ["westtek"],
-    },
-    {"name": "user", "scopes": ["self", "access:services!service=westtek"]},
-]
+c.JupyterHub.load_roles = suite_roles(hub_admins_group=ADMIN_GROUP)

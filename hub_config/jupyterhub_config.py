@@ -9,22 +9,28 @@ import shutil
 import sys
 from pathlib import Path
 
+from westtek_core.labs import HUB_ADMINS_GROUP
+from westtek_hub.roles import suite_roles
+
 c = get_config()  # noqa: F821 (injected by JupyterHub)
 
 # Labs are JupyterHub groups; the demo's users log in with the shared demo password.
 LABS = {"vault-13": ["alice", "bob"], "vault-101": ["carol"]}
+# Hub admins are a group with West Tek's hub-admin role, not JupyterHub admins (whose role
+# reaches every user's server): see westtek_hub/roles.py.
 HUB_ADMINS = ["overseer"]
 DEMO_PASSWORD = "westtek-demo"
 
 c.JupyterHub.bind_url = "http://127.0.0.1:8000"
 c.JupyterHub.hub_ip = "127.0.0.1"
-c.JupyterHub.load_groups = {lab: {"users": members} for lab, members in LABS.items()}
+c.JupyterHub.load_groups = {lab: {"users": members} for lab, members in LABS.items()} | {
+    HUB_ADMINS_GROUP: {"users": HUB_ADMINS}
+}
 
 c.JupyterHub.authenticator_class = "westtek-demo"
 c.Authenticator.allowed_users = {user for members in LABS.values() for user in members} | set(
     HUB_ADMINS
 )
-c.Authenticator.admin_users = set(HUB_ADMINS)
 c.WestTekDemoAuthenticator.demo_password = DEMO_PASSWORD
 
 c.JupyterHub.spawner_class = "westtek"
@@ -59,25 +65,7 @@ c.JupyterHub.services = [
         "display": True,
     }
 ]
-# The service's least privileges: read and list users (their groups are their labs, their
-# running servers count against lab quotas), start and stop their servers, and reach their
-# servers' West Tek API (snapshot on request), and list the hub's services for its nav bar.
-# Users may open the service (its admin panel and API) through OAuth.
-c.JupyterHub.load_roles = [
-    {
-        "name": "westtek-service",
-        "scopes": [
-            "read:users",
-            "list:users",
-            "servers",
-            "access:servers",
-            "list:services",
-            "read:services",
-        ],
-        "services": ["westtek"],
-    },
-    {"name": "user", "scopes": ["self", "access:services!service=westtek"]},
-]
+c.JupyterHub.load_roles = suite_roles()
 
 
 def _find_proxy() -> str:

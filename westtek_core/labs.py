@@ -2,7 +2,9 @@
 
 A lab is a JupyterHub group: one named ``<prefix><id>`` (``lab-<id>`` by default) or one
 listed by name; ``<group>-admins`` makes its members the lab's admins. A user's lab (the
-one their server runs in) is the first of their labs by group name.
+one their server runs in) is the first of their labs by group name. The members of
+``westtek-admins`` are the hub's admins (all labs): a group, not JupyterHub's admin flag,
+because JupyterHub's admin role also reaches every user's server (see westtek_hub.roles).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 ADMINS_SUFFIX = "-admins"
+# The hub admins' group; infra/lib/identity-stack.ts makes the Cognito group of this name.
+HUB_ADMINS_GROUP = "westtek-admins"
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,11 @@ class LabPolicy:
     prefix: str = "lab-"
     named: frozenset[str] = frozenset()
     pattern: str = ""
+    hub_admins_group: str = HUB_ADMINS_GROUP
+
+    def is_hub_admin(self, groups: Iterable[str]) -> bool:
+        """Whether a user in ``groups`` administers the hub (every lab)."""
+        return self.hub_admins_group in groups
 
     def lab_of(self, group: str) -> tuple[str, bool] | None:
         """``(lab id, is the lab's admins group)`` for a lab group, else None."""

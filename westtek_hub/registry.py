@@ -239,9 +239,15 @@ class Caller:
 
     @classmethod
     def from_model(cls, model: Mapping[str, Any], policy: LabPolicy) -> Caller:
-        """From JupyterHub's user model (``name``, ``admin``, ``groups``)."""
-        labs, admin_labs = policy.labs_of(str(g) for g in model.get("groups") or [])
-        return cls(str(model["name"]), bool(model.get("admin")), labs, admin_labs)
+        """From JupyterHub's user model (``name``, ``admin``, ``groups``).
+
+        A hub admin is in the hub admins' group; a JupyterHub admin (IT's break-glass
+        account) is one too.
+        """
+        groups = [str(g) for g in model.get("groups") or []]
+        labs, admin_labs = policy.labs_of(groups)
+        admin = bool(model.get("admin")) or policy.is_hub_admin(groups)
+        return cls(str(model["name"]), admin, labs, admin_labs)
 
     def role_in(self, lab_id: str) -> str | None:
         """``admin``, ``lab-admin``, ``researcher`` or None for a lab."""

@@ -14,7 +14,7 @@ from tornado import web
 from traitlets import Dict, Instance, Integer, List, Unicode, default
 from traitlets.config import Application
 
-from westtek_core.labs import LabPolicy
+from westtek_core.labs import HUB_ADMINS_GROUP, LabPolicy
 from westtek_core.paths import data_dir as westtek_data_dir
 from westtek_core.snapshot.retention import RetentionPolicy
 from westtek_core.status import Capability, status_report
@@ -110,6 +110,14 @@ class WestTekHubService(Application):
         help="Other JupyterHub group names that are labs (the demo's vault-13, vault-101).",
     )
 
+    hub_admins_group = Unicode(
+        HUB_ADMINS_GROUP,
+        config=True,
+        help="The JupyterHub group whose members are the hub's admins (every lab). Give "
+        "the group the role of westtek_hub.roles.suite_roles, not JupyterHub's admin flag: "
+        "JupyterHub's admin role also reaches every user's notebook server.",
+    )
+
     quotas = Dict(
         config=True,
         help="Per-lab quotas, {lab: {'servers': N, 'snapshot_bytes': N, "
@@ -167,7 +175,11 @@ class WestTekHubService(Application):
             Path(self.db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = make_engine(self.db_url)
         upgrade(engine)
-        policy = LabPolicy(prefix=self.lab_group_prefix, named=frozenset(self.lab_groups))
+        policy = LabPolicy(
+            prefix=self.lab_group_prefix,
+            named=frozenset(self.lab_groups),
+            hub_admins_group=self.hub_admins_group,
+        )
         sessions = session_factory(engine)
         return web.Application(
             routes,

@@ -16,6 +16,7 @@ import requests
 
 from tests.e2e.conftest import HubProcess, login
 from westtek_core import __version__
+from westtek_core.labs import HUB_ADMINS_GROUP
 
 pytestmark = pytest.mark.slow
 
@@ -57,9 +58,18 @@ def test_wrong_password_is_refused(hub):
 
 
 def test_labs_and_admin_are_set_up_as_in_the_demo(hub):
-    groups = {g["name"]: sorted(g["users"]) for g in hub.api("GET", "groups").json()}
-    assert groups == {"vault-13": ["alice", "bob"], "vault-101": ["carol"]}
-    assert hub.api("GET", "users/overseer").json()["admin"] is True
+    listed = hub.api("GET", "groups").json()
+    groups = {g["name"]: sorted(g["users"]) for g in listed}
+    assert groups == {
+        "vault-13": ["alice", "bob"],
+        "vault-101": ["carol"],
+        HUB_ADMINS_GROUP: ["overseer"],
+    }
+    # the hub admin is one through the group's role, not JupyterHub's admin flag (whose
+    # role reaches every server): tests/security/test_admin_server_access.py
+    roles = {g["name"]: g["roles"] for g in listed}
+    assert roles[HUB_ADMINS_GROUP] == ["westtek-hub-admin"]
+    assert hub.api("GET", "users/overseer").json()["admin"] is False
     assert hub.api("GET", "users/alice").json()["admin"] is False
 
 
