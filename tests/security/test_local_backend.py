@@ -8,16 +8,12 @@ therefore refused unless IT opts in, and the hub says so in its log at the first
 from __future__ import annotations
 
 import logging
-import sys
 from datetime import datetime, timezone
-from types import SimpleNamespace
 
 import pytest
 from jupyterhub import orm
-from jupyterhub.objects import Hub
 
-from tests.spawner.test_local_backend import TINY_SERVER, wait_for_http
-from westtek_spawner import WestTekSpawner
+from tests.spawner.test_local_backend import make_spawner, wait_for_http
 from westtek_spawner.backends import local
 from westtek_spawner.errors import SpawnRefused
 
@@ -38,16 +34,7 @@ def hub_db():
 
 
 def spawner_for(name, hub_db, tmp_path, **local_traits):
-    user = SimpleNamespace(name=name, escaped_name=name, url=f"/user/{name}/", db=hub_db)
-    spawner = WestTekSpawner(
-        user=user,
-        hub=Hub(ip="127.0.0.1", port=8081, base_url="/hub/"),
-        api_token="test-token",
-        oauth_client_id=f"jupyterhub-user-{name}",
-        cmd=[sys.executable, "-c", TINY_SERVER],
-    )
-    spawner.config.LocalBackend.home_dir_template = str(tmp_path / "homes" / "{username}")
-    spawner.config.LocalBackend.state_dir_template = str(tmp_path / "state" / "{username}")
+    spawner = make_spawner(tmp_path, name, hub_db=hub_db)
     for trait, value in local_traits.items():
         setattr(spawner.config.LocalBackend, trait, value)
     return spawner

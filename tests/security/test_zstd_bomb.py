@@ -8,7 +8,6 @@ planted objects are written the way anyone with write access to a shared store c
 
 from __future__ import annotations
 
-import secrets
 import struct
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -19,12 +18,15 @@ import blake3
 import pytest
 import zstandard
 
-from tests.core.snapshot.test_hostile_restore import base, file_entry, plant, workspace
+from tests.core.snapshot.test_hostile_restore import (
+    base,
+    file_entry,
+    plant,
+    plant_blob,
+    workspace,
+)
 from westtek_core.snapshot import load_snapshot, restore_snapshot, verify_snapshots
 from westtek_core.store import Repository, StoreError
-from westtek_core.store.crypto import Crypto
-from westtek_core.store.index import encode_index_file
-from westtek_core.store.repository import _PackBuilder, pack_key
 from westtek_hub.stores import LabStores
 
 __all__ = ["base"]  # the module-scoped store fixture, shared with the hostile-restore tests
@@ -63,19 +65,8 @@ def peak_bytes(action: Callable[[], Any]) -> tuple[int, BaseException | None]:
 @pytest.fixture(scope="module")
 def bomb(base: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """A snapshot whose one file is a blob of 64 bytes declaring 2 GiB, its index entry 1 KiB."""
-    blob_id = secrets.token_bytes(32)
-    builder = _PackBuilder(Crypto())
-    builder.add(blob_id, 1, frame_declaring(DECLARED), 1024)
-    pack_id, data = builder.finish()
-    with Repository.open(base["store"], create=False, cache_dir=base["root"] / "cache") as repo:
-        repo.backend.save(pack_key(pack_id), data)
-        index = encode_index_file(
-            [(pack_id, builder.entries)], Crypto(), zstandard.ZstdCompressor()
-        )
-        repo.backend.save(f"index/{blake3.blake3(index).hexdigest()}", index)
-    snapshot_id = plant(
-        base, workspace(file_entry("declared.bin", content=[blob_id.hex()], size=1024))
-    )
+    blob_id = plant_blob(base, frame_declaring(DECLARED), 1024)
+    snapshot_id = plant(base, workspace(file_entry("declared.bin", content=[blob_id], size=1024)))
     yield {"id": snapshot_id, "store": base["store"], "cache": base["root"] / "cache"}
 
 

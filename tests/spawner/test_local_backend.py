@@ -26,8 +26,9 @@ TINY_SERVER = (
 )
 
 
-def make_spawner(tmp_path, name="alice", **traits):
-    user = SimpleNamespace(name=name, escaped_name=name, url=f"/user/{name}/")
+def make_spawner(tmp_path, name="alice", hub_db=None, **traits):
+    """alice's spawner; with ``hub_db``, her user carries JupyterHub's database session."""
+    user = SimpleNamespace(name=name, escaped_name=name, url=f"/user/{name}/", db=hub_db)
     spawner = WestTekSpawner(
         user=user,
         hub=Hub(ip="127.0.0.1", port=8081, base_url="/hub/"),

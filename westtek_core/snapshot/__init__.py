@@ -14,8 +14,9 @@ from westtek_core.snapshot.create import (
     summarize,
 )
 from westtek_core.snapshot.export import EXPORT_FORMATS, export_snapshot
+from westtek_core.snapshot.interpreters import RestoreError
 from westtek_core.snapshot.manifest import ManifestError, iter_files, referenced_chunks
-from westtek_core.snapshot.restore import RestoreError, RestoreReport, restore_snapshot
+from westtek_core.snapshot.restore import RestoreReport, restore_snapshot
 from westtek_core.snapshot.verify import VerifyReport, verify_snapshots
 
 __all__ = [

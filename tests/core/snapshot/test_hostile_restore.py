@@ -58,6 +58,31 @@ def plant(base: dict[str, Any], craft: Callable[[Manifest, str], None]) -> str:
         return repo.save_manifest(manifest)
 
 
+def plant_blob(base: dict[str, Any], stored: bytes, raw_length: int) -> str:
+    """Commit a pack holding one zstd blob of ``stored`` bytes and an index entry claiming
+    ``raw_length``, as a writer with store access could; the blob's id (hex)."""
+    import secrets
+
+    import blake3
+    import zstandard
+
+    from westtek_core.store.crypto import Crypto
+    from westtek_core.store.index import encode_index_file
+    from westtek_core.store.repository import _PackBuilder, pack_key
+
+    blob_id = secrets.token_bytes(32)
+    builder = _PackBuilder(Crypto())
+    builder.add(blob_id, 1, stored, raw_length)
+    pack_id, data = builder.finish()
+    with Repository.open(base["store"], create=False, cache_dir=base["root"] / "cache") as repo:
+        repo.backend.save(pack_key(pack_id), data)
+        index = encode_index_file(
+            [(pack_id, builder.entries)], Crypto(), zstandard.ZstdCompressor()
+        )
+        repo.backend.save(f"index/{blake3.blake3(index).hexdigest()}", index)
+    return blob_id.hex()
+
+
 def file_entry(path: str, **extra: Any) -> dict[str, Any]:
     """A file entry whose content is the stored chunk (filled in by :func:`plant`)."""
     return {"path": path, "kind": "file", "mode": 0o644, "size": 21, "mtime_ns": 0,
@@ -227,32 +252,14 @@ def test_a_crafted_chunk_that_inflates_to_a_gigabyte_is_refused_before_it_is_inf
     # A pack holding a zstd bomb (32 KiB that inflate to 1 GiB of zeros; without the
     # check, 1 GiB of memory before any hash is compared), an index entry claiming 4 GiB,
     # and a manifest whose file uses the blob: write access to a shared store plants all.
-    import secrets
-
-    import blake3
     import zstandard
-
-    from westtek_core.store.crypto import Crypto
-    from westtek_core.store.index import encode_index_file
-    from westtek_core.store.repository import _PackBuilder, pack_key
 
     compressor = zstandard.ZstdCompressor(level=1).compressobj()
     zeros = bytes(1 << 24)
     bomb = b"".join(compressor.compress(zeros) for _ in range(64)) + compressor.flush()
     assert len(bomb) < 1 << 20
-    blob_id = secrets.token_bytes(32)
-    builder = _PackBuilder(Crypto())
-    builder.add(blob_id, 1, bomb, (1 << 32) - 1)
-    pack_id, data = builder.finish()
-    with Repository.open(base["store"], create=False, cache_dir=base["root"] / "cache") as repo:
-        repo.backend.save(pack_key(pack_id), data)
-        index = encode_index_file(
-            [(pack_id, builder.entries)], Crypto(), zstandard.ZstdCompressor()
-        )
-        repo.backend.save(f"index/{blake3.blake3(index).hexdigest()}", index)
-    snapshot_id = plant(
-        base, workspace(file_entry("inflated.bin", content=[blob_id.hex()], size=1024))
-    )
+    blob_id = plant_blob(base, bomb, (1 << 32) - 1)
+    snapshot_id = plant(base, workspace(file_entry("inflated.bin", content=[blob_id], size=1024)))
 
     code, err = restore(base, snapshot_id, tmp_path / "target")
     assert code == 1 and "claims 4294967295 bytes" in err, err
