@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy import ColumnElement, func, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from westtek_core.labs import LabPolicy
+from westtek_core.labs import LabPolicy, environment_id_of, in_namespace_of, namespace_owner
 from westtek_core.snapshot.retention import RetentionPolicy, plan_retention
 from westtek_core.wire import (
     MAX_ID,
@@ -424,23 +424,77 @@ def _ensure(session: Session, model: type[Any], key: str) -> None:
 
 
 def reporting_environment(session: Session, caller: Caller, body: Mapping[str, Any]) -> Environment:
-    """The environment a server reports for, registered on first report (the caller's)."""
+    """The environment a server reports for, registered on first report.
+
+    Only its owner's server (or a hub admin) registers or reports for an id: ids are
+    namespaced by owner (``labs.environment_id_of``), so nobody can claim another's first.
+    """
     env_id = _checked_id(body.get("environment_id"), "environment_id")
     env = session.get(Environment, env_id)
-    if env is not None:
-        if env.researcher_id != caller.name and not caller.admin:
+    if env is not None and env.researcher_id != caller.name and not caller.admin:
+        if not in_namespace_of(caller.name, env_id) or _handed_over(session, env):
             raise Denied(f"environment {env_id!r} belongs to {env.researcher_id}", env.lab_id)
+        _move_aside(session, caller, env)
+        env = None
+    if env is not None:
         if body.get("lab_id") is not None and body["lab_id"] != env.lab_id:
             raise Denied(f"environment {env_id!r} is in lab {env.lab_id}", env.lab_id)
         return env
+    owner = namespace_owner(env_id) if caller.admin else caller.name
+    if not in_namespace_of(owner, env_id):
+        raise Denied(
+            f"environment id {env_id!r} is {namespace_owner(env_id)}'s, not {caller.name}'s: "
+            f"a server reports as {caller.name!r} or "
+            f"{environment_id_of(caller.name, '<server name>')!r}"
+        )
     lab = _reporting_lab(caller, body.get("lab_id"))
     _ensure(session, Lab, lab)
-    _ensure(session, Researcher, caller.name)
-    env = Environment(id=env_id, lab_id=lab, researcher_id=caller.name, name=env_id)
+    _ensure(session, Researcher, owner)
+    env = Environment(id=env_id, lab_id=lab, researcher_id=owner, name=env_id)
     session.add(env)
     session.flush()
     audit.append(session, caller.name, "environment.register", env_id, lab_id=lab)
     return env
+
+
+def _handed_over(session: Session, env: Environment) -> bool:
+    """Whether the environment's holder got it from a reassignment (not by claiming it)."""
+    query = select(Transfer.id).where(
+        Transfer.environment_id == env.id, Transfer.to_researcher == env.researcher_id
+    )
+    return session.scalar(query.limit(1)) is not None
+
+
+def _move_aside(session: Session, caller: Caller, env: Environment) -> None:
+    """Move an environment claimed in the caller's namespace to its holder's namespace.
+
+    Only ids claimed before they were namespaced get here; the snapshots, events and
+    transfers move with it, and the id is free for the caller.
+    """
+    new_id = environment_id_of(env.researcher_id, env.id)
+    if session.get(Environment, new_id) is not None:
+        raise Denied(
+            f"environment {env.id!r} is held by {env.researcher_id} and {new_id!r} exists: "
+            "a hub admin must reassign it",
+            env.lab_id,
+        )
+    columns = {c.key: getattr(env, c.key) for c in Environment.__mapper__.column_attrs}
+    session.add(Environment(**columns | {"id": new_id, "name": new_id}))
+    session.flush()
+    for model in (Snapshot, DriftEvent, Transfer):
+        session.execute(
+            update(model).where(model.environment_id == env.id).values(environment_id=new_id)
+        )
+    session.delete(env)
+    session.flush()
+    audit.append(
+        session,
+        caller.name,
+        "environment.reclaim",
+        env.id,
+        lab_id=env.lab_id,
+        detail={"holder": env.researcher_id, "moved_to": new_id},
+    )
 
 
 def event_key(body: Mapping[str, Any]) -> str:

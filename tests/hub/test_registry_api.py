@@ -252,7 +252,7 @@ async def test_a_reassignment_whose_snapshots_cannot_be_copied_moves_nothing(api
         ("alice", [1], 400, "JSON object"),
         ("alice", snapshot_report("alice", "0d" * 32, size_bytes=-1), 400, "size_bytes"),
         ("alice", snapshot_report("alice", "0d" * 32, timestamp="someday"), 400, "ISO 8601"),
-        ("alice", snapshot_report("alice-2", "0d" * 32, lab_id="vault-101"), 403, "not in lab"),
+        ("alice", snapshot_report("alice:2", "0d" * 32, lab_id="vault-101"), 403, "not in lab"),
         ("bob", snapshot_report("alice", "0b" * 32), 403, "belongs to alice"),
         ("drifter", snapshot_report("drifter"), 403, "in no lab"),
         ("alice", b"x" * (2 << 20), 413, "larger than"),
@@ -305,7 +305,7 @@ async def test_the_spawner_reports_where_the_server_runs(api):
 
 ROLES = {"researcher": "bob", "lab-admin": "dana", "admin": "overseer"}
 # the environment in each situation, seen from vault-13's users (the admin sees all)
-TARGETS = {"own-lab": "alice", "foreign-lab": "carol", "shared": "erin-env"}
+TARGETS = {"own-lab": "alice", "foreign-lab": "carol", "shared": "erin:env"}
 
 
 def endpoint_calls(env: str, snapshot: str) -> dict[str, tuple[str, str, Any]]:
@@ -380,16 +380,16 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
 async def test_every_endpoint_for_every_role_and_lab(api, endpoint, lab_stores):
     # Given alice's (vault-13), carol's and erin's (vault-101) environments, erin's shared
     await seed(api)
-    erin = store_snapshot(lab_stores / "vault-101", "erin-env", {"notes.md": b"# erin"})
-    assert (await api("POST", "snapshots", "erin", snapshot_report("erin-env", erin))).code == 201
+    erin = store_snapshot(lab_stores / "vault-101", "erin:env", {"notes.md": b"# erin"})
+    assert (await api("POST", "snapshots", "erin", snapshot_report("erin:env", erin))).code == 201
     share = {"snapshot_id": erin, "to_lab": "vault-13", "permission": "restore"}
     assert (await api("POST", "collaboration/share", "erin", share)).code == 201
-    snapshots = {"alice": SNAPSHOT, "carol": "ca" * 32, "erin-env": erin}
+    snapshots = {"alice": SNAPSHOT, "carol": "ca" * 32, "erin:env": erin}
     for role, user in ROLES.items():
         for target, env in TARGETS.items():
             method, path, body = endpoint_calls(env, snapshots[env])[endpoint]
             if endpoint == "reassign" and role == "admin":
-                successor = {"alice": "dana", "carol": "erin", "erin-env": "carol"}[env]
+                successor = {"alice": "dana", "carol": "erin", "erin:env": "carol"}[env]
                 body = {"environment_id": env, "to_researcher": successor}
             response = await api(method, path, user, body)
             expected = EXPECTED[endpoint][role][target]
