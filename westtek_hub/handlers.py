@@ -52,7 +52,7 @@ class EnvironmentDriftHandler(APIHandler):
         caller = await self.caller()
 
         def work(session: Session) -> dict[str, Any]:
-            env, access = registry.get_environment(session, caller, env_id)
+            env, access = registry.get_environment(session, caller, env_id, history=True)
             return {
                 "environment": registry.environment_json(env, access),
                 "drift_status": env.drift_status,
@@ -132,14 +132,13 @@ class LaunchHandler(APIHandler):
                 )
                 self.run(caller, "snapshot.copy", restore, lambda _: registry.refuse(failed))
             copy = {"from_lab": env.lab_id, "to_lab": lab, "copy": copied}
-            self.run(
-                caller,
-                "snapshot.copy",
-                restore,
-                lambda s: audit.append(
-                    s, caller.name, "snapshot.copy", restore, lab_id=lab, detail=copy
-                ),
-            )
+
+            def record(session: Session) -> None:
+                registry.record_copy(session, restore, lab, copied)
+                audit.append(session, caller.name, "snapshot.copy", restore, lab_id=lab,
+                             detail=copy)  # fmt: skip
+
+            self.run(caller, "snapshot.copy", restore, record)
             restore = copied
         if restore:
             options["westtek_restore_snapshot"] = restore
@@ -268,6 +267,7 @@ class ShareHandler(APIHandler):
                 snapshot_id,
                 str(body.get("to_lab") or ""),
                 str(body.get("permission") or "read"),
+                self.registry.policy.named,
             ),
         )
         self.reply(share, 201)
@@ -288,17 +288,37 @@ class ShareHandler(APIHandler):
 
 
 class ShareRevokeHandler(APIHandler):
-    """``DELETE collaboration/share/{id}``: revoke a share."""
+    """``DELETE collaboration/share/{id}``: revoke a share.
+
+    The copy a launch made in the recipient lab's store is removed first; when it cannot
+    be, nothing is revoked (502, audited) so that revoking again can finish the job.
+    """
 
     async def delete(self, share_id: str) -> None:
         """Revoke it."""
         caller = await self.caller()
+        number = int(share_id)
+        copy = self.run(
+            caller, "share.revoke", share_id, lambda s: registry.copy_to_remove(s, caller, number)
+        )
+        if copy is not None:
+            copy_id, lab = copy
+            try:
+                await IOLoop.current().run_in_executor(None, self.stores.remove, copy_id, lab)
+            except (StoreError, OSError) as e:
+                failed = registry.StoreUnavailable(
+                    f"share {number} was not revoked: its copy {copy_id[:12]} could not be "
+                    f"removed from lab {lab}'s store: {e}",
+                    lab,
+                )
+                self.run(caller, "share.revoke", share_id, lambda _: registry.refuse(failed))
+        removed = copy[0] if copy else None
         self.reply(
             self.run(
                 caller,
                 "share.revoke",
                 share_id,
-                lambda s: registry.revoke_share(s, caller, int(share_id)),
+                lambda s: registry.revoke_share(s, caller, number, removed),
             )
         )
 

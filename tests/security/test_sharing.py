@@ -1,0 +1,143 @@
+"""Sharing gives exactly what was shared: one snapshot, for as long as the share lasts.
+
+A share does not open the environment's other snapshots, drift events or install history
+to the recipient lab; revoking it removes the copy a launch made in the recipient lab's
+store, and the registry says so; a share to a lab that does not exist is refused. Every
+test runs on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.hub.conftest import answer, store_snapshot
+from tests.hub.test_registry_api import SNAPSHOT, event_report, seed, snapshot_report, visible
+from westtek_core.store import Repository
+
+LATER = "a1" * 32
+
+
+def numpy_upgrade(event_id: int) -> dict[str, Any]:
+    """A drift event of alice's: an install the recipient lab must not learn of."""
+    change = {
+        "kind": "package",
+        "name": "numpy",
+        "change": "upgraded",
+        "before": "1.26.4",
+        "after": "2.0.0",
+        "severity": "critical",
+        "affected_notebooks": [],
+        "reason": "",
+    }
+    return event_report("alice", event_id) | {"changes": [change]}  # fmt: skip
+
+
+async def share(api, user: str, snapshot: str, to_lab: str, permission: str = "read"):
+    body = {"snapshot_id": snapshot, "to_lab": to_lab, "permission": permission}
+    return await api("POST", "collaboration/share", user, body)
+
+
+async def test_a_share_shows_the_shared_snapshot_not_the_environments_history(api):
+    # Given alice's environment with an older snapshot, a later one, drift and installs,
+    await seed(api)
+    later = snapshot_report("alice", LATER, timestamp="2026-11-21T10:00:00+00:00")
+    later["metadata"] = {"installed_packages": ["numpy==2.0.0"]}
+    assert (await api("POST", "snapshots", "alice", later)).code == 201
+    assert (await api("POST", "events", "alice", numpy_upgrade(2))).code == 201
+    # when she shares only the older snapshot with vault-101,
+    assert (await share(api, "alice", SNAPSHOT, "vault-101")).code == 201
+    # carol's lab sees the environment with that snapshot and nothing of its history
+    rows = {e["id"]: e for e in answer(await api("GET", "environments", "carol"))["environments"]}
+    alice = rows["alice"]
+    assert alice["access"] == "shared-read"
+    assert alice["last_snapshot_id"] == SNAPSHOT
+    assert [s["id"] for s in alice["shared_snapshots"]] == [SNAPSHOT]
+    assert alice["drift_status"] is None
+    assert alice["metadata"] == {} and alice["container_info"] == {}
+    assert LATER not in str(alice) and "numpy" not in str(alice)
+    critical = answer(await api("GET", "environments?drift=CRITICAL_DRIFT", "carol"))
+    assert "alice" not in {e["id"] for e in critical["environments"]}
+    for path in (
+        "environments/alice/drift",
+        "events?environment_id=alice",
+        "knowledge/transfer?environment_id=alice",
+    ):
+        refused = await api("GET", path, "carol")
+        assert refused.code == 403, (path, answer(refused))
+        assert "not its history" in answer(refused)["message"]
+    events = answer(await api("GET", "events", "carol"))["events"]
+    assert {e["environment_id"] for e in events} <= {"carol"}
+    # while alice's own lab still sees all of it
+    assert (await api("GET", "environments/alice/drift", "bob")).code == 200
+    package = answer(await api("GET", "knowledge/transfer?environment_id=alice", "bob"))
+    assert [i["package"] for i in package["install_history"]] == ["numpy"]
+
+
+async def test_revoking_a_share_removes_the_copy_from_the_recipient_labs_store(
+    api, fake_hub, lab_stores: Path
+):
+    # Given alice's real snapshot shared with vault-101 for restoring, and carol's launch
+    # from it, which copied it into her lab's store,
+    hub, _ = fake_hub
+    await seed(api)
+    real = store_snapshot(lab_stores / "vault-13", "alice", {"analysis.ipynb": b"{}"})
+    assert (await api("POST", "snapshots", "alice", snapshot_report("alice", real))).code == 201
+    created = answer(await share(api, "alice", real, "vault-101", "restore"))
+    launch = await api("POST", "environments/jupyter", "carol", {"snapshot_id": real})
+    assert launch.code == 202, answer(launch)
+    recipient = lab_stores / "vault-101"
+    with_copy = Repository.open(str(recipient), create=False)
+    assert with_copy.list_manifests() == [real]
+    with_copy.close()
+    # when alice revokes the share,
+    revoked = await api("DELETE", f"collaboration/share/{created['id']}", "alice")
+    assert revoked.code == 200, answer(revoked)
+    # the copy is gone from vault-101's store, and the registry says so
+    after = Repository.open(str(recipient), create=False)
+    assert after.list_manifests() == []
+    after.close()
+    record = answer(revoked)
+    assert record["revoked_at"] and record["copy_id"] == real and record["copy_removed_at"]
+    log = answer(await api("GET", "audit", "overseer"))["entries"]
+    (entry,) = [e for e in log if e["action"] == "share.revoke"]
+    assert entry["detail"]["copy_removed"] == real
+    # and carol can no longer start a server from it
+    hub.started.clear()
+    again = await api("POST", "environments/jupyter", "carol", {"snapshot_id": real})
+    assert again.code == 403 and hub.started == []
+    assert "alice" not in await visible(api, "carol")
+
+
+async def test_a_revoke_whose_copy_cannot_be_removed_keeps_the_share_and_says_why(
+    api, lab_stores: Path
+):
+    # Given a launched restore share whose recipient store then breaks,
+    await seed(api)
+    real = store_snapshot(lab_stores / "vault-13", "alice", {"analysis.ipynb": b"{}"})
+    assert (await api("POST", "snapshots", "alice", snapshot_report("alice", real))).code == 201
+    created = answer(await share(api, "alice", real, "vault-101", "restore"))
+    assert (await api("POST", "environments/jupyter", "carol", {"snapshot_id": real})).code == 202
+    recipient = lab_stores / "vault-101"
+    recipient.rename(lab_stores / "moved-away")
+    recipient.write_text("not a store")
+    # the revoke is refused with the reason, and retrying once the store is back works
+    refused = await api("DELETE", f"collaboration/share/{created['id']}", "alice")
+    assert refused.code == 502
+    assert "could not be removed from lab vault-101's store" in answer(refused)["message"]
+    assert (await visible(api, "carol"))["alice"] == "shared-restore"
+    recipient.unlink()
+    (lab_stores / "moved-away").rename(recipient)
+    assert (await api("DELETE", f"collaboration/share/{created['id']}", "alice")).code == 200
+    assert "alice" not in await visible(api, "carol")
+
+
+async def test_sharing_with_a_lab_that_does_not_exist_is_refused_not_created(api):
+    await seed(api)
+    refused = await share(api, "alice", SNAPSHOT, "no-such-lab")
+    assert refused.code == 404
+    assert answer(refused)["message"] == "no lab 'no-such-lab': share with a lab the hub knows"
+    storage = answer(await api("GET", "storage", "overseer"))["labs"]
+    assert {lab["lab"] for lab in storage} == {"vault-13", "vault-101"}
+    shares = answer(await api("GET", "collaboration/share", "overseer"))["shares"]
+    assert shares == []
