@@ -290,16 +290,17 @@ class ShareHandler(APIHandler):
 class ShareRevokeHandler(APIHandler):
     """``DELETE collaboration/share/{id}``: revoke a share.
 
-    The copy a launch made in the recipient lab's store is removed first; when it cannot
-    be, nothing is revoked (502, audited) so that revoking again can finish the job.
+    The share ends at once; then the copy a launch made in the recipient lab's store is
+    removed. When it cannot be (502, audited), the share says so (``copy_id`` without
+    ``copy_removed_at``) and revoking it again retries.
     """
 
     async def delete(self, share_id: str) -> None:
         """Revoke it."""
         caller = await self.caller()
         number = int(share_id)
-        copy = self.run(
-            caller, "share.revoke", share_id, lambda s: registry.copy_to_remove(s, caller, number)
+        share, copy = self.run(
+            caller, "share.revoke", share_id, lambda s: registry.revoke_share(s, caller, number)
         )
         if copy is not None:
             copy_id, lab = copy
@@ -307,20 +308,18 @@ class ShareRevokeHandler(APIHandler):
                 await IOLoop.current().run_in_executor(None, self.stores.remove, copy_id, lab)
             except (StoreError, OSError) as e:
                 failed = registry.StoreUnavailable(
-                    f"share {number} was not revoked: its copy {copy_id[:12]} could not be "
-                    f"removed from lab {lab}'s store: {e}",
+                    f"share {number} is revoked, but its copy {copy_id[:12]} could not be "
+                    f"removed from lab {lab}'s store ({e}): revoke it again to retry",
                     lab,
                 )
-                self.run(caller, "share.revoke", share_id, lambda _: registry.refuse(failed))
-        removed = copy[0] if copy else None
-        self.reply(
-            self.run(
+                self.run(caller, "share.copy_remove", share_id, lambda _: registry.refuse(failed))
+            share = self.run(
                 caller,
-                "share.revoke",
+                "share.copy_remove",
                 share_id,
-                lambda s: registry.revoke_share(s, caller, number, removed),
+                lambda s: registry.record_copy_removed(s, caller, number),
             )
-        )
+        self.reply(share)
 
 
 class TransferHandler(APIHandler):

@@ -761,22 +761,11 @@ def share_json(share: Share) -> dict[str, Any]:
     }
 
 
-def _revocable(session: Session, caller: Caller, share_id: int) -> tuple[Share, Environment]:
-    share = session.get(Share, share_id)
-    if share is None or share.revoked_at is not None:
-        raise NotFound(f"no active share {share_id}")
-    snap = session.get(Snapshot, share.snapshot_id)
-    assert snap is not None
-    env, _ = get_environment(session, caller, snap.environment_id, act=True)
-    return share, env
+def _copy_left(session: Session, share: Share, env: Environment) -> tuple[str, str] | None:
+    """``(copy id, lab)`` of the copy revoking a share leaves in the recipient lab's store.
 
-
-def copy_to_remove(session: Session, caller: Caller, share_id: int) -> tuple[str, str] | None:
-    """``(copy id, lab)`` that revoking this share must first remove from the recipient's store.
-
-    None when there is no copy, or another active share still covers it.
+    None when there is none, or another active share still covers it.
     """
-    share, env = _revocable(session, caller, share_id)
     if share.copy_id is None or share.copy_removed_at is not None or env.lab_id == share.to_lab:
         return None  # never copied, already removed, or the environment moved to that lab
     still_shared = select(Share.id).where(
@@ -792,22 +781,39 @@ def copy_to_remove(session: Session, caller: Caller, share_id: int) -> tuple[str
 
 
 def revoke_share(
-    session: Session, caller: Caller, share_id: int, removed_copy: str | None = None
-) -> dict[str, Any]:
+    session: Session, caller: Caller, share_id: int
+) -> tuple[dict[str, Any], tuple[str, str] | None]:
     """Revoke a share (its lab's admins, the snapshot's owner, hub admins).
 
-    ``removed_copy``: the copy (see ``copy_to_remove``) already deleted from the recipient
-    lab's store, which the share then records.
+    Returns the share and the copy ``(id, lab)`` the caller must then remove from the
+    recipient lab's store (see ``record_copy_removed``). A revoked share whose copy is still
+    there may be revoked again, to retry removing it.
     """
-    share, _ = _revocable(session, caller, share_id)
-    now = datetime.now(timezone.utc)
-    share.revoked_at = now
-    detail: dict[str, Any] = {"share": share.id, "to_lab": share.to_lab}
-    if removed_copy is not None:
-        share.copy_removed_at = now
-        detail["copy_removed"] = removed_copy
+    share = session.get(Share, share_id)
+    snap = session.get(Snapshot, share.snapshot_id) if share is not None else None
+    if share is None or snap is None:
+        raise NotFound(f"no active share {share_id}")
+    env, _ = get_environment(session, caller, snap.environment_id, act=True)
+    left = _copy_left(session, share, env)
+    if share.revoked_at is not None and left is None:
+        raise NotFound(f"no active share {share_id}")
+    if share.revoked_at is None:
+        share.revoked_at = datetime.now(timezone.utc)
+        audit.append(
+            session, caller.name, "share.revoke", share.snapshot_id, lab_id=share.from_lab,
+            detail={"share": share.id, "to_lab": share.to_lab, "copy_to_remove": left},
+        )  # fmt: skip
+    return share_json(share), left
+
+
+def record_copy_removed(session: Session, caller: Caller, share_id: int) -> dict[str, Any]:
+    """Record that a revoked share's copy is gone from the recipient lab's store."""
+    share = session.get(Share, share_id)
+    assert share is not None and share.copy_id is not None  # found by revoke_share
+    share.copy_removed_at = datetime.now(timezone.utc)
+    detail = {"share": share.id, "copy": share.copy_id}
     audit.append(
-        session, caller.name, "share.revoke", share.snapshot_id, lab_id=share.from_lab,
+        session, caller.name, "share.copy_remove", share.snapshot_id, lab_id=share.to_lab,
         detail=detail,
     )  # fmt: skip
     return share_json(share)

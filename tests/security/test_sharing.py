@@ -100,8 +100,12 @@ async def test_revoking_a_share_removes_the_copy_from_the_recipient_labs_store(
     record = answer(revoked)
     assert record["revoked_at"] and record["copy_id"] == real and record["copy_removed_at"]
     log = answer(await api("GET", "audit", "overseer"))["entries"]
-    (entry,) = [e for e in log if e["action"] == "share.revoke"]
-    assert entry["detail"]["copy_removed"] == real
+    (entry,) = [e for e in log if e["action"] == "share.copy_remove"]
+    assert (entry["actor"], entry["lab_id"], entry["detail"]["copy"]) == (
+        "alice",
+        "vault-101",
+        real,
+    )
     # and carol can no longer start a server from it
     hub.started.clear()
     again = await api("POST", "environments/jupyter", "carol", {"snapshot_id": real})
@@ -109,7 +113,7 @@ async def test_revoking_a_share_removes_the_copy_from_the_recipient_labs_store(
     assert "alice" not in await visible(api, "carol")
 
 
-async def test_a_revoke_whose_copy_cannot_be_removed_keeps_the_share_and_says_why(
+async def test_a_revoke_whose_copy_cannot_be_removed_says_so_and_can_be_retried(
     api, lab_stores: Path
 ):
     # Given a launched restore share whose recipient store then breaks,
@@ -121,23 +125,34 @@ async def test_a_revoke_whose_copy_cannot_be_removed_keeps_the_share_and_says_wh
     recipient = lab_stores / "vault-101"
     recipient.rename(lab_stores / "moved-away")
     recipient.write_text("not a store")
-    # the revoke is refused with the reason, and retrying once the store is back works
+    # the share ends at once, and the answer says the copy is still there and why,
     refused = await api("DELETE", f"collaboration/share/{created['id']}", "alice")
     assert refused.code == 502
-    assert "could not be removed from lab vault-101's store" in answer(refused)["message"]
-    assert (await visible(api, "carol"))["alice"] == "shared-restore"
+    message = answer(refused)["message"]
+    assert f"share {created['id']} is revoked, but its copy {real[:12]}" in message
+    assert "could not be removed from lab vault-101's store" in message
+    assert "alice" not in await visible(api, "carol")
+    # and revoking again once the store is back removes it
     recipient.unlink()
     (lab_stores / "moved-away").rename(recipient)
-    assert (await api("DELETE", f"collaboration/share/{created['id']}", "alice")).code == 200
-    assert "alice" not in await visible(api, "carol")
+    again = await api("DELETE", f"collaboration/share/{created['id']}", "alice")
+    assert again.code == 200 and answer(again)["copy_removed_at"]
+    held = Repository.open(str(recipient), create=False)
+    assert held.list_manifests() == []
+    held.close()
+    gone = await api("DELETE", f"collaboration/share/{created['id']}", "alice")
+    assert gone.code == 404
 
 
 async def test_sharing_with_a_lab_that_does_not_exist_is_refused_not_created(api):
-    await seed(api)
+    # Given a lab the configuration names, whose members have not reported yet,
+    assert (await api("POST", "snapshots", "alice", snapshot_report("alice"))).code == 201
+    assert (await share(api, "alice", SNAPSHOT, "vault-101")).code == 201
+    # a share with a lab that does not exist is refused, and no lab appears
     refused = await share(api, "alice", SNAPSHOT, "no-such-lab")
     assert refused.code == 404
     assert answer(refused)["message"] == "no lab 'no-such-lab': share with a lab the hub knows"
     storage = answer(await api("GET", "storage", "overseer"))["labs"]
     assert {lab["lab"] for lab in storage} == {"vault-13", "vault-101"}
     shares = answer(await api("GET", "collaboration/share", "overseer"))["shares"]
-    assert shares == []
+    assert [s["to_lab"] for s in shares] == ["vault-101"]
