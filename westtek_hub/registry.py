@@ -764,20 +764,23 @@ def share_json(share: Share) -> dict[str, Any]:
 def _copy_left(session: Session, share: Share, env: Environment) -> tuple[str, str] | None:
     """``(copy id, lab)`` of the copy revoking a share leaves in the recipient lab's store.
 
-    None when there is none, or another active share still covers it.
+    None when there is none, or another active restore share still covers it: that share
+    then holds the copy, to remove when it is revoked in turn.
     """
     if share.copy_id is None or share.copy_removed_at is not None or env.lab_id == share.to_lab:
         return None  # never copied, already removed, or the environment moved to that lab
-    still_shared = select(Share.id).where(
-        Share.id != share.id,
-        Share.snapshot_id == share.snapshot_id,
-        Share.to_lab == share.to_lab,
-        Share.permission == "restore",
-        Share.revoked_at.is_(None),
-    )
-    if session.scalar(still_shared.limit(1)) is not None:
-        return None
-    return share.copy_id, share.to_lab
+    still_shared = session.scalars(
+        select(Share).where(
+            Share.id != share.id,
+            Share.snapshot_id == share.snapshot_id,
+            Share.to_lab == share.to_lab,
+            Share.permission == "restore",
+            Share.revoked_at.is_(None),
+        )
+    ).all()
+    for other in still_shared:
+        other.copy_id, other.copy_removed_at = share.copy_id, None
+    return None if still_shared else (share.copy_id, share.to_lab)
 
 
 def revoke_share(
@@ -794,9 +797,9 @@ def revoke_share(
     if share is None or snap is None:
         raise NotFound(f"no active share {share_id}")
     env, _ = get_environment(session, caller, snap.environment_id, act=True)
-    left = _copy_left(session, share, env)
-    if share.revoked_at is not None and left is None:
+    if share.revoked_at is not None and (share.copy_id is None or share.copy_removed_at):
         raise NotFound(f"no active share {share_id}")
+    left = _copy_left(session, share, env)
     if share.revoked_at is None:
         share.revoked_at = datetime.now(timezone.utc)
         audit.append(

@@ -144,6 +144,35 @@ async def test_a_revoke_whose_copy_cannot_be_removed_says_so_and_can_be_retried(
     assert gone.code == 404
 
 
+async def test_a_copy_another_share_still_covers_stays_until_that_one_is_revoked(
+    api, lab_stores: Path
+):
+    # Given alice's snapshot shared with vault-101 for restoring, launched there (copied),
+    await seed(api)
+    real = store_snapshot(lab_stores / "vault-13", "alice", {"analysis.ipynb": b"{}"})
+    assert (await api("POST", "snapshots", "alice", snapshot_report("alice", real))).code == 201
+    first = answer(await share(api, "alice", real, "vault-101", "restore"))
+    assert (await api("POST", "environments/jupyter", "carol", {"snapshot_id": real})).code == 202
+    # and shared again by her lab admin after the launch,
+    second = answer(await share(api, "dana", real, "vault-101", "restore"))
+
+    def copies() -> list[str]:
+        store = Repository.open(str(lab_stores / "vault-101"), create=False)
+        try:
+            return store.list_manifests()
+        finally:
+            store.close()
+
+    # revoking the first share leaves the copy, which the second still covers,
+    revoked = answer(await api("DELETE", f"collaboration/share/{first['id']}", "alice"))
+    assert revoked["revoked_at"] and revoked["copy_removed_at"] is None
+    assert copies() == [real]
+    # and revoking the second removes it
+    last = answer(await api("DELETE", f"collaboration/share/{second['id']}", "dana"))
+    assert last["copy_id"] == real and last["copy_removed_at"]
+    assert copies() == []
+
+
 async def test_sharing_with_a_lab_that_does_not_exist_is_refused_not_created(api):
     # Given a lab the configuration names, whose members have not reported yet,
     assert (await api("POST", "snapshots", "alice", snapshot_report("alice"))).code == 201
