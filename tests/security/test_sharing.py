@@ -11,9 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select, text
+
 from tests.hub.conftest import answer, store_snapshot
 from tests.hub.test_registry_api import SNAPSHOT, event_report, seed, snapshot_report, visible
 from westtek_core.store import Repository
+from westtek_hub.db import make_engine, session_factory, upgrade
+from westtek_hub.models import Share
+from westtek_hub.registry import share_json
 
 LATER = "a1" * 32
 
@@ -185,3 +190,30 @@ async def test_sharing_with_a_lab_that_does_not_exist_is_refused_not_created(api
     assert {lab["lab"] for lab in storage} == {"vault-13", "vault-101"}
     shares = answer(await api("GET", "collaboration/share", "overseer"))["shares"]
     assert [s["to_lab"] for s in shares] == ["vault-101"]
+
+
+def test_shares_made_before_copies_were_recorded_survive_the_upgrade(db_url):
+    # Given a registry at the first schema with a share,
+    engine = make_engine(db_url)
+    upgrade(engine, "0001")
+    now = "2026-11-20 10:00:00+00:00"
+    with engine.begin() as db:
+        for statement in (
+            "INSERT INTO labs VALUES ('vault-13', :now), ('vault-101', :now)",
+            "INSERT INTO researchers VALUES ('alice', :now)",
+            "INSERT INTO environments (id, lab_id, researcher_id, name, created_at, drift_status,"
+            " container_info, metadata) VALUES ('alice', 'vault-13', 'alice', 'alice', :now,"
+            " 'STABLE', '{}', '{}')",
+            "INSERT INTO snapshots (id, environment_id, created_by, timestamp, size_bytes,"
+            " metadata) VALUES (:snap, 'alice', 'alice', :now, 0, '{}')",
+            "INSERT INTO shares (snapshot_id, from_lab, to_lab, permission, created_by,"
+            " created_at) VALUES (:snap, 'vault-13', 'vault-101', 'restore', 'alice', :now)",
+        ):
+            db.execute(text(statement), {"now": now, "snap": SNAPSHOT})
+    # when the service upgrades it, the share is kept, with no copy recorded yet
+    upgrade(engine)
+    with session_factory(engine)() as session:
+        record = share_json(session.scalars(select(Share)).one())
+    engine.dispose()
+    assert (record["snapshot_id"], record["to_lab"]) == (SNAPSHOT, "vault-101")
+    assert record["copy_id"] is None and record["copy_removed_at"] is None
