@@ -1,11 +1,8 @@
-"""Which groups are labs and whose an environment id is: rules the suite's parts share.
-
-The spawner, the servers and the hub service all apply them.
+"""Which JupyterHub groups are labs, and whose an environment id is: rules the suite shares.
 
 A lab is a JupyterHub group: one named ``<prefix><id>`` (``lab-<id>`` by default) or one
 listed by name; ``<group>-admins`` makes its members the lab's admins. A user's lab (the
-one their server runs in) is the first of their labs by group name. An environment id is
-its owner's name, plus ``:<server name>`` for a named server.
+one their server runs in) is the first of their labs by group name.
 """
 
 from __future__ import annotations
