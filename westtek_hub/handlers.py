@@ -22,7 +22,7 @@ from westtek_core.wire import DRIFT_STATUSES
 from westtek_hub import audit, registry
 from westtek_hub.api_base import APIHandler
 from westtek_hub.metrics import WestTekMetrics
-from westtek_hub.models import AuditEntry, Environment, Share, Snapshot
+from westtek_hub.models import AuditEntry, Environment, Snapshot
 from westtek_hub.registry import Caller
 
 
@@ -273,18 +273,10 @@ class ShareHandler(APIHandler):
         self.reply(share, 201)
 
     async def get(self) -> None:
-        """Active shares from or to the caller's labs (all for admins)."""
+        """Shares from or to the caller's labs (all for admins) that are not done with."""
         caller = await self.caller()
-
-        def work(session: Session) -> list[dict[str, Any]]:
-            rows = session.scalars(select(Share).where(Share.revoked_at.is_(None)))
-            return [
-                registry.share_json(s)
-                for s in rows
-                if caller.admin or s.from_lab in caller.labs or s.to_lab in caller.labs
-            ]
-
-        self.reply({"shares": self.run(caller, "share.list", "", work)})
+        shares = self.run(caller, "share.list", "", lambda s: registry.list_shares(s, caller))
+        self.reply({"shares": shares})
 
 
 class ShareRevokeHandler(APIHandler):

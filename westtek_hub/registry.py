@@ -761,6 +761,22 @@ def share_json(share: Share) -> dict[str, Any]:
     }
 
 
+def list_shares(session: Session, caller: Caller) -> list[dict[str, Any]]:
+    """Shares from or to the caller's labs (all for hub admins) that are not done with.
+
+    The active ones, and the revoked ones whose copy is still in the recipient lab's store
+    (revoking again retries removing it).
+    """
+    unfinished = Share.revoked_at.is_(None) | (
+        Share.copy_id.is_not(None) & Share.copy_removed_at.is_(None)
+    )
+    query = select(Share).where(unfinished).order_by(Share.id)
+    if not caller.admin:
+        labs = list(caller.labs)
+        query = query.where(Share.from_lab.in_(labs) | Share.to_lab.in_(labs))
+    return [share_json(share) for share in session.scalars(query)]
+
+
 def _copy_left(session: Session, share: Share, env: Environment) -> tuple[str, str] | None:
     """``(copy id, lab)`` of the copy revoking a share leaves in the recipient lab's store.
 
@@ -810,10 +826,21 @@ def revoke_share(
 
 
 def record_copy_removed(session: Session, caller: Caller, share_id: int) -> dict[str, Any]:
-    """Record that a revoked share's copy is gone from the recipient lab's store."""
+    """Record that a revoked share's copy is gone from the recipient lab's store.
+
+    Every share that held that copy (one revoked earlier left it to this one) says so.
+    """
     share = session.get(Share, share_id)
     assert share is not None and share.copy_id is not None  # found by revoke_share
-    share.copy_removed_at = datetime.now(timezone.utc)
+    session.execute(
+        update(Share)
+        .where(
+            Share.copy_id == share.copy_id,
+            Share.to_lab == share.to_lab,
+            Share.copy_removed_at.is_(None),
+        )
+        .values(copy_removed_at=datetime.now(timezone.utc))
+    )
     detail = {"share": share.id, "copy": share.copy_id}
     audit.append(
         session, caller.name, "share.copy_remove", share.snapshot_id, lab_id=share.to_lab,

@@ -137,6 +137,10 @@ async def test_a_revoke_whose_copy_cannot_be_removed_says_so_and_can_be_retried(
     assert f"share {created['id']} is revoked, but its copy {real[:12]}" in message
     assert "could not be removed from lab vault-101's store" in message
     assert "alice" not in await visible(api, "carol")
+    for user in ("alice", "carol"):
+        (pending,) = answer(await api("GET", "collaboration/share", user))["shares"]
+        assert pending["revoked_at"] and pending["copy_id"] == real
+        assert pending["copy_removed_at"] is None
     # and revoking again once the store is back removes it
     recipient.unlink()
     (lab_stores / "moved-away").rename(recipient)
@@ -147,6 +151,7 @@ async def test_a_revoke_whose_copy_cannot_be_removed_says_so_and_can_be_retried(
     held.close()
     gone = await api("DELETE", f"collaboration/share/{created['id']}", "alice")
     assert gone.code == 404
+    assert answer(await api("GET", "collaboration/share", "alice"))["shares"] == []
 
 
 async def test_a_copy_another_share_still_covers_stays_until_that_one_is_revoked(
@@ -172,10 +177,13 @@ async def test_a_copy_another_share_still_covers_stays_until_that_one_is_revoked
     revoked = answer(await api("DELETE", f"collaboration/share/{first['id']}", "alice"))
     assert revoked["revoked_at"] and revoked["copy_removed_at"] is None
     assert copies() == [real]
+    launch = await api("POST", "environments/jupyter", "carol", {"snapshot_id": real})
+    assert launch.code == 202
     # and revoking the second removes it
     last = answer(await api("DELETE", f"collaboration/share/{second['id']}", "dana"))
     assert last["copy_id"] == real and last["copy_removed_at"]
     assert copies() == []
+    assert answer(await api("GET", "collaboration/share", "alice"))["shares"] == []
 
 
 async def test_sharing_with_a_lab_that_does_not_exist_is_refused_not_created(api):
