@@ -35,7 +35,7 @@ def numpy_upgrade(event_id: int) -> dict[str, Any]:
         "affected_notebooks": [],
         "reason": "",
     }
-    return event_report("alice", event_id) | {"changes": [change]}  # fmt: skip
+    return event_report("alice", event_id) | {"changes": [change]}
 
 
 async def share(api, user: str, snapshot: str, to_lab: str, permission: str = "read"):
