@@ -1,4 +1,4 @@
-"""Which JupyterHub groups are labs: the one rule the spawner and the hub service share.
+"""Which JupyterHub groups are labs, and whose an environment id is: rules the suite shares.
 
 A lab is a JupyterHub group: one named ``<prefix><id>`` (``lab-<id>`` by default) or one
 listed by name; ``<group>-admins`` makes its members the lab's admins. A user's lab (the
@@ -63,3 +63,28 @@ class LabPolicy:
             if found:
                 return found[0]
         return ""
+
+
+SERVER_SEPARATOR = ":"
+"""Between an environment id's owner and its named server (JupyterHub usernames may hold it
+only when the authenticator allows; ``Authenticator.username_pattern`` can forbid it)."""
+
+
+def environment_id_of(owner: str, server_name: str = "") -> str:
+    """A server's environment id: its owner's name, plus ``:<server name>`` for a named server.
+
+    Ids are namespaced by owner so the hub service can tell whose an id is before it
+    exists: only the owner's server (or a hub admin) may register one. The spawner, the
+    server's own default and the hub service all use this one rule.
+    """
+    return f"{owner}{SERVER_SEPARATOR}{server_name}" if server_name else owner
+
+
+def in_namespace_of(owner: str, environment_id: str) -> bool:
+    """Whether ``environment_id`` is ``owner``'s: their default server's or a named one's."""
+    return environment_id == owner or environment_id.startswith(owner + SERVER_SEPARATOR)
+
+
+def namespace_owner(environment_id: str) -> str:
+    """Whose namespace ``environment_id`` is in (the part before the server's name)."""
+    return environment_id.split(SERVER_SEPARATOR, 1)[0]

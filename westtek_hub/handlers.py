@@ -22,7 +22,7 @@ from westtek_core.wire import DRIFT_STATUSES
 from westtek_hub import audit, registry
 from westtek_hub.api_base import APIHandler
 from westtek_hub.metrics import WestTekMetrics
-from westtek_hub.models import AuditEntry, Environment, Share, Snapshot
+from westtek_hub.models import AuditEntry, Environment, Snapshot
 from westtek_hub.registry import Caller
 
 
@@ -52,7 +52,7 @@ class EnvironmentDriftHandler(APIHandler):
         caller = await self.caller()
 
         def work(session: Session) -> dict[str, Any]:
-            env, access = registry.get_environment(session, caller, env_id)
+            env, access = registry.get_environment(session, caller, env_id, history=True)
             return {
                 "environment": registry.environment_json(env, access),
                 "drift_status": env.drift_status,
@@ -132,14 +132,13 @@ class LaunchHandler(APIHandler):
                 )
                 self.run(caller, "snapshot.copy", restore, lambda _: registry.refuse(failed))
             copy = {"from_lab": env.lab_id, "to_lab": lab, "copy": copied}
-            self.run(
-                caller,
-                "snapshot.copy",
-                restore,
-                lambda s: audit.append(
-                    s, caller.name, "snapshot.copy", restore, lab_id=lab, detail=copy
-                ),
-            )
+
+            def record(session: Session) -> None:
+                registry.record_copy(session, restore, lab, copied)
+                audit.append(session, caller.name, "snapshot.copy", restore, lab_id=lab,
+                             detail=copy)  # fmt: skip
+
+            self.run(caller, "snapshot.copy", restore, record)
             restore = copied
         if restore:
             options["westtek_restore_snapshot"] = restore
@@ -268,39 +267,51 @@ class ShareHandler(APIHandler):
                 snapshot_id,
                 str(body.get("to_lab") or ""),
                 str(body.get("permission") or "read"),
+                self.registry.policy.named,
             ),
         )
         self.reply(share, 201)
 
     async def get(self) -> None:
-        """Active shares from or to the caller's labs (all for admins)."""
+        """Shares from or to the caller's labs (all for admins) that are not done with."""
         caller = await self.caller()
-
-        def work(session: Session) -> list[dict[str, Any]]:
-            rows = session.scalars(select(Share).where(Share.revoked_at.is_(None)))
-            return [
-                registry.share_json(s)
-                for s in rows
-                if caller.admin or s.from_lab in caller.labs or s.to_lab in caller.labs
-            ]
-
-        self.reply({"shares": self.run(caller, "share.list", "", work)})
+        shares = self.run(caller, "share.list", "", lambda s: registry.list_shares(s, caller))
+        self.reply({"shares": shares})
 
 
 class ShareRevokeHandler(APIHandler):
-    """``DELETE collaboration/share/{id}``: revoke a share."""
+    """``DELETE collaboration/share/{id}``: revoke a share.
+
+    The share ends at once; then the copy a launch made in the recipient lab's store is
+    removed. When it cannot be (502, audited), the share says so (``copy_id`` without
+    ``copy_removed_at``) and revoking it again retries.
+    """
 
     async def delete(self, share_id: str) -> None:
         """Revoke it."""
         caller = await self.caller()
-        self.reply(
-            self.run(
-                caller,
-                "share.revoke",
-                share_id,
-                lambda s: registry.revoke_share(s, caller, int(share_id)),
-            )
+        number = int(share_id)
+        share, copy = self.run(
+            caller, "share.revoke", share_id, lambda s: registry.revoke_share(s, caller, number)
         )
+        if copy is not None:
+            copy_id, lab = copy
+            try:
+                await IOLoop.current().run_in_executor(None, self.stores.remove, copy_id, lab)
+            except (StoreError, OSError) as e:
+                failed = registry.StoreUnavailable(
+                    f"share {number} is revoked, but its copy {copy_id[:12]} could not be "
+                    f"removed from lab {lab}'s store ({e}): revoke it again to retry",
+                    lab,
+                )
+                self.run(caller, "share.copy_remove", share_id, lambda _: registry.refuse(failed))
+            share = self.run(
+                caller,
+                "share.copy_remove",
+                share_id,
+                lambda s: registry.record_copy_removed(s, caller, number),
+            )
+        self.reply(share)
 
 
 class TransferHandler(APIHandler):

@@ -113,6 +113,10 @@ class Share(Base):
     created_by: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # the snapshot's id in the recipient lab's store once a launch copied it there, and
+    # when revoking removed that copy
+    copy_id: Mapped[str | None] = mapped_column(String(64))
+    copy_removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Transfer(Base):

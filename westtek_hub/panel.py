@@ -304,7 +304,10 @@ def timeline_events(
     query = (
         select(DriftEvent.time, DriftEvent.status, Environment.lab_id)
         .join(Environment, Environment.id == DriftEvent.environment_id)
-        .where(DriftEvent.time >= since.timestamp(), registry.visibility(session, caller)[0])
+        .where(
+            DriftEvent.time >= since.timestamp(),
+            registry.visibility(session, caller, shared_too=False)[0],  # a share tells no drift
+        )
     )
     return [(t, s, lab) for t, s, lab in session.execute(query)]
 
@@ -696,8 +699,10 @@ class SuccessionPage(PanelHandler):
         env_id = self.get_argument("environment_id", "")
 
         def choices(session: Session) -> dict[str, Any]:
+            # a share gives snapshots, not the history a succession package holds
+            rows = visible_environments(session, caller)
             return {
-                "environments": visible_environments(session, caller),
+                "environments": [r for r in rows if not r["access"].startswith("shared-")],
                 "researchers": known_researchers(session),
             }
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy import ColumnElement, func, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from westtek_core.labs import LabPolicy
+from westtek_core.labs import LabPolicy, environment_id_of, in_namespace_of, namespace_owner
 from westtek_core.snapshot.retention import RetentionPolicy, plan_retention
 from westtek_core.wire import (
     MAX_ID,
@@ -286,6 +286,26 @@ def environment_json(env: Environment, access: str) -> dict[str, Any]:
     }
 
 
+def shared_environment_json(
+    env: Environment, access: str, shared: Iterable[Snapshot]
+) -> dict[str, Any]:
+    """What a share shows of an environment: whose it is, and the shared snapshots.
+
+    Nothing of its live state or history: drift, installs, other snapshots, where it runs.
+    """
+    snaps = sorted(shared, key=lambda snap: _iso(snap.timestamp) or "")
+    newest = snaps[-1] if snaps else None
+    return environment_json(env, access) | {
+        "last_snapshot": _iso(newest.timestamp) if newest else None,
+        "last_snapshot_id": newest.id if newest else None,
+        "drift_status": None,
+        "configuration_hash": newest.checksum if newest else None,
+        "container_info": {},
+        "metadata": {},
+        "shared_snapshots": [snapshot_json(snap) for snap in snaps],
+    }
+
+
 def snapshot_json(snap: Snapshot) -> dict[str, Any]:
     """The design document's Snapshot (metadata only)."""
     return {
@@ -340,9 +360,13 @@ def access_to(session: Session, caller: Caller, env: Environment) -> str | None:
 
 
 def get_environment(
-    session: Session, caller: Caller, env_id: str, *, act: bool = False
+    session: Session, caller: Caller, env_id: str, *, act: bool = False, history: bool = False
 ) -> tuple[Environment, str]:
-    """The environment and the caller's access; ``act`` needs own, lab-admin or admin."""
+    """The environment and the caller's access.
+
+    ``act`` needs own, lab-admin or admin access; ``history`` (drift, installs, every
+    snapshot) needs the lab's: a share is not enough.
+    """
     env = session.get(Environment, env_id)
     if env is None:
         raise NotFound(f"no environment {env_id!r}")
@@ -350,33 +374,46 @@ def get_environment(
     if access is None or (act and access not in ("own", "lab-admin", "admin")):
         what = "act on" if access else "see"
         raise Denied(f"{caller.name} may not {what} environment {env_id!r}", env.lab_id)
+    if history and access.startswith("shared-"):
+        raise Denied(
+            f"{caller.name}'s lab was shared snapshots of environment {env_id!r}, not its history",
+            env.lab_id,
+        )
     return env, access
+
+
+def _shared_snapshots(session: Session, caller: Caller) -> dict[str, list[tuple[Snapshot, str]]]:
+    """Environment id → (snapshot, permission) of the caller's labs' active shares."""
+    shared: dict[str, list[tuple[Snapshot, str]]] = {}
+    rows = session.execute(
+        select(Snapshot, Share.permission)
+        .join(Share, Share.snapshot_id == Snapshot.id)
+        .where(Share.to_lab.in_(list(caller.labs)), Share.revoked_at.is_(None))
+    )
+    for snap, permission in rows:
+        shared.setdefault(snap.environment_id, []).append((snap, permission))
+    return shared
 
 
 def _shared_access(session: Session, caller: Caller) -> dict[str, str]:
     """Environment id → shared-read/shared-restore for the caller's labs' active shares."""
-    shared: dict[str, str] = {}
-    rows = session.execute(
-        select(Snapshot.environment_id, Share.permission)
-        .join(Share, Share.snapshot_id == Snapshot.id)
-        .where(Share.to_lab.in_(list(caller.labs)), Share.revoked_at.is_(None))
-    )
-    for env_id, permission in rows:
-        if shared.get(env_id) != "shared-restore":
-            shared[env_id] = f"shared-{permission}"
-    return shared
+    return {
+        env_id: f"shared-{'restore' if any(p == 'restore' for _, p in found) else 'read'}"
+        for env_id, found in _shared_snapshots(session, caller).items()
+    }
 
 
 def visibility(
-    session: Session, caller: Caller
+    session: Session, caller: Caller, *, shared_too: bool = True
 ) -> tuple[ColumnElement[bool], Callable[[Environment], str]]:
     """A condition on ``Environment`` for what the caller may see, and the access to each one.
 
-    One query for the caller's shares, however many rows the condition then filters.
+    One query for the caller's shares, however many rows the condition then filters. Drift
+    events and install history ask without ``shared_too``: a share covers snapshots only.
     """
     if caller.admin:
         return true(), lambda _env: "admin"
-    shared = _shared_access(session, caller)
+    shared = _shared_access(session, caller) if shared_too else {}
 
     def access(env: Environment) -> str:
         if env.researcher_id == caller.name and env.lab_id in caller.labs:
@@ -391,14 +428,25 @@ def visibility(
 def list_environments(
     session: Session, caller: Caller, lab: str | None = None, drift: str | None = None
 ) -> list[dict[str, Any]]:
-    """The environments the caller may see, filtered by lab and drift status (two queries)."""
+    """The environments the caller may see, filtered by lab and drift status (three queries).
+
+    A shared environment shows only its shared snapshots, and no drift status to filter by.
+    """
     query = select(Environment).order_by(Environment.lab_id, Environment.id)
     if lab:
         query = query.where(Environment.lab_id == lab)
+    visible, access = visibility(session, caller, shared_too=not drift)
     if drift:
         query = query.where(Environment.drift_status == drift)
-    visible, access = visibility(session, caller)
-    return [environment_json(env, access(env)) for env in session.scalars(query.where(visible))]
+    shared = {} if caller.admin or drift else _shared_snapshots(session, caller)
+    rows = []
+    for env in session.scalars(query.where(visible)):
+        how = access(env)
+        if how.startswith("shared-"):
+            rows.append(shared_environment_json(env, how, [snap for snap, _ in shared[env.id]]))
+        else:
+            rows.append(environment_json(env, how))
+    return rows
 
 
 # -- what single-user servers report ---------------------------------------------------
@@ -430,23 +478,77 @@ def _ensure(session: Session, model: type[Any], key: str) -> None:
 
 
 def reporting_environment(session: Session, caller: Caller, body: Mapping[str, Any]) -> Environment:
-    """The environment a server reports for, registered on first report (the caller's)."""
+    """The environment a server reports for, registered on first report.
+
+    Only its owner's server (or a hub admin) registers or reports for an id: ids are
+    namespaced by owner (``labs.environment_id_of``), so nobody can claim another's first.
+    """
     env_id = _checked_id(body.get("environment_id"), "environment_id")
     env = session.get(Environment, env_id)
-    if env is not None:
-        if env.researcher_id != caller.name and not caller.admin:
+    if env is not None and env.researcher_id != caller.name and not caller.admin:
+        if not in_namespace_of(caller.name, env_id) or _handed_over(session, env):
             raise Denied(f"environment {env_id!r} belongs to {env.researcher_id}", env.lab_id)
+        _move_aside(session, caller, env)
+        env = None
+    if env is not None:
         if body.get("lab_id") is not None and body["lab_id"] != env.lab_id:
             raise Denied(f"environment {env_id!r} is in lab {env.lab_id}", env.lab_id)
         return env
+    owner = namespace_owner(env_id) if caller.admin else caller.name
+    if not in_namespace_of(owner, env_id):
+        raise Denied(
+            f"environment id {env_id!r} is {namespace_owner(env_id)}'s, not {caller.name}'s: "
+            f"a server reports as {caller.name!r} or "
+            f"{environment_id_of(caller.name, '<server name>')!r}"
+        )
     lab = _reporting_lab(caller, body.get("lab_id"))
     _ensure(session, Lab, lab)
-    _ensure(session, Researcher, caller.name)
-    env = Environment(id=env_id, lab_id=lab, researcher_id=caller.name, name=env_id)
+    _ensure(session, Researcher, owner)
+    env = Environment(id=env_id, lab_id=lab, researcher_id=owner, name=env_id)
     session.add(env)
     session.flush()
     audit.append(session, caller.name, "environment.register", env_id, lab_id=lab)
     return env
+
+
+def _handed_over(session: Session, env: Environment) -> bool:
+    """Whether the environment's holder got it from a reassignment (not by claiming it)."""
+    query = select(Transfer.id).where(
+        Transfer.environment_id == env.id, Transfer.to_researcher == env.researcher_id
+    )
+    return session.scalar(query.limit(1)) is not None
+
+
+def _move_aside(session: Session, caller: Caller, env: Environment) -> None:
+    """Move an environment claimed in the caller's namespace to its holder's namespace.
+
+    Only ids claimed before they were namespaced get here; the snapshots, events and
+    transfers move with it, and the id is free for the caller.
+    """
+    new_id = environment_id_of(env.researcher_id, env.id)
+    if session.get(Environment, new_id) is not None:
+        raise Denied(
+            f"environment {env.id!r} is held by {env.researcher_id} and {new_id!r} exists: "
+            "a hub admin must reassign it",
+            env.lab_id,
+        )
+    columns = {c.key: getattr(env, c.key) for c in Environment.__mapper__.column_attrs}
+    session.add(Environment(**columns | {"id": new_id, "name": new_id}))
+    session.flush()
+    for model in (Snapshot, DriftEvent, Transfer):
+        session.execute(
+            update(model).where(model.environment_id == env.id).values(environment_id=new_id)
+        )
+    session.delete(env)
+    session.flush()
+    audit.append(
+        session,
+        caller.name,
+        "environment.reclaim",
+        env.id,
+        lab_id=env.lab_id,
+        detail={"holder": env.researcher_id, "moved_to": new_id},
+    )
 
 
 def event_key(body: Mapping[str, Any]) -> str:
@@ -513,10 +615,10 @@ def list_events(
         .limit(limit)
     )
     if environment_id:
-        get_environment(session, caller, environment_id)
+        get_environment(session, caller, environment_id, history=True)
         query = query.where(DriftEvent.environment_id == environment_id)
     else:
-        query = query.where(visibility(session, caller)[0])
+        query = query.where(visibility(session, caller, shared_too=False)[0])
     return [
         event.body | {"reported_by": event.reported_by, "risk_assessment": event.risk_assessment}
         for event in session.scalars(query)
@@ -608,9 +710,18 @@ def record_container(
 
 
 def share_snapshot(
-    session: Session, caller: Caller, snapshot_id: str, to_lab: str, permission: str
+    session: Session,
+    caller: Caller,
+    snapshot_id: str,
+    to_lab: str,
+    permission: str,
+    configured_labs: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """Share a snapshot with another lab (``read`` or ``restore``)."""
+    """Share a snapshot with another lab (``read`` or ``restore``).
+
+    The lab must exist: one the registry knows, or one the configuration names. A typo
+    must not create a lab that whoever later gets that group would inherit the share of.
+    """
     if permission not in PERMISSIONS:
         raise Invalid(f"'permission' must be one of {', '.join(PERMISSIONS)}")
     to_lab = _checked_id(to_lab, "to_lab")
@@ -622,7 +733,10 @@ def share_snapshot(
         raise Denied(f"{caller.name} may not share lab {env.lab_id}'s snapshots", env.lab_id)
     if to_lab == env.lab_id:
         raise Invalid(f"snapshot {snapshot_id[:12]} is already lab {to_lab}'s")
-    _ensure(session, Lab, to_lab)
+    if session.get(Lab, to_lab) is None:
+        if to_lab not in configured_labs:
+            raise NotFound(f"no lab {to_lab!r}: share with a lab the hub knows", env.lab_id)
+        _ensure(session, Lab, to_lab)
     share = Share(
         snapshot_id=snap.id,
         from_lab=env.lab_id,
@@ -648,27 +762,111 @@ def share_json(share: Share) -> dict[str, Any]:
         "created_by": share.created_by,
         "created_at": _iso(share.created_at),
         "revoked_at": _iso(share.revoked_at),
+        "copy_id": share.copy_id,
+        "copy_removed_at": _iso(share.copy_removed_at),
     }
 
 
-def revoke_share(session: Session, caller: Caller, share_id: int) -> dict[str, Any]:
-    """Revoke a share (its lab's admins, the snapshot's owner, hub admins)."""
-    share = session.get(Share, share_id)
-    if share is None or share.revoked_at is not None:
-        raise NotFound(f"no active share {share_id}")
-    snap = session.get(Snapshot, share.snapshot_id)
-    assert snap is not None
-    get_environment(session, caller, snap.environment_id, act=True)
-    share.revoked_at = datetime.now(timezone.utc)
-    audit.append(
-        session,
-        caller.name,
-        "share.revoke",
-        share.snapshot_id,
-        lab_id=share.from_lab,
-        detail={"share": share.id, "to_lab": share.to_lab},
+def list_shares(session: Session, caller: Caller) -> list[dict[str, Any]]:
+    """Shares from or to the caller's labs (all for hub admins) that are not done with.
+
+    The active ones, and the revoked ones whose copy is still in the recipient lab's store
+    (revoking again retries removing it).
+    """
+    unfinished = Share.revoked_at.is_(None) | (
+        Share.copy_id.is_not(None) & Share.copy_removed_at.is_(None)
     )
+    query = select(Share).where(unfinished).order_by(Share.id)
+    if not caller.admin:
+        labs = list(caller.labs)
+        query = query.where(Share.from_lab.in_(labs) | Share.to_lab.in_(labs))
+    return [share_json(share) for share in session.scalars(query)]
+
+
+def _copy_left(session: Session, share: Share, env: Environment) -> tuple[str, str] | None:
+    """``(copy id, lab)`` of the copy revoking a share leaves in the recipient lab's store.
+
+    None when there is none, or another active restore share still covers it: that share
+    then holds the copy, to remove when it is revoked in turn.
+    """
+    if share.copy_id is None or share.copy_removed_at is not None or env.lab_id == share.to_lab:
+        return None  # never copied, already removed, or the environment moved to that lab
+    still_shared = session.scalars(
+        select(Share).where(
+            Share.id != share.id,
+            Share.snapshot_id == share.snapshot_id,
+            Share.to_lab == share.to_lab,
+            Share.permission == "restore",
+            Share.revoked_at.is_(None),
+        )
+    ).all()
+    for other in still_shared:
+        other.copy_id, other.copy_removed_at = share.copy_id, None
+    return None if still_shared else (share.copy_id, share.to_lab)
+
+
+def revoke_share(
+    session: Session, caller: Caller, share_id: int
+) -> tuple[dict[str, Any], tuple[str, str] | None]:
+    """Revoke a share (its lab's admins, the snapshot's owner, hub admins).
+
+    Returns the share and the copy ``(id, lab)`` the caller must then remove from the
+    recipient lab's store (see ``record_copy_removed``). A revoked share whose copy is still
+    there may be revoked again, to retry removing it.
+    """
+    share = session.get(Share, share_id)
+    snap = session.get(Snapshot, share.snapshot_id) if share is not None else None
+    if share is None or snap is None:
+        raise NotFound(f"no active share {share_id}")
+    env, _ = get_environment(session, caller, snap.environment_id, act=True)
+    if share.revoked_at is not None and (share.copy_id is None or share.copy_removed_at):
+        raise NotFound(f"no active share {share_id}")
+    left = _copy_left(session, share, env)
+    if share.revoked_at is None:
+        share.revoked_at = datetime.now(timezone.utc)
+        audit.append(
+            session, caller.name, "share.revoke", share.snapshot_id, lab_id=share.from_lab,
+            detail={"share": share.id, "to_lab": share.to_lab, "copy_to_remove": left},
+        )  # fmt: skip
+    return share_json(share), left
+
+
+def record_copy_removed(session: Session, caller: Caller, share_id: int) -> dict[str, Any]:
+    """Record that a revoked share's copy is gone from the recipient lab's store.
+
+    Every share that held that copy (one revoked earlier left it to this one) says so.
+    """
+    share = session.get(Share, share_id)
+    assert share is not None and share.copy_id is not None  # found by revoke_share
+    session.execute(
+        update(Share)
+        .where(
+            Share.copy_id == share.copy_id,
+            Share.to_lab == share.to_lab,
+            Share.copy_removed_at.is_(None),
+        )
+        .values(copy_removed_at=datetime.now(timezone.utc))
+    )
+    detail = {"share": share.id, "copy": share.copy_id}
+    audit.append(
+        session, caller.name, "share.copy_remove", share.snapshot_id, lab_id=share.to_lab,
+        detail=detail,
+    )  # fmt: skip
     return share_json(share)
+
+
+def record_copy(session: Session, snapshot_id: str, to_lab: str, copy_id: str) -> None:
+    """Note on the active restore shares of a snapshot with a lab the copy a launch made."""
+    shares = session.scalars(
+        select(Share).where(
+            Share.snapshot_id == snapshot_id,
+            Share.to_lab == to_lab,
+            Share.permission == "restore",
+            Share.revoked_at.is_(None),
+        )
+    )
+    for share in shares:
+        share.copy_id, share.copy_removed_at = copy_id, None
 
 
 def restorable_snapshot(session: Session, caller: Caller, snapshot_id: str) -> Snapshot:
@@ -692,7 +890,7 @@ def restorable_snapshot(session: Session, caller: Caller, snapshot_id: str) -> S
 
 def transfer_package(session: Session, caller: Caller, env_id: str) -> dict[str, Any]:
     """Everything a successor needs: summary, snapshots, drift, installs, checklist."""
-    env, access = get_environment(session, caller, env_id)
+    env, access = get_environment(session, caller, env_id, history=True)
     snaps = list(
         session.scalars(
             select(Snapshot).where(Snapshot.environment_id == env.id).order_by(Snapshot.timestamp)

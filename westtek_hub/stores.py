@@ -4,7 +4,7 @@ Each lab keeps its snapshots in its own store (the spawner's ``store_template`` 
 ``{lab_id}``), and a lab's servers open only their own. When a lab launches a server from a
 snapshot another lab shared with it, the service copies that snapshot into the recipient
 lab's store first; the new server then restores it from its own store, and never needs to
-reach the other lab's.
+reach the other lab's. Revoking the share removes that copy again.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from traitlets import Unicode
 from traitlets.config import LoggingConfigurable
 
-from westtek_core.snapshot import copy_snapshot
+from westtek_core.snapshot import copy_snapshot, delete_snapshot
 from westtek_core.store import Repository, SnapshotNotFound, StoreError, StoreNotFound
 
 
@@ -42,6 +42,13 @@ class LabStores(LoggingConfigurable):
         """Whether the service knows where the labs' stores are."""
         return bool(self.store_template)
 
+    def _require_configured(self) -> None:
+        if not self.configured:
+            raise StoreError(
+                "the hub service does not know the labs' snapshot stores: an admin must set "
+                "LabStores.store_template"
+            )
+
     def _open(self, lab_id: str, create: bool) -> Repository:
         key = self.key_file_template.format(lab_id=lab_id)
         return Repository.open(
@@ -68,11 +75,7 @@ class LabStores(LoggingConfigurable):
 
         Raises ``StoreError`` when a store cannot be used.
         """
-        if not self.configured:
-            raise StoreError(
-                "the hub service does not know the labs' snapshot stores: an admin must set "
-                "LabStores.store_template"
-            )
+        self._require_configured()
         copied: dict[str, str] = {}
         missing: list[str] = []
         try:
@@ -97,3 +100,20 @@ class LabStores(LoggingConfigurable):
             len(copied), from_lab, to_lab, len(missing),
         )  # fmt: skip
         return copied, missing
+
+    def remove(self, snapshot_id: str, lab_id: str) -> None:
+        """Delete a snapshot from a lab's store, with the data nothing else there uses.
+
+        A copy someone already deleted is gone, which is what was asked; a store that cannot
+        be opened raises ``StoreError``, since the copy may still be in it.
+        """
+        self._require_configured()
+        store = self._open(lab_id, create=False)
+        try:
+            delete_snapshot(store, snapshot_id)
+        except SnapshotNotFound:
+            self.log.info("snapshot %s was no longer in lab %s's store", snapshot_id, lab_id)
+            return
+        finally:
+            store.close()
+        self.log.info("removed snapshot %s from lab %s's store", snapshot_id, lab_id)

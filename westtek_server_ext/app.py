@@ -64,8 +64,10 @@ class WestTekExtension(ExtensionApp):
 
     environment_id = Unicode(
         config=True,
-        help="The environment this server's snapshots and drift belong to "
-        "(default: the JupyterHub user, else user@host).",
+        help="The environment this server's snapshots and drift belong to (default: "
+        "$WESTTEK_ENVIRONMENT_ID, else under JupyterHub the user's name, plus ':<server name>' "
+        "for a named server, the only ids the hub service registers for the user; else "
+        "user@host).",
     )
 
     @default("environment_id")

@@ -23,7 +23,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, observe, validate
 
 from westtek_core.areas import AREAS as RESTORE_AREAS
-from westtek_core.labs import LabPolicy
+from westtek_core.labs import LabPolicy, environment_id_of
 from westtek_spawner import prestart
 from westtek_spawner.backends import BACKENDS, SpawnerBackend, backend_class
 from westtek_spawner.errors import SpawnError, SpawnRefused
@@ -168,7 +168,9 @@ class WestTekSpawner(Spawner):
         config=True,
         help="""The West Tek environment id of a user's default server (`{username}` is
         filled in); a named server's id is this plus `:{servername}`. Snapshots, drift and
-        the hub service's Environment record are keyed by it.""",
+        the hub service's Environment record are keyed by it. The hub service registers a
+        new environment only under its owner's namespace (the user's name, or it followed by
+        `:`), so a template must keep `{username}` first and bare or followed by `:`.""",
     )
 
     lab_group_prefix = Unicode(
@@ -296,8 +298,9 @@ class WestTekSpawner(Spawner):
         launched = self.user_options.get("westtek_environment")
         if launched and _SAFE_ID.fullmatch(str(launched)):
             return str(launched)
-        base = self.environment_id_template.format(username=self.user.name)
-        return f"{base}:{self.name}" if self.name else base
+        return environment_id_of(
+            self.environment_id_template.format(username=self.user.name), self.name
+        )
 
     def find_lab_id(self) -> str:
         """The user's lab: their first lab group by name (see ``lab_policy``), or ''."""

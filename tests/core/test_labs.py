@@ -1,8 +1,8 @@
-"""Which JupyterHub groups are labs: the one rule of the spawner and the hub service."""
+"""Which JupyterHub groups are labs, and whose an environment id is: rules the suite shares."""
 
 from __future__ import annotations
 
-from westtek_core.labs import LabPolicy
+from westtek_core.labs import LabPolicy, environment_id_of, in_namespace_of, namespace_owner
 
 POLICY = LabPolicy(prefix="lab-", named=frozenset({"vault-13", "vault-101"}))
 
@@ -33,3 +33,13 @@ def test_the_older_pattern_still_names_labs():
     assert policy.user_lab(["staff", "vault-7"]) == "vault-7"
     assert policy.lab_of("vault-7-admins") == ("vault-7", True)
     assert policy.lab_of("vault-x") is None
+
+
+def test_an_environment_id_is_in_its_owners_namespace_and_no_one_elses():
+    assert environment_id_of("bob") == "bob"
+    assert environment_id_of("bob", "gpu") == "bob:gpu"
+    for env_id in ("bob", "bob:gpu"):
+        assert in_namespace_of("bob", env_id) and namespace_owner(env_id) == "bob"
+        assert not in_namespace_of("carol", env_id)
+    # a longer name that starts with bob's is someone else's
+    assert not in_namespace_of("bob", "bobby") and not in_namespace_of("bob", "bob-env")

@@ -95,7 +95,7 @@ def event(index: int) -> tuple[str, dict[str, Any]]:
     """The ``index``-th event: who reports it, and its body."""
     user = REPORTERS[index % len(REPORTERS)]
     return user, {
-        "id": index, "time": 1_790_000_000.0 + index, "environment_id": f"{user}-env",
+        "id": index, "time": 1_790_000_000.0 + index, "environment_id": f"{user}:env",
         "baseline": "0" * 64, "status": "MINOR_DRIFT" if index % 3 else "CRITICAL_DRIFT",
         "changes": [{"kind": "package", "name": "numpy", "change": "upgraded",
                      "before": "1.26", "after": "2.0", "severity": "minor",

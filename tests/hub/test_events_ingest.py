@@ -18,7 +18,7 @@ def drift_event(event_id: int = 1, **extra: Any) -> dict[str, Any]:
     return {
         "id": event_id,
         "time": 1_790_000_000.5,
-        "environment_id": "alice-env",
+        "environment_id": "alice:env",
         "baseline": "snap-0123",
         "status": "CRITICAL_DRIFT",
         "changes": [
@@ -49,7 +49,7 @@ async def test_a_users_forwarded_event_is_stored_once(call):
     # When alice's server forwards an event, it is stored (201);
     first = await call("POST", "alice-token", drift_event(7))
     assert first.code == 201
-    assert json.loads(first.body) == {"stored": True, "environment_id": "alice-env", "id": 7}
+    assert json.loads(first.body) == {"stored": True, "environment_id": "alice:env", "id": 7}
     # forwarding it again (a retry after a lost answer) stores nothing new (200).
     again = await call("POST", "alice-token", drift_event(7))
     assert (again.code, json.loads(again.body)["stored"]) == (200, False)
@@ -62,8 +62,8 @@ async def test_a_users_forwarded_event_is_stored_once(call):
 
 async def test_labs_see_their_members_events_and_admins_everyones(call):
     await call("POST", "alice-token", drift_event(1))
-    await call("POST", "bob-token", drift_event(1, environment_id="bob-env"))
-    await call("POST", "carol-token", drift_event(1, environment_id="carol-env"))
+    await call("POST", "bob-token", drift_event(1, environment_id="bob:env"))
+    await call("POST", "carol-token", drift_event(1, environment_id="carol:env"))
     # reporting for another researcher's environment is refused (and audited)
     assert (await call("POST", "bob-token", drift_event(2))).code == 403
 
@@ -71,13 +71,13 @@ async def test_labs_see_their_members_events_and_admins_everyones(call):
         body = json.loads((await call("GET", token, query=query)).body)
         return sorted((e["reported_by"], e["environment_id"]) for e in body["events"])
 
-    vault_13 = [("alice", "alice-env"), ("bob", "bob-env")]
+    vault_13 = [("alice", "alice:env"), ("bob", "bob:env")]
     assert await listed("alice-token") == vault_13
     assert await listed("bob-token") == vault_13
-    assert await listed("carol-token") == [("carol", "carol-env")]
-    assert await listed("overseer-token") == sorted([*vault_13, ("carol", "carol-env")])
-    assert await listed("overseer-token", "?environment_id=alice-env") == [("alice", "alice-env")]
-    forbidden = await call("GET", "carol-token", query="?environment_id=alice-env")
+    assert await listed("carol-token") == [("carol", "carol:env")]
+    assert await listed("overseer-token") == sorted([*vault_13, ("carol", "carol:env")])
+    assert await listed("overseer-token", "?environment_id=alice:env") == [("alice", "alice:env")]
+    forbidden = await call("GET", "carol-token", query="?environment_id=alice:env")
     assert forbidden.code == 403 and "may not see" in answer(forbidden)["message"]
 
 
@@ -153,7 +153,7 @@ async def test_a_servers_snapshot_report_reaches_the_registry(service, api, tmp_
     monkeypatch.setenv("JUPYTERHUB_URL", f"http://127.0.0.1:{service.port}")
     monkeypatch.delenv("JUPYTERHUB_BASE_URL", raising=False)
     manifest = {
-        "id": "ab" * 32, "environment_id": "alice-env", "created_by": "alice",
+        "id": "ab" * 32, "environment_id": "alice:env", "created_by": "alice",
         "timestamp": "2026-11-20T10:00:00.000+00:00", "size_bytes": 42, "checksum": "c0",
         "metadata": {"installed_packages": ["numpy==2.0.0"], "notebook_count": 1},
         "interpreters": [{"packages": [{"name": "numpy", "files": ["numpy/__init__.py"]}]}],
@@ -167,7 +167,7 @@ async def test_a_servers_snapshot_report_reaches_the_registry(service, api, tmp_
         notifier.stop()
     (env,) = answer(await api("GET", "environments", "alice"))["environments"]
     assert (env["id"], env["lab_id"], env["last_snapshot_id"]) == (
-        "alice-env",
+        "alice:env",
         "vault-13",
         "ab" * 32,
     )

@@ -188,7 +188,7 @@ async def test_filters_by_lab_drift_status_and_researcher(api, page):
 
 
 async def test_values_are_escaped_and_only_http_links_are_rendered(api, page):
-    evil = '<img src=x onerror="alert(1)">'
+    evil = 'alice:<img src=x onerror="alert(1)">'
     report = snapshot_report(evil, "e7" * 32)
     assert (await api("POST", "snapshots", "alice", report)).code == 201
     info = {"container_info": {"jupyter_url": "javascript:alert(2)", "task_arn": "<b>arn</b>"}}
@@ -303,7 +303,7 @@ async def test_the_sharing_page_lists_shares_and_offers_revoking_to_those_who_ma
     assert 'id="westtek-share-dialog"' in text(await page("sharing", "bob"))
     # carol now sees alice's environment, and may launch a server restored from the snapshot
     carol = text(await page("", "carol"))
-    assert env_rows(carol)["alice"] == ("CRITICAL_DRIFT", "shared-restore")
+    assert env_rows(carol)["alice"] == ("", "shared-restore")  # a share tells no drift
     assert f'data-westtek-action="launch" data-snapshot="{SNAP["alice"]}"' in carol
 
 

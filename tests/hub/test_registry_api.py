@@ -17,7 +17,7 @@ from tests.hub.conftest import answer, store_snapshot
 from westtek_core.snapshot import iter_files
 from westtek_core.store import Repository
 from westtek_hub.db import make_engine, session_factory
-from westtek_hub.models import AuditEntry
+from westtek_hub.models import AuditEntry, Lab
 
 SNAPSHOT = "5a" * 32
 
@@ -79,11 +79,11 @@ async def test_labs_see_only_their_environments_until_a_share_and_the_audit_veri
     )  # fmt: skip
     assert shared.code == 201, answer(shared)
 
-    # Then carol sees the environment and launches a new server restored from it: the
-    # snapshot is copied into her lab's store, from which her own new server restores it
+    # Then carol sees the environment (not its drift) and launches a new server restored from
+    # it: the snapshot is copied into her lab's store, from which her own server restores it
     assert (await visible(api, "carol"))["alice"] == "shared-restore"
     drift = await api("GET", "environments/alice/drift", "carol")
-    assert answer(drift)["drift_status"] == "CRITICAL_DRIFT"
+    assert drift.code == 403 and "not its history" in answer(drift)["message"]
     launch = await api("POST", "environments/jupyter", "carol", {"snapshot_id": real[:12]})
     assert launch.code == 404  # a snapshot is named by its full id here
     launch = await api("POST", "environments/jupyter", "carol", {"snapshot_id": real})
@@ -252,7 +252,7 @@ async def test_a_reassignment_whose_snapshots_cannot_be_copied_moves_nothing(api
         ("alice", [1], 400, "JSON object"),
         ("alice", snapshot_report("alice", "0d" * 32, size_bytes=-1), 400, "size_bytes"),
         ("alice", snapshot_report("alice", "0d" * 32, timestamp="someday"), 400, "ISO 8601"),
-        ("alice", snapshot_report("alice-2", "0d" * 32, lab_id="vault-101"), 403, "not in lab"),
+        ("alice", snapshot_report("alice:2", "0d" * 32, lab_id="vault-101"), 403, "not in lab"),
         ("bob", snapshot_report("alice", "0b" * 32), 403, "belongs to alice"),
         ("drifter", snapshot_report("drifter"), 403, "in no lab"),
         ("alice", b"x" * (2 << 20), 413, "larger than"),
@@ -305,7 +305,7 @@ async def test_the_spawner_reports_where_the_server_runs(api):
 
 ROLES = {"researcher": "bob", "lab-admin": "dana", "admin": "overseer"}
 # the environment in each situation, seen from vault-13's users (the admin sees all)
-TARGETS = {"own-lab": "alice", "foreign-lab": "carol", "shared": "erin-env"}
+TARGETS = {"own-lab": "alice", "foreign-lab": "carol", "shared": "erin:env"}
 
 
 def endpoint_calls(env: str, snapshot: str) -> dict[str, tuple[str, str, Any]]:
@@ -317,6 +317,8 @@ def endpoint_calls(env: str, snapshot: str) -> dict[str, tuple[str, str, Any]]:
         "snapshot": ("POST", "environments/snapshot", {"environment_id": env}),
         "share": ("POST", "collaboration/share",
                   {"snapshot_id": snapshot, "to_lab": "vault-8", "permission": "read"}),
+        "share-unknown-lab": ("POST", "collaboration/share",
+                              {"snapshot_id": snapshot, "to_lab": "vault-9", "permission": "read"}),
         "transfer-package": ("GET", f"knowledge/transfer?environment_id={env}", None),
         "reassign": ("POST", "knowledge/transfer",
                      {"environment_id": env, "to_researcher": "bob"}),
@@ -328,9 +330,9 @@ def endpoint_calls(env: str, snapshot: str) -> dict[str, tuple[str, str, Any]]:
 # expected status per endpoint, role, target (409: allowed, but the server isn't running)
 EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     "list": {r: {t: 200 for t in TARGETS} for r in ROLES},
-    "drift": {
-        "researcher": {"own-lab": 200, "foreign-lab": 403, "shared": 200},
-        "lab-admin": {"own-lab": 200, "foreign-lab": 403, "shared": 200},
+    "drift": {  # a share covers snapshots, not the environment's history
+        "researcher": {"own-lab": 200, "foreign-lab": 403, "shared": 403},
+        "lab-admin": {"own-lab": 200, "foreign-lab": 403, "shared": 403},
         "admin": {"own-lab": 200, "foreign-lab": 200, "shared": 200},
     },
     "launch": {
@@ -353,9 +355,14 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
         "lab-admin": {"own-lab": 201, "foreign-lab": 403, "shared": 403},
         "admin": {"own-lab": 201, "foreign-lab": 201, "shared": 201},
     },
-    "transfer-package": {
-        "researcher": {"own-lab": 200, "foreign-lab": 403, "shared": 200},
-        "lab-admin": {"own-lab": 200, "foreign-lab": 403, "shared": 200},
+    "share-unknown-lab": {  # refused, never created: 404 once the caller may share at all
+        "researcher": {"own-lab": 403, "foreign-lab": 403, "shared": 403},
+        "lab-admin": {"own-lab": 404, "foreign-lab": 403, "shared": 403},
+        "admin": {"own-lab": 404, "foreign-lab": 404, "shared": 404},
+    },
+    "transfer-package": {  # a share covers snapshots, not the environment's history
+        "researcher": {"own-lab": 200, "foreign-lab": 403, "shared": 403},
+        "lab-admin": {"own-lab": 200, "foreign-lab": 403, "shared": 403},
         "admin": {"own-lab": 200, "foreign-lab": 200, "shared": 200},
     },
     "reassign": {
@@ -363,9 +370,9 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
         "lab-admin": {"own-lab": 200, "foreign-lab": 403, "shared": 403},
         "admin": {"own-lab": 200, "foreign-lab": 200, "shared": 200},
     },
-    "events": {
-        "researcher": {"own-lab": 200, "foreign-lab": 403, "shared": 200},
-        "lab-admin": {"own-lab": 200, "foreign-lab": 403, "shared": 200},
+    "events": {  # a share covers snapshots, not the environment's history
+        "researcher": {"own-lab": 200, "foreign-lab": 403, "shared": 403},
+        "lab-admin": {"own-lab": 200, "foreign-lab": 403, "shared": 403},
         "admin": {"own-lab": 200, "foreign-lab": 200, "shared": 200},
     },
     "audit": {
@@ -377,19 +384,25 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
 
 
 @pytest.mark.parametrize("endpoint", sorted(EXPECTED))
-async def test_every_endpoint_for_every_role_and_lab(api, endpoint, lab_stores):
-    # Given alice's (vault-13), carol's and erin's (vault-101) environments, erin's shared
+async def test_every_endpoint_for_every_role_and_lab(api, endpoint, lab_stores, db_url):
+    # Given alice's (vault-13), carol's and erin's (vault-101) environments, erin's shared,
+    # and a third lab, vault-8, that the registry knows
     await seed(api)
-    erin = store_snapshot(lab_stores / "vault-101", "erin-env", {"notes.md": b"# erin"})
-    assert (await api("POST", "snapshots", "erin", snapshot_report("erin-env", erin))).code == 201
+    engine = make_engine(db_url)
+    with session_factory(engine)() as session:
+        session.add(Lab(id="vault-8"))
+        session.commit()
+    engine.dispose()
+    erin = store_snapshot(lab_stores / "vault-101", "erin:env", {"notes.md": b"# erin"})
+    assert (await api("POST", "snapshots", "erin", snapshot_report("erin:env", erin))).code == 201
     share = {"snapshot_id": erin, "to_lab": "vault-13", "permission": "restore"}
     assert (await api("POST", "collaboration/share", "erin", share)).code == 201
-    snapshots = {"alice": SNAPSHOT, "carol": "ca" * 32, "erin-env": erin}
+    snapshots = {"alice": SNAPSHOT, "carol": "ca" * 32, "erin:env": erin}
     for role, user in ROLES.items():
         for target, env in TARGETS.items():
             method, path, body = endpoint_calls(env, snapshots[env])[endpoint]
             if endpoint == "reassign" and role == "admin":
-                successor = {"alice": "dana", "carol": "erin", "erin-env": "carol"}[env]
+                successor = {"alice": "dana", "carol": "erin", "erin:env": "carol"}[env]
                 body = {"environment_id": env, "to_researcher": successor}
             response = await api(method, path, user, body)
             expected = EXPECTED[endpoint][role][target]

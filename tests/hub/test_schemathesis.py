@@ -113,7 +113,7 @@ def db_url(tmp_path) -> str:
 @pytest.mark.parametrize("user", ["dana", "overseer"])
 async def test_no_generated_request_makes_the_hub_service_answer_5xx(api, service, user):
     await seed(api)
-    assert (await api("POST", "snapshots", "erin", snapshot_report("erin-env", "e0" * 32))).code
+    assert (await api("POST", "snapshots", "erin", snapshot_report("erin:env", "e0" * 32))).code
     schema = schemathesis.openapi.from_dict(HUB_API)
     statuses: list[int] = []
     failures = await asyncio.to_thread(

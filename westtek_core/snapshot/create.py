@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from westtek_core.capture import Capture, FileEntry, FileTree
+from westtek_core.labs import environment_id_of
 from westtek_core.snapshot.manifest import MANIFEST_FORMAT, content_checksum
 from westtek_core.store import Repository, RepositoryWriter
 
@@ -62,9 +63,16 @@ class SnapshotResult:
 
 
 def default_environment_id() -> str:
-    """The environment a snapshot belongs to when none is given: the hub user or user@host."""
+    """The environment a snapshot belongs to when none is given.
+
+    ``$WESTTEK_ENVIRONMENT_ID`` (the spawner's), else under JupyterHub the server's id in its
+    user's namespace (see ``labs.environment_id_of``), else user@host.
+    """
+    user = os.environ.get("JUPYTERHUB_USER")
     return os.environ.get("WESTTEK_ENVIRONMENT_ID") or (
-        os.environ.get("JUPYTERHUB_USER") or f"{getpass.getuser()}@{socket.gethostname()}"
+        environment_id_of(user, os.environ.get("JUPYTERHUB_SERVER_NAME", ""))
+        if user
+        else f"{getpass.getuser()}@{socket.gethostname()}"
     )
 
 
