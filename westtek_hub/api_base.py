@@ -28,6 +28,8 @@ from westtek_hub.stores import LabStores
 
 T = TypeVar("T")
 MAX_BODY = 1 << 20  # forwarded events and snapshot metadata are small; refuse floods
+# Tornado's client refuses a body on any other method (GET, DELETE: a ValueError, so a 500)
+METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 CALLER_CACHE_SECONDS = 60.0  # group changes reach the service within a minute
 
 
@@ -39,13 +41,18 @@ class HubClient:
         self._users: dict[str, tuple[float, dict[str, Any]]] = {}
 
     async def request(self, method: str, path: str, body: Any = None) -> Any:
-        """Call ``{hub_api_url}/{path}`` with the service's token; JSON in and out."""
+        """Call ``{hub_api_url}/{path}`` with the service's token; JSON in and out.
+
+        ``body`` goes with POST, PUT and PATCH only (``{}`` when None).
+        """
+        if body is not None and method not in METHODS_WITH_BODY:
+            raise ValueError(f"a {method} request to the hub carries no body")
         url = self.hub_auth.api_url.rstrip("/") + "/" + path.lstrip("/")
         request = HTTPRequest(
             url,
             method=method,
             headers={"Authorization": f"token {self.hub_auth.api_token}"},
-            body=None if body is None and method == "GET" else json.dumps(body or {}),
+            body=json.dumps(body or {}) if method in METHODS_WITH_BODY else None,
             request_timeout=30,
         )
         response = await AsyncHTTPClient().fetch(request, raise_error=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -44,6 +45,22 @@ async def close_hub_http_client() -> None:
     except ImportError:  # JupyterHub 5 checks tokens with Tornado's client: nothing to close
         return
     await JupyterHubHTTPClient.loop_instance().close()
+
+
+class ServiceConfigError(Exception):
+    """A setting the service cannot start without."""
+
+
+def configured_hub_api_url(config: Any) -> str:
+    """The hub API URL the configuration or JupyterHub's environment names ('' if none).
+
+    HubAuth would otherwise fall back to http://127.0.0.1:8081/hub/api, which on any real
+    deployment is not the hub: every token check and server start would fail at run time.
+    """
+    for section in ("HubOAuth", "HubAuth"):
+        if config[section].get("api_url"):
+            return str(config[section].api_url)
+    return os.environ.get("JUPYTERHUB_API_URL", "")
 
 
 class WestTekHubService(Application):
@@ -156,6 +173,11 @@ class WestTekHubService(Application):
 
     def make_app(self) -> web.Application:
         """Build the Tornado application with the route table under the service prefix."""
+        if not configured_hub_api_url(self.config):
+            raise ServiceConfigError(
+                "no hub API URL: JupyterHub sets JUPYTERHUB_API_URL for its managed services; "
+                "run the service standalone with --HubAuth.api_url=http://<hub>/hub/api"
+            )
         prefix = self.service_prefix.rstrip("/")
         routes: list[Any] = [
             (rf"{prefix}/api/status", StatusHandler),
@@ -189,7 +211,10 @@ class WestTekHubService(Application):
 
     def start(self) -> None:
         """Listen and serve until JupyterHub stops the service (SIGTERM or SIGINT)."""
-        asyncio.run(self._serve())
+        try:
+            asyncio.run(self._serve())
+        except ServiceConfigError as e:
+            sys.exit(f"{self.name}: error: {e}")
 
     async def _serve(self) -> None:
         app = self.make_app()
