@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from westtek_hub import registry
+from westtek_hub import audit, registry
 from westtek_hub.metrics import WestTekMetrics
 from westtek_hub.registry import Caller, Registry, RegistryError
 from westtek_hub.stores import LabStores
@@ -188,6 +188,46 @@ class APIHandler(HubOAuthenticated, web.RequestHandler):
             for lab in Caller.from_model(model, self.registry.policy).labs:
                 counts[lab] = counts.get(lab, 0) + servers
         return counts
+
+    async def audited_hub_request(
+        self,
+        caller: Caller,
+        action: str,
+        target: str,
+        lab_id: str,
+        detail: dict[str, Any],
+        method: str,
+        path: str,
+        body: Any = None,
+    ) -> Any:
+        """Ask the hub, then audit what it answered: ``ok``, or ``error`` with its status.
+
+        The entry is written after the answer so the log never says a server started or
+        stopped when the hub refused; the hub's error is raised again for the caller to map.
+        """
+        try:
+            answer = await self.hub.request(method, path, body)
+        except (HTTPClientError, OSError) as e:
+            failed = detail | {
+                "hub_status": e.code if isinstance(e, HTTPClientError) else None,
+                "reason": str(e),
+            }
+            self.run(
+                caller,
+                action,
+                target,
+                lambda s: audit.append(
+                    s, caller.name, action, target, lab_id=lab_id, outcome="error", detail=failed
+                ),
+            )
+            raise
+        self.run(
+            caller,
+            action,
+            target,
+            lambda s: audit.append(s, caller.name, action, target, lab_id=lab_id, detail=detail),
+        )
+        return answer
 
     def run(self, caller: Caller, action: str, target: str, work: Callable[[Session], T]) -> T:
         """A registry operation; its refusal becomes the matching 4xx."""

@@ -21,6 +21,8 @@ from westtek_core.snapshot.retention import RetentionPolicy
 from westtek_core.status import Capability, status_report
 from westtek_core.version import __version__
 from westtek_hub.api_base import HubClient
+from westtek_hub.audit_anchor import AnchorError
+from westtek_hub.audit_trail import AuditKeyError, AuditTrail
 from westtek_hub.db import make_engine, session_factory, upgrade
 from westtek_hub.handlers import api_routes, metrics_routes
 from westtek_hub.metrics import WestTekMetrics
@@ -69,7 +71,7 @@ class WestTekHubService(Application):
     name = "westtek-hub"
     version = __version__
     description = "West Tek hub service: registry, admin panel, sharing, succession, audit."
-    classes = [HubAuth, HubOAuth, WestTekPanel, WestTekMetrics, LabStores]
+    classes = [HubAuth, HubOAuth, WestTekPanel, WestTekMetrics, LabStores, AuditTrail]
 
     service_prefix = Unicode(
         config=True,
@@ -178,6 +180,10 @@ class WestTekHubService(Application):
                 "no hub API URL: JupyterHub sets JUPYTERHUB_API_URL for its managed services; "
                 "run the service standalone with --HubAuth.api_url=http://<hub>/hub/api"
             )
+        try:
+            chain = AuditTrail(parent=self, data_dir=self.data_dir).chain(create_key=True)
+        except (AuditKeyError, AnchorError) as e:
+            raise ServiceConfigError(str(e)) from None
         prefix = self.service_prefix.rstrip("/")
         routes: list[Any] = [
             (rf"{prefix}/api/status", StatusHandler),
@@ -190,7 +196,7 @@ class WestTekHubService(Application):
         engine = make_engine(self.db_url)
         upgrade(engine)
         policy = LabPolicy(prefix=self.lab_group_prefix, named=frozenset(self.lab_groups))
-        sessions = session_factory(engine)
+        sessions = chain.bind(session_factory(engine))
         return web.Application(
             routes,
             hub_auth=self.hub_auth,
