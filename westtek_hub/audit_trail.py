@@ -36,12 +36,21 @@ def read_key(text: str, source: str) -> bytes:
 
 
 def create_key_file(path: Path) -> bytes:
-    """A new random key written to ``path`` (hex, mode 0600); an existing file is kept."""
+    """A new random key written to ``path`` (hex, mode 0600), never over an existing one."""
     key = secrets.token_bytes(MIN_KEY_BYTES)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(binascii.b2a_hex(key).decode() + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    try:
+        # a link appears whole or not at all (a kill mid-write leaves no short key), and
+        # fails rather than replace a key some entries are already chained with
+        os.link(partial, path)
+    finally:
+        partial.unlink()
     return key
 
 
