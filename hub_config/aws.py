@@ -271,6 +271,10 @@ SERVICE_URL = os.environ.get("WESTTEK_SERVICE_URL", "http://127.0.0.1:10101")
 # has S3 Object Lock: each head is locked (COMPLIANCE), so a cut log shows even to the key's
 # holders.
 AUDIT_ANCHOR = f"s3://{setting('WESTTEK_AUDIT_BUCKET')}/audit/{STAGE}/"
+# A stage whose data goes with its stacks locks heads for less than the service's default
+# seven years (infra sets the days), so its audit bucket can go too.
+_days = os.environ.get("WESTTEK_AUDIT_RETENTION_DAYS")
+AUDIT_RETENTION = [f"--AuditTrail.anchor_retention_days={_days}"] if _days else []
 c.JupyterHub.services = [
     {
         "name": "westtek",
@@ -281,6 +285,7 @@ c.JupyterHub.services = [
             "westtek_hub",
             *(f"--WestTekHubService.lab_groups={lab}" for lab in LAB_IDS),
             f"--LabStores.store_template={LAB_STORES}",
+            *AUDIT_RETENTION,
         ],
         "environment": {
             # JupyterHub passes a managed service none of its own environment: the task's
