@@ -160,6 +160,7 @@ def verify_chain(entries: Iterable[AuditEntry], chain: AuditChain) -> tuple[bool
     """Check every link and the anchored head: ``(ok, entries checked, what is wrong)``."""
     where = chain.anchor.location()
     try:
+        # the anchor before the entries: an append committed in between only lengthens the log
         anchored = chain.anchor.latest()
     except AnchorError as e:
         return False, 0, str(e)
