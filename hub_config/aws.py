@@ -93,10 +93,12 @@ c.ConfigurableHTTPProxy.api_url = setting("WESTTEK_PROXY_API_URL", "http://127.0
 c.JupyterHub.cleanup_servers = False  # a hub redeploy must not stop researchers' servers
 c.JupyterHub.cleanup_proxy = False
 
-# One secret seeds both the cookie secret and the auth-state key (a redeploy keeps sessions).
+# One secret seeds the cookie secret, the auth-state key (a redeploy keeps sessions) and the
+# hub service's audit-chain key: from Secrets Manager, so never in the database it protects.
 _seed = setting("WESTTEK_HUB_SECRET").encode()
 c.JupyterHub.cookie_secret = hashlib.sha256(b"westtek-cookie-secret:" + _seed).digest()
 os.environ["JUPYTERHUB_CRYPT_KEY"] = hashlib.sha256(b"westtek-crypt-key:" + _seed).hexdigest()
+AUDIT_KEY = hashlib.sha256(b"westtek-audit-key:" + _seed).hexdigest()
 
 # -- the database: JupyterHub's and the hub service's, one schema each ------------------------
 
@@ -268,6 +270,14 @@ else:
 # -- the West Tek hub service ---------------------------------------------------------------
 
 SERVICE_URL = os.environ.get("WESTTEK_SERVICE_URL", "http://127.0.0.1:10101")
+# The audit chain's head is anchored after every append in the stage's audit bucket, which
+# has S3 Object Lock: each head is locked (COMPLIANCE), so a cut log shows even to the key's
+# holders.
+AUDIT_ANCHOR = f"s3://{setting('WESTTEK_AUDIT_BUCKET')}/audit/{STAGE}/"
+# A stage whose data goes with its stacks locks heads for less than the service's default
+# seven years (infra sets the days), so its audit bucket can go too.
+_days = os.environ.get("WESTTEK_AUDIT_RETENTION_DAYS")
+AUDIT_RETENTION = [f"--AuditTrail.anchor_retention_days={_days}"] if _days else []
 c.JupyterHub.services = [
     {
         "name": "westtek",
@@ -278,11 +288,17 @@ c.JupyterHub.services = [
             "westtek_hub",
             *(f"--WestTekHubService.lab_groups={lab}" for lab in LAB_IDS),
             f"--LabStores.store_template={LAB_STORES}",
+            *AUDIT_RETENTION,
         ],
         "environment": {
+            # JupyterHub passes a managed service none of its own environment: the task's
+            # AWS settings and container credentials (the stores, the anchor) go explicitly
+            **{name: value for name, value in os.environ.items() if name.startswith("AWS_")},
             "WESTTEK_HUB_DB_URL": SERVICE_DB_URL,
             "AWS_REGION": REGION,
             "WESTTEK_STAGE": STAGE,
+            "WESTTEK_AUDIT_KEY": AUDIT_KEY,
+            "WESTTEK_AUDIT_ANCHOR": AUDIT_ANCHOR,
         },
         "display": True,
         "oauth_no_confirm": True,

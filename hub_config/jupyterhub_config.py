@@ -58,7 +58,9 @@ c.JupyterHub.services = [
             "-m",
             "westtek_hub",
             *(f"--WestTekHubService.lab_groups={lab}" for lab in LABS),
-            # the registry lives beside the hub's own state, whoever the hub runs as
+            # the registry lives beside the hub's own state, whoever the hub runs as; so do,
+            # outside the registry's database, the audit chain's key (made on first start)
+            # and the anchor of its head
             f"--WestTekHubService.data_dir={Path.cwd() / 'westtek-hub'}",
             f"--LabStores.store_template={LAB_STORES}",
         ],

@@ -21,13 +21,15 @@ from sqlalchemy.orm import Session
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from westtek_hub import registry
+from westtek_hub import audit, registry
 from westtek_hub.metrics import WestTekMetrics
 from westtek_hub.registry import Caller, Registry, RegistryError
 from westtek_hub.stores import LabStores
 
 T = TypeVar("T")
 MAX_BODY = 1 << 20  # forwarded events and snapshot metadata are small; refuse floods
+# Tornado's client refuses a body on any other method (GET, DELETE: a ValueError, so a 500)
+METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 CALLER_CACHE_SECONDS = 60.0  # group changes reach the service within a minute
 
 
@@ -39,13 +41,18 @@ class HubClient:
         self._users: dict[str, tuple[float, dict[str, Any]]] = {}
 
     async def request(self, method: str, path: str, body: Any = None) -> Any:
-        """Call ``{hub_api_url}/{path}`` with the service's token; JSON in and out."""
+        """Call ``{hub_api_url}/{path}`` with the service's token; JSON in and out.
+
+        ``body`` goes with POST, PUT and PATCH only (``{}`` when None).
+        """
+        if body is not None and method not in METHODS_WITH_BODY:
+            raise ValueError(f"a {method} request to the hub carries no body")
         url = self.hub_auth.api_url.rstrip("/") + "/" + path.lstrip("/")
         request = HTTPRequest(
             url,
             method=method,
             headers={"Authorization": f"token {self.hub_auth.api_token}"},
-            body=None if body is None and method == "GET" else json.dumps(body or {}),
+            body=json.dumps(body or {}) if method in METHODS_WITH_BODY else None,
             request_timeout=30,
         )
         response = await AsyncHTTPClient().fetch(request, raise_error=True)
@@ -181,6 +188,46 @@ class APIHandler(HubOAuthenticated, web.RequestHandler):
             for lab in Caller.from_model(model, self.registry.policy).labs:
                 counts[lab] = counts.get(lab, 0) + servers
         return counts
+
+    async def audited_hub_request(
+        self,
+        caller: Caller,
+        action: str,
+        target: str,
+        lab_id: str,
+        detail: dict[str, Any],
+        method: str,
+        path: str,
+        body: Any = None,
+    ) -> Any:
+        """Ask the hub, then audit what it answered: ``ok``, or ``error`` with its status.
+
+        The entry is written after the answer so the log never says a server started or
+        stopped when the hub refused; the hub's error is raised again for the caller to map.
+        """
+        try:
+            answer = await self.hub.request(method, path, body)
+        except (HTTPClientError, OSError) as e:
+            failed = detail | {
+                "hub_status": e.code if isinstance(e, HTTPClientError) else None,
+                "reason": str(e),
+            }
+            self.run(
+                caller,
+                action,
+                target,
+                lambda s: audit.append(
+                    s, caller.name, action, target, lab_id=lab_id, outcome="error", detail=failed
+                ),
+            )
+            raise
+        self.run(
+            caller,
+            action,
+            target,
+            lambda s: audit.append(s, caller.name, action, target, lab_id=lab_id, detail=detail),
+        )
+        return answer
 
     def run(self, caller: Caller, action: str, target: str, work: Callable[[Session], T]) -> T:
         """A registry operation; its refusal becomes the matching 4xx."""

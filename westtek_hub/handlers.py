@@ -142,17 +142,13 @@ class LaunchHandler(APIHandler):
             restore = copied
         if restore:
             options["westtek_restore_snapshot"] = restore
-        self.run(
-            caller,
-            "server.launch",
-            target_name,
-            lambda s: audit.append(
-                s, caller.name, "server.launch", env.id, lab_id=lab, detail=options
-            ),
-        )
         path = f"users/{quote(caller.name)}/servers/{quote(server_name)}"
         try:
-            await self.hub.request("POST", path, {**options})
+            await self.audited_hub_request(
+                caller, "server.launch", env.id, lab, options, "POST", path, {**options}
+            )
+        except OSError as e:
+            raise web.HTTPError(502, f"the hub did not answer: {e}") from None
         except HTTPClientError as e:
             if e.code == 400 and e.response is not None and b"already" in e.response.body:
                 raise web.HTTPError(
@@ -407,18 +403,18 @@ class AuditHandler(APIHandler):
         if fmt not in ("json", "csv"):
             raise web.HTTPError(400, "format must be json or csv")
 
-        def work(session: Session) -> list[AuditEntry]:
+        def work(session: Session) -> tuple[list[AuditEntry], tuple[bool, int, str]]:
             if not caller.admin:
                 raise registry.Denied(f"{caller.name} is not a hub admin: the audit log is theirs")
-            return list(session.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
+            found = list(session.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
+            return found, audit.verify_chain(found, audit.chain_of(session))
 
-        entries = self.run(caller, "audit.read", "", work)
+        entries, (ok, count, problem) = self.run(caller, "audit.read", "", work)
         if fmt == "csv":
             self.set_header("Content-Type", "text/csv; charset=utf-8")
             self.set_header("Content-Disposition", 'attachment; filename="westtek-audit.csv"')
             self.finish(audit.to_csv(entries))
             return
-        ok, count, problem = audit.verify_chain(entries)
         self.reply(
             {
                 "entries": [audit.to_json(e) for e in entries],

@@ -378,7 +378,7 @@ def audit_view(
     if not caller.admin:
         raise registry.Denied(f"{caller.name} is not a hub admin: the audit log is theirs")
     entries = list(session.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
-    ok, checked, problem = audit.verify_chain(entries)
+    ok, checked, problem = audit.verify_chain(entries, audit.chain_of(session))
     matching = [
         e
         for e in reversed(entries)
@@ -752,28 +752,24 @@ class ServerStopHandler(APIHandler):
         """Ask the hub to stop it (the researcher's server the container report names)."""
         caller = await self.caller()
 
-        def work(session: Session) -> tuple[str, str]:
+        def work(session: Session) -> tuple[Environment, str]:
             env, _ = registry.get_environment(session, caller, env_id, act=True)
-            user = env.researcher_id
-            server = server_name_of(env.container_info or {}, user)
-            audit.append(
-                session,
-                caller.name,
-                "server.stop",
-                env.id,
-                lab_id=env.lab_id,
-                detail={"user": user, "server_name": server},
-            )
-            return user, server
+            return env, server_name_of(env.container_info or {}, env.researcher_id)
 
-        user, server = self.run(caller, "server.stop", env_id, work)
+        env, server = self.run(caller, "server.stop", env_id, work)
+        user = env.researcher_id
         path = (
             f"users/{quote(user)}/servers/{quote(server)}"
             if server
             else f"users/{quote(user)}/server"
         )
+        detail = {"user": user, "server_name": server}
         try:
-            await self.hub.request("DELETE", path)
+            await self.audited_hub_request(
+                caller, "server.stop", env.id, env.lab_id, detail, "DELETE", path
+            )
+        except OSError as e:
+            raise web.HTTPError(502, f"the hub did not answer: {e}") from None
         except HTTPClientError as e:
             if e.code in (400, 404):
                 raise web.HTTPError(409, f"{user}'s server is not running") from None

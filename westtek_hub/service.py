@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -20,6 +21,8 @@ from westtek_core.snapshot.retention import RetentionPolicy
 from westtek_core.status import Capability, status_report
 from westtek_core.version import __version__
 from westtek_hub.api_base import HubClient
+from westtek_hub.audit_anchor import AnchorError
+from westtek_hub.audit_trail import AuditKeyError, AuditTrail
 from westtek_hub.db import make_engine, session_factory, upgrade
 from westtek_hub.handlers import api_routes, metrics_routes
 from westtek_hub.metrics import WestTekMetrics
@@ -46,13 +49,29 @@ async def close_hub_http_client() -> None:
     await JupyterHubHTTPClient.loop_instance().close()
 
 
+class ServiceConfigError(Exception):
+    """A setting the service cannot start without."""
+
+
+def configured_hub_api_url(config: Any) -> str:
+    """The hub API URL the configuration or JupyterHub's environment names ('' if none).
+
+    HubAuth would otherwise fall back to http://127.0.0.1:8081/hub/api, which on any real
+    deployment is not the hub: every token check and server start would fail at run time.
+    """
+    for section in ("HubOAuth", "HubAuth"):
+        if config[section].get("api_url"):
+            return str(config[section].api_url)
+    return os.environ.get("JUPYTERHUB_API_URL", "")
+
+
 class WestTekHubService(Application):
     """Serve the West Tek hub API; JupyterHub starts it as the managed service ``westtek``."""
 
     name = "westtek-hub"
     version = __version__
     description = "West Tek hub service: registry, admin panel, sharing, succession, audit."
-    classes = [HubAuth, HubOAuth, WestTekPanel, WestTekMetrics, LabStores]
+    classes = [HubAuth, HubOAuth, WestTekPanel, WestTekMetrics, LabStores, AuditTrail]
 
     service_prefix = Unicode(
         config=True,
@@ -164,6 +183,15 @@ class WestTekHubService(Application):
 
     def make_app(self) -> web.Application:
         """Build the Tornado application with the route table under the service prefix."""
+        if not configured_hub_api_url(self.config):
+            raise ServiceConfigError(
+                "no hub API URL: JupyterHub sets JUPYTERHUB_API_URL for its managed services; "
+                "run the service standalone with --HubAuth.api_url=http://<hub>/hub/api"
+            )
+        try:
+            chain = AuditTrail(parent=self, data_dir=self.data_dir).chain(create_key=True)
+        except (AuditKeyError, AnchorError) as e:
+            raise ServiceConfigError(str(e)) from None
         prefix = self.service_prefix.rstrip("/")
         routes: list[Any] = [
             (rf"{prefix}/api/status", StatusHandler),
@@ -180,7 +208,7 @@ class WestTekHubService(Application):
             named=frozenset(self.lab_groups),
             hub_admins_group=self.hub_admins_group,
         )
-        sessions = session_factory(engine)
+        sessions = chain.bind(session_factory(engine))
         return web.Application(
             routes,
             hub_auth=self.hub_auth,
@@ -201,7 +229,10 @@ class WestTekHubService(Application):
 
     def start(self) -> None:
         """Listen and serve until JupyterHub stops the service (SIGTERM or SIGINT)."""
-        asyncio.run(self._serve())
+        try:
+            asyncio.run(self._serve())
+        except ServiceConfigError as e:
+            sys.exit(f"{self.name}: error: {e}")
 
     async def _serve(self) -> None:
         app = self.make_app()

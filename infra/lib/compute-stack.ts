@@ -33,11 +33,12 @@ import {
   NOTEBOOK_ROLE_TAG,
   PROXY_PORT,
   TAG_KEYS,
+  auditBucketName,
   labPrefix,
   snapshotBucketName
 } from './names';
 import { ISecurityGroups, SUBNETS } from './network-stack';
-import { acknowledgeWildcard, nagArn, nagSnapshotObjectArn } from './nag';
+import { acknowledgeWildcard, nagArn, nagAuditObjectArn, nagSnapshotObjectArn } from './nag';
 import { dataRemovalPolicy } from './storage-stack';
 
 /** Image of configurable-http-proxy (the version the local demo runs). */
@@ -126,7 +127,12 @@ export class ComputeStack extends Stack {
       'SnapshotBucket',
       snapshotBucketName(config.stage, this.account, this.region)
     );
-    const grants = { ...props, snapshotBucket };
+    const auditBucket = s3.Bucket.fromBucketName(
+      this,
+      'AuditBucket',
+      auditBucketName(config.stage, this.account, this.region)
+    );
+    const grants = { ...props, snapshotBucket, auditBucket };
 
     this.cluster = new ecs.Cluster(this, 'Cluster', {
       clusterName: clusterName(config.stage),
@@ -251,6 +257,10 @@ export class ComputeStack extends Stack {
       WESTTEK_NOTEBOOK_LOG_GROUP: notebookLogs.logGroupName,
       WESTTEK_EFS_FILE_SYSTEM_ID: props.fileSystem.fileSystemId,
       WESTTEK_SNAPSHOT_BUCKET: snapshotBucket.bucketName,
+      WESTTEK_AUDIT_BUCKET: auditBucket.bucketName,
+      // the hub service's default locks each audit head for seven years; a stage whose
+      // data goes with its stacks locks them for a day, so its audit bucket can go too
+      ...(config.retainData ? {} : { WESTTEK_AUDIT_RETENTION_DAYS: '1' }),
       WESTTEK_SNAPSHOT_KMS_KEY_ARN: props.snapshotKey.keyArn,
       WESTTEK_DB_HOST: props.database.dbInstanceEndpointAddress,
       WESTTEK_DB_PORT: props.database.dbInstanceEndpointPort,
@@ -402,6 +412,7 @@ export class ComputeStack extends Stack {
       NotebookLogGroup: notebookLogs.logGroupName,
       FileSystemId: props.fileSystem.fileSystemId,
       SnapshotBucketName: snapshotBucket.bucketName,
+      AuditBucketName: auditBucket.bucketName,
       SnapshotKeyArn: props.snapshotKey.keyArn,
       DatabaseHost: props.database.dbInstanceEndpointAddress,
       DatabasePort: props.database.dbInstanceEndpointPort,
@@ -445,6 +456,7 @@ export class ComputeStack extends Stack {
       fileSystem: props.fileSystem,
       snapshotBucket: props.snapshotBucket,
       snapshotKey: props.snapshotKey,
+      auditBucket: props.auditBucket,
       userPool: props.userPool,
       knowledgeBases: Object.values(props.knowledgeBases ?? {})
     })) {
@@ -480,6 +492,11 @@ export class ComputeStack extends Stack {
       role,
       nagSnapshotObjectArn(this, this.stage, 'labs/*/locks/*'),
       "The hub service releases the lock objects of its own copies into a lab's store; nothing else is deleted."
+    );
+    acknowledgeWildcard(
+      role,
+      nagAuditObjectArn(this, this.stage, 'audit/*'),
+      'The hub service adds one locked object per head of its audit chain and reads them back; it cannot delete or unlock any.'
     );
   }
 
@@ -528,7 +545,10 @@ export class ComputeStack extends Stack {
 }
 
 /** Inputs of the compute stack's grants: its props plus the snapshot bucket (by name). */
-type IGrantProps = IComputeStackProps & { readonly snapshotBucket: s3.IBucket };
+type IGrantProps = IComputeStackProps & {
+  readonly snapshotBucket: s3.IBucket;
+  readonly auditBucket: s3.IBucket;
+};
 
 /** Trust policy of every task role: ECS tasks of this account only (no confused deputy). */
 function ecsTasksPrincipal(stack: Stack): iam.IPrincipal {
@@ -616,6 +636,8 @@ export interface IHubGrants {
   readonly snapshotBucket: s3.IBucket;
   /** Its key. */
   readonly snapshotKey: kms.IKey;
+  /** The audit anchor bucket (Object Lock), where the hub service adds its chain's heads. */
+  readonly auditBucket: s3.IBucket;
   /** The user pool whose hub client the hub reads. */
   readonly userPool: cognito.IUserPool;
   /** Knowledge bases the hub starts ingestion of. */
@@ -710,6 +732,19 @@ export function hubStatements(grants: IHubGrants): iam.PolicyStatement[] {
       sid: 'ReleaseCopyLocks',
       actions: ['s3:DeleteObject'],
       resources: [grants.snapshotBucket.arnForObjects('labs/*/locks/*')]
+    }),
+    // The hub service anchors each head of its audit chain (westtek_hub/audit_anchor.py):
+    // it adds objects locked in COMPLIANCE mode and reads them back, never deletes one.
+    new iam.PolicyStatement({
+      sid: 'AnchorAuditHeads',
+      actions: ['s3:PutObject', 's3:PutObjectRetention', 's3:GetObject', 's3:GetObjectVersion'],
+      resources: [grants.auditBucket.arnForObjects('audit/*')]
+    }),
+    new iam.PolicyStatement({
+      sid: 'ListAuditHeads',
+      actions: ['s3:ListBucketVersions'],
+      resources: [grants.auditBucket.bucketArn],
+      conditions: { StringLike: { 's3:prefix': 'audit/*' } }
     }),
     new iam.PolicyStatement({
       sid: 'SnapshotKeyThroughS3',

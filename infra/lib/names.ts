@@ -54,6 +54,11 @@ export function snapshotBucketName(stage: string, account: string, region: strin
   return `westtek-${stage}-snapshots-${account}-${region}`;
 }
 
+/** The name of a stage's audit anchor bucket (S3 Object Lock; known to the storage and compute stacks). */
+export function auditBucketName(stage: string, account: string, region: string): string {
+  return `westtek-${stage}-audit-${account}-${region}`;
+}
+
 /** The name of the snapshot replica bucket in `replicaRegion` (known to both stacks). */
 export function replicaBucketName(stage: string, account: string): string {
   return `westtek-${stage}-snapshot-replica-${account}`;

@@ -94,6 +94,13 @@ export const HUB_SETTINGS: IHubSetting[] = [
     description: 'Snapshot bucket (each lab under labs/{lab_id}/)'
   },
   {
+    env: 'WESTTEK_AUDIT_BUCKET',
+    stack: 'compute',
+    output: 'AuditBucketName',
+    description:
+      'Audit anchor bucket (S3 Object Lock): the hub service locks each audit chain head under audit/{stage}/'
+  },
+  {
     env: 'WESTTEK_SNAPSHOT_KMS_KEY_ARN',
     stack: 'compute',
     output: 'SnapshotKeyArn',

@@ -19,6 +19,7 @@ import { acknowledgeWildcard, nagArn } from './nag';
 import {
   NOTEBOOK_ROLE_TAG,
   TAG_KEYS,
+  auditBucketName,
   labPrefix,
   replicaBucketName,
   replicaKeyAlias,
@@ -153,6 +154,8 @@ export class StorageStack extends Stack {
   readonly snapshotBucket: s3.Bucket;
   /** The key of the snapshot bucket. */
   readonly snapshotKey: kms.Key;
+  /** The audit anchor: each head of the hub service's audit chain, locked (Object Lock). */
+  readonly auditBucket: s3.Bucket;
   /** S3 server access logs and load balancer logs. */
   readonly logsBucket: s3.Bucket;
   /** Researchers' home directories (one access point each, created by the spawner). */
@@ -225,6 +228,25 @@ export class StorageStack extends Stack {
     }
 
     this.grantReplicationSource();
+
+    // The hub service records each head of its audit chain here, every object locked in
+    // COMPLIANCE mode (westtek_hub/audit_anchor.py), so a log cut in the database shows.
+    // Stages that do not retain data lock heads for a day only (compute stack), after which
+    // the bucket empties and goes with its stack.
+    this.auditBucket = new s3.Bucket(this, 'AuditBucket', {
+      bucketName: auditBucketName(config.stage, this.account, this.region),
+      versioned: true,
+      objectLockEnabled: true,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      enforceSSL: true,
+      minimumTLSVersion: 1.2,
+      serverAccessLogsBucket: this.logsBucket,
+      serverAccessLogsPrefix: 'audit/',
+      removalPolicy: dataRemovalPolicy(config),
+      autoDeleteObjects: !config.retainData
+    });
 
     this.fileSystem = new efs.FileSystem(this, 'HomeFileSystem', {
       vpc: props.vpc,

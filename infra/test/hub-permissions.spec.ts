@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { clusterName } from '../lib/compute-stack';
-import { NOTEBOOK_ROLE_TAG, TAG_KEYS, snapshotBucketName } from '../lib/names';
+import { NOTEBOOK_ROLE_TAG, TAG_KEYS, auditBucketName, snapshotBucketName } from '../lib/names';
 import { ACCOUNT, IRoleModel } from './iam-eval';
 import { STAGES, synthStage } from './stage';
 
@@ -192,6 +192,30 @@ for (const stage of STAGES) {
           false,
           `${action} ${key}`
         );
+      }
+    });
+
+    it('adds and reads the heads of its audit chain, and can neither delete nor unlock one', () => {
+      const bucket = `arn:aws:s3:::${auditBucketName(stage, ACCOUNT, region)}`;
+      const head = `${bucket}/audit/${stage}/heads/9999999999999999998`;
+      for (const action of ['s3:PutObject', 's3:PutObjectRetention', 's3:GetObjectVersion']) {
+        assert.ok(world.decide(hub, { action, resource: head }), action);
+      }
+      assert.ok(
+        world.decide(hub, {
+          action: 's3:ListBucketVersions',
+          resource: bucket,
+          context: { 's3:prefix': `audit/${stage}/heads/` }
+        })
+      );
+      for (const action of [
+        's3:DeleteObject',
+        's3:DeleteObjectVersion',
+        's3:BypassGovernanceRetention',
+        's3:PutBucketObjectLockConfiguration',
+        's3:PutLifecycleConfiguration'
+      ]) {
+        assert.equal(world.decide(hub, { action, resource: head }), false, action);
       }
     });
 

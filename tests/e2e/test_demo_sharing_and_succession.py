@@ -278,9 +278,12 @@ def test_a_shared_snapshot_restores_in_another_lab_and_an_environment_changes_ha
     copy_entry = next(e for e in log["entries"] if e["action"] == "snapshot.copy")
     assert copy_entry["detail"]["copy"] == copied
     # as the command-line check of the registry's database agrees.
-    db = f"sqlite:///{hub.workdir / 'westtek-hub' / 'registry.sqlite'}"
+    service_dir = hub.workdir / "westtek-hub"  # the registry, the chain's key and its anchor
     verify = subprocess.run(
-        [sys.executable, "-m", "westtek_core.cli", "audit", "verify", "--db", db, "--json"],
+        [sys.executable, "-m", "westtek_core.cli", "audit", "verify", "--json",
+         "--db", f"sqlite:///{service_dir / 'registry.sqlite'}",
+         "--key-file", str(service_dir / "audit_key"),
+         "--anchor", str(service_dir / "audit_anchor.json")],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -216,7 +216,7 @@ load_subconfig({aws_config!r})
 # what this test adds: an admin token, the stand-in for Fargate, the loopback guard
 c.JupyterHub.services.append({{"name": "e2e-admin", "api_token": {admin_token!r}}})
 c.JupyterHub.load_roles.append(
-    {{"name": "e2e-admin", "scopes": ["admin:users", "admin:servers", "admin:groups"],
+    {{"name": "e2e-admin", "scopes": ["admin:users", "admin:servers", "admin:groups", "tokens"],
      "services": ["e2e-admin"]}}
 )
 c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
@@ -260,6 +260,8 @@ def production_hub(aws, postgres, tmp_path, monkeypatch):  # noqa: F811
     )["UserPoolClient"]["ClientId"]
     bucket = f"westtek-snapshots-{world['cluster']}"
     aws_client("s3").create_bucket(Bucket=bucket)
+    audit_bucket = f"westtek-audit-{world['cluster']}"
+    aws_client("s3").create_bucket(Bucket=audit_bucket, ObjectLockEnabledForBucket=True)
     host_port = postgres.rsplit("@", 1)[1]
     database = create_database(postgres, f"westtek_{world['cluster'].replace('-', '_')}")
     hub = HubProcess(tmp_path)
@@ -289,6 +291,7 @@ def production_hub(aws, postgres, tmp_path, monkeypatch):  # noqa: F811
         "WESTTEK_NOTEBOOK_IMAGE": "westtek/notebook:e2e",
         "WESTTEK_EFS_FILE_SYSTEM_ID": world["file_system"],
         "WESTTEK_SNAPSHOT_BUCKET": bucket,
+        "WESTTEK_AUDIT_BUCKET": audit_bucket,
         "WESTTEK_DB_HOST": host_port.split(":")[0],
         "WESTTEK_DB_PORT": host_port.split(":")[1],
         "WESTTEK_DB_NAME": database.rsplit("/", 1)[1],
@@ -406,6 +409,24 @@ def test_the_production_config_runs_on_postgres_and_spawns_on_ecs(production_hub
     assert definition["executionRoleArn"].endswith("role/westtek-exec")
     logs = definition["containerDefinitions"][0]["logConfiguration"]["options"]
     assert logs["awslogs-group"] == "/westtek/e2e/notebooks"
+    # Her snapshot report is audited by the service, the chain's head anchored and locked in
+    # the audit bucket (the key and the anchor come from the production config).
+    created = hub.api("POST", "users/alice/tokens", json={"note": "e2e", "scopes": ["self"]})
+    assert created.status_code == 201, created.text
+    token = created.json()["token"]
+    report = {"id": "a1" * 32, "environment_id": "alice", "created_by": "alice",
+              "timestamp": "2026-12-01T10:00:00+00:00"}  # fmt: skip
+    reported = requests.post(
+        f"{hub.url}/services/westtek/api/snapshots",
+        headers={"Authorization": f"token {token}"}, json=report, timeout=30,
+    )  # fmt: skip
+    assert reported.status_code == 201, reported.text
+    s3 = aws_client("s3")
+    listing = s3.list_objects_v2(Bucket=settings["WESTTEK_AUDIT_BUCKET"], Prefix="audit/e2e/")
+    anchored = [item["Key"] for item in listing.get("Contents", [])]
+    assert anchored and anchored[0].startswith("audit/e2e/heads/"), anchored
+    head = s3.head_object(Bucket=settings["WESTTEK_AUDIT_BUCKET"], Key=anchored[0])
+    assert head["ObjectLockMode"] == "COMPLIANCE"
     # Bob is in no lab: the production config refuses him a server, saying why.
     hub.api("POST", "users/bob")
     assert hub.api("POST", "users/bob/server").status_code in (201, 202)

@@ -2,8 +2,8 @@
 
 HubAuth runs for real against a small Tornado app that answers the hub's ``/hub/api/user``
 (who owns a token), ``/hub/api/users/{name}`` (a user's groups and servers, for the
-service's own token) and records server starts. The registry runs on SQLite and on a real
-PostgreSQL server (Debian's, started here on a loopback port).
+service's own token) and records server starts and stops. The registry runs on SQLite and
+on a real PostgreSQL server (Debian's, started here on a loopback port).
 """
 
 from __future__ import annotations
@@ -42,11 +42,13 @@ TOKENS: dict[str, dict[str, Any]] = {
 
 
 class FakeHub:
-    """What the service asks the hub: token owners, user models, server starts."""
+    """What the service asks the hub: token owners, user models, server starts and stops."""
 
     def __init__(self) -> None:
         self.started: list[tuple[str, str, dict[str, Any]]] = []
+        self.stopped: list[tuple[str, str]] = []
         self.running: dict[str, str] = {}  # user → their server's URL path
+        self.failing: int | None = None  # when set, server starts and stops answer this status
 
     def app(self) -> web.Application:
         hub = self
@@ -84,10 +86,21 @@ class FakeHub:
                 assert self.get_argument("state") == "active"
                 self.finish(json.dumps([model(name) for name in hub.running]))
 
-        class StartServer(web.RequestHandler):
-            def post(self, name: str, server: str) -> None:
+        class ServerControl(web.RequestHandler):
+            def post(self, name: str, server: str = "") -> None:
+                if hub.failing:
+                    raise web.HTTPError(hub.failing)
                 hub.started.append((name, server, json.loads(self.request.body or b"{}")))
                 self.set_status(202)
+                self.finish()
+
+            def delete(self, name: str, server: str = "") -> None:
+                if self.request.body:  # JupyterHub's stop takes no body
+                    raise web.HTTPError(400, "unexpected body")
+                if hub.failing:
+                    raise web.HTTPError(hub.failing)
+                hub.stopped.append((name, server))
+                self.set_status(204)
                 self.finish()
 
         return web.Application(
@@ -95,7 +108,8 @@ class FakeHub:
                 (r"/hub/api/user", UserForToken),
                 (r"/hub/api/users", ActiveUsers),
                 (r"/hub/api/users/([^/]+)", UserModel),
-                (r"/hub/api/users/([^/]+)/servers/([^/]*)", StartServer),
+                (r"/hub/api/users/([^/]+)/server", ServerControl),
+                (r"/hub/api/users/([^/]+)/servers/([^/]*)", ServerControl),
             ]
         )
 

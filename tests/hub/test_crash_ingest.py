@@ -26,7 +26,9 @@ async def test_sigkill_during_ingestion_loses_and_doubles_nothing(fake_hub, tmp_
     assert run.lost_answers > 0, "no kill landed while events were in flight"
     verified = subprocess.run(
         [sys.executable, "-m", "westtek_core.cli", "audit", "verify",
-         "--db", f"sqlite:///{tmp_path / 'registry.sqlite'}", "--json"],
+         "--db", f"sqlite:///{tmp_path / 'registry.sqlite'}", "--json",
+         "--key-file", str(tmp_path / "audit_key"),
+         "--anchor", str(tmp_path / "audit_anchor.json")],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert verified.returncode == 0, verified.stdout + verified.stderr

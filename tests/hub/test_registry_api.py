@@ -142,16 +142,17 @@ async def test_labs_see_only_their_environments_until_a_share_and_the_audit_veri
     assert (await api("GET", "audit", "dana")).code == 403
 
 
-def westtek_audit_verify(db_url: str) -> subprocess.CompletedProcess[str]:
+def westtek_audit_verify(db_url: str, service_dir: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "westtek_core.cli", "audit", "verify", "--db", db_url, "--json"],
+        [sys.executable, "-m", "westtek_core.cli", "audit", "verify", "--db", db_url, "--json",
+         "--key-file", f"{service_dir}/audit_key", "--anchor", f"{service_dir}/audit_anchor.json"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 
 
-async def test_a_tampered_audit_log_fails_verification(api, db_url):
+async def test_a_tampered_audit_log_fails_verification(api, db_url, service):
     await seed(api)
-    verified = westtek_audit_verify(db_url)
+    verified = westtek_audit_verify(db_url, service.app.data_dir)
     assert verified.returncode == 0, verified.stderr
     assert json.loads(verified.stdout)["verified"] is True
     engine = make_engine(db_url)
@@ -161,7 +162,7 @@ async def test_a_tampered_audit_log_fails_verification(api, db_url):
     engine.dispose()
     log = answer(await api("GET", "audit", "overseer"))
     assert log["verified"] is False and "entry 2 was altered" in log["problem"]
-    broken = westtek_audit_verify(db_url)
+    broken = westtek_audit_verify(db_url, service.app.data_dir)
     assert broken.returncode == 1 and "entry 2 was altered" in broken.stdout
 
 

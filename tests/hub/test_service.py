@@ -11,8 +11,10 @@ from westtek_hub.service import WestTekHubService
 @pytest.fixture
 async def service_url(monkeypatch, tmp_path):
     port = free_port()
+    monkeypatch.setenv("WESTTEK_DATA_DIR", str(tmp_path))  # its registry, key and anchor
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/services/westtek/")
     monkeypatch.setenv("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("JUPYTERHUB_API_URL", f"http://127.0.0.1:{free_port()}/hub/api")
     service = WestTekHubService(data_dir=str(tmp_path))  # not the user's own registry
     server = service.make_app().listen(service.port, service.ip)
     yield f"http://127.0.0.1:{port}/services/westtek"

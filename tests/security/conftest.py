@@ -1,6 +1,8 @@
-"""Security tests reuse the hub service's fixtures: a fake hub, the service, SQLite, PostgreSQL."""
+"""Fixtures of the security tests: the hub service against its fake hub (tests/hub), and the
+loopback moto server of the store tests (tests/core/store) for the AWS parts."""
 
-from tests.hub.conftest import (  # noqa: F401 (fixtures)
+from tests.core.store.conftest import moto_endpoint, s3_endpoint  # noqa: F401
+from tests.hub.conftest import (  # noqa: F401
     api,
     db_url,
     fake_hub,
