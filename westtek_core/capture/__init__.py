@@ -35,6 +35,7 @@ from westtek_core.capture.model import (
     Skipped,
 )
 from westtek_core.capture.secret_rules import REDACTION_MARKER
+from westtek_core.capture.secret_scan import SecretScanner, find_secrets
 from westtek_core.capture.walk import (
     DEFAULT_IGNORES,
     PREFIX_IGNORES,
@@ -56,6 +57,7 @@ __all__ = [
     "KernelCapture",
     "ProbeError",
     "SecretFinding",
+    "SecretScanner",
     "WorkspaceIgnores",
     "Skipped",
     "capture_config",
@@ -64,6 +66,7 @@ __all__ = [
     "capture_kernels",
     "capture_labextensions",
     "default_interpreters",
+    "find_secrets",
     "install_dirs",
     "is_lab_layout",
     "jupyter_versions",

@@ -154,8 +154,16 @@ def create_snapshot(
     """Store every file of ``capture`` in ``repo`` and commit its manifest.
 
     The manifest is saved only after every file's content is durable: a crash before
-    that leaves no snapshot, and never touches an earlier one.
+    that leaves no snapshot, and never touches an earlier one. The workspace's files are
+    scanned for secrets first (``capture.secret_scanner``): those holding a private key
+    are left out, other secrets are redacted in the stored copy, and every finding is
+    listed in the manifest's ``secrets``.
     """
+    secrets = list(capture.secrets)
+    workspace_redacted: dict[str, bytes] = {}
+    if capture.secret_scanner is not None:
+        workspace_redacted, found = capture.secret_scanner.scan_tree(capture.workspace, "workspace")
+        secrets += found
     trees = _all_trees(capture)
     files = [e for t in trees for e in t.entries]
     total_bytes = sum(e.size for e in files if e.kind == "file")
@@ -209,7 +217,7 @@ def create_snapshot(
             }
             for c in capture.config
         ]
-        workspace_files = storer.store("workspace", capture.workspace)
+        workspace_files = storer.store("workspace", capture.workspace, workspace_redacted)
     # the writer's counts are complete once it has flushed, on leaving the block
     new_bytes = writer.new_bytes
     unchanged = writer.stat_cache_hits
@@ -246,7 +254,7 @@ def create_snapshot(
         "jupyter": {"versions": capture.jupyter, "config": config},
         "labextensions": capture.labextensions,
         "workspace": {"root": str(capture.workspace.root), "files": workspace_files},
-        "secrets": [s.to_json() for s in capture.secrets],
+        "secrets": [s.to_json() for s in secrets],
         "warnings": capture.warnings,
         "skipped": storer.skipped,
     }

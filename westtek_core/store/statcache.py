@@ -13,6 +13,8 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
+from westtek_core.paths import claim_database
+
 _SCHEMA_VERSION = 1
 _PRELOAD_LIMIT = 2_000_000
 _ID = 32
@@ -41,6 +43,7 @@ class StatCache:
                         " WITHOUT ROWID"
                     )
                     db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            claim_database(db)
             self._db = db
             self._preload()
         except (OSError, sqlite3.Error) as exc:
