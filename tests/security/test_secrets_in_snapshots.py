@@ -15,6 +15,7 @@ every secret value, and the snapshot's report must list each finding.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from tests.core.stress import make_lab
@@ -241,3 +242,30 @@ def test_a_restore_gives_the_redacted_copy_and_keeps_the_rest(tmp_path: Path):
     source = notebook["cells"][0]["source"]
     assert "import requests" in source and REDACTION_MARKER in source
     assert not (workspace / "deploy" / "deploy_key").exists()
+
+
+def test_a_file_changed_since_its_clean_scan_is_scanned_again(tmp_path: Path):
+    lab = make_lab(tmp_path / "lab", data_mib=0, small_files=2)
+    notes = lab.workspace / "notes" / "cluster.md"
+    clean = "Cluster notes: the job runs nightly.\nbilling: " + "x" * 32 + "\n"
+    notes.write_text(clean)
+    store = str(tmp_path / "store")
+    first = lab.cli(*lab.create_args(store))
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["secrets"] == []  # found clean, and remembered so
+
+    # Given the same size and modification time, only the change time tells the edit
+    before = notes.stat()
+    secret = "sk_live_PLANTEDSAMESIZE000000001"
+    notes.write_text(clean.replace("x" * len(secret), secret))
+    os.utime(notes, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert notes.stat().st_size == before.st_size
+
+    second = lab.cli(*lab.create_args(store))
+    assert second.returncode == 0, second.stderr
+    found = json.loads(second.stdout)["secrets"]
+    assert [(f["path"], f["action"], f["line"]) for f in found] == [
+        ("notes/cluster.md", "redacted", 2)
+    ]
+    leaked = [w for w, blob in stored_bytes(store, tmp_path / "c") if secret.encode() in blob]
+    assert leaked == []

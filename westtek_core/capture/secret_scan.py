@@ -21,16 +21,19 @@ from __future__ import annotations
 
 import bisect
 import functools
+import hashlib
 import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
-from traitlets import Dict, Integer, Unicode
+from traitlets import Dict, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from westtek_core.capture import secret_rules
 from westtek_core.capture.model import (
     REASON_SECRET,
     REASON_UNREADABLE,
@@ -39,13 +42,14 @@ from westtek_core.capture.model import (
     SecretFinding,
     Skipped,
 )
+from westtek_core.capture.scan_cache import CleanFileCache
 from westtek_core.capture.secret_rules import (
     CREDENTIAL_LOCATIONS,
     REDACTION_MARKER,
     CredentialLocations,
     is_secret_name,
 )
-from westtek_core.paths import SQLITE_HEADER_BYTES, is_own_database
+from westtek_core.paths import SQLITE_HEADER_BYTES, cache_dir, is_own_database
 
 PRIVATE_KEY = "private-key"
 WESTTEK_STATE = "westtek-state"
@@ -129,6 +133,12 @@ _WORTH_A_LOOK_LOWER = re.compile(
     r"|gh[pousr]_|github_pat|gl[a-z]{2,4}-|hf_|dapi|hv[sb]\.|pypi-|npm_|-us[0-9]"
 )
 _WORTH_A_LOOK_CASED = re.compile(r"[A-Za-z0-9]{11}")
+_RUN = b"a" * 11
+# every ASCII letter and digit to "a", everything else to " ": a run is then a plain search,
+# ~8x cheaper than the pattern in a text that has none (most notes, data and prose)
+_LETTERS_AND_DIGITS = bytes(
+    0x61 if chr(i).isascii() and chr(i).isalnum() else 0x20 for i in range(256)
+)
 
 _ESCAPE = re.compile(r'\\(["\\/nrt])')
 _UNESCAPED = {'"': '"', "\\": "\\", "/": "/", "n": "\n", "r": "\r", "t": "\t"}
@@ -144,7 +154,10 @@ def _detect_secrets_rules() -> tuple[_Rule, ...]:
 
     Left out: ``PrivateKeyDetector`` (it matches the BEGIN line; the key block is found by
     :func:`_private_keys`), the entropy plugins (every hash, id and inline image would be a
-    "secret") and ``IPPublicDetector`` (an address is no credential). ``KeywordDetector``
+    "secret"), ``IPPublicDetector`` (an address is no credential), and the IBM Cloud IAM,
+    IBM COS HMAC, Cloudant and SoftLayer plugins: secret-named assignments (and URLs with
+    credentials) that the keyword, assignment and basic-auth rules find as well, whose
+    patterns cost half of a whole scan. ``KeywordDetector``
     is applied by :func:`_keyword_spans`, with the patterns it picks by file type.
     """
     from detect_secrets.plugins.artifactory import ArtifactoryDetector
@@ -152,12 +165,9 @@ def _detect_secrets_rules() -> tuple[_Rule, ...]:
     from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
     from detect_secrets.plugins.base import RegexBasedDetector
     from detect_secrets.plugins.basic_auth import BasicAuthDetector
-    from detect_secrets.plugins.cloudant import CloudantDetector
     from detect_secrets.plugins.discord import DiscordBotTokenDetector
     from detect_secrets.plugins.github_token import GitHubTokenDetector
     from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
-    from detect_secrets.plugins.ibm_cloud_iam import IbmCloudIamDetector
-    from detect_secrets.plugins.ibm_cos_hmac import IbmCosHmacDetector
     from detect_secrets.plugins.jwt import JwtTokenDetector
     from detect_secrets.plugins.mailchimp import MailchimpDetector
     from detect_secrets.plugins.npm import NpmDetector
@@ -165,7 +175,6 @@ def _detect_secrets_rules() -> tuple[_Rule, ...]:
     from detect_secrets.plugins.pypi_token import PypiTokenDetector
     from detect_secrets.plugins.sendgrid import SendGridDetector
     from detect_secrets.plugins.slack import SlackDetector
-    from detect_secrets.plugins.softlayer import SoftlayerDetector
     from detect_secrets.plugins.square_oauth import SquareOAuthDetector
     from detect_secrets.plugins.stripe import StripeDetector
     from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
@@ -176,12 +185,9 @@ def _detect_secrets_rules() -> tuple[_Rule, ...]:
         AWSKeyDetector,
         AzureStorageKeyDetector,
         BasicAuthDetector,
-        CloudantDetector,
         DiscordBotTokenDetector,
         GitHubTokenDetector,
         GitLabTokenDetector,
-        IbmCloudIamDetector,
-        IbmCosHmacDetector,
         JwtTokenDetector,
         MailchimpDetector,
         NpmDetector,
@@ -189,7 +195,6 @@ def _detect_secrets_rules() -> tuple[_Rule, ...]:
         PypiTokenDetector,
         SendGridDetector,
         SlackDetector,
-        SoftlayerDetector,
         SquareOAuthDetector,
         StripeDetector,
         TelegramBotTokenDetector,
@@ -220,6 +225,17 @@ def _keyword_patterns(file_type_of: str) -> tuple[tuple[re.Pattern[str], int], .
         determine_file_type(file_type_of), QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP
     )
     return tuple(table.items())
+
+
+@functools.cache
+def _keyword_words() -> re.Pattern[str]:
+    """Any word of a secret's name, in a lowercased line.
+
+    detect-secrets' keyword list, and the words :func:`is_secret_name` looks for.
+    """
+    from detect_secrets.plugins.keyword import DENYLIST
+
+    return re.compile("|".join([*DENYLIST, "key", "token", "passphrase", "credential", "auth"]))
 
 
 def is_config_file(name: str) -> bool:
@@ -282,7 +298,11 @@ def _lines_worth_a_look(view: str) -> Iterator[tuple[int, str]]:
         lower = "".join(c if len(c.lower()) != 1 else c.lower() for c in view)
     hits = sorted(
         {m.start() for m in _WORTH_A_LOOK_LOWER.finditer(lower)}
-        | {m.start() for m in _WORTH_A_LOOK_CASED.finditer(view)}
+        | (
+            {m.start() for m in _WORTH_A_LOOK_CASED.finditer(view)}
+            if _RUN in view.encode("utf-8", "surrogatepass").translate(_LETTERS_AND_DIGITS)
+            else set()
+        )
     )
     end = -1
     for hit in hits:
@@ -318,10 +338,35 @@ def _private_keys(view: str) -> Iterator[tuple[int, int]]:
         yield begin.start(), position + (rest.end() if rest else 0)
 
 
-def _line_spans(line: str, name: str, loose: bool) -> Iterator[tuple[int, int, str]]:
+def _token_spans(lines: Sequence[tuple[int, str]]) -> Iterator[tuple[int, int, str]]:
+    """Spans (in the view) of the token formats, run once over the lines joined.
+
+    A call per rule, not per rule and line: these patterns never reach past a line end
+    (a span that would is cut at it).
+    """
+    joined = "\n".join(line for _, line in lines)
+    starts: list[int] = []
+    position = 0
+    for _, line in lines:
+        starts.append(position)
+        position += len(line) + 1
     for rule in (*_detect_secrets_rules(), *_OWN_RULES):
-        for match in rule.pattern.finditer(line):
-            yield (*_value_span(match, rule.group), rule.kind)
+        for match in rule.pattern.finditer(joined):
+            start, end = _value_span(match, rule.group)
+            index = bisect.bisect_right(starts, start) - 1
+            offset, line = lines[index]
+            end = min(end, starts[index] + len(line))
+            yield offset + start - starts[index], offset + end - starts[index], rule.kind
+
+
+def _assignment_spans(line: str, name: str, loose: bool) -> Iterator[tuple[int, int, str]]:
+    """Spans (in ``line``) of values assigned to secret-named keys, line by line.
+
+    Line by line as detect-secrets applies its keyword patterns: their values may run to
+    the line's end. They cost most of a scan: only where a word of a secret's name is.
+    """
+    if not _keyword_words().search(line.lower()):
+        return
     for pattern, group in _keyword_patterns(name if not loose else "any.cfg"):
         for match in pattern.finditer(line):
             yield (*match.span(group), "secret-keyword")
@@ -365,8 +410,11 @@ def find_secrets(text: str, name: str = "", *, loose: bool = False) -> list[Secr
     unescaped = _Unescaped(text)
     view = unescaped.view
     found = [(start, end, PRIVATE_KEY) for start, end in _private_keys(view)]
-    for offset, line in _lines_worth_a_look(view):
-        for start, end, kind in _line_spans(line, name, loose):
+    lines = list(_lines_worth_a_look(view))
+    if lines:
+        found.extend(_token_spans(lines))
+    for offset, line in lines:
+        for start, end, kind in _assignment_spans(line, name, loose):
             found.append((offset + start, offset + end, kind))
     spans = []
     for start, end, kind in found:
@@ -435,6 +483,18 @@ class SecretScanner(LoggingConfigurable):
         "data, stored as they are. Binary files are never scanned.",
     )
 
+    clean_cache = Unicode(
+        config=True,
+        help="SQLite file of the files found clean, so that a snapshot does not read and "
+        "scan again a file unchanged since (same size, times and inode, same rules). "
+        "Empty: every file is scanned each time. Default: secret-scan.sqlite in West "
+        "Tek's cache directory.",
+    )
+
+    @default("clean_cache")
+    def _default_clean_cache(self) -> str:
+        return str(cache_dir() / "secret-scan.sqlite")
+
     _compiled: CredentialLocations | None = None
 
     @property
@@ -450,15 +510,17 @@ class SecretScanner(LoggingConfigurable):
 
         Raises OSError when the file cannot be read.
         """
-        with open(path, "rb") as f:
-            data = f.read(SQLITE_HEADER_BYTES)
-            if is_own_database(path, data):
-                return FileScan(((None, WESTTEK_STATE),), None)
-            if os.fstat(f.fileno()).st_size > self.max_scan_bytes:
-                return None  # data: stored as it is
-            data += f.read(self.max_scan_bytes + 1 - len(data))
-        if len(data) > self.max_scan_bytes or b"\0" in data[:8192]:
-            return None
+        # os-level calls: a buffered file object costs as much as a small file's scan
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            size = os.fstat(fd).st_size
+            data = _read_up_to(fd, SQLITE_HEADER_BYTES if size > self.max_scan_bytes else size)
+        finally:
+            os.close(fd)
+        if is_own_database(path, data[:SQLITE_HEADER_BYTES]):
+            return FileScan(((None, WESTTEK_STATE),), None)
+        if size > self.max_scan_bytes or b"\0" in data[:8192]:
+            return None  # data, or binary: stored as it is
         # latin-1 maps every byte to one character: the redacted copy keeps every other byte
         text = data.decode("latin-1")
         spans = find_secrets(text, name)
@@ -478,21 +540,33 @@ class SecretScanner(LoggingConfigurable):
         """Scan every file of ``tree``: redacted copies to store, and what was found.
 
         Files left out leave the tree (listed in ``tree.skipped``); every finding of a
-        file is reported, each with its line and kind.
+        file is reported, each with its line and kind. A file found clean before and
+        unchanged since (``clean_cache``) is not read again.
         """
         redacted: dict[str, bytes] = {}
         findings: list[SecretFinding] = []
         kept = []
+        clean = (
+            CleanFileCache(Path(self.clean_cache), _rules_fingerprint())
+            if self.clean_cache
+            else None
+        )
         for entry in tree.entries:
             if entry.kind != "file":
                 kept.append(entry)
                 continue
             try:
+                st = os.stat(entry.source)
+                if clean is not None and clean.is_clean(str(entry.source), st):
+                    kept.append(entry)
+                    continue
                 scan = self.scan_file(entry.source, entry.path)
             except OSError as exc:
                 tree.skipped.append(Skipped(entry.path, REASON_UNREADABLE, str(exc)))
                 continue
             if scan is None:
+                if clean is not None:
+                    clean.add(str(entry.source), st)
                 kept.append(entry)
                 continue
             action: SecretAction = "excluded" if scan.content is None else "redacted"
@@ -505,9 +579,30 @@ class SecretScanner(LoggingConfigurable):
                 continue
             redacted[entry.path] = scan.content
             kept.append(entry)
+        if clean is not None:
+            clean.save()
         tree.entries = kept
         tree.skipped.sort(key=lambda s: s.path)
         return redacted, findings
+
+
+def _read_up_to(fd: int, size: int) -> bytes:
+    """Up to ``size`` bytes of ``fd`` (less when the file is shorter)."""
+    chunks = []
+    while size > 0 and (chunk := os.read(fd, size)):
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+@functools.cache
+def _rules_fingerprint() -> str:
+    """What a clean verdict depends on: the rules' code and detect-secrets' version."""
+    digest = hashlib.blake2b(digest_size=16)
+    for path in (__file__, secret_rules.__file__):
+        digest.update(Path(str(path)).read_bytes())
+    digest.update(metadata.version("detect-secrets").encode())
+    return digest.hexdigest()
 
 
 def _parses(data: bytes) -> bool:
