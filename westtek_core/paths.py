@@ -25,6 +25,18 @@ _SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 SQLITE_HEADER_BYTES = 100
 
 
+FileVersion = tuple[int, int, int, int]
+
+
+def file_version(st: os.stat_result) -> FileVersion:
+    """What tells one version of a file from another without reading it.
+
+    Size, modification and change times, inode: the change time cannot be set back, so a
+    file rewritten with its size and modification time kept is still another version.
+    """
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
 def claim_database(db: sqlite3.Connection) -> None:
     """Mark ``db`` as West Tek's own state (once: a no-op when it already is)."""
     if db.execute("PRAGMA application_id").fetchone()[0] != OWN_SQLITE_APPLICATION_ID:

@@ -21,9 +21,11 @@ from pathlib import Path
 from tests.core.stress import make_lab
 from tests.store_contents import stored_bytes
 from westtek_core.agents.conversations import ConversationStore
-from westtek_core.capture import REDACTION_MARKER
+from westtek_core.capture import REDACTION_MARKER, capture_environment
 from westtek_core.kb import KnowledgeBase
 from westtek_core.notify.outbox import Outbox
+from westtek_core.snapshot import Progress, create_snapshot
+from westtek_core.store import Repository
 
 KEY_BODY = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDPLANTEDKEYBODY"
 SECRETS = {
@@ -269,3 +271,26 @@ def test_a_file_changed_since_its_clean_scan_is_scanned_again(tmp_path: Path):
     ]
     leaked = [w for w, blob in stored_bytes(store, tmp_path / "c") if secret.encode() in blob]
     assert leaked == []
+
+
+def test_a_file_changed_between_its_scan_and_its_storing_is_not_stored(tmp_path: Path, monkeypatch):
+    lab = make_lab(tmp_path / "lab", data_mib=0, small_files=2)
+    for name, value in lab.env.items():  # this process captures as the CLI would in the lab
+        monkeypatch.setenv(name, value)
+    notes = lab.workspace / "notes" / "late.md"
+    notes.write_text("Cluster notes: the job runs nightly.\n")
+    secret = "sk_live_PLANTEDLATEWRITE00000001"
+    capture = capture_environment([str(lab.python)], lab.workspace)
+
+    def rewrite_once(_: Progress) -> None:
+        # the workspace was scanned before anything is stored; its files are stored last
+        if secret not in notes.read_text():
+            notes.write_text(f"billing: {secret}\n")
+
+    with Repository.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache") as repo:
+        result = create_snapshot(repo, capture, progress=rewrite_once)
+    assert secret in notes.read_text()  # the file did change mid-snapshot
+    assert [s["path"] for s in result.skipped if "changed" in s["reason"]] == ["notes/late.md"]
+    assert "notes/late.md" not in {f["path"] for f in result.manifest["workspace"]["files"]}
+    stored = stored_bytes(str(tmp_path / "store"), tmp_path / "c")
+    assert [where for where, blob in stored if secret.encode() in blob] == []

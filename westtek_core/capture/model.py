@@ -6,6 +6,7 @@ Nothing here reads file contents; a :class:`FileEntry` names a file on this mach
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -195,16 +196,29 @@ class ConfigCapture:
     secrets: list[SecretFinding] = field(default_factory=list)
 
 
+@dataclass
+class TreeScan:
+    """What a scan of a tree's file contents found, for a snapshot to store.
+
+    ``redacted`` maps tree paths to the content to store instead of the file's (the
+    secrets replaced); ``clean`` maps the other files' paths to the version
+    (``os.stat_result``) found clean: only that version may be stored.
+    """
+
+    redacted: dict[str, bytes]
+    findings: list[SecretFinding]
+    clean: dict[str, os.stat_result]
+
+
 class ContentScanner(Protocol):
     """What scans a tree's file contents for secrets as a snapshot stores them.
 
-    ``scan_tree`` returns the replacement content of the files it redacted (by tree path)
-    and its findings; files it leaves out leave the tree. The implementation is
+    Files it leaves out leave the tree. The implementation is
     :class:`westtek_core.capture.secret_scan.SecretScanner`.
     """
 
-    def scan_tree(self, tree: FileTree, area: str) -> tuple[dict[str, bytes], list[SecretFinding]]:
-        """Scan ``tree``'s files: the redacted contents to store, and the findings."""
+    def scan_tree(self, tree: FileTree, area: str) -> TreeScan:
+        """Scan ``tree``'s files: what to store instead, what was found, what is clean."""
         ...
 
 

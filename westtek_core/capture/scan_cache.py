@@ -15,15 +15,13 @@ import os
 import sqlite3
 from pathlib import Path
 
-from westtek_core.paths import claim_database
+from westtek_core.paths import FileVersion, claim_database, file_version
 
 log = logging.getLogger(__name__)
 
-_Stat = tuple[int, int, int, int]
 
-
-def _key(st: os.stat_result) -> _Stat:
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+def _is_below(path: str, root: Path) -> bool:
+    return path.startswith(str(root).rstrip("/") + "/")
 
 
 class CleanFileCache:
@@ -32,8 +30,8 @@ class CleanFileCache:
     def __init__(self, path: Path, rules: str) -> None:
         self.path = path
         self._rules = rules
-        self._rows: dict[str, _Stat] = {}
-        self._new: dict[str, _Stat] = {}
+        self._rows: dict[str, FileVersion] = {}
+        self._new: dict[str, FileVersion] = {}
         self._db: sqlite3.Connection | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,18 +56,25 @@ class CleanFileCache:
 
     def is_clean(self, path: str, st: os.stat_result) -> bool:
         """Whether ``path`` was found clean with these rules and is unchanged since."""
-        return self._rows.get(path) == _key(st)
+        return self._rows.get(path) == file_version(st)
 
     def add(self, path: str, st: os.stat_result) -> None:
         """Remember that ``path`` (as ``st`` describes it) holds no secret."""
-        self._new[path] = _key(st)
+        self._new[path] = file_version(st)
 
-    def save(self) -> None:
-        """Write the new verdicts in one transaction, and close."""
+    def save(self, root: Path, present: set[str]) -> None:
+        """Write the new verdicts in one transaction, and close.
+
+        Rows of files below ``root`` that are not ``present`` any more, and rows of other
+        rules, are dropped: the cache holds the files of the trees scanned, no more.
+        """
         new, self._new = self._new, {}
+        gone = [p for p in self._rows if p not in present and _is_below(p, root)]
         try:
-            if self._db is not None and new:
+            if self._db is not None:
                 with self._db:
+                    self._db.execute("DELETE FROM clean WHERE rules != ?", (self._rules,))
+                    self._db.executemany("DELETE FROM clean WHERE path = ?", [(p,) for p in gone])
                     self._db.executemany(
                         "INSERT OR REPLACE INTO clean VALUES (?,?,?,?,?,?)",
                         [(path, *stat, self._rules) for path, stat in new.items()],

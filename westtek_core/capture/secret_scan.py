@@ -41,6 +41,7 @@ from westtek_core.capture.model import (
     SecretAction,
     SecretFinding,
     Skipped,
+    TreeScan,
 )
 from westtek_core.capture.scan_cache import CleanFileCache
 from westtek_core.capture.secret_rules import (
@@ -536,8 +537,8 @@ class SecretScanner(LoggingConfigurable):
             return FileScan(findings, None)
         return FileScan(findings, redacted)
 
-    def scan_tree(self, tree: FileTree, area: str) -> tuple[dict[str, bytes], list[SecretFinding]]:
-        """Scan every file of ``tree``: redacted copies to store, and what was found.
+    def scan_tree(self, tree: FileTree, area: str) -> TreeScan:
+        """Scan every file of ``tree``: redacted copies to store, findings, clean versions.
 
         Files left out leave the tree (listed in ``tree.skipped``); every finding of a
         file is reported, each with its line and kind. A file found clean before and
@@ -545,6 +546,7 @@ class SecretScanner(LoggingConfigurable):
         """
         redacted: dict[str, bytes] = {}
         findings: list[SecretFinding] = []
+        clean_versions: dict[str, os.stat_result] = {}
         kept = []
         clean = (
             CleanFileCache(Path(self.clean_cache), _rules_fingerprint())
@@ -558,6 +560,7 @@ class SecretScanner(LoggingConfigurable):
             try:
                 st = os.stat(entry.source)
                 if clean is not None and clean.is_clean(str(entry.source), st):
+                    clean_versions[entry.path] = st
                     kept.append(entry)
                     continue
                 scan = self.scan_file(entry.source, entry.path)
@@ -567,6 +570,7 @@ class SecretScanner(LoggingConfigurable):
             if scan is None:
                 if clean is not None:
                     clean.add(str(entry.source), st)
+                clean_versions[entry.path] = st
                 kept.append(entry)
                 continue
             action: SecretAction = "excluded" if scan.content is None else "redacted"
@@ -580,10 +584,10 @@ class SecretScanner(LoggingConfigurable):
             redacted[entry.path] = scan.content
             kept.append(entry)
         if clean is not None:
-            clean.save()
+            clean.save(tree.root, {str(e.source) for e in tree.entries if e.kind == "file"})
         tree.entries = kept
         tree.skipped.sort(key=lambda s: s.path)
-        return redacted, findings
+        return TreeScan(redacted, findings, clean_versions)
 
 
 def _read_up_to(fd: int, size: int) -> bytes:

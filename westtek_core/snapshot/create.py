@@ -85,8 +85,17 @@ class _TreeStorer:
         self.stored_bytes = 0
 
     def store(
-        self, area: str, tree: FileTree, replacements: Mapping[str, bytes] | None = None
+        self,
+        area: str,
+        tree: FileTree,
+        replacements: Mapping[str, bytes] | None = None,
+        versions: Mapping[str, os.stat_result] | None = None,
     ) -> list[dict[str, Any]]:
+        """Store ``tree``'s files: ``replacements`` instead of theirs, the others as read.
+
+        A file with a version in ``versions`` (found clean at that version) is stored only
+        as that version: changed since, it is skipped and reported.
+        """
         stored: list[dict[str, Any]] = []
         for entry in tree.entries:
             record = entry.to_json()
@@ -97,7 +106,9 @@ class _TreeStorer:
                         content = self.writer.add_bytes(replacement)
                         record["stored_size"] = content.size  # size stays the original's
                     else:
-                        content = self.writer.add_file(entry.source)
+                        content = self.writer.add_file(
+                            entry.source, (versions or {}).get(entry.path)
+                        )
                 except OSError as e:
                     self.skipped.append({"area": area, "path": entry.path, "reason": str(e)})
                     continue
@@ -157,13 +168,14 @@ def create_snapshot(
     that leaves no snapshot, and never touches an earlier one. The workspace's files are
     scanned for secrets first (``capture.secret_scanner``): those holding a private key
     are left out, other secrets are redacted in the stored copy, and every finding is
-    listed in the manifest's ``secrets``.
+    listed in the manifest's ``secrets``; a file changed between its scan and its storing
+    is skipped (and listed in ``skipped``), never stored unscanned.
     """
     secrets = list(capture.secrets)
-    workspace_redacted: dict[str, bytes] = {}
+    scan = None
     if capture.secret_scanner is not None:
-        workspace_redacted, found = capture.secret_scanner.scan_tree(capture.workspace, "workspace")
-        secrets += found
+        scan = capture.secret_scanner.scan_tree(capture.workspace, "workspace")
+        secrets += scan.findings
     trees = _all_trees(capture)
     files = [e for t in trees for e in t.entries]
     total_bytes = sum(e.size for e in files if e.kind == "file")
@@ -217,7 +229,12 @@ def create_snapshot(
             }
             for c in capture.config
         ]
-        workspace_files = storer.store("workspace", capture.workspace, workspace_redacted)
+        workspace_files = storer.store(
+            "workspace",
+            capture.workspace,
+            scan.redacted if scan else None,
+            scan.clean if scan else None,
+        )
     # the writer's counts are complete once it has flushed, on leaving the block
     new_bytes = writer.new_bytes
     unchanged = writer.stat_cache_hits
