@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -67,7 +68,11 @@ class SecretSpan:
 
 @dataclass(frozen=True)
 class _Rule:
-    """One pattern: the kind it finds, and which group holds the value (0: the match)."""
+    """One pattern: the kind it finds, and which group holds the value.
+
+    0 is the whole match; -1 the longest group, or the whole match when every group is
+    short (a prefix such as ``(ghp|gho)_``, not the secret).
+    """
 
     kind: str
     pattern: re.Pattern[str]
@@ -121,6 +126,7 @@ _KEY_BEGIN = re.compile(r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|PuTTY-
 _KEY_END = re.compile(r"-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|Private-MAC: *[0-9a-f]+")
 _KEY_BODY_LINE = re.compile(r"[ \t]*(?:[A-Za-z0-9+/=]+|[A-Za-z-]+: .*)?[ \t]*\r?")
 _KEY_SEARCH_CHARS = 64 * 1024
+_RACY_NS = 2_000_000_000
 
 # A line is looked at only when it holds something one of the rules needs: a word of a
 # secret's name or a literal a token format starts with (matched in the lowercased text:
@@ -129,7 +135,7 @@ _KEY_SEARCH_CHARS = 64 * 1024
 # Telegram's and Discord's tokens). The rules' own patterns cost ~50x more than these two
 # passes, and most lines of notes, data and code have neither.
 _WORTH_A_LOOK_LOWER = re.compile(
-    r"key|pw|pass|token|secret|cred|auth|bearer|cloudant|softlayer|contrase|wandb|machine"
+    r"key|pw|pass|token|secret|cred|auth|bearer|contrase|wandb|machine"
     r"|sig=|://|xox|hooks\.slack|eyj|aiza|akia|asia|abia|acca|a3t|sk[-_]|rk_live|sq0|sg\."
     r"|gh[pousr]_|github_pat|gl[a-z]{2,4}-|hf_|dapi|hv[sb]\.|pypi-|npm_|-us[0-9]"
 )
@@ -158,8 +164,8 @@ def _detect_secrets_rules() -> tuple[_Rule, ...]:
     "secret"), ``IPPublicDetector`` (an address is no credential), and the IBM Cloud IAM,
     IBM COS HMAC, Cloudant and SoftLayer plugins: secret-named assignments (and URLs with
     credentials) that the keyword, assignment and basic-auth rules find as well, whose
-    patterns cost half of a whole scan. ``KeywordDetector``
-    is applied by :func:`_keyword_spans`, with the patterns it picks by file type.
+    patterns cost half of a whole scan. ``KeywordDetector``'s patterns are applied line
+    by line by :func:`_assignment_spans`, as it picks them by file type.
     """
     from detect_secrets.plugins.artifactory import ArtifactoryDetector
     from detect_secrets.plugins.aws import AWSKeyDetector
@@ -261,7 +267,6 @@ class _Unescaped:
     """
 
     def __init__(self, text: str) -> None:
-        self.text = text
         self._escapes: list[int] = []  # view offsets of the characters that were escapes
         if "\\" not in text:
             self.view = text
@@ -334,7 +339,8 @@ def _private_keys(view: str) -> Iterator[tuple[int, int]]:
             position = line_end
         if position < len(view) and view[position] == "\n":
             position += 1  # the key's last line, cut short (`MIIEvQ… …`)
-        # the rest of the BEGIN line too: a key pasted on one line, or cut in an output
+        # and the key's characters on the line reached: a key pasted on one line (JSON's
+        # "\n" decoded or not), or its last line cut short
         rest = re.match(r"[A-Za-z0-9+/=]*", view[position:])
         yield begin.start(), position + (rest.end() if rest else 0)
 
@@ -553,6 +559,7 @@ class SecretScanner(LoggingConfigurable):
             if self.clean_cache
             else None
         )
+        now_ns = time.time_ns()
         for entry in tree.entries:
             if entry.kind != "file":
                 kept.append(entry)
@@ -568,7 +575,9 @@ class SecretScanner(LoggingConfigurable):
                 tree.skipped.append(Skipped(entry.path, REASON_UNREADABLE, str(exc)))
                 continue
             if scan is None:
-                if clean is not None:
+                # a file changed within the file system's clock tick may change again with
+                # the same size and times: only older versions are remembered clean
+                if clean is not None and st.st_ctime_ns < now_ns - _RACY_NS:
                     clean.add(str(entry.source), st)
                 clean_versions[entry.path] = st
                 kept.append(entry)
