@@ -38,9 +38,16 @@ def file_version(st: os.stat_result) -> FileVersion:
 
 
 def claim_database(db: sqlite3.Connection) -> None:
-    """Mark ``db`` as West Tek's own state (once: a no-op when it already is)."""
+    """Mark ``db`` as West Tek's own state (once: a no-op when it already is).
+
+    A database opened read-only (a copy on a read-only mount) stays as it is.
+    """
     if db.execute("PRAGMA application_id").fetchone()[0] != OWN_SQLITE_APPLICATION_ID:
-        db.execute(f"PRAGMA application_id={OWN_SQLITE_APPLICATION_ID}")
+        try:
+            db.execute(f"PRAGMA application_id={OWN_SQLITE_APPLICATION_ID}")
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc):
+                raise
 
 
 def _is_own_header(header: bytes) -> bool:
