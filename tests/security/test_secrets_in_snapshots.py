@@ -57,6 +57,7 @@ SECRETS = {
     "kb-index-text": "kbIndexedPhrasePLANTED0025",
     "chat-history-text": "chatHistoryPhrasePLANTED0026",
     "outbox-text": "outboxPayloadPhrasePLANTED0027",
+    "venv-pip-conf-password": "venvPipIndexPasswordPLANTED0028",
 }
 
 
@@ -141,6 +142,12 @@ def plant_home(home: Path, elsewhere: Path) -> None:
 
 def plant_jupyter(lab_root: Path, python: Path) -> None:
     s = SECRETS
+    # a venv's own pip config ($VIRTUAL_ENV/pip.conf), stored with the environment
+    write(
+        lab_root / "env" / "pip.conf",
+        "[global]\nindex-url = "
+        f"https://alice:{s['venv-pip-conf-password']}@pypi.lab.example/simple\n",
+    )
     write(
         lab_root / "jupyter-config" / "jupyter_server_config.py",
         "c = get_config()  # noqa\n"
@@ -207,6 +214,9 @@ def test_no_planted_secret_is_in_any_stored_byte(tmp_path: Path):
     report = {(f["path"], f["action"]) for f in result["secrets"]}
     for path, action in EXPECTED_FINDINGS.items():
         assert (path, action) in report, (path, action, sorted(report))
+    assert ("env0", "pip.conf", "redacted") in {
+        (f["area"], f["path"], f["action"]) for f in result["secrets"]
+    }
     report_text = json.dumps(result["secrets"])
     assert not any(value in report_text for value in SECRETS.values())
     # a secret found inside a file is reported with its line

@@ -33,6 +33,7 @@ from westtek_core.capture.model import (
     KernelCapture,
     SecretFinding,
     Skipped,
+    TreeScan,
 )
 from westtek_core.capture.secret_rules import REDACTION_MARKER
 from westtek_core.capture.secret_scan import SecretScanner, find_secrets
@@ -60,6 +61,7 @@ __all__ = [
     "SecretScanner",
     "WorkspaceIgnores",
     "Skipped",
+    "TreeScan",
     "capture_config",
     "capture_environment",
     "capture_interpreter",

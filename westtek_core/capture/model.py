@@ -7,6 +7,7 @@ Nothing here reads file contents; a :class:`FileEntry` names a file on this mach
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -217,8 +218,11 @@ class ContentScanner(Protocol):
     :class:`westtek_core.capture.secret_scan.SecretScanner`.
     """
 
-    def scan_tree(self, tree: FileTree, area: str) -> TreeScan:
-        """Scan ``tree``'s files: what to store instead, what was found, what is clean."""
+    def scan_tree(self, tree: FileTree, area: str, only: Collection[str] | None = None) -> TreeScan:
+        """Scan ``tree``'s files: what to store instead, what was found, what is clean.
+
+        ``only`` names the only files (by name) to scan.
+        """
         ...
 
 

@@ -26,7 +26,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -55,6 +55,11 @@ from westtek_core.paths import SQLITE_HEADER_BYTES, cache_dir, is_own_database
 
 PRIVATE_KEY = "private-key"
 WESTTEK_STATE = "westtek-state"
+
+ENVIRONMENT_CONFIG_FILES = frozenset({"pip.conf", "pip.ini", ".condarc", "condarc"})
+"""The files of an interpreter's prefix that are scanned: pip's and conda's config, whose
+index and channel URLs may carry credentials. The rest of a prefix is packages' files,
+stored byte for byte (a package's test data may hold example keys)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -543,12 +548,13 @@ class SecretScanner(LoggingConfigurable):
             return FileScan(findings, None)
         return FileScan(findings, redacted)
 
-    def scan_tree(self, tree: FileTree, area: str) -> TreeScan:
+    def scan_tree(self, tree: FileTree, area: str, only: Collection[str] | None = None) -> TreeScan:
         """Scan every file of ``tree``: redacted copies to store, findings, clean versions.
 
         Files left out leave the tree (listed in ``tree.skipped``); every finding of a
         file is reported, each with its line and kind. A file found clean before and
-        unchanged since (``clean_cache``) is not read again.
+        unchanged since (``clean_cache``) is not read again. ``only`` names the only
+        files (by name) to scan, the others being kept as they are.
         """
         redacted: dict[str, bytes] = {}
         findings: list[SecretFinding] = []
@@ -561,7 +567,9 @@ class SecretScanner(LoggingConfigurable):
         )
         now_ns = time.time_ns()
         for entry in tree.entries:
-            if entry.kind != "file":
+            if entry.kind != "file" or (
+                only is not None and entry.path.rsplit("/", 1)[-1] not in only
+            ):
                 kept.append(entry)
                 continue
             try:
