@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from westtek_core.capture import ProbeError, capture_environment
+from westtek_core.capture import ProbeError, SecretScanner, capture_environment
 from westtek_core.drift import (
     analyse_notebooks_cached,
     capture_live,
@@ -104,6 +104,7 @@ class EnvironmentService:
         kb_index: Path | None = None,
         kb_backend: KnowledgeIndexBackend | None = None,
         store_poll_seconds: float = 5.0,
+        secret_scanner: SecretScanner | None = None,
     ) -> None:
         self.store = store
         self.key_file = key_file
@@ -116,6 +117,8 @@ class EnvironmentService:
         # which index kb_index names (None: the default, an embedded SQLite file)
         self.kb_backend = kb_backend
         self.store_poll_seconds = store_poll_seconds
+        # what snapshots leave out and redact (c.SecretScanner, from the server's config)
+        self.secret_scanner = secret_scanner or SecretScanner()
         self.jobs = JobRunner(expected_errors=USER_ERRORS)
         self._listeners: list[Listener] = []
         self._lock = threading.RLock()
@@ -201,7 +204,9 @@ class EnvironmentService:
         def work(progress: Callable[[Progress], None]) -> dict[str, Any]:
             self.check_store()  # what is there already is not this snapshot's news
             repo = self.repo(create=True)
-            capture = capture_environment(self.pythons, self.root)
+            capture = capture_environment(
+                self.pythons, self.root, secret_scanner=self.secret_scanner
+            )
             result = create_snapshot(
                 repo,
                 capture,

@@ -5,13 +5,74 @@ of the workspace it watches and captures: a server whose log lies in the watched
 would wake its own watcher with every line it writes. ``$WESTTEK_DATA_DIR`` and
 ``$WESTTEK_CACHE_DIR`` put that state outside the home (the hub's spawners set them); where
 it still lies inside a workspace, :func:`own_state_dirs` names it so it is always left out.
+A state file configured to live anywhere else (``c.AgentService.conversations_path``…) is
+still known by its content: every SQLite file West Tek writes carries
+:data:`OWN_SQLITE_APPLICATION_ID` (:func:`claim_database`, :func:`is_own_database`).
 :func:`is_within` is the one lexical test of "this path lies in that directory".
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
+
+OWN_SQLITE_APPLICATION_ID = 0x5754454B
+"""SQLite's ``application_id`` (header bytes 68-71) of West Tek's own databases: b"WTEK"."""
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+SQLITE_HEADER_BYTES = 100
+
+
+FileVersion = tuple[int, int, int, int]
+
+
+def file_version(st: os.stat_result) -> FileVersion:
+    """What tells one version of a file from another without reading it.
+
+    Size, modification and change times, inode: the change time cannot be set back, so a
+    file rewritten with its size and modification time kept is still another version.
+    """
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def claim_database(db: sqlite3.Connection) -> None:
+    """Mark ``db`` as West Tek's own state (once: a no-op when it already is).
+
+    A database opened read-only (a copy on a read-only mount) stays as it is.
+    """
+    if db.execute("PRAGMA application_id").fetchone()[0] != OWN_SQLITE_APPLICATION_ID:
+        try:
+            db.execute(f"PRAGMA application_id={OWN_SQLITE_APPLICATION_ID}")
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc):
+                raise
+
+
+def _is_own_header(header: bytes) -> bool:
+    return (
+        header.startswith(_SQLITE_MAGIC)
+        and int.from_bytes(header[68:72], "big") == OWN_SQLITE_APPLICATION_ID
+    )
+
+
+def is_own_database(path: Path, header: bytes) -> bool:
+    """Whether ``path``, whose first bytes are ``header``, is West Tek's own state.
+
+    A West Tek database, or its WAL, shared-memory or journal file (those are known by
+    the database beside them).
+    """
+    if _is_own_header(header):
+        return True
+    if not path.name.endswith(_SQLITE_SIDE_FILES):
+        return False
+    main = path.with_name(path.name.rsplit("-", 1)[0])
+    try:
+        with open(main, "rb") as f:
+            return _is_own_header(f.read(SQLITE_HEADER_BYTES))
+    except OSError:
+        return False
 
 
 def is_within(path: str, directory: str) -> bool:

@@ -10,6 +10,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Integer, List, Unicode, default
 
 from westtek_core.agents.service import AgentService
+from westtek_core.capture import SecretScanner
 from westtek_core.drift.events import EventLog
 from westtek_core.environment_service import EnvironmentService
 from westtek_core.notify import Notifier, notifier_from_config
@@ -134,6 +135,8 @@ class WestTekExtension(ExtensionApp):
             store_poll_seconds=self.store_poll_seconds,
             kb_index=Path(self.kb_index),
             kb_backend=kb_backend,
+            # c.SecretScanner: the credential locations left out, the content scan's limit
+            secret_scanner=SecretScanner(parent=self),
         )
         self.settings["westtek_service"] = self.service
         # the agents: chat, knowledge search, and the Drift Analyzer on critical events

@@ -15,6 +15,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from westtek_core.paths import claim_database
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
     id TEXT PRIMARY KEY,
@@ -52,6 +54,7 @@ class ConversationStore:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        claim_database(self._db)
 
     def create(self, environment_id: str, agent: str, title: str) -> str:
         """Start a conversation; returns its id."""

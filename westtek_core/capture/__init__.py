@@ -33,8 +33,10 @@ from westtek_core.capture.model import (
     KernelCapture,
     SecretFinding,
     Skipped,
+    TreeScan,
 )
 from westtek_core.capture.secret_rules import REDACTION_MARKER
+from westtek_core.capture.secret_scan import SecretScanner, find_secrets
 from westtek_core.capture.walk import (
     DEFAULT_IGNORES,
     PREFIX_IGNORES,
@@ -56,14 +58,17 @@ __all__ = [
     "KernelCapture",
     "ProbeError",
     "SecretFinding",
+    "SecretScanner",
     "WorkspaceIgnores",
     "Skipped",
+    "TreeScan",
     "capture_config",
     "capture_environment",
     "capture_interpreter",
     "capture_kernels",
     "capture_labextensions",
     "default_interpreters",
+    "find_secrets",
     "install_dirs",
     "is_lab_layout",
     "jupyter_versions",

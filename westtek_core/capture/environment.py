@@ -28,6 +28,8 @@ from westtek_core.capture.model import (
     SecretFinding,
     Skipped,
 )
+from westtek_core.capture.secret_rules import DEFAULT_CREDENTIAL_LOCATIONS
+from westtek_core.capture.secret_scan import SecretScanner
 from westtek_core.capture.walk import walk_tree
 from westtek_core.paths import is_within, own_state_dirs
 
@@ -89,6 +91,7 @@ def capture_environment(
     root: Path,
     *,
     include_secrets: bool = False,
+    secret_scanner: SecretScanner | None = None,
     exclude: Sequence[Path] = (),
     probe_timeout: float = 60,
     walk_prefixes: bool = True,
@@ -100,9 +103,12 @@ def capture_environment(
     becomes a warning). ``root`` is the workspace. ``exclude`` lists more directories to
     leave out of the workspace (e.g. a local snapshot store inside it); the prefixes of
     captured venvs and the Jupyter runtime directory (connection files hold kernel keys)
-    are always left out. ``include_secrets`` turns off secret exclusion and redaction.
-    ``walk_prefixes=False`` skips listing the environments' files (drift needs only their
-    packages, which the probe reports).
+    are always left out. ``include_secrets`` turns off secret exclusion and redaction;
+    otherwise ``secret_scanner`` (default: one with the default settings) names the
+    credential locations left out, and scans the workspace files' contents when a
+    snapshot stores them (``Capture.secret_scanner``). ``walk_prefixes=False`` skips
+    listing the environments' files (drift needs only their packages, which the probe
+    reports).
     """
     explicit = pythons is not None
     chosen = list(pythons) if pythons is not None else default_interpreters()
@@ -130,10 +136,12 @@ def capture_environment(
     for cfg in config:
         secrets.extend(cfg.secrets)
 
+    scanner = None if include_secrets else (secret_scanner or SecretScanner())
     root_abs = os.path.abspath(root)
     workspace, found = walk_tree(
         Path(root_abs),
-        detect_secrets=not include_secrets,
+        detect_secrets=scanner is not None,
+        credential_locations=scanner.locations if scanner else DEFAULT_CREDENTIAL_LOCATIONS,
         exclude=workspace_exclusions(Path(root_abs), [i.info for i in interpreters], extra=exclude),
     )
     secrets.extend(found)
@@ -153,4 +161,5 @@ def capture_environment(
         workspace=workspace,
         secrets=secrets,
         warnings=warnings,
+        secret_scanner=scanner,
     )

@@ -27,7 +27,12 @@ from westtek_core.capture.model import (
     SecretFinding,
     Skipped,
 )
-from westtek_core.capture.secret_rules import REDACTION_MARKER, is_secret_name, redact_config
+from westtek_core.capture.secret_rules import (
+    REDACTION_MARKER,
+    has_url_credentials,
+    is_secret_name,
+    redact_config,
+)
 from westtek_core.capture.walk import walk_tree
 
 log = logging.getLogger(__name__)
@@ -96,11 +101,19 @@ def jupyter_versions() -> dict[str, str | None]:
 
 
 def _redact_kernel_env(spec: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Replace secret-named ``env`` values of a kernelspec; return it and the names."""
+    """Replace the secret ``env`` values of a kernelspec; return it and their names.
+
+    Secret: a value under a secret-looking name, or a URL with a password in it
+    (``DATABASE_URL=postgresql://u:pw@host/db``).
+    """
     env = spec.get("env")
     if not isinstance(env, dict):
         return spec, []
-    names = [k for k, v in env.items() if is_secret_name(str(k)) and isinstance(v, str) and v]
+    names = [
+        k
+        for k, v in env.items()
+        if isinstance(v, str) and v and (is_secret_name(str(k)) or has_url_credentials(v))
+    ]
     if not names:
         return spec, []
     new_env = {k: (REDACTION_MARKER if k in names else v) for k, v in env.items()}
@@ -110,8 +123,9 @@ def _redact_kernel_env(spec: dict[str, Any]) -> tuple[dict[str, Any], list[str]]
 def capture_kernels(*, include_secrets: bool = False) -> list[KernelCapture]:
     """Capture every installed kernelspec: its spec, resource files and interpreter.
 
-    Secret-named ``env`` values of ``kernel.json`` are redacted (in ``spec`` and in the
-    ``redacted`` replacement content) unless ``include_secrets``.
+    Secret ``env`` values of ``kernel.json`` (secret-named, or URLs with a password) are
+    redacted (in ``spec`` and in the ``redacted`` replacement content) unless
+    ``include_secrets``.
     """
     captures: list[KernelCapture] = []
     for name, (resource_dir, spec) in installed_kernelspecs().items():

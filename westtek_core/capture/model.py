@@ -6,9 +6,11 @@ Nothing here reads file contents; a :class:`FileEntry` names a file on this mach
 
 from __future__ import annotations
 
+import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 FileKind = Literal["file", "symlink", "dir"]
 SecretAction = Literal["excluded", "redacted"]
@@ -101,7 +103,8 @@ class SecretFinding:
 
     ``area`` names where: ``workspace``, ``config:<dir>``, ``kernel:<name>``. ``kind`` is a
     category (``dotenv``, ``private-key``, ``token``, ``password``…); ``detail`` names the
-    setting redacted (``c.ServerApp.token``) when there is one. Secret values never appear.
+    setting redacted (``c.ServerApp.token``) when there is one; ``line`` the line (from 1)
+    a secret found in a file's content is on. Secret values never appear.
     """
 
     area: str
@@ -109,16 +112,20 @@ class SecretFinding:
     kind: str
     action: SecretAction
     detail: str = ""
+    line: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """Return the manifest form."""
-        return {
+        """Return the manifest form (``line`` only for a secret found in content)."""
+        data: dict[str, Any] = {
             "area": self.area,
             "path": self.path,
             "kind": self.kind,
             "action": self.action,
             "detail": self.detail,
         }
+        if self.line is not None:
+            data["line"] = self.line
+        return data
 
 
 @dataclass
@@ -191,12 +198,42 @@ class ConfigCapture:
 
 
 @dataclass
+class TreeScan:
+    """What a scan of a tree's file contents found, for a snapshot to store.
+
+    ``redacted`` maps tree paths to the content to store instead of the file's (the
+    secrets replaced); ``clean`` maps the other files' paths to the version
+    (``os.stat_result``) found clean: only that version may be stored.
+    """
+
+    redacted: dict[str, bytes]
+    findings: list[SecretFinding]
+    clean: dict[str, os.stat_result]
+
+
+class ContentScanner(Protocol):
+    """What scans a tree's file contents for secrets as a snapshot stores them.
+
+    Files it leaves out leave the tree. The implementation is
+    :class:`westtek_core.capture.secret_scan.SecretScanner`.
+    """
+
+    def scan_tree(self, tree: FileTree, area: str, only: Collection[str] | None = None) -> TreeScan:
+        """Scan ``tree``'s files: what to store instead, what was found, what is clean.
+
+        ``only`` names the only files (by name) to scan.
+        """
+        ...
+
+
+@dataclass
 class Capture:
     """Everything a snapshot records about an environment, before any content is stored.
 
     ``jupyter`` maps Jupyter distribution names to their versions in the capturing process
     (None when not installed). ``warnings`` are human-readable notes about what could not
-    be captured (an interpreter that failed to probe, …).
+    be captured (an interpreter that failed to probe, …). ``secret_scanner`` scans the
+    workspace files' contents as a snapshot stores them (None: secrets included).
     """
 
     interpreters: list[InterpreterCapture]
@@ -207,3 +244,4 @@ class Capture:
     workspace: FileTree
     secrets: list[SecretFinding]
     warnings: list[str] = field(default_factory=list)
+    secret_scanner: ContentScanner | None = None

@@ -2,8 +2,10 @@
 
 Two mechanisms, both off when a capture includes secrets:
 
-* **exclusion** by name (``.netrc``, ``.env``, ``.aws/credentials``, ``.ssh/``…) or by a
-  cheap look at content (``*.pem``/``*.key`` holding a private key);
+* **exclusion** of the well-known credential locations (:data:`CREDENTIAL_LOCATIONS`:
+  ``.netrc``, ``.aws/credentials``, ``.ssh/``, ``~/.config/gcloud/``…), of dotenv files,
+  and of ``*.pem``/``*.key`` files holding a private key (a cheap look at content); what
+  other files hold is scanned by :mod:`westtek_core.capture.secret_scan`;
 * **redaction** of secret-looking settings in Jupyter config files: the literal of
   ``c.ServerApp.token = '…'``, ``"password": "…"`` in JSON, a secret-named key of a dict
   (``{"GITHUB_TOKEN": "…"}``), and any URL with embedded credentials, become
@@ -17,9 +19,10 @@ the secret-named ones there, and rollback the redacted ones, to put the live val
 from __future__ import annotations
 
 import ast
+import fnmatch
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,7 @@ REDACTION_MARKER = "<redacted-by-westtek>"
 # A setting or key is secret when its name contains one of these words…
 _SECRET_NAME_RE = re.compile(
     r"token|passw(?:or)?d|passphrase|secret|api[_-]?key|access[_-]?key|private[_-]?key"
-    r"|credential|auth[_-]?key",
+    r"|credential|auth[_-]?key|authorization",
     re.IGNORECASE,
 )
 # …unless it names a file, a class, an endpoint or a switch rather than a value.
@@ -44,28 +47,126 @@ _JSON_SECRET_TEXT_RE = re.compile(
     re.IGNORECASE,
 )
 
-_PRIVATE_KEY_NAMES = frozenset(
-    {"id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "id_ecdsa_sk", "id_ed25519_sk", "identity"}
-)
 _DOTENV_TEMPLATES = frozenset({".example", ".sample", ".template", ".dist", ".defaults"})
-_SECRET_FILES = {
-    ".netrc": "netrc",
+
+CREDENTIAL_LOCATIONS: dict[str, str] = {
+    # credentials of tools: never part of an environment, always a secret
+    ".ssh/": "ssh-directory",
+    ".gnupg/": "gnupg-directory",
+    ".netrc": "netrc",  # also where wandb and many CLIs keep their API keys
     "_netrc": "netrc",
     ".pypirc": "pypirc",
     ".git-credentials": "git-credentials",
     ".pgpass": "pgpass",
+    ".my.cnf": "mysql-credentials",
+    ".aws/credentials": "aws-credentials",
+    ".aws/sso/cache/": "aws-sso-cache",
+    ".aws/cli/cache/": "aws-cli-cache",
+    ".s3cfg": "s3cmd-credentials",
+    ".boto": "boto-credentials",
+    ".passwd-s3fs": "s3fs-credentials",
+    ".docker/config.json": "docker-credentials",
+    ".kube/config": "kube-config",
+    ".config/gcloud/": "gcloud-credentials",  # credentials.db, access tokens, ADC
+    "application_default_credentials.json": "gcloud-credentials",
+    ".azure/": "azure-credentials",
+    ".huggingface/token": "huggingface-token",
+    "huggingface/token": "huggingface-token",  # $HF_HOME (~/.cache/huggingface)
+    "huggingface/stored_tokens": "huggingface-token",
+    ".kaggle/kaggle.json": "kaggle-credentials",
+    "kaggle/kaggle.json": "kaggle-credentials",  # ~/.config/kaggle
+    ".databrickscfg": "databricks-config",
+    "gh/hosts.yml": "github-cli-token",  # ~/.config/gh
+    "rclone/rclone.conf": "rclone-config",
+    ".vault-token": "vault-token",
+    ".terraform.d/credentials.tfrc.json": "terraform-token",
+    "secrets.yaml": "secrets-file",
+    "secrets.yml": "secrets-file",
+    "secrets.json": "secrets-file",
+    "secrets.toml": "secrets-file",  # Streamlit's .streamlit/secrets.toml too
+    "client_secret*.json": "oauth-client-secret",
+    # Jupyter's own keys: the notebook signing key, cookie secrets, kernel connection files
+    "notebook_secret": "notebook-signing-key",
     "jupyterhub_cookie_secret": "cookie-secret",
     "jupyter_cookie_secret": "cookie-secret",
+    "jupyter/runtime/": "jupyter-runtime",
+    # private keys and key stores by name; any other file holding a key is found by content
+    "id_rsa": "private-key",
+    "id_dsa": "private-key",
+    "id_ecdsa": "private-key",
+    "id_ed25519": "private-key",
+    "id_ecdsa_sk": "private-key",
+    "id_ed25519_sk": "private-key",
+    "identity": "private-key",
+    "*.p12": "keystore",
+    "*.pfx": "keystore",
+    "*.jks": "keystore",
+    "*.keystore": "keystore",
 }
-# (parent directory name, file name) → kind
-_SECRET_PAIRS = {
-    (".aws", "credentials"): "aws-credentials",
-    (".docker", "config.json"): "docker-credentials",
-    (".kube", "config"): "kube-config",
-}
-_SECRET_DIRS = {".ssh": "ssh-directory", ".gnupg": "gnupg-directory"}
+"""The well-known credential locations a capture leaves out: path pattern → kind reported.
+
+A pattern without a slash is a file name anywhere; ``parent/name`` matches a path ending
+with those components; a trailing ``/`` makes it a whole folder; ``*``, ``?`` and ``[…]``
+glob within one component. ``SecretScanner.credential_locations`` (configurable) starts
+from this table.
+"""
+
 _KEY_SUFFIXES = (".pem", ".key")
-_KEYSTORE_SUFFIXES = (".p12", ".pfx", ".jks", ".keystore")
+_DOTENV_SUFFIX = ".env"
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+class CredentialLocations:
+    """Tell whether a path of a walked tree is a credential location, by a table of patterns.
+
+    Looked up by the path's last component (a dict for plain names, a few globs), so a walk
+    pays one lookup per entry whatever the size of the table.
+    """
+
+    def __init__(self, table: Mapping[str, str]) -> None:
+        self.table = dict(table)
+        # (name, is_dir) → [(parent components, kind)]
+        self._plain: dict[tuple[str, bool], list[tuple[tuple[str, ...], str]]] = {}
+        self._globbed: list[tuple[str, bool, tuple[str, ...], str]] = []
+        for pattern, kind in self.table.items():
+            is_dir = pattern.endswith("/")
+            parts = tuple(p for p in pattern.strip("/").split("/") if p)
+            if not parts:
+                continue
+            *parents, name = parts
+            if _GLOB_CHARS & set(name):
+                self._globbed.append((name, is_dir, tuple(parents), kind))
+            else:
+                self._plain.setdefault((name, is_dir), []).append((tuple(parents), kind))
+
+    def kind_of(self, rel: str, is_dir: bool) -> str | None:
+        """The kind of credential at ``rel`` (a POSIX path relative to the walked root)."""
+        parts = rel.split("/")
+        name = parts[-1]
+        for parents, kind in self._plain.get((name, is_dir), ()):
+            if _parents_match(parts, parents):
+                return kind
+        for glob, glob_is_dir, parents, kind in self._globbed:
+            if (
+                glob_is_dir == is_dir
+                and fnmatch.fnmatchcase(name, glob)
+                and _parents_match(parts, parents)
+            ):
+                return kind
+        return None
+
+
+def _parents_match(parts: list[str], parents: tuple[str, ...]) -> bool:
+    if not parents:
+        return True
+    if len(parts) - 1 < len(parents):
+        return False
+    above = parts[len(parts) - 1 - len(parents) : -1]
+    return all(fnmatch.fnmatchcase(a, p) for a, p in zip(above, parents, strict=True))
+
+
+DEFAULT_CREDENTIAL_LOCATIONS = CredentialLocations(CREDENTIAL_LOCATIONS)
 
 
 def is_secret_name(name: str) -> bool:
@@ -73,29 +174,20 @@ def is_secret_name(name: str) -> bool:
     return bool(_SECRET_NAME_RE.search(name)) and not _NOT_SECRET_SUFFIX_RE.search(name)
 
 
-def secret_dir_kind(name: str) -> str | None:
-    """Return the kind of secret a directory named ``name`` holds as a whole, if any."""
-    return _SECRET_DIRS.get(name)
+def secret_file_kind(name: str, source: Path) -> str | None:
+    """Return the kind of secret the file ``name`` is by the rules a table cannot say.
 
-
-def secret_file_kind(name: str, parent: str, source: Path) -> str | None:
-    """Return the kind of secret the file ``name`` (in directory ``parent``) is, if any.
-
-    Only ``*.pem``/``*.key`` files are opened (their first 64 KiB), so that public
-    certificates such as a CA bundle are kept and private keys are not.
+    Dotenv files (``.env``, ``.env.local``, ``prod.env``; not ``.env.example``), and
+    ``*.pem``/``*.key`` files holding a private key: only those are opened (their first
+    64 KiB), so that public certificates such as a CA bundle are kept.
     """
-    kind = _SECRET_FILES.get(name) or _SECRET_PAIRS.get((parent, name))
-    if kind:
-        return kind
-    if name == ".env" or (
+    if name == _DOTENV_SUFFIX or (
         name.startswith(".env.") and name[len(".env") :] not in _DOTENV_TEMPLATES
     ):
         return "dotenv"
-    if name in _PRIVATE_KEY_NAMES:
-        return "private-key"
+    if name.endswith(_DOTENV_SUFFIX) and len(name) > len(_DOTENV_SUFFIX):
+        return "dotenv"
     lower = name.lower()
-    if lower.endswith(_KEYSTORE_SUFFIXES):
-        return "keystore"
     if lower.endswith(_KEY_SUFFIXES):
         try:
             with open(source, "rb") as f:
@@ -105,6 +197,11 @@ def secret_file_kind(name: str, parent: str, source: Path) -> str | None:
         if _PRIVATE_KEY_RE.search(head):
             return "private-key"
     return None
+
+
+def has_url_credentials(text: str) -> bool:
+    """Whether ``text`` holds a URL with a password in it (``postgresql://u:pw@host/db``)."""
+    return bool(_URL_CREDENTIALS_RE.search(text))
 
 
 def is_jupyter_config_name(name: str) -> bool:

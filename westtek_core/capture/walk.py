@@ -40,9 +40,10 @@ from westtek_core.capture.model import (
     Skipped,
 )
 from westtek_core.capture.secret_rules import (
+    DEFAULT_CREDENTIAL_LOCATIONS,
+    CredentialLocations,
     is_jupyter_config_name,
     redact_config,
-    secret_dir_kind,
     secret_file_kind,
 )
 from westtek_core.paths import is_within
@@ -208,6 +209,7 @@ def walk_tree(
     ignore_file: str | None = ".westtekignore",
     default_ignores: Sequence[str] = DEFAULT_IGNORES,
     detect_secrets: bool = True,
+    credential_locations: CredentialLocations = DEFAULT_CREDENTIAL_LOCATIONS,
     exclude: Sequence[Path] = (),
     area: str = "workspace",
 ) -> tuple[FileTree, list[SecretFinding]]:
@@ -215,10 +217,12 @@ def walk_tree(
 
     ``ignore_file`` names per-directory gitignore-style files (None: none are read);
     ``default_ignores`` are gitignore patterns applied first (so the root ignore file can
-    negate them). ``detect_secrets`` excludes secret files (see ``secret_rules``) and
-    Jupyter config files holding secrets, reporting each in the returned findings (for
-    ``area``) and in ``skipped``. ``exclude`` lists absolute directories left out silently
-    (captured elsewhere, e.g. an interpreter prefix inside the workspace).
+    negate them). ``detect_secrets`` excludes ``credential_locations`` and the other secret
+    files of ``secret_rules`` and Jupyter config files holding secrets, reporting each in
+    the returned findings (for ``area``) and in ``skipped``; file contents are scanned
+    later, by ``secret_scan``, only for what a snapshot stores. ``exclude`` lists absolute
+    directories left out silently (captured elsewhere, e.g. an interpreter prefix inside
+    the workspace).
 
     Raises ``NotADirectoryError``/``FileNotFoundError``/``PermissionError`` when the root
     itself cannot be listed.
@@ -255,7 +259,6 @@ def walk_tree(
             skipped.append(Skipped(prefix.rstrip("/"), REASON_UNREADABLE, str(exc)))
             continue
         first = False
-        parent_name = os.path.basename(dir_path)
         dir_obj = Path(dir_path)
         for child in children:
             name = child.name
@@ -284,7 +287,7 @@ def walk_tree(
             if is_dir:
                 if child.path in excluded:
                     continue
-                if detect_secrets and (secret := secret_dir_kind(name)):
+                if detect_secrets and (secret := credential_locations.kind_of(rel, True)):
                     findings.append(SecretFinding(area, rel, secret, "excluded"))
                     skipped.append(Skipped(rel, REASON_SECRET, secret))
                     continue
@@ -308,7 +311,9 @@ def walk_tree(
                     skipped.append(Skipped(rel, REASON_UNREADABLE, "permission denied"))
                     continue
                 if detect_secrets:
-                    secret = secret_file_kind(name, parent_name, Path(child.path))
+                    secret = credential_locations.kind_of(rel, False) or secret_file_kind(
+                        name, Path(child.path)
+                    )
                     if secret is None and is_jupyter_config_name(name):
                         secret = _config_secret(child.path, name)
                     if secret is not None:

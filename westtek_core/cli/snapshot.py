@@ -189,8 +189,10 @@ def _cmd_snapshot_create(args: argparse.Namespace) -> int:
             f"{result.unchanged_files} files unchanged since the last snapshot"
         )
         for secret in result.secrets:
+            where = f", line {secret['line']}" if "line" in secret else ""
             console.print(
-                f"  secret {secret['action']}: {secret['area']}/{secret['path']} ({secret['kind']})"
+                f"  secret {secret['action']}: {secret['area']}/{secret['path']}"
+                f" ({secret['kind']}{where})"
             )
         for skip in result.skipped:
             where = f"{skip['area']}/{skip['path']}"

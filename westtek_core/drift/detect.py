@@ -43,11 +43,18 @@ def detect_drift(
     # files of packages installed inside the workspace (a user site in the home) are
     # stored with it, but as drift they are the package change, not one per file
     installed = _install_dirs_in(root, capture)
+    # files the baseline left out for the secrets in them: a live capture reads no content
+    left_out = {
+        str(s.get("path"))
+        for s in baseline.get("secrets", [])
+        if s.get("area") == "workspace" and s.get("action") == "excluded"
+    }
     changes = [
         c
         for c in changes
         if not (c.kind in ("data", "notebook") and any(is_within(c.name, d) for d in installed))
         and not (c.kind == "config" and is_lab_layout(c.name))  # a baseline from before
+        and not (c.kind in ("data", "notebook") and c.change == "added" and c.name in left_out)
     ]
     if store is not None:
         same = _rewritten_unchanged(store, baseline, root, changes)

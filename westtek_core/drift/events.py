@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from westtek_core.drift.report import Change
+from westtek_core.paths import claim_database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -55,6 +56,7 @@ class EventLog:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        claim_database(self._db)
 
     def append(
         self,

@@ -26,6 +26,7 @@ from westtek_core.kb.embedding import (
     Vectors,
     frequency_weights,
 )
+from westtek_core.paths import claim_database
 
 # The hybrid score is BM25_SHARE x BM25 + (1 - BM25_SHARE) x cosine, each as a z-score over
 # the candidates. Researchers ask with the domain words BM25 matches, so BM25 leads and the
@@ -170,6 +171,7 @@ class HybridSqliteIndex(KnowledgeIndex):
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        claim_database(self._db)
         self._lock = threading.Lock()
         self._matrix: _Embedded | None = None
         self._data_version = int(self._db.execute("PRAGMA data_version").fetchone()[0])

@@ -25,7 +25,7 @@ from westtek_core.kb.index import (
     KnowledgeIndex,
     SearchResult,
 )
-from westtek_core.kb.redact import redact
+from westtek_core.kb.redact import redact_sections
 from westtek_core.paths import data_dir
 
 EXPERIMENT_SUFFIXES = (".json", ".md", ".markdown", ".txt")
@@ -66,14 +66,11 @@ class IngestReport:
 
 
 def _redacted(document: Document) -> tuple[Document, int]:
-    total = 0
-    sections = []
-    for section in document.sections:
-        # lone surrogates (valid JSON escapes, invalid Unicode) break tokenizers and SQLite
-        text, count = redact(section.text.encode("utf-8", "replace").decode("utf-8"))
-        total += count
-        sections.append(replace(section, text=text))
-    return replace(document, sections=tuple(sections)), total
+    # lone surrogates (valid JSON escapes, invalid Unicode) break tokenizers and SQLite
+    texts = [s.text.encode("utf-8", "replace").decode("utf-8") for s in document.sections]
+    clean, total = redact_sections(texts)
+    sections = tuple(replace(s, text=t) for s, t in zip(document.sections, clean, strict=True))
+    return replace(document, sections=sections), total
 
 
 def _merge(report: IngestReport, other: IngestReport) -> None:

@@ -1,34 +1,24 @@
 """PII and credential redaction for text before it is indexed.
 
-What is redacted: e-mail addresses, phone numbers, AWS access key ids and secret keys,
-bearer/API tokens of the common services, private-key blocks, URL credentials, ``.netrc``
-lines and ``name = "value"`` assignments (``os.environ["NAME"] = …`` too) whose name says
-secret (``token``, ``password``…).
+Credentials are found by the scanner snapshots use
+(:func:`westtek_core.capture.secret_scan.find_secrets`): private-key blocks, cloud and
+service tokens, bearer and basic headers, URL credentials, ``.netrc`` lines and
+secret-named assignments, here with unquoted values counted anywhere (a false alarm costs
+a word of the index, never a researcher's file). On top of them, PII: e-mail addresses
+and phone numbers. :func:`redact_sections` takes a document's sections as one text, so a
+private key whose lines are many sections goes as a whole.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
-from westtek_core.capture.secret_rules import is_secret_name
+from westtek_core.capture.secret_scan import SecretSpan, find_secrets, replace_spans
 
-_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    (
-        "private-key",
-        re.compile(
-            r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?-----END [A-Z0-9 ]*PRIVATE KEY-----", re.S
-        ),
-    ),
+_MARKER = "[redacted {kind}]"
+_PII: list[tuple[str, re.Pattern[str]]] = [
     ("email", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")),
-    ("aws-access-key", re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[A-Z0-9]{16}\b")),
-    (
-        "token",
-        re.compile(
-            r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|xox[abposr]-[A-Za-z0-9-]{10,}|sk-[A-Za-z0-9_-]{20,}|hf_[A-Za-z0-9]{30,}|glpat-[A-Za-z0-9_-]{20,})\b"
-        ),
-    ),
-    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b")),
-    ("url-credentials", re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)")),
     # international (+…), bracketed area codes, or the dashed NNN-NNN-NNNN form: not "1 2 3"
     (
         "phone",
@@ -38,33 +28,41 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         ),
     ),
 ]
-# `secret_key = "…"`, `"api_token": "…"`, `PASSWORD=…`, `os.environ["AWS_SECRET_KEY"] = "…"`:
-# the value goes, the name stays
-_ASSIGNMENT = re.compile(
-    r"""(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>["']?\]?\s*[:=]\s*)(?P<quote>["']?)(?P<value>[^\s"',;)}]{6,})(?P=quote)"""
-)
-# a .netrc line pasted into a cell or printed by one: `machine h login u password p`
-_NETRC = re.compile(
-    r"\b(?P<head>(?:machine\s+\S+|default)(?:\s+(?:login|account)\s+\S+)*\s+password\s+)\S+"
-)
+
+
+def _without_pii(text: str) -> tuple[str, int]:
+    count = 0
+    for kind, pattern in _PII:
+        text, n = pattern.subn(_MARKER.format(kind=kind), text)
+        count += n
+    return text, count
 
 
 def redact(text: str) -> tuple[str, int]:
     """``text`` with PII and credentials replaced by ``[redacted <kind>]``; and how many."""
-    count = 0
+    spans = find_secrets(text, loose=True)
+    text, count = _without_pii(replace_spans(text, spans, _MARKER))
+    return text, len(spans) + count
 
-    def assignment(match: re.Match[str]) -> str:
-        nonlocal count
-        if not is_secret_name(match["name"]):
-            return match[0]
-        count += 1
-        quote = match["quote"]
-        return f"{match['name']}{match['sep']}{quote}[redacted secret]{quote}"
 
-    text = _ASSIGNMENT.sub(assignment, text)
-    text, n = _NETRC.subn(r"\g<head>[redacted secret]", text)
-    count += n
-    for kind, pattern in _PATTERNS:
-        text, n = pattern.subn(f"[redacted {kind}]", text)
-        count += n
-    return text, count
+def redact_sections(texts: Sequence[str]) -> tuple[list[str], int]:
+    """Each of ``texts`` (a document's sections, in order) redacted; and how many redactions.
+
+    A secret crossing sections is replaced in each section it touches.
+    """
+    spans = find_secrets("\n".join(texts), loose=True)
+    redacted: list[str] = []
+    total = len(spans)
+    start = 0
+    for text in texts:
+        end = start + len(text)
+        inside = [
+            SecretSpan(max(s.start, start) - start, min(s.end, end) - start, s.kind)
+            for s in spans
+            if s.start < end and s.end > start
+        ]
+        clean, count = _without_pii(replace_spans(text, inside, _MARKER))
+        redacted.append(clean)
+        total += count
+        start = end + 1  # the joining newline
+    return redacted, total

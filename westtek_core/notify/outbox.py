@@ -25,6 +25,7 @@ from traitlets import Float
 from traitlets.config import LoggingConfigurable
 
 from westtek_core.notify.sinks import EventSink
+from westtek_core.paths import claim_database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -79,6 +80,7 @@ class Outbox:
         # a process crash loses nothing in WAL mode; only a power cut may lose the last rows
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        claim_database(self._db)
 
     def enqueue(
         self, event: Mapping[str, Any], sinks: Iterable[str], now: float | None = None

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from westtek_core.capture import Capture, FileEntry, FileTree
+from westtek_core.capture import Capture, FileEntry, FileTree, TreeScan
+from westtek_core.capture.secret_scan import ENVIRONMENT_CONFIG_FILES
 from westtek_core.labs import environment_id_of
 from westtek_core.snapshot.manifest import MANIFEST_FORMAT, content_checksum
 from westtek_core.store import Repository, RepositoryWriter
@@ -93,8 +94,22 @@ class _TreeStorer:
         self.stored_bytes = 0
 
     def store(
-        self, area: str, tree: FileTree, replacements: Mapping[str, bytes] | None = None
+        self,
+        area: str,
+        tree: FileTree,
+        scan: TreeScan | None = None,
+        *,
+        replacements: Mapping[str, bytes] | None = None,
     ) -> list[dict[str, Any]]:
+        """Store ``tree``'s files: ``replacements`` instead of theirs, the others as read.
+
+        With the tree's secret ``scan``, its redacted copies are the replacements, and a
+        file found clean is stored only as the version found clean: changed since, it is
+        skipped and reported.
+        """
+        if scan is not None:
+            replacements = scan.redacted
+        versions = scan.clean if scan is not None else {}
         stored: list[dict[str, Any]] = []
         for entry in tree.entries:
             record = entry.to_json()
@@ -105,7 +120,7 @@ class _TreeStorer:
                         content = self.writer.add_bytes(replacement)
                         record["stored_size"] = content.size  # size stays the original's
                     else:
-                        content = self.writer.add_file(entry.source)
+                        content = self.writer.add_file(entry.source, versions.get(entry.path))
                 except OSError as e:
                     self.skipped.append({"area": area, "path": entry.path, "reason": str(e)})
                     continue
@@ -162,8 +177,23 @@ def create_snapshot(
     """Store every file of ``capture`` in ``repo`` and commit its manifest.
 
     The manifest is saved only after every file's content is durable: a crash before
-    that leaves no snapshot, and never touches an earlier one.
+    that leaves no snapshot, and never touches an earlier one. The workspace's files, and
+    the pip and conda config files of the environments, are scanned for secrets first
+    (``capture.secret_scanner``): those holding a private key are left out, other secrets
+    are redacted in the stored copy, and every finding is listed in the manifest's
+    ``secrets``; a file changed between its scan and its storing is skipped (and listed
+    in ``skipped``), never stored unscanned.
     """
+    secrets = list(capture.secrets)
+    scans: dict[str, TreeScan] = {}
+    if capture.secret_scanner is not None:
+        for index, interp in enumerate(capture.interpreters):
+            if interp.prefix_tree:
+                scans[f"env{index}"] = capture.secret_scanner.scan_tree(
+                    interp.prefix_tree, f"env{index}", only=ENVIRONMENT_CONFIG_FILES
+                )
+        scans["workspace"] = capture.secret_scanner.scan_tree(capture.workspace, "workspace")
+        secrets += [finding for scan in scans.values() for finding in scan.findings]
     trees = _all_trees(capture)
     files = [e for t in trees for e in t.entries]
     total_bytes = sum(e.size for e in files if e.kind == "file")
@@ -192,7 +222,9 @@ def create_snapshot(
                     "prefix_tree": (
                         {
                             "root": str(interp.prefix_tree.root),
-                            "files": storer.store(f"env{index}", interp.prefix_tree),
+                            "files": storer.store(
+                                f"env{index}", interp.prefix_tree, scans.get(f"env{index}")
+                            ),
                         }
                         if interp.prefix_tree
                         else None
@@ -205,7 +237,7 @@ def create_snapshot(
                 "spec": k.spec,
                 "resource_dir": k.resource_dir,
                 "interpreter": k.interpreter,
-                "files": storer.store(f"kernel:{k.name}", k.tree, k.redacted),
+                "files": storer.store(f"kernel:{k.name}", k.tree, replacements=k.redacted),
             }
             for k in capture.kernels
         ]
@@ -213,11 +245,11 @@ def create_snapshot(
             {
                 "dir": c.dir,
                 "role": c.role,
-                "files": storer.store(f"config:{c.dir}", c.tree, c.redacted),
+                "files": storer.store(f"config:{c.dir}", c.tree, replacements=c.redacted),
             }
             for c in capture.config
         ]
-        workspace_files = storer.store("workspace", capture.workspace)
+        workspace_files = storer.store("workspace", capture.workspace, scans.get("workspace"))
     # the writer's counts are complete once it has flushed, on leaving the block
     new_bytes = writer.new_bytes
     unchanged = writer.stat_cache_hits
@@ -254,7 +286,7 @@ def create_snapshot(
         "jupyter": {"versions": capture.jupyter, "config": config},
         "labextensions": capture.labextensions,
         "workspace": {"root": str(capture.workspace.root), "files": workspace_files},
-        "secrets": [s.to_json() for s in capture.secrets],
+        "secrets": [s.to_json() for s in secrets],
         "warnings": capture.warnings,
         "skipped": storer.skipped,
     }

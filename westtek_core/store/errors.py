@@ -33,3 +33,7 @@ class ObjectCorrupt(StoreError):
 
 class SnapshotNotFound(StoreError):
     """No snapshot has the id (or unique prefix) asked for."""
+
+
+class SourceChanged(OSError):
+    """A file no longer is the version its caller checked (a secret scan): nothing stored."""

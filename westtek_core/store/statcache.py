@@ -13,6 +13,8 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
+from westtek_core.paths import claim_database, file_version
+
 _SCHEMA_VERSION = 1
 _PRELOAD_LIMIT = 2_000_000
 _ID = 32
@@ -41,6 +43,7 @@ class StatCache:
                         " WITHOUT ROWID"
                     )
                     db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            claim_database(db)
             self._db = db
             self._preload()
         except (OSError, sqlite3.Error) as exc:
@@ -71,7 +74,7 @@ class StatCache:
             except sqlite3.Error as exc:
                 self._disable(exc)
                 return None
-        if row is None or row[:4] != (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino):
+        if row is None or row[:4] != file_version(st):
             return None
         blob: bytes = row[4]
         return [blob[i : i + _ID] for i in range(0, len(blob), _ID)]
@@ -79,7 +82,7 @@ class StatCache:
     def record(self, path: str, st: os.stat_result, chunk_ids: Sequence[bytes]) -> None:
         """Remember ``path`` for :meth:`commit`."""
         if self._db is not None:
-            entry = (path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+            entry = (path, *file_version(st))
             self._pending.append((*entry, b"".join(chunk_ids)))
 
     def commit(self) -> None:

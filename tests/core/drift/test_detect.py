@@ -235,3 +235,20 @@ def test_notebook_analyses_are_cached_until_a_notebook_changes(research_env, tmp
     notebook.write_text(notebook.read_text().replace("import wtyaml", "import json"))
     (again,) = drift.analyse_notebooks_cached(root, cache)
     assert "wtyaml" not in again.imports
+
+
+def test_a_file_left_out_for_the_secret_in_it_is_no_drift(research_env, tmp_path):
+    # Given a private key in the workspace under a name no rule knows: the baseline left it
+    # out after reading it, the live capture (which reads no content) lists it
+    root, python = research_env["workspace"], str(research_env["python"])
+    (root / "deploy_key").write_text(
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n"
+        "-----END OPENSSH PRIVATE KEY-----\n"
+    )
+    repo = Repository.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
+    manifest = load_snapshot(repo, create_snapshot(repo, capture_environment([python], root)).id)
+    assert ("deploy_key", "excluded") in {(s["path"], s["action"]) for s in manifest["secrets"]}
+
+    report = detect_drift(capture_live([python], root), manifest, root)
+
+    assert report.status.value == "STABLE" and report.changes == [], report.changes

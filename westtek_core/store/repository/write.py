@@ -18,10 +18,11 @@ from typing import Any
 
 import blake3
 
+from westtek_core.paths import file_version
 from westtek_core.store.backend import StoreBackend
 from westtek_core.store.chunker import Chunker
 from westtek_core.store.crypto import Crypto
-from westtek_core.store.errors import StoreError
+from westtek_core.store.errors import SourceChanged, StoreError
 from westtek_core.store.index import BlobIndex, encode_index_file
 from westtek_core.store.locks import StoreLock
 from westtek_core.store.pack import MAX_PACK_BYTES, PackEntry, encode_trailer
@@ -221,11 +222,18 @@ class RepositoryWriter:
         ids = [self._add_chunk(chunk) for chunk in self._chunker.cut_buffer(data)]
         return FileContent(len(data), tuple(i.hex() for i in ids))
 
-    def add_file(self, path: Path) -> FileContent:
-        """Store a regular file's content, skipping the read when the stat cache says so."""
+    def add_file(self, path: Path, expect: os.stat_result | None = None) -> FileContent:
+        """Store a regular file's content, skipping the read when the stat cache says so.
+
+        ``expect`` is the version of the file its caller checked (size, times and inode,
+        as a secret scan saw them): when the file is no longer that version, before or
+        while it is read, :class:`SourceChanged` is raised and none of its bytes are stored.
+        """
         self._check_alive()
         name = os.path.abspath(path)
         st = os.stat(name)
+        if expect is not None and file_version(st) != file_version(expect):
+            raise SourceChanged(f"{name} changed after it was checked")
         if self._statcache is not None:
             cached = self._statcache.lookup(name, st)
             if cached is not None and all(i in self._repo._index for i in cached):
@@ -236,8 +244,13 @@ class RepositoryWriter:
         try:
             fst = os.fstat(fd)
             self.files_read += 1
-            if fst.st_size < self._params.small_file_size:
+            # a checked file is read whole, and stored only if it did not change meanwhile
+            if fst.st_size < self._params.small_file_size or expect is not None:
                 data = _read_all(fd, fst.st_size)
+                if expect is not None and {file_version(fst), file_version(os.fstat(fd))} != {
+                    file_version(expect)
+                }:
+                    raise SourceChanged(f"{name} changed after it was checked")
                 ids = [self._add_chunk(chunk) for chunk in self._chunker.cut_buffer(data)]
                 size = len(data)
             else:

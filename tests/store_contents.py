@@ -1,0 +1,24 @@
+"""Every byte a snapshot store keeps, readable: for tests that look for what must not be there."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from westtek_core.store import Repository
+from westtek_core.store.repository import canonical_json
+
+
+def stored_bytes(store: str, cache_dir: Path) -> Iterator[tuple[str, bytes]]:
+    """``(where, bytes)`` of every chunk the index knows (committed or not), decompressed
+    and decrypted through the Repository API, every manifest, and every raw store file."""
+    with Repository.open(store, create=False, cache_dir=cache_dir) as repo:
+        chunks = [e.blob_id.hex() for _, entries in repo._index.iter_packs() for e in entries]
+        assert len(chunks) > 10, "the store holds nearly nothing: was the snapshot taken?"
+        for chunk in chunks:
+            yield f"chunk {chunk[:12]}", repo.read_chunk(chunk)
+        for sid in repo.list_manifests():
+            yield f"manifest {sid[:12]}", canonical_json(repo.load_manifest(sid))
+    for path in Path(store).rglob("*"):
+        if path.is_file():
+            yield str(path), path.read_bytes()
