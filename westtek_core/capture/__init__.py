@@ -36,7 +36,8 @@ from westtek_core.capture.model import (
     TreeScan,
 )
 from westtek_core.capture.secret_rules import REDACTION_MARKER
-from westtek_core.capture.secret_scan import SecretScanner, find_secrets
+from westtek_core.capture.secret_scan import SecretScanner
+from westtek_core.capture.secret_text import find_secrets
 from westtek_core.capture.walk import (
     DEFAULT_IGNORES,
     PREFIX_IGNORES,

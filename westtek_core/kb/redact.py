@@ -1,7 +1,7 @@
 """PII and credential redaction for text before it is indexed.
 
 Credentials are found by the scanner snapshots use
-(:func:`westtek_core.capture.secret_scan.find_secrets`): private-key blocks, cloud and
+(:func:`westtek_core.capture.secret_text.find_secrets`): private-key blocks, cloud and
 service tokens, bearer and basic headers, URL credentials, ``.netrc`` lines and
 secret-named assignments, here with unquoted values counted anywhere (a false alarm costs
 a word of the index, never a researcher's file). On top of them, PII: e-mail addresses
@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from westtek_core.capture.secret_scan import SecretSpan, find_secrets, replace_spans
+from westtek_core.capture.secret_text import SecretSpan, find_secrets, replace_spans
 
 _MARKER = "[redacted {kind}]"
 _PII: list[tuple[str, re.Pattern[str]]] = [
