@@ -8,12 +8,15 @@ does not know are kept (``extra="allow"``): a newer server may send more.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from westtek_core.drift.report import DriftStatus
+from westtek_core.drift.report import DriftStatus, Severity
+from westtek_core.request_input import MAX_INT
 
 MAX_ID = 255
 """The longest id (environment, lab, snapshot) the hub service keeps."""
@@ -21,8 +24,37 @@ MAX_ID = 255
 DRIFT_STATUSES: tuple[str, ...] = tuple(status.value for status in DriftStatus)
 """The statuses a graded environment can have, mildest first (from ``DriftStatus``)."""
 
+MAX_EPOCH = 253_402_300_799.0
+"""The last second of year 9999 (UTC): the latest time a report may carry."""
+
+MAX_TEXT = 4096
+"""The longest name, version or path in a reported change."""
+
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID, pattern=r"\S")]
-Epoch = StrictInt | StrictFloat
+Epoch = Annotated[float, Field(strict=True, ge=0, le=MAX_EPOCH, allow_inf_nan=False)]
+"""Seconds since 1970 (UTC), up to :data:`MAX_EPOCH`; an integer is taken as well."""
+Count = Annotated[int, Field(strict=True, ge=0, le=MAX_INT)]
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+
+
+def _iso_time(value: str) -> str:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value[:40]!r} is not an ISO 8601 time") from None
+    return value
+
+
+IsoTime = Annotated[str, Field(max_length=64), AfterValidator(_iso_time)]
+
+
+def epoch_time(value: Any) -> datetime | None:
+    """A stored epoch as a UTC time; None when it is not a time a report may carry."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if not (math.isfinite(value) and 0 <= value <= MAX_EPOCH):
+        return None
+    return datetime.fromtimestamp(value, timezone.utc)
 
 
 class _Report(BaseModel):
@@ -34,15 +66,30 @@ class _Report(BaseModel):
     )
 
 
+class ChangeReport(BaseModel):
+    """One change of a drift event (``westtek_core.drift.report.Change`` on the wire)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: Annotated[str, Field(max_length=MAX_ID)]
+    name: Text
+    change: Annotated[str, Field(max_length=MAX_ID)]
+    before: Text | None = None
+    after: Text | None = None
+    severity: Severity
+    reason: Annotated[str, Field(max_length=4 * MAX_TEXT)] = ""
+    affected_notebooks: list[Text] = Field(default_factory=list)
+
+
 class DriftEventReport(_Report):
     """A drift event as the server's event log recorded it (``POST events``)."""
 
-    id: StrictInt | str | None = Field(default=None, description="The server's event id")
-    baseline: str | None = None
+    id: Count | Id | None = Field(default=None, description="The server's event id")
+    baseline: Text | None = None
     status: DriftStatus
     time: Epoch = Field(description="When the event was recorded (epoch seconds)")
-    changes: list[dict[str, Any]] = Field(default_factory=list)
-    resolved: list[dict[str, Any]] = Field(default_factory=list)
+    changes: list[ChangeReport] = Field(default_factory=list)
+    resolved: list[ChangeReport] = Field(default_factory=list)
 
 
 class SnapshotReport(_Report):
@@ -51,16 +98,54 @@ class SnapshotReport(_Report):
     report: Literal["snapshot"] = "snapshot"
     id: Id
     created_by: str | None = None
-    timestamp: str | Epoch | None = Field(
+    timestamp: IsoTime | Epoch | None = Field(
         default=None, description="When it was taken: ISO 8601, or epoch seconds"
     )
-    size_bytes: StrictInt = Field(default=0, ge=0)
+    size_bytes: Count = 0
     checksum: str | None = None
     s3_location: str | None = None
     container_image: str | None = None
     efs_snapshot_id: str | None = None
     ebs_snapshot_id: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+def readable_event(body: Any, time: Any, status: str) -> dict[str, Any]:
+    """A stored drift event as pages and packages can show it, whatever the row holds.
+
+    A body that is a valid :class:`DriftEventReport` is shown as it is. Rows stored before
+    reports were validated on ingest (or edited in the database) may hold a time no clock
+    reads or changes of another shape: those show what is valid, the row's own status and
+    time (None when out of range), and ``"unreadable": true``, so that one bad row never
+    stops a lab's drift history, transfer package or succession page from rendering.
+    """
+    source = body if isinstance(body, dict) else {}
+    try:
+        DriftEventReport.model_validate(source)
+    except ValidationError:
+        pass
+    else:
+        return dict(source)
+    shown: dict[str, Any] = {
+        key: source[key]
+        for key in ("id", "environment_id", "lab_id", "baseline")
+        if isinstance(source.get(key), str) and len(source[key]) <= MAX_TEXT
+    }
+    shown["status"] = status
+    shown["time"] = time if epoch_time(time) is not None else None
+    for key in ("changes", "resolved"):
+        items = source.get(key)
+        shown[key] = [c for c in items if _is_change(c)] if isinstance(items, list) else []
+    shown["unreadable"] = True
+    return shown
+
+
+def _is_change(item: Any) -> bool:
+    try:
+        ChangeReport.model_validate(item)
+    except ValidationError:
+        return False
+    return True
 
 
 ReportT = TypeVar("ReportT", bound=_Report)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
+from westtek_core.request_input import BadInput, parse_json
 from westtek_hub import audit, registry
 from westtek_hub.metrics import WestTekMetrics
 from westtek_hub.registry import Caller, Registry, RegistryError
@@ -146,9 +147,9 @@ class APIHandler(HubOAuthenticated, web.RequestHandler):
             problem = registry.TooLarge(f"the body is larger than {MAX_BODY} bytes")
         else:
             try:
-                parsed = json.loads(self.request.body or b"null")
-            except ValueError:
-                problem = registry.Invalid("the body is not JSON")
+                parsed = parse_json(self.request.body or b"null")
+            except BadInput as e:
+                problem = registry.Invalid(str(e))
             else:
                 if not isinstance(parsed, dict):
                     problem = registry.Invalid("the body must be a JSON object")

@@ -193,13 +193,28 @@ def to_json(entry: AuditEntry) -> dict[str, Any]:
     return _content(entry) | {"hash": entry.hash}
 
 
+# what makes Excel, LibreOffice and Sheets read a cell as a formula (OWASP, "CSV Injection")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "|", "%")
+
+
+def _inert(value: Any) -> Any:
+    """A cell a spreadsheet shows as text: one that would start a formula gets a ``'``."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def to_csv(entries: Iterable[AuditEntry]) -> str:
-    """Entries as CSV (``detail`` as JSON text)."""
+    """Entries as CSV (``detail`` as JSON text), every cell inert in a spreadsheet.
+
+    Actors, targets and details come from requests (an environment id, a reason quoting
+    it): a target such as ``=HYPERLINK(…)`` must not run when IT opens the export.
+    """
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS)
     writer.writeheader()
     for entry in entries:
         row = to_json(entry)
         row["detail"] = json.dumps(row["detail"], sort_keys=True)
-        writer.writerow(row)
+        writer.writerow({key: _inert(value) for key, value in row.items()})
     return out.getvalue()

@@ -17,6 +17,7 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import IOLoop
 
+from westtek_core.request_input import BadInput, parse_count
 from westtek_core.store import StoreError
 from westtek_core.wire import DRIFT_STATUSES
 from westtek_hub import audit, registry
@@ -217,14 +218,17 @@ class ReportedEventsHandler(APIHandler):
         """Events the caller may see (``?environment_id=``, ``?limit=``, 1000 by default)."""
         caller = await self.caller()
         env_id = self.get_argument("environment_id", None)
-        text = self.get_argument("limit", "1000")
-        if not text.isdigit() or not 0 < int(text) <= 100_000:
-            raise web.HTTPError(400, "limit must be an integer from 1 to 100000")
+        try:
+            limit = parse_count(
+                self.get_argument("limit", "1000"), "limit", minimum=1, maximum=100_000
+            )
+        except BadInput as e:
+            raise web.HTTPError(400, str(e)) from None
         events = self.run(
             caller,
             "event.list",
             env_id or "",
-            lambda s: registry.list_events(s, caller, env_id, int(text)),
+            lambda s: registry.list_events(s, caller, env_id, limit),
         )
         self.reply({"events": events})
 

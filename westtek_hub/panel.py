@@ -40,7 +40,7 @@ from traitlets import List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from westtek_core.version import __version__
-from westtek_core.wire import DRIFT_STATUSES
+from westtek_core.wire import DRIFT_STATUSES, epoch_time
 from westtek_hub import audit, registry
 from westtek_hub.api_base import APIHandler, HubClient
 from westtek_hub.models import AuditEntry, DriftEvent, Environment, Lab, Researcher, Share, Snapshot
@@ -181,10 +181,9 @@ def http_url(value: Any) -> str:
 
 
 def from_epoch(value: Any) -> str | None:
-    """Epoch seconds as an ISO 8601 UTC time (None if not a number)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return datetime.fromtimestamp(value, timezone.utc).isoformat()
+    """Epoch seconds as an ISO 8601 UTC time (None if not a time a report may carry)."""
+    when = epoch_time(value)
+    return when.isoformat() if when else None
 
 
 def server_state(server: Mapping[str, Any] | None) -> str:
@@ -258,8 +257,11 @@ def drift_timeline(
     """
     first = today - timedelta(days=days - 1)
     timeline: dict[str, list[Counter[str]]] = {}
-    for when, status, lab in events:
-        day = datetime.fromtimestamp(when, timezone.utc).date()
+    for seconds, status, lab in events:
+        when = epoch_time(seconds)  # a row stored before times were checked may hold 1e300
+        if when is None:
+            continue
+        day = when.date()
         if first <= day <= today:
             counts = timeline.setdefault(lab, [Counter() for _ in range(days)])
             counts[(day - first).days][status] += 1

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from westtek_core.labs import LabPolicy, environment_id_of, in_namespace_of, namespace_owner
+from westtek_core.request_input import MAX_INT
 from westtek_core.snapshot.retention import RetentionPolicy, plan_retention
 from westtek_core.wire import (
     MAX_ID,
@@ -31,6 +32,7 @@ from westtek_core.wire import (
     ReportT,
     SnapshotReport,
     parse_report,
+    readable_event,
 )
 from westtek_hub import audit
 from westtek_hub.models import (
@@ -71,6 +73,14 @@ class NotFound(RegistryError):
     """No such environment, snapshot or share (404)."""
 
     status = 404
+
+
+class Hidden(NotFound):
+    """Exists, but not for this caller: answered as missing, audited as denied.
+
+    The same 404 and message as :class:`NotFound`, so nobody learns another lab's ids or
+    owners by probing.
+    """
 
 
 class TooLarge(RegistryError):
@@ -360,20 +370,29 @@ def access_to(session: Session, caller: Caller, env: Environment) -> str | None:
 
 
 def get_environment(
-    session: Session, caller: Caller, env_id: str, *, act: bool = False, history: bool = False
+    session: Session,
+    caller: Caller,
+    env_id: str,
+    *,
+    act: bool = False,
+    history: bool = False,
+    missing: str | None = None,
 ) -> tuple[Environment, str]:
     """The environment and the caller's access.
 
     ``act`` needs own, lab-admin or admin access; ``history`` (drift, installs, every
-    snapshot) needs the lab's: a share is not enough.
+    snapshot) needs the lab's: a share is not enough. An environment the caller may not
+    see at all is answered as missing (``missing``, by default "no environment …").
     """
     env = session.get(Environment, env_id)
+    missing = missing or f"no environment {env_id!r}"
     if env is None:
-        raise NotFound(f"no environment {env_id!r}")
+        raise NotFound(missing)
     access = access_to(session, caller, env)
-    if access is None or (act and access not in ("own", "lab-admin", "admin")):
-        what = "act on" if access else "see"
-        raise Denied(f"{caller.name} may not {what} environment {env_id!r}", env.lab_id)
+    if access is None:
+        raise Hidden(missing, env.lab_id)
+    if act and access not in ("own", "lab-admin", "admin"):
+        raise Denied(f"{caller.name} may not act on environment {env_id!r}", env.lab_id)
     if history and access.startswith("shared-"):
         raise Denied(
             f"{caller.name}'s lab was shared snapshots of environment {env_id!r}, not its history",
@@ -487,7 +506,7 @@ def reporting_environment(session: Session, caller: Caller, body: Mapping[str, A
     env = session.get(Environment, env_id)
     if env is not None and env.researcher_id != caller.name and not caller.admin:
         if not in_namespace_of(caller.name, env_id) or _handed_over(session, env):
-            raise Denied(f"environment {env_id!r} belongs to {env.researcher_id}", env.lab_id)
+            raise Denied(f"environment {env_id!r} is not {caller.name}'s", env.lab_id)
         _move_aside(session, caller, env)
         env = None
     if env is not None:
@@ -620,7 +639,8 @@ def list_events(
     else:
         query = query.where(visibility(session, caller, shared_too=False)[0])
     return [
-        event.body | {"reported_by": event.reported_by, "risk_assessment": event.risk_assessment}
+        readable_event(event.body, event.time, event.status)
+        | {"reported_by": event.reported_by, "risk_assessment": event.risk_assessment}
         for event in session.scalars(query)
     ]
 
@@ -726,9 +746,10 @@ def share_snapshot(
         raise Invalid(f"'permission' must be one of {', '.join(PERMISSIONS)}")
     to_lab = _checked_id(to_lab, "to_lab")
     snap = session.get(Snapshot, _checked_id(snapshot_id, "snapshot_id"))
+    missing = f"no snapshot {snapshot_id!r}"
     if snap is None:
-        raise NotFound(f"no snapshot {snapshot_id!r}")
-    env, access = get_environment(session, caller, snap.environment_id)
+        raise NotFound(missing)
+    env, access = get_environment(session, caller, snap.environment_id, missing=missing)
     if access not in ("own", "lab-admin", "admin"):
         raise Denied(f"{caller.name} may not share lab {env.lab_id}'s snapshots", env.lab_id)
     if to_lab == env.lab_id:
@@ -814,11 +835,12 @@ def revoke_share(
     recipient lab's store (see ``record_copy_removed``). A revoked share whose copy is still
     there may be revoked again, to retry removing it.
     """
-    share = session.get(Share, share_id)
+    share = session.get(Share, share_id) if share_id <= MAX_INT else None
     snap = session.get(Snapshot, share.snapshot_id) if share is not None else None
     if share is None or snap is None:
         raise NotFound(f"no active share {share_id}")
-    env, _ = get_environment(session, caller, snap.environment_id, act=True)
+    missing = f"no active share {share_id}"
+    env, _ = get_environment(session, caller, snap.environment_id, act=True, missing=missing)
     if share.revoked_at is not None and (share.copy_id is None or share.copy_removed_at):
         raise NotFound(f"no active share {share_id}")
     left = _copy_left(session, share, env)
@@ -872,9 +894,10 @@ def record_copy(session: Session, snapshot_id: str, to_lab: str, copy_id: str) -
 def restorable_snapshot(session: Session, caller: Caller, snapshot_id: str) -> Snapshot:
     """A snapshot the caller may start a server from (own lab, or shared with ``restore``)."""
     snap = session.get(Snapshot, snapshot_id)
+    missing = f"no snapshot {snapshot_id!r}"
     if snap is None:
-        raise NotFound(f"no snapshot {snapshot_id!r}")
-    env, access = get_environment(session, caller, snap.environment_id)
+        raise NotFound(missing)
+    env, access = get_environment(session, caller, snap.environment_id, missing=missing)
     if access == "shared-read" or (
         access == "shared-restore"
         and not any(
@@ -1046,7 +1069,7 @@ class Registry:
                 return result
             except RegistryError as e:
                 session.rollback()
-                refused = "refused" if e.status != 403 else "denied"
+                refused = "denied" if e.status == 403 or isinstance(e, Hidden) else "refused"
                 audit.append(
                     session,
                     caller.name,

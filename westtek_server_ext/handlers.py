@@ -29,6 +29,7 @@ from westtek_core.agents.conversations import ConversationNotFound
 from westtek_core.agents.service import AgentService
 from westtek_core.areas import AREAS
 from westtek_core.environment_service import USER_ERRORS, EnvironmentService, Message
+from westtek_core.request_input import MAX_INT, BadInput, parse_count, parse_json
 from westtek_core.snapshot import EXPORT_FORMATS
 from westtek_core.status import Capability, status_report
 from westtek_core.store import SnapshotNotFound, StoreLockedError
@@ -79,9 +80,9 @@ class WestTekAPIHandler(ExtensionHandlerMixin, APIHandler):
     def body(self, model: type[M]) -> M:
         """The request body validated by ``model``; a bad body is a 400 naming the field."""
         try:
-            raw = json.loads(self.request.body or b"{}")
-        except ValueError as e:
-            raise web.HTTPError(400, f"the request body is not JSON: {e}") from e
+            raw = parse_json(self.request.body or b"{}")
+        except BadInput as e:
+            raise web.HTTPError(400, str(e)) from None
         try:
             return model.model_validate(raw)
         except ValidationError as e:
@@ -89,12 +90,13 @@ class WestTekAPIHandler(ExtensionHandlerMixin, APIHandler):
             where = ".".join(str(p) for p in first["loc"]) or "body"
             raise web.HTTPError(400, f"{where}: {first['msg']}") from e
 
-    def int_argument(self, name: str, default: int) -> int:
-        """A non-negative integer query argument."""
-        text = self.get_argument(name, str(default))
-        if not text.isdigit():
-            raise web.HTTPError(400, f"query argument {name} must be a non-negative integer")
-        return int(text)
+    def int_argument(self, name: str, default: int, maximum: int = MAX_INT) -> int:
+        """A query argument: an integer from 0 to ``maximum``."""
+        try:
+            return parse_count(self.get_argument(name, str(default)), f"query argument {name}",
+                               maximum=maximum)  # fmt: skip
+        except BadInput as e:
+            raise web.HTTPError(400, str(e)) from None
 
     def reply(self, payload: Any, status: int = 200) -> None:
         """Answer JSON."""

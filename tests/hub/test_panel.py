@@ -324,9 +324,9 @@ async def test_the_succession_wizard_shows_the_package_and_offers_reassigning_to
     body = text(await page("succession?environment_id=bob", "alice"))
     assert 'id="westtek-summary"' in body and 'id="westtek-reassign-note"' in body
     assert 'data-westtek-form="reassign"' not in body
-    # another lab's environment: 403 page, and the denial is audited
+    # another lab's environment: as missing as one that is not there, the denial audited
     denied = await page("succession?environment_id=alice", "carol")
-    assert denied.code == 403 and "may not see" in text(denied)
+    assert denied.code == 404 and "no environment &#39;alice&#39;" in text(denied)
     log = await audit_log(api)()
     assert (log[-1]["actor"], log[-1]["action"], log[-1]["outcome"]) == (
         "carol",
