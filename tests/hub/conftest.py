@@ -22,6 +22,8 @@ from traitlets.config import Config
 from tests.conftest import free_port
 from tests.postgres_server import create_database, postgres_bin, running_postgres
 from westtek_core.store import Repository
+from westtek_hub.db import make_engine, session_factory
+from westtek_hub.models import Lab
 from westtek_hub.service import WestTekHubService, close_hub_http_client
 
 SERVICE_TOKEN = "service-token"
@@ -244,3 +246,12 @@ def api(service: Service) -> Call:
 def answer(response: HTTPResponse) -> Any:
     """A response's JSON body."""
     return json.loads(response.body) if response.body else None
+
+
+def add_lab(db_url: str, lab_id: str) -> None:
+    """A lab the registry knows though nobody of it reported yet (a share's recipient)."""
+    engine = make_engine(db_url)
+    with session_factory(engine)() as session:
+        session.add(Lab(id=lab_id))
+        session.commit()
+    engine.dispose()

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from tests.hub.conftest import answer, store_snapshot
+from tests.hub.conftest import add_lab, answer, store_snapshot
 from westtek_core.snapshot import iter_files
 from westtek_core.store import Repository
 from westtek_hub.db import make_engine, session_factory
-from westtek_hub.models import AuditEntry, Lab
+from westtek_hub.models import AuditEntry
 
 SNAPSHOT = "5a" * 32
 
@@ -390,11 +390,7 @@ async def test_every_endpoint_for_every_role_and_lab(api, endpoint, lab_stores, 
     # Given alice's (vault-13), carol's and erin's (vault-101) environments, erin's shared,
     # and a third lab, vault-8, that the registry knows
     await seed(api)
-    engine = make_engine(db_url)
-    with session_factory(engine)() as session:
-        session.add(Lab(id="vault-8"))
-        session.commit()
-    engine.dispose()
+    add_lab(db_url, "vault-8")
     erin = store_snapshot(lab_stores / "vault-101", "erin:env", {"notes.md": b"# erin"})
     assert (await api("POST", "snapshots", "erin", snapshot_report("erin:env", erin))).code == 201
     share = {"snapshot_id": erin, "to_lab": "vault-13", "permission": "restore"}

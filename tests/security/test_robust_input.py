@@ -16,12 +16,12 @@ import json
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from tests.hub.conftest import answer
+from tests.hub.conftest import add_lab, answer
 from tests.hub.test_panel import fetch
 from tests.hub.test_registry_api import SNAPSHOT, event_report, seed, snapshot_report
 from tests.server_ext.conftest import jp_server_config, westtek_traits  # noqa: F401
 from westtek_hub.db import make_engine, session_factory
-from westtek_hub.models import DriftEvent, Lab
+from westtek_hub.models import DriftEvent
 
 NESTED = b"[" * 100_000 + b"]" * 100_000
 
@@ -153,11 +153,7 @@ async def test_the_audit_csv_export_is_inert_in_a_spreadsheet(api):
 async def test_another_labs_ids_are_answered_as_missing(api, db_url):
     # Given alice's environment and snapshot in vault-13, shared with a third lab
     await seed(api)
-    engine = make_engine(db_url)
-    with session_factory(engine)() as session:
-        session.add(Lab(id="vault-8"))
-        session.commit()
-    engine.dispose()
+    add_lab(db_url, "vault-8")
     share = {"snapshot_id": SNAPSHOT, "to_lab": "vault-8", "permission": "read"}
     mine = await api("POST", "collaboration/share", "dana", share)
     assert mine.code == 201
