@@ -22,3 +22,19 @@ def stored_bytes(store: str, cache_dir: Path) -> Iterator[tuple[str, bytes]]:
     for path in Path(store).rglob("*"):
         if path.is_file():
             yield str(path), path.read_bytes()
+
+
+def store_snapshot(store: Path, environment_id: str, files: dict[str, bytes]) -> str:
+    """A small real snapshot (workspace files only) in the store at ``store``; its id."""
+    repo = Repository.open(str(store), cache_dir=store.parent / "cache")
+    try:
+        with repo.writer() as writer:
+            entries = [
+                {"path": path, "kind": "file", "size": len(data),
+                 "content": list(writer.add_bytes(data).chunks)}
+                for path, data in sorted(files.items())
+            ]  # fmt: skip
+        manifest = {"environment_id": environment_id, "workspace": {"files": entries}}
+        return repo.save_manifest(manifest)
+    finally:
+        repo.close()

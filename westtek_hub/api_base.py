@@ -23,6 +23,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from westtek_core.request_input import BadInput, parse_json
 from westtek_hub import audit, registry
+from westtek_hub.knowledge import LabKnowledge
 from westtek_hub.metrics import WestTekMetrics
 from westtek_hub.registry import Caller, Registry, RegistryError
 from westtek_hub.stores import LabStores
@@ -108,6 +109,12 @@ class APIHandler(HubOAuthenticated, web.RequestHandler):
     def stores(self) -> LabStores:
         """The labs' snapshot stores."""
         found: LabStores = self.settings["westtek_lab_stores"]
+        return found
+
+    @property
+    def knowledge(self) -> LabKnowledge:
+        """The labs' memories."""
+        found: LabKnowledge = self.settings["westtek_knowledge"]
         return found
 
     @property

@@ -22,6 +22,7 @@ from westtek_core.store import StoreError
 from westtek_core.wire import DRIFT_STATUSES
 from westtek_hub import audit, registry
 from westtek_hub.api_base import APIHandler
+from westtek_hub.knowledge import CellNotFound
 from westtek_hub.metrics import WestTekMetrics
 from westtek_hub.models import AuditEntry, Environment, Snapshot
 from westtek_hub.registry import Caller
@@ -246,7 +247,31 @@ class ReportedSnapshotsHandler(APIHandler):
             str(body.get("id")),
             lambda s: registry.record_snapshot(s, caller, body),
         )
+        if stored and self.knowledge.active:
+            self.remember(str(body["id"]))
         self.reply({"stored": stored, "id": body.get("id")}, 201 if stored else 200)
+
+    def remember(self, snapshot_id: str) -> None:
+        """Add the snapshot to its lab's memory in the background (logged if it fails)."""
+        with self.registry.sessions() as session:
+            found = registry.snapshot_origin(session, snapshot_id)
+            history = registry.environment_history(session, found[1]) if found else []
+        if found is None:
+            return
+        lab_id, env_id, researcher = found
+        knowledge = self.knowledge
+        future = IOLoop.current().run_in_executor(
+            None, knowledge.add_snapshot, lab_id, snapshot_id, env_id, researcher, history
+        )
+
+        def done(finished: Any) -> None:
+            if finished.exception() is not None:
+                knowledge.log.warning(
+                    "lab %s's memory: snapshot %s not added: %s",
+                    lab_id, snapshot_id[:12], finished.exception(),
+                )  # fmt: skip
+
+        future.add_done_callback(done)
 
 
 class ShareHandler(APIHandler):
@@ -312,6 +337,66 @@ class ShareRevokeHandler(APIHandler):
                 lambda s: registry.record_copy_removed(s, caller, number),
             )
         self.reply(share)
+
+
+class KnowledgeSearchHandler(APIHandler):
+    """``GET knowledge/search?q=&k=``: cited passages of the caller's labs' memories."""
+
+    async def get(self) -> None:
+        """Search the memories of the caller's labs (``?lab_id=`` one of them)."""
+        caller = await self.caller()
+        query = self.get_argument("q", "").strip()
+        if not query:
+            raise web.HTTPError(400, "say what to search for: ?q=")
+        try:
+            k = parse_count(self.get_argument("k", "5"), "k", minimum=1,
+                            maximum=self.knowledge.max_results)  # fmt: skip
+        except BadInput as e:
+            raise web.HTTPError(400, str(e)) from None
+        wanted = self.get_argument("lab_id", "")
+        labs = set(caller.labs)
+        if wanted:
+            if wanted not in labs and not caller.admin:
+                denied = registry.Denied(f"{caller.name} is not in lab {wanted!r}", wanted)
+                self.run(caller, "knowledge.search", wanted, lambda _: registry.refuse(denied))
+            labs = {wanted}
+        results = await IOLoop.current().run_in_executor(
+            None, self.knowledge.search, labs, query, k
+        )
+        self.reply({"query": query, "labs": sorted(labs), "results": results})
+
+
+class KnowledgeCellHandler(APIHandler):
+    """``GET knowledge/cell?environment_id=&snapshot_id=&path=&cell=``: a cited cell."""
+
+    async def get(self) -> None:
+        """The cell as the snapshot holds it, for a member of the environment's lab."""
+        caller = await self.caller()
+        env_id = self.get_argument("environment_id", "")
+        snapshot_id = self.get_argument("snapshot_id", "")
+        path = self.get_argument("path", "")
+        try:
+            index = parse_count(self.get_argument("cell", "0"), "cell", maximum=100_000)
+        except BadInput as e:
+            raise web.HTTPError(400, str(e)) from None
+
+        def check(session: Session) -> str:
+            env, _ = registry.get_environment(session, caller, env_id, history=True)
+            snap = session.get(Snapshot, snapshot_id)
+            if snap is None or snap.environment_id != env.id:
+                raise registry.NotFound(f"no snapshot {snapshot_id!r} of {env_id!r}", env.lab_id)
+            return env.lab_id
+
+        lab_id = self.run(caller, "knowledge.cell", env_id, check)
+        try:
+            cell = await IOLoop.current().run_in_executor(
+                None, self.knowledge.cell, lab_id, snapshot_id, path, index
+            )
+        except CellNotFound as e:
+            raise web.HTTPError(404, str(e)) from None
+        except (StoreError, OSError) as e:
+            raise web.HTTPError(502, f"lab {lab_id}'s store cannot be read: {e}") from None
+        self.reply(cell | {"environment_id": env_id})
 
 
 class TransferHandler(APIHandler):
@@ -444,6 +529,8 @@ def api_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
         (rf"{api}/collaboration/share", ShareHandler),
         (rf"{api}/collaboration/share/(?P<share_id>[0-9]+)", ShareRevokeHandler),
         (rf"{api}/knowledge/transfer", TransferHandler),
+        (rf"{api}/knowledge/search", KnowledgeSearchHandler),
+        (rf"{api}/knowledge/cell", KnowledgeCellHandler),
         (rf"{api}/audit", AuditHandler),
         (rf"{api}/storage", StorageHandler),
     ]

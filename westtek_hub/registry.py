@@ -911,18 +911,12 @@ def restorable_snapshot(session: Session, caller: Caller, snapshot_id: str) -> S
     return snap
 
 
-def transfer_package(session: Session, caller: Caller, env_id: str) -> dict[str, Any]:
-    """Everything a successor needs: summary, snapshots, drift, installs, checklist."""
-    env, access = get_environment(session, caller, env_id, history=True)
-    snaps = list(
-        session.scalars(
-            select(Snapshot).where(Snapshot.environment_id == env.id).order_by(Snapshot.timestamp)
-        )
-    )
-    events = list_events(session, caller, env.id)
-    installs = [
+def install_history(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Every package change of drift events (as ``list_events`` shows them), oldest first."""
+    return [
         {
             "time": e["time"],
+            "environment_id": e.get("environment_id"),
             "package": c.get("name"),
             "change": c.get("change"),
             "before": c.get("before"),
@@ -932,6 +926,45 @@ def transfer_package(session: Session, caller: Caller, env_id: str) -> dict[str,
         for c in e.get("changes", [])
         if c.get("kind") == "package"
     ]
+
+
+def environment_history(session: Session, env_id: str) -> list[dict[str, Any]]:
+    """An environment's install history, for its lab's memory (no caller: the service's)."""
+    query = select(DriftEvent).where(DriftEvent.environment_id == env_id)
+    events = session.scalars(query.order_by(DriftEvent.time, DriftEvent.id))
+    rows = install_history(readable_event(e.body, e.time, e.status) for e in events)
+    return [row for row in rows if row["time"] is not None]  # a line of history needs a time
+
+
+def memory_backlog(session: Session) -> list[tuple[str, str, str, str]]:
+    """(lab, snapshot, environment, who took it) of every registered snapshot, oldest first."""
+    query = (
+        select(Environment.lab_id, Snapshot.id, Environment.id, Snapshot.created_by)
+        .join(Environment, Environment.id == Snapshot.environment_id)
+        .order_by(Snapshot.timestamp, Snapshot.id)
+    )
+    return [(lab, sid, env, who or env) for lab, sid, env, who in session.execute(query)]
+
+
+def snapshot_origin(session: Session, snapshot_id: str) -> tuple[str, str, str] | None:
+    """(lab, environment, who took it) of a registered snapshot."""
+    snap = session.get(Snapshot, snapshot_id)
+    env = session.get(Environment, snap.environment_id) if snap is not None else None
+    if snap is None or env is None:
+        return None
+    return env.lab_id, env.id, snap.created_by or env.researcher_id
+
+
+def transfer_package(session: Session, caller: Caller, env_id: str) -> dict[str, Any]:
+    """Everything a successor needs: summary, snapshots, drift, installs, checklist."""
+    env, access = get_environment(session, caller, env_id, history=True)
+    snaps = list(
+        session.scalars(
+            select(Snapshot).where(Snapshot.environment_id == env.id).order_by(Snapshot.timestamp)
+        )
+    )
+    events = list_events(session, caller, env.id)
+    installs = install_history(events)
     latest = snaps[-1] if snaps else None
     notebooks = (latest.snap_metadata or {}).get("notebooks", []) if latest else []
     checklist = [

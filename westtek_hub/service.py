@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubAuth, HubOAuth
 from tornado import web
+from tornado.ioloop import IOLoop
 from traitlets import Dict, Instance, Integer, List, Unicode, default
 from traitlets.config import Application
 
@@ -25,6 +26,7 @@ from westtek_hub.audit_anchor import AnchorError
 from westtek_hub.audit_trail import AuditKeyError, AuditTrail
 from westtek_hub.db import make_engine, session_factory, upgrade
 from westtek_hub.handlers import api_routes, metrics_routes
+from westtek_hub.knowledge import LabKnowledge
 from westtek_hub.metrics import WestTekMetrics
 from westtek_hub.panel import WestTekPanel, panel_routes
 from westtek_hub.registry import Quota, Registry
@@ -209,6 +211,7 @@ class WestTekHubService(Application):
             hub_admins_group=self.hub_admins_group,
         )
         sessions = chain.bind(session_factory(engine))
+        stores = LabStores(parent=self)
         return web.Application(
             routes,
             hub_auth=self.hub_auth,
@@ -221,7 +224,8 @@ class WestTekHubService(Application):
                 retention=RetentionPolicy(**{k: int(v) for k, v in self.retention.items()}),
             ),
             westtek_hub_client=HubClient(self.hub_auth),
-            westtek_lab_stores=LabStores(parent=self),
+            westtek_lab_stores=stores,
+            westtek_knowledge=LabKnowledge(Path(self.data_dir) / "kb", stores, parent=self),
             westtek_public_url=self.public_url,
             westtek_metrics=WestTekMetrics(sessions, parent=self),
             **WestTekPanel(parent=self).app_settings(prefix, self.data_dir),
@@ -237,6 +241,7 @@ class WestTekHubService(Application):
     async def _serve(self) -> None:
         app = self.make_app()
         server = app.listen(self.port, self.ip)
+        start_background_work(app)
         self.log.info(
             "West Tek hub service at http://%s:%d%s", self.ip, self.port, self.service_prefix
         )
@@ -246,9 +251,27 @@ class WestTekHubService(Application):
             loop.add_signal_handler(sig, stopped.set)
         await stopped.wait()
         server.stop()
+        app.settings["westtek_knowledge"].close()
         app.settings["westtek_engine"].dispose()
         await close_hub_http_client()
         self.log.info("West Tek hub service stopped")
+
+
+def start_background_work(app: web.Application) -> None:
+    """What the service does beside answering: catch up the labs' memories (logged)."""
+    knowledge: LabKnowledge = app.settings["westtek_knowledge"]
+    if not knowledge.active:
+        return
+    sessions = app.settings["westtek_registry"].sessions
+    work = IOLoop.current().run_in_executor(None, knowledge.catch_up, sessions)
+
+    def done(finished: Any) -> None:
+        if finished.exception() is not None:
+            knowledge.log.error("the labs' memories did not catch up: %s", finished.exception())
+        elif finished.result():
+            knowledge.log.info("the labs' memories caught up %d snapshot(s)", finished.result())
+
+    work.add_done_callback(done)
 
 
 main = WestTekHubService.launch_instance

@@ -49,6 +49,11 @@ class LabStores(LoggingConfigurable):
                 "LabStores.store_template"
             )
 
+    def open(self, lab_id: str) -> Repository:
+        """A lab's existing store, to read (``StoreError`` when unset or unreachable)."""
+        self._require_configured()
+        return self._open(lab_id, create=False)
+
     def _open(self, lab_id: str, create: bool) -> Repository:
         key = self.key_file_template.format(lab_id=lab_id)
         return Repository.open(

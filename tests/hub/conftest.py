@@ -21,10 +21,14 @@ from traitlets.config import Config
 
 from tests.conftest import free_port
 from tests.postgres_server import create_database, postgres_bin, running_postgres
-from westtek_core.store import Repository
+from tests.store_contents import store_snapshot  # noqa: F401 - the hub tests' helper
 from westtek_hub.db import make_engine, session_factory
 from westtek_hub.models import Lab
-from westtek_hub.service import WestTekHubService, close_hub_http_client
+from westtek_hub.service import (
+    WestTekHubService,
+    close_hub_http_client,
+    start_background_work,
+)
 
 SERVICE_TOKEN = "service-token"
 # name → (admin, groups): researchers and lab admins of two labs, and a hub admin
@@ -174,10 +178,12 @@ class Service:
     def start(self) -> None:
         self.tornado_app = self.app.make_app()
         self.server = self.tornado_app.listen(self.port, "127.0.0.1")
+        start_background_work(self.tornado_app)
 
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
+            self.tornado_app.settings["westtek_knowledge"].close()
             self.tornado_app.settings["westtek_engine"].dispose()
             self.server = None
 
@@ -192,22 +198,6 @@ def quotas() -> dict[str, Any]:
 def lab_stores(tmp_path: Path) -> Path | None:
     """The directory of the labs' snapshot stores, one per lab (tests may override it)."""
     return tmp_path / "stores"
-
-
-def store_snapshot(store: Path, environment_id: str, files: dict[str, bytes]) -> str:
-    """A small real snapshot (workspace files only) in the store at ``store``; its id."""
-    repo = Repository.open(str(store), cache_dir=store.parent / "cache")
-    try:
-        with repo.writer() as writer:
-            entries = [
-                {"path": path, "kind": "file", "size": len(data),
-                 "content": list(writer.add_bytes(data).chunks)}
-                for path, data in sorted(files.items())
-            ]  # fmt: skip
-        manifest = {"environment_id": environment_id, "workspace": {"files": entries}}
-        return repo.save_manifest(manifest)
-    finally:
-        repo.close()
 
 
 @pytest.fixture

@@ -247,7 +247,8 @@ def summary_document(
     )
     kernels = ", ".join(k["name"] for k in manifest.get("kernels", [])) or "none"
     lines = [
-        f"Summary of snapshot {sid[:12]} ({manifest.get('timestamp')}, note: "
+        f"Summary of snapshot {sid[:12]} of environment {manifest.get('environment_id')} "
+        f"({manifest.get('timestamp')}, by {manifest.get('created_by')}, note: "
         f"{manifest.get('notes') or 'none'}): {interpreters}; kernels {kernels}; "
         f"{manifest.get('metadata', {}).get('notebook_count', 0)} notebooks.",
     ]
@@ -267,7 +268,9 @@ def summary_document(
     )
 
 
-def install_history_document(rows: Iterable[Mapping[str, Any]]) -> Document:
+def install_history_document(
+    rows: Iterable[Mapping[str, Any]], source: str = "install-history"
+) -> Document:
     """The install history, a line per package change."""
     lines = []
     for row in rows:
@@ -278,5 +281,5 @@ def install_history_document(rows: Iterable[Mapping[str, Any]]) -> Document:
         origin = f" by %pip install in {row['notebook']}" if row.get("notebook") else ""
         lines.append(f"{when} UTC in {row.get('environment_id')}: {change}{origin}")
     return lines_document(
-        "install-history", "install-history", lines, fingerprint_bytes("\n".join(lines).encode())
+        source, "install-history", lines, fingerprint_bytes("\n".join(lines).encode())
     )

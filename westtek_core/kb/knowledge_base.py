@@ -73,7 +73,8 @@ def _redacted(document: Document) -> tuple[Document, int]:
     return replace(document, sections=sections), total
 
 
-def _merge(report: IngestReport, other: IngestReport) -> None:
+def merge_reports(report: IngestReport, other: IngestReport) -> None:
+    """Add ``other``'s counts and lists to ``report``."""
     report.ingested += other.ingested
     report.unchanged += other.unchanged
     report.removed += other.removed
@@ -151,6 +152,21 @@ class KnowledgeBase:
                     report.removed.append(source)
         return report
 
+    def ingest_files(self, root: Path, paths: Iterable[str], prefix: str = "") -> IngestReport:
+        """Notebooks (``.ipynb``) and experiment logs among ``paths``, relative to ``root``.
+
+        Each is indexed as ``prefix + path``; nothing else is forgotten (the lab's memory
+        keeps what earlier snapshots held).
+        """
+        report = IngestReport()
+        for relative in paths:
+            if relative.endswith(".ipynb"):
+                kind, read = "notebook", notebook_document
+            else:
+                kind, read = "experiment", experiment_document
+            self._add_file(root / relative, prefix + relative, kind, read, report)
+        return report
+
     def ingest_snapshot(
         self, manifest: Mapping[str, Any], notebooks: Iterable[Mapping[str, Any]] = ()
     ) -> IngestReport:
@@ -164,10 +180,12 @@ class KnowledgeBase:
         self._add(summary_document(manifest, notebooks), report)
         return report
 
-    def ingest_install_history(self, rows: Iterable[Mapping[str, Any]]) -> IngestReport:
-        """The install history (every package change seen)."""
+    def ingest_install_history(
+        self, rows: Iterable[Mapping[str, Any]], source: str = "install-history"
+    ) -> IngestReport:
+        """The install history (every package change seen), indexed as ``source``."""
         report = IngestReport()
-        self._add(install_history_document(rows), report)
+        self._add(install_history_document(rows, source), report)
         return report
 
     def ingest_everything(
@@ -187,9 +205,9 @@ class KnowledgeBase:
         report = self.ingest_workspace(root)
         analyses = [asdict(a) for a in analyse_notebooks_cached(root) if not a.error]
         for manifest in manifests:
-            _merge(report, self.ingest_snapshot(manifest, analyses))
+            merge_reports(report, self.ingest_snapshot(manifest, analyses))
         if history is not None:
-            _merge(report, self.ingest_install_history(history))
+            merge_reports(report, self.ingest_install_history(history))
         return report
 
     def search(

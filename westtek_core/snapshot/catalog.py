@@ -6,8 +6,15 @@ import copy
 from dataclasses import asdict
 from typing import Any
 
-from westtek_core.snapshot.manifest import content_checksum, iter_files, referenced_chunks
-from westtek_core.store import Repository, SnapshotNotFound, StoreError
+from westtek_core.snapshot.manifest import (
+    AREA_WORKSPACE,
+    ManifestFile,
+    content_checksum,
+    iter_files,
+    referenced_chunks,
+    safe_relative_path,
+)
+from westtek_core.store import FileContent, Repository, SnapshotNotFound, StoreError
 
 MIN_PREFIX = 4
 
@@ -77,3 +84,30 @@ def copy_snapshot(source: Repository, dest: Repository, id_or_prefix: str) -> st
     if "checksum" in manifest:
         manifest["checksum"] = content_checksum(manifest)
     return dest.save_manifest(manifest)
+
+
+def workspace_files(manifest: dict[str, Any], suffixes: tuple[str, ...]) -> list[ManifestFile]:
+    """The regular files of a snapshot's workspace whose names end with one of ``suffixes``.
+
+    Paths are checked (no absolute path, no ``..``): a hostile manifest cannot make a reader
+    write outside the folder it extracts into.
+    """
+    found = []
+    for item in iter_files(manifest):
+        if item.area != AREA_WORKSPACE or item.entry.get("kind", "file") != "file":
+            continue
+        if item.path.lower().endswith(suffixes):
+            safe_relative_path(item.path)
+            found.append(item)
+    return found
+
+
+def read_stored_file(repo: Repository, item: ManifestFile, max_bytes: int) -> bytes:
+    """A file's stored bytes (verified chunk by chunk); StoreError past ``max_bytes``."""
+    size = int(item.entry.get("stored_size", item.entry.get("size", 0)))
+    if size > max_bytes:
+        raise StoreError(f"{item.path} is {size} bytes, over the {max_bytes}-byte limit")
+    data = b"".join(repo.iter_file(FileContent(size=size, chunks=tuple(item.chunks))))
+    if len(data) > max_bytes:
+        raise StoreError(f"{item.path} is over the {max_bytes}-byte limit")
+    return data

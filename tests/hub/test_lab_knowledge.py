@@ -1,0 +1,115 @@
+"""The lab's memory through the hub service: built from what servers report, searched by
+every lab member with their own token, isolated per lab, and outliving the researcher.
+
+Snapshots are real (stored in the lab's real store); the service reads them back itself.
+Every test runs on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+from tests.core.kb.test_lab_memory import BOB_ANALYSIS, CAROL_ANALYSIS
+from tests.hub.conftest import answer, store_snapshot
+from tests.hub.test_registry_api import snapshot_report
+
+QUESTION = "which notebook makes figure 3 from the beam data"
+
+
+async def search(api, user: str, query: str = QUESTION, **params: str):
+    return await api("GET", "knowledge/search?" + urlencode({"q": query, **params}), user)
+
+
+async def found(api, user: str, query: str = QUESTION, timeout: float = 30) -> list[dict]:
+    """The results once the background indexing shows any (bounded wait)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await search(api, user, query)
+        assert response.code == 200, answer(response)
+        results = answer(response)["results"]
+        if results or time.monotonic() > deadline:
+            return results
+        await asyncio.sleep(0.2)
+
+
+async def report(api, lab_stores, user: str, lab: str, files: dict[str, bytes]) -> str:
+    snapshot = store_snapshot(lab_stores / lab, user, files)
+    response = await api("POST", "snapshots", user, snapshot_report(user, snapshot))
+    assert response.code == 201, answer(response)
+    return snapshot
+
+
+async def test_a_reported_snapshot_is_searchable_by_the_whole_lab_with_citations(api, lab_stores):
+    # Given bob's and carol's snapshots reported by their servers (labs vault-13, vault-101)
+    bob = await report(api, lab_stores, "bob", "vault-13", {"analysis.ipynb": BOB_ANALYSIS})
+    await report(api, lab_stores, "carol", "vault-101", {"analysis.ipynb": CAROL_ANALYSIS})
+    # When alice, bob's lab colleague, asks her lab's memory
+    results = await found(api, "alice")
+    # Then bob's notebook answers, cited to a cell of bob's snapshot
+    best = results[0]
+    assert best["citation"] | {"locator": None} == {
+        "environment_id": "bob", "researcher": "bob", "snapshot_id": bob,
+        "path": "analysis.ipynb", "locator": None,
+    }  # fmt: skip
+    assert best["lab_id"] == "vault-13" and "figure 3" in best["text"]
+    # and opening the citation shows the cell from the snapshot, wherever alice works
+    cell = int(best["citation"]["locator"].removeprefix("cell "))
+    query = urlencode({"environment_id": "bob", "snapshot_id": bob,
+                       "path": "analysis.ipynb", "cell": cell})  # fmt: skip
+    opened = await api("GET", f"knowledge/cell?{query}", "alice")
+    assert opened.code == 200, answer(opened)
+    # (a passage may span several short cells: it starts at the cited one)
+    assert answer(opened)["cell_type"] == "code" and answer(opened)["source"] in best["text"]
+
+    # But carol's lab's memory has nothing of bob's: her own notebook only
+    theirs = await found(api, "carol", "spectrometer peaks histogram")
+    assert {r["citation"]["environment_id"] for r in theirs} == {"carol"}
+    assert all(
+        r["citation"]["environment_id"] != "bob" for r in await found(api, "carol", timeout=0)
+    )
+    # and she may neither search vault-13 nor open bob's cell (as missing as a cell never taken)
+    assert (await search(api, "carol", lab_id="vault-13")).code == 403
+    assert (await api("GET", f"knowledge/cell?{query}", "carol")).code == 404
+
+
+async def test_the_memory_outlives_the_researchers_environment_and_the_service(
+    api, lab_stores, service
+):
+    bob = await report(api, lab_stores, "bob", "vault-13", {"analysis.ipynb": BOB_ANALYSIS})
+    assert await found(api, "alice")
+    # When bob's lab admin hands his environment to alice, and the service restarts
+    handed = await api("POST", "knowledge/transfer", "dana",
+                       {"environment_id": "bob", "to_researcher": "alice"})  # fmt: skip
+    assert handed.code == 200, answer(handed)
+    service.stop()
+    service.start()
+    # Then alice (bob's successor) still finds bob's work, still cited to bob's snapshot
+    (best, *_) = await found(api, "alice")
+    assert (best["citation"]["researcher"], best["citation"]["snapshot_id"]) == ("bob", bob)
+
+
+async def test_bad_searches_say_what_is_wrong(api):
+    assert (await api("GET", "knowledge/search", "alice")).code == 400
+    assert (await search(api, "alice", k="0")).code == 400
+    assert (await search(api, "alice", k="²")).code == 400
+    missing = await api("GET", "knowledge/cell?environment_id=nobody&snapshot_id=x", "alice")
+    assert missing.code == 404
+
+
+async def test_snapshots_reported_before_the_memory_existed_are_added_at_start(
+    api, lab_stores, service
+):
+    # Given a snapshot reported, then the lab's memory lost (or a hub upgraded to memories)
+    bob = await report(api, lab_stores, "bob", "vault-13", {"analysis.ipynb": BOB_ANALYSIS})
+    assert await found(api, "alice")
+    service.stop()
+    shutil.rmtree(Path(service.app.data_dir) / "kb")
+    # When the service starts again
+    service.start()
+    # Then it catches up from the registry and the lab's store, by itself
+    (best, *_) = await found(api, "alice")
+    assert best["citation"]["snapshot_id"] == bob

@@ -1,0 +1,207 @@
+"""A lab's memory: its knowledge base built from what the lab preserved.
+
+The knowledge base a researcher's own server builds reads that server's live workspace,
+so it leaves with the researcher. A lab's memory is built instead from the lab's snapshot
+store (each snapshot's notebooks, experiment logs, manifest and summary) and from the
+install history the hub service holds. Every source is keyed by environment
+(``<environment id>/<path>``), so two researchers' ``analysis.ipynb`` stay apart, and
+nothing in it depends on a server, an account or a researcher still being there. The hub
+service keeps one per lab (``westtek_hub.knowledge``) and adds each snapshot reported to
+it. Adding is incremental: a notebook unchanged since an earlier snapshot is not
+converted again, and its citation keeps pointing at that snapshot, which holds exactly the
+indexed bytes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from westtek_core.kb.index import KnowledgeIndex, SearchResult
+from westtek_core.kb.knowledge_base import (
+    EXPERIMENT_SUFFIXES,
+    IngestReport,
+    KnowledgeBase,
+    merge_reports,
+)
+from westtek_core.notebooks import MAX_NOTEBOOK_BYTES, analyse_workspace
+from westtek_core.snapshot.catalog import load_snapshot, read_stored_file, workspace_files
+from westtek_core.store import Repository
+
+EXPERIMENTS_DIR = "experiments/"
+"""Where a workspace keeps its experiment logs (as the researcher's own index reads them)."""
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where a passage of the lab's memory comes from."""
+
+    environment_id: str
+    researcher: str
+    snapshot_id: str
+    """The snapshot holding exactly the indexed bytes ("" for the install history)."""
+    path: str
+    """The file within the snapshot's workspace ("" for a manifest, summary or history)."""
+    locator: str
+    """Where in it: ``cell N`` of a notebook, ``line N`` of a log or a generated document."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire form."""
+        return asdict(self)
+
+
+class SourceCatalogue:
+    """Which environment, researcher, snapshot and path each indexed source came from."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS sources (source TEXT NOT NULL, kind TEXT NOT NULL, "
+            "environment_id TEXT NOT NULL, researcher TEXT NOT NULL, snapshot_id TEXT NOT NULL, "
+            "path TEXT NOT NULL, PRIMARY KEY (source, kind))"
+        )
+
+    def has(self, source: str, kind: str) -> bool:
+        """Whether the source is catalogued."""
+        query = "SELECT 1 FROM sources WHERE source = ? AND kind = ?"
+        return self._db.execute(query, (source, kind)).fetchone() is not None
+
+    def record(self, rows: Iterable[tuple[str, str, str, str, str, str]]) -> None:
+        """Record (source, kind, environment, researcher, snapshot, path) rows."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def of(self, source: str, kind: str) -> tuple[str, str, str, str] | None:
+        """(environment, researcher, snapshot, path) of a source."""
+        row = self._db.execute(
+            "SELECT environment_id, researcher, snapshot_id, path FROM sources "
+            "WHERE source = ? AND kind = ?",
+            (source, kind),
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]), str(row[2]), str(row[3]))
+
+    def close(self) -> None:
+        """Close the file."""
+        self._db.close()
+
+
+def memory_file_name(lab_id: str) -> str:
+    """A lab's file name stem: percent-encoded, so two different ids never share a file."""
+    return quote(lab_id, safe="")
+
+
+class LabMemory:
+    """One lab's knowledge base over its preserved snapshots and install history."""
+
+    def __init__(self, directory: Path, lab_id: str, index: KnowledgeIndex | None = None) -> None:
+        name = memory_file_name(lab_id)
+        self.lab_id = lab_id
+        self.directory = directory
+        self.kb = KnowledgeBase(directory / f"{name}.sqlite", index=index)
+        self.catalogue = SourceCatalogue(directory / f"{name}.sources.sqlite")
+        self._lock = threading.Lock()
+
+    def add_snapshot(
+        self, repo: Repository, snapshot_id: str, environment_id: str, researcher: str
+    ) -> IngestReport:
+        """Index what a stored snapshot preserved: notebooks, experiment logs, manifest, summary.
+
+        Raises ``StoreError`` when the snapshot cannot be read from ``repo``.
+        """
+        manifest = load_snapshot(repo, snapshot_id)
+        snapshot_id = str(manifest["id"])
+        manifest["environment_id"] = environment_id
+        manifest.setdefault("created_by", researcher)
+        files = [
+            item
+            for item in workspace_files(manifest, (".ipynb", *EXPERIMENT_SUFFIXES))
+            if item.path.endswith(".ipynb") or item.path.startswith(EXPERIMENTS_DIR)
+        ]
+        prefix = f"{environment_id}/"
+        report = IngestReport()
+        with self._lock, tempfile.TemporaryDirectory(dir=self._scratch()) as scratch:
+            root = Path(scratch)
+            readable = []
+            for item in files:
+                try:
+                    data = read_stored_file(repo, item, MAX_NOTEBOOK_BYTES)
+                except Exception as e:  # noqa: BLE001 - one damaged file must not stop the rest
+                    report.failed.append({"source": prefix + item.path, "error": str(e)})
+                    continue
+                target = root / item.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+                readable.append(item.path)
+            merge_reports(report, self.kb.ingest_files(root, readable, prefix))
+            notebooks = [p for p in readable if p.endswith(".ipynb")]
+            analyses = [asdict(a) for a in analyse_workspace(root, files=notebooks) if not a.error]
+            merge_reports(report, self.kb.ingest_snapshot(manifest, analyses))
+            changed = set(report.ingested)
+            rows = []
+            for path in readable:
+                source = prefix + path
+                kind = "notebook" if path.endswith(".ipynb") else "experiment"
+                if source in changed or not self.catalogue.has(source, kind):
+                    rows.append((source, kind, environment_id, researcher, snapshot_id, path))
+            for kind in ("manifest", "summary"):
+                source = f"snapshot:{snapshot_id}"
+                rows.append((source, kind, environment_id, researcher, snapshot_id, ""))
+            self.catalogue.record(rows)
+        return report
+
+    def has_snapshot(self, snapshot_id: str) -> bool:
+        """Whether a snapshot was added (its summary is catalogued)."""
+        return self.catalogue.has(f"snapshot:{snapshot_id}", "summary")
+
+    def add_install_history(
+        self, environment_id: str, researcher: str, rows: Iterable[Mapping[str, Any]]
+    ) -> IngestReport:
+        """Index an environment's install history (rows as ``install_history_document``)."""
+        source = f"{environment_id}/install-history"
+        with self._lock:
+            report = self.kb.ingest_install_history(rows, source)
+            self.catalogue.record([(source, "install-history", environment_id, researcher, "", "")])
+        return report
+
+    def search(
+        self, query: str, k: int = 5, environments: Collection[str] | None = None
+    ) -> list[tuple[SearchResult, Citation]]:
+        """The ``k`` best passages with their citations, best first.
+
+        ``environments`` limits them to those environments' material (what a share gives).
+        """
+        wanted = k if environments is None else k * 4
+        with self._lock:
+            found = self.kb.search(query, wanted)
+            cited = []
+            for result in found:
+                origin = self.catalogue.of(result.source, result.kind)
+                if origin is None:
+                    continue  # indexed, but its origin not recorded: it cannot be cited
+                environment, researcher, snapshot, path = origin
+                if environments is not None and environment not in environments:
+                    continue
+                cited.append(
+                    (result, Citation(environment, researcher, snapshot, path, result.locator))
+                )
+        return cited[:k]
+
+    def _scratch(self) -> Path:
+        scratch = self.directory / "scratch"
+        scratch.mkdir(parents=True, exist_ok=True)
+        return scratch
+
+    def close(self) -> None:
+        """Close the index and the catalogue (after an addition in progress)."""
+        with self._lock:
+            self.kb.close()
+            self.catalogue.close()
