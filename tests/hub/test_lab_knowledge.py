@@ -16,6 +16,11 @@ from urllib.parse import urlencode
 from tests.core.kb.test_lab_memory import BOB_ANALYSIS, CAROL_ANALYSIS
 from tests.hub.conftest import answer, store_snapshot
 from tests.hub.test_registry_api import snapshot_report
+from westtek_core.agents import AgentLoop, ToolContext
+from westtek_core.agents.tools.knowledge import search_knowledge_base
+from westtek_core.drift.events import EventLog
+from westtek_core.environment_service import EnvironmentService
+from westtek_core.kb.lab_client import LabMemoryClient
 
 QUESTION = "which notebook makes figure 3 from the beam data"
 
@@ -113,3 +118,37 @@ async def test_snapshots_reported_before_the_memory_existed_are_added_at_start(
     # Then it catches up from the registry and the lab's store, by itself
     (best, *_) = await found(api, "alice")
     assert best["citation"]["snapshot_id"] == bob
+
+
+async def test_a_successors_agent_answers_from_the_lab_memory_with_citations(
+    api, lab_stores, service, tmp_path
+):
+    # Given bob's notebook preserved in his snapshot, and alice's own server: an empty
+    # workspace with no index of its own, nothing of bob's in it
+    bob = await report(api, lab_stores, "bob", "vault-13", {"analysis.ipynb": BOB_ANALYSIS})
+    assert await found(api, "alice")
+    workspace = tmp_path / "alice-home"
+    workspace.mkdir()
+    server = EnvironmentService(
+        store=str(tmp_path / "alice-store"), key_file=tmp_path / "alice.key", root=workspace,
+        pythons=[], environment_id="alice", event_log=EventLog(tmp_path / "events.sqlite"),
+    )  # fmt: skip
+    context = ToolContext(server, None, LabMemoryClient(service.base, "alice-token"))
+    # When she asks the Knowledge Transfer agent about bob's work
+    answer = await asyncio.to_thread(
+        AgentLoop(provider="offline").ask,
+        context, "Which notebook makes figure 3 from the beam data?", "transfer",
+    )  # fmt: skip
+    # Then the answer cites bob's notebook in bob's snapshot
+    cited = [c.to_json() for c in answer.citations]
+    assert any(
+        c["source"] == "bob/analysis.ipynb" and c.get("environment_id") == "bob"
+        and c.get("snapshot_id") == bob and c["locator"].startswith("cell ")
+        for c in cited
+    ), (answer.answer, cited)  # fmt: skip
+    assert "beam_currents.csv" in answer.answer or "figure 3" in answer.answer, answer.answer
+
+    # and when the hub service is down, her own workspace still answers (nothing found)
+    down = ToolContext(server, None, LabMemoryClient("http://127.0.0.1:9/api", "alice-token"))
+    result = await asyncio.to_thread(search_knowledge_base, down, {"query": "figure 3"})
+    assert result.data["results"] == [] and "did not answer" in result.data["message"]

@@ -322,7 +322,7 @@ class AgentLoop(LoggingConfigurable):
             call = ToolCall("drift-0", "GetDriftEvents", drift_arguments(question))
             run.messages.append(Message("assistant", tool_calls=[call]))
             self._run_tool(run, call)
-        if "SearchKnowledgeBase" in run.spec.tools and run.ctx.kb is not None:
+        if "SearchKnowledgeBase" in run.spec.tools and run.ctx.can_search:
             call = ToolCall(
                 "retrieval-0", "SearchKnowledgeBase", {"query": question, "k": self.retrieval_k}
             )

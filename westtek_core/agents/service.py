@@ -18,7 +18,9 @@ from traitlets.config import LoggingConfigurable
 from westtek_core.agents.conversations import ConversationStore
 from westtek_core.agents.loop import AGENTS, AgentLoop, Chunk, DriftAutoAnalyzer
 from westtek_core.agents.tools import SearchIndex, ToolContext
+from westtek_core.agents.tools.knowledge import search_knowledge_base
 from westtek_core.environment_service import EnvironmentService
+from westtek_core.kb.lab_client import LabMemoryClient
 from westtek_core.paths import data_dir
 
 if TYPE_CHECKING:  # the knowledge base is an optional part of an install
@@ -67,6 +69,14 @@ class AgentService(LoggingConfigurable):
         "assessment with the event.",
     )
 
+    lab_memory = Bool(
+        True,
+        config=True,
+        help="Under JupyterHub, search the lab's memory on the West Tek hub service too: "
+        "what every researcher of the lab preserved in snapshots, which outlives their "
+        "servers. The hub sink's address and this server's token are used.",
+    )
+
     conversations_path = Unicode(
         config=True,
         help="SQLite file of the chat conversations. Default: conversations.sqlite in "
@@ -83,12 +93,15 @@ class AgentService(LoggingConfigurable):
         self.loop = AgentLoop(parent=self)
         self.conversations = ConversationStore(Path(self.conversations_path))
         self.analyzer = DriftAutoAnalyzer(self.loop, self.context)
+        self.lab_memory_client = LabMemoryClient.under_jupyterhub() if self.lab_memory else None
         self._unsubscribe: Callable[[], None] | None = None
 
     def context(self) -> ToolContext:
         """A fresh tool context (and knowledge-base connection) for one request."""
         return ToolContext(
-            self.service, open_knowledge_base(Path(self.index_path), self.service.kb_backend)
+            self.service,
+            open_knowledge_base(Path(self.index_path), self.service.kb_backend),
+            self.lab_memory_client,
         )
 
     def start(self) -> None:
@@ -150,16 +163,11 @@ class AgentService(LoggingConfigurable):
         return {"conversation_id": conversation_id, **answer.to_json()}
 
     def search(self, query: str, k: int = 5) -> dict[str, Any]:
-        """The knowledge base's best passages for ``query``."""
+        """The best passages for ``query``: the lab's memory and this workspace's index."""
         if not query.strip():
             raise ValueError("give a query: ?q=…")
-        kb = open_knowledge_base(Path(self.index_path))
-        if kb is None:
-            return {"results": [], "message": "this lab's knowledge base has not been built yet"}
+        ctx = self.context()
         try:
-            hits = kb.search(query, k=k)
-            return {"results": [h.to_json() if hasattr(h, "to_json") else dict(h) for h in hits]}
+            return search_knowledge_base(ctx, {"query": query, "k": k}).data
         finally:
-            close = getattr(kb, "close", None)
-            if callable(close):
-                close()
+            ctx.close()

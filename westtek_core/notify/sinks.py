@@ -459,13 +459,18 @@ class HubSink(EventSink):
         """Enabled when running under JupyterHub (an API token is known)."""
         return bool(self.api_token and self.url)
 
+    @property
+    def api_base(self) -> str:
+        """The hub service's API, where ``events`` (and every other route) lives."""
+        return self.url.rsplit("/", 1)[0]
+
     takes_reports = True
 
     def deliver(self, event: Event) -> None:
         """POST the event as it is (a snapshot report to ``api/snapshots``); non-2xx raises."""
         url = self.url
         if event.get("report") == "snapshot":
-            url = url.rsplit("/", 1)[0] + "/snapshots"
+            url = self.api_base + "/snapshots"
         post_json(url, dict(event), {"Authorization": f"token {self.api_token}"}, self.timeout)
 
 

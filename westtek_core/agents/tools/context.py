@@ -17,6 +17,7 @@ from packaging.utils import canonicalize_name
 from westtek_core.agents.api_diff import notebook_cells
 from westtek_core.agents.tools.results import JSON, Citation, ToolError, snapshot_citation
 from westtek_core.environment_service import EnvironmentService
+from westtek_core.kb.lab_client import LabMemoryClient
 from westtek_core.store import Repository, StoreError
 
 
@@ -31,9 +32,16 @@ class SearchIndex(Protocol):
 class ToolContext:
     """One environment as the tools see it, with a per-request cache of costly reads."""
 
-    def __init__(self, service: EnvironmentService, kb: SearchIndex | None = None) -> None:
+    def __init__(
+        self,
+        service: EnvironmentService,
+        kb: SearchIndex | None = None,
+        lab_memory: LabMemoryClient | None = None,
+    ) -> None:
         self.service = service
         self.kb = kb
+        self.lab_memory = lab_memory
+        """The lab's memory on the hub service (what the lab preserved), under JupyterHub."""
         self._cache: dict[str, Any] = {}
 
     @property
@@ -211,6 +219,11 @@ class ToolContext:
             if tag != "equal":
                 changed.update(range(j1, j2) if j2 > j1 else [min(j1, len(new) - 1)])
         return sorted(changed)
+
+    @property
+    def can_search(self) -> bool:
+        """Whether there is anything to search: this workspace's index or the lab's memory."""
+        return self.kb is not None or self.lab_memory is not None
 
     def close(self) -> None:
         """Close the knowledge base, when it has something to close."""

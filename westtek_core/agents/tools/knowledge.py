@@ -30,6 +30,7 @@ from westtek_core.agents.tools.results import (
     cell_citation,
     snapshot_citation,
 )
+from westtek_core.kb.lab_client import LabMemoryUnavailable
 
 
 class SearchArguments(ToolArguments):
@@ -170,23 +171,48 @@ def get_onboarding_checklist(ctx: ToolContext, args: Mapping[str, Any]) -> ToolR
 
 
 def search_knowledge_base(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
-    """Passages of this lab's knowledge base that match the query, best first."""
-    if ctx.kb is None:
-        return ToolResult({"results": [], "message": "this lab has no knowledge-base index yet"})
+    """Passages that match the query, best first: the lab's memory and this workspace.
+
+    The lab's memory (on the hub service) holds what every researcher of the lab preserved,
+    cited to an environment's snapshot; this server's own index adds the live workspace's
+    work not yet snapshotted. Either may be missing; the other still answers.
+    """
     k = max(1, min(int(args.get("k") or 5), 20))
     kinds = set(args["kinds"]) if args.get("kinds") else None
-    hits = ctx.kb.search(str(args["query"]), k=k, kinds=kinds)
-    results: list[JSON] = []
-    facts: list[Fact] = []
-    for hit in hits:
-        row = hit.to_json() if hasattr(hit, "to_json") else dict(hit)
-        row.setdefault("kind", getattr(hit, "kind", ""))
-        results.append(row)
-        facts.append(
-            Fact(
-                str(row.get("text", "")),
-                (Citation(str(row["source"]), str(row["locator"])),),
-                topic="passage",
+    query = str(args["query"])
+    scored: list[tuple[float, JSON, Citation]] = []
+    notes: list[str] = []
+    if ctx.kb is not None:
+        for hit in ctx.kb.search(query, k=k, kinds=kinds):
+            row = hit.to_json() if hasattr(hit, "to_json") else dict(hit)
+            row.setdefault("kind", getattr(hit, "kind", ""))
+            cite = Citation(str(row["source"]), str(row["locator"]))
+            scored.append((float(row.get("score") or 0), row, cite))
+    if ctx.lab_memory is not None:
+        try:
+            remembered = ctx.lab_memory.search(query, k)
+        except LabMemoryUnavailable as e:
+            notes.append(f"the lab's memory did not answer: {e}")
+            remembered = []
+        for row in remembered:
+            origin = row["citation"]
+            if kinds is not None and row.get("kind") not in kinds:
+                continue
+            cite = Citation(
+                str(row.get("source", "")),
+                str(origin.get("locator", "")),
+                environment_id=str(origin.get("environment_id", "")),
+                snapshot_id=str(origin.get("snapshot_id", "")) or None,
             )
-        )
-    return ToolResult({"results": results}, facts, untrusted=True)
+            scored.append((float(row.get("score") or 0), row, cite))
+    if not ctx.can_search:
+        notes.append("this lab has no knowledge-base index yet")
+    scored.sort(key=lambda found: -found[0])
+    results = [row for _, row, _ in scored[:k]]
+    facts = [
+        Fact(str(row.get("text", "")), (cite,), topic="passage") for _, row, cite in scored[:k]
+    ]
+    data: JSON = {"results": results}
+    if notes:
+        data["message"] = "; ".join(notes)
+    return ToolResult(data, facts, untrusted=True)

@@ -26,10 +26,19 @@ class Citation:
 
     source: str
     locator: str
+    environment_id: str | None = None
+    """Set for the lab's memory: the environment whose snapshot holds the source."""
+    snapshot_id: str | None = None
+    """Set for the lab's memory: the snapshot holding exactly the cited bytes."""
 
     def to_json(self) -> dict[str, str]:
-        """The ``ask --json`` form."""
-        return {"source": self.source, "locator": self.locator}
+        """The ``ask --json`` form (with the environment and snapshot when set)."""
+        found = {"source": self.source, "locator": self.locator}
+        if self.environment_id is not None:
+            found["environment_id"] = self.environment_id
+        if self.snapshot_id is not None:
+            found["snapshot_id"] = self.snapshot_id
+        return found
 
 
 @dataclass(frozen=True)
