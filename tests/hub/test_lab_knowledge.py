@@ -8,7 +8,11 @@ Every test runs on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -152,3 +156,44 @@ async def test_a_successors_agent_answers_from_the_lab_memory_with_citations(
     down = ToolContext(server, None, LabMemoryClient("http://127.0.0.1:9/api", "alice-token"))
     result = await asyncio.to_thread(search_knowledge_base, down, {"query": "figure 3"})
     assert result.data["results"] == [] and "did not answer" in result.data["message"]
+
+
+def westtek(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The real ``westtek`` CLI, as a researcher runs it in a terminal of their server."""
+    command = [sys.executable, "-m", "westtek_core.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+
+
+async def test_kb_search_and_ask_in_a_researchers_terminal_reach_the_lab_memory(
+    api, lab_stores, service, tmp_path
+):
+    bob = await report(api, lab_stores, "bob", "vault-13", {"analysis.ipynb": BOB_ANALYSIS})
+    assert await found(api, "alice")
+    # Given alice's terminal under JupyterHub: the hub's address and her server's token
+    hub = service.base.removesuffix("/services/westtek/api/")
+    env = {**os.environ, "JUPYTERHUB_URL": hub, "JUPYTERHUB_BASE_URL": "/",
+           "JUPYTERHUB_API_TOKEN": "alice-token", "XDG_DATA_HOME": str(tmp_path / "data"),
+           "XDG_CACHE_HOME": str(tmp_path / "cache")}  # fmt: skip
+    # When she searches the lab's memory
+    done = await asyncio.to_thread(westtek, "kb", "search", "--lab", "--json", QUESTION, env=env)
+    assert done.returncode == 0, done.stderr
+    (best, *_) = json.loads(done.stdout)["results"]
+    assert best["citation"]["environment_id"] == "bob" and best["citation"]["snapshot_id"] == bob
+    # and asks the Knowledge Transfer agent from an empty folder
+    home = tmp_path / "alice-home"
+    home.mkdir()
+    asked = await asyncio.to_thread(
+        westtek, "ask", "--agent", "transfer", "--provider", "offline", "--json",
+        "--root", str(home), "--environment-id", "alice",
+        "--store", str(tmp_path / "alice-store"), "--key-file", str(tmp_path / "alice.key"),
+        "Which notebook makes figure 3 from the beam data?", env=env,
+    )  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    citations = json.loads(asked.stdout)["citations"]
+    assert {"source": "bob/analysis.ipynb", "environment_id": "bob"}.items() <= next(
+        c for c in citations if c["source"] == "bob/analysis.ipynb"
+    ).items(), citations
+    # but without JupyterHub, --lab says what it needs
+    alone = {k: v for k, v in env.items() if k != "JUPYTERHUB_API_TOKEN"}
+    refused = await asyncio.to_thread(westtek, "kb", "search", "--lab", QUESTION, env=alone)
+    assert refused.returncode != 0 and "needs JupyterHub" in refused.stderr

@@ -7,6 +7,7 @@ Knowledge Transfer agent, which answer from that index and the environment, citi
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,13 @@ def _add_kb(commands: Subcommands) -> None:
         default="hybrid",
         help="ranking: BM25 fused with embeddings (default), or either alone",
     )
+    search.add_argument(
+        "--lab",
+        action="store_true",
+        help="search the lab's memory on the West Tek hub service instead (what every "
+        "researcher of your labs preserved in snapshots; needs JupyterHub's token, as in a "
+        "terminal of your server)",
+    )
     search.set_defaults(run=_cmd_kb)
 
 
@@ -93,8 +101,44 @@ def _add_ask(commands: Subcommands) -> None:
     ask.set_defaults(run=_cmd_ask)
 
 
+def _human_results(results: list[dict[str, Any]]) -> Callable[[Console], None]:
+    def show(console: Console) -> None:
+        if not results:
+            console.print("nothing found")
+        for r in results:
+            origin = r.get("citation") or {}
+            where = ""
+            if origin.get("snapshot_id"):  # the lab's memory: whose, and which snapshot
+                where = f"  [dim]{origin['environment_id']} @ {origin['snapshot_id'][:12]}[/]"
+            console.print(f"[bold]{r['source']}[/] {r['locator']}  ({r['score']:.4f}){where}")
+            console.print("  " + " ".join(r["text"].split())[:300])
+
+    return show
+
+
+def _cmd_lab_search(args: argparse.Namespace) -> int:
+    from westtek_core.kb.lab_client import LabMemoryClient, LabMemoryUnavailable
+
+    client = LabMemoryClient.under_jupyterhub()
+    if client is None:
+        raise CommandError(
+            "--lab needs JupyterHub: run it in a terminal of your server ($JUPYTERHUB_API_TOKEN)"
+        )
+    try:
+        results = client.search(args.query, args.k)
+    except LabMemoryUnavailable as e:
+        raise CommandError(f"the lab's memory: {e}") from None
+    emit(args, {"results": results}, _human_results(results))
+    return 0
+
+
 def _cmd_kb(args: argparse.Namespace) -> int:
     from westtek_core.kb import KnowledgeIndexBackend, default_index_path
+
+    if args.action == "search" and args.k < 1:
+        raise CommandError("-k must be at least 1")
+    if args.action == "search" and args.lab:
+        return _cmd_lab_search(args)
 
     index = args.index or default_index_path()
     backend = KnowledgeIndexBackend()  # sqlite unless $WESTTEK_KB_BACKEND says otherwise
@@ -103,18 +147,8 @@ def _cmd_kb(args: argparse.Namespace) -> int:
     kb = backend.open_knowledge_base(index)
     try:
         if args.action == "search":
-            if args.k < 1:
-                raise CommandError("-k must be at least 1")
             results = [r.to_json() for r in kb.search(args.query, args.k, mode=args.mode)]
-
-            def human_results(console: Console) -> None:
-                if not results:
-                    console.print("nothing found")
-                for r in results:
-                    console.print(f"[bold]{r['source']}[/] {r['locator']}  ({r['score']:.4f})")
-                    console.print("  " + " ".join(r["text"].split())[:300])
-
-            emit(args, {"results": results}, human_results)
+            emit(args, {"results": results}, _human_results(results))
             return 0
         if not args.dir.is_dir():
             raise CommandError(f"{args.dir} is not a directory")
@@ -161,6 +195,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     from westtek_core.agents.service import default_kb_path, open_knowledge_base
     from westtek_core.drift.events import EventLog
     from westtek_core.environment_service import EnvironmentService
+    from westtek_core.kb.lab_client import LabMemoryClient
     from westtek_core.paths import default_key_file, default_store, event_log_path
     from westtek_core.snapshot import default_environment_id
 
@@ -181,7 +216,8 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         environment_id=args.environment_id or default_environment_id(),
         event_log=events,
     )
-    ctx = ToolContext(service, open_knowledge_base(index))
+    # under JupyterHub, the lab's memory on the hub service too (as the chat does)
+    ctx = ToolContext(service, open_knowledge_base(index), LabMemoryClient.under_jupyterhub())
     out, err = Console(), Console(stderr=True)
     live = not args.json and out.is_terminal
 
