@@ -360,8 +360,10 @@ class KnowledgeSearchHandler(APIHandler):
                 denied = registry.Denied(f"{caller.name} is not in lab {wanted!r}", wanted)
                 self.run(caller, "knowledge.search", wanted, lambda _: registry.refuse(denied))
             labs = {wanted}
+        with self.registry.sessions() as session:
+            shared = {} if wanted else registry.shared_with(session, caller)
         results = await IOLoop.current().run_in_executor(
-            None, self.knowledge.search, labs, query, k
+            None, self.knowledge.search, labs, query, k, shared
         )
         self.reply({"query": query, "labs": sorted(labs), "results": results})
 
@@ -381,10 +383,15 @@ class KnowledgeCellHandler(APIHandler):
             raise web.HTTPError(400, str(e)) from None
 
         def check(session: Session) -> str:
-            env, _ = registry.get_environment(session, caller, env_id, history=True)
+            missing = f"no snapshot {snapshot_id!r} of {env_id!r}"
+            env, access = registry.get_environment(session, caller, env_id, missing=missing)
             snap = session.get(Snapshot, snapshot_id)
             if snap is None or snap.environment_id != env.id:
-                raise registry.NotFound(f"no snapshot {snapshot_id!r} of {env_id!r}", env.lab_id)
+                raise registry.NotFound(missing, env.lab_id)
+            # a share gives the shared snapshot, not the environment's others
+            shared = registry.shared_with(session, caller).get(env.lab_id, set())
+            if access.startswith("shared-") and snapshot_id not in shared:
+                raise registry.Hidden(missing, env.lab_id)
             return env.lab_id
 
         lab_id = self.run(caller, "knowledge.cell", env_id, check)

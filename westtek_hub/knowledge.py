@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -120,12 +120,28 @@ class LabKnowledge(LoggingConfigurable):
                               snapshot_id[:12], e)  # fmt: skip
         return added
 
-    def search(self, labs: Iterable[str], query: str, k: int) -> list[dict[str, Any]]:
-        """The ``k`` best cited passages over the labs' memories, best first."""
+    def search(
+        self,
+        labs: Iterable[str],
+        query: str,
+        k: int,
+        shared: Mapping[str, Collection[str]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The ``k`` best cited passages over the labs' memories, best first.
+
+        ``shared`` (lab → snapshot ids shared with the caller's labs) adds what those
+        snapshots hold, and nothing else of those labs.
+        """
+        searches: list[tuple[str, Collection[str] | None]] = [(lab, None) for lab in set(labs)]
+        searches += [(lab, ids) for lab, ids in (shared or {}).items() if lab not in labs]
         found = []
-        for lab_id in sorted(set(labs)):
-            for result, citation in self.memory(lab_id).search(query, k):
-                found.append(result.to_json() | {"lab_id": lab_id, "citation": citation.to_json()})
+        for lab_id, snapshots in sorted(searches, key=lambda s: s[0]):
+            for result, citation in self.memory(lab_id).search(query, k, snapshots=snapshots):
+                found.append(
+                    result.to_json()
+                    | {"lab_id": lab_id, "shared": snapshots is not None,
+                       "citation": citation.to_json()}
+                )  # fmt: skip
         found.sort(key=lambda r: -float(r["score"]))
         return found[:k]
 

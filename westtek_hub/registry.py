@@ -414,6 +414,20 @@ def _shared_snapshots(session: Session, caller: Caller) -> dict[str, list[tuple[
     return shared
 
 
+def shared_with(session: Session, caller: Caller) -> dict[str, set[str]]:
+    """Lab → ids of its snapshots actively shared with one of the caller's labs."""
+    rows = session.execute(
+        select(Share.from_lab, Share.snapshot_id).where(
+            Share.to_lab.in_(list(caller.labs)), Share.revoked_at.is_(None)
+        )
+    )
+    shared: dict[str, set[str]] = {}
+    for lab, snapshot_id in rows:
+        if lab not in caller.labs:
+            shared.setdefault(lab, set()).add(snapshot_id)
+    return shared
+
+
 def _shared_access(session: Session, caller: Caller) -> dict[str, str]:
     """Environment id → shared-read/shared-restore for the caller's labs' active shares."""
     return {

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
-from tests.core.kb.test_lab_memory import BOB_ANALYSIS, CAROL_ANALYSIS
+from tests.core.kb.test_lab_memory import BOB_ANALYSIS, CAROL_ANALYSIS, notebook
 from tests.hub.conftest import answer, store_snapshot
 from tests.hub.test_registry_api import snapshot_report
 from westtek_core.agents import AgentLoop, ToolContext
@@ -197,3 +197,34 @@ async def test_kb_search_and_ask_in_a_researchers_terminal_reach_the_lab_memory(
     alone = {k: v for k, v in env.items() if k != "JUPYTERHUB_API_TOKEN"}
     refused = await asyncio.to_thread(westtek, "kb", "search", "--lab", QUESTION, env=alone)
     assert refused.returncode != 0 and "needs JupyterHub" in refused.stderr
+
+
+async def test_a_share_gives_another_lab_exactly_the_shared_snapshots_memory(api, lab_stores):
+    # Given bob's two snapshots: figure 3's notebook in the first, a new one in the second
+    first = await report(api, lab_stores, "bob", "vault-13", {"analysis.ipynb": BOB_ANALYSIS})
+    assert await found(api, "alice")
+    fit = notebook("# exponential decay fit of the cyclotron beam lifetime")
+    second = await report(api, lab_stores, "bob", "vault-13",
+                          {"analysis.ipynb": BOB_ANALYSIS, "lifetime.ipynb": fit})  # fmt: skip
+    assert await found(api, "alice", "cyclotron beam lifetime")
+    # When bob's lab admin shares only the first with carol's lab
+    share = {"snapshot_id": first, "to_lab": "vault-101", "permission": "read"}
+    created = await api("POST", "collaboration/share", "dana", share)
+    assert created.code == 201, answer(created)
+    # Then carol finds figure 3's notebook, cited to the shared snapshot, and opens its cell
+    (best, *_) = await found(api, "carol")
+    assert best["shared"] and best["lab_id"] == "vault-13"
+    assert (best["citation"]["environment_id"], best["citation"]["snapshot_id"]) == ("bob", first)
+    cell = int(best["citation"]["locator"].removeprefix("cell "))
+    query = urlencode({"environment_id": "bob", "snapshot_id": first,
+                       "path": "analysis.ipynb", "cell": cell})  # fmt: skip
+    assert (await api("GET", f"knowledge/cell?{query}", "carol")).code == 200
+    # but nothing only the unshared snapshot holds, nor its cells
+    lifetime = await found(api, "carol", "cyclotron beam lifetime", timeout=0)
+    assert all(r["citation"]["path"] != "lifetime.ipynb" for r in lifetime)
+    other = urlencode({"environment_id": "bob", "snapshot_id": second,
+                       "path": "lifetime.ipynb", "cell": 0})  # fmt: skip
+    assert (await api("GET", f"knowledge/cell?{other}", "carol")).code == 404
+    # and once the share is revoked, nothing of bob's at all
+    assert (await api("DELETE", f"collaboration/share/{answer(created)['id']}", "dana")).code == 200
+    assert await found(api, "carol", timeout=0) == []

@@ -68,6 +68,11 @@ class SourceCatalogue:
             "environment_id TEXT NOT NULL, researcher TEXT NOT NULL, snapshot_id TEXT NOT NULL, "
             "path TEXT NOT NULL, PRIMARY KEY (source, kind))"
         )
+        # which snapshot holds which source: what a share of one snapshot gives
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS held (snapshot_id TEXT NOT NULL, source TEXT NOT NULL, "
+            "kind TEXT NOT NULL, PRIMARY KEY (snapshot_id, source, kind))"
+        )
 
     def has(self, source: str, kind: str) -> bool:
         """Whether the source is catalogued."""
@@ -79,6 +84,23 @@ class SourceCatalogue:
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def record_held(self, snapshot_id: str, sources: Iterable[tuple[str, str]]) -> None:
+        """Record that a snapshot holds these (source, kind), in the indexed version or not."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR IGNORE INTO held VALUES (?, ?, ?)",
+                [(snapshot_id, source, kind) for source, kind in sources],
+            )
+
+    def holder(self, source: str, kind: str, snapshots: Collection[str]) -> str | None:
+        """One of ``snapshots`` that holds the source, if any."""
+        for snapshot_id in sorted(snapshots):
+            query = "SELECT 1 FROM held WHERE snapshot_id = ? AND source = ? AND kind = ?"
+            if self._db.execute(query, (snapshot_id, source, kind)).fetchone():
+                return snapshot_id
+        return None
 
     def of(self, source: str, kind: str) -> tuple[str, str, str, str] | None:
         """(environment, researcher, snapshot, path) of a source."""
@@ -152,10 +174,14 @@ class LabMemory:
                 kind = "notebook" if path.endswith(".ipynb") else "experiment"
                 if source in changed or not self.catalogue.has(source, kind):
                     rows.append((source, kind, environment_id, researcher, snapshot_id, path))
+            held = [(prefix + p, "notebook" if p.endswith(".ipynb") else "experiment")
+                    for p in readable]  # fmt: skip
             for kind in ("manifest", "summary"):
                 source = f"snapshot:{snapshot_id}"
                 rows.append((source, kind, environment_id, researcher, snapshot_id, ""))
+                held.append((source, kind))
             self.catalogue.record(rows)
+            self.catalogue.record_held(snapshot_id, held)
         return report
 
     def has_snapshot(self, snapshot_id: str) -> bool:
@@ -173,13 +199,19 @@ class LabMemory:
         return report
 
     def search(
-        self, query: str, k: int = 5, environments: Collection[str] | None = None
+        self,
+        query: str,
+        k: int = 5,
+        environments: Collection[str] | None = None,
+        snapshots: Collection[str] | None = None,
     ) -> list[tuple[SearchResult, Citation]]:
         """The ``k`` best passages with their citations, best first.
 
-        ``environments`` limits them to those environments' material (what a share gives).
+        ``environments`` limits them to those environments' material; ``snapshots`` to what
+        those snapshots hold (what a share gives), each cited to the shared snapshot.
         """
-        wanted = k if environments is None else k * 4
+        limited = environments is not None or snapshots is not None
+        wanted = k * 4 if limited else k
         with self._lock:
             found = self.kb.search(query, wanted)
             cited = []
@@ -190,6 +222,11 @@ class LabMemory:
                 environment, researcher, snapshot, path = origin
                 if environments is not None and environment not in environments:
                     continue
+                if snapshots is not None:
+                    shared = self.catalogue.holder(result.source, result.kind, snapshots)
+                    if shared is None:
+                        continue
+                    snapshot = shared
                 cited.append(
                     (result, Citation(environment, researcher, snapshot, path, result.locator))
                 )
