@@ -20,6 +20,7 @@ from jupyterhub.services.auth import HubAuth, HubOAuth, HubOAuthenticated
 from sqlalchemy.orm import Session
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.ioloop import IOLoop
 
 from westtek_core.request_input import BadInput, parse_json
 from westtek_hub import audit, registry
@@ -164,6 +165,35 @@ class APIHandler(HubOAuthenticated, web.RequestHandler):
             error = problem
             self.run(caller, action, "", lambda _: registry.refuse(error))
         return dict(parsed)
+
+    def remember(
+        self, snapshot_id: str, lab_id: str | None = None, stored_id: str | None = None
+    ) -> None:
+        """Add a registered snapshot to a lab's memory in the background (logged on failure).
+
+        By default the snapshot's own lab, from its own store; ``lab_id`` and ``stored_id``
+        name another lab and the snapshot's id in that lab's store (a reassignment's copy).
+        """
+        knowledge = self.knowledge
+        if not knowledge.active:
+            return
+        with self.registry.sessions() as session:
+            found = registry.snapshot_origin(session, snapshot_id)
+            history = registry.environment_history(session, found[1]) if found else []
+        if found is None:
+            return
+        lab, env_id, researcher = found
+        lab = lab_id or lab
+        work = IOLoop.current().run_in_executor(
+            None, knowledge.add_snapshot, lab, stored_id or snapshot_id, env_id, researcher, history
+        )
+
+        def done(finished: Any) -> None:
+            if finished.exception() is not None:
+                knowledge.log.warning("lab %s's memory: snapshot %s not added: %s",
+                                      lab, snapshot_id[:12], finished.exception())  # fmt: skip
+
+        work.add_done_callback(done)
 
     async def caller(self) -> Caller:
         """Who is asking (403 without a user's token or OAuth cookie)."""

@@ -247,31 +247,9 @@ class ReportedSnapshotsHandler(APIHandler):
             str(body.get("id")),
             lambda s: registry.record_snapshot(s, caller, body),
         )
-        if stored and self.knowledge.active:
+        if stored:
             self.remember(str(body["id"]))
         self.reply({"stored": stored, "id": body.get("id")}, 201 if stored else 200)
-
-    def remember(self, snapshot_id: str) -> None:
-        """Add the snapshot to its lab's memory in the background (logged if it fails)."""
-        with self.registry.sessions() as session:
-            found = registry.snapshot_origin(session, snapshot_id)
-            history = registry.environment_history(session, found[1]) if found else []
-        if found is None:
-            return
-        lab_id, env_id, researcher = found
-        knowledge = self.knowledge
-        future = IOLoop.current().run_in_executor(
-            None, knowledge.add_snapshot, lab_id, snapshot_id, env_id, researcher, history
-        )
-
-        def done(finished: Any) -> None:
-            if finished.exception() is not None:
-                knowledge.log.warning(
-                    "lab %s's memory: snapshot %s not added: %s",
-                    lab_id, snapshot_id[:12], finished.exception(),
-                )  # fmt: skip
-
-        future.add_done_callback(done)
 
 
 class ShareHandler(APIHandler):
@@ -470,7 +448,11 @@ class TransferHandler(APIHandler):
                 moved["snapshots_copied"] = carried
             return moved
 
-        self.reply(self.run(caller, "environment.reassign", env_id, work))
+        moved = self.run(caller, "environment.reassign", env_id, work)
+        # the successor's lab's memory learns the environment from its own copies
+        for original, copy_id in (carried.get("copied") or {}).items():
+            self.remember(original, lab_id=to_lab, stored_id=copy_id)
+        self.reply(moved)
 
 
 class StorageHandler(APIHandler):

@@ -228,3 +228,21 @@ async def test_a_share_gives_another_lab_exactly_the_shared_snapshots_memory(api
     # and once the share is revoked, nothing of bob's at all
     assert (await api("DELETE", f"collaboration/share/{answer(created)['id']}", "dana")).code == 200
     assert await found(api, "carol", timeout=0) == []
+
+
+async def test_a_successor_in_another_lab_finds_the_predecessors_work(api, lab_stores):
+    # Given bob's snapshot in vault-13's memory, nothing of it in vault-101's
+    bob = await report(api, lab_stores, "bob", "vault-13", {"analysis.ipynb": BOB_ANALYSIS})
+    assert await found(api, "alice")
+    assert await found(api, "carol", timeout=0) == []
+    # When the hub admin hands bob's environment to carol, of vault-101
+    handed = await api("POST", "knowledge/transfer", "overseer",
+                       {"environment_id": "bob", "to_researcher": "carol"})  # fmt: skip
+    assert handed.code == 200, answer(handed)
+    assert answer(handed)["snapshots_copied"]["to_lab"] == "vault-101"
+    # Then carol's lab's memory learns it from vault-101's own copy, cited to bob's work
+    (best, *_) = await found(api, "carol")
+    assert best["lab_id"] == "vault-101" and not best["shared"]
+    assert (best["citation"]["environment_id"], best["citation"]["researcher"]) == ("bob", "bob")
+    copy_id = answer(handed)["snapshots_copied"]["copied"][bob]
+    assert best["citation"]["snapshot_id"] == copy_id
