@@ -29,6 +29,7 @@ from westtek_core.agents.conversations import ConversationNotFound
 from westtek_core.agents.service import AgentService
 from westtek_core.areas import AREAS
 from westtek_core.environment_service import USER_ERRORS, EnvironmentService, Message
+from westtek_core.kb.lab_client import LabMemoryUnavailable
 from westtek_core.request_input import MAX_INT, BadInput, parse_count, parse_json
 from westtek_core.snapshot import EXPORT_FORMATS
 from westtek_core.status import Capability, status_report
@@ -508,6 +509,37 @@ class KnowledgeSearchHandler(AgentHandler):
         self.reply(await self.run(self.agents.search, query, k))
 
 
+class PreservedCellHandler(AgentHandler):
+    """``GET kb/cell``: a cell the lab's memory cited, from the snapshot that holds it."""
+
+    operations = {
+        "get": Operation(
+            "A cited cell of the lab's memory (through the hub service)",
+            models.PreservedCell,
+            query={
+                "environment_id": "the citation's environment",
+                "snapshot_id": "the citation's snapshot",
+                "path": "the notebook's path in the snapshot",
+                "cell": "the cell, from 0",
+            },
+        )
+    }
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """Ask the hub service for the cell, with this server's token."""
+        wanted = [self.get_argument(name, "") for name in ("environment_id", "snapshot_id", "path")]
+        if not all(wanted):
+            raise web.HTTPError(400, "give environment_id, snapshot_id and path")
+        cell = self.int_argument("cell", 0, maximum=100_000)
+        try:
+            found = await self.run(self.agents.preserved_cell, *wanted, cell)
+        except LabMemoryUnavailable as e:
+            raise web.HTTPError(404 if e.status in (403, 404) else 502, str(e)) from None
+        self.reply(found)
+
+
 class OpenAPIHandler(WestTekAPIHandler):
     """``GET openapi.json``: this API's OpenAPI 3 document."""
 
@@ -601,5 +633,6 @@ def handler_routes() -> list[tuple[str, Any]]:
         (rf"{api}/chat", ChatHandler),
         (rf"{api}/chat/(?P<conversation_id>[0-9a-f]{{32}})", ConversationHandler),
         (rf"{api}/kb/search", KnowledgeSearchHandler),
+        (rf"{api}/kb/cell", PreservedCellHandler),
         (rf"{api}/openapi.json", OpenAPIHandler),
     ]

@@ -243,6 +243,12 @@ class Citation(_Wire):
 
     source: str
     locator: str
+    environment_id: str | None = Field(
+        default=None, description="The lab's memory: whose environment's snapshot holds it"
+    )
+    snapshot_id: str | None = Field(
+        default=None, description="The lab's memory: the snapshot holding the cited bytes"
+    )
 
 
 class RiskAssessment(_Wire):
@@ -361,14 +367,41 @@ class Conversation(ConversationSummary):
     messages: list[ChatMessage]
 
 
+class PreservedAt(_Wire):
+    """Where the lab's memory found a passage: an environment's snapshot, a path, a place."""
+
+    environment_id: str
+    researcher: str
+    snapshot_id: str = Field(description="Empty for the install history")
+    path: str = Field(description="Empty for a snapshot's manifest or summary, or a history")
+    locator: str
+
+
 class KBResult(_Wire):
-    """A passage of the lab's knowledge base."""
+    """A passage of the lab's knowledge base (this workspace's, or the lab's memory)."""
 
     source: str
     locator: str
     score: float
     text: str
     kind: Literal["notebook", "manifest", "summary", "install-history", "experiment"]
+    lab_id: str | None = Field(default=None, description="The lab's memory it came from")
+    shared: bool | None = Field(default=None, description="From a snapshot shared with the lab")
+    citation: PreservedAt | None = None
+
+
+class PreservedCell(_Wire):
+    """``GET kb/cell``: a cited notebook cell as the lab's memory's snapshot holds it."""
+
+    environment_id: str
+    lab_id: str
+    snapshot_id: str
+    path: str
+    cell: int
+    cells: int = Field(description="How many cells the notebook has")
+    cell_type: str
+    source: str
+    outputs: list[str] = Field(description="Each output as text (streams, text/plain, errors)")
 
 
 class KBSearchResults(_Wire):

@@ -10,6 +10,7 @@ import {
   IEventList,
   IJob,
   IJobList,
+  IPreservedCell,
   IRestoreRequest,
   IRollbackPreview,
   IRollbackRequest,
@@ -119,6 +120,25 @@ export class WestTekClient {
    */
   snapshot(id: string): Promise<{ [key: string]: any }> {
     return this._get(`snapshots/${encodeURIComponent(id)}`);
+  }
+
+  /**
+   * `GET kb/cell`: a cell the lab's memory cited, read by the hub service from
+   * the snapshot that holds it.
+   */
+  preservedCell(
+    environmentId: string,
+    snapshotId: string,
+    path: string,
+    cell: number
+  ): Promise<IPreservedCell> {
+    const query = new URLSearchParams({
+      environment_id: environmentId,
+      snapshot_id: snapshotId,
+      path,
+      cell: String(cell)
+    });
+    return this._get(`kb/cell?${query.toString()}`);
   }
 
   /**

@@ -23,6 +23,17 @@ export interface ICitation {
    * `cell N` (from 0), `line N` (from 1) or `event N`.
    */
   locator: string;
+
+  /**
+   * Set for the lab's memory (the hub service): whose environment's snapshot
+   * holds the source, which is then `<environment_id>/<path>`.
+   */
+  environment_id?: string | null;
+
+  /**
+   * Set for the lab's memory: the snapshot holding the cited bytes.
+   */
+  snapshot_id?: string | null;
 }
 
 /**
@@ -489,14 +500,35 @@ export class ChatModel extends VDomModel {
  * @param citation A citation of an answer
  * @returns A notebook cell, a file line, a snapshot, or the drift history
  */
-export function citationTarget(
-  citation: ICitation
-):
+export function citationTarget(citation: ICitation):
   | { kind: 'notebook'; path: string; cell: number }
+  | {
+      kind: 'preserved';
+      environmentId: string;
+      snapshotId: string;
+      path: string;
+      cell: number;
+    }
   | { kind: 'file'; path: string; line: number }
   | { kind: 'snapshot'; id: string; line: number }
   | { kind: 'drift' } {
   const number = Number(/(\d+)/.exec(citation.locator)?.[1] ?? 0);
+  const environment = citation.environment_id;
+  if (
+    environment &&
+    citation.snapshot_id &&
+    citation.source.startsWith(`${environment}/`) &&
+    citation.source.endsWith('.ipynb')
+  ) {
+    // the lab's memory: a notebook of a snapshot, wherever the reader works
+    return {
+      kind: 'preserved',
+      environmentId: environment,
+      snapshotId: citation.snapshot_id,
+      path: citation.source.slice(environment.length + 1),
+      cell: number
+    };
+  }
   if (citation.source.startsWith('snapshot:')) {
     return {
       kind: 'snapshot',

@@ -320,3 +320,74 @@ export async function showManifestLine(
     buttons: [Dialog.okButton({ label: trans.__('Close') })]
   });
 }
+
+/**
+ * Show a cell the lab's memory cited, as the snapshot that holds it has it:
+ * the predecessor's notebook need not be in the reader's workspace.
+ *
+ * @param client The server's API client (which asks the hub service)
+ * @param target The citation's environment, snapshot, notebook and cell
+ * @param target.environmentId Whose environment's snapshot holds the notebook
+ * @param target.snapshotId The snapshot
+ * @param target.path The notebook's path in the snapshot
+ * @param target.cell The cell, from 0
+ * @param trans Translations
+ */
+export async function showPreservedCell(
+  client: WestTekClient,
+  target: {
+    environmentId: string;
+    snapshotId: string;
+    path: string;
+    cell: number;
+  },
+  trans: TranslationBundle
+): Promise<void> {
+  let body: JSX.Element;
+  try {
+    const found = await client.preservedCell(
+      target.environmentId,
+      target.snapshotId,
+      target.path,
+      target.cell
+    );
+    body = (
+      <div data-testid="westtek-preserved-cell">
+        <p className="jp-WestTek-muted">
+          {trans.__(
+            'Cell %1 of %2 in %3, as snapshot %4 of environment %5 (lab %6) holds it.',
+            found.cell,
+            found.cells,
+            found.path,
+            found.snapshot_id.slice(0, 12),
+            found.environment_id,
+            found.lab_id
+          )}
+        </p>
+        <pre
+          className="jp-WestTek-cellSource"
+          data-testid="westtek-preserved-source"
+        >
+          {found.source}
+        </pre>
+        {found.outputs.map((text, index) => (
+          <pre key={index} className="jp-WestTek-cellOutput">
+            {text}
+          </pre>
+        ))}
+      </div>
+    );
+  } catch (error) {
+    body = <p role="alert">{errorMessage(error)}</p>;
+  }
+  await showDialog({
+    title: trans.__(
+      '%1 of %2, cell %3',
+      target.path,
+      target.environmentId,
+      target.cell
+    ),
+    body,
+    buttons: [Dialog.okButton({ label: trans.__('Close') })]
+  });
+}

@@ -15,7 +15,11 @@ import { ITranslator, nullTranslator } from '@jupyterlab/translation';
  * exist as soon as the application starts. */
 import { WestTekClient } from './api-client';
 import { ChatModel, citationTarget, ICitation } from './chat-model';
-import { openNotebookAt, showManifestLine } from './chat-panel';
+import {
+  openNotebookAt,
+  showManifestLine,
+  showPreservedCell
+} from './chat-panel';
 import { addCommands, CommandIDs } from './commands';
 import { DriftModel } from './drift-model';
 import { EnvironmentModel } from './environment-model';
@@ -100,6 +104,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       switch (target.kind) {
         case 'notebook':
           void openNotebookAt(app, target.path, target.cell);
+          break;
+        case 'preserved':
+          void showPreservedCell(client, target, trans);
           break;
         case 'file':
           void app.commands.execute('docmanager:open', { path: target.path });

@@ -811,3 +811,19 @@ export interface IWestTekSettings {
    */
   notificationLevel: NotificationLevel;
 }
+
+/**
+ * `GET kb/cell` (`models.PreservedCell`): a cell the lab's memory cited, as
+ * its snapshot holds it.
+ */
+export interface IPreservedCell {
+  environment_id: string;
+  lab_id: string;
+  snapshot_id: string;
+  path: string;
+  cell: number;
+  cells: number;
+  cell_type: string;
+  source: string;
+  outputs: string[];
+}

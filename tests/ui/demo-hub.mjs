@@ -169,3 +169,23 @@ export async function logIntoLab(page, hub, username) {
     .locator(SIDEBAR_TAB)
     .waitFor({ state: 'visible', timeout: deadline - Date.now() });
 }
+
+/** The hub service's panel, under the hub. */
+export const SERVICE = '/services/westtek/';
+const AUTHORIZE = '/hub/api/oauth2/authorize';
+
+/**
+ * Sign `username` in to the West Tek panel through the hub's OAuth, as a person
+ * does (the login form, then "Authorize" the first time), and wait for it.
+ */
+export async function openPanel(page, hub, username) {
+  await page.goto(`${hub.url}${SERVICE}`);
+  await submitLogin(page, username, DEMO_PASSWORD);
+  await page.waitForURL(url => [SERVICE, AUTHORIZE].includes(url.pathname));
+  if (new URL(page.url()).pathname === AUTHORIZE) {
+    // JupyterHub asks once whether the service may know who they are.
+    await page.getByRole('button', { name: 'Authorize', exact: true }).click();
+    await page.waitForURL(url => url.pathname === SERVICE);
+  }
+  await page.locator('#westtek-panel').waitFor();
+}

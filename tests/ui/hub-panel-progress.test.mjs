@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { DEMO_PASSWORD, startHub, submitLogin } from './demo-hub.mjs';
+import { DEMO_PASSWORD, SERVICE, openPanel, startHub } from './demo-hub.mjs';
 import {
   launchBrowser,
   newLoopbackContext,
@@ -19,9 +19,7 @@ import {
   withLog
 } from './helpers.mjs';
 
-const SERVICE = '/services/westtek/';
 const API = `${SERVICE}api/`;
-const AUTHORIZE = '/hub/api/oauth2/authorize';
 // overseer's server, launched from the panel, starting on the local backend.
 const SERVER_READY_TIMEOUT_MS = 180_000;
 
@@ -174,17 +172,7 @@ describe('the hub admin panel: long actions say what is happening', () => {
       // and the hub admin signed in to the panel (through the hub's OAuth).
       context = await newLoopbackContext(browser);
       page = await context.newPage();
-      await page.goto(`${hub.url}${SERVICE}`);
-      await submitLogin(page, 'overseer', DEMO_PASSWORD);
-      await page.waitForURL(url => [SERVICE, AUTHORIZE].includes(url.pathname));
-      if (new URL(page.url()).pathname === AUTHORIZE) {
-        // JupyterHub asks once whether the service may know who he is.
-        await page
-          .getByRole('button', { name: 'Authorize', exact: true })
-          .click();
-        await page.waitForURL(url => url.pathname === SERVICE);
-      }
-      await page.locator('#westtek-panel').waitFor();
+      await openPanel(page, hub, 'overseer');
     });
   });
 

@@ -20,7 +20,7 @@ from westtek_core.agents.loop import AGENTS, AgentLoop, Chunk, DriftAutoAnalyzer
 from westtek_core.agents.tools import SearchIndex, ToolContext
 from westtek_core.agents.tools.knowledge import search_knowledge_base
 from westtek_core.environment_service import EnvironmentService
-from westtek_core.kb.lab_client import LabMemoryClient
+from westtek_core.kb.lab_client import LabMemoryClient, LabMemoryUnavailable
 from westtek_core.paths import data_dir
 
 if TYPE_CHECKING:  # the knowledge base is an optional part of an install
@@ -161,6 +161,17 @@ class AgentService(LoggingConfigurable):
             answer.tools_called,
         )
         return {"conversation_id": conversation_id, **answer.to_json()}
+
+    def preserved_cell(
+        self, environment_id: str, snapshot_id: str, path: str, cell: int
+    ) -> dict[str, Any]:
+        """A cell the lab's memory cited, read by the hub service from the lab's snapshot.
+
+        Raises ``LabMemoryUnavailable`` (outside JupyterHub, or when the hub refuses).
+        """
+        if self.lab_memory_client is None:
+            raise LabMemoryUnavailable("this server is not under JupyterHub: no lab memory", 404)
+        return self.lab_memory_client.cell(environment_id, snapshot_id, path, cell)
 
     def search(self, query: str, k: int = 5) -> dict[str, Any]:
         """The best passages for ``query``: the lab's memory and this workspace's index."""

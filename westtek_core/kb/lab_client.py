@@ -17,7 +17,23 @@ from westtek_core.version import __version__
 
 
 class LabMemoryUnavailable(RuntimeError):
-    """The hub service did not answer a search; ``str()`` says why, in one line."""
+    """The hub service did not answer; ``str()`` says why, in one line.
+
+    ``status`` is the hub service's HTTP status when it answered one (404: no such cell).
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _message(error: urllib.error.HTTPError) -> str:
+    """The hub service's own message (its errors are JSON), else the status."""
+    try:
+        told = json.loads(error.read()).get("message")
+    except (OSError, ValueError, AttributeError):
+        told = None
+    return f"the hub service answered {error.code}: {told or error.reason}"
 
 
 class LabMemoryClient:
@@ -44,6 +60,15 @@ class LabMemoryClient:
             raise LabMemoryUnavailable("the hub service answered a search without results")
         return [r for r in results if isinstance(r, dict) and isinstance(r.get("citation"), dict)]
 
+    def cell(self, environment_id: str, snapshot_id: str, path: str, cell: int) -> dict[str, Any]:
+        """A cited cell as the snapshot in the lab's store holds it."""
+        params = {"environment_id": environment_id, "snapshot_id": snapshot_id, "path": path,
+                  "cell": str(cell)}  # fmt: skip
+        found = self._get("knowledge/cell", params)
+        if not isinstance(found, dict):
+            raise LabMemoryUnavailable("the hub service answered a cell that is not an object")
+        return found
+
     def _get(self, path: str, params: dict[str, str]) -> Any:
         url = f"{self.api_base}/{path}?{urlencode(params)}"
         request = urllib.request.Request(
@@ -57,6 +82,6 @@ class LabMemoryClient:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as e:
-            raise LabMemoryUnavailable(f"the hub service answered {e.code} {e.reason}") from None
+            raise LabMemoryUnavailable(_message(e), e.code) from None
         except (OSError, ValueError) as e:
             raise LabMemoryUnavailable(f"the hub service cannot be reached: {e}") from None
