@@ -5,6 +5,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import React, { useEffect, useRef, useState } from 'react';
 
 import { errorMessage, WestTekClient } from './api-client';
+import { IPreservedCell } from './tokens';
 import { AgentName, ChatModel, IChatMessage, ICitation } from './chat-model';
 import { PanelError, useModel } from './components';
 import { formatTime } from './format';
@@ -322,64 +323,114 @@ export async function showManifestLine(
 }
 
 /**
+ * Where a lab-memory citation points: an environment's snapshot, a notebook
+ * in it and a cell.
+ */
+export interface IPreservedTarget {
+  environmentId: string;
+  snapshotId: string;
+  path: string;
+  cell: number;
+}
+
+/**
+ * A preserved notebook's cells, one at a time from the cited one: a passage
+ * may span several short cells, so the reader can step through them.
+ *
+ * @param props.client The server's API client (which asks the hub service)
+ * @param props.target The citation
+ * @param props.trans Translations
+ * @returns The cell, where it comes from, and Previous/Next
+ */
+export function PreservedCellView(props: {
+  client: WestTekClient;
+  target: IPreservedTarget;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { client, target, trans } = props;
+  const [index, setIndex] = useState(target.cell);
+  const [found, setFound] = useState<IPreservedCell | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    let current = true;
+    client
+      .preservedCell(
+        target.environmentId,
+        target.snapshotId,
+        target.path,
+        index
+      )
+      .then(cell => current && (setFound(cell), setError(null)))
+      .catch(reason => current && setError(errorMessage(reason)));
+    return () => {
+      current = false;
+    };
+  }, [index]);
+  if (error) {
+    return <p role="alert">{error}</p>;
+  }
+  if (!found) {
+    return <p className="jp-WestTek-muted">{trans.__('Loading…')}</p>;
+  }
+  return (
+    <div data-testid="westtek-preserved-cell" data-cell={found.cell}>
+      <p className="jp-WestTek-muted">
+        {trans.__(
+          'Cell %1 of %2 in %3, as snapshot %4 of environment %5 (lab %6) holds it.',
+          found.cell,
+          found.cells,
+          found.path,
+          found.snapshot_id.slice(0, 12),
+          found.environment_id,
+          found.lab_id
+        )}
+      </p>
+      <pre
+        className="jp-WestTek-cellSource"
+        data-testid="westtek-preserved-source"
+      >
+        {found.source}
+      </pre>
+      {found.outputs.map((text, position) => (
+        <pre key={position} className="jp-WestTek-cellOutput">
+          {text}
+        </pre>
+      ))}
+      <div className="jp-WestTek-cellNav">
+        <Button
+          appearance="neutral"
+          disabled={found.cell <= 0}
+          data-testid="westtek-preserved-previous"
+          onClick={() => setIndex(found.cell - 1)}
+        >
+          {trans.__('Previous cell')}
+        </Button>
+        <Button
+          appearance="neutral"
+          disabled={found.cell + 1 >= found.cells}
+          data-testid="westtek-preserved-next"
+          onClick={() => setIndex(found.cell + 1)}
+        >
+          {trans.__('Next cell')}
+        </Button>
+      </div>
+    </div>
+  );
+}
+
+/**
  * Show a cell the lab's memory cited, as the snapshot that holds it has it:
  * the predecessor's notebook need not be in the reader's workspace.
  *
  * @param client The server's API client (which asks the hub service)
  * @param target The citation's environment, snapshot, notebook and cell
- * @param target.environmentId Whose environment's snapshot holds the notebook
- * @param target.snapshotId The snapshot
- * @param target.path The notebook's path in the snapshot
- * @param target.cell The cell, from 0
  * @param trans Translations
  */
 export async function showPreservedCell(
   client: WestTekClient,
-  target: {
-    environmentId: string;
-    snapshotId: string;
-    path: string;
-    cell: number;
-  },
+  target: IPreservedTarget,
   trans: TranslationBundle
 ): Promise<void> {
-  let body: JSX.Element;
-  try {
-    const found = await client.preservedCell(
-      target.environmentId,
-      target.snapshotId,
-      target.path,
-      target.cell
-    );
-    body = (
-      <div data-testid="westtek-preserved-cell">
-        <p className="jp-WestTek-muted">
-          {trans.__(
-            'Cell %1 of %2 in %3, as snapshot %4 of environment %5 (lab %6) holds it.',
-            found.cell,
-            found.cells,
-            found.path,
-            found.snapshot_id.slice(0, 12),
-            found.environment_id,
-            found.lab_id
-          )}
-        </p>
-        <pre
-          className="jp-WestTek-cellSource"
-          data-testid="westtek-preserved-source"
-        >
-          {found.source}
-        </pre>
-        {found.outputs.map((text, index) => (
-          <pre key={index} className="jp-WestTek-cellOutput">
-            {text}
-          </pre>
-        ))}
-      </div>
-    );
-  } catch (error) {
-    body = <p role="alert">{errorMessage(error)}</p>;
-  }
   await showDialog({
     title: trans.__(
       '%1 of %2, cell %3',
@@ -387,7 +438,7 @@ export async function showPreservedCell(
       target.environmentId,
       target.cell
     ),
-    body,
+    body: <PreservedCellView client={client} target={target} trans={trans} />,
     buttons: [Dialog.okButton({ label: trans.__('Close') })]
   });
 }
