@@ -97,6 +97,13 @@ HUB_API: dict[str, Any] = {
             "get": {**ANSWER, "parameters": query("environment_id")},
             "post": {**ANSWER, "requestBody": body(environment_id=TEXT, to_researcher=ANY)},
         },
+        "/knowledge/search": {"get": {**ANSWER, "parameters": query("q", "k", "lab_id")}},
+        "/knowledge/cell": {
+            "get": {
+                **ANSWER,
+                "parameters": query("environment_id", "snapshot_id", "path", "cell"),
+            }  # fmt: skip
+        },
         "/audit": {"get": {**ANSWER, "parameters": query("format")}},
         "/storage": {"get": ANSWER},
         "/status": {"get": ANSWER},
