@@ -312,6 +312,10 @@ function SnapshotCard(props: {
         </div>
       )}
       <dl className="jp-WestTek-cardFacts">
+        <dt>{trans.__('By')}</dt>
+        <dd data-testid="westtek-snapshot-owner">
+          {snapshotOwner(snapshot) ?? '—'}
+        </dd>
         <dt>{trans.__('Size')}</dt>
         <dd data-testid="westtek-snapshot-size">
           {formatBytes(snapshot.size_bytes)}
@@ -461,4 +465,28 @@ function VerificationLine(props: {
       );
     }
   }
+}
+
+/**
+ * Whose a snapshot is, for a lab's shared store: who took it, and the
+ * environment when that is not theirs by name (`<user>[:<server>]`).
+ *
+ * @param snapshot A row of `GET snapshots`
+ * @returns e.g. `bob`, `carol (environment bob)`, or null when unknown
+ */
+export function snapshotOwner(snapshot: {
+  created_by?: string | null;
+  environment_id?: string | null;
+}): string | null {
+  const who = snapshot.created_by || null;
+  const environment = snapshot.environment_id || null;
+  if (!who) {
+    return environment;
+  }
+  const own =
+    !environment ||
+    environment === who ||
+    environment.startsWith(`${who}:`) ||
+    environment.startsWith(`${who}@`);
+  return own ? who : `${who} (environment ${environment})`;
 }

@@ -110,10 +110,15 @@ describe('knowledge outlives the researcher: a successor asks about bob’s work
         .locator('input')
         .fill('figure 3, before I leave');
       await panel.getByTestId('westtek-snapshot-create').click();
-      await panel
+      const card = panel
         .getByTestId('westtek-snapshot')
-        .filter({ hasText: 'figure 3, before I leave' })
-        .waitFor({ timeout: JOB_MS });
+        .filter({ hasText: 'figure 3, before I leave' });
+      await card.waitFor({ timeout: JOB_MS });
+      // (a lab's store is shared: each card says whose it is)
+      assert.match(
+        await card.getByTestId('westtek-snapshot-owner').innerText(),
+        /^bob/
+      );
     }));
 
   test('the hub admin hands bob’s environment to carol in the panel', () =>
