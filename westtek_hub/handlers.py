@@ -393,14 +393,13 @@ class TransferHandler(APIHandler):
         env_id = self.get_argument("environment_id", "")
         if not env_id:
             raise web.HTTPError(400, "name the environment: ?environment_id=")
-        self.reply(
-            self.run(
-                caller,
-                "transfer.package",
-                env_id,
-                lambda s: registry.transfer_package(s, caller, env_id),
-            )
+        package = self.run(
+            caller,
+            "transfer.package",
+            env_id,
+            lambda s: registry.transfer_package(s, caller, env_id),
         )
+        self.reply(self.knowledge.take_over(package))
 
     async def post(self) -> None:
         """Reassign an environment to a successor."""

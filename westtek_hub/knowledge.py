@@ -21,6 +21,7 @@ from traitlets.config import LoggingConfigurable
 
 from westtek_core.kb import IngestReport
 from westtek_core.kb.lab_memory import LabMemory
+from westtek_core.kb.succession import onboarding_checklist
 from westtek_core.notebooks import MAX_NOTEBOOK_BYTES
 from westtek_core.snapshot.catalog import load_snapshot, read_stored_file, workspace_files
 from westtek_core.store import StoreError
@@ -119,6 +120,29 @@ class LabKnowledge(LoggingConfigurable):
                 self.log.info("lab %s's memory: snapshot %s skipped: %s", lab_id,
                               snapshot_id[:12], e)  # fmt: skip
         return added
+
+    def take_over(self, package: dict[str, Any]) -> dict[str, Any]:
+        """A transfer package with its latest snapshot's notebooks and a checklist from them.
+
+        The notebooks (what each imports, runs on and reads, in run order) and the
+        onboarding steps come from the lab's memory of that snapshot; a package whose
+        snapshot the memory has not read (yet) is returned as it is.
+        """
+        env = package["environment"]
+        latest = package["snapshots"][-1]["id"] if package.get("snapshots") else None
+        if not self.active or latest is None:
+            return package
+        try:
+            facts = self.memory(env["lab_id"]).notebook_facts(latest)
+        except KnowledgeClosed:
+            return package
+        if facts is None:
+            return package
+        return package | {
+            "notebooks": facts["notebooks"],
+            "kernels": facts["kernels"],
+            "onboarding_checklist": onboarding_checklist(env["id"], latest, facts),
+        }
 
     def search(
         self,

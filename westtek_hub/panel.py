@@ -711,11 +711,13 @@ class SuccessionPage(PanelHandler):
         view = self.run(caller, "panel.succession", env_id, choices)
         package = None
         if env_id:
-            package = self.run(
-                caller,
-                "transfer.package",
-                env_id,
-                lambda s: registry.transfer_package(s, caller, env_id),
+            package = self.knowledge.take_over(
+                self.run(
+                    caller,
+                    "transfer.package",
+                    env_id,
+                    lambda s: registry.transfer_package(s, caller, env_id),
+                )
             )
         await self.render_page(
             "westtek/succession.html",

@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 from tests.core.kb.test_lab_memory import BOB_ANALYSIS, CAROL_ANALYSIS, notebook
 from tests.hub.conftest import answer, store_snapshot
+from tests.hub.test_panel import fetch
 from tests.hub.test_registry_api import snapshot_report
 from westtek_core.agents import AgentLoop, ToolContext
 from westtek_core.agents.tools.knowledge import search_knowledge_base
@@ -246,3 +247,37 @@ async def test_a_successor_in_another_lab_finds_the_predecessors_work(api, lab_s
     assert (best["citation"]["environment_id"], best["citation"]["researcher"]) == ("bob", "bob")
     copy_id = answer(handed)["snapshots_copied"]["copied"][bob]
     assert best["citation"]["snapshot_id"] == copy_id
+
+
+async def test_the_transfer_package_lists_the_notebooks_and_a_checklist_from_them(
+    api, lab_stores, service
+):
+    # Given bob's snapshot: two notebooks, one reading data the snapshot holds, one not
+    files = {
+        "10_plot.ipynb": notebook("import matplotlib.pyplot as plt\nplt.savefig('fig3.png')"),
+        "2_fit.ipynb": notebook("import pandas as pd\nfrom scipy import optimize",
+                                "pd.read_csv('data/beam.csv')\npd.read_hdf('data/runs.h5')"),
+        "data/beam.csv": b"t,current\n0,3.0\n",
+    }  # fmt: skip
+    bob = await report(api, lab_stores, "bob", "vault-13", files)
+    assert await found(api, "alice")
+    # When his lab admin opens the transfer package
+    response = await api("GET", "knowledge/transfer?environment_id=bob", "dana")
+    assert response.code == 200, answer(response)
+    package = answer(response)
+    # Then the notebooks come in run order, with what they import and read
+    assert [(nb["path"], nb["imports"], nb["reads"]) for nb in package["notebooks"]] == [
+        ("2_fit.ipynb", ["pandas", "scipy"], ["data/beam.csv", "data/runs.h5"]),
+        ("10_plot.ipynb", ["matplotlib"], []),
+    ]
+    # and the checklist says what to obtain, which kernel to install, what to run
+    steps = package["onboarding_checklist"]
+    assert steps[0].startswith(f"Launch a server from snapshot {bob[:12]} of bob")
+    assert "Install kernel python3: 2_fit.ipynb, 10_plot.ipynb run on it" in " ".join(steps)
+    assert any(s.startswith("Obtain data/runs.h5: 2_fit.ipynb read it") for s in steps)
+    assert not any("data/beam.csv" in s for s in steps if s.startswith("Obtain"))
+    assert "in this order and compare their outputs with the snapshot's: 2_fit.ipynb, " \
+           "10_plot.ipynb." in " ".join(steps)  # fmt: skip
+    # and the panel's succession page shows the same
+    body = (await fetch(service, "succession?environment_id=bob", "dana")).body.decode()
+    assert "Obtain data/runs.h5" in body and "<code>2_fit.ipynb</code>" in body

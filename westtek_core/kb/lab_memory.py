@@ -14,6 +14,7 @@ indexed bytes.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import tempfile
 import threading
@@ -30,6 +31,7 @@ from westtek_core.kb.knowledge_base import (
     KnowledgeBase,
     merge_reports,
 )
+from westtek_core.kb.succession import notebook_facts
 from westtek_core.notebooks import MAX_NOTEBOOK_BYTES, analyse_workspace
 from westtek_core.snapshot.catalog import load_snapshot, read_stored_file, workspace_files
 from westtek_core.store import Repository
@@ -68,6 +70,11 @@ class SourceCatalogue:
             "environment_id TEXT NOT NULL, researcher TEXT NOT NULL, snapshot_id TEXT NOT NULL, "
             "path TEXT NOT NULL, PRIMARY KEY (source, kind))"
         )
+        # what each snapshot's notebooks import, run on and read (for successors)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS notebook_facts (snapshot_id TEXT PRIMARY KEY, "
+            "facts TEXT NOT NULL)"
+        )
         # which snapshot holds which source: what a share of one snapshot gives
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS held (snapshot_id TEXT NOT NULL, source TEXT NOT NULL, "
@@ -101,6 +108,20 @@ class SourceCatalogue:
             if self._db.execute(query, (snapshot_id, source, kind)).fetchone():
                 return snapshot_id
         return None
+
+    def record_facts(self, snapshot_id: str, facts: Mapping[str, Any]) -> None:
+        """Keep a snapshot's notebook facts."""
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO notebook_facts VALUES (?, ?)",
+                (snapshot_id, json.dumps(facts)),
+            )
+
+    def facts(self, snapshot_id: str) -> dict[str, Any] | None:
+        """A snapshot's notebook facts, if it was added."""
+        query = "SELECT facts FROM notebook_facts WHERE snapshot_id = ?"
+        row = self._db.execute(query, (snapshot_id,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
 
     def of(self, source: str, kind: str) -> tuple[str, str, str, str] | None:
         """(environment, researcher, snapshot, path) of a source."""
@@ -167,6 +188,7 @@ class LabMemory:
             notebooks = [p for p in readable if p.endswith(".ipynb")]
             analyses = [asdict(a) for a in analyse_workspace(root, files=notebooks) if not a.error]
             merge_reports(report, self.kb.ingest_snapshot(manifest, analyses))
+            self.catalogue.record_facts(snapshot_id, notebook_facts(manifest, analyses))
             changed = set(report.ingested)
             rows = []
             for path in readable:
@@ -183,6 +205,11 @@ class LabMemory:
             self.catalogue.record(rows)
             self.catalogue.record_held(snapshot_id, held)
         return report
+
+    def notebook_facts(self, snapshot_id: str) -> dict[str, Any] | None:
+        """What the snapshot's notebooks import, run on and read (None if not added)."""
+        with self._lock:
+            return self.catalogue.facts(snapshot_id)
 
     def has_snapshot(self, snapshot_id: str) -> bool:
         """Whether a snapshot was added (its summary is catalogued)."""
