@@ -236,7 +236,7 @@ class EnvironmentService:
 
         try:
             backend = self.kb_backend or KnowledgeIndexBackend()
-            kb = backend.open_knowledge_base(self.kb_index)
+            kb = backend.open_knowledge_base(self.kb_index, self.environment_id)
             try:
                 report = kb.ingest_everything(
                     self.root, [manifest], self.event_log.install_history(self.environment_id)

@@ -37,15 +37,18 @@ def default_kb_path() -> Path:
 
 
 def open_knowledge_base(
-    path: Path, backend: KnowledgeIndexBackend | None = None
+    path: Path, backend: KnowledgeIndexBackend | None = None, environment: str = ""
 ) -> SearchIndex | None:
-    """The lab's knowledge base (``path`` on ``backend``), or None when it is not built yet."""
+    """The lab's knowledge base (``path`` on ``backend``), or None when it is not built yet.
+
+    ``environment`` is whose documents are one's own on a Bedrock knowledge base.
+    """
     from westtek_core.kb import KnowledgeIndexBackend
 
     backend = backend or KnowledgeIndexBackend()
     if not backend.is_built(path):
         return None
-    kb: SearchIndex = backend.open_knowledge_base(path)
+    kb: SearchIndex = backend.open_knowledge_base(path, environment)
     return kb
 
 
@@ -100,7 +103,9 @@ class AgentService(LoggingConfigurable):
         """A fresh tool context (and knowledge-base connection) for one request."""
         return ToolContext(
             self.service,
-            open_knowledge_base(Path(self.index_path), self.service.kb_backend),
+            open_knowledge_base(
+                Path(self.index_path), self.service.kb_backend, self.service.environment_id
+            ),
             self.lab_memory_client,
         )
 

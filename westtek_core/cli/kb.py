@@ -134,6 +134,7 @@ def _cmd_lab_search(args: argparse.Namespace) -> int:
 
 def _cmd_kb(args: argparse.Namespace) -> int:
     from westtek_core.kb import KnowledgeIndexBackend, default_index_path
+    from westtek_core.snapshot import default_environment_id
 
     if args.action == "search" and args.k < 1:
         raise CommandError("-k must be at least 1")
@@ -144,7 +145,7 @@ def _cmd_kb(args: argparse.Namespace) -> int:
     backend = KnowledgeIndexBackend()  # sqlite unless $WESTTEK_KB_BACKEND says otherwise
     if args.action == "search" and not backend.is_built(index):
         raise CommandError(f"no knowledge base at {index}: run `westtek kb ingest` first")
-    kb = backend.open_knowledge_base(index)
+    kb = backend.open_knowledge_base(index, default_environment_id())
     try:
         if args.action == "search":
             results = [r.to_json() for r in kb.search(args.query, args.k, mode=args.mode)]
@@ -217,7 +218,8 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         event_log=events,
     )
     # under JupyterHub, the lab's memory on the hub service too (as the chat does)
-    ctx = ToolContext(service, open_knowledge_base(index), LabMemoryClient.under_jupyterhub())
+    kb = open_knowledge_base(index, environment=service.environment_id)
+    ctx = ToolContext(service, kb, LabMemoryClient.under_jupyterhub())
     out, err = Console(), Console(stderr=True)
     live = not args.json and out.is_terminal
 

@@ -162,11 +162,13 @@ class KnowledgeIndexBackend(LoggingConfigurable):
         """Whether there is an index to search (a Bedrock knowledge base always is)."""
         return self.backend != "sqlite" or index_path.exists()
 
-    def open_index(self, index_path: Path) -> KnowledgeIndex:
+    def open_index(self, index_path: Path, environment: str = "") -> KnowledgeIndex:
         """The lab's index: the SQLite file at ``index_path``, or the lab's Bedrock knowledge base.
 
-        A lab with no Bedrock knowledge base (or data source) configured is refused with a
-        one-line ``ValueError``.
+        On Bedrock, ``environment`` (a server's environment id) is where its documents go:
+        under its own prefix, so that no server's ingest removes another's. A lab with no
+        Bedrock knowledge base (or data source) configured is refused with a one-line
+        ``ValueError``.
         """
         if self.backend == "bedrock":
             from westtek_core.kb.bedrock import BedrockKnowledgeIndex
@@ -181,6 +183,7 @@ class KnowledgeIndexBackend(LoggingConfigurable):
                 s3_endpoint_url=self.s3_endpoint_url,
                 agent_endpoint_url=self.agent_endpoint_url,
                 runtime_endpoint_url=self.runtime_endpoint_url,
+                environment=environment,
             )
         from westtek_core.kb.embedding import shared_embedder
         from westtek_core.kb.index import HybridSqliteIndex
@@ -201,8 +204,8 @@ class KnowledgeIndexBackend(LoggingConfigurable):
             )
         return str(value)
 
-    def open_knowledge_base(self, index_path: Path) -> KnowledgeBase:
+    def open_knowledge_base(self, index_path: Path, environment: str = "") -> KnowledgeBase:
         """A ``KnowledgeBase`` on :meth:`open_index` (``index_path`` as its path)."""
         from westtek_core.kb.knowledge_base import KnowledgeBase
 
-        return KnowledgeBase(index_path, index=self.open_index(index_path))
+        return KnowledgeBase(index_path, index=self.open_index(index_path, environment))

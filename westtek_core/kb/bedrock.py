@@ -9,7 +9,8 @@ nor return another lab's passages, even when pointed at another lab's knowledge 
 
 Layout (``lab``, ``kind``, ``source`` and ``fingerprint`` percent-encoded into one path segment
 each; ``{root}`` is the prefix template with the lab filled in, by default ``labs/{lab}/kb/``,
-beside the lab's snapshot store)::
+beside the lab's snapshot store; a researcher's server adds ``env/{environment}/`` to it, so
+that its ingest lists and replaces only its own environment's documents)::
 
     {root}{kind}/{source}/{fingerprint}/{n}.md                 the parent's text
     {root}{kind}/{source}/{fingerprint}/{n}.md.metadata.json   its metadataAttributes
@@ -86,7 +87,9 @@ def make_retrieve_kwargs(
     }
 
 
-def make_metadata(lab: str, source: str, kind: str, fingerprint: str, parent: Parent) -> bytes:
+def make_metadata(
+    lab: str, source: str, kind: str, fingerprint: str, parent: Parent, environment: str = ""
+) -> bytes:
     """A parent's Bedrock metadata sidecar: what filters and citations need."""
     locator = parent.children[0].locator if parent.children else ""
     attributes = {
@@ -96,6 +99,8 @@ def make_metadata(lab: str, source: str, kind: str, fingerprint: str, parent: Pa
         "locator": locator,
         "fingerprint": fingerprint,
     }
+    if environment:
+        attributes["environment"] = environment
     return json.dumps({"metadataAttributes": attributes}, sort_keys=True).encode()
 
 
@@ -129,6 +134,7 @@ class BedrockKnowledgeIndex(KnowledgeIndex):
         s3_endpoint_url: str = "",
         agent_endpoint_url: str = "",
         runtime_endpoint_url: str = "",
+        environment: str = "",
     ) -> None:
         if not lab:
             # the lab names the keys and the retrieve filter: without it labs could mix
@@ -146,7 +152,12 @@ class BedrockKnowledgeIndex(KnowledgeIndex):
         self.bucket = bucket
         if "{lab}" not in prefix:
             raise ValueError(f"the knowledge-base prefix {prefix!r} must hold {{lab}}")
-        self.root = prefix.format(lab=_segment(lab))
+        # each environment writes, lists and replaces only under its own prefix, so one
+        # researcher's ingest never removes another's documents from the lab's base
+        self.environment = environment
+        self.root = prefix.format(lab=_segment(lab)) + (
+            f"env/{_segment(environment)}/" if environment else ""
+        )
         self._region = region
         self._endpoints = {
             "s3": s3_endpoint_url,
@@ -287,7 +298,9 @@ class BedrockKnowledgeIndex(KnowledgeIndex):
             # parent 0 last, each sidecar before its parent: 0.md marks a complete version
             for n in reversed(range(len(parents))):
                 key = f"{version}{n}.md"
-                metadata = make_metadata(self.lab, source, kind, fingerprint, parents[n])
+                metadata = make_metadata(
+                    self.lab, source, kind, fingerprint, parents[n], self.environment
+                )
                 for name, body in ((key + SIDECAR, metadata), (key, parents[n].text.encode())):
                     self._call("s3", "put_object", Bucket=self.bucket, Key=name, Body=body)
                     written.append(name)
@@ -324,9 +337,13 @@ class BedrockKnowledgeIndex(KnowledgeIndex):
             if parent in seen:
                 continue
             seen.add(parent)
+            source = str(metadata.get("source", ""))
+            owner = str(metadata.get("environment") or "")
+            if owner and owner != self.environment:
+                source = f"{owner}/{source}"  # a colleague's: whose, as the lab's memory says
             results.append(
                 SearchResult(
-                    source=str(metadata.get("source", "")),
+                    source=source,
                     locator=str(metadata.get("locator", "")),
                     score=float(item.get("score") or 0.0),
                     text=str((item.get("content") or {}).get("text", "")),

@@ -17,6 +17,7 @@ from traitlets.config import Config
 
 from tests.conftest import free_port
 from tests.core.kb.fake_bedrock import FakeBedrock
+from tests.core.kb.test_lab_memory import notebook
 from tests.core.store.conftest import moto_endpoint  # noqa: F401 (a fixture)
 from tests.loopback import allow_only_loopback, use_dummy_aws
 from westtek_core.kb import HybridSqliteIndex, KnowledgeBase, KnowledgeIndexBackend
@@ -82,9 +83,10 @@ def open_index(bedrock: FakeBedrock, moto_endpoint: str, tmp_path: Path) -> Iter
     """Open a lab's Bedrock index the way the server does: through the configurable."""
     opened: list[BedrockKnowledgeIndex] = []
 
-    def open_(lab: str, **overrides: Any) -> BedrockKnowledgeIndex:
+    def open_(lab: str, environment: str = "", **overrides: Any) -> BedrockKnowledgeIndex:
         config = bedrock_config(bedrock, moto_endpoint, **overrides)
-        index = KnowledgeIndexBackend(config=config, lab_id=lab).open_index(tmp_path / "unused")
+        backend = KnowledgeIndexBackend(config=config, lab_id=lab)
+        index = backend.open_index(tmp_path / "unused", environment)
         assert isinstance(index, BedrockKnowledgeIndex)
         opened.append(index)
         return index
@@ -362,3 +364,31 @@ def test_the_prefix_must_keep_each_lab_apart(prefix):
     with pytest.raises(TraitError, match="knowledge-base prefix"):
         KnowledgeIndexBackend(prefix=prefix)
     assert KnowledgeIndexBackend(prefix="kb/{lab}/").prefix == "kb/{lab}/"
+
+
+def test_one_researchers_ingest_never_removes_anothers_documents(open_index, bedrock, s3, tmp_path):
+    # Given alice's and bob's servers in one lab, each with its own analysis.ipynb
+    homes = {}
+    for who, text in (("alice", "kernel density of the spectrometer peaks"),
+                      ("bob", "fitted decay of the beam current for figure 3")):  # fmt: skip
+        homes[who] = tmp_path / who
+        homes[who].mkdir()
+        (homes[who] / "analysis.ipynb").write_bytes(notebook(f"# {text}\nprint(1)"))
+    alice = KnowledgeBase(tmp_path / "a.sqlite", index=open_index("vault-13", "alice"))
+    alice.ingest_workspace(homes["alice"])
+    bob = KnowledgeBase(tmp_path / "b.sqlite", index=open_index("vault-13", "bob"))
+    # When bob's server ingests its workspace (which lacks alice's files), twice
+    bob.ingest_workspace(homes["bob"])
+    bob.ingest_workspace(homes["bob"])
+    # Then each environment's documents are under its own prefix, alice's all still there
+    stored = keys(s3, bedrock.bucket)
+    assert any(k.startswith("labs/vault-13/kb/env/alice/notebook/") for k in stored)
+    assert any(k.startswith("labs/vault-13/kb/env/bob/notebook/") for k in stored)
+    assert {p["metadata"]["environment"] for p in bedrock.passages["KB13000000"]} == {
+        "alice", "bob",
+    }  # fmt: skip
+    # and each finds the other's notebook under its owner's name, its own as it is
+    (found, *_) = alice.search("fitted decay of the beam current", k=1)
+    assert found.source == "bob/analysis.ipynb"
+    (found, *_) = alice.search("kernel density spectrometer peaks", k=1)
+    assert found.source == "analysis.ipynb"
