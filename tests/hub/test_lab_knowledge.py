@@ -281,3 +281,21 @@ async def test_the_transfer_package_lists_the_notebooks_and_a_checklist_from_the
     # and the panel's succession page shows the same
     body = (await fetch(service, "succession?environment_id=bob", "dana")).body.decode()
     assert "Obtain data/runs.h5" in body and "<code>2_fit.ipynb</code>" in body
+
+
+async def test_two_colleagues_notebooks_of_one_name_stay_apart_after_one_leaves(api, lab_stores):
+    # Given alice and bob in one lab, each with an analysis.ipynb of their own
+    await report(api, lab_stores, "alice", "vault-13", {"analysis.ipynb": CAROL_ANALYSIS})
+    bob = await report(api, lab_stores, "bob", "vault-13", {"analysis.ipynb": BOB_ANALYSIS})
+    assert await found(api, "alice", "spectrometer peaks histogram")
+    assert await found(api, "alice")
+    # When bob leaves and his lab admin hands his environment to alice
+    handed = await api("POST", "knowledge/transfer", "dana",
+                       {"environment_id": "bob", "to_researcher": "alice"})  # fmt: skip
+    assert handed.code == 200, answer(handed)
+    # Then alice asks about both notebooks and each answer cites the right one
+    (beam, *_) = await found(api, "alice")
+    assert (beam["source"], beam["citation"]["snapshot_id"]) == ("bob/analysis.ipynb", bob)
+    (peaks, *_) = await found(api, "alice", "spectrometer peaks histogram")
+    assert peaks["source"] == "alice/analysis.ipynb"
+    assert peaks["citation"]["environment_id"] == "alice"
