@@ -213,7 +213,8 @@ class LabMemory:
 
     def has_snapshot(self, snapshot_id: str) -> bool:
         """Whether a snapshot was added (its summary is catalogued)."""
-        return self.catalogue.has(f"snapshot:{snapshot_id}", "summary")
+        with self._lock:
+            return self.catalogue.has(f"snapshot:{snapshot_id}", "summary")
 
     def add_install_history(
         self, environment_id: str, researcher: str, rows: Iterable[Mapping[str, Any]]
