@@ -143,7 +143,14 @@ async function stopHub(hub) {
   if (!(await waitForExit(child, LAUNCHER_EXIT_TIMEOUT_MS))) {
     await stopProcessGroup(child, 10_000);
   }
-  rmSync(hub.workdir, { recursive: true, force: true });
+  // a process of a stopped server may still write as it exits (a terminal's shell
+  // saving its history on SIGHUP): retry while a folder is refilled under us
+  rmSync(hub.workdir, {
+    recursive: true,
+    force: true,
+    maxRetries: 10,
+    retryDelay: 200
+  });
 }
 
 /** Fill in the hub's login form as a person would, and submit it. */
