@@ -335,3 +335,28 @@ export async function openLab(browser, lab) {
   await page.goto(`${lab.baseUrl}lab?token=${lab.token}`);
   return { context, page };
 }
+
+/**
+ * A v4 notebook on the Python 3 kernel with one code cell per source, as
+ * JupyterLab saves it (for writing into a test's workspace).
+ */
+export function notebookOf(...sources) {
+  return {
+    cells: sources.map(source => ({
+      cell_type: 'code',
+      execution_count: null,
+      metadata: {},
+      outputs: [],
+      source: source.split(/(?<=\n)/)
+    })),
+    metadata: {
+      kernelspec: {
+        display_name: 'Python 3',
+        language: 'python',
+        name: 'python3'
+      }
+    },
+    nbformat: 4,
+    nbformat_minor: 5
+  };
+}

@@ -16,6 +16,7 @@ import { SERVICE, logIntoLab, openPanel, startHub } from './demo-hub.mjs';
 import {
   launchBrowser,
   newLoopbackContext,
+  notebookOf,
   openSidebar,
   screenshot,
   withLog,
@@ -32,34 +33,16 @@ function seedBob(hub) {
   const home = path.join(hub.workdir, 'westtek-users', 'bob');
   mkdirSync(home, { recursive: true, mode: 0o700 });
   writeQuietLabSettings(path.join(home, '.jupyter', 'lab', 'user-settings'));
-  const cell = source => ({
-    cell_type: 'code',
-    execution_count: null,
-    metadata: {},
-    outputs: [],
-    source
-  });
   writeFileSync(
     path.join(home, NOTEBOOK),
-    JSON.stringify({
-      cells: [
-        cell('import json\nfrom pathlib import Path'),
-        cell(
-          "currents = json.loads(Path('data/beam_currents.json').read_text())\n" +
-            '# figure 3: the fitted decay of the beam current\n' +
-            "print('figure 3 from', len(currents), 'beam currents')"
-        )
-      ],
-      metadata: {
-        kernelspec: {
-          display_name: 'Python 3',
-          language: 'python',
-          name: 'python3'
-        }
-      },
-      nbformat: 4,
-      nbformat_minor: 5
-    })
+    JSON.stringify(
+      notebookOf(
+        'import json\nfrom pathlib import Path',
+        "currents = json.loads(Path('data/beam_currents.json').read_text())\n" +
+          '# figure 3: the fitted decay of the beam current\n' +
+          "print('figure 3 from', len(currents), 'beam currents')"
+      )
+    )
   );
 }
 

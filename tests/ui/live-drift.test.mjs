@@ -32,6 +32,7 @@ import {
   SIDEBAR_TAB,
   launchBrowser,
   newLoopbackContext,
+  notebookOf,
   openSidebar,
   screenshot,
   withLog
@@ -84,29 +85,7 @@ function writeAnalysis(home) {
   const source = [FROM_NOTEBOOK, FROM_TERMINAL]
     .map(name => `import ${name}\nprint(${name}.VERSION)\n`)
     .join('');
-  writeFileSync(
-    path.join(home, NOTEBOOK),
-    JSON.stringify({
-      cells: [
-        {
-          cell_type: 'code',
-          execution_count: null,
-          metadata: {},
-          outputs: [],
-          source
-        }
-      ],
-      metadata: {
-        kernelspec: {
-          display_name: 'Python 3',
-          language: 'python',
-          name: 'python3'
-        }
-      },
-      nbformat: 4,
-      nbformat_minor: 5
-    })
-  );
+  writeFileSync(path.join(home, NOTEBOOK), JSON.stringify(notebookOf(source)));
 }
 
 /** Run a command from JupyterLab's command palette by its label. */

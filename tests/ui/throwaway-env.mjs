@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
-import { PYTHON } from './helpers.mjs';
+import { PYTHON, notebookOf } from './helpers.mjs';
 
 const run = promisify(execFile);
 
@@ -76,27 +76,7 @@ export async function makeThrowawayEnv(dir, versions, version) {
 
 /** Write a notebook at `file` whose one code cell runs `source`. */
 export function writeNotebook(file, source) {
-  const notebook = {
-    cells: [
-      {
-        cell_type: 'code',
-        execution_count: null,
-        metadata: {},
-        outputs: [],
-        source: source.split(/(?<=\n)/)
-      }
-    ],
-    metadata: {
-      kernelspec: {
-        display_name: 'Python 3',
-        language: 'python',
-        name: 'python3'
-      }
-    },
-    nbformat: 4,
-    nbformat_minor: 5
-  };
-  writeFileSync(file, JSON.stringify(notebook, null, 1));
+  writeFileSync(file, JSON.stringify(notebookOf(source), null, 1));
 }
 
 /** What `python -c "import wtdemo; print(wtdemo.__version__)"` prints. */
