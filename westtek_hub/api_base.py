@@ -169,29 +169,22 @@ class APIHandler(HubOAuthenticated, web.RequestHandler):
     def remember(
         self, snapshot_id: str, lab_id: str | None = None, stored_id: str | None = None
     ) -> None:
-        """Add a registered snapshot to a lab's memory in the background (logged on failure).
+        """Add a registered snapshot to a lab's memory in a worker thread (logged on failure).
 
-        By default the snapshot's own lab, from its own store; ``lab_id`` and ``stored_id``
-        name another lab and the snapshot's id in that lab's store (a reassignment's copy).
+        Nothing of it runs on the request: the registry and the store are read there. See
+        ``LabKnowledge.remember`` for ``lab_id`` and ``stored_id``.
         """
         knowledge = self.knowledge
         if not knowledge.active:
             return
-        with self.registry.sessions() as session:
-            found = registry.snapshot_origin(session, snapshot_id)
-            history = registry.environment_history(session, found[1]) if found else []
-        if found is None:
-            return
-        lab, env_id, researcher = found
-        lab = lab_id or lab
         work = IOLoop.current().run_in_executor(
-            None, knowledge.add_snapshot, lab, stored_id or snapshot_id, env_id, researcher, history
+            None, knowledge.remember, self.registry.sessions, snapshot_id, lab_id, stored_id
         )
 
         def done(finished: Any) -> None:
             if finished.exception() is not None:
-                knowledge.log.warning("lab %s's memory: snapshot %s not added: %s",
-                                      lab, snapshot_id[:12], finished.exception())  # fmt: skip
+                knowledge.log.warning("the lab memory did not add snapshot %s: %s",
+                                      snapshot_id[:12], finished.exception())  # fmt: skip
 
         work.add_done_callback(done)
 

@@ -75,26 +75,53 @@ class LabKnowledge(LoggingConfigurable):
 
     def add_snapshot(
         self,
+        sessions: sessionmaker[Session],
         lab_id: str,
         snapshot_id: str,
         environment_id: str,
         researcher: str,
-        install_history: Iterable[Mapping[str, Any]],
     ) -> IngestReport:
-        """Add a reported snapshot (read from the lab's store) and the install history."""
+        """Add a snapshot read from the lab's store, and the environment's install history.
+
+        ``snapshot_id`` is the snapshot's id in that store (a copy's, after a reassignment
+        to another lab). Runs in a worker thread: it reads the registry and the store.
+        """
         memory = self.memory(lab_id)
+        with sessions() as session:
+            history = registry.environment_history(session, environment_id)
         repo = self.stores.open(lab_id)
         try:
             report = memory.add_snapshot(repo, snapshot_id, environment_id, researcher)
         finally:
             repo.close()
-        history = memory.add_install_history(environment_id, researcher, install_history)
+        added = memory.add_install_history(environment_id, researcher, history)
         self.log.info(
             "lab %s's memory: snapshot %s of %s added (%d indexed, %d unchanged, %d failed)",
-            lab_id, snapshot_id[:12], environment_id, len(report.ingested) + len(history.ingested),
-            report.unchanged + history.unchanged, len(report.failed),
+            lab_id, snapshot_id[:12], environment_id, len(report.ingested) + len(added.ingested),
+            report.unchanged + added.unchanged, len(report.failed),
         )  # fmt: skip
         return report
+
+    def remember(
+        self,
+        sessions: sessionmaker[Session],
+        snapshot_id: str,
+        lab_id: str | None = None,
+        stored_id: str | None = None,
+    ) -> IngestReport | None:
+        """Add a registered snapshot to its lab's memory (None if it is not registered).
+
+        ``lab_id`` and ``stored_id`` name another lab and the snapshot's id in that lab's
+        store (a reassignment's copy).
+        """
+        with sessions() as session:
+            found = registry.snapshot_origin(session, snapshot_id)
+        if found is None:
+            return None
+        lab, environment_id, researcher = found
+        return self.add_snapshot(
+            sessions, lab_id or lab, stored_id or snapshot_id, environment_id, researcher
+        )
 
     def catch_up(self, sessions: sessionmaker[Session]) -> int:
         """Add every registered snapshot its lab's memory lacks; how many were added.
@@ -110,9 +137,7 @@ class LabKnowledge(LoggingConfigurable):
             try:
                 if self.memory(lab_id).has_snapshot(snapshot_id):
                     continue
-                with sessions() as session:
-                    history = registry.environment_history(session, environment_id)
-                self.add_snapshot(lab_id, snapshot_id, environment_id, researcher, history)
+                self.add_snapshot(sessions, lab_id, snapshot_id, environment_id, researcher)
                 added += 1
             except KnowledgeClosed:
                 break

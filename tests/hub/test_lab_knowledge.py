@@ -25,6 +25,7 @@ from westtek_core.agents import AgentLoop, ToolContext
 from westtek_core.agents.tools.knowledge import search_knowledge_base
 from westtek_core.drift.events import EventLog
 from westtek_core.environment_service import EnvironmentService
+from westtek_core.kb import KnowledgeBase
 from westtek_core.kb.lab_client import LabMemoryClient
 
 QUESTION = "which notebook makes figure 3 from the beam data"
@@ -299,3 +300,33 @@ async def test_two_colleagues_notebooks_of_one_name_stay_apart_after_one_leaves(
     (peaks, *_) = await found(api, "alice", "spectrometer peaks histogram")
     assert peaks["source"] == "alice/analysis.ipynb"
     assert peaks["citation"]["environment_id"] == "alice"
+
+
+async def test_a_researchers_own_live_notebook_is_found_once(api, lab_stores, service, tmp_path):
+    # Given alice's snapshot of her notebook, which is also in her workspace and its index
+    await report(api, lab_stores, "alice", "vault-13", {"analysis.ipynb": BOB_ANALYSIS})
+    assert await found(api, "alice")
+    workspace = tmp_path / "alice-home"
+    workspace.mkdir()
+    (workspace / "analysis.ipynb").write_bytes(BOB_ANALYSIS)
+    own = KnowledgeBase(tmp_path / "alice-kb.sqlite")
+    own.ingest_workspace(workspace)
+    server = EnvironmentService(
+        store=str(tmp_path / "alice-store"), key_file=tmp_path / "alice.key", root=workspace,
+        pythons=[], environment_id="alice", event_log=EventLog(tmp_path / "events.sqlite"),
+    )  # fmt: skip
+    context = ToolContext(server, own, LabMemoryClient(service.base, "alice-token"))
+    # When she searches
+    result = await asyncio.to_thread(
+        search_knowledge_base, context, {"query": QUESTION, "kinds": ["notebook"]}
+    )
+    # Then her notebook comes once, from her live workspace, not again from her snapshot
+    sources = [row["source"] for row in result.data["results"]]
+    assert sources == ["analysis.ipynb"], sources
+    # and once she deletes it, the snapshot's copy answers
+    (workspace / "analysis.ipynb").unlink()
+    result = await asyncio.to_thread(
+        search_knowledge_base, context, {"query": QUESTION, "kinds": ["notebook"]}
+    )
+    assert "alice/analysis.ipynb" in [row["source"] for row in result.data["results"]]
+    own.close()

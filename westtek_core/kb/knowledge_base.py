@@ -73,6 +73,11 @@ def _redacted(document: Document) -> tuple[Document, int]:
     return replace(document, sections=sections), total
 
 
+def file_kind(path: str) -> str:
+    """The kind of document a workspace file makes: ``notebook`` or ``experiment`` (a log)."""
+    return "notebook" if path.endswith(".ipynb") else "experiment"
+
+
 def merge_reports(report: IngestReport, other: IngestReport) -> None:
     """Add ``other``'s counts and lists to ``report``."""
     report.ingested += other.ingested
@@ -160,10 +165,8 @@ class KnowledgeBase:
         """
         report = IngestReport()
         for relative in paths:
-            if relative.endswith(".ipynb"):
-                kind, read = "notebook", notebook_document
-            else:
-                kind, read = "experiment", experiment_document
+            kind = file_kind(relative)
+            read = notebook_document if kind == "notebook" else experiment_document
             self._add_file(root / relative, prefix + relative, kind, read, report)
         return report
 

@@ -29,6 +29,7 @@ from westtek_core.kb.knowledge_base import (
     EXPERIMENT_SUFFIXES,
     IngestReport,
     KnowledgeBase,
+    file_kind,
     merge_reports,
 )
 from westtek_core.kb.succession import notebook_facts
@@ -190,14 +191,12 @@ class LabMemory:
             merge_reports(report, self.kb.ingest_snapshot(manifest, analyses))
             self.catalogue.record_facts(snapshot_id, notebook_facts(manifest, analyses))
             changed = set(report.ingested)
-            rows = []
-            for path in readable:
-                source = prefix + path
-                kind = "notebook" if path.endswith(".ipynb") else "experiment"
-                if source in changed or not self.catalogue.has(source, kind):
-                    rows.append((source, kind, environment_id, researcher, snapshot_id, path))
-            held = [(prefix + p, "notebook" if p.endswith(".ipynb") else "experiment")
-                    for p in readable]  # fmt: skip
+            held = [(prefix + path, file_kind(path)) for path in readable]
+            rows = [
+                (source, kind, environment_id, researcher, snapshot_id, source[len(prefix) :])
+                for source, kind in held
+                if source in changed or not self.catalogue.has(source, kind)
+            ]
             for kind in ("manifest", "summary"):
                 source = f"snapshot:{snapshot_id}"
                 rows.append((source, kind, environment_id, researcher, snapshot_id, ""))

@@ -170,6 +170,17 @@ def get_onboarding_checklist(ctx: ToolContext, args: Mapping[str, Any]) -> ToolR
     return ToolResult({"environment_id": ctx.environment_id, "steps": steps}, facts)
 
 
+def _live_here(ctx: ToolContext, origin: Mapping[str, Any]) -> bool:
+    """Whether a lab-memory passage is a file of this very workspace, indexed here too."""
+    path = str(origin.get("path") or "")
+    return (
+        ctx.kb is not None
+        and origin.get("environment_id") == ctx.environment_id
+        and bool(path)
+        and (ctx.root / path).is_file()
+    )
+
+
 def search_knowledge_base(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
     """Passages that match the query, best first: the lab's memory and this workspace.
 
@@ -198,6 +209,8 @@ def search_knowledge_base(ctx: ToolContext, args: Mapping[str, Any]) -> ToolResu
             origin = row["citation"]
             if kinds is not None and row.get("kind") not in kinds:
                 continue
+            if _live_here(ctx, origin):
+                continue  # this workspace's own index holds the live version
             cite = Citation(
                 str(row.get("source", "")),
                 str(origin.get("locator", "")),
