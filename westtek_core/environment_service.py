@@ -338,6 +338,23 @@ class EnvironmentService:
             with ignore.open("a") as out:
                 out.write(("\n" if lines and lines[-1] else "") + entry + "\n")
 
+    def start_take_over(self, environment_id: str, predecessor: str) -> Job:
+        """Take over a predecessor's environment from the store, in the background.
+
+        Their work goes into a folder of the workspace, their packages into a kernel of
+        their own (:mod:`westtek_core.kb.take_over`); the job's result is its record.
+        """
+        from jupyter_core.paths import jupyter_data_dir
+
+        from westtek_core.kb.take_over import take_over
+
+        def work(progress: Callable[[Progress], None]) -> dict[str, Any]:
+            kernels = Path(jupyter_data_dir()) / "kernels"
+            return take_over(self.repo(), environment_id, predecessor, self.root,
+                             kernels_dir=kernels).to_json()  # fmt: skip
+
+        return self.jobs.submit("take-over", f"take over {predecessor}'s {environment_id}", work)
+
     def set_baseline(self, id_or_prefix: str) -> dict[str, Any]:
         """Make a snapshot the baseline; returns the drift against it."""
         set_baseline(self._store_with_snapshots(), id_or_prefix)

@@ -17,7 +17,7 @@ from westtek_core.notify import Notifier, notifier_from_config
 from westtek_core.paths import default_key_file, default_store, event_log_path
 from westtek_core.snapshot import default_environment_id
 from westtek_core.wire import DriftEventReport, SnapshotReport
-from westtek_server_ext.handlers import handler_routes
+from westtek_server_ext.handlers import handler_routes, page_routes
 
 
 class WestTekExtension(ExtensionApp):
@@ -163,7 +163,7 @@ class WestTekExtension(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         """Register the route table; ExtensionApp prefixes each pattern with base_url."""
-        self.handlers.extend(handler_routes())
+        self.handlers.extend(handler_routes() + page_routes())
 
     async def stop_extension(self) -> None:
         """Stop the watcher and the job runner with the server."""

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
+from urllib.parse import quote
 
 from jupyter_core.paths import jupyter_path
 from jupyter_core.utils import ensure_async
@@ -30,6 +31,7 @@ from westtek_core.agents.service import AgentService
 from westtek_core.areas import AREAS
 from westtek_core.environment_service import USER_ERRORS, EnvironmentService, Message
 from westtek_core.kb.lab_client import LabMemoryUnavailable
+from westtek_core.kb.take_over import records as take_over_records
 from westtek_core.request_input import MAX_INT, BadInput, parse_count, parse_json
 from westtek_core.snapshot import EXPORT_FORMATS
 from westtek_core.status import Capability, status_report
@@ -234,6 +236,50 @@ class SnapshotRestoreHandler(WestTekAPIHandler):
         wanted = self.body(models.RestoreRequest)
         job = await self.run(self.service.start_restore, snapshot_id, wanted.target, wanted.mode)
         self.accepted(job)
+
+
+class TakeOverHandler(WestTekAPIHandler):
+    """``POST take-over``: a predecessor's work and kernel into this workspace (a job)."""
+
+    operations = {
+        "get": Operation("The take-overs done in this workspace", models.TakeOvers),
+        "post": Operation(
+            "Take over a predecessor's environment from its latest snapshot (a background job)",
+            models.Job,
+            202,
+            request=models.TakeOverRequest,
+        ),
+    }
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """List the take-overs."""
+        self.reply({"take_overs": await self.run(take_over_records)})
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        """Start a take-over."""
+        wanted = self.body(models.TakeOverRequest)
+        job = await self.run(self.service.start_take_over, wanted.environment_id,
+                             wanted.predecessor)  # fmt: skip
+        self.accepted(job)
+
+
+class StartHereHandler(ExtensionHandlerMixin, JupyterHandler):
+    """``GET /westtek/start-here``: JupyterLab on the latest take-over's start page.
+
+    A server launched to take over an environment opens here (its spawner's default URL):
+    the take-over chose the folder, so only the server knows where the page is.
+    """
+
+    @web.authenticated
+    async def get(self) -> None:
+        """Redirect to the start page, or to JupyterLab when nothing was taken over."""
+        done = await IOLoop.current().run_in_executor(None, take_over_records)
+        page = f"lab/tree/{quote(done[-1]['start_page'])}" if done else "lab"
+        self.redirect(self.base_url + page)
 
 
 class SnapshotExportHandler(WestTekAPIHandler):
@@ -622,6 +668,7 @@ def handler_routes() -> list[tuple[str, Any]]:
         (rf"{api}/snapshots/{SNAPSHOT_ID}/verify", SnapshotVerifyHandler),
         (rf"{api}/snapshots/{SNAPSHOT_ID}/restore", SnapshotRestoreHandler),
         (rf"{api}/snapshots/{SNAPSHOT_ID}/export", SnapshotExportHandler),
+        (rf"{api}/take-over", TakeOverHandler),
         (rf"{api}/drift", DriftHandler),
         (rf"{api}/baseline", BaselineHandler),
         (rf"{api}/rollback", RollbackHandler),
@@ -636,3 +683,8 @@ def handler_routes() -> list[tuple[str, Any]]:
         (rf"{api}/kb/cell", PreservedCellHandler),
         (rf"{api}/openapi.json", OpenAPIHandler),
     ]
+
+
+def page_routes() -> list[tuple[str, Any]]:
+    """Pages outside the REST API (not in its OpenAPI document)."""
+    return [(r"/westtek/start-here", StartHereHandler)]

@@ -14,7 +14,7 @@ from westtek_core.areas import RestoreArea
 
 Severity = Literal["info", "minor", "critical"]
 DriftStatus = Literal["STABLE", "MINOR_DRIFT", "CRITICAL_DRIFT", "NO_BASELINE"]
-JobKind = Literal["snapshot", "verify", "restore", "rollback"]
+JobKind = Literal["snapshot", "verify", "restore", "rollback", "take-over"]
 JobState = Literal["queued", "running", "succeeded", "failed"]
 
 
@@ -159,6 +159,33 @@ class RestoreRequest(_Wire):
 
     target: str = Field(description="Directory relative to the server root; new or empty")
     mode: Literal["files", "lock"] = "files"
+
+
+class TakeOverRequest(_Wire):
+    """``POST take-over``: bring a predecessor's environment into this workspace."""
+
+    environment_id: str = Field(min_length=1, max_length=200, description="The environment")
+    predecessor: str = Field(min_length=1, max_length=200, description="Whose it was")
+
+
+class TakeOver(_Wire):
+    """A take-over done in this workspace (``GET take-over``)."""
+
+    environment_id: str
+    predecessor: str
+    snapshot: str
+    folder: str = Field(description="Where their work is, relative to the server root")
+    start_page: str = Field(description="Its start page, relative to the server root")
+    kernels: list[dict[str, str]] = Field(description="Kernels installed: name, display_name")
+    left_out: list[dict[str, str]] = Field(description="Their private files: path, why")
+    files: int
+    bytes: int
+
+
+class TakeOvers(_Wire):
+    """``GET take-over``: every take-over done in this workspace, oldest first."""
+
+    take_overs: list[TakeOver]
 
 
 class BaselineRequest(_Wire):

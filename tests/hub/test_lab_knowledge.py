@@ -273,7 +273,7 @@ async def test_the_transfer_package_lists_the_notebooks_and_a_checklist_from_the
     ]
     # and the checklist says what to obtain, which kernel to install, what to run
     steps = package["onboarding_checklist"]
-    assert steps[0].startswith(f"Launch a server from snapshot {bob[:12]} of bob")
+    assert steps[0].startswith(f"Take over snapshot {bob[:12]} of bob")
     assert "Install kernel python3: 2_fit.ipynb, 10_plot.ipynb run on it" in " ".join(steps)
     assert any(s.startswith("Obtain data/runs.h5: 2_fit.ipynb read it") for s in steps)
     assert not any("data/beam.csv" in s for s in steps if s.startswith("Obtain"))

@@ -66,17 +66,26 @@ def notebook_facts(
 
 
 def onboarding_checklist(
-    environment_id: str, snapshot_id: str, facts: Mapping[str, Any]
+    environment_id: str, snapshot_id: str, facts: Mapping[str, Any], *, taken_over: bool = False
 ) -> list[str]:
-    """The steps for the environment's successor, from a snapshot's notebook facts."""
+    """The steps for the environment's successor, from a snapshot's notebook facts.
+
+    ``taken_over``: the successor already brought the snapshot into their workspace (the
+    start page of a take-over), so the first step, taking it over, is left out.
+    """
     notebooks = list(facts.get("notebooks") or [])
     kernels = {k["name"]: k for k in facts.get("kernels") or []}
     short = snapshot_id[:12]
-    steps = [
-        f"Launch a server from snapshot {short} of {environment_id}: its notebooks, data, "
-        "packages and kernels come with it (or restore it with "
-        f"`westtek snapshot restore {short} --to ./{environment_id}`)."
-    ]
+    steps = (
+        []
+        if taken_over
+        else [
+            f"Take over snapshot {short} of {environment_id} (Take over, on its transfer "
+            "package): its notebooks and data come into a folder of your workspace, its packages "
+            "and kernels as a kernel of their own (or restore it whole with "
+            f"`westtek snapshot restore {short} --to ./{environment_id}`)."
+        ]
+    )
     by_kernel: dict[str, list[str]] = {}
     for nb in notebooks:
         by_kernel.setdefault(nb.get("kernel") or "the default kernel", []).append(nb["path"])

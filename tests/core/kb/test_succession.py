@@ -37,7 +37,7 @@ def test_the_facts_say_what_each_notebook_imports_runs_on_and_lacks():
 
 def test_the_checklist_is_built_from_the_facts():
     steps = onboarding_checklist("bob", "ab" * 32, notebook_facts(MANIFEST, ANALYSES))
-    assert steps[0].startswith("Launch a server from snapshot abababababab of bob")
+    assert steps[0].startswith("Take over snapshot abababababab of bob")
     assert "Use kernel ir (R 4.3), in the snapshot, for 3_model.ipynb." in steps
     assert "Install kernel python3: 1_load.ipynb run on it, and the snapshot lacks it." in steps
     assert (

@@ -1,0 +1,128 @@
+"""A successor takes over a predecessor's snapshot: work in a folder, packages as a kernel."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from westtek_core.capture import capture_environment
+from westtek_core.kb.take_over import TakeOverError, private_reason, records, take_over
+from westtek_core.snapshot import create_snapshot
+from westtek_core.store import Repository
+
+
+@pytest.fixture
+def repo(tmp_path):
+    return Repository.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
+
+
+@pytest.fixture
+def bobs_snapshot(repo, research_env):
+    """Bob's environment with his work and his private files, snapshotted as "bob"."""
+    workspace = research_env["workspace"]
+    (workspace / ".bash_history").write_text("curl -H 'Authorization: x' https://example\n")
+    (workspace / ".ipython" / "profile_default").mkdir(parents=True)
+    (workspace / ".ipython" / "profile_default" / "history.sqlite").write_bytes(b"SQLite")
+    (workspace / ".jupyter" / "lab" / "user-settings").mkdir(parents=True)
+    (workspace / ".jupyter" / "jupyter_server_config.json").write_text('{"a": 1}')
+    (workspace / ".local" / "share" / "jupyter" / "runtime").mkdir(parents=True)
+    (workspace / ".local" / "share" / "jupyter" / "runtime" / "jupyter_cookie_secret").write_text(
+        "cookie"
+    )
+    (workspace / "notes").mkdir()
+    (workspace / "notes" / "why.md").write_text("pinned wtyaml for the old loader\n")
+    capture = capture_environment([str(research_env["python"])], workspace)
+    return create_snapshot(repo, capture, environment_id="bob").id
+
+
+def test_a_successor_gets_the_work_and_a_kernel_of_its_own_but_no_private_files(
+    repo, research_env, bobs_snapshot, tmp_path
+):
+    carol, kernels = tmp_path / "carol", tmp_path / "carol-kernels"
+    carol.mkdir()
+    # When carol takes over bob's environment,
+    done = take_over(repo, "bob", "bob", carol, kernels_dir=kernels, state=tmp_path / "state")
+    folder = carol / "from-bob"
+    assert done.folder == "from-bob" and done.snapshot == bobs_snapshot
+    # his notebooks and data are in a folder of her workspace, byte-exact,
+    source = research_env["workspace"]
+    for path in ("data/measurements.csv", "data/blob.bin", "notes/why.md"):
+        assert (folder / path).read_bytes() == (source / path).read_bytes()
+    # without his shell and IPython history, Jupyter secrets or config,
+    for private in (
+        ".bash_history",
+        ".ipython/profile_default/history.sqlite",
+        ".jupyter/jupyter_server_config.json",
+        ".local/share/jupyter/runtime/jupyter_cookie_secret",
+    ):
+        assert not (folder / private).exists(), private
+    # (the capture never stores shell or IPython history; a snapshot does hold his config)
+    assert {"path": ".jupyter/jupyter_server_config.json", "why": "Jupyter config and secrets"} in (
+        done.left_out
+    )
+    # his packages run as a kernel of its own, which his notebook is set to use,
+    spec = json.loads((kernels / "bob-research" / "kernel.json").read_text())
+    assert spec["display_name"] == "Research (bob)"
+    assert spec["argv"][0].startswith(str(carol / ".kernels"))
+    version = subprocess.run(
+        [spec["argv"][0], "-c", "import westtek_probe_pkg; print(westtek_probe_pkg.VERSION)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert version.strip() == "1.0.0"
+    notebook = json.loads((folder / "analysis.ipynb").read_text())
+    assert notebook["metadata"]["kernelspec"]["name"] == "bob-research"
+    # and a start page says what came over and what to do, from the notebooks themselves.
+    page = (folder / "START_HERE.md").read_text()
+    assert "Research (bob)" in page
+    assert "[analysis.ipynb](analysis.ipynb): imports westtek_probe_pkg, wtyaml" in page
+    assert "reads data/measurements.csv" in page
+    assert "Run the notebooks in this order" in page
+    assert "Take over snapshot" not in page  # done already
+    assert records(tmp_path / "state") == [done.to_json()]
+
+
+def test_taking_over_again_brings_nothing_twice(repo, bobs_snapshot, tmp_path):
+    carol = tmp_path / "carol"
+    carol.mkdir()
+    args = (repo, "bob", "bob", carol)
+    first = take_over(*args, kernels_dir=tmp_path / "k", state=tmp_path / "state")
+    again = take_over(*args, kernels_dir=tmp_path / "k", state=tmp_path / "state")
+    assert again == first
+    assert sorted(p.name for p in carol.iterdir()) == [".kernels", "from-bob"]
+
+
+def test_a_folder_in_the_way_gets_the_snapshot_in_its_name(repo, bobs_snapshot, tmp_path):
+    carol = tmp_path / "carol"
+    (carol / "from-bob").mkdir(parents=True)
+    (carol / "from-bob" / "mine.txt").write_text("carol's own")
+    done = take_over(repo, "bob", "bob", carol, kernels_dir=tmp_path / "k", state=tmp_path / "s")
+    assert done.folder == f"from-bob-{bobs_snapshot[:12]}"
+    assert (carol / "from-bob" / "mine.txt").read_text() == "carol's own"
+
+
+def test_an_environment_without_snapshots_is_a_one_line_error(repo, bobs_snapshot, tmp_path):
+    with pytest.raises(TakeOverError, match="holds no snapshot of dan"):
+        take_over(repo, "dan", "dan", tmp_path, kernels_dir=tmp_path / "k", state=tmp_path / "s")
+    assert not (tmp_path / "from-dan").exists() and not (tmp_path / ".kernels").exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "private"),
+    [
+        (".bash_history", True),
+        ("sub/.python_history", True),
+        (".ipython/profile_default/history.sqlite", True),
+        (".jupyter/lab/user-settings/x.jupyterlab-settings", True),
+        (".westtek/chat.sqlite", True),
+        (".ssh/id_rsa", True),
+        ("analysis.ipynb", False),
+        ("data/jupyter/results.csv", False),
+        ("history.csv", False),
+    ],
+)
+def test_what_is_private(path, private):
+    assert (private_reason(path) is not None) is private
