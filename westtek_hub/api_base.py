@@ -61,10 +61,13 @@ class HubClient:
         response = await AsyncHTTPClient().fetch(request, raise_error=True)
         return json.loads(response.body) if response.body else None
 
-    async def user(self, name: str) -> dict[str, Any] | None:
-        """A user's model with groups (None if the hub has no such user)."""
+    async def user(self, name: str, fresh: bool = False) -> dict[str, Any] | None:
+        """A user's model with groups (None if the hub has no such user).
+
+        Cached for a few seconds; ``fresh`` asks the hub (a server's state changes faster).
+        """
         cached = self._users.get(name)
-        if cached and time.monotonic() - cached[0] < CALLER_CACHE_SECONDS:
+        if cached and not fresh and time.monotonic() - cached[0] < CALLER_CACHE_SECONDS:
             return cached[1]
         try:
             model: dict[str, Any] = await self.request("GET", f"users/{quote(name)}")

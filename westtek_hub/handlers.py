@@ -6,15 +6,12 @@ the bottom.
 
 from __future__ import annotations
 
-import json
 from typing import Any
-from urllib.parse import quote
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import IOLoop
 
 from westtek_core.request_input import BadInput, parse_count
@@ -24,8 +21,9 @@ from westtek_hub import audit, registry
 from westtek_hub.api_base import APIHandler
 from westtek_hub.knowledge import CellNotFound
 from westtek_hub.metrics import WestTekMetrics
-from westtek_hub.models import AuditEntry, Environment, Snapshot
+from westtek_hub.models import AuditEntry, Snapshot
 from westtek_hub.registry import Caller
+from westtek_hub.servers import LaunchHandler, SnapshotRequestHandler, TakeOverHandler
 
 
 class EnvironmentsHandler(APIHandler):
@@ -79,122 +77,6 @@ class ContainerHandler(APIHandler):
                 lambda s: registry.record_container(s, caller, env_id, body),
             )
         )
-
-
-class LaunchHandler(APIHandler):
-    """``POST environments/jupyter``: start a server for an environment, or from a snapshot.
-
-    A snapshot another lab shared (with ``restore``) is first copied into the caller's lab's
-    store, from which the new server restores it: a lab's servers only reach their own store.
-    """
-
-    async def post(self) -> None:
-        """Ask the hub to start the caller's server for it."""
-        caller = await self.caller()
-        body = self.body(caller, "server.launch")
-        env_id = str(body.get("environment_id") or "")
-        snapshot_id = str(body.get("snapshot_id") or "")
-        server_name = str(body.get("server_name") or "")
-        target_name = env_id or snapshot_id
-
-        running = await self.running_servers()
-
-        def check(session: Session) -> tuple[Environment, str, str]:
-            """The environment, the caller's lab the server runs in, the snapshot's full id."""
-            if snapshot_id:
-                snap = registry.restorable_snapshot(session, caller, snapshot_id)
-                found = session.get(Environment, snap.environment_id)
-                assert found is not None  # found by the access check above
-                env, restore = found, snap.id
-            else:
-                env, _ = registry.get_environment(session, caller, env_id, act=True)
-                restore = ""
-            # the server runs in the environment's lab when it is the caller's own
-            own_lab = env.lab_id in caller.labs or not caller.labs
-            lab = env.lab_id if own_lab else min(caller.labs)
-            registry.check_server_quota(lab, running.get(lab, 0), self.registry.quota(lab))
-            if lab != env.lab_id and not self.stores.configured:
-                raise registry.StoreUnavailable(
-                    "the hub service cannot reach the labs' snapshot stores to bring this "
-                    "shared snapshot over: ask a hub admin to set LabStores.store_template"
-                )
-            return env, lab, restore
-
-        env, lab, restore = self.run(caller, "server.launch", target_name, check)
-        # a server started from another lab's snapshot is the caller's own environment
-        options = {"westtek_environment": env.id} if lab == env.lab_id else {}
-        if restore and lab != env.lab_id:
-            try:
-                copied = await IOLoop.current().run_in_executor(
-                    None, self.stores.copy, restore, env.lab_id, lab
-                )
-            except (StoreError, OSError) as e:
-                failed = registry.StoreUnavailable(
-                    f"snapshot {restore[:12]} could not be copied to lab {lab}'s store: {e}", lab
-                )
-                self.run(caller, "snapshot.copy", restore, lambda _: registry.refuse(failed))
-            copy = {"from_lab": env.lab_id, "to_lab": lab, "copy": copied}
-
-            def record(session: Session) -> None:
-                registry.record_copy(session, restore, lab, copied)
-                audit.append(session, caller.name, "snapshot.copy", restore, lab_id=lab,
-                             detail=copy)  # fmt: skip
-
-            self.run(caller, "snapshot.copy", restore, record)
-            restore = copied
-        if restore:
-            options["westtek_restore_snapshot"] = restore
-        path = f"users/{quote(caller.name)}/servers/{quote(server_name)}"
-        try:
-            await self.audited_hub_request(
-                caller, "server.launch", env.id, lab, options, "POST", path, {**options}
-            )
-        except OSError as e:
-            raise web.HTTPError(502, f"the hub did not answer: {e}") from None
-        except HTTPClientError as e:
-            if e.code == 400 and e.response is not None and b"already" in e.response.body:
-                raise web.HTTPError(
-                    409,
-                    f"{caller.name}'s server is already running: open it from the hub's home "
-                    "page, or stop it first to launch another",
-                ) from None
-            raise web.HTTPError(502, f"the hub refused to start the server ({e.code})") from None
-        self.reply({"user": caller.name, "server_name": server_name, "user_options": options}, 202)
-
-
-class SnapshotRequestHandler(APIHandler):
-    """``POST environments/snapshot``: snapshot an environment through its running server."""
-
-    async def post(self) -> None:
-        """Ask the environment's server to snapshot itself."""
-        caller = await self.caller()
-        body = self.body(caller, "snapshot.request")
-        env_id = str(body.get("environment_id") or "")
-
-        def work(session: Session) -> str:
-            env, _ = registry.get_environment(session, caller, env_id, act=True)
-            registry.check_snapshot_quota(session, env.lab_id, self.registry.quota(env.lab_id))
-            audit.append(session, caller.name, "snapshot.request", env.id, lab_id=env.lab_id)
-            return env.researcher_id
-
-        owner = self.run(caller, "snapshot.request", env_id, work)
-        model = await self.hub.user(owner)
-        server = ((model or {}).get("servers") or {}).get("") or {}
-        if not server.get("ready"):
-            raise web.HTTPError(409, f"{owner}'s server is not running: launch it first")
-        url = self.settings["westtek_public_url"].rstrip("/") + server["url"]
-        request = HTTPRequest(
-            url + "westtek/api/snapshots",
-            method="POST",
-            headers={"Authorization": f"token {self.settings['hub_auth'].api_token}"},
-            body=json.dumps({"note": str(body.get("note") or ""), "labels": {}}),
-            request_timeout=30,
-        )
-        try:
-            response = await AsyncHTTPClient().fetch(request)
-        except HTTPClientError as e:
-            raise web.HTTPError(502, f"{owner}'s server refused the snapshot ({e.code})") from None
-        self.reply({"environment_id": env_id, "job": json.loads(response.body)}, 202)
 
 
 class ReportedEventsHandler(APIHandler):
@@ -510,6 +392,7 @@ def api_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
         (rf"{api}/environments", EnvironmentsHandler),
         (rf"{api}/environments/jupyter", LaunchHandler),
         (rf"{api}/environments/snapshot", SnapshotRequestHandler),
+        (rf"{api}/environments/take-over", TakeOverHandler),
         (rf"{api}/environments/{env}/drift", EnvironmentDriftHandler),
         (rf"{api}/environments/{env}/container", ContainerHandler),
         (rf"{api}/events", ReportedEventsHandler),

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -176,6 +177,35 @@ def restore_latest(
     )
 
 
+def take_over_environment(
+    store: str, environment_id: str, predecessor: str, workspace: Path, report: Report
+) -> str:
+    """Bring a predecessor's latest snapshot into the workspace; what to tell the researcher.
+
+    Their work goes into a folder, their packages into a kernel of its own
+    (:mod:`westtek_core.kb.take_over`); the server then opens on its start page. A failure
+    is told and the server starts all the same.
+    """
+    from jupyter_core.paths import jupyter_data_dir
+
+    from westtek_core.kb.take_over import take_over
+    from westtek_core.paths import default_key_file
+    from westtek_core.snapshot import RestoreError
+    from westtek_core.store import Repository, StoreError
+
+    report(93, f"Bringing {predecessor}'s work and kernel into your workspace")
+    try:
+        repo = Repository.open(store, create=False, key_file=default_key_file())
+        try:
+            kernels = Path(jupyter_data_dir()) / "kernels"
+            done = take_over(repo, environment_id, predecessor, workspace, kernels_dir=kernels)
+        finally:
+            repo.close()
+    except (StoreError, RestoreError, OSError) as e:
+        return f"Could not take over {environment_id}: {e}"
+    return f"{predecessor}'s work is in {done.folder}/: open {done.start_page}"
+
+
 # -- the status server ---------------------------------------------------------------------
 
 
@@ -255,6 +285,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--snapshot", metavar="ID", help="restore this snapshot instead of the latest one"
     )
     parser.add_argument(
+        "--skip-restore",
+        action="store_true",
+        help="leave the environment as it is (a take-over only)",
+    )
+    parser.add_argument(
+        "--take-over",
+        metavar="ENVIRONMENT",
+        help="bring this environment's latest snapshot into the workspace: the work into a "
+        "folder, the packages as a kernel of its own (see --predecessor)",
+    )
+    parser.add_argument("--predecessor", help="whose environment --take-over takes over")
+    parser.add_argument(
+        "--workspace",
+        help="the server's workspace (default: $JUPYTERHUB_ROOT_DIR, else the current folder)",
+    )
+    parser.add_argument(
         "--linger",
         type=float,
         default=5.0,
@@ -272,6 +318,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = command[1:]
     if not command:
         print("westtek prestart: error: no server command after --", file=sys.stderr)
+        return 2
+    if args.take_over and not args.predecessor:
+        print("westtek prestart: error: --take-over needs --predecessor", file=sys.stderr)
         return 2
 
     address = _bind_address(os.environ.get("JUPYTERHUB_SERVICE_URL", ""))
@@ -292,14 +341,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     from westtek_core.snapshot import default_environment_id
 
     started = time.monotonic()
-    outcome = restore_latest(
-        args.store or default_store(),
-        args.environment_id or default_environment_id(),
-        tuple(args.only or AREAS),
-        report,
-        snapshot=args.snapshot,
-    )
+    store = args.store or default_store()
+    if args.skip_restore:
+        outcome = RestoreOutcome("unchanged", "Your environment is left as it is")
+    else:
+        outcome = restore_latest(
+            store,
+            args.environment_id or default_environment_id(),
+            tuple(args.only or AREAS),
+            report,
+            snapshot=args.snapshot,
+        )
     report(92, outcome.message)
+    if args.take_over:
+        root = args.workspace or os.environ.get("JUPYTERHUB_ROOT_DIR") or os.getcwd()
+        taken = take_over_environment(
+            store, args.take_over, args.predecessor, Path(root).expanduser(), report
+        )
+        outcome.notes.append(taken)
+        outcome.message = f"{outcome.message}. {taken}"
+        report(95, taken)
     record = {**outcome.to_json(), "seconds": round(time.monotonic() - started, 3)}
     try:
         path = data_dir() / "prestart.json"
@@ -308,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         print(f"westtek prestart: could not record the outcome: {e}", file=sys.stderr)
     if server is not None:
-        server.set(92, outcome.message, final=True)
+        server.set(95 if args.take_over else 92, outcome.message, final=True)
         server.close(args.linger)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -23,6 +23,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, observe, validate
 
 from westtek_core.areas import AREAS as RESTORE_AREAS
+from westtek_core.kb.take_over import START_URL
 from westtek_core.labs import LabPolicy, environment_id_of
 from westtek_spawner import prestart
 from westtek_spawner.backends import BACKENDS, SpawnerBackend, backend_class
@@ -110,7 +111,12 @@ class WestTekSpawner(Spawner):
         def check_options(spawner: WestTekSpawner, user_options: dict[str, Any]) -> None:
             # refuse a bad choice before anything starts
             spawner.chosen_profile(user_options)
-            for key in ("westtek_environment", "westtek_restore_snapshot"):
+            for key in (
+                "westtek_environment",
+                "westtek_restore_snapshot",
+                "westtek_take_over",
+                "westtek_predecessor",
+            ):
                 value = user_options.get(key)
                 if value is not None and not _SAFE_ID.fullmatch(str(value)):
                     raise SpawnRefused(f"{key} {value!r} is not a valid id", reason="options")
@@ -341,6 +347,8 @@ class WestTekSpawner(Spawner):
         env["WESTTEK_LAB_ID"] = self.lab_id or self.find_lab_id()
         if self.store_template:
             env["WESTTEK_STORE"] = self.format_string(self.store_template)
+        if self.take_over:
+            env["JUPYTERHUB_DEFAULT_URL"] = START_URL  # the take-over's start page
         hub_origin = self.proxy_origin()
         if hub_origin and not env.get("JUPYTERHUB_PUBLIC_HUB_URL"):
             # without JupyterHub.public_url the server learns no address of the hub's proxy,
@@ -356,21 +364,43 @@ class WestTekSpawner(Spawner):
             return ""
         return f"{parsed.scheme}://{parsed.netloc}"
 
+    @property
+    def take_over(self) -> tuple[str, str] | None:
+        """The environment and predecessor a take-over launch brings in, if this is one.
+
+        The hub service launches a successor's server with ``user_options``
+        ``westtek_take_over`` (the environment) and ``westtek_predecessor``: the pre-start
+        step brings the environment's latest snapshot into the workspace, and the server
+        opens on its start page.
+        """
+        environment = self.user_options.get("westtek_take_over")
+        predecessor = self.user_options.get("westtek_predecessor")
+        if all(value and _SAFE_ID.fullmatch(str(value)) for value in (environment, predecessor)):
+            return str(environment), str(predecessor)
+        return None
+
     def server_command(self) -> list[str]:
         """The command the backend runs: the server's, behind the pre-start restore if on.
 
         A server the hub service launched from a snapshot
         (``user_options["westtek_restore_snapshot"]``) restores that snapshot, whatever
-        ``restore_environment`` says: it was asked for explicitly.
+        ``restore_environment`` says: it was asked for explicitly. A take-over launch runs
+        the pre-start step for the take-over even when restoring is off.
         """
         command = [*self.cmd, *self.get_args()]
         snapshot = self.user_options.get("westtek_restore_snapshot")
         if snapshot and not _SAFE_ID.fullmatch(str(snapshot)):
             snapshot = None
-        if not snapshot and (not self.restore_environment or not self.restore_areas):
+        restore = bool(snapshot) or (self.restore_environment and bool(self.restore_areas))
+        if not restore and not self.take_over:
             return command
         areas = self.restore_areas or list(RESTORE_AREAS)
-        args = [arg for area in areas for arg in ("--only", area)]
+        args = [arg for area in areas for arg in ("--only", area)] if restore else []
+        if not restore:
+            args.append("--skip-restore")
+        if self.take_over:
+            environment, predecessor = self.take_over
+            args += ["--take-over", environment, "--predecessor", predecessor]
         if snapshot:
             args += ["--snapshot", str(snapshot)]
         if self.internal_ssl:

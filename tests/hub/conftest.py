@@ -55,6 +55,7 @@ class FakeHub:
         self.stopped: list[tuple[str, str]] = []
         self.running: dict[str, str] = {}  # user → their server's URL path
         self.failing: int | None = None  # when set, server starts and stops answer this status
+        self.server_posts: list[tuple[str, str, dict[str, Any]]] = []  # user, API path, body
 
     def app(self) -> web.Application:
         hub = self
@@ -109,8 +110,18 @@ class FakeHub:
                 self.set_status(204)
                 self.finish()
 
+        class UserServerAPI(web.RequestHandler):
+            """A running server's West Tek API, as the service reaches it through the proxy."""
+
+            def post(self, name: str, path: str) -> None:
+                service_only(self)
+                hub.server_posts.append((name, path, json.loads(self.request.body or b"{}")))
+                self.set_status(202)
+                self.finish({"id": "0123456789abcdef", "kind": path, "state": "running"})
+
         return web.Application(
             [
+                (r"/user/([^/]+)/westtek/api/(.+)", UserServerAPI),
                 (r"/hub/api/user", UserForToken),
                 (r"/hub/api/users", ActiveUsers),
                 (r"/hub/api/users/([^/]+)", UserModel),

@@ -63,6 +63,7 @@ HUB_API: dict[str, Any] = {
         "/environments/snapshot": {
             "post": {**ANSWER, "requestBody": body(environment_id=TEXT, note=ANY)}
         },
+        "/environments/take-over": {"post": {**ANSWER, "requestBody": body(environment_id=TEXT)}},
         "/environments/{env_id}/drift": {"get": {**ANSWER, "parameters": path("env_id")}},
         "/environments/{env_id}/container": {
             "put": {

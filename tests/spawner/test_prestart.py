@@ -271,3 +271,85 @@ async def test_a_local_spawn_restores_before_the_server_answers(
         assert (home / "home-was").read_text() == str(home)  # the server ran after it
     finally:
         await spawner.stop(now=True)
+
+
+def test_a_take_over_launch_runs_the_take_over_and_opens_on_its_start_page():
+    successor = WestTekSpawner(
+        backend="local",
+        cmd=["jupyterhub-singleuser"],
+        user=make_user("alice"),
+        user_options={"westtek_take_over": "bob", "westtek_predecessor": "bob"},
+    )
+    assert successor.environment_id == "alice"  # her own environment, not bob's
+    assert successor.server_command()[3:10] == [
+        "--skip-restore",  # restoring is off on the local backend
+        "--take-over",
+        "bob",
+        "--predecessor",
+        "bob",
+        "--",
+        "jupyterhub-singleuser",
+    ]
+    successor.restore_environment = True
+    assert successor.server_command()[3:5] == ["--only", "packages"]
+    assert "--skip-restore" not in successor.server_command()
+    from westtek_spawner.errors import SpawnRefused
+
+    with pytest.raises(SpawnRefused, match="westtek_predecessor '../x' is not a valid id"):
+        successor.apply_user_options(successor, {"westtek_predecessor": "../x"})
+    assert prestart.main(["--take-over", "bob", "--", "true"]) == 2  # whose?
+
+
+async def test_a_take_over_spawn_brings_the_predecessors_work_before_the_server_answers(
+    snapshotted,
+    tmp_path,
+    monkeypatch,
+):
+    from jupyterhub.objects import Hub
+
+    # Given alice's snapshot in the lab's store, handed to carol,
+    spawner = WestTekSpawner(
+        user=make_user("carol"),
+        hub=Hub(ip="127.0.0.1", port=8081, base_url="/hub/"),
+        api_token="t",
+        oauth_client_id="jupyterhub-user-carol",
+        cmd=[sys.executable, "-c", TINY_SERVER],
+        store_template=str(snapshotted["store"]),
+        answer_poll_interval=0.05,
+        report_to_hub_service=False,
+        user_options={"westtek_take_over": "alice", "westtek_predecessor": "alice"},
+    )
+    spawner.env_keep = [*spawner.env_keep, "JUPYTER_DATA_DIR", "XDG_DATA_HOME", "PYTHONPATH"]
+    spawner.config.LocalBackend.home_dir_template = str(tmp_path / "homes" / "{username}")
+    spawner.config.LocalBackend.state_dir_template = str(tmp_path / "state" / "{username}")
+    assert spawner.get_env()["JUPYTERHUB_DEFAULT_URL"] == "/westtek/start-here"
+    events = []
+
+    async def collect():
+        async for event in spawner.progress():
+            events.append(event)
+
+    # when carol's server starts,
+    start = asyncio.ensure_future(spawner.start())
+    await asyncio.sleep(0)
+    collector = asyncio.ensure_future(collect())
+    try:
+        await asyncio.wait_for(start, 120)
+        await asyncio.wait_for(collector, 5)
+        # then alice's work is in a folder of carol's home before the server answers,
+        messages = [e["message"] for e in events]
+        taken = "alice's work is in from-alice/: open from-alice/START_HERE.md"
+        assert any(taken in m for m in messages), messages
+        assert messages.index(next(m for m in messages if taken in m)) < messages.index(
+            "Notebook server answering"
+        )
+        home = tmp_path / "homes" / "carol"
+        assert (home / "from-alice" / "analysis.ipynb").exists()
+        assert (home / "from-alice" / "data" / "measurements.csv").exists()
+        # with her packages as a kernel of its own, carol's interpreter untouched
+        kernels = Path(snapshotted["tmp"]) / "jupyter-data" / "kernels"
+        spec = json.loads((kernels / "alice-research" / "kernel.json").read_text())
+        assert spec["argv"][0].startswith(str(home / ".kernels"))
+        assert installed(Path(spec["argv"][0]), "westtek_probe_pkg") == "1.0.0"
+    finally:
+        await spawner.stop(now=True)

@@ -1,0 +1,97 @@
+"""A successor takes over a handed-over environment through the hub service: by launching a
+server that does it before JupyterLab opens, or through their running server.
+
+Every test runs on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from tests.core.kb.test_lab_memory import BOB_ANALYSIS
+from tests.hub.conftest import answer
+from tests.hub.test_lab_knowledge import report
+
+TAKE_OVER = "environments/take-over"
+
+
+async def handed_to_alice(api, lab_stores) -> str:
+    """bob's snapshot in vault-13's store, and his environment handed to alice by dana."""
+    snapshot = await report(api, lab_stores, "bob", "vault-13", {"analysis.ipynb": BOB_ANALYSIS})
+    handed = await api("POST", "knowledge/transfer", "dana",
+                       {"environment_id": "bob", "to_researcher": "alice"})  # fmt: skip
+    assert handed.code == 200, answer(handed)
+    return snapshot
+
+
+async def test_a_successor_without_a_server_launches_one_that_takes_over(api, lab_stores, fake_hub):
+    hub, _ = fake_hub
+    await handed_to_alice(api, lab_stores)
+    response = await api("POST", TAKE_OVER, "alice", {"environment_id": "bob"})
+    assert response.code == 202, answer(response)
+    assert answer(response) | {"user_options": None} == {
+        "user": "alice",
+        "server_name": "",
+        "user_options": None,
+        "environment_id": "bob",
+        "predecessor": "bob",
+    }
+    # her own server starts (not bob's environment), told what to take over from whom
+    assert hub.started == [
+        ("alice", "", {"westtek_take_over": "bob", "westtek_predecessor": "bob"})
+    ]
+    log = answer(await api("GET", "audit", "overseer"))["entries"]
+    actions = [(e["action"], e["outcome"], e["actor"]) for e in log[-2:]]
+    assert actions == [("environment.take_over", "ok", "alice"), ("server.launch", "ok", "alice")]
+
+
+async def test_a_running_server_takes_over_as_a_job(api, lab_stores, fake_hub, service):
+    hub, hub_api = fake_hub
+    await handed_to_alice(api, lab_stores)
+    hub.running["alice"] = "/user/alice/"
+    service.tornado_app.settings["westtek_public_url"] = hub_api.removesuffix("/hub/api")
+    response = await api("POST", TAKE_OVER, "alice", {"environment_id": "bob"})
+    assert response.code == 202, answer(response)
+    assert answer(response)["job"]["kind"] == "take-over"
+    assert answer(response)["open"].endswith("/user/alice/westtek/start-here")
+    assert hub.server_posts == [
+        ("alice", "take-over", {"environment_id": "bob", "predecessor": "bob"})
+    ]
+    assert hub.started == []  # no second server
+
+
+async def test_only_the_holder_of_a_handed_over_environment_takes_it_over(
+    api, lab_stores, fake_hub
+):
+    hub, _ = fake_hub
+    await handed_to_alice(api, lab_stores)
+    await report(api, lab_stores, "dana", "vault-13", {"analysis.ipynb": BOB_ANALYSIS})
+    refusals = {
+        # bob gave it away; dana administers the lab but does not hold it
+        ("bob", "bob"): (403, "bob may not act on environment 'bob'"),
+        ("dana", "bob"): (403, "bob is alice's: only its holder takes it over"),
+        # nobody handed dana's own environment to her; carol's lab cannot see bob's
+        ("dana", "dana"): (400, "dana was never handed to dana: nothing to take over"),
+        ("carol", "bob"): (404, None),
+        ("alice", ""): (400, None),
+    }
+    for (user, env), (code, message) in refusals.items():
+        response = await api("POST", TAKE_OVER, user, {"environment_id": env})
+        assert response.code == code, (user, env, answer(response))
+        if message:
+            assert answer(response)["message"] == message
+    assert hub.started == [] and hub.server_posts == []
+
+
+async def test_an_environment_without_snapshots_cannot_be_taken_over(api, fake_hub):
+    hub, _ = fake_hub
+    event = {"environment_id": "bob", "lab_id": "vault-13", "status": "STABLE", "changes": [],
+             "time": 1_700_000_000}  # fmt: skip
+    assert (await api("POST", "events", "bob", event)).code in (200, 201)
+    handed = await api("POST", "knowledge/transfer", "dana",
+                       {"environment_id": "bob", "to_researcher": "alice"})  # fmt: skip
+    assert handed.code == 200, answer(handed)
+    response = await api("POST", TAKE_OVER, "alice", {"environment_id": "bob"})
+    assert (response.code, answer(response)["message"]) == (
+        400,
+        "bob has no snapshot to take over",
+    )
+    assert hub.started == []
