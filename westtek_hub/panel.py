@@ -692,6 +692,15 @@ class SharingPage(PanelHandler):
         )
 
 
+def predecessor_of(caller: Caller, package: dict[str, Any]) -> str | None:
+    """Who handed the package's environment to the caller, if they hold it and may take it
+    over (``environments/take-over`` decides; this only offers the button)."""
+    if package["environment"]["researcher_id"] != caller.name or not package["snapshots"]:
+        return None
+    handed = [t for t in package.get("transfers") or [] if t.get("to") == caller.name]
+    return str(handed[-1]["from"]) if handed else None
+
+
 class SuccessionPage(PanelHandler):
     """``/services/westtek/succession``: choose an environment, read its package, hand it on."""
 
@@ -727,6 +736,7 @@ class SuccessionPage(PanelHandler):
             environment_id=env_id,
             package=package,
             may_reassign=bool(package and can_reassign(caller, package["environment"])),
+            predecessor=package and predecessor_of(caller, package),
             active="succession",
         )
 

@@ -51,18 +51,17 @@ class ServerHandler(APIHandler):
             raise web.HTTPError(502, f"the hub refused to start the server ({e.code})") from None
         return {"user": caller.name, "server_name": name, "user_options": options}
 
-    async def running_server_url(self, owner: str) -> str | None:
-        """The public URL of ``owner``'s default server when it is ready, else None."""
+    async def running_server(self, owner: str) -> str | None:
+        """The URL path of ``owner``'s default server when it is ready, else None."""
         model = await self.hub.user(owner, fresh=True)
         server = ((model or {}).get("servers") or {}).get("") or {}
-        if not server.get("ready"):
-            return None
-        return str(self.settings["westtek_public_url"]).rstrip("/") + str(server["url"])
+        return str(server["url"]) if server.get("ready") else None
 
-    async def server_post(self, owner: str, url: str, path: str, body: dict[str, Any]) -> Any:
+    async def server_post(self, owner: str, server: str, path: str, body: dict[str, Any]) -> Any:
         """POST to a running server's West Tek API with the service's token; its answer."""
+        public = str(self.settings["westtek_public_url"]).rstrip("/")
         request = HTTPRequest(
-            url + "westtek/api/" + path,
+            public + server + "westtek/api/" + path,
             method="POST",
             headers={"Authorization": f"token {self.settings['hub_auth'].api_token}"},
             body=json.dumps(body),
@@ -159,11 +158,11 @@ class SnapshotRequestHandler(ServerHandler):
             return env.researcher_id
 
         owner = self.run(caller, "snapshot.request", env_id, work)
-        url = await self.running_server_url(owner)
-        if url is None:
+        server = await self.running_server(owner)
+        if server is None:
             raise web.HTTPError(409, f"{owner}'s server is not running: launch it first")
         wanted = {"note": str(body.get("note") or ""), "labels": {}}
-        job = await self.server_post(owner, url, "snapshots", wanted)
+        job = await self.server_post(owner, server, "snapshots", wanted)
         self.reply({"environment_id": env_id, "job": job}, 202)
 
 
@@ -203,21 +202,22 @@ class TakeOverHandler(ServerHandler):
         env_id = str(body.get("environment_id") or "")
         if not env_id:
             raise web.HTTPError(400, "name the environment to take over: environment_id")
-        url = await self.running_server_url(caller.name)
-        running = {} if url else await self.running_servers()
+        server = await self.running_server(caller.name)
+        running = {} if server else await self.running_servers()
 
         def plan(session: Session) -> tuple[Environment, str]:
             env, predecessor = _take_over_plan(session, caller, env_id)
-            if url is None:  # a server is launched for it
+            if server is None:  # a server is launched for it
                 quota = self.registry.quota(env.lab_id)
                 registry.check_server_quota(env.lab_id, running.get(env.lab_id, 0), quota)
             return env, predecessor
 
         env, predecessor = self.run(caller, "environment.take_over", env_id, plan)
         wanted = {"environment_id": env.id, "predecessor": predecessor}
-        if url is not None:
-            job = await self.server_post(caller.name, url, "take-over", wanted)
-            answer = {"user": caller.name, "job": job, "open": url + START_URL.lstrip("/")}
+        if server is not None:  # paths: the browser reaches the server through the proxy
+            job = await self.server_post(caller.name, server, "take-over", wanted)
+            answer = {"user": caller.name, "job": job, "server": server,
+                      "open": server + START_URL.lstrip("/")}  # fmt: skip
             self.reply(answer | wanted, 202)
             return
         options = {"westtek_take_over": env.id, "westtek_predecessor": predecessor}

@@ -31,6 +31,7 @@ from westtek_core.agents.service import AgentService
 from westtek_core.areas import AREAS
 from westtek_core.environment_service import USER_ERRORS, EnvironmentService, Message
 from westtek_core.kb.lab_client import LabMemoryUnavailable
+from westtek_core.kb.take_over import START_URL
 from westtek_core.kb.take_over import records as take_over_records
 from westtek_core.request_input import MAX_INT, BadInput, parse_count, parse_json
 from westtek_core.snapshot import EXPORT_FORMATS
@@ -687,4 +688,4 @@ def handler_routes() -> list[tuple[str, Any]]:
 
 def page_routes() -> list[tuple[str, Any]]:
     """Pages outside the REST API (not in its OpenAPI document)."""
-    return [(r"/westtek/start-here", StartHereHandler)]
+    return [(START_URL, StartHereHandler)]

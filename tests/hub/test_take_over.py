@@ -9,6 +9,7 @@ from __future__ import annotations
 from tests.core.kb.test_lab_memory import BOB_ANALYSIS
 from tests.hub.conftest import answer
 from tests.hub.test_lab_knowledge import report
+from tests.hub.test_panel import fetch
 
 TAKE_OVER = "environments/take-over"
 
@@ -51,7 +52,7 @@ async def test_a_running_server_takes_over_as_a_job(api, lab_stores, fake_hub, s
     response = await api("POST", TAKE_OVER, "alice", {"environment_id": "bob"})
     assert response.code == 202, answer(response)
     assert answer(response)["job"]["kind"] == "take-over"
-    assert answer(response)["open"].endswith("/user/alice/westtek/start-here")
+    assert answer(response)["open"] == "/user/alice/westtek/start-here"
     assert hub.server_posts == [
         ("alice", "take-over", {"environment_id": "bob", "predecessor": "bob"})
     ]
@@ -95,3 +96,14 @@ async def test_an_environment_without_snapshots_cannot_be_taken_over(api, fake_h
         "bob has no snapshot to take over",
     )
     assert hub.started == []
+
+
+async def test_the_succession_page_offers_the_take_over_to_the_holder_only(
+    api, lab_stores, service
+):
+    await handed_to_alice(api, lab_stores)
+    page = (await fetch(service, "succession?environment_id=bob", "alice")).body.decode()
+    assert 'data-westtek-action="take-over"' in page and "bob handed bob to you" in page
+    for other in ("dana", "overseer"):
+        page = (await fetch(service, "succession?environment_id=bob", other)).body.decode()
+        assert 'id="westtek-take-over"' not in page, other

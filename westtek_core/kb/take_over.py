@@ -36,6 +36,8 @@ from westtek_core.snapshot.manifest import safe_relative_path
 from westtek_core.store import Repository
 
 START_PAGE = "START_HERE.md"
+START_URL = "/westtek/start-here"
+"""Where a server opens on its latest take-over's start page (relative to its base URL)."""
 KERNELS_DIR = ".kernels"
 RECORD_FILE = "taken-over.json"
 

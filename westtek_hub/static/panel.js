@@ -78,6 +78,23 @@
 
   const env = (data) => encodeURIComponent(data.environment);
 
+  /** A job of the researcher's own server, polled until it ends (at most 15 minutes). */
+  async function finished(url) {
+    const deadline = Date.now() + 15 * 60 * 1000;
+    while (Date.now() < deadline) {
+      const response = await fetch(url, { credentials: "same-origin" });
+      if (!response.ok) {
+        throw new Error(`Your server did not say how the take-over went (${response.status}).`);
+      }
+      const job = await response.json();
+      if (job.finished) {
+        return job;
+      }
+      await new Promise((resolve) => window.setTimeout(resolve, 1000));
+    }
+    throw new Error("The take-over is still running after 15 minutes: see your server's jobs.");
+  }
+
   // What a researcher waits for while each long action runs.
   const working = {
     launch: (data) =>
@@ -85,6 +102,7 @@
         ? `Bringing snapshot ${data.snapshot.slice(0, 12)} over and asking the hub to start a server…`
         : "Asking the hub to start the server…",
     stop: () => "Stopping the server…",
+    "take-over": (data) => `Asking for ${data.environment} to be taken over into your workspace…`,
     snapshot: (data) => `Asking ${data.environment}'s server for a snapshot…`,
     revoke: () => "Revoking the share and removing the copy…",
     share: () => "Copying the snapshot into the other lab's store…",
@@ -106,6 +124,27 @@
           `The hub is starting ${answer.user}'s server` +
           (data.snapshot ? `, restored from snapshot ${data.snapshot.slice(0, 12)}.` : "."),
         link: { href: spawnProgress(answer.user, answer.server_name), text: "Follow its start" },
+      };
+    },
+    async "take-over"(data) {
+      const answer = await request("POST", "environments/take-over", {
+        environment_id: data.environment,
+      });
+      if (!answer.job) {
+        return {
+          message:
+            `The hub is starting your server: it brings ${answer.predecessor}'s work in ` +
+            "before JupyterLab opens on its start page.",
+          link: { href: spawnProgress(answer.user, answer.server_name), text: "Follow its start" },
+        };
+      }
+      const job = await finished(`${answer.server}westtek/api/jobs/${answer.job.id}`);
+      if (job.state !== "succeeded") {
+        throw new Error(`The take-over failed: ${job.error || job.state}`);
+      }
+      return {
+        message: `${answer.predecessor}'s work is in ${job.result.folder}/ of your workspace.`,
+        link: { href: answer.open, text: "Open its start page" },
       };
     },
     async stop(data) {
