@@ -3,12 +3,14 @@
 // hub admin hands bob's environment to carol (another lab) in the panel;
 // carol, from her own server, whose workspace has none of bob's files, asks
 // the Knowledge Transfer agent which notebook makes figure 3, gets an answer
-// citing bob's notebook in bob's snapshot, and opens the cited cell.
+// citing bob's notebook in bob's snapshot, and opens the cited cell; then she
+// takes bob's environment over from the panel and lands on its start page,
+// his notebook in a folder of her workspace, set to run on his packages.
 //
 // The hub is `python -m tests.e2e.run_hub` (see demo-hub.mjs). Run with
 // `node --test tests/ui/lab-memory.test.mjs`; only 127.0.0.1 is contacted.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -57,6 +59,8 @@ function seedCarol(hub) {
 describe('knowledge outlives the researcher: a successor asks about bob’s work', () => {
   let hub;
   let browser;
+  let carol; // carol's page in JupyterLab
+  let carolHome;
   const contexts = [];
 
   /** A fresh browser context (its own cookies: one person) and its page. */
@@ -135,6 +139,7 @@ describe('knowledge outlives the researcher: a successor asks about bob’s work
     step(async () => {
       const home = seedCarol(hub);
       const page = await person();
+      [carol, carolHome] = [page, home];
       await logIntoLab(page, hub, 'carol');
       assert.equal(existsSync(path.join(home, NOTEBOOK)), false);
       const panel = await openSidebar(page);
@@ -186,5 +191,44 @@ describe('knowledge outlives the researcher: a successor asks about bob’s work
       }
       assert.match(await source.innerText(), /figure 3: the fitted decay/);
       await screenshot(page, 'lab-memory-cited-cell');
+    }));
+
+  test('carol takes bob’s environment over and lands on its start page', () =>
+    step(async () => {
+      // her own browser, logged in to the hub: the panel needs only her consent
+      const page = await carol.context().newPage();
+      const succession = `${SERVICE}succession`;
+      await page.goto(`${hub.url}${succession}?environment_id=bob`);
+      await page.waitForURL(url =>
+        [succession, '/hub/api/oauth2/authorize'].includes(url.pathname)
+      );
+      if (new URL(page.url()).pathname !== succession) {
+        await page
+          .getByRole('button', { name: 'Authorize', exact: true })
+          .click();
+        await page.waitForURL(url => url.pathname === succession);
+      }
+      const offer = page.locator('#westtek-take-over');
+      assert.match(await offer.innerText(), /bob handed bob to you/);
+      await offer.getByRole('button', { name: 'Take over' }).click();
+      // her server is running: it takes over as a job the panel follows
+      const open = page.getByRole('link', { name: 'Open its start page' });
+      await open.waitFor({ timeout: JOB_MS });
+      const folder = path.join(carolHome, 'from-bob');
+      const notebook = JSON.parse(
+        readFileSync(path.join(folder, NOTEBOOK), 'utf8')
+      );
+      assert.match(notebook.metadata.kernelspec.display_name, /\(bob\)$/);
+      const start = readFileSync(path.join(folder, 'START_HERE.md'), 'utf8');
+      assert.match(start, /^# Start here: bob's work/);
+      assert.match(start, new RegExp(`\\[${NOTEBOOK}\\]`));
+      await open.click();
+      await page.waitForURL(url =>
+        url.pathname.endsWith('/lab/tree/from-bob/START_HERE.md')
+      );
+      await page
+        .locator('.lm-TabBar-tab', { hasText: 'START_HERE.md' })
+        .waitFor({ timeout: JOB_MS });
+      await screenshot(page, 'take-over-start-here');
     }));
 });
