@@ -36,6 +36,8 @@ c.JupyterHub.bind_url = {self.url!r}
 c.JupyterHub.hub_port = {free_port()}
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{free_port()}"
 c.JupyterHub.services[0]["url"] = "http://127.0.0.1:{free_port()}"
+# the service reaches users' servers through the proxy (the demo's default is port 8000)
+c.JupyterHub.services[0]["command"].append("--WestTekHubService.public_url={self.url}")
 c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}  # answer 202 at once
 c.JupyterHub.cleanup_servers = False  # servers outlive the hub, as in production restarts
 c.JupyterHub.services.append({{"name": "e2e-admin", "api_token": {ADMIN_TOKEN!r}}})
