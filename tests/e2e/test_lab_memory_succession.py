@@ -1,11 +1,11 @@
 """End to end, on the real demo hub: a lab's memory outlives a researcher who leaves.
 
 alice and bob, of lab vault-13, each keep an ``analysis.ipynb`` of their own and snapshot it
-through their servers. bob leaves: the hub admin hands his environment to dana, of the same
-lab. dana asks the lab's memory (through the hub service, with her own token) about both
-notebooks and gets each answer cited to the right researcher's snapshot; then she takes
-bob's environment over, and the server the hub launches for her brings his notebook into a
-folder of her workspace before it opens, on the take-over's start page.
+through their servers. bob leaves: the hub admin hands his environment to alice. She asks
+the lab's memory (through the hub service, with her own token) about both notebooks and
+gets each answer cited to the right researcher's snapshot; then she takes bob's environment
+over, and the server the hub launches for her brings his notebook into a folder of her
+workspace (beside her own analysis.ipynb) before it opens, on the take-over's start page.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def test_a_successor_asks_about_two_colleagues_same_named_notebooks_and_takes_on
 ) -> None:
     hub = demo_hub
     alice, bob = Researcher(hub, "alice"), Researcher(hub, "bob")
-    dana, overseer = Researcher(hub, "dana"), Researcher(hub, "overseer")
+    overseer = Researcher(hub, "overseer")
     homes = hub.workdir / "westtek-users"
     # Given alice's and bob's analysis.ipynb, each snapshotted through their own server,
     snapshots = {}
@@ -74,15 +74,15 @@ def test_a_successor_asks_about_two_colleagues_same_named_notebooks_and_takes_on
         (homes / person.name).mkdir(parents=True, exist_ok=True)
         (homes / person.name / NOTEBOOK).write_bytes(WORK[person.name])
         snapshots[person.name] = snapshot_through_server(hub, person)
-    # when bob leaves and the hub admin hands his environment to dana,
+    # when bob leaves and the hub admin hands his environment to alice,
     moved = overseer.service(
-        "POST", "knowledge/transfer", {"environment_id": "bob", "to_researcher": "dana"}
+        "POST", "knowledge/transfer", {"environment_id": "bob", "to_researcher": "alice"}
     )
     assert moved.status_code == 200, moved.text
 
-    # then dana finds each colleague's notebook, cited to its own researcher and snapshot,
+    # then alice finds each one's notebook, cited to its own researcher and snapshot,
     def cited(question: str) -> dict[str, Any] | None:
-        response = dana.service("GET", f"knowledge/search?q={question}&k=1")
+        response = alice.service("GET", f"knowledge/search?q={question}&k=1")
         assert response.status_code == 200, response.text
         results = response.json()["results"]
         return results[0]["citation"] if results else None
@@ -102,24 +102,26 @@ def test_a_successor_asks_about_two_colleagues_same_named_notebooks_and_takes_on
         assert citation["snapshot_id"] == snapshots[whose]
 
     # and when she takes bob's environment over, the hub starts her own server, which
-    # brings his notebook into a folder of her workspace before it opens on its start page.
-    taken = dana.service("POST", "environments/take-over", {"environment_id": "bob"})
+    # brings his notebook into a folder of her workspace before it opens on its start page,
+    # her own notebook of that name untouched.
+    taken = alice.service("POST", "environments/take-over", {"environment_id": "bob"})
     assert taken.status_code == 202, taken.text
     assert taken.json()["user_options"] == {
         "westtek_take_over": "bob",
         "westtek_predecessor": "bob",
     }
-    wait_until_ready(hub, "dana")
-    folder = homes / "dana" / "from-bob"
+    wait_until_ready(hub, "alice")
+    assert (homes / "alice" / NOTEBOOK).read_bytes() == WORK["alice"]
+    folder = homes / "alice" / "from-bob"
     assert json.loads((folder / NOTEBOOK).read_text())["cells"] == json.loads(WORK["bob"])["cells"]
     assert (folder / "START_HERE.md").read_text().startswith("# Start here: bob's work")
     start = requests.get(
-        f"{hub.url}/user/dana/westtek/start-here",
-        headers=dana.headers,
+        f"{hub.url}/user/alice/westtek/start-here",
+        headers=alice.headers,
         allow_redirects=False,
         timeout=60,
     )
     assert start.status_code == 302, start.text
     assert start.headers["Location"].endswith("/lab/tree/from-bob/START_HERE.md")
-    assert hub.api("DELETE", "users/dana/server").status_code in (202, 204)
-    wait_until_stopped(hub, "dana")
+    assert hub.api("DELETE", "users/alice/server").status_code in (202, 204)
+    wait_until_stopped(hub, "alice")
