@@ -1,4 +1,5 @@
 import { Button, Checkbox, TextField } from '@jupyter/react-components';
+import { PageConfig } from '@jupyterlab/coreutils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { HTMLSelect } from '@jupyterlab/ui-components';
 import React, { useRef, useState } from 'react';
@@ -365,6 +366,21 @@ function SnapshotCard(props: {
         >
           {trans.__('Restore…')}
         </Button>
+        {transferPackageUrl(snapshot.environment_id) && (
+          <a
+            className="jp-WestTek-link"
+            data-testid="westtek-transfer-package"
+            href={transferPackageUrl(snapshot.environment_id) ?? undefined}
+            target="_blank"
+            rel="noopener noreferrer"
+            title={trans.__(
+              'The hub panel’s transfer package of environment %1: its history, notebooks, checklist, and Take over once it is handed to you',
+              snapshot.environment_id ?? ''
+            )}
+          >
+            {trans.__('Transfer package')}
+          </a>
+        )}
         {!snapshot.baseline && (
           <Button
             minimal
@@ -489,4 +505,23 @@ export function snapshotOwner(snapshot: {
     environment.startsWith(`${who}:`) ||
     environment.startsWith(`${who}@`);
   return own ? who : `${who} (environment ${environment})`;
+}
+
+/**
+ * The hub panel's transfer package of an environment, when this server runs under
+ * JupyterHub (whose page config names the hub's prefix), else null.
+ *
+ * @param environment A snapshot's environment id
+ * @returns e.g. `/services/westtek/succession?environment_id=bob`
+ */
+export function transferPackageUrl(
+  environment: string | null | undefined
+): string | null {
+  const hubPrefix = PageConfig.getOption('hubPrefix');
+  if (!hubPrefix || !environment) {
+    return null;
+  }
+  const services = hubPrefix.replace(/hub\/?$/, 'services/westtek/');
+  const query = `environment_id=${encodeURIComponent(environment)}`;
+  return `${PageConfig.getOption('hubHost')}${services}succession?${query}`;
 }

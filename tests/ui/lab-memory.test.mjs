@@ -195,10 +195,20 @@ describe('knowledge outlives the researcher: a successor asks about bob’s work
 
   test('carol takes bob’s environment over and lands on its start page', () =>
     step(async () => {
-      // her own browser, logged in to the hub: the panel needs only her consent
-      const page = await carol.context().newPage();
+      // bob's snapshot in her side bar links its transfer package in the panel
+      await carol.keyboard.press('Escape'); // the cited cell's dialog
+      const panel = await openSidebar(carol);
+      await panel.getByTestId('westtek-tab-snapshots').click();
+      const card = panel
+        .getByTestId('westtek-snapshot')
+        .filter({ hasText: 'figure 3, before I leave' });
+      await card.waitFor({ timeout: JOB_MS });
+      const [page] = await Promise.all([
+        carol.context().waitForEvent('page'),
+        card.getByTestId('westtek-transfer-package').click()
+      ]);
+      // her browser is logged in to the hub: the panel needs only her consent
       const succession = `${SERVICE}succession`;
-      await page.goto(`${hub.url}${succession}?environment_id=bob`);
       await page.waitForURL(url =>
         [succession, '/hub/api/oauth2/authorize'].includes(url.pathname)
       );
@@ -212,8 +222,11 @@ describe('knowledge outlives the researcher: a successor asks about bob’s work
       assert.match(await offer.innerText(), /bob handed bob to you/);
       await offer.getByRole('button', { name: 'Take over' }).click();
       // her server is running: it takes over as a job the panel follows
-      const open = page.getByRole('link', { name: 'Open its start page' });
-      await open.waitFor({ timeout: JOB_MS });
+      const status = page.locator(
+        '#westtek-status.alert-success, #westtek-status.alert-danger'
+      );
+      await status.waitFor({ timeout: JOB_MS });
+      assert.match(await status.innerText(), /bob's work is in from-bob\//);
       const folder = path.join(carolHome, 'from-bob');
       const notebook = JSON.parse(
         readFileSync(path.join(folder, NOTEBOOK), 'utf8')
@@ -222,7 +235,7 @@ describe('knowledge outlives the researcher: a successor asks about bob’s work
       const start = readFileSync(path.join(folder, 'START_HERE.md'), 'utf8');
       assert.match(start, /^# Start here: bob's work/);
       assert.match(start, new RegExp(`\\[${NOTEBOOK}\\]`));
-      await open.click();
+      await page.getByRole('link', { name: 'Open its start page' }).click();
       await page.waitForURL(url =>
         url.pathname.endsWith('/lab/tree/from-bob/START_HERE.md')
       );
