@@ -196,7 +196,9 @@ describe('knowledge outlives the researcher: a successor asks about bob’s work
   test('carol takes bob’s environment over and lands on its start page', () =>
     step(async () => {
       // bob's snapshot in her side bar links its transfer package in the panel
-      await carol.keyboard.press('Escape'); // the cited cell's dialog
+      const dialog = carol.locator('.jp-Dialog'); // the cited cell's
+      await dialog.getByRole('button', { name: 'Close' }).click();
+      await dialog.waitFor({ state: 'detached' });
       const panel = await openSidebar(carol);
       await panel.getByTestId('westtek-tab-snapshots').click();
       const card = panel
