@@ -41,6 +41,7 @@ from westtek_server_ext import models
 from westtek_server_ext.openapi import openapi_document
 
 API_PREFIX = "/westtek/api"
+START_HERE_WAIT_SECONDS = 600
 SNAPSHOT_ID = r"(?P<snapshot_id>[0-9a-fA-F]{4,64})"
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -271,13 +272,21 @@ class TakeOverHandler(WestTekAPIHandler):
 class StartHereHandler(ExtensionHandlerMixin, JupyterHandler):
     """``GET /westtek/start-here``: JupyterLab on the latest take-over's start page.
 
-    A server launched to take over an environment opens here (its spawner's default URL):
-    the take-over chose the folder, so only the server knows where the page is.
+    A server launched to take over an environment opens here (its spawner's default URL),
+    and the hub panel links here while a running server takes over: a take-over still
+    running is waited for (up to ``START_HERE_WAIT_SECONDS``), so the page exists when
+    JupyterLab opens. The take-over chose the folder: only the server knows the page.
     """
 
     @web.authenticated
     async def get(self) -> None:
         """Redirect to the start page, or to JupyterLab when nothing was taken over."""
+        service: EnvironmentService = self.settings["westtek_service"]
+        deadline = IOLoop.current().time() + START_HERE_WAIT_SECONDS
+        while IOLoop.current().time() < deadline and any(
+            job.kind == "take-over" and job.finished is None for job in service.jobs.jobs()
+        ):
+            await asyncio.sleep(0.25)
         done = await IOLoop.current().run_in_executor(None, take_over_records)
         page = f"lab/tree/{quote(done[-1]['start_page'])}" if done else "lab"
         self.redirect(self.base_url + page)

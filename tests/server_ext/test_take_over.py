@@ -32,7 +32,11 @@ async def test_a_successor_takes_over_and_the_server_opens_on_the_start_page(
         jp_fetch, "POST", "take-over", body={"environment_id": "bob", "predecessor": "bob"}
     )
     assert code == 202
-    job = await finish(jp_fetch, job)
+    # the start URL, asked at once, waits for the take-over and opens on its page
+    response = await jp_fetch("westtek", "start-here", follow_redirects=False, raise_error=False)
+    assert response.code == 302
+    assert response.headers["Location"].endswith("/lab/tree/from-bob/START_HERE.md")
+    job = await finish(jp_fetch, job, timeout=1)
     assert job["state"] == "succeeded", job["error"]
     done = models.TakeOver.model_validate(job["result"])
     carol = tmp_path / "carol"
@@ -41,12 +45,9 @@ async def test_a_successor_takes_over_and_the_server_opens_on_the_start_page(
     # the kernel is one this server offers,
     specs = json.loads((await jp_fetch("api", "kernelspecs")).body)["kernelspecs"]
     assert specs["bob-research"]["spec"]["display_name"] == "Research (bob)"
-    # the take-over is listed, and the start URL opens JupyterLab on its page.
+    # and the take-over is listed.
     _, listed = await call(jp_fetch, "GET", "take-over")
     assert models.TakeOvers.model_validate(listed).take_overs == [done]
-    response = await jp_fetch("westtek", "start-here", follow_redirects=False, raise_error=False)
-    assert response.code == 302
-    assert response.headers["Location"].endswith("/lab/tree/from-bob/START_HERE.md")
 
 
 async def test_nothing_to_take_over_is_a_one_line_error(jp_fetch, tmp_path):

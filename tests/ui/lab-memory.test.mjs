@@ -223,12 +223,18 @@ describe('knowledge outlives the researcher: a successor asks about bob’s work
       const offer = page.locator('#westtek-take-over');
       assert.match(await offer.innerText(), /bob handed bob to you/);
       await offer.getByRole('button', { name: 'Take over' }).click();
-      // her server is running: it takes over as a job the panel follows
+      // her server is running: it takes over as a job, and its start page
+      // opens once the job is done
       const status = page.locator(
         '#westtek-status.alert-success, #westtek-status.alert-danger'
       );
       await status.waitFor({ timeout: JOB_MS });
-      assert.match(await status.innerText(), /bob's work is in from-bob\//);
+      assert.match(await status.innerText(), /bringing bob's work into/);
+      await page.getByRole('link', { name: 'Open its start page' }).click();
+      await page.waitForURL(
+        url => url.pathname.endsWith('/lab/tree/from-bob/START_HERE.md'),
+        { timeout: JOB_MS }
+      );
       const folder = path.join(carolHome, 'from-bob');
       const notebook = JSON.parse(
         readFileSync(path.join(folder, NOTEBOOK), 'utf8')
@@ -237,10 +243,6 @@ describe('knowledge outlives the researcher: a successor asks about bob’s work
       const start = readFileSync(path.join(folder, 'START_HERE.md'), 'utf8');
       assert.match(start, /^# Start here: bob's work/);
       assert.match(start, new RegExp(`\\[${NOTEBOOK}\\]`));
-      await page.getByRole('link', { name: 'Open its start page' }).click();
-      await page.waitForURL(url =>
-        url.pathname.endsWith('/lab/tree/from-bob/START_HERE.md')
-      );
       await page
         .locator('.lm-TabBar-tab', { hasText: 'START_HERE.md' })
         .waitFor({ timeout: JOB_MS });
