@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import quote
+from urllib.parse import urlencode
 
 from jupyter_core.paths import jupyter_path
 from jupyter_core.utils import ensure_async
@@ -31,7 +31,7 @@ from westtek_core.agents.service import AgentService
 from westtek_core.areas import AREAS
 from westtek_core.environment_service import USER_ERRORS, EnvironmentService, Message
 from westtek_core.kb.lab_client import LabMemoryUnavailable
-from westtek_core.kb.take_over import START_URL
+from westtek_core.kb.take_over import START_PAGE_PARAMETER, START_URL
 from westtek_core.kb.take_over import records as take_over_records
 from westtek_core.request_input import MAX_INT, BadInput, parse_count, parse_json
 from westtek_core.snapshot import EXPORT_FORMATS
@@ -288,8 +288,8 @@ class StartHereHandler(ExtensionHandlerMixin, JupyterHandler):
         ):
             await asyncio.sleep(0.25)
         done = await IOLoop.current().run_in_executor(None, take_over_records)
-        page = f"lab/tree/{quote(done[-1]['start_page'])}" if done else "lab"
-        self.redirect(self.base_url + page)
+        start = {START_PAGE_PARAMETER: done[-1]["start_page"]} if done else {}
+        self.redirect(self.base_url + "lab" + (f"?{urlencode(start)}" if start else ""))
 
 
 class SnapshotExportHandler(WestTekAPIHandler):

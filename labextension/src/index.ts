@@ -39,6 +39,12 @@ import { IWestTekSettings, NotificationLevel } from './tokens';
 export const SIDEBAR_ID = 'westtek-sidebar';
 
 /**
+ * The query parameter naming a page to open rendered when JupyterLab starts
+ * (`START_PAGE_PARAMETER` of westtek_core/kb/take_over.py).
+ */
+export const START_PAGE_PARAMETER = 'westtek-start-page';
+
+/**
  * Id of the plugin, also the id of its settings (schema/plugin.json).
  */
 export const PLUGIN_ID = 'westtek-labextension:plugin';
@@ -238,6 +244,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
       }
       void jobs.resume();
+      // a take-over's start page (the server's /westtek/start-here), rendered
+      const startPage = new URLSearchParams(window.location.search).get(
+        START_PAGE_PARAMETER
+      );
+      if (startPage) {
+        void app.commands.execute('docmanager:open', {
+          path: startPage,
+          factory: 'Markdown Preview'
+        });
+      }
       drift.start();
       // Fetched ahead so the side bar shows the environment as soon as it opens.
       if (environment.state.kind === 'idle') {

@@ -17,7 +17,8 @@ export type DriftStatus =
 /**
  * What a background job does.
  */
-export type JobKind = 'snapshot' | 'verify' | 'restore' | 'rollback' | 'take-over';
+export type JobKind =
+  'snapshot' | 'verify' | 'restore' | 'rollback' | 'take-over';
 
 /**
  * Where a background job stands.

@@ -122,6 +122,6 @@ def test_a_successor_asks_about_two_colleagues_same_named_notebooks_and_takes_on
         timeout=60,
     )
     assert start.status_code == 302, start.text
-    assert start.headers["Location"].endswith("/lab/tree/from-bob/START_HERE.md")
+    assert start.headers["Location"].endswith("/lab?westtek-start-page=from-bob%2FSTART_HERE.md")
     assert hub.api("DELETE", "users/alice/server").status_code in (202, 204)
     wait_until_stopped(hub, "alice")

@@ -35,7 +35,7 @@ async def test_a_successor_takes_over_and_the_server_opens_on_the_start_page(
     # the start URL, asked at once, waits for the take-over and opens on its page
     response = await jp_fetch("westtek", "start-here", follow_redirects=False, raise_error=False)
     assert response.code == 302
-    assert response.headers["Location"].endswith("/lab/tree/from-bob/START_HERE.md")
+    assert response.headers["Location"].endswith("/lab?westtek-start-page=from-bob%2FSTART_HERE.md")
     job = await finish(jp_fetch, job, timeout=1)
     assert job["state"] == "succeeded", job["error"]
     done = models.TakeOver.model_validate(job["result"])
@@ -44,7 +44,7 @@ async def test_a_successor_takes_over_and_the_server_opens_on_the_start_page(
     assert (carol / done.start_page).read_text().startswith("# Start here: bob's work")
     # the kernel is one this server offers,
     specs = json.loads((await jp_fetch("api", "kernelspecs")).body)["kernelspecs"]
-    assert specs["bob-research"]["spec"]["display_name"] == "Research (bob)"
+    assert specs["bob-research"]["spec"]["display_name"] == "bob's research"
     # and the take-over is listed.
     _, listed = await call(jp_fetch, "GET", "take-over")
     assert models.TakeOvers.model_validate(listed).take_overs == [done]

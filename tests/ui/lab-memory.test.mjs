@@ -232,19 +232,24 @@ describe('knowledge outlives the researcher: a successor asks about bob’s work
       assert.match(await status.innerText(), /bringing bob's work into/);
       await page.getByRole('link', { name: 'Open its start page' }).click();
       await page.waitForURL(
-        url => url.pathname.endsWith('/lab/tree/from-bob/START_HERE.md'),
+        url =>
+          url.searchParams.get('westtek-start-page') ===
+          'from-bob/START_HERE.md',
         { timeout: JOB_MS }
       );
       const folder = path.join(carolHome, 'from-bob');
       const notebook = JSON.parse(
         readFileSync(path.join(folder, NOTEBOOK), 'utf8')
       );
-      assert.match(notebook.metadata.kernelspec.display_name, /\(bob\)$/);
+      assert.match(notebook.metadata.kernelspec.display_name, /^bob's /);
       const start = readFileSync(path.join(folder, 'START_HERE.md'), 'utf8');
       assert.match(start, /^# Start here: bob's work/);
       assert.match(start, new RegExp(`\\[${NOTEBOOK}\\]`));
+      // JupyterLab opens it rendered
       await page
-        .locator('.lm-TabBar-tab', { hasText: 'START_HERE.md' })
+        .locator('.jp-RenderedMarkdown h1', {
+          hasText: "Start here: bob's work"
+        })
         .waitFor({ timeout: JOB_MS });
       await screenshot(page, 'take-over-start-here');
     }));

@@ -93,7 +93,8 @@ def onboarding_checklist(
         where = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
         if kernel in kernels:
             shown = kernels[kernel].get("display_name") or kernel
-            steps.append(f"Use kernel {kernel} ({shown}), in the snapshot, for {where}.")
+            held = "installed with this folder" if taken_over else "in the snapshot"
+            steps.append(f"Use kernel {kernel} ({shown}), {held}, for {where}.")
         else:
             steps.append(f"Install kernel {kernel}: {where} run on it, and the snapshot lacks it.")
     missing: dict[str, list[str]] = {}

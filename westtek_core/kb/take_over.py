@@ -38,6 +38,8 @@ from westtek_core.store import Repository
 START_PAGE = "START_HERE.md"
 START_URL = "/westtek/start-here"
 """Where a server opens on its latest take-over's start page (relative to its base URL)."""
+START_PAGE_PARAMETER = "westtek-start-page"
+"""JupyterLab's query parameter for a page its West Tek extension opens rendered at start."""
 KERNELS_DIR = ".kernels"
 RECORD_FILE = "taken-over.json"
 
@@ -176,7 +178,8 @@ def _install_kernels(
         source = restored / "jupyter" / "kernels" / str(kernel["name"])
         name = _name(f"{predecessor}-{kernel['name']}")
         spec = json.loads((source / "kernel.json").read_text())
-        spec["display_name"] = f"{spec.get('display_name') or kernel['name']} ({predecessor})"
+        # their display names often say "your environment": name whose it is instead
+        spec["display_name"] = f"{predecessor}'s {kernel['name']}"
         target = kernels_dir / name
         if target.exists():
             shutil.rmtree(target)
@@ -205,6 +208,17 @@ def _point_notebooks(folder: Path, kernels: Mapping[str, Mapping[str, str]]) -> 
         new = kernels.get(str(spec.get("name")), fallback)
         metadata["kernelspec"] = {**spec, **new}
         path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+
+
+def _as_installed(
+    facts: Mapping[str, Any], kernels: Mapping[str, Mapping[str, str]]
+) -> dict[str, Any]:
+    """Notebook facts naming the kernels as installed (a kernel not installed keeps its name)."""
+    notebooks = [
+        {**nb, "kernel": kernels[nb["kernel"]]["name"]} if nb.get("kernel") in kernels else nb
+        for nb in facts.get("notebooks") or []
+    ]
+    return {**facts, "notebooks": notebooks, "kernels": [dict(k) for k in kernels.values()]}
 
 
 def start_page(take_over: TakeOver, facts: Mapping[str, Any], checklist: list[str]) -> str:
@@ -288,10 +302,10 @@ def take_over(
     kernels = _install_kernels(restored, report.kernels, predecessor, kernels_dir)
     staged = restored / "workspace"
     staged.mkdir(exist_ok=True)
-    _point_notebooks(staged, kernels)
     notebooks = sorted(str(p.relative_to(staged)) for p in staged.rglob("*.ipynb"))
     analyses = [asdict(a) for a in analyse_workspace(staged, files=notebooks) if not a.error]
-    facts = notebook_facts(manifest, analyses)
+    facts = _as_installed(notebook_facts(manifest, analyses), kernels)
+    _point_notebooks(staged, kernels)
     result = TakeOver(
         environment_id=environment_id,
         predecessor=predecessor,

@@ -64,7 +64,7 @@ def test_a_successor_gets_the_work_and_a_kernel_of_its_own_but_no_private_files(
     )
     # his packages run as a kernel of its own, which his notebook is set to use,
     spec = json.loads((kernels / "bob-research" / "kernel.json").read_text())
-    assert spec["display_name"] == "Research (bob)"
+    assert spec["display_name"] == "bob's research"
     assert spec["argv"][0].startswith(str(carol / ".kernels"))
     version = subprocess.run(
         [spec["argv"][0], "-c", "import westtek_probe_pkg; print(westtek_probe_pkg.VERSION)"],
@@ -77,7 +77,7 @@ def test_a_successor_gets_the_work_and_a_kernel_of_its_own_but_no_private_files(
     assert notebook["metadata"]["kernelspec"]["name"] == "bob-research"
     # and a start page says what came over and what to do, from the notebooks themselves.
     page = (folder / "START_HERE.md").read_text()
-    assert "Research (bob)" in page
+    assert "Use kernel bob-research (bob's research), installed with this folder" in page
     assert "[analysis.ipynb](analysis.ipynb): imports westtek_probe_pkg, wtyaml" in page
     assert "reads data/measurements.csv" in page
     assert "Run the notebooks in this order" in page
