@@ -215,6 +215,22 @@ def test_the_spawner_puts_the_restore_in_front_of_the_servers_command():
         WestTekSpawner(restore_areas=["workspace"])
 
 
+async def spawn_showing_progress(spawner: WestTekSpawner) -> list[str]:
+    """Start the spawner; the messages of its progress events, as the spawn page shows them."""
+    events = []
+
+    async def collect():
+        async for event in spawner.progress():
+            events.append(event)
+
+    start = asyncio.ensure_future(spawner.start())
+    await asyncio.sleep(0)
+    collector = asyncio.ensure_future(collect())
+    await asyncio.wait_for(start, 120)
+    await asyncio.wait_for(collector, 5)
+    return [e["message"] for e in events]
+
+
 async def test_a_local_spawn_restores_before_the_server_answers(
     snapshotted,
     wheelhouse,  # noqa: F811
@@ -247,21 +263,10 @@ async def test_a_local_spawn_restores_before_the_server_answers(
     ]
     spawner.config.LocalBackend.home_dir_template = str(tmp_path / "homes" / "{username}")
     spawner.config.LocalBackend.state_dir_template = str(tmp_path / "state" / "{username}")
-    events = []
-
-    async def collect():
-        async for event in spawner.progress():
-            events.append(event)
-
     # when she spawns,
-    start = asyncio.ensure_future(spawner.start())
-    await asyncio.sleep(0)
-    collector = asyncio.ensure_future(collect())
     try:
-        await asyncio.wait_for(start, 120)
-        await asyncio.wait_for(collector, 5)
+        messages = await spawn_showing_progress(spawner)
         # then the restore ran first, as progress stages, and her packages are back.
-        messages = [e["message"] for e in events]
         short = snapshotted["snapshot"][:12]
         restored = f"Restored your environment from snapshot {short} (2 changes put back)"
         assert restored in messages, messages
@@ -323,21 +328,10 @@ async def test_a_take_over_spawn_brings_the_predecessors_work_before_the_server_
     spawner.config.LocalBackend.home_dir_template = str(tmp_path / "homes" / "{username}")
     spawner.config.LocalBackend.state_dir_template = str(tmp_path / "state" / "{username}")
     assert spawner.get_env()["JUPYTERHUB_DEFAULT_URL"] == "/westtek/start-here"
-    events = []
-
-    async def collect():
-        async for event in spawner.progress():
-            events.append(event)
-
     # when carol's server starts,
-    start = asyncio.ensure_future(spawner.start())
-    await asyncio.sleep(0)
-    collector = asyncio.ensure_future(collect())
     try:
-        await asyncio.wait_for(start, 120)
-        await asyncio.wait_for(collector, 5)
+        messages = await spawn_showing_progress(spawner)
         # then alice's work is in a folder of carol's home before the server answers,
-        messages = [e["message"] for e in events]
         taken = "alice's work is in from-alice/: open from-alice/START_HERE.md"
         assert any(taken in m for m in messages), messages
         assert messages.index(next(m for m in messages if taken in m)) < messages.index(
