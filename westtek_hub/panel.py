@@ -693,8 +693,10 @@ class SharingPage(PanelHandler):
 
 
 def predecessor_of(caller: Caller, package: dict[str, Any]) -> str | None:
-    """Who handed the package's environment to the caller, if they hold it and may take it
-    over (``environments/take-over`` decides; this only offers the button)."""
+    """Who handed the package's environment to the caller, if they hold it and may take it over.
+
+    ``environments/take-over`` decides; this only offers the button.
+    """
     if package["environment"]["researcher_id"] != caller.name or not package["snapshots"]:
         return None
     handed = [t for t in package.get("transfers") or [] if t.get("to") == caller.name]
