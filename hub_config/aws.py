@@ -278,6 +278,15 @@ AUDIT_ANCHOR = f"s3://{setting('WESTTEK_AUDIT_BUCKET')}/audit/{STAGE}/"
 # seven years (infra sets the days), so its audit bucket can go too.
 _days = os.environ.get("WESTTEK_AUDIT_RETENTION_DAYS")
 AUDIT_RETENTION = [f"--AuditTrail.anchor_retention_days={_days}"] if _days else []
+LAB_MEMORY_ON_BEDROCK = (
+    {
+        "WESTTEK_KB_BACKEND": "bedrock",
+        "WESTTEK_KNOWLEDGE_BASE_IDS": json.dumps(KNOWLEDGE_BASE_IDS),
+        "WESTTEK_KNOWLEDGE_BASE_DATA_SOURCE_IDS": json.dumps(KNOWLEDGE_BASE_DATA_SOURCE_IDS),
+    }
+    if KNOWLEDGE_BASE_IDS
+    else {}
+)
 c.JupyterHub.services = [
     {
         "name": "westtek",
@@ -299,6 +308,8 @@ c.JupyterHub.services = [
             "WESTTEK_STAGE": STAGE,
             "WESTTEK_AUDIT_KEY": AUDIT_KEY,
             "WESTTEK_AUDIT_ANCHOR": AUDIT_ANCHOR,
+            # each lab's memory on the lab's knowledge base, under its own scope
+            **LAB_MEMORY_ON_BEDROCK,
         },
         "display": True,
         "oauth_no_confirm": True,

@@ -2,9 +2,13 @@
 
 Each snapshot a server reports is added to its lab's memory from the lab's own store
 (``LabStores``), with the environment's install history from the registry, in the
-background: the report is answered at once. Every lab member searches their lab's memory
-through the service with their own token, whatever server they run (or none), so what a
-researcher preserved outlives their server, their account and their time in the lab.
+background: the report is answered at once. A memory's index is an embedded SQLite file in
+the service's data directory, or, with ``c.KnowledgeIndexBackend.backend = "bedrock"`` (as
+on AWS), the lab's own Bedrock Knowledge Base, where the memory writes and searches only
+under its own scope (``LAB_MEMORY_SCOPE``), beside the servers' live-workspace documents.
+Every lab member searches their lab's memory through the service with their own token,
+whatever server they run (or none), so what a researcher preserved outlives their server,
+their account and their time in the lab.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from traitlets import Bool, Integer
 from traitlets.config import LoggingConfigurable
 
-from westtek_core.kb import IngestReport
+from westtek_core.kb import IngestReport, KnowledgeIndexBackend
+from westtek_core.kb.index import KnowledgeIndex
 from westtek_core.kb.lab_memory import LabMemory
 from westtek_core.kb.succession import onboarding_checklist
 from westtek_core.notebooks import MAX_NOTEBOOK_BYTES
@@ -27,6 +32,10 @@ from westtek_core.snapshot.catalog import load_snapshot, read_stored_file, works
 from westtek_core.store import StoreError
 from westtek_hub import registry
 from westtek_hub.stores import LabStores
+
+LAB_MEMORY_SCOPE = "lab memory"
+"""Where the memory's documents sit in a lab's Bedrock Knowledge Base (``env/lab%20memory/``):
+a space makes it no environment id, so no server's ingest lists or replaces them."""
 
 
 class CellNotFound(LookupError):
@@ -70,8 +79,21 @@ class LabKnowledge(LoggingConfigurable):
                 raise KnowledgeClosed("the hub service is stopping")
             found = self._memories.get(lab_id)
             if found is None:
-                found = self._memories[lab_id] = LabMemory(self.directory, lab_id)
+                index = self._bedrock_index(lab_id)
+                found = self._memories[lab_id] = LabMemory(self.directory, lab_id, index)
             return found
+
+    def _bedrock_index(self, lab_id: str) -> KnowledgeIndex | None:
+        """The lab's Bedrock Knowledge Base under the memory's scope, when that is the backend.
+
+        The bucket defaults to the labs' stores' when they are on S3, as infra lays them out.
+        """
+        backend = KnowledgeIndexBackend(parent=self, lab_id=lab_id)
+        if backend.backend != "bedrock":
+            return None
+        if not backend.bucket:
+            backend.bucket = self.stores.bucket
+        return backend.open_index(self.directory, LAB_MEMORY_SCOPE, own_only=True)
 
     def add_snapshot(
         self,

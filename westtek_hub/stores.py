@@ -10,6 +10,7 @@ reach the other lab's. Revoking the share removes that copy again.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlparse
 
 from traitlets import Unicode
 from traitlets.config import LoggingConfigurable
@@ -41,6 +42,12 @@ class LabStores(LoggingConfigurable):
     def configured(self) -> bool:
         """Whether the service knows where the labs' stores are."""
         return bool(self.store_template)
+
+    @property
+    def bucket(self) -> str:
+        """The S3 bucket of the labs' stores ('' when they are not on S3)."""
+        location = urlparse(self.store_template)
+        return location.netloc if location.scheme == "s3" else ""
 
     def _require_configured(self) -> None:
         if not self.configured:

@@ -28,6 +28,7 @@ import { ILabKnowledgeBase, foundationModelArn } from './ai-stack';
 import { DATABASE_NAME } from './data-stack';
 import {
   HUB_API_PORT,
+  LAB_MEMORY_SCOPE,
   NOTEBOOK_CONTAINER,
   NOTEBOOK_PORT,
   NOTEBOOK_ROLE_TAG,
@@ -495,6 +496,11 @@ export class ComputeStack extends Stack {
     );
     acknowledgeWildcard(
       role,
+      nagSnapshotObjectArn(this, this.stage, `labs/*/kb/env/${LAB_MEMORY_SCOPE}/*`),
+      "Each lab's memory writes and replaces its knowledge-base documents under its own scope of the lab's prefix, never a server's beside them."
+    );
+    acknowledgeWildcard(
+      role,
       nagAuditObjectArn(this, this.stage, 'audit/*'),
       'The hub service adds one locked object per head of its audit chain and reads them back; it cannot delete or unlock any.'
     );
@@ -733,6 +739,14 @@ export function hubStatements(grants: IHubGrants): iam.PolicyStatement[] {
       actions: ['s3:DeleteObject'],
       resources: [grants.snapshotBucket.arnForObjects('labs/*/locks/*')]
     }),
+    // Each lab's memory (westtek_hub/knowledge.py) keeps its documents in the lab's
+    // knowledge base under its own scope, labs/{lab}/kb/env/lab%20memory/, and replaces
+    // them there; it never touches a server's documents beside them.
+    new iam.PolicyStatement({
+      sid: 'WriteLabMemoryDocuments',
+      actions: ['s3:PutObject', 's3:DeleteObject'],
+      resources: [grants.snapshotBucket.arnForObjects(`labs/*/kb/env/${LAB_MEMORY_SCOPE}/*`)]
+    }),
     // The hub service anchors each head of its audit chain (westtek_hub/audit_anchor.py):
     // it adds objects locked in COMPLIANCE mode and reads them back, never deletes one.
     new iam.PolicyStatement({
@@ -761,8 +775,8 @@ export function hubStatements(grants: IHubGrants): iam.PolicyStatement[] {
   if (grants.knowledgeBases.length) {
     statements.push(
       new iam.PolicyStatement({
-        sid: 'IngestKnowledgeBases',
-        actions: ['bedrock:StartIngestionJob', 'bedrock:GetIngestionJob'],
+        sid: 'LabMemoryKnowledgeBases',
+        actions: ['bedrock:Retrieve', 'bedrock:StartIngestionJob', 'bedrock:GetIngestionJob'],
         resources: grants.knowledgeBases.map(kb => kb.arn)
       })
     );

@@ -33,6 +33,12 @@ export const DATABASE_PORT = 5432;
 /** Name of the notebook container in the task definition (the spawner overrides its command). */
 export const NOTEBOOK_CONTAINER = 'notebook';
 
+/**
+ * The key segment of each lab's memory in the lab's knowledge-base prefix: the hub
+ * service's `LAB_MEMORY_SCOPE` ("lab memory", westtek_hub/knowledge.py), percent-encoded.
+ */
+export const LAB_MEMORY_SCOPE = 'lab%20memory';
+
 /** The S3 key prefix under which a lab's snapshots live: `labs/{labId}/`. */
 export function labPrefix(labId: string): string {
   return `labs/${labId}/`;

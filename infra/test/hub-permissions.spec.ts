@@ -195,6 +195,17 @@ for (const stage of STAGES) {
       }
     });
 
+    it("keeps each lab's memory in its own scope of the lab's knowledge-base documents", () => {
+      const bucket = `arn:aws:s3:::${snapshotBucketName(stage, ACCOUNT, region)}`;
+      const memory = `${bucket}/labs/vault-13/kb/env/lab%20memory/notebook/bob%2Fa.ipynb/f1/0.md`;
+      for (const action of ['s3:PutObject', 's3:DeleteObject', 's3:GetObject']) {
+        assert.ok(world.decide(hub, { action, resource: memory }), action);
+      }
+      // a server's live-workspace documents beside it are never the hub's to delete
+      const server = `${bucket}/labs/vault-13/kb/env/bob/notebook/a.ipynb/f1/0.md`;
+      assert.equal(world.decide(hub, { action: 's3:DeleteObject', resource: server }), false);
+    });
+
     it('adds and reads the heads of its audit chain, and can neither delete nor unlock one', () => {
       const bucket = `arn:aws:s3:::${auditBucketName(stage, ACCOUNT, region)}`;
       const head = `${bucket}/audit/${stage}/heads/9999999999999999998`;

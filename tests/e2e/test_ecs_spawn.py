@@ -449,3 +449,10 @@ def test_production_groups_come_from_ad_and_cognito_claims(production_hub):
     assert labs_and_roles({}) == []
     assert username_of({"email": "Alice@WestTek.example", "sub": "x"}) == "alice@westtek.example"
     assert username_of({"cognito:username": "carol", "sub": "x"}) == "carol"
+    # The hub service keeps each lab's memory on the lab's knowledge base.
+    service = namespace["c"].JupyterHub.services[0]["environment"]
+    assert service["WESTTEK_KB_BACKEND"] == "bedrock"
+    assert json.loads(service["WESTTEK_KNOWLEDGE_BASE_IDS"]) == {
+        "vault-13": "KB13",
+        "vault-101": "KB101",
+    }

@@ -167,9 +167,12 @@ class Service:
         data_dir: Path,
         quotas: dict[str, Any] | None = None,
         lab_stores: Path | None = None,
+        extra_config: Config | None = None,
     ) -> None:
         self.port = free_port()
         config = Config({"HubAuth": {"api_url": hub_api, "api_token": SERVICE_TOKEN}})
+        if extra_config:
+            config.merge(extra_config)
         if quotas:
             config.WestTekHubService.quotas = quotas
         if lab_stores:

@@ -162,13 +162,15 @@ class KnowledgeIndexBackend(LoggingConfigurable):
         """Whether there is an index to search (a Bedrock knowledge base always is)."""
         return self.backend != "sqlite" or index_path.exists()
 
-    def open_index(self, index_path: Path, environment: str = "") -> KnowledgeIndex:
+    def open_index(
+        self, index_path: Path, environment: str = "", own_only: bool = False
+    ) -> KnowledgeIndex:
         """The lab's index: the SQLite file at ``index_path``, or the lab's Bedrock knowledge base.
 
         On Bedrock, ``environment`` (a server's environment id) is where its documents go:
-        under its own prefix, so that no server's ingest removes another's. A lab with no
-        Bedrock knowledge base (or data source) configured is refused with a one-line
-        ``ValueError``.
+        under its own prefix, so that no server's ingest removes another's; ``own_only``
+        searches those alone. A lab with no Bedrock knowledge base (or data source)
+        configured is refused with a one-line ``ValueError``.
         """
         if self.backend == "bedrock":
             from westtek_core.kb.bedrock import BedrockKnowledgeIndex
@@ -184,6 +186,7 @@ class KnowledgeIndexBackend(LoggingConfigurable):
                 agent_endpoint_url=self.agent_endpoint_url,
                 runtime_endpoint_url=self.runtime_endpoint_url,
                 environment=environment,
+                own_only=own_only,
             )
         from westtek_core.kb.embedding import shared_embedder
         from westtek_core.kb.index import HybridSqliteIndex

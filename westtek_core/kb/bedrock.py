@@ -55,18 +55,31 @@ def _segment(text: str) -> str:
     return quote(text, safe="")
 
 
-def retrieval_filter(lab: str, kinds: set[str] | None) -> dict[str, Any]:
-    """The retrieve filter: always this lab, and the given kinds when there are any."""
-    lab_only: dict[str, Any] = {"equals": {"key": "lab", "value": lab}}
-    if not kinds:
-        return lab_only
-    return {"andAll": [lab_only, {"in": {"key": "kind", "value": sorted(kinds)}}]}
+def retrieval_filter(
+    lab: str, kinds: set[str] | None, environment: str | None = None
+) -> dict[str, Any]:
+    """The retrieve filter: always this lab; the given kinds and environment when given."""
+    conditions: list[dict[str, Any]] = [{"equals": {"key": "lab", "value": lab}}]
+    if kinds:
+        conditions.append({"in": {"key": "kind", "value": sorted(kinds)}})
+    if environment is not None:
+        conditions.append({"equals": {"key": "environment", "value": environment}})
+    return conditions[0] if len(conditions) == 1 else {"andAll": conditions}
 
 
 def make_retrieve_kwargs(
-    knowledge_base_id: str, lab: str, query: str, k: int, kinds: set[str] | None, mode: str
+    knowledge_base_id: str,
+    lab: str,
+    query: str,
+    k: int,
+    kinds: set[str] | None,
+    mode: str,
+    environment: str | None = None,
 ) -> dict[str, Any]:
-    """The bedrock-agent-runtime ``retrieve`` keyword arguments (a pure builder)."""
+    """The bedrock-agent-runtime ``retrieve`` keyword arguments (a pure builder).
+
+    ``environment``: only the passages written under that environment's scope.
+    """
     if mode == "bm25":
         raise ValueError(
             "a Bedrock knowledge base has no keyword-only (bm25) search: use mode 'hybrid' "
@@ -81,7 +94,7 @@ def make_retrieve_kwargs(
             "vectorSearchConfiguration": {
                 "numberOfResults": min(MAX_RESULTS, max(k, 1) * 4),
                 "overrideSearchType": SEARCH_TYPES[mode],
-                "filter": retrieval_filter(lab, kinds),
+                "filter": retrieval_filter(lab, kinds, environment),
             }
         },
     }
@@ -135,6 +148,7 @@ class BedrockKnowledgeIndex(KnowledgeIndex):
         agent_endpoint_url: str = "",
         runtime_endpoint_url: str = "",
         environment: str = "",
+        own_only: bool = False,
     ) -> None:
         if not lab:
             # the lab names the keys and the retrieve filter: without it labs could mix
@@ -155,6 +169,8 @@ class BedrockKnowledgeIndex(KnowledgeIndex):
         # each environment writes, lists and replaces only under its own prefix, so one
         # researcher's ingest never removes another's documents from the lab's base
         self.environment = environment
+        # the hub's lab memory searches only what it wrote, not servers' live workspaces
+        self.own_only = own_only
         self.root = prefix.format(lab=_segment(lab)) + (
             f"env/{_segment(environment)}/" if environment else ""
         )
@@ -323,7 +339,15 @@ class BedrockKnowledgeIndex(KnowledgeIndex):
         self, query: str, k: int = 5, kinds: set[str] | None = None, mode: str = "hybrid"
     ) -> list[SearchResult]:
         """The ``k`` best passages of this lab, one per parent, best first."""
-        request = make_retrieve_kwargs(self.knowledge_base_id, self.lab, query, k, kinds, mode)
+        request = make_retrieve_kwargs(
+            self.knowledge_base_id,
+            self.lab,
+            query,
+            k,
+            kinds,
+            mode,
+            self.environment if self.own_only else None,
+        )
         response = self._call("bedrock-agent-runtime", "retrieve", **request)
         results: list[SearchResult] = []
         seen: set[str] = set()
@@ -332,13 +356,15 @@ class BedrockKnowledgeIndex(KnowledgeIndex):
             # the filter already excludes other labs: this only guards a misconfigured filter
             if metadata.get("lab") != self.lab or (kinds and metadata.get("kind") not in kinds):
                 continue
+            owner = str(metadata.get("environment") or "")
+            if self.own_only and owner != self.environment:
+                continue
             location = (item.get("location") or {}).get("s3Location") or {}
             parent = str(location.get("uri") or item.get("documentId") or len(seen))
             if parent in seen:
                 continue
             seen.add(parent)
             source = str(metadata.get("source", ""))
-            owner = str(metadata.get("environment") or "")
             if owner and owner != self.environment:
                 source = f"{owner}/{source}"  # a colleague's: whose, as the lab's memory says
             results.append(
