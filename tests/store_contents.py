@@ -24,9 +24,16 @@ def stored_bytes(store: str, cache_dir: Path) -> Iterator[tuple[str, bytes]]:
             yield str(path), path.read_bytes()
 
 
-def store_snapshot(store: Path, environment_id: str, files: dict[str, bytes]) -> str:
-    """A small real snapshot (workspace files only) in the store at ``store``; its id."""
-    repo = Repository.open(str(store), cache_dir=store.parent / "cache")
+def store_snapshot(
+    store: Path, environment_id: str, files: dict[str, bytes], key_file: Path | None = None
+) -> str:
+    """A small real snapshot (workspace files only) in the store at ``store``; its id.
+
+    ``key_file``: an encrypted store, with that key (made when missing).
+    """
+    repo = Repository.open(
+        str(store), cache_dir=store.parent / "cache", key_file=key_file, encrypt=bool(key_file)
+    )
     try:
         with repo.writer() as writer:
             entries = [

@@ -216,6 +216,10 @@ class LabKnowledge(LoggingConfigurable):
         found.sort(key=lambda r: -float(r["score"]))
         return found[:k]
 
+    def holds(self, lab_id: str, snapshot_id: str, environment_id: str) -> bool:
+        """Whether the lab's memory added ``snapshot_id`` (as stored there) of the environment."""
+        return self.memory(lab_id).snapshot_environment(snapshot_id) == environment_id
+
     def cell(self, lab_id: str, snapshot_id: str, path: str, index: int) -> dict[str, Any]:
         """Cell ``index`` of notebook ``path`` as a snapshot in the lab's store holds it.
 

@@ -215,6 +215,16 @@ class LabMemory:
         with self._lock:
             return self.catalogue.has(f"snapshot:{snapshot_id}", "summary")
 
+    def snapshot_environment(self, snapshot_id: str) -> str | None:
+        """The environment a snapshot added under this id belongs to (None if not added).
+
+        A copy made into this lab's store may have an id of its own (stores with different
+        keys): the memory knows it by the id it was added under.
+        """
+        with self._lock:
+            found = self.catalogue.of(f"snapshot:{snapshot_id}", "summary")
+        return found[0] if found else None
+
     def add_install_history(
         self, environment_id: str, researcher: str, rows: Iterable[Mapping[str, Any]]
     ) -> IngestReport:
