@@ -338,11 +338,14 @@ class EnvironmentService:
             with ignore.open("a") as out:
                 out.write(("\n" if lines and lines[-1] else "") + entry + "\n")
 
-    def start_take_over(self, environment_id: str, predecessor: str) -> Job:
+    def start_take_over(
+        self, environment_id: str, predecessor: str, snapshot: str | None = None
+    ) -> Job:
         """Take over a predecessor's environment from the store, in the background.
 
         Their work goes into a folder of the workspace, their packages into a kernel of
-        their own (:mod:`westtek_core.kb.take_over`); the job's result is its record.
+        their own (:mod:`westtek_core.kb.take_over`), from ``snapshot`` when given, else
+        the environment's latest; the job's result is its record.
         """
         from jupyter_core.paths import jupyter_data_dir
 
@@ -351,7 +354,7 @@ class EnvironmentService:
         def work(progress: Callable[[Progress], None]) -> dict[str, Any]:
             kernels = Path(jupyter_data_dir()) / "kernels"
             return take_over(self.repo(), environment_id, predecessor, self.root,
-                             kernels_dir=kernels).to_json()  # fmt: skip
+                             kernels_dir=kernels, snapshot=snapshot).to_json()  # fmt: skip
 
         return self.jobs.submit("take-over", f"take over {predecessor}'s {environment_id}", work)
 

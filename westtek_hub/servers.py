@@ -166,24 +166,35 @@ class SnapshotRequestHandler(ServerHandler):
         self.reply({"environment_id": env_id, "job": job}, 202)
 
 
-def _take_over_plan(session: Session, caller: Caller, env_id: str) -> tuple[Environment, str]:
-    """The environment the caller took over and whose it was; refused otherwise."""
+def _take_over_plan(
+    session: Session, caller: Caller, env_id: str
+) -> tuple[Environment, str, str | None]:
+    """The environment the caller took over, whose it was, and the snapshot to take.
+
+    The snapshot is the latest the registry holds when the environment stayed in its lab:
+    a predecessor still working in the lab under the same id may have stored later ones,
+    which the registry refused. After a move to another lab the store holds only the
+    copies the move made, and their ids may differ: the server takes the latest there.
+    """
     env, access = registry.get_environment(session, caller, env_id, act=True)
     if access != "own":
         raise registry.Denied(
             f"{env.id} is {env.researcher_id}'s: only its holder takes it over", env.lab_id
         )
-    query = select(Transfer.from_researcher).where(
+    query = select(Transfer).where(
         Transfer.environment_id == env.id, Transfer.to_researcher == caller.name
     )
-    predecessor = session.scalar(query.order_by(Transfer.id.desc()).limit(1))
-    if predecessor is None:
+    handed = session.scalar(query.order_by(Transfer.id.desc()).limit(1))
+    if handed is None:
         raise registry.Invalid(f"{env.id} was never handed to {caller.name}: nothing to take over")
-    if session.scalar(select(Snapshot.id).where(Snapshot.environment_id == env.id)) is None:
+    snapshots = select(Snapshot.id).where(Snapshot.environment_id == env.id)
+    latest = session.scalar(snapshots.order_by(Snapshot.timestamp.desc()).limit(1))
+    if latest is None:
         raise registry.Invalid(f"{env.id} has no snapshot to take over")
+    snapshot = latest if handed.from_lab == handed.to_lab else None
     audit.append(session, caller.name, "environment.take_over", env.id, lab_id=env.lab_id,
-                 detail={"from": predecessor})  # fmt: skip
-    return env, predecessor
+                 detail={"from": handed.from_researcher, "snapshot": snapshot})  # fmt: skip
+    return env, handed.from_researcher, snapshot
 
 
 class TakeOverHandler(ServerHandler):
@@ -205,15 +216,15 @@ class TakeOverHandler(ServerHandler):
         server = await self.running_server(caller.name)
         running = {} if server else await self.running_servers()
 
-        def plan(session: Session) -> tuple[Environment, str]:
-            env, predecessor = _take_over_plan(session, caller, env_id)
+        def plan(session: Session) -> tuple[Environment, str, str | None]:
+            env, predecessor, snapshot = _take_over_plan(session, caller, env_id)
             if server is None:  # a server is launched for it
                 quota = self.registry.quota(env.lab_id)
                 registry.check_server_quota(env.lab_id, running.get(env.lab_id, 0), quota)
-            return env, predecessor
+            return env, predecessor, snapshot
 
-        env, predecessor = self.run(caller, "environment.take_over", env_id, plan)
-        wanted = {"environment_id": env.id, "predecessor": predecessor}
+        env, predecessor, snapshot = self.run(caller, "environment.take_over", env_id, plan)
+        wanted = {"environment_id": env.id, "predecessor": predecessor, "snapshot_id": snapshot}
         if server is not None:  # paths: the browser reaches the server through the proxy
             job = await self.server_post(caller.name, server, "take-over", wanted)
             answer = {"user": caller.name, "job": job, "server": server,
@@ -221,4 +232,6 @@ class TakeOverHandler(ServerHandler):
             self.reply(answer | wanted, 202)
             return
         options = {"westtek_take_over": env.id, "westtek_predecessor": predecessor}
+        if snapshot:
+            options["westtek_take_over_snapshot"] = snapshot
         self.reply(await self.start_server(caller, env, env.lab_id, options, "") | wanted, 202)

@@ -265,7 +265,7 @@ class TakeOverHandler(WestTekAPIHandler):
         """Start a take-over."""
         wanted = self.body(models.TakeOverRequest)
         job = await self.run(self.service.start_take_over, wanted.environment_id,
-                             wanted.predecessor)  # fmt: skip
+                             wanted.predecessor, wanted.snapshot_id)  # fmt: skip
         self.accepted(job)
 
 

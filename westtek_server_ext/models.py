@@ -166,6 +166,11 @@ class TakeOverRequest(_Wire):
 
     environment_id: str = Field(min_length=1, max_length=200, description="The environment")
     predecessor: str = Field(min_length=1, max_length=200, description="Whose it was")
+    snapshot_id: str | None = Field(
+        None,
+        pattern=r"^[0-9a-fA-F]{4,64}$",
+        description="The snapshot to take over (default: the environment's latest)",
+    )
 
 
 class TakeOver(_Wire):

@@ -178,7 +178,12 @@ def restore_latest(
 
 
 def take_over_environment(
-    store: str, environment_id: str, predecessor: str, workspace: Path, report: Report
+    store: str,
+    environment_id: str,
+    predecessor: str,
+    workspace: Path,
+    report: Report,
+    snapshot: str | None = None,
 ) -> str:
     """Bring a predecessor's latest snapshot into the workspace; what to tell the researcher.
 
@@ -198,7 +203,9 @@ def take_over_environment(
         repo = Repository.open(store, create=False, key_file=default_key_file())
         try:
             kernels = Path(jupyter_data_dir()) / "kernels"
-            done = take_over(repo, environment_id, predecessor, workspace, kernels_dir=kernels)
+            done = take_over(
+                repo, environment_id, predecessor, workspace, kernels_dir=kernels, snapshot=snapshot
+            )
         finally:
             repo.close()
     except (StoreError, RestoreError, OSError) as e:
@@ -297,6 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--predecessor", help="whose environment --take-over takes over")
     parser.add_argument(
+        "--take-over-snapshot",
+        metavar="ID",
+        help="the snapshot --take-over takes (default: the environment's latest)",
+    )
+    parser.add_argument(
         "--workspace",
         help="the server's workspace (default: $JUPYTERHUB_ROOT_DIR, else the current folder)",
     )
@@ -356,7 +368,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.take_over:
         root = args.workspace or os.environ.get("JUPYTERHUB_ROOT_DIR") or os.getcwd()
         taken = take_over_environment(
-            store, args.take_over, args.predecessor, Path(root).expanduser(), report
+            store,
+            args.take_over,
+            args.predecessor,
+            Path(root).expanduser(),
+            report,
+            args.take_over_snapshot,
         )
         outcome.notes.append(taken)
         outcome.message = f"{outcome.message}. {taken}"

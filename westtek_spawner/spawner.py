@@ -116,6 +116,7 @@ class WestTekSpawner(Spawner):
                 "westtek_restore_snapshot",
                 "westtek_take_over",
                 "westtek_predecessor",
+                "westtek_take_over_snapshot",
             ):
                 value = user_options.get(key)
                 if value is not None and not _SAFE_ID.fullmatch(str(value)):
@@ -401,6 +402,9 @@ class WestTekSpawner(Spawner):
         if self.take_over:
             environment, predecessor = self.take_over
             args += ["--take-over", environment, "--predecessor", predecessor]
+            chosen = self.user_options.get("westtek_take_over_snapshot")
+            if chosen and _SAFE_ID.fullmatch(str(chosen)):
+                args += ["--take-over-snapshot", str(chosen)]
         if snapshot:
             args += ["--snapshot", str(snapshot)]
         if self.internal_ssl:

@@ -109,6 +109,7 @@ def test_a_successor_asks_about_two_colleagues_same_named_notebooks_and_takes_on
     assert taken.json()["user_options"] == {
         "westtek_take_over": "bob",
         "westtek_predecessor": "bob",
+        "westtek_take_over_snapshot": snapshots["bob"],
     }
     wait_until_ready(hub, "alice")
     assert (homes / "alice" / NOTEBOOK).read_bytes() == WORK["alice"]

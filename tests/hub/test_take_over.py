@@ -25,7 +25,7 @@ async def handed_to_alice(api, lab_stores) -> str:
 
 async def test_a_successor_without_a_server_launches_one_that_takes_over(api, lab_stores, fake_hub):
     hub, _ = fake_hub
-    await handed_to_alice(api, lab_stores)
+    bobs = await handed_to_alice(api, lab_stores)
     response = await api("POST", TAKE_OVER, "alice", {"environment_id": "bob"})
     assert response.code == 202, answer(response)
     assert answer(response) | {"user_options": None} == {
@@ -34,11 +34,13 @@ async def test_a_successor_without_a_server_launches_one_that_takes_over(api, la
         "user_options": None,
         "environment_id": "bob",
         "predecessor": "bob",
+        "snapshot_id": bobs,
     }
-    # her own server starts (not bob's environment), told what to take over from whom
-    assert hub.started == [
-        ("alice", "", {"westtek_take_over": "bob", "westtek_predecessor": "bob"})
-    ]
+    # her own server starts (not bob's environment), told what to take over from whom: in
+    # the same lab, the latest snapshot the registry holds (bob may store later ones)
+    taken = {"westtek_take_over": "bob", "westtek_predecessor": "bob",
+             "westtek_take_over_snapshot": bobs}  # fmt: skip
+    assert hub.started == [("alice", "", taken)]
     log = answer(await api("GET", "audit", "overseer"))["entries"]
     actions = [(e["action"], e["outcome"], e["actor"]) for e in log[-2:]]
     assert actions == [("environment.take_over", "ok", "alice"), ("server.launch", "ok", "alice")]
@@ -46,7 +48,7 @@ async def test_a_successor_without_a_server_launches_one_that_takes_over(api, la
 
 async def test_a_running_server_takes_over_as_a_job(api, lab_stores, fake_hub, service):
     hub, hub_api = fake_hub
-    await handed_to_alice(api, lab_stores)
+    bobs = await handed_to_alice(api, lab_stores)
     hub.running["alice"] = "/user/alice/"
     service.tornado_app.settings["westtek_public_url"] = hub_api.removesuffix("/hub/api")
     response = await api("POST", TAKE_OVER, "alice", {"environment_id": "bob"})
@@ -54,7 +56,7 @@ async def test_a_running_server_takes_over_as_a_job(api, lab_stores, fake_hub, s
     assert answer(response)["job"]["kind"] == "take-over"
     assert answer(response)["open"] == "/user/alice/westtek/start-here"
     assert hub.server_posts == [
-        ("alice", "take-over", {"environment_id": "bob", "predecessor": "bob"})
+        ("alice", "take-over", {"environment_id": "bob", "predecessor": "bob", "snapshot_id": bobs})
     ]
     assert hub.started == []  # no second server
 

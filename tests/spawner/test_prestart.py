@@ -283,15 +283,21 @@ def test_a_take_over_launch_runs_the_take_over_and_opens_on_its_start_page():
         backend="local",
         cmd=["jupyterhub-singleuser"],
         user=make_user("alice"),
-        user_options={"westtek_take_over": "bob", "westtek_predecessor": "bob"},
+        user_options={
+            "westtek_take_over": "bob",
+            "westtek_predecessor": "bob",
+            "westtek_take_over_snapshot": "ab12cd34",
+        },
     )
     assert successor.environment_id == "alice"  # her own environment, not bob's
-    assert successor.server_command()[3:10] == [
+    assert successor.server_command()[3:12] == [
         "--skip-restore",  # restoring is off on the local backend
         "--take-over",
         "bob",
         "--predecessor",
         "bob",
+        "--take-over-snapshot",
+        "ab12cd34",
         "--",
         "jupyterhub-singleuser",
     ]

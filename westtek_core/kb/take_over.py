@@ -33,7 +33,7 @@ from westtek_core.paths import data_dir
 from westtek_core.snapshot import RestoreError, restore_snapshot
 from westtek_core.snapshot.catalog import load_snapshot
 from westtek_core.snapshot.manifest import safe_relative_path
-from westtek_core.store import Repository
+from westtek_core.store import Repository, StoreError
 
 START_PAGE = "START_HERE.md"
 START_URL = "/westtek/start-here"
@@ -126,6 +126,14 @@ def latest_of(repo: Repository, environment_id: str) -> dict[str, Any]:
     if newest is None:
         raise TakeOverError(f"the lab's store holds no snapshot of {environment_id}")
     return newest
+
+
+def _of(repo: Repository, snapshot: str) -> dict[str, Any]:
+    """A snapshot's manifest; a one-line error when the store lacks it."""
+    try:
+        return load_snapshot(repo, snapshot)
+    except StoreError as e:
+        raise TakeOverError(f"the lab's store cannot give snapshot {snapshot}: {e}") from e
 
 
 def records(state: Path | None = None) -> list[dict[str, Any]]:
@@ -271,13 +279,19 @@ def take_over(
     workspace: Path,
     *,
     kernels_dir: Path,
+    snapshot: str | None = None,
     state: Path | None = None,
 ) -> TakeOver:
     """Bring the latest snapshot of ``environment_id`` into ``workspace`` (see the module).
 
     ``kernels_dir`` is the Jupyter data dir's ``kernels/`` the successor's server reads.
+    ``snapshot`` (an id or prefix) takes that snapshot of the environment instead: the
+    latest the hub registered, which a predecessor still working in the lab under the same
+    environment id cannot have overtaken.
     """
-    manifest = latest_of(repo, environment_id)
+    manifest = latest_of(repo, environment_id) if not snapshot else _of(repo, snapshot)
+    if manifest.get("environment_id") != environment_id:
+        raise TakeOverError(f"snapshot {snapshot} is not one of {environment_id}")
     snapshot_id = str(manifest["id"])
     for earlier in records(state):
         if earlier.get("snapshot") == snapshot_id and (workspace / earlier["folder"]).is_dir():

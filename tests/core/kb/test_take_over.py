@@ -95,6 +95,25 @@ def test_taking_over_again_brings_nothing_twice(repo, bobs_snapshot, tmp_path):
     assert sorted(p.name for p in carol.iterdir()) == [".kernels", "from-bob"]
 
 
+def test_the_snapshot_the_hub_names_is_taken_not_a_later_one(
+    repo, research_env, bobs_snapshot, tmp_path
+):
+    # bob, still in the lab under the same environment id, stores a later snapshot
+    (research_env["workspace"] / "after.ipynb").write_text("{}")
+    capture = capture_environment([str(research_env["python"])], research_env["workspace"])
+    later = create_snapshot(repo, capture, environment_id="bob").id
+    carol = tmp_path / "carol"
+    carol.mkdir()
+    args = (repo, "bob", "bob", carol)
+    done = take_over(
+        *args, kernels_dir=tmp_path / "k", state=tmp_path / "s", snapshot=bobs_snapshot
+    )
+    assert done.snapshot == bobs_snapshot != later
+    assert not (carol / "from-bob" / "after.ipynb").exists()
+    with pytest.raises(TakeOverError, match=f"snapshot {later[:8]} is not one of dan"):
+        take_over(repo, "dan", "dan", carol, kernels_dir=tmp_path / "k", snapshot=later[:8])
+
+
 def test_a_folder_in_the_way_gets_the_snapshot_in_its_name(repo, bobs_snapshot, tmp_path):
     carol = tmp_path / "carol"
     (carol / "from-bob").mkdir(parents=True)
