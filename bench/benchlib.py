@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import resource
 import socket
 import statistics
@@ -167,3 +168,35 @@ def cpu_model() -> str:
     except OSError:
         pass
     return ""
+
+
+def machine_facts(netns: bool, sources: Sequence[str]) -> dict[str, Any]:
+    """nproc, CPU, Python, westtek's git revision (marked when ``sources`` differ), network."""
+    repo = README.parent.parent
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain",
+                            "--untracked-files=no", "--", *sources],
+                           capture_output=True, text=True, timeout=30)  # fmt: skip
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu_model(),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "git": head.stdout.strip() + (" (sources modified)" if dirty.stdout.strip() else ""),
+        "network": "none (unshare --net, loopback only)" if netns else "not isolated",
+    }
+
+
+def verdict(actual: float | None, target: float, *, at_least: bool = False) -> str:
+    """Whether a figure meets its target, and by how much it misses or clears it."""
+    if actual is None:
+        return "—"
+    ok = actual >= target if at_least else actual <= target
+    sign = "≥" if at_least else "≤"
+    if ok:
+        margin = (actual / target - 1) if at_least else (1 - actual / target)
+        return f"met ({sign} {target:g}; {100 * margin:.0f}% margin)"
+    short = (1 - actual / target) if at_least else (actual / target - 1)
+    how = "short" if at_least else "over"
+    return f"**not met** ({sign} {target:g} wanted; {100 * short:.0f}% {how})"

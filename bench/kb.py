@@ -35,7 +35,6 @@ import cProfile
 import importlib.metadata
 import json
 import os
-import platform
 import pstats
 import random
 import re
@@ -56,7 +55,15 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 REPO_ROOT = BENCH.parent
 sys.path.insert(0, str(REPO_ROOT))  # the tests' example-notebook fetcher is reused below
-from benchlib import cpu_model, log, reexec_offline, replace_readme_block, run_step, summary  # noqa: E402
+from benchlib import (  # noqa: E402
+    log,
+    machine_facts,
+    reexec_offline,
+    replace_readme_block,
+    run_step,
+    summary,
+    verdict,
+)
 
 from tests.example_notebooks import MESONPY_SHIM, download_sdist  # noqa: E402
 
@@ -716,36 +723,6 @@ def bench_agent(
 # --------------------------------------------------------------------------- report
 
 
-def machine_facts(netns: bool) -> dict[str, Any]:
-    """nproc, CPU, Python, westtek's git revision, the network."""
-    cpu = cpu_model()
-    head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-                          capture_output=True, text=True, timeout=30)  # fmt: skip
-    dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain",
-                            "--untracked-files=no", "--", "westtek_core/kb"],
-                           capture_output=True, text=True, timeout=30)  # fmt: skip
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-        "git": head.stdout.strip() + (" (kb sources modified)" if dirty.stdout.strip() else ""),
-        "network": "none (unshare --net, loopback only)" if netns else "not isolated",
-    }
-
-
-def _verdict(actual: float | None, target: float, *, at_least: bool = False) -> str:
-    if actual is None:
-        return "—"
-    ok = actual >= target if at_least else actual <= target
-    sign = "≥" if at_least else "≤"
-    if ok:
-        return f"met ({sign} {target:g})"
-    if at_least:
-        return f"**missed** ({sign} {target:g} wanted; {100 * (1 - actual / target):.0f}% short)"
-    return f"**missed** ({sign} {target:g} wanted; {100 * (actual / target - 1):.0f}% over)"
-
-
 def _mb(n: float) -> str:
     return f"{n / 1e6:.1f}"
 
@@ -770,12 +747,12 @@ def render(result: dict[str, Any]) -> str:
     if modes:
         h, b, e = (modes[m]["recall_at_5"] for m in MODES)
         better = h > b and h > e
-        verdict = _verdict(h, TARGETS["recall_at_5"], at_least=True)
+        met = verdict(h, TARGETS["recall_at_5"], at_least=True)
         if not better:
-            verdict += "; **not** better than both alone"
+            met += "; **not** better than both alone"
         lines.append(
             f"| 1. recall@5, hybrid (BM25 alone / embeddings alone) | {h:.3f} ({b:.3f} / {e:.3f}) "
-            f"| ≥ 0.9 and above both | {verdict} |"
+            f"| ≥ 0.9 and above both | {met} |"
         )
         lines.append(
             f"| 1b. MRR@10, hybrid (BM25 / embeddings) | {modes['hybrid']['mrr_at_10']:.3f} "
@@ -786,7 +763,7 @@ def render(result: dict[str, Any]) -> str:
         lines.append(
             f"| 2. hybrid search, {lat['ingested']} notebooks indexed (ms), {lat['queries']} "
             f"queries | median {hy['median']:.1f}, p95 {hy['p95']:.1f}, max {hy['max']:.1f} "
-            f"| p95 ≤ 150 | {_verdict(hy['p95'], TARGETS['search_p95_ms'])} |"
+            f"| p95 ≤ 150 | {verdict(hy['p95'], TARGETS['search_p95_ms'])} |"
         )
     elif "error" in lat:
         lines.append(f"| 2. hybrid search p95 | failed: {lat['error']} | ≤ 150 | — |")
@@ -796,7 +773,7 @@ def render(result: dict[str, Any]) -> str:
             f"| 3. ingest, fresh index (notebooks/s), median of {rate['n']} "
             f"| {rate['median']:.2f} ({rate['min']:.2f}–{rate['max']:.2f}); "
             f"{ing['seconds']['median']:.1f} s for {ing['runs'][0]['notebooks']} "
-            f"| ≥ 20 | {_verdict(rate['median'], 20.0, at_least=True)} |"
+            f"| ≥ 20 | {verdict(rate['median'], 20.0, at_least=True)} |"
         )
     if "total_bytes" in size:
         torch = size["torch"]
@@ -815,7 +792,7 @@ def render(result: dict[str, Any]) -> str:
         lines.append(
             f"| 5. offline answer (Knowledge Transfer agent) (s), median of {s['n']} "
             f"| {s['median']:.2f} ({s['min']:.2f}–{s['max']:.2f}); {over} of {s['n']} over 1 s "
-            f"| ≤ 1 | {_verdict(s['median'], TARGETS['offline_answer_s'])} on the median |"
+            f"| ≤ 1 | {verdict(s['median'], TARGETS['offline_answer_s'])} on the median |"
         )
     else:
         reason = agent.get("not_measured") or agent.get("error") or "not run"
@@ -1051,7 +1028,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     result: dict[str, Any] = {
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_facts(bool(os.environ.get(_NETNS_FLAG))),
+        "machine": machine_facts(bool(os.environ.get(_NETNS_FLAG)), ["westtek_core/kb"]),
         "targets": TARGETS,
         "notebooks": {"total": sum(counts.values()), "by_package": counts},
         "sdists": dict(NOTEBOOK_SDISTS),

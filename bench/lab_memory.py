@@ -42,9 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,7 +54,15 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 REPO_ROOT = BENCH.parent
 sys.path.insert(0, str(REPO_ROOT))  # the tests' notebook cache and snapshot writer are reused
-from benchlib import cpu_model, log, reexec_offline, replace_readme_block, run_step, summary  # noqa: E402
+from benchlib import (  # noqa: E402
+    log,
+    machine_facts,
+    reexec_offline,
+    replace_readme_block,
+    run_step,
+    summary,
+    verdict,
+)
 
 from tests.example_notebooks import DEFAULT_CACHE  # noqa: E402
 from tests.store_contents import store_snapshot  # noqa: E402
@@ -397,36 +403,6 @@ def bench_update(notebooks: list[Path], tmp: Path, reps: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- report
 
 
-def machine_facts(netns: bool) -> dict[str, Any]:
-    """nproc, CPU, Python, westtek's git revision, the network."""
-    head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-                          capture_output=True, text=True, timeout=30)  # fmt: skip
-    dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain",
-                            "--untracked-files=no", "--", "westtek_core", "westtek_hub"],
-                           capture_output=True, text=True, timeout=30)  # fmt: skip
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu_model(),
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-        "git": head.stdout.strip() + (" (sources modified)" if dirty.stdout.strip() else ""),
-        "network": "none (unshare --net, loopback only)" if netns else "not isolated",
-    }
-
-
-def _verdict(actual: float | None, target: float, *, at_least: bool = False) -> str:
-    if actual is None:
-        return "—"
-    ok = actual >= target if at_least else actual <= target
-    sign = "≥" if at_least else "≤"
-    if ok:
-        margin = (actual / target - 1) if at_least else (1 - actual / target)
-        return f"met ({sign} {target:g}; {100 * margin:.0f}% margin)"
-    short = (1 - actual / target) if at_least else (actual / target - 1)
-    how = "short" if at_least else "over"
-    return f"**not met** ({sign} {target:g} wanted; {100 * short:.0f}% {how})"
-
-
 def _scores_cell(s: dict[str, Any]) -> str:
     if not s.get("n"):
         return "—"
@@ -453,7 +429,7 @@ def render(result: dict[str, Any]) -> str:
         lines.append(
             f"| 1. recall@5: expected environment and notebook among the top-5 citations "
             f"| {s['recall_at_5']:.3f} ({round(s['recall_at_5'] * s['n'])} of {s['n']}) | ≥ 0.9 "
-            f"| {_verdict(s['recall_at_5'], TARGETS['recall_at_5'], at_least=True)} |"
+            f"| {verdict(s['recall_at_5'], TARGETS['recall_at_5'], at_least=True)} |"
         )
         lines.append(f"| 1b. MRR@10 / hit@1 | {s['mrr_at_10']:.3f} / {s['hit_at_1']:.3f} | — | — |")
     else:
@@ -463,7 +439,7 @@ def render(result: dict[str, Any]) -> str:
         lines.append(
             f"| 2. offline answer, Knowledge Transfer agent over the lab memory (ms), "
             f"{s['n']} questions | median {s['median']:.0f}, p95 {s['p95']:.0f}, max "
-            f"{s['max']:.0f} | ≤ 1000 | {_verdict(s['p95'], TARGETS['answer_s'] * 1000)} on "
+            f"{s['max']:.0f} | ≤ 1000 | {verdict(s['p95'], TARGETS['answer_s'] * 1000)} on "
             f"the p95 |"
         )
     else:
@@ -483,7 +459,7 @@ def render(result: dict[str, Any]) -> str:
             lines.append(
                 f"| 3. index update after a {n}-notebook snapshot, {label} (s), median of "
                 f"{s['n']} | {s['median']:.2f} ({s['min']:.2f}–{s['max']:.2f}) | ≤ 5 "
-                f"| {_verdict(s['median'], TARGETS['update_s'])} |"
+                f"| {verdict(s['median'], TARGETS['update_s'])} |"
             )
     else:
         lines.append(f"| 3. index update | failed: {update.get('error', 'not run')} | ≤ 5 s | — |")
@@ -628,7 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     result["load"] = load
     result["elapsed_s"] = time.monotonic() - started_at
-    result["machine"] = machine_facts(netns)
+    result["machine"] = machine_facts(netns, ["westtek_core", "westtek_hub"])
     result["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     block = render(result)
     print(block)
