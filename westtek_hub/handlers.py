@@ -19,6 +19,7 @@ from westtek_core.store import StoreError
 from westtek_core.wire import DRIFT_STATUSES
 from westtek_hub import audit, registry
 from westtek_hub.api_base import APIHandler
+from westtek_hub.environment_ids import own_environment_id
 from westtek_hub.knowledge import CellNotFound
 from westtek_hub.metrics import WestTekMetrics
 from westtek_hub.models import AuditEntry, Snapshot
@@ -42,6 +43,24 @@ class EnvironmentsHandler(APIHandler):
             lambda s: registry.list_environments(s, caller, lab, drift),
         )
         self.reply({"environments": rows})
+
+
+class OwnEnvironmentIdHandler(APIHandler):
+    """``GET environments/own-id?server_name=``: the id the caller's server reports as."""
+
+    async def get(self) -> None:
+        """The caller's id for that server, past any environment handed over from it."""
+        caller = await self.caller()
+        server_name = self.get_argument("server_name", "")
+        if "/" in server_name or len(server_name) > 200:
+            raise web.HTTPError(400, "server_name is not a JupyterHub server name")
+        found = self.run(
+            caller,
+            "environment.own_id",
+            server_name,
+            lambda s: own_environment_id(s, caller.name, server_name),
+        )
+        self.reply({"environment_id": found})
 
 
 class EnvironmentDriftHandler(APIHandler):
@@ -398,6 +417,7 @@ def api_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
         (rf"{api}/environments/jupyter", LaunchHandler),
         (rf"{api}/environments/snapshot", SnapshotRequestHandler),
         (rf"{api}/environments/take-over", TakeOverHandler),
+        (rf"{api}/environments/own-id", OwnEnvironmentIdHandler),
         (rf"{api}/environments/{env}/drift", EnvironmentDriftHandler),
         (rf"{api}/environments/{env}/container", ContainerHandler),
         (rf"{api}/events", ReportedEventsHandler),

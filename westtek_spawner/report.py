@@ -1,9 +1,10 @@
-"""Tell the West Tek hub service where an environment's server runs.
+"""What the spawner tells and asks the West Tek hub service.
 
-After a successful start the spawner PUTs the server's ``container_info`` (task ARN,
-cluster, Jupyter URL, EFS access point) and image digest to the hub service's Environment
-record. The registry is a convenience for admins, never a condition of the spawn: every
-failure is logged and swallowed.
+Before a start it asks which environment id the server reports as (the owner's own, past
+any environment handed over from it); after a successful start it PUTs the server's
+``container_info`` (task ARN, cluster, Jupyter URL, EFS access point) and image digest to
+the hub service's Environment record. Neither is a condition of the spawn: every failure
+is logged and swallowed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,37 @@ def container_report_url(hub_url: str, environment_id: str, service_name: str = 
         f"{base}services/{quote(service_name, safe='')}/api/environments/"
         f"{quote(environment_id, safe='')}/container"
     )
+
+
+def own_environment_id_url(hub_url: str, server_name: str, service_name: str = "westtek") -> str:
+    """``{hub_url}services/{service}/api/environments/own-id?server_name=…``."""
+    base = hub_url if hub_url.endswith("/") else hub_url + "/"
+    return (
+        f"{base}services/{quote(service_name, safe='')}/api/environments/own-id"
+        f"?server_name={quote(server_name, safe='')}"
+    )
+
+
+async def ask_own_environment_id(
+    url: str,
+    api_token: str,
+    log: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    timeout: float = 10.0,
+) -> str | None:
+    """The id the hub service says the server reports as; None when it cannot say."""
+    request = HTTPRequest(
+        url,
+        headers={"Authorization": f"token {api_token}"},
+        connect_timeout=timeout,
+        request_timeout=timeout,
+    )
+    try:
+        response = await AsyncHTTPClient().fetch(request)
+        found = json.loads(response.body)["environment_id"]
+    except Exception as e:  # the default id is never worth a failed spawn
+        log.warning("Could not ask %s for the environment id: %s", url, e)
+        return None
+    return str(found)
 
 
 async def report_container(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
@@ -24,10 +23,11 @@ from traitlets import Bool, Dict, Float, Integer, List, Unicode, default, observ
 
 from westtek_core.areas import AREAS as RESTORE_AREAS
 from westtek_core.kb.take_over import START_URL
-from westtek_core.labs import LabPolicy, environment_id_of
+from westtek_core.labs import LabPolicy
 from westtek_spawner import prestart
 from westtek_spawner.backends import BACKENDS, SpawnerBackend, backend_class
 from westtek_spawner.errors import SpawnError, SpawnRefused
+from westtek_spawner.identity import SAFE_ID, EnvironmentIdentity
 from westtek_spawner.profiles import (
     Profile,
     ProfileError,
@@ -40,10 +40,9 @@ from westtek_spawner.report import container_report_url, report_container
 
 ProgressEvent = dict[str, Any]
 # Environment and snapshot ids the hub service passes in user_options.
-_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}")
 
 
-class WestTekSpawner(Spawner):
+class WestTekSpawner(EnvironmentIdentity, Spawner):
     """Spawn single-user servers through a West Tek backend (local, docker or ecs)."""
 
     backend = Unicode(
@@ -119,7 +118,7 @@ class WestTekSpawner(Spawner):
                 "westtek_take_over_snapshot",
             ):
                 value = user_options.get(key)
-                if value is not None and not _SAFE_ID.fullmatch(str(value)):
+                if value is not None and not SAFE_ID.fullmatch(str(value)):
                     raise SpawnRefused(f"{key} {value!r} is not a valid id", reason="options")
 
         return check_options
@@ -295,20 +294,6 @@ class WestTekSpawner(Spawner):
         except ProfileError as e:
             raise SpawnRefused(str(e).capitalize(), reason="profile") from None
 
-    @property
-    def environment_id(self) -> str:
-        """The West Tek environment id of this server.
-
-        The one the hub service launched it for (``user_options["westtek_environment"]``),
-        else the user's own (see ``environment_id_template``).
-        """
-        launched = self.user_options.get("westtek_environment")
-        if launched and _SAFE_ID.fullmatch(str(launched)):
-            return str(launched)
-        return environment_id_of(
-            self.environment_id_template.format(username=self.user.name), self.name
-        )
-
     def find_lab_id(self) -> str:
         """The user's lab: their first lab group by name (see ``lab_policy``), or ''."""
         groups = getattr(self.user, "groups", []) or []
@@ -365,21 +350,6 @@ class WestTekSpawner(Spawner):
             return ""
         return f"{parsed.scheme}://{parsed.netloc}"
 
-    @property
-    def take_over(self) -> tuple[str, str] | None:
-        """The environment and predecessor a take-over launch brings in, if this is one.
-
-        The hub service launches a successor's server with ``user_options``
-        ``westtek_take_over`` (the environment) and ``westtek_predecessor``: the pre-start
-        step brings the environment's latest snapshot into the workspace, and the server
-        opens on its start page.
-        """
-        environment = self.user_options.get("westtek_take_over")
-        predecessor = self.user_options.get("westtek_predecessor")
-        if all(value and _SAFE_ID.fullmatch(str(value)) for value in (environment, predecessor)):
-            return str(environment), str(predecessor)
-        return None
-
     def server_command(self) -> list[str]:
         """The command the backend runs: the server's, behind the pre-start restore if on.
 
@@ -390,7 +360,7 @@ class WestTekSpawner(Spawner):
         """
         command = [*self.cmd, *self.get_args()]
         snapshot = self.user_options.get("westtek_restore_snapshot")
-        if snapshot and not _SAFE_ID.fullmatch(str(snapshot)):
+        if snapshot and not SAFE_ID.fullmatch(str(snapshot)):
             snapshot = None
         restore = bool(snapshot) or (self.restore_environment and bool(self.restore_areas))
         if not restore and not self.take_over:
@@ -403,7 +373,7 @@ class WestTekSpawner(Spawner):
             environment, predecessor = self.take_over
             args += ["--take-over", environment, "--predecessor", predecessor]
             chosen = self.user_options.get("westtek_take_over_snapshot")
-            if chosen and _SAFE_ID.fullmatch(str(chosen)):
+            if chosen and SAFE_ID.fullmatch(str(chosen)):
                 args += ["--take-over-snapshot", str(chosen)]
         if snapshot:
             args += ["--snapshot", str(snapshot)]
@@ -446,6 +416,7 @@ class WestTekSpawner(Spawner):
             profile = self.chosen_profile()
             self.profile_slug = profile.slug if profile else ""
             self.lab_id = self.find_lab_id()
+            await self.ask_environment_id()
             self._reserve_quota()
             if profile is not None:
                 self.report_progress(5, f"Profile: {profile.display_name}")
@@ -513,10 +484,7 @@ class WestTekSpawner(Spawner):
         return f"{root}{prefix}"
 
     async def _report_container(self, ip: str, port: int) -> bool:
-        base = self.hub_service_base_url
-        if not base:
-            proxy = getattr(self.user, "settings", {}).get("proxy")
-            base = getattr(proxy, "public_url", "") or ""
+        base = self._hub_service_base()
         if not base:
             self.log.warning("No hub service URL to report %s's container to", self._log_name)
             return False
@@ -573,6 +541,8 @@ class WestTekSpawner(Spawner):
                 "backend": self.backend,
                 "lab_id": self.lab_id,
                 "profile": self.profile_slug,
+                # the id the hub service named, after a hand-over (else the default)
+                **({"own_environment_id": own} if (own := self._own_environment_id) else {}),
                 **backend_state,
             }
         return state
@@ -593,6 +563,7 @@ class WestTekSpawner(Spawner):
             return
         self.lab_id = str(saved.get("lab_id", ""))
         self.profile_slug = str(saved.get("profile", ""))
+        self._own_environment_id = str(saved.get("own_environment_id", ""))
         self.backend_impl.load_state(saved)
         if self.backend_impl.holds_server():
             self._lab_servers.setdefault(self.lab_id, set()).add(self._quota_key)

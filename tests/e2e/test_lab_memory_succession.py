@@ -126,3 +126,13 @@ def test_a_successor_asks_about_two_colleagues_same_named_notebooks_and_takes_on
     assert start.headers["Location"].endswith("/lab?westtek-start-page=from-bob%2FSTART_HERE.md")
     assert hub.api("DELETE", "users/alice/server").status_code in (202, 204)
     wait_until_stopped(hub, "alice")
+
+    # bob, still in the lab, starts a server again: "bob" names alice's environment now, so
+    # his server reports as the next generation of his id, his own.
+    assert hub.api("POST", "users/bob/server").status_code in (201, 202)
+    wait_until_ready(hub, "bob")
+    environment = bob.server("GET", "environment")
+    assert environment.status_code == 200, environment.text
+    assert environment.json()["environment_id"] == "bob:@2"
+    assert hub.api("DELETE", "users/bob/server").status_code in (202, 204)
+    wait_until_stopped(hub, "bob")

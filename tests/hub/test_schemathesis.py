@@ -64,6 +64,7 @@ HUB_API: dict[str, Any] = {
             "post": {**ANSWER, "requestBody": body(environment_id=TEXT, note=ANY)}
         },
         "/environments/take-over": {"post": {**ANSWER, "requestBody": body(environment_id=TEXT)}},
+        "/environments/own-id": {"get": {**ANSWER, "parameters": query("server_name")}},
         "/environments/{env_id}/drift": {"get": {**ANSWER, "parameters": path("env_id")}},
         "/environments/{env_id}/container": {
             "put": {

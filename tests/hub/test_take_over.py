@@ -7,9 +7,10 @@ Every test runs on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 from tests.core.kb.test_lab_memory import BOB_ANALYSIS
-from tests.hub.conftest import answer
+from tests.hub.conftest import answer, store_snapshot
 from tests.hub.test_lab_knowledge import report
 from tests.hub.test_panel import fetch
+from tests.hub.test_registry_api import snapshot_report
 
 TAKE_OVER = "environments/take-over"
 
@@ -109,3 +110,33 @@ async def test_the_succession_page_offers_the_take_over_to_the_holder_only(
     for other in ("dana", "overseer"):
         page = (await fetch(service, "succession?environment_id=bob", other)).body.decode()
         assert 'id="westtek-take-over"' not in page, other
+
+
+async def test_the_former_owners_next_server_reports_as_their_own_environment(api, lab_stores):
+    def own_id(user: str, server: str = ""):
+        return api("GET", f"environments/own-id?server_name={server}", user)
+
+    # Before the hand-over bob's server reports as bob,
+    assert answer(await own_id("bob")) == {"environment_id": "bob"}
+    await handed_to_alice(api, lab_stores)
+    # after it, "bob" names alice's environment: bob's next server takes the next generation
+    assert answer(await own_id("bob")) == {"environment_id": "bob:@2"}
+    assert answer(await own_id("bob", "gpu")) == {"environment_id": "bob:gpu"}
+    assert answer(await own_id("alice")) == {"environment_id": "alice"}
+    # (a server still reporting as "bob" is refused: it is not his),
+    stale = store_snapshot(lab_stores / "vault-13", "bob", {"new.ipynb": BOB_ANALYSIS})
+    assert (await api("POST", "snapshots", "bob", snapshot_report("bob", stale))).code == 403
+    # the next generation registers as his own, and stays his,
+    fresh = store_snapshot(lab_stores / "vault-13", "bob:@2", {"x.ipynb": BOB_ANALYSIS})
+    reported = await api("POST", "snapshots", "bob", snapshot_report("bob:@2", fresh))
+    assert reported.code == 201, answer(reported)
+    assert answer(await own_id("bob")) == {"environment_id": "bob:@2"}
+    mine = answer(await api("GET", "environments", "bob"))["environments"]
+    assert {e["id"]: e["access"] for e in mine}["bob:@2"] == "own"
+    assert {e["id"]: e["access"] for e in mine}["bob"] == "lab"  # alice's now
+    # until that one is handed over too.
+    handed = await api("POST", "knowledge/transfer", "dana",
+                       {"environment_id": "bob:@2", "to_researcher": "alice"})  # fmt: skip
+    assert handed.code == 200, answer(handed)
+    assert answer(await own_id("bob")) == {"environment_id": "bob:@3"}
+    assert (await own_id("bob", "a/b")).code == 400

@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import pytest
 
 from tests.conftest import free_port
-from tests.spawner.conftest import make_ecs_spawner
+from tests.spawner.conftest import make_ecs_spawner, make_user
+from westtek_spawner import WestTekSpawner
 from westtek_spawner.report import container_report_url, report_container
 
 LOG = logging.getLogger("test-report")
@@ -20,11 +21,20 @@ LOG = logging.getLogger("test-report")
 class FakeHubService:
     """Records PUTs to services/westtek/api/environments/{id}/container."""
 
-    def __init__(self, status: int = 200) -> None:
+    def __init__(self, status: int = 200, own_id: str = "") -> None:
         self.requests: list[dict] = []
+        self.asked: list[str] = []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - environments/own-id
+                fake.asked.append(self.path)
+                body = json.dumps({"environment_id": own_id}).encode()
+                self.send_response(status if own_id else 404)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_PUT(self):  # noqa: N802
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 fake.requests.append(
@@ -148,3 +158,43 @@ async def test_reporting_can_be_turned_off(aws, world, fargate, hub_service):
     await spawner.start()
     assert spawner._report_task is None and hub_service.requests == []
     await spawner.stop(now=True)
+
+
+@pytest.mark.parametrize(
+    ("answered", "server", "used"),
+    [
+        ("alice:@2", "", "alice:@2"),  # her "alice" was handed over: the next generation
+        ("alice:gpu@3", "gpu", "alice:gpu@3"),
+        ("bob:@2", "", "alice"),  # never another user's id
+        ("alice:other", "gpu", "alice:gpu"),  # nor another server's
+        ("", "", "alice"),  # the service cannot say: the default
+    ],
+)
+async def test_the_server_reports_under_the_id_the_hub_service_names(answered, server, used):
+    service = FakeHubService(own_id=answered)
+    try:
+        spawner = WestTekSpawner(
+            user=make_user("alice"),
+            orm_spawner=SimpleNamespace(name=server, display_name=server, server=None),
+            hub_service_base_url=service.url,
+            api_token="server-token",
+        )
+        await spawner.ask_environment_id()
+        assert spawner.environment_id == used
+        assert service.asked == [f"/services/westtek/api/environments/own-id?server_name={server}"]
+    finally:
+        service.close()
+    # and a launch for a given environment, or reports off, asks nothing
+    spawner.user_options = {"westtek_environment": "alice"}
+    await spawner.ask_environment_id()
+    assert spawner.environment_id == "alice"
+
+
+async def test_an_absent_hub_service_leaves_the_default_id():
+    spawner = WestTekSpawner(
+        user=make_user("alice"),
+        hub_service_base_url=f"http://127.0.0.1:{free_port()}/",
+        api_token="t",
+    )
+    await spawner.ask_environment_id()
+    assert spawner.environment_id == "alice"
