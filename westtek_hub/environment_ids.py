@@ -11,10 +11,11 @@ spawner at each start.
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from westtek_core.labs import environment_id_of
-from westtek_hub.models import Environment
+from westtek_hub.models import Environment, Transfer
 
 # within the characters the spawner allows in an id, and unusual in a server's name
 GENERATION_MARK = "@"
@@ -30,3 +31,14 @@ def own_environment_id(session: Session, researcher: str, server_name: str = "")
         if held is None or held.researcher_id == researcher:
             return candidate
         generation += 1
+
+
+def handed_over_from(session: Session, researcher: str) -> list[str]:
+    """The environments handed over from the researcher that they no longer hold."""
+    query = (
+        select(Transfer.environment_id)
+        .join(Environment, Environment.id == Transfer.environment_id)
+        .where(Transfer.from_researcher == researcher, Environment.researcher_id != researcher)
+        .distinct()
+    )
+    return sorted(session.scalars(query))

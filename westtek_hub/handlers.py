@@ -19,7 +19,7 @@ from westtek_core.store import StoreError
 from westtek_core.wire import DRIFT_STATUSES
 from westtek_hub import audit, registry
 from westtek_hub.api_base import APIHandler
-from westtek_hub.environment_ids import own_environment_id
+from westtek_hub.environment_ids import handed_over_from, own_environment_id
 from westtek_hub.knowledge import CellNotFound
 from westtek_hub.metrics import WestTekMetrics
 from westtek_hub.models import AuditEntry, Snapshot
@@ -36,13 +36,15 @@ class EnvironmentsHandler(APIHandler):
         lab, drift = self.get_argument("lab", None), self.get_argument("drift", None)
         if drift and drift not in DRIFT_STATUSES:
             raise web.HTTPError(400, f"drift must be one of {', '.join(DRIFT_STATUSES)}")
-        rows = self.run(
-            caller,
-            "environment.list",
-            lab or "",
-            lambda s: registry.list_environments(s, caller, lab, drift),
-        )
-        self.reply({"environments": rows})
+
+        def work(session: Session) -> dict[str, Any]:
+            return {
+                "environments": registry.list_environments(session, caller, lab, drift),
+                # what is no longer the caller's: their servers' lists leave it out
+                "handed_over": handed_over_from(session, caller.name),
+            }
+
+        self.reply(self.run(caller, "environment.list", lab or "", work))
 
 
 class OwnEnvironmentIdHandler(APIHandler):

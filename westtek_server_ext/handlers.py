@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from westtek_core.agents.conversations import ConversationNotFound
 from westtek_core.agents.service import AgentService
 from westtek_core.areas import AREAS
 from westtek_core.environment_service import USER_ERRORS, EnvironmentService, Message
-from westtek_core.kb.lab_client import LabMemoryUnavailable
+from westtek_core.kb.lab_client import LabMemoryUnavailable, visible_snapshots
 from westtek_core.kb.take_over import START_PAGE_PARAMETER, START_URL
 from westtek_core.kb.take_over import records as take_over_records
 from westtek_core.request_input import MAX_INT, BadInput, parse_count, parse_json
@@ -169,8 +170,14 @@ class SnapshotsHandler(WestTekAPIHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        """List the snapshots."""
-        self.reply(await self.run(self.service.list_snapshots))
+        """List the snapshots (without those of an environment handed over from the user)."""
+        listing = await self.run(self.service.list_snapshots)
+        user = os.environ.get("JUPYTERHUB_USER", "")
+        current = self.service.environment_id
+        listing["snapshots"] = await IOLoop.current().run_in_executor(
+            None, visible_snapshots, listing["snapshots"], user, current
+        )
+        self.reply(listing)
 
     @web.authenticated
     @authorized

@@ -137,6 +137,11 @@ class SnapshotSummary(_Wire):
     notes: str
     labels: dict[str, str]
     baseline: bool = Field(default=False, description="Whether drift is measured against it")
+    holder: str | None = Field(
+        default=None,
+        description="Who holds the snapshot's environment now, per the hub service (after a "
+        "hand-over, the successor); absent outside JupyterHub",
+    )
 
 
 class SnapshotList(_Wire):

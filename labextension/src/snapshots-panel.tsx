@@ -484,18 +484,21 @@ function VerificationLine(props: {
 }
 
 /**
- * Whose a snapshot is, for a lab's shared store: who took it, and the
- * environment when that is not theirs by name (`<user>[:<server>]`).
+ * Whose a snapshot is, for a lab's shared store: who took it, the environment
+ * when that is not theirs by name (`<user>[:<server>]`), and who holds it now
+ * when it was handed over.
  *
  * @param snapshot A row of `GET snapshots`
- * @returns e.g. `bob`, `carol (environment bob)`, or null when unknown
+ * @returns e.g. `bob`, `carol (environment bob)`, `bob, now alice's`, or null
  */
 export function snapshotOwner(snapshot: {
   created_by?: string | null;
   environment_id?: string | null;
+  holder?: string | null;
 }): string | null {
   const who = snapshot.created_by || null;
   const environment = snapshot.environment_id || null;
+  const holder = snapshot.holder || null;
   if (!who) {
     return environment;
   }
@@ -504,7 +507,8 @@ export function snapshotOwner(snapshot: {
     environment === who ||
     environment.startsWith(`${who}:`) ||
     environment.startsWith(`${who}@`);
-  return own ? who : `${who} (environment ${environment})`;
+  const taker = own ? who : `${who} (environment ${environment})`;
+  return holder && holder !== who ? `${taker}, now ${holder}'s` : taker;
 }
 
 /**

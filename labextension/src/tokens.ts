@@ -360,6 +360,12 @@ export interface ISnapshotSummary {
   created_by?: string | null;
 
   /**
+   * Who holds its environment now, per the hub service (after a hand-over, the
+   * successor); absent outside JupyterHub.
+   */
+  holder?: string | null;
+
+  /**
    * Bytes of everything the snapshot describes.
    */
   size_bytes: number;

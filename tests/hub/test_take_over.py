@@ -6,11 +6,14 @@ Every test runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.core.kb.test_lab_memory import BOB_ANALYSIS
 from tests.hub.conftest import answer, store_snapshot
 from tests.hub.test_lab_knowledge import report
 from tests.hub.test_panel import fetch
 from tests.hub.test_registry_api import snapshot_report
+from westtek_core.kb.lab_client import visible_snapshots
 
 TAKE_OVER = "environments/take-over"
 
@@ -140,3 +143,30 @@ async def test_the_former_owners_next_server_reports_as_their_own_environment(ap
     assert handed.code == 200, answer(handed)
     assert answer(await own_id("bob")) == {"environment_id": "bob:@3"}
     assert (await own_id("bob", "a/b")).code == 400
+
+
+async def test_a_handed_over_environment_leaves_its_former_owners_snapshot_list(
+    api, lab_stores, service, monkeypatch
+):
+    bobs = await handed_to_alice(api, lab_stores)
+    fresh = store_snapshot(lab_stores / "vault-13", "bob:@2", {"x.ipynb": BOB_ANALYSIS})
+    assert (await api("POST", "snapshots", "bob", snapshot_report("bob:@2", fresh))).code == 201
+    # what bob's and alice's servers list of the lab's store (their own env first)
+    store = [{"id": bobs, "environment_id": "bob", "created_by": "bob"},
+             {"id": fresh, "environment_id": "bob:@2", "created_by": "bob"},
+             {"id": "cafe", "environment_id": "bob:gpu", "created_by": "bob"}]  # fmt: skip
+    monkeypatch.setenv("JUPYTERHUB_URL", service.base.removesuffix("/services/westtek/api/"))
+    monkeypatch.setenv("JUPYTERHUB_BASE_URL", "/")
+
+    async def listed(user: str, current: str) -> dict[str, str | None]:
+        monkeypatch.setenv("JUPYTERHUB_API_TOKEN", f"{user}-token")
+        shown = await asyncio.to_thread(visible_snapshots, store, user, current)
+        return {s["environment_id"]: s["holder"] for s in shown}
+
+    # bob's list no longer has the environment he handed over,
+    assert await listed("bob", "bob:@2") == {"bob:@2": "bob", "bob:gpu": None}
+    # alice's shows it as hers now, taken by bob.
+    assert await listed("alice", "alice") == {"bob": "alice", "bob:@2": "bob", "bob:gpu": None}
+    # Outside JupyterHub the store's list is as it is.
+    monkeypatch.delenv("JUPYTERHUB_API_TOKEN")
+    assert await asyncio.to_thread(visible_snapshots, store, "bob", "bob:@2") == store

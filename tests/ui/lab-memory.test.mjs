@@ -59,6 +59,7 @@ function seedCarol(hub) {
 describe('knowledge outlives the researcher: a successor asks about bob’s work', () => {
   let hub;
   let browser;
+  let bob; // bob's page in JupyterLab
   let carol; // carol's page in JupyterLab
   let carolHome;
   const contexts = [];
@@ -89,6 +90,7 @@ describe('knowledge outlives the researcher: a successor asks about bob’s work
   test('bob snapshots his notebook from the side bar', () =>
     step(async () => {
       const page = await person();
+      bob = page;
       await logIntoLab(page, hub, 'bob');
       const panel = await openSidebar(page);
       await panel.getByTestId('westtek-tab-snapshots').click();
@@ -133,6 +135,20 @@ describe('knowledge outlives the researcher: a successor asks about bob’s work
         .locator('#westtek-transfers')
         .getByText('bob (vault-13) → carol (vault-101) by overseer')
         .waitFor({ timeout: JOB_MS });
+    }));
+
+  test('bob’s side bar no longer lists the environment he handed over', () =>
+    step(async () => {
+      await bob.reload();
+      const panel = await openSidebar(bob);
+      await panel.getByTestId('westtek-tab-snapshots').click();
+      await panel
+        .getByTestId('westtek-store-totals')
+        .waitFor({ timeout: JOB_MS });
+      const card = panel
+        .getByTestId('westtek-snapshot')
+        .filter({ hasText: 'figure 3, before I leave' });
+      assert.equal(await card.count(), 0);
     }));
 
   test('carol asks the Knowledge Transfer agent and opens the cited cell', () =>
@@ -205,6 +221,11 @@ describe('knowledge outlives the researcher: a successor asks about bob’s work
         .getByTestId('westtek-snapshot')
         .filter({ hasText: 'figure 3, before I leave' });
       await card.waitFor({ timeout: JOB_MS });
+      // (a card says whose the environment is now)
+      assert.equal(
+        await card.getByTestId('westtek-snapshot-owner').innerText(),
+        "bob, now carol's"
+      );
       const [page] = await Promise.all([
         carol.context().waitForEvent('page'),
         card.getByTestId('westtek-transfer-package').click()

@@ -69,8 +69,22 @@ class LabMemoryClient:
             raise LabMemoryUnavailable("the hub service answered a cell that is not an object")
         return found
 
+    def holders(self) -> tuple[dict[str, str], set[str]]:
+        """Who holds each environment the caller may see, and what was handed over.
+
+        Environment id → researcher, and the ids handed over from the caller that they no
+        longer hold.
+        """
+        answer = self._get("environments", {})
+        rows = answer.get("environments") if isinstance(answer, dict) else None
+        if not isinstance(rows, list):
+            raise LabMemoryUnavailable("the hub service answered environments without a list")
+        holders = {str(r["id"]): str(r.get("researcher_id") or "") for r in rows
+                   if isinstance(r, dict) and "id" in r}  # fmt: skip
+        return holders, {str(e) for e in answer.get("handed_over") or []}
+
     def _get(self, path: str, params: dict[str, str]) -> Any:
-        url = f"{self.api_base}/{path}?{urlencode(params)}"
+        url = f"{self.api_base}/{path}" + (f"?{urlencode(params)}" if params else "")
         request = urllib.request.Request(
             url,
             headers={
@@ -85,3 +99,26 @@ class LabMemoryClient:
             raise LabMemoryUnavailable(_message(e), e.code) from None
         except (OSError, ValueError) as e:
             raise LabMemoryUnavailable(f"the hub service cannot be reached: {e}") from None
+
+
+def visible_snapshots(
+    snapshots: list[dict[str, Any]], user: str, current: str
+) -> list[dict[str, Any]]:
+    """The store's snapshots as the user's lists show them, under JupyterHub.
+
+    Each gets ``holder``, who holds its environment now (per the hub service); those of an
+    environment handed over from the user leave their lists. Outside JupyterHub, or when
+    the hub service does not answer, the list is as it is.
+    """
+    client = LabMemoryClient.under_jupyterhub()
+    if client is None or not user:
+        return snapshots
+    try:
+        holders, handed_over = client.holders()
+    except LabMemoryUnavailable:
+        return snapshots
+    return [
+        {**s, "holder": holders.get(str(s.get("environment_id") or ""))}
+        for s in snapshots
+        if str(s.get("environment_id") or "") not in handed_over - {current}
+    ]
