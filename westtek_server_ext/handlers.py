@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,10 +171,8 @@ class SnapshotsHandler(WestTekAPIHandler):
     async def get(self) -> None:
         """List the snapshots (without those of an environment handed over from the user)."""
         listing = await self.run(self.service.list_snapshots)
-        user = os.environ.get("JUPYTERHUB_USER", "")
-        current = self.service.environment_id
         listing["snapshots"] = await IOLoop.current().run_in_executor(
-            None, visible_snapshots, listing["snapshots"], user, current
+            None, visible_snapshots, listing["snapshots"]
         )
         self.reply(listing)
 

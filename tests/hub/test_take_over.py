@@ -158,15 +158,15 @@ async def test_a_handed_over_environment_leaves_its_former_owners_snapshot_list(
     monkeypatch.setenv("JUPYTERHUB_URL", service.base.removesuffix("/services/westtek/api/"))
     monkeypatch.setenv("JUPYTERHUB_BASE_URL", "/")
 
-    async def listed(user: str, current: str) -> dict[str, str | None]:
+    async def listed(user: str) -> dict[str, str | None]:
         monkeypatch.setenv("JUPYTERHUB_API_TOKEN", f"{user}-token")
-        shown = await asyncio.to_thread(visible_snapshots, store, user, current)
+        shown = await asyncio.to_thread(visible_snapshots, store)
         return {s["environment_id"]: s["holder"] for s in shown}
 
     # bob's list no longer has the environment he handed over,
-    assert await listed("bob", "bob:@2") == {"bob:@2": "bob", "bob:gpu": None}
+    assert await listed("bob") == {"bob:@2": "bob", "bob:gpu": None}
     # alice's shows it as hers now, taken by bob.
-    assert await listed("alice", "alice") == {"bob": "alice", "bob:@2": "bob", "bob:gpu": None}
+    assert await listed("alice") == {"bob": "alice", "bob:@2": "bob", "bob:gpu": None}
     # Outside JupyterHub the store's list is as it is.
     monkeypatch.delenv("JUPYTERHUB_API_TOKEN")
-    assert await asyncio.to_thread(visible_snapshots, store, "bob", "bob:@2") == store
+    assert await asyncio.to_thread(visible_snapshots, store) == store

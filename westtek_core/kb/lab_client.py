@@ -101,17 +101,15 @@ class LabMemoryClient:
             raise LabMemoryUnavailable(f"the hub service cannot be reached: {e}") from None
 
 
-def visible_snapshots(
-    snapshots: list[dict[str, Any]], user: str, current: str
-) -> list[dict[str, Any]]:
-    """The store's snapshots as the user's lists show them, under JupyterHub.
+def visible_snapshots(snapshots: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The store's snapshots as the server's user sees them listed, under JupyterHub.
 
-    Each gets ``holder``, who holds its environment now (per the hub service); those of an
-    environment handed over from the user leave their lists. Outside JupyterHub, or when
-    the hub service does not answer, the list is as it is.
+    Each gets ``holder``, who holds its environment now (per the hub service, asked with
+    the server's token); those of an environment handed over from the user leave the list.
+    Outside JupyterHub, or when the hub service does not answer, the list is as it is.
     """
     client = LabMemoryClient.under_jupyterhub()
-    if client is None or not user:
+    if client is None:
         return snapshots
     try:
         holders, handed_over = client.holders()
@@ -120,5 +118,5 @@ def visible_snapshots(
     return [
         {**s, "holder": holders.get(str(s.get("environment_id") or ""))}
         for s in snapshots
-        if str(s.get("environment_id") or "") not in handed_over - {current}
+        if str(s.get("environment_id") or "") not in handed_over
     ]
