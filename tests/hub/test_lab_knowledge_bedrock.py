@@ -10,7 +10,9 @@ and on PostgreSQL.
 # ruff: noqa: F811 - the fixtures imported from the core suite are parameters here
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -61,6 +63,25 @@ def memory_sources(s3: Any, bucket: str) -> set[str]:
             if k.startswith(prefix)}  # fmt: skip
 
 
+async def eventually(what: str, check: Callable[[], Awaitable[Any]], timeout: float = 30) -> Any:
+    """``check()``'s first truthy answer: the memory adds each snapshot in the background."""
+    deadline = time.monotonic() + timeout
+    while not (answer := await check()):
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        await asyncio.sleep(0.2)
+    return answer
+
+
+async def best_of(api, question: str, researcher: str) -> dict[str, Any] | None:
+    """The best citation for ``question`` when it is the researcher's, else None."""
+    results = await found(api, "dana", question, timeout=0)
+    return (
+        results[0]["citation"]
+        if results and results[0]["citation"]["researcher"] == (researcher)
+        else None
+    )
+
+
 async def test_two_researchers_same_named_notebooks_live_side_by_side(
     api,
     lab_stores,
@@ -71,16 +92,21 @@ async def test_two_researchers_same_named_notebooks_live_side_by_side(
     alice = await report(api, lab_stores, "alice", "vault-13", {"analysis.ipynb": CAROL_ANALYSIS})
     bob = await report(api, lab_stores, "bob", "vault-13", {"analysis.ipynb": BOB_ANALYSIS})
     # then both are in the lab's knowledge base, under the memory's own scope,
-    assert await found(api, "dana")
-    assert memory_sources(s3, bedrock.bucket) >= {"alice/analysis.ipynb", "bob/analysis.ipynb"}
+    both = {"alice/analysis.ipynb", "bob/analysis.ipynb"}
+
+    async def stored() -> bool:
+        return memory_sources(s3, bedrock.bucket) >= both
+
+    await eventually("both notebooks stored", stored)
+    # and each answers its own question, cited to its own researcher and snapshot.
+    figure = "which notebook makes figure 3 from the beam data"
+    cited = await eventually("bob's notebook cited", lambda: best_of(api, figure, "bob"))
+    assert (cited["snapshot_id"], cited["path"]) == (bob, "analysis.ipynb")
+    peaks = "histogram of the spectrometer peaks"
+    cited = await eventually("alice's notebook cited", lambda: best_of(api, peaks, "alice"))
+    assert (cited["snapshot_id"], cited["path"]) == (alice, "analysis.ipynb")
     passages = bedrock.passages[LABS["vault-13"][0]]
     assert {p["metadata"]["environment"] for p in passages} == {"lab memory"}
-    # and each answers its own question, cited to its own researcher and snapshot.
-    (best, *_) = await found(api, "dana", "which notebook makes figure 3 from the beam data")
-    assert (best["citation"]["researcher"], best["citation"]["snapshot_id"]) == ("bob", bob)
-    (best, *_) = await found(api, "dana", "histogram of the spectrometer peaks")
-    assert (best["citation"]["researcher"], best["citation"]["snapshot_id"]) == ("alice", alice)
-    assert best["citation"]["path"] == "analysis.ipynb"
 
 
 async def test_no_snapshot_and_no_servers_ingest_removes_another_researchers_documents(
@@ -105,12 +131,12 @@ async def test_no_snapshot_and_no_servers_ingest_removes_another_researchers_doc
         home
     )
     # then alice's document is still in the memory, beside both of bob's snapshots',
-    await found(api, "dana", "plot", timeout=30)
-    assert memory_sources(s3, bedrock.bucket) >= {
-        "alice/analysis.ipynb",
-        "bob/fit.ipynb",
-        "bob/plot.ipynb",
-    }
+    kept = {"alice/analysis.ipynb", "bob/fit.ipynb", "bob/plot.ipynb"}
+
+    async def stored() -> bool:
+        return memory_sources(s3, bedrock.bucket) >= kept
+
+    await eventually("every snapshot's notebooks stored", stored)
     # and the memory answers from what was preserved, never from a server's live files.
     results = await found(api, "dana", "live sketch of the beam optics", timeout=0)
     assert all(r["citation"]["path"] != "scratch.ipynb" for r in results)
