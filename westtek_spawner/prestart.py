@@ -60,20 +60,6 @@ class RestoreOutcome:
         return asdict(self)
 
 
-def latest_snapshot(repo: Any, environment_id: str) -> dict[str, Any] | None:
-    """The newest snapshot the researcher made of ``environment_id`` (safety snapshots aside)."""
-    from westtek_core.rollback import SAFETY_LABEL
-    from westtek_core.snapshot import load_snapshot
-
-    mine = [
-        manifest
-        for manifest in (load_snapshot(repo, i) for i in repo.list_manifests())
-        if manifest.get("environment_id") == environment_id
-        and SAFETY_LABEL not in (manifest.get("labels") or {})
-    ]
-    return max(mine, key=lambda m: str(m.get("timestamp")), default=None)
-
-
 def restore_latest(
     store: str,
     environment_id: str,
@@ -111,7 +97,7 @@ def restore_latest(
 
             target = load_snapshot(repo, snapshot)
         else:
-            target = latest_snapshot(repo, environment_id)
+            target = rollback.latest_snapshot(repo, environment_id)
         if target is None:
             return RestoreOutcome(
                 "no-snapshot", f"No snapshot of {environment_id} yet: nothing to restore"

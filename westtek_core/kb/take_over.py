@@ -111,18 +111,10 @@ def _name(text: str) -> str:
 
 
 def latest_of(repo: Repository, environment_id: str) -> dict[str, Any]:
-    """The newest snapshot of ``environment_id`` in ``repo`` (safety snapshots aside)."""
-    from westtek_core.rollback import SAFETY_LABEL
+    """The newest snapshot of ``environment_id`` in ``repo``; one line when there is none."""
+    from westtek_core.rollback import latest_snapshot
 
-    newest: dict[str, Any] | None = None
-    for snapshot_id in repo.list_manifests():
-        manifest = load_snapshot(repo, snapshot_id)
-        if manifest.get("environment_id") != environment_id:
-            continue
-        if SAFETY_LABEL in (manifest.get("labels") or {}):
-            continue
-        if newest is None or str(manifest.get("timestamp")) > str(newest.get("timestamp")):
-            newest = manifest
+    newest = latest_snapshot(repo, environment_id)
     if newest is None:
         raise TakeOverError(f"the lab's store holds no snapshot of {environment_id}")
     return newest
@@ -320,6 +312,7 @@ def take_over(
     analyses = [asdict(a) for a in analyse_workspace(staged, files=notebooks) if not a.error]
     facts = _as_installed(notebook_facts(manifest, analyses), kernels)
     _point_notebooks(staged, kernels)
+    copied = [p for p in staged.rglob("*") if p.is_file()]
     result = TakeOver(
         environment_id=environment_id,
         predecessor=predecessor,
@@ -328,8 +321,8 @@ def take_over(
         start_page=f"{folder_name}/{START_PAGE}",
         kernels=list(kernels.values()),
         left_out=left_out,
-        files=sum(1 for p in staged.rglob("*") if p.is_file()),
-        bytes=sum(p.stat().st_size for p in staged.rglob("*") if p.is_file()),
+        files=len(copied),
+        bytes=sum(p.stat().st_size for p in copied),
     )
     steps = onboarding_checklist(environment_id, snapshot_id, facts, taken_over=True)
     (staged / START_PAGE).write_text(start_page(result, facts, steps))

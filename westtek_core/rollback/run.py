@@ -343,6 +343,19 @@ def preview_rollback(
     return _live_plan(target, chosen, Path(root), areas)[1]
 
 
+def latest_snapshot(repo: Repository, environment_id: str) -> dict[str, Any] | None:
+    """The newest snapshot of ``environment_id`` in ``repo``, safety snapshots aside."""
+    from westtek_core.snapshot import load_snapshot
+
+    mine = [
+        manifest
+        for manifest in (load_snapshot(repo, i) for i in repo.list_manifests())
+        if manifest.get("environment_id") == environment_id
+        and SAFETY_LABEL not in (manifest.get("labels") or {})
+    ]
+    return max(mine, key=lambda m: str(m.get("timestamp")), default=None)
+
+
 def _load_target(repo: Repository, snapshot_id: str) -> dict[str, Any]:
     from westtek_core.snapshot import load_snapshot
 
