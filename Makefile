@@ -14,14 +14,16 @@ export PATH := $(abspath $(BIN)):$(PATH)
 DEMO_PORT ?= 8000
 CHP_VERSION := 5.3.0
 
-PY_SOURCES := westtek_core westtek_server_ext westtek_spawner westtek_hub hub_config tests bench
+PY_SOURCES := westtek_core westtek_server_ext westtek_spawner westtek_hub hub_config images tests bench
 LAB_SOURCES := $(shell find labextension -type f 2>/dev/null) package.json tsconfig.json
 
-.PHONY: help demo test lint test-python test-ui check-node check-demo-ports install system-test-deps postgres-deps bench clean
+.PHONY: help demo demo-docker images docker-deps docker-daemon test-images test lint test-python test-ui check-node check-demo-ports install system-test-deps postgres-deps bench clean
 
 help:
 	@echo "make demo   set up and start the West Tek demo hub on http://127.0.0.1:$(DEMO_PORT)"
 	@echo "make test   set up and run every test (lint, Python, UI, infra)"
+	@echo "make demo-docker  the demo hub with each server in its own container (needs Docker)"
+	@echo "make images build the notebook and hub images (westtek/notebook, westtek/hub)"
 	@echo "make lint   ruff, mypy, eslint and prettier"
 	@echo "make bench  run the benchmarks under bench/ (not part of make test; about an hour)"
 	@echo "make clean  remove the venv, builds and demo state"
@@ -77,6 +79,44 @@ demo: check-node check-demo-ports install
 	cd $(DEMO_DIR) && ../$(BIN)/jupyterhub -f ../hub_config/jupyterhub_config.py \
 	  --JupyterHub.bind_url=http://127.0.0.1:$(DEMO_PORT)
 
+# The same demo with the docker backend: each researcher's server is a container of the
+# notebook image with their own home volume, restored from their lab's store at each start.
+demo-docker: check-node check-demo-ports install images
+	@mkdir -p $(DEMO_DIR)
+	@echo
+	@echo "  West Tek demo hub (docker backend): http://127.0.0.1:$(DEMO_PORT)/"
+	@echo "  Labs: vault-13 (alice, bob), vault-101 (carol); hub admin: overseer"
+	@echo "  Every demo user's password: westtek-demo     (Ctrl-C stops the hub)"
+	@echo
+	cd $(DEMO_DIR) && ../$(BIN)/jupyterhub -f ../hub_config/jupyterhub_docker_config.py \
+	  --JupyterHub.bind_url=http://127.0.0.1:$(DEMO_PORT)
+
+# -- container images ------------------------------------------------------------------------
+# Debian's Docker engine, and debootstrap: the images' base is made from Debian's packages.
+SUDO = $$( [ "$$(id -u)" = 0 ] || echo sudo )
+SCIENCE_PACKAGES ?= numpy scipy pandas matplotlib
+DOCKERD_LOG ?= /tmp/westtek-dockerd.log
+docker-deps:
+	@command -v dockerd >/dev/null 2>&1 && command -v debootstrap >/dev/null 2>&1 || { \
+	  echo "Installing Debian's docker.io and debootstrap for the container images"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq docker.io debootstrap >/dev/null; }
+
+# A Docker daemon that answers: Debian's dockerd is started in the background when none does.
+docker-daemon: docker-deps
+	@docker info >/dev/null 2>&1 || { \
+	  echo "Starting Debian's dockerd in the background (log: $(DOCKERD_LOG))"; \
+	  $(SUDO) setsid dockerd </dev/null >$(DOCKERD_LOG) 2>&1 & \
+	  for i in $$(seq 60); do docker info >/dev/null 2>&1 && exit 0; sleep 1; done; \
+	  echo "dockerd did not answer within 60 s: see $(DOCKERD_LOG)" >&2; exit 1; }
+
+images: install docker-daemon
+	$(BIN)/python images/build.py --science-packages "$(SCIENCE_PACKAGES)" --chp-version $(CHP_VERSION)
+
+# The tests run real containers of the notebook image where a Docker daemon can run; where
+# none can, those tests skip with the reason and everything else still runs.
+test-images:
+	@$(MAKE) --no-print-directory images || echo "make images failed (above): the container tests skip where no Docker daemon answers, and fail where one does"
+
 # Debian packages the tests need: Chromium for the UI tests.
 system-test-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -105,7 +145,7 @@ $(EXAMPLE_NOTEBOOKS): | $(VENV)/.installed
 
 # Test files run in parallel, one worker per core (up to 4): most tests wait on servers and
 # subprocesses, so two workers on two cores take about 15 minutes where one took 25.
-test-python: install postgres-deps $(EXAMPLE_NOTEBOOKS)
+test-python: install postgres-deps test-images $(EXAMPLE_NOTEBOOKS)
 	$(BIN)/pytest --numprocesses=auto --maxprocesses=4 --dist=loadfile
 
 test-ui: install system-test-deps

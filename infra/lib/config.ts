@@ -3,7 +3,7 @@
  * context (`cdk.json`, or `-c` on the command line). Everything a stack varies by stage comes
  * from here, so the stacks never read the context themselves.
  */
-import { LAB_ID_PATTERN } from './names';
+import { IMAGE_TAG, LAB_ID_PATTERN } from './names';
 
 /** The two deployment stages. */
 export type StageName = 'dev' | 'prod';
@@ -107,7 +107,7 @@ const COMMON = {
   labs: [] as ILabConfig[],
   allowedCidrs: ['0.0.0.0/0'],
   internetFacing: true,
-  imageTag: 'latest',
+  imageTag: IMAGE_TAG,
   notebookTaskFamily: 'westtek-notebook',
   samlGroupsAttribute: 'http://schemas.xmlsoap.org/claims/Group',
   bedrockModelIds: ['anthropic.claude-3-5-haiku-20241022-v1:0'],

@@ -4,6 +4,22 @@
  * are defined once here and exported as stack outputs.
  */
 
+import images from '../../images/images.json';
+
+/**
+ * The images `make images` builds (images/images.json, read by images/build.py too): each is
+ * pushed to the ECR repository `westtek-<stage>/<name>` under the same tag, e.g.
+ * `westtek/notebook:latest` to `westtek-prod/notebook:latest` (infra/README.md).
+ */
+export type ImageName = keyof typeof images.images;
+/** The tag `make images` gives both images, and the stacks' default `imageTag`. */
+export const IMAGE_TAG: string = images.tag;
+/** The ECR repository of an image on a stage. */
+export function imageRepositoryName(stage: string, image: ImageName): string {
+  const local = images.images[image]; // e.g. westtek/notebook
+  return `westtek-${stage}/${local.slice(local.lastIndexOf('/') + 1)}`;
+}
+
 /** Tag keys put on every notebook task, access point and snapshot object. */
 export const TAG_KEYS = {
   /** The lab (a JupyterHub group, an AD group) a resource belongs to. */

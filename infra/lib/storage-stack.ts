@@ -17,9 +17,11 @@ import { IStageConfig } from './config';
 import { ISecurityGroups, SUBNETS } from './network-stack';
 import { acknowledgeWildcard, nagArn } from './nag';
 import {
+  ImageName,
   NOTEBOOK_ROLE_TAG,
   TAG_KEYS,
   auditBucketName,
+  imageRepositoryName,
   labPrefix,
   replicaBucketName,
   replicaKeyAlias,
@@ -264,9 +266,9 @@ export class StorageStack extends Stack {
     });
     this.addFileSystemPolicy();
 
-    const repository = (repoId: string, name: string) =>
+    const repository = (repoId: string, image: ImageName) =>
       new ecr.Repository(this, repoId, {
-        repositoryName: `westtek-${config.stage}/${name}`,
+        repositoryName: imageRepositoryName(config.stage, image),
         imageScanOnPush: true,
         lifecycleRules: [{ maxImageCount: 30, description: 'keep the last 30 images' }],
         removalPolicy: dataRemovalPolicy(config),

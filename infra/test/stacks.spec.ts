@@ -3,6 +3,8 @@
  * access and AI, and what differs between dev and prod.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
 import { Match } from 'aws-cdk-lib/assertions';
@@ -163,6 +165,40 @@ for (const stage of STAGES) {
       templates.compute.hasResourceProperties('AWS::ECS::Cluster', {
         ClusterName: `westtek-${stage}`,
         ClusterSettings: [{ Name: 'containerInsights', Value: 'enhanced' }]
+      });
+    });
+
+    it("runs the images `make images` builds, from the stage's ECR repositories", () => {
+      const built = JSON.parse(readFileSync(join(__dirname, '../../images/images.json'), 'utf8'));
+      const images: Record<string, string> = {};
+      for (const [, definition] of resourcesOf(json.compute, 'AWS::ECS::TaskDefinition')) {
+        for (const container of definition.Properties.ContainerDefinitions) {
+          images[container.Name] = JSON.stringify(container.Image);
+        }
+      }
+      for (const [container, image, repositoryId] of [
+        [NOTEBOOK_CONTAINER, 'notebook', 'NotebookRepository'],
+        ['hub', 'hub', 'HubRepository']
+      ]) {
+        // `westtek/notebook:latest` is pushed as `westtek-<stage>/notebook:latest`
+        assert.match(
+          images[container],
+          new RegExp(`Ref${repositoryId}\\w+"}},":${built.tag}"]]}$`)
+        );
+        const [, repository] = resourcesOf(json.storage, 'AWS::ECR::Repository').find(([id]) =>
+          id.startsWith(repositoryId)
+        )!;
+        const name = `westtek-${stage}/${built.images[image].split('/').pop()}`;
+        assert.equal(repository.Properties.RepositoryName, name);
+      }
+      // the hub's task runs the production configuration the hub image carries
+      templates.compute.hasResourceProperties('AWS::ECS::TaskDefinition', {
+        ContainerDefinitions: Match.arrayWith([
+          Match.objectLike({
+            Name: 'hub',
+            Command: ['jupyterhub', '-f', '/srv/westtek/hub_config/aws.py']
+          })
+        ])
       });
     });
 

@@ -21,9 +21,18 @@ ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef"
 
 
 class HubProcess:
-    """One JupyterHub run from a directory: start it, stop it, start it again on the same db."""
+    """One JupyterHub run from a directory: start it, stop it, start it again on the same db.
 
-    def __init__(self, workdir: Path, run_as_uid: int | None = None) -> None:
+    ``demo_config`` is the demo's configuration in hub_config/ it runs on (`make demo`'s, or
+    `make demo-docker`'s ``jupyterhub_docker_config.py``), with loopback ports of its own.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        run_as_uid: int | None = None,
+        demo_config: str = "jupyterhub_config.py",
+    ) -> None:
         self.workdir = workdir
         self.run_as_uid = run_as_uid
         self.url = f"http://127.0.0.1:{free_port()}"
@@ -31,7 +40,7 @@ class HubProcess:
         config = workdir / "jupyterhub_e2e_config.py"
         config.write_text(
             f"""c = get_config()
-load_subconfig({str(REPO / "hub_config" / "jupyterhub_config.py")!r})
+load_subconfig({str(REPO / "hub_config" / demo_config)!r})
 c.JupyterHub.bind_url = {self.url!r}
 c.JupyterHub.hub_port = {free_port()}
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{free_port()}"

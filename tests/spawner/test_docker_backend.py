@@ -1,27 +1,22 @@
 """The docker backend: WestTekSpawner's hooks over dockerspawner.
 
-Without a daemon, a recording Docker API client shows what dockerspawner is asked to do
-(the whole ``create_container`` call: image, environment, command, home volume). With
-``dockerd`` installed (and root), a private daemon runs a real container: a scratch image
-that borrows the host's Python through read-only bind mounts, on the host's network.
+A recording Docker API client shows what dockerspawner is asked to do (the whole
+``create_container`` call: image, environment, command, home volume). Where a Docker
+daemon answers, a real container of the notebook image (`make images`) runs a server on
+the host's network (tests/docker_daemon.py; skipped with the reason elsewhere).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import tarfile
 import time
-from pathlib import Path
+import uuid
 
 import docker
 import pytest
 import requests
 from jupyterhub.objects import Hub
 
+from tests.docker_daemon import NOTEBOOK_IMAGE, docker_client, notebook_image
 from tests.spawner.conftest import LAB_GROUPS, TINY_SERVER, make_user
 from westtek_spawner import WestTekSpawner
 from westtek_spawner.backends.docker import WestTekDockerSpawner
@@ -188,114 +183,75 @@ async def test_without_profiles_dockerspawners_own_settings_apply(recording_clie
 
 # -- a real daemon -------------------------------------------------------------------------
 
-HOST_DIRS = ["/usr", "/lib", "/lib64", "/bin", "/etc", "/root", str(Path(sys.prefix))]
-
-
-def _stop_daemon(process: subprocess.Popen, root: Path) -> None:
-    """Stop dockerd and undo the mounts it leaves under its roots (pytest must delete them)."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
-    with open("/proc/mounts") as mounts:
-        points = [line.split()[1] for line in mounts if f" {root}/" in line]
-    for point in sorted(points, reverse=True):
-        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
-
-
-@pytest.fixture(scope="module")
-def dockerd(tmp_path_factory):
-    """A private Docker daemon (own socket and data root), when this machine can run one."""
-    if not shutil.which("dockerd") or os.geteuid() != 0:
-        pytest.skip("no dockerd here (or not root): the recording-client tests stand in")
-    root = tmp_path_factory.mktemp("dockerd")
-    socket_path = root / "docker.sock"
-    with open(root / "dockerd.log", "wb") as log:
-        process = subprocess.Popen(
-            [
-                "dockerd",
-                "--iptables=false",
-                "--bridge=none",
-                f"--data-root={root / 'data'}",
-                f"--exec-root={root / 'exec'}",
-                f"--pidfile={root / 'dockerd.pid'}",
-                f"--host=unix://{socket_path}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                client = docker.APIClient(
-                    base_url=f"unix://{socket_path}", version="auto", timeout=30
-                )
-                client.ping()
-                break
-            except Exception:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log_text = (root / "dockerd.log").read_text()
-                    pytest.skip(f"dockerd would not start here:\n{log_text}")
-                time.sleep(0.2)
-        # An image with nothing in it: containers borrow the host's Python read-only.
-        with tarfile.open(root / "scratch.tar", "w") as tar:
-            readme = root / "README"
-            readme.write_text("westtek test image\n")
-            tar.add(readme, arcname="README")
-        client.import_image(src=str(root / "scratch.tar"), repository="westtek-scratch", tag="test")
-        yield {"url": f"unix://{socket_path}", "client": client, "root": root}
-        client.close()
-    finally:
-        _stop_daemon(process, root)
-
 
 @pytest.fixture
-def real_client(dockerd, monkeypatch):
-    monkeypatch.setenv("DOCKER_HOST", dockerd["url"])
+def real_client(monkeypatch):
+    """The machine's Docker daemon with the notebook image (skip where none answers)."""
+    client = docker_client()
+    notebook_image(client)
     monkeypatch.setattr(WestTekDockerSpawner, "_client", None)
-    yield dockerd["client"]
+    yield client
     monkeypatch.setattr(WestTekDockerSpawner, "_client", None)
 
 
 @pytest.mark.slow
-async def test_a_real_container_runs_the_server_with_its_home_volume(real_client, dockerd):
+async def test_a_real_container_runs_the_server_with_its_home_volume_and_lab_store(
+    real_client, tmp_path
+):
+    prefix = f"westtek-test-{uuid.uuid4().hex[:8]}"
+    store = tmp_path / "stores" / "vault-13"
     spawner = make_docker_spawner(
-        cmd=[sys.executable, "-c", TINY_SERVER],
+        cmd=["python", "-c", TINY_SERVER],
         restore_environment=False,
-        environment={"HOME": "/home/jovyan"},
+        store_template=str(tmp_path / "stores" / "{lab_id}"),
     )
-    config = spawner.config.DockerSpawner
-    config.image = "westtek-scratch:test"
-    config.pull_policy = "never"
-    config.network_name = "host"
-    config.host_ip = "127.0.0.1"
-    config.read_only_volumes = {d: d for d in HOST_DIRS if os.path.isdir(d)}
-    config.extra_host_config = {"init": True}  # tini as PID 1 passes SIGTERM on, as images do
+    config = spawner.config
+    config.DockerSpawner.image = NOTEBOOK_IMAGE
+    config.DockerSpawner.pull_policy = "never"
+    config.DockerSpawner.prefix = prefix
+    config.DockerSpawner.network_name = "host"
+    config.DockerSpawner.host_ip = "127.0.0.1"
+    config.DockerBackend.home_volume = f"{prefix}-home-{{username}}"
     ip, port = await spawner.start()
     try:
-        # the server answers on the host's loopback,
+        # the server answers on the host's loopback, in the image's non-root user's home,
         assert ip == "127.0.0.1"
         assert requests.get(f"http://{ip}:{port}/home-was", timeout=5).text == "/home/jovyan"
         env = requests.get(f"http://{ip}:{port}/env-was.json", timeout=5).json()
         assert env["WESTTEK_LAB_ID"] == "vault-13" and env["JUPYTERHUB_API_TOKEN"] == "token-alice"
         # its cwd is the researcher's named volume, which outlives the container,
         state = spawner.get_state()["westtek"]
-        info = real_client.inspect_container(state["object_id"])
-        homes = [m for m in info["Mounts"] if m["Destination"] == "/home/jovyan"]
-        assert homes[0]["Type"] == "volume" and homes[0]["Name"] == "westtek-home-alice"
+        info = real_client.api.inspect_container(state["object_id"])
+        mounts = {m["Destination"]: m for m in info["Mounts"]}
+        assert mounts["/home/jovyan"]["Type"] == "volume"
+        assert mounts["/home/jovyan"]["Name"] == f"{prefix}-home-alice"
+        # its lab's store (and no other) is mounted where WESTTEK_STORE says, theirs to write,
+        assert env["WESTTEK_STORE"] == str(store)
+        assert mounts[str(store)]["Type"] == "bind" and mounts[str(store)]["RW"]
+        assert [m for m in mounts if "stores" in m] == [str(store)]
+        assert (store.stat().st_uid, store.stat().st_gid) == (1000, 100)
         assert spawner.backend_impl.image_digest() == info["Image"]
         # and a restarted hub re-attaches to the running container.
         reborn = make_docker_spawner()
         reborn.config.DockerSpawner.network_name = "host"
+        reborn.config.DockerSpawner.prefix = prefix
         reborn.load_state(spawner.get_state())
         assert await reborn.poll() is None
     finally:
         await spawner.stop()
-    assert await spawner.poll() == 0
-    volume = real_client.inspect_volume("westtek-home-alice")
-    assert sorted(os.listdir(volume["Mountpoint"])) == ["env-was.json", "home-was"]
+    try:
+        assert await spawner.poll() == 0
+        deadline = time.monotonic() + 30  # Docker removes a stopped container in the background
+        while real_client.containers.list(all=True, filters={"name": prefix}):
+            assert time.monotonic() < deadline, "the container was not removed"
+            time.sleep(0.2)
+        volume = real_client.volumes.get(f"{prefix}-home-alice")
+        files = real_client.containers.run(
+            NOTEBOOK_IMAGE, ["ls", "/home/jovyan"], network_mode="none", remove=True,
+            volumes={volume.name: {"bind": "/home/jovyan", "mode": "ro"}},
+        )  # fmt: skip
+        assert {"env-was.json", "home-was"} <= set(files.decode().split())
+    finally:
+        for container in real_client.containers.list(all=True, filters={"name": prefix}):
+            container.remove(force=True)
+        real_client.volumes.get(f"{prefix}-home-alice").remove(force=True)

@@ -12,15 +12,24 @@ from westtek_core.store.backend import LocalDirectoryBackend, StoreBackend
 from westtek_core.store.errors import StoreError
 
 
+def local_directory(url: str) -> str | None:
+    """The absolute directory a path or ``file://PATH`` location names; None for other kinds."""
+    if "://" not in url:
+        return os.path.abspath(os.path.expanduser(url))
+    parsed = urlparse(url)
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost") and parsed.path:
+        return os.path.abspath(unquote(parsed.path))
+    return None
+
+
 def open_backend(url: str) -> StoreBackend:
     """Return the backend for ``url``: a path or ``file://PATH`` (local), ``s3://BUCKET/PREFIX``."""
     if not url or not url.strip():
         raise StoreError("no store location given: use a path, file://PATH or s3://BUCKET/PREFIX")
-    if "://" not in url:
-        return LocalDirectoryBackend(root=os.path.abspath(os.path.expanduser(url)))
+    directory = local_directory(url)
+    if directory is not None:
+        return LocalDirectoryBackend(root=directory)
     parsed = urlparse(url)
-    if parsed.scheme == "file" and parsed.netloc in ("", "localhost") and parsed.path:
-        return LocalDirectoryBackend(root=os.path.abspath(unquote(parsed.path)))
     if parsed.scheme == "s3" and parsed.netloc:
         from westtek_core.store.s3 import S3Backend
 

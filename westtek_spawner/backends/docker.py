@@ -6,19 +6,24 @@ TLS to the daemon, re-attaching after a restart): this backend delegates to a
 from the ``WestTekSpawner`` driving it. Configure Docker as for dockerspawner
 (``c.DockerSpawner.image``, ``network_name``, ``volumes``…); on top of that each researcher
 gets a named volume as their home (``westtek-home-{username}`` at ``/home/jovyan``), the
-West Tek environment (WESTTEK_LAB_ID, WESTTEK_ENVIRONMENT_ID, WESTTEK_STORE) and, since a
-new container starts from the image, the pre-start restore of their latest snapshot.
+West Tek environment (WESTTEK_LAB_ID, WESTTEK_ENVIRONMENT_ID, WESTTEK_STORE), their lab's
+store when it is a directory on the Docker host (mounted at the same path, that lab's
+only) and, since a new container starts from the image, the pre-start restore of their
+latest snapshot. The image is images/notebook (``make images``).
 """
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 from dockerspawner import DockerSpawner
 from jupyterhub.utils import random_port
 from traitlets import Unicode, default
 
+from westtek_core.store.location import local_directory
 from westtek_spawner.backends.base import SpawnerBackend
 
 
@@ -66,6 +71,14 @@ class DockerBackend(SpawnerBackend):
         "/home/jovyan",
         config=True,
         help="Where the home volume is mounted in the container (the image's HOME).",
+    )
+
+    store_owner = Unicode(
+        "1000:100",
+        config=True,
+        help="""`uid:gid` the image's user runs as (the notebook image's jovyan): a lab store
+        on the Docker host is made theirs before it is mounted, so the server can write
+        snapshots into it. Empty: leave its ownership alone.""",
     )
 
     _delegate: WestTekDockerSpawner | None = None
@@ -120,6 +133,10 @@ class DockerBackend(SpawnerBackend):
     async def launch(self, cmd: list[str], env: dict[str, str]) -> None:
         """Create and start the container (dockerspawner pulls the image if needed)."""
         delegate = self.delegate
+        store = local_directory(env.get("WESTTEK_STORE", "")) if env.get("WESTTEK_STORE") else None
+        if store is not None:
+            self._give_store_to_container(Path(store))
+            delegate.volumes = {**delegate.volumes, store: {"bind": store, "mode": "rw"}}
         delegate.api_token = self.spawner.api_token
         delegate.westtek_env = env
         delegate.westtek_cmd = cmd
@@ -130,6 +147,31 @@ class DockerBackend(SpawnerBackend):
 
     _address: tuple[str, int] | None = None
     _image_id = ""
+
+    def _give_store_to_container(self, store: Path) -> None:
+        """Create the lab's store and make every entry in it the container user's.
+
+        Docker would create a missing bind source as root, and the hub service writes into
+        a lab's store too (shared snapshots): without this the server could not snapshot.
+        """
+        store.mkdir(parents=True, exist_ok=True)
+        if not self.store_owner:
+            return
+        uid, _, gid = self.store_owner.partition(":")
+        owner = (int(uid), int(gid or uid))
+        try:
+            for path in [store, *store.rglob("*")]:
+                info = path.lstat()
+                if (info.st_uid, info.st_gid) != owner:
+                    os.lchown(path, *owner)
+        except PermissionError as error:
+            self.log.warning(
+                "Cannot give lab store %s to the container's user %s (%s): its server may "
+                "fail to write snapshots; run the hub as root or chown the store",
+                store,
+                self.store_owner,
+                error,
+            )
 
     def image_digest(self) -> str:
         """The id (sha256 digest) of the image the container runs."""
