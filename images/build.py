@@ -109,9 +109,9 @@ def has_image(client: docker.DockerClient, reference: str) -> bool:
     return True
 
 
-def build_base(client: docker.DockerClient) -> Built | None:
+def build_base(client: docker.DockerClient, reference: str = BASE_IMAGE) -> Built | None:
     """Make the base image from Debian's packages, unless the daemon has it already."""
-    if has_image(client, BASE_IMAGE):
+    if has_image(client, reference):
         return None
     if shutil.which("debootstrap") is None:
         raise BuildError("debootstrap is missing: install it (apt-get install debootstrap)")
@@ -133,12 +133,11 @@ def build_base(client: docker.DockerClient) -> Built | None:
             shutil.rmtree(Path(rootfs, leftover), ignore_errors=True)
         tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
         assert tar.stdout is not None
-        image = client.api.import_image_from_stream(
-            tar.stdout, repository=BASE_IMAGE.split(":")[0], tag=BASE_IMAGE.split(":")[1]
-        )
-        tar.wait()
-        del image
-    return describe(client, BASE_IMAGE, time.monotonic() - started)
+        repository, _, tag = reference.partition(":")
+        client.api.import_image_from_stream(tar.stdout, repository=repository, tag=tag)
+        if tar.wait() != 0:
+            raise BuildError(f"tar of the base's root file system failed (exit {tar.returncode})")
+    return describe(client, reference, time.monotonic() - started)
 
 
 def run(command: list[str], step: str) -> None:

@@ -48,7 +48,7 @@ from westtek_core.snapshot import (
     summarize,
     verify_snapshots,
 )
-from westtek_core.store import Repository, SnapshotNotFound, StoreError
+from westtek_core.store import Repository, SnapshotNotFound, StoreError, StoreNotFound
 from westtek_core.wire import SnapshotReport
 
 if TYPE_CHECKING:  # the knowledge base is imported only when it is used
@@ -147,12 +147,11 @@ class EnvironmentService:
             return self._repo
 
     def _existing_repo(self) -> Repository | None:
+        """The store, or None before its first snapshot made it (a local or S3 store alike)."""
         try:
             return self.repo()
-        except StoreError:
-            if self._repo is None and not _store_exists(self.store):
-                return None
-            raise
+        except StoreNotFound:
+            return None
 
     def _store_with_snapshots(self) -> Repository:
         repo = self._existing_repo()
@@ -589,9 +588,3 @@ class EnvironmentService:
         for thread in (self._watch_thread, self._poll_thread):
             if thread:
                 thread.join(timeout=5)
-
-
-def _store_exists(location: str) -> bool:
-    if location.startswith("s3://"):
-        return True  # an S3 store's absence is reported by the store itself
-    return (Path(location) / "config").exists()

@@ -188,3 +188,21 @@ def test_a_file_rewritten_with_the_same_bytes_is_no_drift(service, research_env)
     config.write_text(config.read_text().replace("False", "Fals_"))
     changes = service.drift_state(fresh=True)["changes"]
     assert [(c["kind"], c["change"]) for c in changes] == [("config", "modified")]
+
+
+def test_the_first_snapshot_creates_an_empty_s3_lab_store(research_env, tmp_path, s3_bucket):
+    # Given a server whose lab store is an S3 prefix nothing has written yet (a new lab),
+    service = EnvironmentService(
+        store=f"s3://{s3_bucket}/labs/vault-13",
+        key_file=tmp_path / "store.key",
+        root=research_env["workspace"],
+        pythons=[str(research_env["python"])],
+        environment_id="alice",
+        event_log=EventLog(tmp_path / "events.sqlite"),
+    )
+    # it lists no snapshot, and looking for new ones finds none instead of failing;
+    service.check_store()
+    assert service.list_snapshots()["snapshots"] == []
+    # then its first snapshot creates the store (it said "no West Tek store" before).
+    result = taken(service, service.start_snapshot(note="first"))
+    assert [s["id"] for s in service.list_snapshots()["snapshots"]] == [result["id"]]

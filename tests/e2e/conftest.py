@@ -18,6 +18,7 @@ from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef"
+DEMO_PASSWORD = "westtek-demo"  # hub_config/jupyterhub_config.py
 
 
 class HubProcess:
@@ -146,7 +147,7 @@ def hub(tmp_path):
     print(hub.log())  # pytest shows captured output only when the test failed
 
 
-def login(hub: HubProcess, username: str, password: str = "westtek-demo") -> requests.Session:
+def login(hub: HubProcess, username: str, password: str = DEMO_PASSWORD) -> requests.Session:
     """Log in through the hub's login form, as a browser does."""
     session = requests.Session()
     form = session.get(f"{hub.url}/hub/login", timeout=30)
@@ -160,3 +161,15 @@ def login(hub: HubProcess, username: str, password: str = "westtek-demo") -> req
     )
     assert response.status_code == 302, f"login as {username} failed: {response.status_code}"
     return session
+
+
+def user_token(hub: HubProcess, name: str) -> str:
+    """A JupyterHub API token of ``name``, asked for with the demo password."""
+    response = requests.post(
+        f"{hub.url}/hub/api/users/{name}/tokens",
+        json={"auth": {"username": name, "password": DEMO_PASSWORD}, "note": "e2e"},
+        timeout=60,
+    )
+    assert response.status_code == 201, (name, response.status_code, response.text)
+    token: str = response.json()["token"]
+    return token

@@ -11,13 +11,14 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import requests
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-from tests.e2e.conftest import HubProcess, login
+from tests.e2e.conftest import HubProcess, login, user_token
 
 
 class Researcher:
@@ -134,3 +135,23 @@ class Researcher:
                     return event
             time.sleep(0.25)
         raise AssertionError(f"no drift event for {package} {version}: {self.drift_events()}")
+
+
+def service_environments(hub: HubProcess, name: str) -> dict[str, dict[str, Any]]:
+    """The hub service's environments as ``name`` sees them (with a token of theirs), by id."""
+    response = requests.get(
+        f"{hub.url}/services/westtek/api/environments",
+        headers={"Authorization": f"token {user_token(hub, name)}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    return {env["id"]: env for env in response.json()["environments"]}
+
+
+async def wait_until(condition: Callable[[], Any], what: str, timeout: float = 60) -> None:
+    """Poll ``condition`` (in a thread: it may block) until it holds, for ``timeout`` at most."""
+    for _ in range(int(timeout / 0.5)):
+        if await asyncio.to_thread(condition):
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"not so after {timeout}s: {what}")

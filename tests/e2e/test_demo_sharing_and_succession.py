@@ -25,13 +25,12 @@ import pytest
 import requests
 
 from tests.core.conftest import build_wheel
-from tests.e2e.conftest import HubProcess
+from tests.e2e.conftest import HubProcess, user_token
 from westtek_core.store import Repository
 
 pytestmark = pytest.mark.slow
 
 PACKAGE = "westtek_succession_probe"
-DEMO_PASSWORD = "westtek-demo"
 BOB_SNAPSHOT = "b0" * 32
 
 
@@ -100,18 +99,6 @@ def demo_hub(tmp_path: Path, research_venv: dict[str, Path]) -> Iterator[HubProc
     hub.stop()
     hub.kill_user_servers()
     print(hub.log())  # pytest shows captured output only when the test failed
-
-
-def user_token(hub: HubProcess, name: str) -> str:
-    """A JupyterHub API token of ``name``, asked for with the demo password."""
-    response = requests.post(
-        f"{hub.url}/hub/api/users/{name}/tokens",
-        json={"auth": {"username": name, "password": DEMO_PASSWORD}, "note": "e2e succession"},
-        timeout=60,
-    )
-    assert response.status_code == 201, (name, response.status_code, response.text)
-    token: str = response.json()["token"]
-    return token
 
 
 class Researcher:

@@ -40,14 +40,12 @@ PROFILES = [
     {"slug": "broken", "display_name": "Broken image", "image": UNPULLABLE},
 ]
 
-STAND_IN = """
+FARGATE_STAND_IN = """
 # -- the stand-in for Fargate (tests/spawner/fake_fargate.py) ---------------------------------
 import ipaddress, socket, sys
 sys.path.insert(0, {repo!r})
 from tests.spawner.fake_fargate import address_from
 
-c.WestTekSpawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
-c.WestTekSpawner.prestart_command = [sys.executable, "-m", "westtek_spawner.prestart"]
 c.EcsBackend.start_poll_interval = 0.2
 c.EcsBackend.address_hook = address_from({addresses!r})
 
@@ -66,6 +64,14 @@ def _loopback_only(sock, address):
 
 socket.socket.connect = _loopback_only
 """
+# ... whose tasks' "containers" are processes of this machine, run by the hub's interpreter
+STAND_IN = (
+    FARGATE_STAND_IN
+    + """
+c.WestTekSpawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
+c.WestTekSpawner.prestart_command = [sys.executable, "-m", "westtek_spawner.prestart"]
+"""
+)
 
 ECS_CONFIG = """
 # -- test_ecs_spawn: the demo hub with the ecs backend against moto -------------------------
