@@ -169,7 +169,7 @@ test-infra: $(INFRA_DEPS)
 test: lint test-python test-ui test-infra
 
 # Benchmarks are not tests: they time things against peers and write bench/README.md.
-bench: install
+bench: install images
 	@command -v restic >/dev/null 2>&1 || { \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq restic >/dev/null; }
@@ -181,6 +181,8 @@ bench: install
 	$(BIN)/python bench/hub_load.py
 	$(BIN)/python bench/spawner.py
 	$(BIN)/python bench/soak.py
+	$(BIN)/python bench/spawn_restore.py
+	$(BIN)/python bench/images.py
 	{ command -v chromium >/dev/null 2>&1 || { $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium >/dev/null; }; } && WESTTEK_PYTHON=$(abspath $(BIN)/python) node bench/ui.mjs
 
 clean:

@@ -225,7 +225,10 @@ class LocalBackend(SpawnerBackend):
                 start_new_session=True,  # the hub's signals must not reach the server
             )
         self.pid = self._process.pid
-        self.create_time = psutil.Process(self.pid).create_time()
+        try:
+            self.create_time = psutil.Process(self.pid).create_time()
+        except psutil.NoSuchProcess:
+            pass  # it exited (and was reaped) at once: poll() has its exit status
         self.log.info("Started %s's server as pid %d in %s", self.spawner.user.name, self.pid, home)
 
     async def wait_until_running(self) -> tuple[str, int]:
