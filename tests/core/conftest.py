@@ -6,22 +6,31 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
 
 
-def build_wheel(tmp: Path, name: str, version: str, module: str | None = None) -> Path:
-    """Build a tiny pure-Python wheel with the test venv's hatchling, offline.
+def build_wheel(
+    tmp: Path,
+    name: str,
+    version: str,
+    module: str | None = None,
+    extra_modules: Mapping[str, str] | None = None,
+) -> Path:
+    """Build a tiny pure-Python wheel with the test venv's hatchling, offline; its folder.
 
-    ``module`` is the import name when it differs from the distribution's name.
+    ``module`` is the import name when it differs from the distribution's name;
+    ``extra_modules`` (file name → source) go into the package beside its ``__init__.py``.
     """
     module = module or name
     project = tmp / f"{name}-{version}-src"
     package = project / module
     package.mkdir(parents=True)
     (package / "__init__.py").write_text(f'VERSION = "{version}"\n')
+    for file_name, source in (extra_modules or {}).items():
+        (package / file_name).write_text(source)
     (project / "pyproject.toml").write_text(
         textwrap.dedent(
             f"""
