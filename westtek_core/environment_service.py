@@ -45,7 +45,7 @@ from westtek_core.snapshot import (
     export_snapshot,
     load_snapshot,
     restore_snapshot,
-    summarize,
+    snapshot_summaries,
     verify_snapshots,
 )
 from westtek_core.store import Repository, SnapshotNotFound, StoreError, StoreNotFound
@@ -174,7 +174,7 @@ class EnvironmentService:
         if repo is None:
             return {"snapshots": [], "store_bytes": 0}
         baseline = self._baseline()
-        rows = [summarize(load_snapshot(repo, i)) for i in repo.list_manifests()]
+        rows = snapshot_summaries(repo)
         for row in rows:
             row["baseline"] = bool(baseline and row["id"] == baseline["id"])
         rows.sort(key=lambda r: str(r["timestamp"]))

@@ -206,11 +206,11 @@ def _cmd_snapshot_create(args: argparse.Namespace) -> int:
 
 
 def _cmd_snapshot_list(args: argparse.Namespace) -> int:
-    from westtek_core.snapshot import load_snapshot, summarize
+    from westtek_core.snapshot import snapshot_summaries
 
     repo = open_repo(args)
     rows = sorted(
-        (summarize(load_snapshot(repo, i)) for i in repo.list_manifests()),
+        snapshot_summaries(repo),
         key=lambda r: str(r["timestamp"]),
     )
 
@@ -386,7 +386,7 @@ def _cmd_snapshot_export(args: argparse.Namespace) -> int:
 
 def _cmd_snapshot_prune(args: argparse.Namespace) -> int:
     from westtek_core.drift.baseline import baseline_manifest
-    from westtek_core.snapshot import load_snapshot, summarize
+    from westtek_core.snapshot import snapshot_summaries
     from westtek_core.snapshot.retention import (
         RetentionPolicy,
         apply_retention,
@@ -396,7 +396,7 @@ def _cmd_snapshot_prune(args: argparse.Namespace) -> int:
 
     policy = RetentionPolicy(args.keep_last, args.keep_daily, args.keep_weekly, args.keep_monthly)
     repo = open_repo(args)
-    rows = [summarize(load_snapshot(repo, i)) for i in repo.list_manifests()]
+    rows = snapshot_summaries(repo)
     # every environment's baseline stays, whatever the policy says
     baselines = {
         str(baseline_manifest(repo, str(e))["id"]) for e in {r["environment_id"] for r in rows}

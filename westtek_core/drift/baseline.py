@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from westtek_core.paths import data_dir
-from westtek_core.snapshot import load_snapshot
+from westtek_core.snapshot import load_snapshot, snapshot_summaries
 from westtek_core.store import Repository, StoreError
 
 
@@ -56,14 +56,10 @@ def baseline_manifest(
     chosen = chosen_baseline(repo, environment_id)
     if chosen and chosen in repo.list_manifests():
         return load_snapshot(repo, chosen)
-    mine = [
-        manifest
-        for manifest in (load_snapshot(repo, i) for i in repo.list_manifests())
-        if manifest.get("environment_id") == environment_id
-    ]
+    mine = [s for s in snapshot_summaries(repo) if s.get("environment_id") == environment_id]
     if not mine:
         raise StoreError(
             f"environment {environment_id!r} has no snapshot in this store yet: "
             "run `westtek snapshot create` first, or pass --baseline ID"
         )
-    return min(mine, key=lambda m: str(m.get("timestamp")))
+    return load_snapshot(repo, str(min(mine, key=lambda m: str(m.get("timestamp")))["id"]))

@@ -345,15 +345,16 @@ def preview_rollback(
 
 def latest_snapshot(repo: Repository, environment_id: str) -> dict[str, Any] | None:
     """The newest snapshot of ``environment_id`` in ``repo``, safety snapshots aside."""
-    from westtek_core.snapshot import load_snapshot
+    from westtek_core.snapshot import load_snapshot, snapshot_summaries
 
     mine = [
-        manifest
-        for manifest in (load_snapshot(repo, i) for i in repo.list_manifests())
-        if manifest.get("environment_id") == environment_id
-        and SAFETY_LABEL not in (manifest.get("labels") or {})
+        summary
+        for summary in snapshot_summaries(repo)
+        if summary.get("environment_id") == environment_id
+        and SAFETY_LABEL not in (summary.get("labels") or {})
     ]
-    return max(mine, key=lambda m: str(m.get("timestamp")), default=None)
+    newest = max(mine, key=lambda m: str(m.get("timestamp")), default=None)
+    return None if newest is None else load_snapshot(repo, str(newest["id"]))
 
 
 def _load_target(repo: Repository, snapshot_id: str) -> dict[str, Any]:

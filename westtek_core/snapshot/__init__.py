@@ -5,6 +5,7 @@ from westtek_core.snapshot.catalog import (
     delete_snapshot,
     load_snapshot,
     resolve_snapshot_id,
+    snapshot_summaries,
 )
 from westtek_core.snapshot.create import (
     Progress,
@@ -37,6 +38,7 @@ __all__ = [
     "referenced_chunks",
     "resolve_snapshot_id",
     "restore_snapshot",
+    "snapshot_summaries",
     "summarize",
     "verify_snapshots",
 ]

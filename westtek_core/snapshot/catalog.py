@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import json
+import os
+import tempfile
 from dataclasses import asdict
 from typing import Any
 
@@ -42,6 +45,47 @@ def load_snapshot(repo: Repository, id_or_prefix: str) -> dict[str, Any]:
     """The manifest of a snapshot, with its ``id``."""
     snapshot_id = resolve_snapshot_id(repo, id_or_prefix)
     return {**repo.load_manifest(snapshot_id), "id": snapshot_id}
+
+
+# Summaries of the snapshots seen before, in the store's local cache directory.
+SUMMARIES_CACHE = "snapshot-summaries.json"
+
+
+def snapshot_summaries(repo: Repository) -> list[dict[str, Any]]:
+    """:func:`summarize` of every snapshot in the store, by id, reading only new manifests.
+
+    A snapshot's id is the hash of its manifest, so its summary never changes: once made it
+    is kept in the store's cache directory, and finding "the newest snapshot of alice"
+    (every server start) reads one manifest instead of each in a shared lab store.
+    """
+    from westtek_core.snapshot.create import summarize
+
+    path = repo.cache_dir / SUMMARIES_CACHE
+    try:
+        cached = json.loads(path.read_text())
+        known: dict[str, dict[str, Any]] = cached if isinstance(cached, dict) else {}
+    except (OSError, ValueError):
+        known = {}
+    ids = repo.list_manifests()
+    fresh = [i for i in ids if not isinstance(known.get(i), dict)]
+    for snapshot_id in fresh:
+        known[snapshot_id] = summarize(load_snapshot(repo, snapshot_id))
+    summaries = [known[i] for i in ids]
+    if fresh or len(known) != len(ids):
+        _keep_summaries(path, {s["id"]: s for s in summaries})
+    return summaries
+
+
+def _keep_summaries(path: Any, summaries: dict[str, dict[str, Any]]) -> None:
+    """Write the cache whole and atomically (servers and the CLI share it); best effort."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".summaries-")
+        with os.fdopen(handle, "w") as out:
+            json.dump(summaries, out)
+        os.replace(temporary, path)
+    except OSError:
+        pass  # a cache: the next listing reads the manifests again
 
 
 def delete_snapshot(repo: Repository, id_or_prefix: str) -> dict[str, Any]:
