@@ -162,9 +162,11 @@ describe('a researcher in the West Tek side bar', () => {
       const input = page.locator('.lm-CommandPalette-input');
       await input.waitFor();
       await input.fill('West Tek');
-      const labels = await page
-        .locator('.lm-CommandPalette-item .lm-CommandPalette-itemLabel')
-        .allTextContents();
+      // The palette filters after the input event: wait for each item
+      // rather than reading the list at once (it may still be empty).
+      const items = page.locator(
+        '.lm-CommandPalette-item .lm-CommandPalette-itemLabel'
+      );
       for (const label of [
         'Open West Tek',
         'Show Environment Drift',
@@ -172,7 +174,7 @@ describe('a researcher in the West Tek side bar', () => {
         'Accept Current Environment as Baseline',
         'Roll Back Environment to Baseline…'
       ]) {
-        assert.ok(labels.includes(label), `${label} in ${labels}`);
+        await items.getByText(label, { exact: true }).waitFor();
       }
       await screenshot(page, 'command-palette');
 
