@@ -145,7 +145,7 @@ $(EXAMPLE_NOTEBOOKS): | $(VENV)/.installed
 
 # Test files run in parallel, one worker per core (up to 4): most tests wait on servers and
 # subprocesses, so two workers on two cores take about 15 minutes where one took 25.
-test-python: install postgres-deps test-images $(EXAMPLE_NOTEBOOKS)
+test-python: install postgres-deps test-images $(EXAMPLE_NOTEBOOKS) $(INFRA_DEPS)  # the AWS contract test synthesizes the stack
 	$(BIN)/pytest --numprocesses=auto --maxprocesses=4 --dist=loadfile
 
 test-ui: install system-test-deps

@@ -13,7 +13,9 @@ secret), never from the environment.
   knowledge-base backend and the ids of the server's own lab's knowledge base;
 - login: Cognito through oauthenticator's GenericOAuthenticator; a user's labs are the
   labs whose AD group is in their `custom:ad_groups` claim (native Cognito users: their
-  `cognito:groups`), kept as JupyterHub groups named by lab id; `westtek-admins` are admins;
+  `cognito:groups`), kept as JupyterHub groups named by lab id; a lab's `adminAdGroup`
+  makes its admins (`<lab>-admins`), `WESTTEK_HUB_ADMIN_AD_GROUPS` the hub admins
+  (`westtek-admins`);
 - JupyterHub's database and the West Tek hub service's registry: PostgreSQL (RDS), each in
   its own schema of the stage's database;
 - configurable-http-proxy runs beside the hub in the same task (not started by the hub).
@@ -26,7 +28,7 @@ import sys
 from urllib.parse import quote
 
 from westtek_core.aws import aws_client
-from westtek_core.labs import HUB_ADMINS_GROUP
+from westtek_core.labs import ADMINS_SUFFIX, HUB_ADMINS_GROUP
 from westtek_hub.roles import suite_roles
 
 c = get_config()  # noqa: F821 (injected by JupyterHub)
@@ -145,7 +147,17 @@ LABS = json_setting("WESTTEK_LABS", [])
 LAB_IDS = sorted(str(lab["id"]) for lab in LABS)
 if not LAB_IDS:
     sys.exit("hub_config/aws.py: WESTTEK_LABS names no lab: nobody could use the hub")
-LAB_OF_AD_GROUP = {str(lab["adGroup"]): str(lab["id"]) for lab in LABS if lab.get("adGroup")}
+# AD group → the JupyterHub groups its members get: a lab's members group is its id, its
+# admins group `<id>-admins` (westtek_core.labs), the hub admins' `westtek-admins`.
+GROUPS_OF_AD_GROUP: dict[str, set[str]] = {}
+for _lab in LABS:
+    _members, _admins = str(_lab["id"]), f"{_lab['id']}{ADMINS_SUFFIX}"
+    for _key, _group in (("adGroup", _members), ("adminAdGroup", _admins)):
+        if _lab.get(_key):
+            GROUPS_OF_AD_GROUP.setdefault(str(_lab[_key]), set()).add(_group)
+for _ad_group in json_setting("WESTTEK_HUB_ADMIN_AD_GROUPS", []):
+    GROUPS_OF_AD_GROUP.setdefault(str(_ad_group), set()).add(ADMIN_GROUP)
+LAB_ADMIN_GROUPS = {f"{lab}{ADMINS_SUFFIX}" for lab in LAB_IDS}
 
 
 def _claim_list(value):
@@ -165,12 +177,15 @@ def _claim_list(value):
 
 
 def labs_and_roles(auth_state):
-    """JupyterHub groups of a user: their labs' ids, and westtek-admins if they are one."""
+    """JupyterHub groups of a user: their labs' ids, the `<lab>-admins` of labs they
+    administer, and westtek-admins if they administer the hub; from their AD groups, or
+    (native Cognito users) Cognito groups of those names."""
     claims = auth_state.get("oauth_user") or {}
     ad_groups = _claim_list(claims.get("custom:ad_groups"))
     cognito_groups = _claim_list(claims.get("cognito:groups"))
-    groups = {LAB_OF_AD_GROUP[g] for g in ad_groups if g in LAB_OF_AD_GROUP}
-    groups |= {g for g in cognito_groups if g in LAB_IDS or g == ADMIN_GROUP}
+    groups = {group for g in ad_groups for group in GROUPS_OF_AD_GROUP.get(g, ())}
+    known = set(LAB_IDS) | LAB_ADMIN_GROUPS | {ADMIN_GROUP}
+    groups |= {g for g in cognito_groups if g in known}
     return sorted(groups)
 
 
@@ -201,7 +216,7 @@ c.GenericOAuthenticator.username_claim = username_of
 c.GenericOAuthenticator.enable_auth_state = True
 c.GenericOAuthenticator.manage_groups = True
 c.GenericOAuthenticator.auth_state_groups_key = labs_and_roles
-c.GenericOAuthenticator.allowed_groups = set(LAB_IDS) | {ADMIN_GROUP}
+c.GenericOAuthenticator.allowed_groups = set(LAB_IDS) | LAB_ADMIN_GROUPS | {ADMIN_GROUP}
 # not admin_groups: JupyterHub's admin role reaches every server; westtek-admins get West
 # Tek's hub-admin role instead (westtek_hub/roles.py)
 
@@ -221,10 +236,31 @@ c.WestTekSpawner.lab_quotas = {
     str(lab): int(n) for lab, n in json_setting("WESTTEK_LAB_SERVER_QUOTAS", {}).items()
 }
 c.WestTekSpawner.restore_environment = os.environ.get("WESTTEK_RESTORE_ON_START", "1") != "0"
+# What a server needs of the stage: its lab's stores encrypted under the snapshot key (with
+# the lab's encryption context), drift on the stage's bus (the stack's rules and alarm) and
+# critical drift on its lab's alert topic, the allowed Bedrock models for its agents.
+SNAPSHOT_KMS_KEY = setting("WESTTEK_SNAPSHOT_KMS_KEY_ARN")
+ALERT_TOPIC_ARNS = json_setting("WESTTEK_ALERT_TOPIC_ARNS", {})
+BEDROCK_MODEL_IDS = os.environ.get("WESTTEK_BEDROCK_MODEL_IDS", "")
+AGENTS_ON_BEDROCK = (
+    {"WESTTEK_AGENT_PROVIDER": "bedrock", "WESTTEK_BEDROCK_MODEL_IDS": BEDROCK_MODEL_IDS}
+    if BEDROCK_MODEL_IDS
+    else {}
+)
+
+
+def own_lab_topic(spawner):
+    """The server's lab's alert topic ARN ('' when the lab has none)."""
+    return str(ALERT_TOPIC_ARNS.get(spawner.lab_id or spawner.find_lab_id(), ""))
+
+
 c.WestTekSpawner.environment = {
     "AWS_REGION": REGION,
     "AWS_DEFAULT_REGION": REGION,
-    "WESTTEK_STAGE": STAGE,
+    "WESTTEK_SNAPSHOT_KMS_KEY_ARN": SNAPSHOT_KMS_KEY,
+    "WESTTEK_EVENT_BUS": setting("WESTTEK_EVENT_BUS"),
+    "WESTTEK_ALERT_TOPIC_ARN": own_lab_topic,
+    **AGENTS_ON_BEDROCK,
 }
 # Each lab's Bedrock knowledge base (prod): a server gets its own lab's ids only, which its
 # role may use (retrieve, ingest); its documents go beside its store, labs/{lab_id}/kb/.
@@ -297,6 +333,7 @@ c.JupyterHub.services = [
             "westtek_hub",
             *(f"--WestTekHubService.lab_groups={lab}" for lab in LAB_IDS),
             f"--LabStores.store_template={LAB_STORES}",
+            f"--LabStores.kms_key_id={SNAPSHOT_KMS_KEY}",
             *AUDIT_RETENTION,
         ],
         "environment": {
@@ -310,6 +347,7 @@ c.JupyterHub.services = [
             "WESTTEK_AUDIT_ANCHOR": AUDIT_ANCHOR,
             # each lab's memory on the lab's knowledge base, under its own scope
             **LAB_MEMORY_ON_BEDROCK,
+            **AGENTS_ON_BEDROCK,
         },
         "display": True,
         "oauth_no_confirm": True,

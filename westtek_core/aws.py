@@ -16,6 +16,10 @@ at another moto server, other credentials, another config file), the cache start
 with a fresh session, so a client never outlives the environment it was made from.
 Clients stay open while cached: one owner's ``close()`` only empties the shared client's
 connection pool, which botocore refills on the next call.
+
+:func:`observe_calls` lets a caller see every AWS call the suite's clients make, with its
+parameters, before it is sent: what an IAM review needs (``tests/e2e/test_aws_contract.py``
+records each role's calls with it and checks them against the stack's policies).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import json
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -38,6 +43,10 @@ _lock = threading.Lock()
 _environment: str | None = None
 _session: Any = None
 _clients: OrderedDict[tuple[str, str | None, str | None, str], Any] = OrderedDict()
+
+CallObserver = Callable[[str, str, Mapping[str, Any]], None]
+"""``observer(service, operation, params)``: ``("s3", "PutObject", {"Bucket": ...})``."""
+_observers: list[CallObserver] = []
 
 
 def aws_client(
@@ -69,10 +78,37 @@ def aws_client(
         client = _session.client(
             service_name, region_name=region_name, endpoint_url=endpoint_url, config=config
         )
+        if _observers:
+            client.meta.events.register("before-parameter-build", _notify_observers)
         _clients[key] = client
         while len(_clients) > MAX_CLIENTS:
             _clients.popitem(last=False)
         return client
+
+
+def observe_calls(observer: CallObserver) -> Callable[[], None]:
+    """Call ``observer`` before each AWS call of the clients made from now on.
+
+    Returns the function that stops observing. Cached clients are dropped so every later
+    call goes through a client that reports it.
+    """
+    with _lock:
+        _observers.append(observer)
+    forget_clients()
+
+    def stop() -> None:
+        with _lock:
+            if observer in _observers:
+                _observers.remove(observer)
+        forget_clients()
+
+    return stop
+
+
+def _notify_observers(params: Mapping[str, Any], model: Any, **_: Any) -> None:
+    service = str(model.service_model.service_name)
+    for observer in list(_observers):
+        observer(service, str(model.name), params)
 
 
 def forget_clients() -> None:

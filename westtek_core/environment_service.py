@@ -31,6 +31,7 @@ from westtek_core.drift.report import DriftReport
 from westtek_core.drift.watch import DriftWatcher, environment_stamp
 from westtek_core.environment_view import describe_environment
 from westtek_core.jobs import Job, JobRunner
+from westtek_core.labs import lab_encryption_context
 from westtek_core.rollback import (
     RollbackError,
     RollbackProgress,
@@ -105,9 +106,15 @@ class EnvironmentService:
         kb_backend: KnowledgeIndexBackend | None = None,
         store_poll_seconds: float = 5.0,
         secret_scanner: SecretScanner | None = None,
+        kms_key_id: str = "",
+        lab_id: str = "",
     ) -> None:
         self.store = store
         self.key_file = key_file
+        # a store this server creates is encrypted with a KMS data key under the lab's
+        # context when a key is given (on AWS: the stage's snapshot key)
+        self.kms_key_id = kms_key_id
+        self.lab_id = lab_id
         self.root = root.absolute()
         self.pythons = pythons
         self.environment_id = environment_id
@@ -143,7 +150,13 @@ class EnvironmentService:
         """The store, opened once (created on the first snapshot)."""
         with self._lock:
             if self._repo is None:
-                self._repo = Repository.open(self.store, create=create, key_file=self.key_file)
+                self._repo = Repository.open(
+                    self.store,
+                    create=create,
+                    key_file=self.key_file,
+                    kms_key_id=self.kms_key_id or None,
+                    kms_context=lab_encryption_context(self.lab_id),
+                )
             return self._repo
 
     def _existing_repo(self) -> Repository | None:

@@ -9,6 +9,7 @@ because JupyterHub's admin role also reaches every user's server (see westtek_hu
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -63,6 +64,21 @@ class LabPolicy:
             if found:
                 return found[0]
         return ""
+
+
+LAB_ID_KEY = "lab_id"
+"""A lab's key in KMS encryption contexts and AWS tags (infra/lib/names.ts ``TAG_KEYS.labId``):
+the snapshot key's policy lets a lab's role use only data keys under its own lab's context."""
+
+
+def server_lab_id() -> str:
+    """The lab of the server this process runs in: ``$WESTTEK_LAB_ID`` (set by the spawner)."""
+    return os.environ.get("WESTTEK_LAB_ID", "")
+
+
+def lab_encryption_context(lab_id: str) -> dict[str, str]:
+    """The KMS encryption context of a lab's store data key (empty outside any lab)."""
+    return {LAB_ID_KEY: lab_id} if lab_id else {}
 
 
 SERVER_SEPARATOR = ":"

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 from traitlets import Unicode
 from traitlets.config import LoggingConfigurable
 
+from westtek_core.labs import lab_encryption_context
 from westtek_core.snapshot import copy_snapshot, delete_snapshot
 from westtek_core.store import Repository, SnapshotNotFound, StoreError, StoreNotFound
 
@@ -36,6 +37,15 @@ class LabStores(LoggingConfigurable):
         config=True,
         help="""Key file of each lab's encrypted store, with `{lab_id}` filled in; empty for
         unencrypted stores or stores whose data key AWS KMS wraps.""",
+    )
+
+    kms_key_id = Unicode(
+        "",
+        config=True,
+        help="""AWS KMS key a lab store this service creates (to receive a shared snapshot)
+        is encrypted with, under that lab's encryption context, as the lab's servers do
+        (`WestTekExtension.kms_key_id`); empty: created unencrypted. Existing stores keep
+        their own encryption (a KMS-wrapped data key opens with kms:Decrypt).""",
     )
 
     @property
@@ -68,6 +78,8 @@ class LabStores(LoggingConfigurable):
             create=create,
             key_file=Path(key) if key else None,
             encrypt=bool(key),
+            kms_key_id=self.kms_key_id or None,
+            kms_context=lab_encryption_context(lab_id),
         )
 
     def copy(self, snapshot_id: str, from_lab: str, to_lab: str) -> str:

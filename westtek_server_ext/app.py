@@ -13,9 +13,11 @@ from westtek_core.agents.service import AgentService
 from westtek_core.capture import SecretScanner
 from westtek_core.drift.events import EventLog
 from westtek_core.environment_service import EnvironmentService
+from westtek_core.labs import server_lab_id
 from westtek_core.notify import Notifier, notifier_from_config
 from westtek_core.paths import default_key_file, default_store, event_log_path
 from westtek_core.snapshot import default_environment_id
+from westtek_core.store.crypto import SNAPSHOT_KMS_KEY_ENV
 from westtek_core.wire import DriftEventReport, SnapshotReport
 from westtek_server_ext.handlers import handler_routes, page_routes
 
@@ -89,7 +91,19 @@ class WestTekExtension(ExtensionApp):
 
     @default("lab_id")
     def _default_lab_id(self) -> str:
-        return os.environ.get("WESTTEK_LAB_ID", "")
+        return server_lab_id()
+
+    kms_key_id = Unicode(
+        config=True,
+        help="AWS KMS key (id or ARN) a new store is encrypted with: a data key under the "
+        "lab's encryption context (lab_id), kept wrapped in the store's config. Default: "
+        "$WESTTEK_SNAPSHOT_KMS_KEY_ARN (set on AWS); empty: new stores are not encrypted "
+        "(unless the CLI made them so). Existing stores keep their own encryption.",
+    )
+
+    @default("kms_key_id")
+    def _default_kms_key_id(self) -> str:
+        return os.environ.get(SNAPSHOT_KMS_KEY_ENV, "")
 
     kb_index = Unicode(
         config=True,
@@ -137,6 +151,8 @@ class WestTekExtension(ExtensionApp):
             kb_backend=kb_backend,
             # c.SecretScanner: the credential locations left out, the content scan's limit
             secret_scanner=SecretScanner(parent=self),
+            kms_key_id=self.kms_key_id,
+            lab_id=self.lab_id,
         )
         self.settings["westtek_service"] = self.service
         # the agents: chat, knowledge search, and the Drift Analyzer on critical events

@@ -23,6 +23,7 @@ import { Construct } from 'constructs';
 
 import { IStageConfig } from './config';
 import { eventBusName } from './compute-stack';
+import { alertTopicName } from './names';
 import { dataRemovalPolicy } from './storage-stack';
 
 /** The `source` of West Tek drift events. */
@@ -36,6 +37,8 @@ export interface IAlertsStackProps extends StackProps {
   readonly config: IStageConfig;
   /** Roles that publish drift events (the hub and the notebook roles). */
   readonly publishers: iam.IRole[];
+  /** Each lab's notebook role: it publishes critical drift to its lab's alert topic only. */
+  readonly labPublishers: Record<string, iam.IRole>;
   /** The hub service. */
   readonly hubService: ecs.FargateService;
   /** The hub's load balancer. */
@@ -52,6 +55,8 @@ export class AlertsStack extends Stack {
   readonly topic: sns.Topic;
   /** The drift event bus. */
   readonly bus: events.EventBus;
+  /** Each lab's alert topic (critical drift, to the lab's e-mail and SMS subscribers). */
+  readonly labTopics: Record<string, sns.Topic> = {};
 
   constructor(scope: Construct, id: string, props: IAlertsStackProps) {
     super(scope, id, props);
@@ -82,6 +87,38 @@ export class AlertsStack extends Stack {
     });
     if (config.alarmEmail) {
       this.topic.addSubscription(new subscriptions.EmailSubscription(config.alarmEmail));
+    }
+
+    // A topic per lab: its servers publish critical drift there (westtek_core.notify's
+    // SnsSink, on by default when the spawner names the topic), its people subscribe.
+    for (const lab of config.labs) {
+      const topic = new sns.Topic(this, `LabAlerts-${lab.id}`, {
+        topicName: alertTopicName(config.stage, lab.id),
+        displayName: `West Tek ${config.stage} lab ${lab.id}`,
+        masterKey: key,
+        enforceSSL: true
+      });
+      for (const email of lab.alertEmails ?? []) {
+        topic.addSubscription(new subscriptions.EmailSubscription(email));
+      }
+      for (const phone of lab.alertSms ?? []) {
+        topic.addSubscription(new subscriptions.SmsSubscription(phone));
+      }
+      const publisher = props.labPublishers[lab.id];
+      if (publisher) {
+        // the server encrypts with the topic's key through SNS
+        new iam.Policy(this, `PublishLabAlerts-${lab.id}`, {
+          statements: [
+            new iam.PolicyStatement({ actions: ['sns:Publish'], resources: [topic.topicArn] }),
+            new iam.PolicyStatement({
+              actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+              resources: [key.keyArn],
+              conditions: { StringEquals: { 'kms:ViaService': `sns.${this.region}.amazonaws.com` } }
+            })
+          ]
+        }).attachToRole(publisher);
+      }
+      this.labTopics[lab.id] = topic;
     }
 
     this.bus = new events.EventBus(this, 'DriftBus', { eventBusName: eventBusName(config.stage) });

@@ -34,8 +34,10 @@ import {
   NOTEBOOK_ROLE_TAG,
   PROXY_PORT,
   TAG_KEYS,
+  alertTopicName,
   auditBucketName,
   labPrefix,
+  labsSetting,
   snapshotBucketName
 } from './names';
 import { ISecurityGroups, SUBNETS } from './network-stack';
@@ -79,8 +81,6 @@ export interface IComputeStackProps extends StackProps {
   readonly hubRepository: ecr.IRepository;
   /** The notebook image repository. */
   readonly notebookRepository: ecr.IRepository;
-  /** Agent alias ARNs the hub and notebooks may invoke, by agent (when the AI stack has agents). */
-  readonly agentAliasArns?: Record<string, string>;
   /** Each lab's knowledge base (when the AI stack has them). */
   readonly knowledgeBases?: Record<string, ILabKnowledgeBase>;
 }
@@ -271,14 +271,19 @@ export class ComputeStack extends Stack {
       WESTTEK_COGNITO_CLIENT_ID: props.hubClient.userPoolClientId,
       WESTTEK_OAUTH_AUTHORIZE_URL: `${props.oauthBaseUrl}/oauth2/authorize`,
       WESTTEK_OAUTH_TOKEN_URL: `${props.oauthBaseUrl}/oauth2/token`,
-      WESTTEK_OAUTH_USERDATA_URL: `${props.oauthBaseUrl}/oauth2/userInfo`,
       WESTTEK_OAUTH_CALLBACK_URL: `${hubUrl}/hub/oauth_callback`,
-      WESTTEK_LABS: this.toJsonString(
-        config.labs.map(lab => ({ id: lab.id, adGroup: lab.adGroup ?? null }))
-      ),
+      WESTTEK_LABS: this.toJsonString(labsSetting(config.labs)),
+      WESTTEK_HUB_ADMIN_AD_GROUPS: this.toJsonString(config.hubAdminAdGroups ?? []),
       WESTTEK_EVENT_BUS: eventBusName(config.stage),
+      WESTTEK_ALERT_TOPIC_ARNS: this.toJsonString(
+        Object.fromEntries(
+          config.labs.map(lab => [
+            lab.id,
+            `arn:${this.partition}:sns:${this.region}:${this.account}:${alertTopicName(config.stage, lab.id)}`
+          ])
+        )
+      ),
       WESTTEK_BEDROCK_MODEL_IDS: config.bedrockModelIds.join(','),
-      WESTTEK_BEDROCK_AGENT_ALIAS_ARNS: this.toJsonString(props.agentAliasArns ?? {}),
       WESTTEK_KNOWLEDGE_BASE_IDS: this.toJsonString(
         Object.fromEntries(
           Object.entries(props.knowledgeBases ?? {}).map(([lab, kb]) => [lab, kb.id])
@@ -408,6 +413,7 @@ export class ComputeStack extends Stack {
       NotebookTaskDefinitionArn: this.notebookTaskDefinition.taskDefinitionArn,
       NotebookExecutionRoleArn: this.notebookExecutionRole.roleArn,
       NotebookTaskRoleArns: this.hubEnvironment.WESTTEK_NOTEBOOK_TASK_ROLE_ARNS,
+      AlertTopicArns: this.hubEnvironment.WESTTEK_ALERT_TOPIC_ARNS,
       NotebookSubnetIds: this.hubEnvironment.WESTTEK_NOTEBOOK_SUBNETS,
       NotebookSecurityGroupId: props.securityGroups.notebook.securityGroupId,
       NotebookLogGroup: notebookLogs.logGroupName,
@@ -467,7 +473,7 @@ export class ComputeStack extends Stack {
     acknowledgeWildcard(
       role,
       '*',
-      'ecs:RegisterTaskDefinition and ecs:DescribeTaskDefinition support no resource-level permissions; running a registered revision is still confined to the family, the cluster and the notebook roles.'
+      'ecs:RegisterTaskDefinition, ecs:DescribeTaskDefinition, ec2:DescribeSubnets and ec2:DescribeSecurityGroups support no resource-level permissions; running a registered revision is still confined to the family, the cluster and the notebook roles.'
     );
     acknowledgeWildcard(
       role,
@@ -508,25 +514,15 @@ export class ComputeStack extends Stack {
 
   private grantBedrock(props: IComputeStackProps): void {
     const modelArns = props.config.bedrockModelIds.map(model => foundationModelArn(this, model));
+    // West Tek's agents converse with these models (Converse needs bedrock:InvokeModel)
     const invoke = new iam.PolicyStatement({
       sid: 'InvokeModels',
       actions: ['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream'],
       resources: modelArns
     });
-    const agentArns = Object.values(props.agentAliasArns ?? {});
-    const agents = agentArns.length
-      ? new iam.PolicyStatement({
-          sid: 'InvokeAgents',
-          actions: ['bedrock:InvokeAgent'],
-          resources: agentArns
-        })
-      : undefined;
-    for (const role of [this.hubTaskRole, ...Object.values(this.notebookRoles)]) {
-      if (modelArns.length) {
+    if (modelArns.length) {
+      for (const role of [this.hubTaskRole, ...Object.values(this.notebookRoles)]) {
         role.addToPolicy(invoke);
-      }
-      if (agents) {
-        role.addToPolicy(agents);
       }
     }
     for (const [labId, kb] of Object.entries(props.knowledgeBases ?? {})) {
@@ -687,6 +683,13 @@ export function hubStatements(grants: IHubGrants): iam.PolicyStatement[] {
       actions: ['ecs:RegisterTaskDefinition', 'ecs:DescribeTaskDefinition'],
       resources: ['*']
     }),
+    // The ecs backend checks its subnets and security groups exist before the first spawn
+    // (westtek_spawner/backends/ecs.py), so a wrong setting is named instead of failing a task.
+    new iam.PolicyStatement({
+      sid: 'CheckNotebookNetwork',
+      actions: ['ec2:DescribeSubnets', 'ec2:DescribeSecurityGroups'],
+      resources: ['*']
+    }),
     new iam.PolicyStatement({
       sid: 'PassOnlyNotebookRoles',
       actions: ['iam:PassRole'],
@@ -765,6 +768,15 @@ export function hubStatements(grants: IHubGrants): iam.PolicyStatement[] {
       actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
       resources: [grants.snapshotKey.keyArn],
       conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.amazonaws.com` } }
+    }),
+    // Lab stores are encrypted client-side with a data key under the lab's encryption context
+    // (westtek_core.store): the hub service unwraps one to read a lab's snapshots and makes
+    // one for a lab store it creates to receive a shared snapshot; never a key without a lab.
+    new iam.PolicyStatement({
+      sid: 'LabStoreDataKeys',
+      actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+      resources: [grants.snapshotKey.keyArn],
+      conditions: { Null: { [`kms:EncryptionContext:${TAG_KEYS.labId}`]: 'false' } }
     }),
     new iam.PolicyStatement({
       sid: 'ReadOAuthClientSecret',

@@ -14,6 +14,12 @@ export interface ILabConfig {
   readonly id: string;
   /** The Active Directory group whose members belong to the lab (as sent in the SAML assertion). */
   readonly adGroup?: string;
+  /** The AD group whose members administer the lab (its `{id}-admins` group in the hub). */
+  readonly adminAdGroup?: string;
+  /** E-mail addresses subscribed to the lab's alert topic (critical drift). */
+  readonly alertEmails?: string[];
+  /** Phone numbers (E.164, e.g. `+15555550100`) sent critical drift by SMS. */
+  readonly alertSms?: string[];
 }
 
 /** Everything that differs between deployments; see docs/deploy.md for each value. */
@@ -70,13 +76,18 @@ export interface IStageConfig {
   /** Deploy the WorkSpaces Secure Browser portal (needs `samlMetadataUrl`). */
   readonly secureBrowser: boolean;
 
+  /** AD groups whose members administer the hub (every lab): its `westtek-admins`. */
+  readonly hubAdminAdGroups?: string[];
+
   /** E-mail address subscribed to the alerts topic (optional). */
   readonly alarmEmail?: string;
 
-  /** Bedrock foundation model ids the agents may invoke. */
+  /**
+   * The Bedrock foundation models West Tek's agents may converse with: the one list of
+   * allowed models (the IAM policies and the servers' settings come from it; the first is
+   * the default). Empty: the agents answer offline (retrieval and deterministic tools).
+   */
   readonly bedrockModelIds: string[];
-  /** Create the two Bedrock agents (Drift Analyzer, Knowledge Transfer). */
-  readonly bedrockAgents: boolean;
   /** Create one Bedrock knowledge base per lab (S3 Vectors storage). */
   readonly bedrockKnowledgeBases: boolean;
   /** Embedding model of the knowledge bases. */
@@ -129,7 +140,6 @@ export const STAGE_DEFAULTS: Record<
     databaseMultiAz: false,
     databaseBackupDays: 1,
     secureBrowser: false,
-    bedrockAgents: false,
     bedrockKnowledgeBases: false,
     retainData: false,
     deletionProtection: false,
@@ -145,7 +155,6 @@ export const STAGE_DEFAULTS: Record<
     databaseMultiAz: true,
     databaseBackupDays: 14,
     secureBrowser: true,
-    bedrockAgents: true,
     bedrockKnowledgeBases: true,
     retainData: true,
     deletionProtection: true,
@@ -229,11 +238,26 @@ function validate(config: IStageConfig): IStageConfig {
       `${where}: "natGateways" must be at least 1 (tasks pull images and call AWS)`
     );
   }
-  if (
-    config.bedrockModelIds.length === 0 &&
-    (config.bedrockAgents || config.bedrockKnowledgeBases)
-  ) {
-    throw new ConfigError(`${where}: Bedrock agents and knowledge bases need "bedrockModelIds"`);
+  if ('bedrockAgents' in config) {
+    throw new ConfigError(
+      `${where}: "bedrockAgents" was removed (the agents run inside West Tek, on "bedrockModelIds"); delete it`
+    );
+  }
+  for (const lab of config.labs) {
+    for (const phone of lab.alertSms ?? []) {
+      if (!/^\+[1-9]\d{6,14}$/.test(phone)) {
+        throw new ConfigError(
+          `${where}: lab ${lab.id} alertSms ${JSON.stringify(phone)} is not an E.164 number such as "+15555550100"`
+        );
+      }
+    }
+    for (const email of lab.alertEmails ?? []) {
+      if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) {
+        throw new ConfigError(
+          `${where}: lab ${lab.id} alertEmails ${JSON.stringify(email)} is not an e-mail address`
+        );
+      }
+    }
   }
   return config;
 }

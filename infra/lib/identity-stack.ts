@@ -9,6 +9,7 @@ import * as cognito from 'aws-cdk-lib/aws-cognito';
 import { Construct } from 'constructs';
 
 import { IStageConfig } from './config';
+import { labsSetting } from './names';
 import { dataRemovalPolicy } from './storage-stack';
 
 /** The Cognito group of hub administrators. */
@@ -151,9 +152,8 @@ export class IdentityStack extends Stack {
       OAuthTokenUrl: `${authBase}/oauth2/token`,
       OAuthUserdataUrl: `${authBase}/oauth2/userInfo`,
       OAuthCallbackUrl: `${hubUrl}/hub/oauth_callback`,
-      Labs: Stack.of(this).toJsonString(
-        config.labs.map(lab => ({ id: lab.id, adGroup: lab.adGroup ?? null }))
-      )
+      Labs: Stack.of(this).toJsonString(labsSetting(config.labs)),
+      HubAdminAdGroups: Stack.of(this).toJsonString(config.hubAdminAdGroups ?? [])
     };
     for (const [name, value] of Object.entries(outputs)) {
       new CfnOutput(this, name, { value });

@@ -90,3 +90,22 @@ export function replicaBucketName(stage: string, account: string): string {
 export function replicaKeyAlias(stage: string): string {
   return `alias/westtek-${stage}-snapshot-replica`;
 }
+
+/** A lab's alert topic (alerts stack): critical drift of the lab, to its subscribers. */
+export function alertTopicName(stage: string, labId: string): string {
+  return `westtek-${stage}-alerts-${labId}`;
+}
+
+/**
+ * The labs as the hub reads them (`WESTTEK_LABS`): id, the AD group of its members and the
+ * AD group of its admins (null when absent).
+ */
+export function labsSetting(
+  labs: readonly { id: string; adGroup?: string; adminAdGroup?: string }[]
+): { id: string; adGroup: string | null; adminAdGroup: string | null }[] {
+  return labs.map(lab => ({
+    id: lab.id,
+    adGroup: lab.adGroup ?? null,
+    adminAdGroup: lab.adminAdGroup ?? null
+  }));
+}

@@ -131,6 +131,12 @@ export const HUB_SETTINGS: IHubSetting[] = [
     description: 'EventBridge bus for drift events'
   },
   {
+    env: 'WESTTEK_ALERT_TOPIC_ARNS',
+    stack: 'compute',
+    output: 'AlertTopicArns',
+    description: "JSON: lab id → ARN of the lab's alert topic (alerts stack)"
+  },
+  {
     env: 'WESTTEK_COGNITO_USER_POOL_ID',
     stack: 'identity',
     output: 'UserPoolId',
@@ -155,12 +161,6 @@ export const HUB_SETTINGS: IHubSetting[] = [
     description: 'OAuth token endpoint'
   },
   {
-    env: 'WESTTEK_OAUTH_USERDATA_URL',
-    stack: 'identity',
-    output: 'OAuthUserdataUrl',
-    description: 'OIDC userinfo endpoint'
-  },
-  {
     env: 'WESTTEK_OAUTH_CALLBACK_URL',
     stack: 'identity',
     output: 'OAuthCallbackUrl',
@@ -170,14 +170,14 @@ export const HUB_SETTINGS: IHubSetting[] = [
     env: 'WESTTEK_LABS',
     stack: 'identity',
     output: 'Labs',
-    description: 'JSON: [{"id": lab id, "adGroup": AD group}] — AD groups map to labs'
+    description:
+      'JSON: [{"id": lab id, "adGroup": AD group, "adminAdGroup": AD group of its admins}]'
   },
   {
-    env: 'WESTTEK_BEDROCK_AGENT_ALIAS_ARNS',
-    stack: 'ai',
-    output: 'AgentAliasArns',
-    description: 'JSON: agent name → alias ARN',
-    optional: true
+    env: 'WESTTEK_HUB_ADMIN_AD_GROUPS',
+    stack: 'identity',
+    output: 'HubAdminAdGroups',
+    description: 'JSON: AD groups whose members administer the hub'
   },
   {
     env: 'WESTTEK_KNOWLEDGE_BASE_IDS',

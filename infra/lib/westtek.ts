@@ -96,12 +96,12 @@ export function buildWestTek(scope: Construct, config: IStageConfig): IWestTekSt
     terminationProtection: termination
   });
   let ai: AiStack | undefined;
-  if (config.bedrockAgents || config.bedrockKnowledgeBases) {
+  if (config.bedrockKnowledgeBases) {
     ai = new AiStack(scope, name('ai'), {
       config,
       snapshotKey: storage.snapshotKey,
       env,
-      description: description('Bedrock agents and knowledge bases'),
+      description: description('Bedrock knowledge bases, one per lab'),
       terminationProtection: termination
     });
     // The bucket is named, not referenced: order the deployment explicitly.
@@ -119,7 +119,6 @@ export function buildWestTek(scope: Construct, config: IStageConfig): IWestTekSt
     oauthBaseUrl: identity.domain.baseUrl(),
     hubRepository: storage.hubRepository,
     notebookRepository: storage.notebookRepository,
-    agentAliasArns: ai?.agentAliasArns,
     knowledgeBases: ai?.knowledgeBases,
     env,
     description: description('ECS cluster, hub service, load balancer, notebook tasks'),
@@ -128,6 +127,7 @@ export function buildWestTek(scope: Construct, config: IStageConfig): IWestTekSt
   const alerts = new AlertsStack(scope, name('alerts'), {
     config,
     publishers: [compute.hubTaskRole, ...Object.values(compute.notebookRoles)],
+    labPublishers: compute.notebookRoles,
     hubService: compute.hubService,
     loadBalancer: compute.loadBalancer,
     hubTargetGroup: compute.hubTargetGroup,

@@ -195,6 +195,16 @@ export class IamWorld {
         return props.ClusterName
           ? this.str(this.resolve(props.ClusterName, stack.name))
           : `${stack.name}-${name}`;
+      case 'AWS::Events::EventBus':
+        // an event bus's Ref is its name
+        return this.str(this.resolve(props.Name, stack.name));
+      case 'AWS::SNS::Topic': {
+        // a topic's Ref is its ARN
+        const topicName = props.TopicName
+          ? this.str(this.resolve(props.TopicName, stack.name))
+          : `${stack.name}-${name}`;
+        return `arn:${PARTITION}:sns:${stack.region}:${ACCOUNT}:${topicName}`;
+      }
       default:
         return `${stack.name}.${name}`;
     }
@@ -220,6 +230,12 @@ export class IamWorld {
           return `arn:${PARTITION}:ecs:${stack.region}:${ACCOUNT}:cluster/${ref}`;
         case 'AWS::KMS::Key':
           return `arn:${PARTITION}:kms:${stack.region}:${ACCOUNT}:key/${stack.name}.${logicalId}`;
+        case 'AWS::Cognito::UserPool':
+          return `arn:${PARTITION}:cognito-idp:${stack.region}:${ACCOUNT}:userpool/${ref}`;
+        case 'AWS::EFS::FileSystem':
+          return `arn:${PARTITION}:elasticfilesystem:${stack.region}:${ACCOUNT}:file-system/${ref}`;
+        case 'AWS::Events::EventBus':
+          return `arn:${PARTITION}:events:${stack.region}:${ACCOUNT}:event-bus/${ref}`;
         default:
           break;
       }

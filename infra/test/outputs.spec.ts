@@ -54,9 +54,9 @@ for (const stage of STAGES) {
     it('exports every setting from the outputs, shell-quoted', () => {
       const lines = stageExports(stage, reader);
       const exported = lines.map(line => /^export (\w+)=/.exec(line)![1]);
-      const expected = HUB_SETTINGS.filter(setting => !setting.optional || json[setting.stack])
-        .map(setting => setting.env)
-        .filter(env => env !== 'WESTTEK_BEDROCK_AGENT_ALIAS_ARNS' || stage === 'prod');
+      const expected = HUB_SETTINGS.filter(setting => !setting.optional || json[setting.stack]).map(
+        setting => setting.env
+      );
       assert.deepEqual(exported.slice(1).sort(), expected.sort());
       const labs = lines.find(line => line.startsWith('export WESTTEK_LABS='))!;
       assert.match(labs, /^export WESTTEK_LABS='\[\{"id":"vault-1",/);

@@ -9,7 +9,6 @@ import { describe, it } from 'node:test';
 
 import { Match } from 'aws-cdk-lib/assertions';
 
-import { AGENTS } from '../lib/ai-stack';
 import { DRIFT_DETAIL_TYPE, DRIFT_SOURCE } from '../lib/alerts-stack';
 import { HOME_VOLUME } from '../lib/compute-stack';
 import { NOTEBOOK_CONTAINER, NOTEBOOK_PORT, PROXY_PORT } from '../lib/names';
@@ -319,8 +318,31 @@ for (const stage of STAGES) {
           ]
         }
       });
-      const [, policy] = resourcesOf(json.alerts, 'AWS::IAM::Policy')[0];
+      const [, policy] = resourcesOf(json.alerts, 'AWS::IAM::Policy').find(([id]) =>
+        id.startsWith('PublishDriftEvents')
+      )!;
       assert.equal(policy.Properties.Roles.length, 1 + TEST_LABS.length);
+    });
+
+    it('gives each lab an alert topic its own notebook role alone may publish to', () => {
+      for (const lab of TEST_LABS) {
+        templates.alerts.hasResourceProperties('AWS::SNS::Topic', {
+          TopicName: `westtek-${stage}-alerts-${lab.id}`,
+          KmsMasterKeyId: Match.anyValue()
+        });
+      }
+      const world = synthStage(stage).world;
+      const topic = (lab: string) =>
+        `arn:aws:sns:${synthStage(stage).config.region}:111122223333:westtek-${stage}-alerts-${lab}`;
+      const [own, other] = ['vault-1', 'vault-13'].map(
+        lab => world.rolesTagged({ lab_id: lab, westtek_role: 'notebook' })[0]
+      );
+      assert.ok(world.decide(own, { action: 'sns:Publish', resource: topic('vault-1') }));
+      assert.equal(
+        world.decide(other, { action: 'sns:Publish', resource: topic('vault-1') }),
+        false,
+        "another lab's role"
+      );
     });
   });
 
@@ -356,25 +378,14 @@ for (const stage of STAGES) {
 
     it(
       prod
-        ? 'creates both agents, their tools returned to West Tek, and a knowledge base per lab'
+        ? 'creates a knowledge base per lab and no Bedrock agents (they run inside West Tek)'
         : 'has no Bedrock resources in dev',
       () => {
         if (!prod) {
           assert.equal(json.ai, undefined);
           return;
         }
-        const agents = resourcesOf(json.ai, 'AWS::Bedrock::Agent').map(
-          ([, agent]) => agent.Properties
-        );
-        assert.equal(agents.length, Object.keys(AGENTS).length);
-        for (const agent of agents) {
-          const [group] = agent.ActionGroups;
-          assert.deepEqual(group.ActionGroupExecutor, { CustomControl: 'RETURN_CONTROL' });
-          assert.ok(
-            group.FunctionSchema.Functions.some((fn: any) => fn.Name === 'SearchKnowledgeBase')
-          );
-        }
-        templates.ai.resourceCountIs('AWS::Bedrock::AgentAlias', agents.length);
+        templates.ai.resourceCountIs('AWS::Bedrock::Agent', 0);
         templates.ai.resourceCountIs('AWS::Bedrock::KnowledgeBase', TEST_LABS.length);
         templates.ai.resourceCountIs('AWS::S3Vectors::Index', TEST_LABS.length);
         for (const lab of TEST_LABS) {

@@ -40,10 +40,12 @@ from westtek_core.notify import (
     event_severity,
     event_subject,
     event_text,
+    make_drift_bus_entry,
     make_sns_publish_kwargs,
     make_webhook_payload,
     notifier_from_config,
 )
+from westtek_core.notify.sinks import DRIFT_EVENT_DETAIL_TYPE, DRIFT_EVENT_SOURCE
 from westtek_core.snapshot import create_snapshot, load_snapshot
 from westtek_core.store import Repository
 
@@ -545,6 +547,69 @@ def test_sns_sink_publishes_the_event_json(notifiers, moto_endpoint, monkeypatch
     assert envelope["MessageAttributes"]["status"]["Value"] == "CRITICAL_DRIFT"
     sns.close()
     sqs.close()
+
+
+def test_eventbridge_sink_puts_drift_on_the_bus_for_its_rules(
+    notifiers, moto_endpoint, monkeypatch, tmp_path
+):
+    import boto3
+
+    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL_EVENTS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+        "AWS_ENDPOINT_URL": moto_endpoint,
+    }.items():
+        monkeypatch.setenv(name, value)
+    # Given the stage's bus (named by the environment, as on AWS) with a rule for critical drift
+    bus = f"westtek-{secrets.token_hex(4)}"
+    monkeypatch.setenv("WESTTEK_EVENT_BUS", bus)
+    events = boto3.client("events", endpoint_url=moto_endpoint)
+    sqs = boto3.client("sqs", endpoint_url=moto_endpoint)
+    events.create_event_bus(Name=bus)
+    queue_url = sqs.create_queue(QueueName=bus)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    pattern = {
+        "source": [DRIFT_EVENT_SOURCE],
+        "detail-type": [DRIFT_EVENT_DETAIL_TYPE],
+        "detail": {"status": ["CRITICAL_DRIFT"]},
+    }
+    events.put_rule(Name="critical", EventBusName=bus, EventPattern=json.dumps(pattern))
+    events.put_targets(
+        Rule="critical",
+        EventBusName=bus,
+        Targets=[{"Id": "queue", "Arn": queue_arn["Attributes"]["QueueArn"]}],
+    )
+    # when a critical drift event is published with the default sinks,
+    notifier = notifiers({})
+    assert "eventbridge" in notifier.publish(drift_event(12) | {"lab_id": "vault-13"})
+    notifier.deliver_pending()
+    # the rule matched it, and its detail is the summary the stack's alert message reads
+    (message,) = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    detail = json.loads(message["Body"])["detail"]
+    assert detail["status"] == "CRITICAL_DRIFT"
+    assert detail["lab_id"] == "vault-13"
+    assert detail["environment_id"] == "alice-env"
+    assert detail["researcher_id"] == "alice-env"
+    assert detail["changes_total"] == 1
+    events.close()
+    sqs.close()
+
+
+def test_a_drift_bus_entry_lists_at_most_50_changes_and_names_the_researcher():
+    event = drift_event(1) | {"environment_id": "alice:gpu", "lab_id": "vault-13"}
+    event["changes"] = event["changes"] * 80
+    entry = make_drift_bus_entry(event, "westtek-prod")
+    assert entry["Source"] == "westtek.drift" and entry["DetailType"] == "Drift Detected"
+    assert entry["EventBusName"] == "westtek-prod"
+    detail = json.loads(entry["Detail"])
+    assert detail["researcher_id"] == "alice" and detail["environment_id"] == "alice:gpu"
+    assert len(detail["changes"]) == 50 and detail["changes_total"] == 80
 
 
 def test_hub_sink_posts_the_raw_event_with_the_server_token(notifiers, webhooks, monkeypatch):

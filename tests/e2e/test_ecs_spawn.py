@@ -268,6 +268,9 @@ def production_hub(aws, postgres, tmp_path, monkeypatch):  # noqa: F811
     aws_client("s3").create_bucket(Bucket=bucket)
     audit_bucket = f"westtek-audit-{world['cluster']}"
     aws_client("s3").create_bucket(Bucket=audit_bucket, ObjectLockEnabledForBucket=True)
+    key = aws_client("kms").create_key(Description="snapshots")["KeyMetadata"]["Arn"]
+    aws_client("events").create_event_bus(Name=world["cluster"])
+    topic = aws_client("sns").create_topic(Name=f"{world['cluster']}-alerts-vault-13")["TopicArn"]
     host_port = postgres.rsplit("@", 1)[1]
     database = create_database(postgres, f"westtek_{world['cluster'].replace('-', '_')}")
     hub = HubProcess(tmp_path)
@@ -309,8 +312,15 @@ def production_hub(aws, postgres, tmp_path, monkeypatch):  # noqa: F811
         "WESTTEK_OAUTH_TOKEN_URL": "https://auth.invalid/oauth2/token",
         "WESTTEK_OAUTH_CALLBACK_URL": f"{hub.url}/hub/oauth_callback",
         "WESTTEK_LABS": json.dumps(
-            [{"id": "vault-13", "adGroup": "CN-Vault13"}, {"id": "vault-101", "adGroup": None}]
+            [
+                {"id": "vault-13", "adGroup": "CN-Vault13", "adminAdGroup": "CN-Vault13-Leads"},
+                {"id": "vault-101", "adGroup": None, "adminAdGroup": None},
+            ]
         ),
+        "WESTTEK_HUB_ADMIN_AD_GROUPS": json.dumps(["CN-WestTek-IT"]),
+        "WESTTEK_SNAPSHOT_KMS_KEY_ARN": key,
+        "WESTTEK_EVENT_BUS": world["cluster"],
+        "WESTTEK_ALERT_TOPIC_ARNS": json.dumps({"vault-13": topic}),
         "WESTTEK_KNOWLEDGE_BASE_IDS": json.dumps({"vault-13": "KB13", "vault-101": "KB101"}),
         "WESTTEK_KNOWLEDGE_BASE_DATA_SOURCE_IDS": json.dumps(
             {"vault-13": "DS13", "vault-101": "DS101"}
@@ -408,6 +418,13 @@ def test_the_production_config_runs_on_postgres_and_spawns_on_ecs(production_hub
     assert env["WESTTEK_KB_BACKEND"] == "bedrock"
     assert json.loads(env["WESTTEK_KNOWLEDGE_BASE_IDS"]) == {"vault-13": "KB13"}
     assert json.loads(env["WESTTEK_KNOWLEDGE_BASE_DATA_SOURCE_IDS"]) == {"vault-13": "DS13"}
+    # her lab's alert topic and data key, the stage's drift bus
+    assert (
+        env["WESTTEK_ALERT_TOPIC_ARN"]
+        == json.loads(settings["WESTTEK_ALERT_TOPIC_ARNS"])["vault-13"]
+    )
+    assert env["WESTTEK_SNAPSHOT_KMS_KEY_ARN"] == settings["WESTTEK_SNAPSHOT_KMS_KEY_ARN"]
+    assert env["WESTTEK_EVENT_BUS"] == settings["WESTTEK_EVENT_BUS"]
     definition = ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])[
         "taskDefinition"
     ]
@@ -452,6 +469,16 @@ def test_production_groups_come_from_ad_and_cognito_claims(production_hub):
         {"oauth_user": {"cognito:groups": ["vault-101", "westtek-admins", "stray"]}}
     ) == ["vault-101", "westtek-admins"]
     assert labs_and_roles({"oauth_user": {"custom:ad_groups": '["CN-Vault13"]'}}) == ["vault-13"]
+    # AD makes lab admins (the lab's `-admins` group) and hub admins too
+    assert labs_and_roles(
+        {"oauth_user": {"custom:ad_groups": "[CN-Vault13, CN-Vault13-Leads]"}}
+    ) == ["vault-13", "vault-13-admins"]
+    assert labs_and_roles({"oauth_user": {"custom:ad_groups": ["CN-WestTek-IT"]}}) == [
+        "westtek-admins"
+    ]
+    assert labs_and_roles({"oauth_user": {"cognito:groups": ["vault-13-admins"]}}) == [
+        "vault-13-admins"
+    ]
     assert labs_and_roles({}) == []
     assert username_of({"email": "Alice@WestTek.example", "sub": "x"}) == "alice@westtek.example"
     assert username_of({"cognito:username": "carol", "sub": "x"}) == "carol"

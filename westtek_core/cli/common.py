@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,17 +80,26 @@ def emit(args: argparse.Namespace, payload: Any, human: Callable[[Console], None
 
 
 def open_repo(args: argparse.Namespace, *, create: bool = False, encrypt: bool = False) -> Any:
-    """Open the store named by ``--store``/``--key-file`` (or their defaults)."""
+    """Open the store named by ``--store``/``--key-file`` (or their defaults).
+
+    A store created here is encrypted with ``--kms-key-id``, else with
+    ``$WESTTEK_SNAPSHOT_KMS_KEY_ARN`` when set (as in a notebook server on AWS), under the
+    server's lab's encryption context.
+    """
+    from westtek_core.labs import lab_encryption_context, server_lab_id
     from westtek_core.paths import default_key_file, default_store
     from westtek_core.store import Repository
+    from westtek_core.store.crypto import SNAPSHOT_KMS_KEY_ENV
 
     location = args.store or default_store()
+    kms_key_id = getattr(args, "kms_key_id", None) or os.environ.get(SNAPSHOT_KMS_KEY_ENV)
     return Repository.open(
         location,
         create=create,
         key_file=args.key_file or default_key_file(),
         encrypt=encrypt,
-        kms_key_id=getattr(args, "kms_key_id", None),
+        kms_key_id=kms_key_id or None,
+        kms_context=lab_encryption_context(server_lab_id()),
     )
 
 

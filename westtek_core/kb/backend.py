@@ -18,6 +18,7 @@ from traitlets.config import LoggingConfigurable
 
 from westtek_core.kb.bedrock import DEFAULT_PREFIX
 from westtek_core.kb.index import KnowledgeIndex
+from westtek_core.labs import server_lab_id
 
 if TYPE_CHECKING:
     from westtek_core.kb.knowledge_base import KnowledgeBase
@@ -68,7 +69,7 @@ class KnowledgeIndexBackend(LoggingConfigurable):
 
     @default("lab_id")
     def _default_lab_id(self) -> str:
-        return os.environ.get("WESTTEK_LAB_ID", "")
+        return server_lab_id()
 
     knowledge_base_ids = Dict(
         key_trait=Unicode(),

@@ -7,9 +7,11 @@ order per sink, retrying with exponential backoff while a sink is down. A sink t
 never blocks detection, and its events survive a restart of the process.
 
 Sinks: :class:`HubSink` (the West Tek hub service, on by default under JupyterHub),
-:class:`SmtpSink` (email), :class:`WebhookSink` (Slack-compatible JSON) and
-:class:`SnsSink` (Amazon SNS). A sink that is not configured enough is disabled. Configure
-them in ``jupyter_server_config.py`` (or any traitlets config)::
+:class:`SmtpSink` (email), :class:`WebhookSink` (Slack-compatible JSON),
+:class:`SnsSink` (Amazon SNS: critical drift to the lab's alert topic, on by default when
+``$WESTTEK_ALERT_TOPIC_ARN`` names one) and :class:`EventBridgeSink` (the stage's drift bus,
+on by default when ``$WESTTEK_EVENT_BUS`` names one). A sink that is not configured enough
+is disabled. Configure them in ``jupyter_server_config.py`` (or any traitlets config)::
 
     c.Notifier.sinks = ["hub", "webhook", "smtp", "sns"]   # names, classes or import strings
     c.WebhookSink.url = "https://hooks.slack.com/services/T000/B000/XXXX"
@@ -49,6 +51,7 @@ from westtek_core.notify.outbox import Dispatcher, Outbox, OutboxEntry, event_ke
 from westtek_core.notify.sinks import (
     SINK_ALIASES,
     DeliveryError,
+    EventBridgeSink,
     EventSink,
     HubSink,
     SmtpSink,
@@ -57,6 +60,7 @@ from westtek_core.notify.sinks import (
     event_severity,
     event_subject,
     event_text,
+    make_drift_bus_entry,
     make_email,
     make_sns_publish_kwargs,
     make_webhook_payload,
@@ -66,6 +70,7 @@ from westtek_core.paths import data_dir
 __all__ = [
     "DeliveryError",
     "Dispatcher",
+    "EventBridgeSink",
     "EventSink",
     "HubSink",
     "Notifier",
@@ -78,6 +83,7 @@ __all__ = [
     "event_severity",
     "event_subject",
     "event_text",
+    "make_drift_bus_entry",
     "make_email",
     "make_sns_publish_kwargs",
     "make_webhook_payload",
@@ -102,11 +108,13 @@ class Notifier(LoggingConfigurable):
     """The configured sinks, their outbox and its dispatcher; :meth:`publish` is the entry."""
 
     sinks = List(
-        ["hub"],
+        ["hub", "sns", "eventbridge"],
         config=True,
-        help="Where drift events go: sink names (hub, smtp, webhook, sns), EventSink "
-        "classes, import strings or configured instances. Sinks that are not configured "
-        "enough (no URL, host or topic; no hub token) are skipped.",
+        help="Where drift events go: sink names (hub, smtp, webhook, sns, eventbridge), "
+        "EventSink classes, import strings or configured instances. Sinks that are not "
+        "configured enough (no URL, host, topic or bus; no hub token) are skipped: by "
+        "default the hub service, and on AWS the lab's alert topic and the stage's bus "
+        "that the spawner names in the server's environment.",
     )
     outbox_path = Unicode(
         config=True,

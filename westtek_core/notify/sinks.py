@@ -1,8 +1,9 @@
-"""Event sinks: where a drift event is delivered (the hub service, SMTP, a webhook, SNS).
+"""Event sinks: where a drift event goes (the hub service, SMTP, a webhook, SNS, EventBridge).
 
 Each sink's :meth:`EventSink.deliver` sends one event and raises on any failure; retrying
 is the outbox's job, not the sink's. What is sent is built by pure functions
-(:func:`make_email`, :func:`make_webhook_payload`, :func:`make_sns_publish_kwargs`) that
+(:func:`make_email`, :func:`make_webhook_payload`, :func:`make_sns_publish_kwargs`,
+:func:`make_drift_bus_entry`) that
 do no I/O and are tested as whole values; the sinks only orchestrate the sending.
 """
 
@@ -25,6 +26,7 @@ from traitlets import Bool, Dict, Enum, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from westtek_core.drift.report import Severity
+from westtek_core.labs import SERVER_SEPARATOR
 from westtek_core.version import __version__
 
 Event = Mapping[str, Any]
@@ -35,6 +37,16 @@ _SLACK_HEADER_MAX = 150
 _SLACK_SECTION_MAX = 3000
 _CHANGES_SHOWN = 20
 _SNS_SUBJECT_MAX = 99  # SNS: ASCII, no line breaks, fewer than 100 characters
+_BUS_CHANGES_MAX = 50
+
+# What infra/lib/alerts-stack.ts's rules match (DRIFT_SOURCE, DRIFT_DETAIL_TYPE); the
+# contract test checks an entry made here against the synthesized rules.
+DRIFT_EVENT_SOURCE = "westtek.drift"
+DRIFT_EVENT_DETAIL_TYPE = "Drift Detected"
+# Set on AWS: the stage's drift bus (compute stack) and the server's lab's alert topic
+# (the spawner's environment, from hub_config/aws.py).
+EVENT_BUS_ENV = "WESTTEK_EVENT_BUS"
+ALERT_TOPIC_ENV = "WESTTEK_ALERT_TOPIC_ARN"
 
 
 class DeliveryError(Exception):
@@ -199,6 +211,38 @@ def make_sns_publish_kwargs(event: Event, topic_arn: str) -> dict[str, Any]:
     }
 
 
+def researcher_of(environment_id: str) -> str:
+    """The researcher an environment id belongs to (its owner: the part before ':')."""
+    return environment_id.partition(SERVER_SEPARATOR)[0]
+
+
+def make_drift_bus_entry(event: Event, event_bus: str) -> dict[str, Any]:
+    """An EventBridge ``PutEvents`` entry for a drift event: what infra's rules match.
+
+    ``detail`` is the event's summary (infra/README.md, "Drift events"); changes beyond
+    :data:`_BUS_CHANGES_MAX` are counted, not listed, to stay under the 256 KB entry limit.
+    """
+    environment = str(event.get("environment_id") or "")
+    changes = list(event.get("changes") or ())
+    detail = {
+        "status": str(event.get("status") or "UNKNOWN"),
+        "severity": event_severity(event).value,
+        "lab_id": str(event.get("lab_id") or ""),
+        "researcher_id": researcher_of(environment),
+        "environment_id": environment,
+        "baseline": event.get("baseline"),
+        "event_id": event.get("id"),
+        "changes": changes[:_BUS_CHANGES_MAX],
+        "changes_total": len(changes),
+    }
+    return {
+        "Source": DRIFT_EVENT_SOURCE,
+        "DetailType": DRIFT_EVENT_DETAIL_TYPE,
+        "Detail": json.dumps(detail, sort_keys=True, default=str),
+        "EventBusName": event_bus,
+    }
+
+
 def post_json(url: str, body: Any, headers: Mapping[str, str], timeout: float) -> int:
     """POST ``body`` as JSON; return the status, raise :class:`DeliveryError` unless 2xx."""
     request = urllib.request.Request(
@@ -325,33 +369,40 @@ class WebhookSink(EventSink):
         post_json(self.url, make_webhook_payload(event), self.headers, self.timeout)
 
 
-class SnsSink(EventSink):
-    """Publish each event's JSON to an Amazon SNS topic."""
+class AwsSink(EventSink):
+    """A sink that calls an AWS service through the suite's shared boto3 clients."""
 
-    topic_arn = Unicode("", config=True, help="ARN of the SNS topic; empty disables the sink.")
+    service_name = ""
+    """The boto3 service (``sns``, ``events``)."""
+
     region = Unicode(
         None,
         allow_none=True,
         config=True,
-        help="AWS region; default: $AWS_REGION or $AWS_DEFAULT_REGION, else the topic ARN's.",
+        help="AWS region; default: $AWS_REGION or $AWS_DEFAULT_REGION, else the target ARN's.",
     )
     endpoint_url = Unicode(
         None,
         allow_none=True,
         config=True,
-        help="SNS endpoint (moto or a VPC endpoint); default: $AWS_ENDPOINT_URL_SNS or "
-        "$AWS_ENDPOINT_URL, else AWS.",
+        help="Service endpoint (moto or a VPC endpoint); default: $AWS_ENDPOINT_URL_<SERVICE> "
+        "or $AWS_ENDPOINT_URL, else AWS.",
     )
+
+    def target_arn(self) -> str:
+        """The ARN delivered to (its region is the default region)."""
+        return ""
 
     @default("region")
     def _default_region(self) -> str | None:
-        parts = self.topic_arn.split(":")
+        parts = self.target_arn().split(":")
         from_arn = parts[3] if len(parts) > 3 and parts[3] else None
         return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or from_arn
 
     @default("endpoint_url")
     def _default_endpoint_url(self) -> str | None:
-        return os.environ.get("AWS_ENDPOINT_URL_SNS") or os.environ.get("AWS_ENDPOINT_URL")
+        specific = f"AWS_ENDPOINT_URL_{self.service_name.upper()}"
+        return os.environ.get(specific) or os.environ.get("AWS_ENDPOINT_URL")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -359,13 +410,8 @@ class SnsSink(EventSink):
         self._client_lock = threading.Lock()
 
     @property
-    def enabled(self) -> bool:
-        """Enabled once a topic ARN is configured."""
-        return bool(self.topic_arn)
-
-    @property
     def client(self) -> Any:
-        """The boto3 SNS client, built once; no botocore retries (the outbox retries)."""
+        """The boto3 client, built once; no botocore retries (the outbox retries)."""
         with self._client_lock:
             if self._client is None:
                 from botocore.config import Config
@@ -378,16 +424,12 @@ class SnsSink(EventSink):
                     retries={"max_attempts": 1, "mode": "standard"},
                 )
                 self._client = aws_client(
-                    "sns",
+                    self.service_name,
                     region_name=self.region,
                     endpoint_url=self.endpoint_url or None,
                     config=config,
                 )
             return self._client
-
-    def deliver(self, event: Event) -> None:
-        """``sns.publish`` the event; client errors propagate."""
-        self.client.publish(**make_sns_publish_kwargs(event, self.topic_arn))
 
     def close(self) -> None:
         """Close the client's connection pool."""
@@ -395,6 +437,77 @@ class SnsSink(EventSink):
             client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+class SnsSink(AwsSink):
+    """Publish each critical event's JSON to an Amazon SNS topic (people subscribe to it)."""
+
+    service_name = "sns"
+    topic_arn = Unicode(
+        config=True,
+        help="ARN of the SNS topic; default: $WESTTEK_ALERT_TOPIC_ARN (on AWS the spawner "
+        "sets the server's lab's alert topic); empty disables the sink.",
+    )
+
+    @default("topic_arn")
+    def _default_topic_arn(self) -> str:
+        return os.environ.get(ALERT_TOPIC_ENV, "")
+
+    # e-mail and SMS reach people: only what needs them at once, by default
+    min_severity = Enum(
+        SEVERITIES,
+        "critical",
+        config=True,
+        help="Deliver only events whose most severe change is at least this "
+        "(info, minor or critical).",
+    )
+
+    def target_arn(self) -> str:
+        """The topic."""
+        return self.topic_arn
+
+    @property
+    def enabled(self) -> bool:
+        """Enabled once a topic ARN is configured."""
+        return bool(self.topic_arn)
+
+    def deliver(self, event: Event) -> None:
+        """``sns.publish`` the event; client errors propagate."""
+        self.client.publish(**make_sns_publish_kwargs(event, self.topic_arn))
+
+
+class EventBridgeSink(AwsSink):
+    """Put each drift event on an Amazon EventBridge bus, for the stack's rules and alarm."""
+
+    service_name = "events"
+    event_bus = Unicode(
+        config=True,
+        help="Name or ARN of the event bus; default: $WESTTEK_EVENT_BUS (set on AWS); empty "
+        "disables the sink.",
+    )
+
+    @default("event_bus")
+    def _default_event_bus(self) -> str:
+        return os.environ.get(EVENT_BUS_ENV, "")
+
+    def target_arn(self) -> str:
+        """The bus, when given as an ARN."""
+        return self.event_bus if self.event_bus.startswith("arn:") else ""
+
+    @property
+    def enabled(self) -> bool:
+        """Enabled once a bus is configured."""
+        return bool(self.event_bus)
+
+    def deliver(self, event: Event) -> None:
+        """``events.put_events`` the event; a rejected entry raises :class:`DeliveryError`."""
+        answer = self.client.put_events(Entries=[make_drift_bus_entry(event, self.event_bus)])
+        if answer.get("FailedEntryCount"):
+            failed = answer["Entries"][0]
+            raise DeliveryError(
+                f"EventBridge refused the event: {failed.get('ErrorCode')} "
+                f"{failed.get('ErrorMessage', '')}".strip()
+            )
 
 
 class HubSink(EventSink):
@@ -481,4 +594,5 @@ SINK_ALIASES: dict[str, type[EventSink]] = {
     "webhook": WebhookSink,
     "slack": WebhookSink,
     "sns": SnsSink,
+    "eventbridge": EventBridgeSink,
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,9 @@ TAG_SIZE = 16
 # Hash big buffers on several threads; below this the thread hand-off costs more than it saves.
 _PARALLEL_HASH_BYTES = 4 << 20
 _CONTEXT = "West Tek store 2026-11 {}"
+# The KMS key new stores are encrypted with by default (on AWS: the stage's snapshot key,
+# set on the hub and passed to each server by hub_config/aws.py).
+SNAPSHOT_KMS_KEY_ENV = "WESTTEK_SNAPSHOT_KMS_KEY_ARN"
 
 
 def read_key_file(path: Path) -> bytes:
@@ -62,29 +66,48 @@ def _kms_client() -> Any:
     return aws_client("kms")  # region, credentials and endpoint from the AWS environment
 
 
-def generate_kms_data_key(kms_key_id: str) -> tuple[bytes, dict[str, str]]:
-    """A new 32-byte master key from AWS KMS and its wrapped form, to keep in the config."""
+def generate_kms_data_key(
+    kms_key_id: str, context: Mapping[str, str] | None = None
+) -> tuple[bytes, dict[str, Any]]:
+    """A new 32-byte master key from AWS KMS and its wrapped form, to keep in the config.
+
+    ``context`` is the KMS encryption context the key is bound to (a lab store's is
+    ``{"lab_id": <lab>}``): KMS unwraps it only with the same context, which IAM policies
+    can require, so another lab's role cannot open the store even with kms:Decrypt.
+    """
     from botocore.exceptions import BotoCoreError, ClientError
 
+    context = dict(context or {})
     try:
-        answer = _kms_client().generate_data_key(KeyId=kms_key_id, KeySpec="AES_256")
+        answer = _kms_client().generate_data_key(
+            KeyId=kms_key_id,
+            KeySpec="AES_256",
+            **({"EncryptionContext": context} if context else {}),
+        )
     except (BotoCoreError, ClientError) as exc:
         raise StoreKeyError(f"KMS could not make a data key with {kms_key_id}: {exc}") from None
-    wrapped = {
+    wrapped: dict[str, Any] = {
         "key_id": kms_key_id,
         "wrapped_key": base64.b64encode(answer["CiphertextBlob"]).decode(),
     }
+    if context:
+        wrapped["context"] = context
     return bytes(answer["Plaintext"]), wrapped
 
 
-def unwrap_kms_data_key(wrapped: dict[str, str], url: str) -> bytes:
+def unwrap_kms_data_key(wrapped: dict[str, Any], url: str) -> bytes:
     """The master key of a KMS-encrypted store, unwrapped by KMS (needs kms:Decrypt)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         blob = base64.b64decode(wrapped["wrapped_key"])
-        answer = _kms_client().decrypt(CiphertextBlob=blob, KeyId=wrapped["key_id"])
-    except (KeyError, ValueError) as exc:
+        context = {str(k): str(v) for k, v in dict(wrapped.get("context") or {}).items()}
+        answer = _kms_client().decrypt(
+            CiphertextBlob=blob,
+            KeyId=wrapped["key_id"],
+            **({"EncryptionContext": context} if context else {}),
+        )
+    except (KeyError, ValueError, TypeError) as exc:
         raise StoreKeyError(f"store at {url} has a malformed KMS key entry: {exc}") from None
     except (BotoCoreError, ClientError) as exc:
         raise StoreKeyError(f"KMS could not unwrap the key of the store at {url}: {exc}") from None

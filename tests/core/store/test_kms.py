@@ -44,3 +44,18 @@ def test_a_wrapped_key_kms_cannot_unwrap_fails_cleanly(tmp_path, kms_key):
     with pytest.raises(StoreKeyError, match="KMS could not unwrap"):
         Repository.open(str(location), create=False)
     assert sorted(p.name for p in location.rglob("*")) == before  # nothing written
+
+
+def test_a_lab_store_is_bound_to_its_lab_encryption_context(tmp_path, kms_key):
+    # Given a lab's store made with a data key under the lab's encryption context,
+    location = tmp_path / "store"
+    Repository.open(str(location), kms_key_id=kms_key, kms_context={"lab_id": "vault-13"}).close()
+    config = json.loads((location / "config").read_text())
+    assert config["encryption"]["kms"]["context"] == {"lab_id": "vault-13"}
+    # its readers need no context of their own: the config names it,
+    Repository.open(str(location), create=False).close()
+    # and a config edited to claim another lab's context no longer opens (KMS refuses).
+    config["encryption"]["kms"]["context"] = {"lab_id": "vault-1"}
+    (location / "config").write_text(json.dumps(config))
+    with pytest.raises(StoreKeyError, match="KMS could not unwrap"):
+        Repository.open(str(location), create=False)

@@ -16,9 +16,21 @@ from westtek_core.agents.providers.base import (
     ProviderTimeout,
     ToolCall,
     Turn,
-    env_default,
 )
 from westtek_core.agents.tools import Tool
+
+# infra/lib/config.ts's default bedrockModelIds[0] (the contract test keeps them equal)
+DEFAULT_BEDROCK_MODEL_ID = "anthropic.claude-3-5-haiku-20241022-v1:0"
+BEDROCK_MODELS_ENV = "WESTTEK_BEDROCK_MODEL_IDS"
+
+
+def allowed_bedrock_models() -> list[str]:
+    """The models this deployment allows, the default first.
+
+    ``$WESTTEK_BEDROCK_MODEL_IDS`` (comma-separated), else :data:`DEFAULT_BEDROCK_MODEL_ID`.
+    """
+    models = [m.strip() for m in os.environ.get(BEDROCK_MODELS_ENV, "").split(",") if m.strip()]
+    return models or [DEFAULT_BEDROCK_MODEL_ID]
 
 
 class BedrockProvider(Provider):
@@ -26,13 +38,14 @@ class BedrockProvider(Provider):
 
     model_id = Unicode(
         config=True,
-        help="The Bedrock model or inference profile to converse with. "
-        "Default: $WESTTEK_BEDROCK_MODEL_ID, else Anthropic Claude 3.5 Sonnet.",
+        help="The Bedrock model or inference profile to converse with. Default: the first "
+        "of $WESTTEK_BEDROCK_MODEL_IDS (on AWS, the stage's allowed models, infra's "
+        f"bedrockModelIds, which its IAM policies allow), else {DEFAULT_BEDROCK_MODEL_ID}.",
     )
 
-    _default_model_id = default("model_id")(
-        env_default("WESTTEK_BEDROCK_MODEL_ID", "anthropic.claude-3-5-sonnet-20240620-v1:0")
-    )
+    @default("model_id")
+    def _default_model_id(self) -> str:
+        return allowed_bedrock_models()[0]
 
     region = Unicode(
         config=True,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +69,14 @@ class Repository(MaintenanceOps, ReadOps, WriteOps):
         encrypt: bool = False,
         cache_dir: Path | None = None,
         kms_key_id: str | None = None,
+        kms_context: Mapping[str, str] | None = None,
     ) -> Repository:
         """Open the store at ``location`` (a URL for :func:`open_backend`, or a backend).
 
         ``create`` initialises an empty location (encrypted with a key from ``key_file``,
         created 0600 if missing, when ``encrypt``; or, given ``kms_key_id``, with an AWS KMS
-        data key whose wrapped form is kept in the store's config). An encrypted store needs
+        data key bound to the encryption context ``kms_context``, whose wrapped form is kept
+        in the store's config, so reading needs no key id or context). An encrypted store needs
         its key file, or KMS access to unwrap its data key; a wrong key raises
         :class:`StoreKeyError` before anything is written. The stat cache lives in
         ``cache_dir/<store id>/`` (default :func:`westtek_core.paths.cache_dir`).
@@ -86,7 +89,10 @@ class Repository(MaintenanceOps, ReadOps, WriteOps):
             except ObjectMissing:
                 if not create:
                     raise StoreNotFound(f"no West Tek store at {backend.url}") from None
-                raw = cls._initialise(backend, key_file if encrypt else None, encrypt, kms_key_id)
+                encrypt = encrypt or bool(kms_key_id)
+                raw = cls._initialise(
+                    backend, key_file if encrypt else None, encrypt, kms_key_id, kms_context
+                )
             config = _parse_config(raw, backend.url)
             crypto = _crypto_for(config, backend.url, key_file, encrypt)
             base = cache_dir if cache_dir is not None else default_cache_dir()
@@ -98,13 +104,17 @@ class Repository(MaintenanceOps, ReadOps, WriteOps):
 
     @staticmethod
     def _initialise(
-        backend: StoreBackend, key_file: Path | None, encrypt: bool, kms_key_id: str | None
+        backend: StoreBackend,
+        key_file: Path | None,
+        encrypt: bool,
+        kms_key_id: str | None,
+        kms_context: Mapping[str, str] | None,
     ) -> bytes:
         encryption: dict[str, Any] | None = None
         if encrypt:
-            wrapped: dict[str, str] | None = None
+            wrapped: dict[str, Any] | None = None
             if kms_key_id:
-                master, wrapped = generate_kms_data_key(kms_key_id)
+                master, wrapped = generate_kms_data_key(kms_key_id, kms_context)
             elif key_file is None:
                 raise StoreKeyError("an encrypted store needs a key file: none was given")
             else:
