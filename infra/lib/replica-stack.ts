@@ -3,14 +3,14 @@
  * own KMS key. Deployed only when `replicaRegion` is set; named by convention (see
  * `replicaBucketName`) so the source stack needs no cross-region reference.
  */
-import { Duration, Stack, StackProps } from 'aws-cdk-lib';
+import { Stack, StackProps } from 'aws-cdk-lib';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 
 import { IStageConfig } from './config';
 import { replicaBucketName, replicaKeyAlias } from './names';
-import { LIFECYCLE_DAYS, dataRemovalPolicy, makeLogsBucket } from './storage-stack';
+import { dataRemovalPolicy, makeLogsBucket, storeLifecycleRules } from './storage-stack';
 
 /** Properties of the replica stack. */
 export interface IReplicaStackProps extends StackProps {
@@ -46,21 +46,8 @@ export class ReplicaStack extends Stack {
       minimumTLSVersion: 1.2,
       serverAccessLogsBucket: logs,
       serverAccessLogsPrefix: 'replica/',
-      lifecycleRules: [
-        {
-          id: 'tiers',
-          transitions: [
-            {
-              storageClass: s3.StorageClass.INFREQUENT_ACCESS,
-              transitionAfter: Duration.days(LIFECYCLE_DAYS.infrequentAccess)
-            },
-            {
-              storageClass: s3.StorageClass.DEEP_ARCHIVE,
-              transitionAfter: Duration.days(LIFECYCLE_DAYS.deepArchive)
-            }
-          ]
-        }
-      ],
+      // the same tiers as the source, so a store opened from the replica reads the same way
+      lifecycleRules: storeLifecycleRules(config.labs.map(lab => lab.id)),
       removalPolicy: dataRemovalPolicy(config),
       autoDeleteObjects: !config.retainData
     });

@@ -1,5 +1,5 @@
 /**
- * Storage: the snapshot bucket (versioned, SSE-KMS, private, TLS-only, lifecycle tiers,
+ * Storage: the snapshot bucket (versioned, SSE-KMS, private, TLS-only, packs tiered by lifecycle,
  * lab isolation in its policy, optional cross-region replication), the access-log bucket,
  * the researchers' EFS file system (home directories through per-researcher access points),
  * the KMS keys, and the ECR repositories of the hub and notebook images.
@@ -28,8 +28,51 @@ import {
   snapshotBucketName
 } from './names';
 
-/** Days after which snapshot objects move to Standard-IA, then to Glacier Deep Archive. */
-export const LIFECYCLE_DAYS = { infrequentAccess: 30, deepArchive: 365 } as const;
+/**
+ * Days after which a store's packs move to Standard-IA, then to Glacier Deep Archive; and
+ * after which an object version no longer current (a pruned pack, a replaced index) expires.
+ */
+export const LIFECYCLE_DAYS = {
+  infrequentAccess: 30,
+  deepArchive: 365,
+  noncurrentExpiry: 30,
+  abortMultipart: 7
+} as const;
+
+/** Where a lab's store keeps its packs: the only objects that ever leave Standard. */
+export function labPacksPrefix(labId: string): string {
+  return `${labPrefix(labId)}data/`;
+}
+
+/**
+ * Lifecycle of a bucket of lab stores, by object kind. Only packs (`labs/{lab}/data/`, the
+ * bulk, read only by restore and verify) go to Standard-IA and then Deep Archive; `config`,
+ * keys, indexes, manifests, locks and knowledge-base documents stay in Standard, since every
+ * open of a store reads them. Versions no longer current expire, so a prune frees space.
+ */
+export function storeLifecycleRules(labIds: string[]): s3.LifecycleRule[] {
+  const versions: s3.LifecycleRule = {
+    id: 'versions',
+    noncurrentVersionExpiration: Duration.days(LIFECYCLE_DAYS.noncurrentExpiry),
+    expiredObjectDeleteMarker: true,
+    abortIncompleteMultipartUploadAfter: Duration.days(LIFECYCLE_DAYS.abortMultipart)
+  };
+  const packs = labIds.map((labId): s3.LifecycleRule => ({
+    id: `packs-${labId}`,
+    prefix: labPacksPrefix(labId),
+    transitions: [
+      {
+        storageClass: s3.StorageClass.INFREQUENT_ACCESS,
+        transitionAfter: Duration.days(LIFECYCLE_DAYS.infrequentAccess)
+      },
+      {
+        storageClass: s3.StorageClass.DEEP_ARCHIVE,
+        transitionAfter: Duration.days(LIFECYCLE_DAYS.deepArchive)
+      }
+    ]
+  }));
+  return [versions, ...packs];
+}
 
 /** S3 actions on a bucket (not its objects) that list keys and so reveal other labs' data. */
 export const LIST_ACTIONS = [
@@ -196,28 +239,7 @@ export class StorageStack extends Stack {
       minimumTLSVersion: 1.2,
       serverAccessLogsBucket: this.logsBucket,
       serverAccessLogsPrefix: 'snapshots/',
-      lifecycleRules: [
-        {
-          id: 'tiers',
-          transitions: [
-            {
-              storageClass: s3.StorageClass.INFREQUENT_ACCESS,
-              transitionAfter: Duration.days(LIFECYCLE_DAYS.infrequentAccess)
-            },
-            {
-              storageClass: s3.StorageClass.DEEP_ARCHIVE,
-              transitionAfter: Duration.days(LIFECYCLE_DAYS.deepArchive)
-            }
-          ],
-          noncurrentVersionTransitions: [
-            {
-              storageClass: s3.StorageClass.DEEP_ARCHIVE,
-              transitionAfter: Duration.days(LIFECYCLE_DAYS.infrequentAccess)
-            }
-          ],
-          abortIncompleteMultipartUploadAfter: Duration.days(7)
-        }
-      ],
+      lifecycleRules: storeLifecycleRules(config.labs.map(lab => lab.id)),
       ...this.replication(config),
       removalPolicy: dataRemovalPolicy(config),
       autoDeleteObjects: !config.retainData

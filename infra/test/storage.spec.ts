@@ -1,8 +1,9 @@
 /**
  * Storage on both stages: the snapshot bucket is private and stays private (checked by a
  * detector that is itself shown to catch each way a bucket becomes public), versioned,
- * KMS-encrypted, TLS-only, tiered by lifecycle, logged, replicated in prod; the home file
- * system is encrypted and mountable only through access points, with TLS.
+ * KMS-encrypted, TLS-only, packs tiered by lifecycle, old versions expired, logged,
+ * replicated in prod; the home file system is encrypted and mountable only through access
+ * points, with TLS.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -181,17 +182,41 @@ for (const stage of STAGES) {
       });
     });
 
-    it('moves snapshots to Standard-IA at 30 days and Glacier Deep Archive at 365', () => {
+    it('tiers only packs (Standard-IA at 30 days, Deep Archive at 365), per lab', () => {
       const [, bucket] = snapshotBucket(json.storage);
-      const [rule] = bucket.Properties.LifecycleConfiguration.Rules;
-      assert.equal(rule.Status, 'Enabled');
-      assert.deepEqual(rule.Transitions, [
-        { StorageClass: 'STANDARD_IA', TransitionInDays: LIFECYCLE_DAYS.infrequentAccess },
-        { StorageClass: 'DEEP_ARCHIVE', TransitionInDays: LIFECYCLE_DAYS.deepArchive }
-      ]);
+      const rules: any[] = bucket.Properties.LifecycleConfiguration.Rules;
+      assert.ok(rules.every(rule => rule.Status === 'Enabled'));
+      const tiering = rules.filter(rule => rule.Transitions);
+      // one rule per lab, each confined to that lab's packs: config, keys, indexes, manifests,
+      // locks and knowledge-base documents never leave Standard, so a store always opens
+      assert.deepEqual(
+        tiering.map(rule => rule.Prefix),
+        config.labs.map(lab => `labs/${lab.id}/data/`)
+      );
+      for (const rule of tiering) {
+        assert.deepEqual(rule.Transitions, [
+          { StorageClass: 'STANDARD_IA', TransitionInDays: 30 },
+          { StorageClass: 'DEEP_ARCHIVE', TransitionInDays: 365 }
+        ]);
+        assert.equal(rule.Filter, undefined);
+      }
+      assert.ok(rules.every(rule => !rule.NoncurrentVersionTransitions));
       assert.equal(LIFECYCLE_DAYS.infrequentAccess, 30);
       assert.equal(LIFECYCLE_DAYS.deepArchive, 365);
+    });
+
+    it('expires old versions and delete markers, aborts stale uploads, bucket-wide', () => {
+      const [, bucket] = snapshotBucket(json.storage);
+      const rules: any[] = bucket.Properties.LifecycleConfiguration.Rules;
+      const versions = rules.filter(rule => !rule.Transitions);
+      assert.equal(versions.length, 1);
+      const [rule] = versions;
+      // no prefix: a pruned pack and a replaced index file free their space in every lab
+      assert.equal(rule.Prefix, undefined);
+      assert.deepEqual(rule.NoncurrentVersionExpiration, { NoncurrentDays: 30 });
+      assert.equal(rule.ExpiredObjectDeleteMarker, true);
       assert.equal(rule.AbortIncompleteMultipartUpload.DaysAfterInitiation, 7);
+      assert.equal(rule.ExpirationInDays, undefined);
     });
 
     it('logs access to the snapshot bucket', () => {
@@ -223,6 +248,14 @@ for (const stage of STAGES) {
           VersioningConfiguration: { Status: 'Enabled' },
           PublicAccessBlockConfiguration: Match.objectLike({ BlockPublicPolicy: true })
         });
+        // a store opened from the replica after a failover reads the same way
+        const [, replica] = resourcesOf(json.replica, 'AWS::S3::Bucket').find(([id]) =>
+          id.startsWith('ReplicaBucket')
+        )!;
+        assert.deepEqual(
+          replica.Properties.LifecycleConfiguration,
+          bucket.Properties.LifecycleConfiguration
+        );
         templates.replica.hasResourceProperties('AWS::KMS::Alias', {
           AliasName: 'alias/westtek-prod-snapshot-replica'
         });
