@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from westtek_core.snapshot.archive import ArchivePoller, require_readable
 from westtek_core.snapshot.create import Progress, ProgressCallback
 from westtek_core.snapshot.interpreters import (
     RestoreError,
@@ -434,6 +435,7 @@ def restore_snapshot(
     mode: str = "files",
     execute_notebooks: bool = False,
     progress: ProgressCallback | None = None,
+    archive: ArchivePoller | None = None,
 ) -> RestoreReport:
     """Restore ``manifest`` into ``target`` and validate what came back.
 
@@ -443,7 +445,9 @@ def restore_snapshot(
     architecture. Workspace, config and kernels come from the store either way.
     ``execute_notebooks`` re-runs every restored notebook in its restored kernel and
     reports each cell whose outputs differ from the stored ones. ``progress`` is called
-    after each file written.
+    after each file written. When packs it needs are in archive storage, their restore is
+    requested and :class:`~westtek_core.store.ArchiveWait` raised before anything is
+    written, or, given an ``archive`` poller, the restore waits until they are back.
     """
     if mode not in ("files", "lock"):
         raise RestoreError(f"unknown restore mode {mode!r}; choose files or lock")
@@ -461,6 +465,14 @@ def restore_snapshot(
             f"snapshot {str(manifest.get('id', ''))[:12]} needs {needed:,} bytes for its files"
             f" but {target} has only {free:,} bytes free"
         )
+    with_envs = mode == "files"
+    chunks = (
+        chunk
+        for item in iter_files(manifest)
+        if with_envs or item.area != AREA_ENV
+        for chunk in item.chunks
+    )
+    require_readable(repo, chunks, f"snapshot {str(manifest.get('id', ''))[:12]}", archive)
     target.mkdir(parents=True, exist_ok=True)
     restorer = _Restorer(repo, manifest, target, with_envs=mode == "files", progress=progress)
     if mode == "lock":

@@ -28,8 +28,15 @@ its manifest is saved. ``prune`` takes an exclusive lock. Locks older than 30 mi
 naming a dead process on this host, are ignored.
 """
 
-from westtek_core.store.backend import LocalDirectoryBackend, StoreBackend
+from westtek_core.store.backend import (
+    Availability,
+    LocalDirectoryBackend,
+    ObjectAvailability,
+    StoreBackend,
+)
 from westtek_core.store.errors import (
+    ArchiveWait,
+    ObjectArchived,
     ObjectCorrupt,
     ObjectMissing,
     SnapshotNotFound,
@@ -51,9 +58,13 @@ from westtek_core.store.repository import (
 from westtek_core.store.s3 import S3Backend
 
 __all__ = [
+    "ArchiveWait",
+    "Availability",
     "CheckReport",
     "FileContent",
     "LocalDirectoryBackend",
+    "ObjectArchived",
+    "ObjectAvailability",
     "ObjectCorrupt",
     "ObjectMissing",
     "PruneStats",

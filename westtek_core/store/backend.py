@@ -11,7 +11,9 @@ import errno
 import os
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,25 @@ def check_key(key: str) -> str:
     if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
         raise StoreError(f"invalid object key {key!r}")
     return key
+
+
+class Availability(Enum):
+    """Whether an object can be read now, or is in (or coming back from) archive storage."""
+
+    READABLE = "readable"
+    ARCHIVED = "archived"  # in archive storage, no restore asked for (or its copy expired)
+    THAWING = "thawing"  # a restore is under way
+
+
+@dataclass(frozen=True)
+class ObjectAvailability:
+    """One object's :class:`Availability` and, unless readable, hours until it will be."""
+
+    state: Availability
+    ready_in_hours: int = 0
+
+
+READABLE = ObjectAvailability(Availability.READABLE)
 
 
 class StoreBackend(LoggingConfigurable):
@@ -70,6 +91,23 @@ class StoreBackend(LoggingConfigurable):
     def remove(self, key: str) -> None:
         """Delete the object under ``key``; removing a missing key is not an error."""
         raise NotImplementedError
+
+    # -- archive storage (objects a lifecycle moved to a tier that must be restored first) --
+
+    @property
+    def thaw_tier(self) -> str:
+        """The retrieval tier :meth:`request_thaw` asks for ('' when nothing is archived)."""
+        return ""
+
+    def availability(self, keys: Sequence[str]) -> dict[str, ObjectAvailability]:
+        """Which of ``keys`` can be read now; a missing key counts as readable (no wait).
+
+        The default, for backends with no archive storage: every object is readable.
+        """
+        return dict.fromkeys(keys, READABLE)
+
+    def request_thaw(self, keys: Sequence[str]) -> None:
+        """Ask for archived objects to be restored; a restore already under way is fine."""
 
     def close(self) -> None:
         """Release connections or handles; the backend must not be used afterwards."""

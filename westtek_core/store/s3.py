@@ -9,18 +9,41 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from traitlets import Unicode, default
+from traitlets import Enum, Int, Unicode, default
 
 from westtek_core.aws import aws_client
-from westtek_core.store.backend import StoreBackend, check_key
-from westtek_core.store.errors import ObjectMissing, StoreError
+from westtek_core.store.backend import (
+    READABLE,
+    Availability,
+    ObjectAvailability,
+    StoreBackend,
+    check_key,
+)
+from westtek_core.store.errors import ObjectArchived, ObjectMissing, StoreError
 
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 # What S3 (and compatible servers) answer to ``If-None-Match: *`` when the key exists.
 _EXISTS_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
+# What GetObject answers for an archived object not restored (yet).
+_ARCHIVED_CODES = {"InvalidObjectState"}
+# What RestoreObject answers when there is nothing (more) to ask for.
+_THAW_DONE_CODES = {"RestoreAlreadyInProgress", "InvalidObjectState"}
+
+# Hours a restore takes, by storage class and retrieval tier (AWS's documented typical
+# times; "within 12 hours" for Deep Archive Standard, "within 48" for Bulk).
+THAW_HOURS: dict[tuple[str, str], int] = {
+    ("GLACIER", "Standard"): 5,
+    ("GLACIER", "Bulk"): 12,
+    ("DEEP_ARCHIVE", "Standard"): 12,
+    ("DEEP_ARCHIVE", "Bulk"): 48,
+}
+THAW_TIERS = ("Standard", "Bulk")
+# Instant-retrieval classes (GLACIER_IR, STANDARD_IA …) are read directly: not here.
+ARCHIVE_CLASSES = frozenset(storage_class for storage_class, _ in THAW_HOURS)
 
 
 def make_s3_client_kwargs(endpoint_url: str | None, region: str | None) -> dict[str, Any]:
@@ -42,6 +65,27 @@ def make_s3_client_kwargs(endpoint_url: str | None, region: str | None) -> dict[
     return kwargs
 
 
+def make_restore_request(days: int, tier: str) -> dict[str, Any]:
+    """The ``RestoreRequest`` of ``RestoreObject``: a temporary copy for ``days`` days."""
+    return {"Days": days, "GlacierJobParameters": {"Tier": tier}}
+
+
+def availability_of(head: Mapping[str, Any], tier: str) -> ObjectAvailability:
+    """An object's availability from its ``HeadObject`` response.
+
+    Archived objects show their class (``StorageClass``) and, once a restore was asked for,
+    ``Restore``: ``ongoing-request="true"`` while thawing, ``"false"`` once readable.
+    """
+    storage_class = str(head.get("StorageClass") or "STANDARD")
+    if storage_class not in ARCHIVE_CLASSES:
+        return READABLE
+    restore = str(head.get("Restore") or "")
+    if 'ongoing-request="false"' in restore:
+        return READABLE
+    state = Availability.THAWING if 'ongoing-request="true"' in restore else Availability.ARCHIVED
+    return ObjectAvailability(state, THAW_HOURS[storage_class, tier])
+
+
 class S3Backend(StoreBackend):
     """Objects as S3 keys ``<prefix>/<key>`` in one bucket."""
 
@@ -61,6 +105,36 @@ class S3Backend(StoreBackend):
         config=True,
         help="AWS region of the bucket; default: $AWS_REGION or $AWS_DEFAULT_REGION.",
     )
+
+    restore_tier = Enum(
+        THAW_TIERS,
+        "Standard",
+        config=True,
+        help="Retrieval tier asked for when packs in S3 Glacier Deep Archive (or Flexible"
+        " Retrieval) must be restored before a snapshot restore or verify: 'Standard' (about"
+        " 12 hours from Deep Archive, 5 from Flexible Retrieval) or 'Bulk' (about 48 and 12"
+        " hours, cheaper). Default: $WESTTEK_S3_RESTORE_TIER, else Standard.",
+    )
+    restore_days = Int(
+        7,
+        config=True,
+        help="Days a restored copy of an archived pack stays readable: long enough for the"
+        " restore or verify waiting for it to run. Default: $WESTTEK_S3_RESTORE_DAYS, else 7.",
+    )
+
+    @default("restore_tier")
+    def _default_restore_tier(self) -> str:
+        tier = os.environ.get("WESTTEK_S3_RESTORE_TIER", "Standard").strip().capitalize()
+        if tier not in THAW_TIERS:
+            raise StoreError(f"WESTTEK_S3_RESTORE_TIER={tier!r} is not one of Standard, Bulk")
+        return tier
+
+    @default("restore_days")
+    def _default_restore_days(self) -> int:
+        days = os.environ.get("WESTTEK_S3_RESTORE_DAYS", "7").strip()
+        if not days.isdigit() or int(days) < 1:
+            raise StoreError(f"WESTTEK_S3_RESTORE_DAYS={days!r} is not a number of days (≥ 1)")
+        return int(days)
 
     @default("endpoint_url")
     def _default_endpoint_url(self) -> str | None:
@@ -125,9 +199,7 @@ class S3Backend(StoreBackend):
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
             return bytes(response["Body"].read())
         except Exception as exc:
-            if _error_code(exc)[0] in _MISSING_CODES:
-                raise ObjectMissing(f"{key} is missing from the store at {self.url}") from None
-            raise self._fail(exc, "load", key) from exc
+            raise self._load_failed(exc, key) from exc
 
     def load_range(self, key: str, offset: int, length: int) -> bytes:
         """``GetObject`` with a ``Range`` header."""
@@ -141,12 +213,20 @@ class S3Backend(StoreBackend):
             )
             return bytes(response["Body"].read())
         except Exception as exc:
-            code = _error_code(exc)[0]
-            if code in _MISSING_CODES:
-                raise ObjectMissing(f"{key} is missing from the store at {self.url}") from None
-            if code == "InvalidRange":
+            if _error_code(exc)[0] == "InvalidRange":
                 return b""
-            raise self._fail(exc, "load", key) from exc
+            raise self._load_failed(exc, key) from exc
+
+    def _load_failed(self, exc: Exception, key: str) -> StoreError:
+        code = _error_code(exc)[0]
+        if code in _MISSING_CODES:
+            return ObjectMissing(f"{key} is missing from the store at {self.url}")
+        if code in _ARCHIVED_CODES:
+            return ObjectArchived(
+                f"{key} in the store at {self.url} is in archive storage: restore or verify"
+                " the snapshot again to have it brought back"
+            )
+        return self._fail(exc, "load", key)
 
     def exists(self, key: str) -> bool:
         """``HeadObject``."""
@@ -178,6 +258,45 @@ class S3Backend(StoreBackend):
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
         except Exception as exc:
             raise self._fail(exc, "remove", key) from exc
+
+    # -- archive storage ----------------------------------------------------------------
+
+    @property
+    def thaw_tier(self) -> str:
+        """The configured :attr:`restore_tier`."""
+        return str(self.restore_tier)
+
+    def availability(self, keys: Sequence[str]) -> dict[str, ObjectAvailability]:
+        """``HeadObject`` of each key (a few at a time): its storage class and restore state."""
+        tier = self.thaw_tier
+
+        def one(key: str) -> ObjectAvailability:
+            try:
+                head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            except Exception as exc:
+                if _error_code(exc)[0] in _MISSING_CODES:
+                    return READABLE  # nothing to wait for: the read will say it is missing
+                raise self._fail(exc, "stat", key) from exc
+            return availability_of(head, tier)
+
+        with ThreadPoolExecutor(8, thread_name_prefix="westtek-s3-head") as pool:
+            return dict(zip(keys, pool.map(one, keys), strict=True))
+
+    def request_thaw(self, keys: Sequence[str]) -> None:
+        """``RestoreObject`` of each key with the configured tier and days."""
+        request = make_restore_request(self.restore_days, self.thaw_tier)
+
+        def one(key: str) -> None:
+            try:
+                self.client.restore_object(
+                    Bucket=self.bucket, Key=self._key(key), RestoreRequest=request
+                )
+            except Exception as exc:
+                if _error_code(exc)[0] not in _THAW_DONE_CODES:
+                    raise self._fail(exc, "restore from archive", key) from exc
+
+        with ThreadPoolExecutor(8, thread_name_prefix="westtek-s3-thaw") as pool:
+            list(pool.map(one, keys))
 
     def close(self) -> None:
         """Let go of the client; it is shared, so its pooled connections stay for others."""

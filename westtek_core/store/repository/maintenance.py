@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import blake3
 
-from westtek_core.store.errors import ObjectCorrupt, ObjectMissing, StoreError
+from westtek_core.store.errors import ObjectArchived, ObjectCorrupt, ObjectMissing, StoreError
 from westtek_core.store.index import decode_index_file
 from westtek_core.store.locks import StoreLock
 from westtek_core.store.pack import PackEntry, decode_trailer
@@ -34,6 +34,8 @@ class CheckReport:
     problems: list[str] = field(default_factory=list)
     # Packs no index lists (left by an interrupted writer): harmless, removed by prune.
     orphan_packs: list[str] = field(default_factory=list)
+    # Packs in archive storage (S3 Glacier), not read: neither damaged nor checked.
+    archived_packs: list[str] = field(default_factory=list)
     packs_checked: int = 0
     chunks_checked: int = 0
 
@@ -54,6 +56,16 @@ class PruneStats:
     freed_bytes: int = 0
     # Referenced chunks the store does not have (their snapshots are already damaged).
     missing_blobs: int = 0
+
+
+@dataclass
+class _PackCheck:
+    """What reading one pack found: its intact chunks, its problems, chunks checked."""
+
+    good: set[bytes]
+    problems: list[str]
+    count: int
+    archived: bool = False  # in archive storage: not read
 
 
 class MaintenanceOps(ReadOps, WriteOps):
@@ -137,10 +149,13 @@ class MaintenanceOps(ReadOps, WriteOps):
             results = map_threaded(
                 lambda p: self._check_pack(p, present[p], indexed[p]), to_read, workers=2
             )
-            for good, problems, count in results:
-                healthy.update(good)
-                report.problems.extend(problems)
-                report.chunks_checked += count
+            for pack_id, checked in zip(to_read, results, strict=True):
+                if checked.archived:
+                    report.archived_packs.append(present[pack_id])
+                    healthy.update(indexed[pack_id])  # unknown, not damaged: left unread
+                healthy.update(checked.good)
+                report.problems.extend(checked.problems)
+                report.chunks_checked += checked.count
                 report.packs_checked += 1
                 if progress:
                     progress(report.packs_checked, len(to_read))
@@ -153,15 +168,15 @@ class MaintenanceOps(ReadOps, WriteOps):
                 report.problems.append(str(exc))
         return report
 
-    def _check_pack(
-        self, pack_id: str, key: str, blobs: dict[bytes, PackEntry]
-    ) -> tuple[set[bytes], list[str], int]:
+    def _check_pack(self, pack_id: str, key: str, blobs: dict[bytes, PackEntry]) -> _PackCheck:
         problems: list[str] = []
         good: set[bytes] = set()
         try:
             data = self.backend.load(key)
         except ObjectMissing:
-            return good, [f"pack {key} is missing ({len(blobs)} chunks)"], 0
+            return _PackCheck(good, [f"pack {key} is missing ({len(blobs)} chunks)"], 0)
+        except ObjectArchived:
+            return _PackCheck(good, [], 0, archived=True)
         if blake3.blake3(data).hexdigest() != pack_id:
             problems.append(f"pack {key} does not match its id (damaged, {len(data)} bytes)")
         trailer: dict[bytes, PackEntry] = {}
@@ -184,7 +199,7 @@ class MaintenanceOps(ReadOps, WriteOps):
                 problems.append(str(exc))
                 continue
             good.add(blob_id)
-        return good, problems, len(blobs)
+        return _PackCheck(good, problems, len(blobs))
 
     # -- prune ---------------------------------------------------------------------------
 

@@ -39,6 +39,17 @@ class ReadOps(RepositoryState):
             total += location.length if location else 0
         return total
 
+    def pack_keys(self, chunk_ids: Iterable[str]) -> list[str]:
+        """The keys of the packs holding these chunks, sorted (chunks no index has: none)."""
+        self._refresh_index()
+        packs = set()
+        with self._lock:
+            for chunk_id in chunk_ids:
+                location = self._index.get(parse_chunk_id(chunk_id))
+                if location is not None:
+                    packs.add(location.pack_id)
+        return sorted(pack_key(p) for p in packs)
+
     def read_chunk(self, chunk_id: str) -> bytes:
         """The plaintext of a chunk, verified against its id."""
         blob_id = parse_chunk_id(chunk_id)
