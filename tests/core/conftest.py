@@ -178,4 +178,9 @@ def research_env(tmp_path, wheelhouse, monkeypatch):
 
 
 # The store suite's loopback moto server and bucket, for snapshots into s3://.
-from tests.core.store.conftest import moto_endpoint, s3_bucket, s3_endpoint  # noqa: E402, F401
+from tests.core.store.conftest import (  # noqa: E402, F401
+    moto_endpoint,
+    s3_bucket,
+    s3_endpoint,
+    thawing_held,
+)

@@ -27,6 +27,11 @@ from westtek_core.cli.common import (
 
 if TYPE_CHECKING:
     from westtek_core.cli.common import Subcommands
+    from westtek_core.snapshot.archive import ArchivePoller
+    from westtek_core.store import ArchiveWait
+
+# EX_TEMPFAIL: nothing is wrong, the packs are coming back from archive storage; run again.
+EXIT_WAITING = 75
 
 
 def register(commands: Subcommands) -> None:
@@ -83,6 +88,7 @@ def register(commands: Subcommands) -> None:
     )
     verify.add_argument("id", nargs="?")
     verify.add_argument("--all", action="store_true", help="verify every snapshot (default)")
+    _add_wait(verify)
     verify.set_defaults(run=_cmd_snapshot_verify)
 
     delete = actions.add_parser(
@@ -125,6 +131,7 @@ def register(commands: Subcommands) -> None:
     restore.add_argument(
         "--no-validate", action="store_true", help="skip the import and pip check of the result"
     )
+    _add_wait(restore)
     restore.set_defaults(run=_cmd_snapshot_restore)
 
     prune = actions.add_parser(
@@ -154,6 +161,51 @@ def register(commands: Subcommands) -> None:
     export.add_argument("-o", "--output", type=Path, help="write to a file instead of stdout")
     add_store(export)
     export.set_defaults(run=_cmd_snapshot_export)
+
+
+def _add_wait(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="when packs are in archive storage, keep checking until they are back, then go on"
+        f" (default: ask for them back, say when they will be, exit {EXIT_WAITING})",
+    )
+    parser.add_argument(
+        "--poll",
+        type=_seconds,
+        default=900.0,
+        metavar="SECONDS",
+        help="with --wait: seconds between checks (default 900)",
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
+
+
+def _archive_poller(args: argparse.Namespace) -> ArchivePoller | None:
+    """With ``--wait``, a poller that prints each wait on stderr; else None (no waiting)."""
+    from westtek_core.snapshot.archive import ArchivePoller
+
+    if not args.wait:
+        return None
+
+    def tell(wait: ArchiveWait) -> None:
+        print(f"westtek: {wait}", file=sys.stderr, flush=True)
+
+    return ArchivePoller(interval=args.poll, on_wait=tell)
+
+
+def _waiting(args: argparse.Namespace, wait: ArchiveWait) -> int:
+    """Report packs coming back from archive storage (``--json``: ``{"waiting": …}``)."""
+    emit(args, {"waiting": wait.to_json()}, lambda console: print(wait))
+    return EXIT_WAITING
 
 
 def _label(text: str) -> tuple[str, str]:
@@ -269,16 +321,25 @@ def _cmd_snapshot_diff(args: argparse.Namespace) -> int:
 
 def _cmd_snapshot_verify(args: argparse.Namespace) -> int:
     from westtek_core.snapshot import resolve_snapshot_id, verify_snapshots
+    from westtek_core.store import ArchiveWait
 
     repo = open_repo(args)
     ids = [resolve_snapshot_id(repo, args.id)] if args.id and not args.all else None
-    report = verify_snapshots(repo, ids)
+    try:
+        report = verify_snapshots(repo, ids, archive=_archive_poller(args))
+    except ArchiveWait as wait:
+        return _waiting(args, wait)
 
     def human(console: Console) -> None:
         for problem in report.problems:
             console.print(f"[red]problem[/] {problem}")
         for damage in report.damaged:
             console.print(f"[red]damaged[/] snapshot {damage['snapshot'][:12]}: {damage['file']}")
+        if report.archived_packs:
+            console.print(
+                f"[dim]{report.archived_packs} packs in archive storage that no snapshot"
+                " verified needs were not read[/]"
+            )
         verdict = "[green]ok[/]" if report.ok else "[red]DAMAGED[/]"
         console.print(f"verified {len(report.snapshots)} snapshot(s): {verdict}")
 
@@ -332,17 +393,22 @@ def _cmd_snapshot_repair(args: argparse.Namespace) -> int:
 
 def _cmd_snapshot_restore(args: argparse.Namespace) -> int:
     from westtek_core.snapshot import load_snapshot, restore_snapshot
+    from westtek_core.store import ArchiveWait
 
     repo = open_repo(args)
-    report = restore_snapshot(
-        repo,
-        load_snapshot(repo, args.id),
-        args.target,
-        force=args.force,
-        validate=not args.no_validate,
-        mode=args.mode,
-        execute_notebooks=args.execute_notebooks,
-    )
+    try:
+        report = restore_snapshot(
+            repo,
+            load_snapshot(repo, args.id),
+            args.target,
+            force=args.force,
+            validate=not args.no_validate,
+            mode=args.mode,
+            execute_notebooks=args.execute_notebooks,
+            archive=_archive_poller(args),
+        )
+    except ArchiveWait as wait:
+        return _waiting(args, wait)
 
     def human(console: Console) -> None:
         console.print(

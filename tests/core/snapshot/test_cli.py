@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
@@ -131,3 +132,68 @@ def test_snapshot_to_s3_and_back(cli, research_env, s3_bucket, tmp_path):
     assert (target / "workspace" / "analysis.ipynb").read_bytes() == (
         research_env["workspace"] / "analysis.ipynb"
     ).read_bytes()
+
+
+@pytest.mark.usefixtures("thawing_held")
+def test_restore_of_archived_packs_says_how_long_then_waits_for_them_with_wait(
+    cli, s3_bucket, tmp_path
+):
+    from tests.core.store.archived import (
+        FILES,
+        MORE_FILES,
+        archive_packs,
+        set_restore_state,
+        write_snapshot,
+    )
+    from westtek_core.store import S3Backend
+
+    # Given: a lab store more than a year old, its packs moved to Deep Archive
+    backend = S3Backend(bucket=s3_bucket, prefix="labs/vault-111")
+    with Repository.open(backend, cache_dir=tmp_path / "cache") as repo:
+        snapshot_id = write_snapshot(repo, FILES, MORE_FILES)
+    packs = archive_packs(backend)
+    store = f"s3://{s3_bucket}/labs/vault-111"
+    code, out, err = cli("snapshot", "list", "--store", store, "--json")
+    assert code == 0, err
+    assert [row["id"] for row in json.loads(out)["snapshots"]] == [snapshot_id]
+
+    # When: restored, it asks for the packs back and says how long, exiting 75
+    target = tmp_path / "restored"
+    restore = ("snapshot", "restore", snapshot_id[:10], "--to", str(target), "--store", store,
+               "--no-validate")  # fmt: skip
+    code, out, err = cli(*restore)
+    assert (code, err) == (75, "")
+    assert out == (
+        f"waiting for archive, ready in about 12 hours: 2 packs of snapshot {snapshot_id[:12]}"
+        " coming back from archive storage, Standard retrieval\n"
+    )
+    assert not target.exists()
+
+    def thaw(state: str) -> None:
+        for key in packs:
+            set_restore_state(backend.bucket, backend._key(key), state)
+
+    # When: verified while S3 thaws them, it says so without asking again
+    thaw("IN_PROGRESS")
+    code, out, _ = cli("snapshot", "verify", snapshot_id, "--store", store, "--json")
+    assert code == 75
+    assert json.loads(out)["waiting"] | {"message": ""} == {
+        "waiting": 2, "requested": 0, "tier": "Standard", "ready_in_hours": 12, "message": ""
+    }  # fmt: skip
+
+    # When: with --wait, it keeps checking while they thaw and finishes once they are back
+    back = threading.Timer(0.5, thaw, ("RESTORED",))
+    back.start()
+    try:
+        code, out, err = cli(*restore, "--wait", "--poll", "0.1")
+    finally:
+        back.join()
+    assert code == 0, err
+    waits = err.splitlines()
+    assert waits and all(
+        w.startswith("westtek: waiting for archive, ready in about") for w in waits
+    )
+    restored = target / "workspace"
+    files = {str(p.relative_to(restored)): p.read_bytes() for p in restored.rglob("*.*")}
+    assert files == FILES | MORE_FILES
+    backend.close()

@@ -81,6 +81,16 @@ def s3_bucket(s3_endpoint: str) -> str:
     return name
 
 
+@pytest.fixture
+def thawing_held() -> Iterator[None]:
+    """Restores in moto stay in whatever state a test puts them (moto completes them at once)."""
+    from moto.moto_api import state_manager
+
+    state_manager.set_transition("s3::keyrestore", {"progression": "manual", "times": 10**9})
+    yield
+    state_manager.unset_transition("s3::keyrestore")
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreBackend]:
     """An empty store location on each backend (the conformance parameter)."""

@@ -11,11 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.core.store.conftest import random_bytes
+from tests.core.store.archived import (
+    FILES,
+    MORE_FILES,
+    RestoreCalls,
+    archive_packs,
+    set_restore_state,
+    storage_class,
+    write_snapshot,
+)
 from westtek_core.snapshot import (
     load_snapshot,
     referenced_chunks,
@@ -32,80 +39,6 @@ from westtek_core.store import (
     StoreBackend,
 )
 from westtek_core.store.s3 import availability_of, make_restore_request
-
-FILES = {
-    "notebooks/analysis.ipynb": b'{"cells": []}\n',
-    "data/big.bin": random_bytes(300_000, seed=1),
-}
-MORE_FILES = {"data/second.bin": random_bytes(200_000, seed=2)}
-
-
-# -- moto, driven as S3 would behave over hours ----------------------------------------------
-
-
-@pytest.fixture
-def thawing_held() -> Iterator[None]:
-    """Restores in moto stay in whatever state a test puts them (moto completes them at once)."""
-    from moto.moto_api import state_manager
-
-    state_manager.set_transition("s3::keyrestore", {"progression": "manual", "times": 10**9})
-    yield
-    state_manager.unset_transition("s3::keyrestore")
-
-
-def set_restore_state(bucket: str, key: str, state: str) -> None:
-    """Put moto's restore of ``key`` in ``state``: IN_PROGRESS (thawing) or RESTORED."""
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.s3.models import s3_backends
-
-    fake = s3_backends[DEFAULT_ACCOUNT_ID]["aws"].get_object(bucket, key)
-    assert fake is not None and fake.expiry_date is not None, f"no restore asked for {key}"
-    fake.status = state
-
-
-class RestoreCalls:
-    """Every RestoreObject request a client sends: its key and body (as sent, XML)."""
-
-    def __init__(self, backend: S3Backend) -> None:
-        self.requests: list[tuple[str, bytes]] = []
-        backend.client.meta.events.register("before-call.s3.RestoreObject", self._record)
-
-    def _record(self, params: dict[str, Any], **_: Any) -> None:
-        key = params["url_path"].partition("?")[0].rpartition("/")[2]
-        self.requests.append((key, params["body"]))
-
-
-def write_snapshot(repo: Repository, *sessions: dict[str, bytes]) -> str:
-    """A snapshot of workspace files, each session's chunks in packs of their own."""
-    entries = []
-    for files in sessions:
-        with repo.writer() as writer:
-            for path, data in sorted(files.items()):
-                content = list(writer.add_bytes(data).chunks)
-                entries.append({"path": path, "kind": "file", "size": len(data),
-                                "mode": 0o644, "content": content})  # fmt: skip
-    manifest = {"environment_id": "alice", "timestamp": "2016-12-04T10:00:00+00:00",
-                "workspace": {"files": entries}}  # fmt: skip
-    return repo.save_manifest(manifest)
-
-
-def archive_packs(backend: S3Backend) -> list[str]:
-    """Move every pack to Deep Archive, as the lifecycle does after a year; their keys."""
-    packs = sorted(backend.list("data/"))
-    for key in packs:
-        full = backend._key(key)
-        backend.client.copy_object(
-            Bucket=backend.bucket,
-            Key=full,
-            CopySource={"Bucket": backend.bucket, "Key": full},
-            StorageClass="DEEP_ARCHIVE",
-        )
-    return packs
-
-
-def storage_class(backend: S3Backend, key: str) -> str:
-    head = backend.client.head_object(Bucket=backend.bucket, Key=backend._key(key))
-    return str(head.get("StorageClass", "STANDARD"))
 
 
 @pytest.fixture
@@ -145,9 +78,10 @@ def test_only_packs_are_archived_and_the_store_still_opens_and_lists(archived, t
             backend.load(packs[0])
 
 
+@pytest.mark.usefixtures("thawing_held")
 @pytest.mark.parametrize(("tier", "hours"), [("Standard", 12), ("Bulk", 48)])
 def test_a_restore_requests_the_packs_back_waits_while_they_thaw_then_restores_byte_exact(
-    archived, tmp_path, thawing_held, tier, hours
+    archived, tmp_path, tier, hours
 ):
     backend, snapshot_id, packs = archived
     backend.restore_tier = tier
@@ -192,8 +126,9 @@ def test_a_restore_requests_the_packs_back_waits_while_they_thaw_then_restores_b
     assert tree(target / "workspace") == FILES | MORE_FILES
 
 
+@pytest.mark.usefixtures("thawing_held")
 def test_a_poller_waits_until_the_packs_are_back_and_the_restore_completes_by_itself(
-    archived, tmp_path, thawing_held
+    archived, tmp_path
 ):
     backend, snapshot_id, packs = archived
     heard: list[str] = []

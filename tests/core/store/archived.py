@@ -1,0 +1,73 @@
+"""Stores whose packs are in S3 Glacier Deep Archive, on moto, and moto's restores held still.
+
+moto completes a RestoreObject at once; the ``thawing_held`` fixture and :func:`set_restore_state`
+let a test show the hours between (``Restore: ongoing-request="true"``) as S3 would.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.core.store.conftest import random_bytes
+from westtek_core.store import Repository, S3Backend
+
+FILES = {
+    "notebooks/analysis.ipynb": b'{"cells": []}\n',
+    "data/big.bin": random_bytes(300_000, seed=1),
+}
+MORE_FILES = {"data/second.bin": random_bytes(200_000, seed=2)}
+
+
+def set_restore_state(bucket: str, key: str, state: str) -> None:
+    """Put moto's restore of ``key`` in ``state``: IN_PROGRESS (thawing) or RESTORED."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    fake = s3_backends[DEFAULT_ACCOUNT_ID]["aws"].get_object(bucket, key)
+    assert fake is not None and fake.expiry_date is not None, f"no restore asked for {key}"
+    fake.status = state
+
+
+class RestoreCalls:
+    """Every RestoreObject request a client sends: its key and body (as sent, XML)."""
+
+    def __init__(self, backend: S3Backend) -> None:
+        self.requests: list[tuple[str, bytes]] = []
+        backend.client.meta.events.register("before-call.s3.RestoreObject", self._record)
+
+    def _record(self, params: dict[str, Any], **_: Any) -> None:
+        key = params["url_path"].partition("?")[0].rpartition("/")[2]
+        self.requests.append((key, params["body"]))
+
+
+def write_snapshot(repo: Repository, *sessions: dict[str, bytes]) -> str:
+    """A snapshot of workspace files, each session's chunks in packs of their own."""
+    entries = []
+    for files in sessions:
+        with repo.writer() as writer:
+            for path, data in sorted(files.items()):
+                content = list(writer.add_bytes(data).chunks)
+                entries.append({"path": path, "kind": "file", "size": len(data),
+                                "mode": 0o644, "content": content})  # fmt: skip
+    manifest = {"environment_id": "alice", "timestamp": "2016-12-04T10:00:00+00:00",
+                "workspace": {"files": entries}}  # fmt: skip
+    return repo.save_manifest(manifest)
+
+
+def archive_packs(backend: S3Backend) -> list[str]:
+    """Move every pack to Deep Archive, as the lifecycle does after a year; their keys."""
+    packs = sorted(backend.list("data/"))
+    for key in packs:
+        full = backend._key(key)
+        backend.client.copy_object(
+            Bucket=backend.bucket,
+            Key=full,
+            CopySource={"Bucket": backend.bucket, "Key": full},
+            StorageClass="DEEP_ARCHIVE",
+        )
+    return packs
+
+
+def storage_class(backend: S3Backend, key: str) -> str:
+    head = backend.client.head_object(Bucket=backend.bucket, Key=backend._key(key))
+    return str(head.get("StorageClass", "STANDARD"))
