@@ -49,7 +49,7 @@ from westtek_core.snapshot import (
     snapshot_summaries,
     verify_snapshots,
 )
-from westtek_core.store import Repository, SnapshotNotFound, StoreError, StoreNotFound
+from westtek_core.store import ArchiveWait, Repository, SnapshotNotFound, StoreError, StoreNotFound
 from westtek_core.wire import SnapshotReport
 
 if TYPE_CHECKING:  # the knowledge base is imported only when it is used
@@ -108,6 +108,7 @@ class EnvironmentService:
         secret_scanner: SecretScanner | None = None,
         kms_key_id: str = "",
         lab_id: str = "",
+        archive_poll_seconds: float = 900.0,
     ) -> None:
         self.store = store
         self.key_file = key_file
@@ -126,7 +127,10 @@ class EnvironmentService:
         self.store_poll_seconds = store_poll_seconds
         # what snapshots leave out and redact (c.SecretScanner, from the server's config)
         self.secret_scanner = secret_scanner or SecretScanner()
-        self.jobs = JobRunner(expected_errors=USER_ERRORS)
+        # a restore or verify of packs in archive storage re-runs every archive_poll_seconds
+        self.jobs = JobRunner(
+            expected_errors=USER_ERRORS, retry_on=(ArchiveWait,), retry_seconds=archive_poll_seconds
+        )
         self._listeners: list[Listener] = []
         self._lock = threading.RLock()
         self._repo: Repository | None = None

@@ -3,7 +3,9 @@
 A web server must stay responsive while a snapshot runs for a minute, so each operation
 runs in a worker thread and is reported as a pollable job. Jobs that write to the store
 run one at a time, in submission order; their progress is whatever the operation's
-``Progress`` callback last said.
+``Progress`` callback last said. A job whose data must first come back from archive storage
+(a ``retry_on`` error) gives the worker up, shows why as its progress message, and runs
+again after ``retry_seconds``, until it can finish.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from westtek_core.snapshot import Progress
@@ -50,6 +52,7 @@ class Job:
                 "files_total": self.progress.files_total,
                 "bytes_done": self.progress.bytes_done,
                 "bytes_total": self.progress.bytes_total,
+                "message": self.progress.message or None,
             },
             "created": self.created,
             "finished": self.finished,
@@ -66,11 +69,17 @@ class JobRunner:
         keep: int = 100,
         expected_errors: tuple[type[BaseException], ...] = (Exception,),
         on_finished: Callable[[Job], None] | None = None,
+        retry_on: tuple[type[BaseException], ...] = (),
+        retry_seconds: float = 900.0,
     ) -> None:
         self.keep = keep
         # errors that are the user's to fix: their message is the job's error, no traceback
         self.expected_errors = expected_errors
         self.on_finished = on_finished
+        # errors meaning "not yet" (ArchiveWait): the job runs again after retry_seconds
+        self.retry_on = retry_on
+        self.retry_seconds = retry_seconds
+        self._retries: set[threading.Timer] = set()
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="westtek-job")
@@ -95,16 +104,36 @@ class JobRunner:
         try:
             job.result = work(progress)
             job.state = "succeeded"
+        except self.retry_on as e:
+            job.progress = replace(job.progress, message=str(e))
+            self._retry_later(job, work)
+            return
         except self.expected_errors as e:
             job.error = str(e) or type(e).__name__
             job.state = "failed"
         except Exception as e:  # noqa: BLE001 — a job must always end; the error is reported
             job.error = f"{type(e).__name__}: {e}"
             job.state = "failed"
-        finally:
-            job.finished = time.time()
+        job.finished = time.time()
         if self.on_finished:
             self.on_finished(job)
+
+    def _retry_later(self, job: Job, work: JobWork) -> None:
+        """Queue the job again in ``retry_seconds``; the worker serves other jobs meanwhile."""
+
+        def again() -> None:
+            with self._lock:
+                self._retries.discard(timer)
+            try:
+                self._pool.submit(self._run, job, work)
+            except RuntimeError:  # shut down meanwhile
+                pass
+
+        timer = threading.Timer(self.retry_seconds, again)
+        timer.daemon = True
+        with self._lock:
+            self._retries.add(timer)
+        timer.start()
 
     def get(self, job_id: str) -> Job | None:
         """The job with this id, if it is still kept."""
@@ -125,5 +154,9 @@ class JobRunner:
         return job
 
     def shutdown(self) -> None:
-        """Stop taking jobs; the running one is left to finish."""
+        """Stop taking jobs; the running one is left to finish, waiting ones are dropped."""
+        with self._lock:
+            retries, self._retries = self._retries, set()
+        for timer in retries:
+            timer.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)

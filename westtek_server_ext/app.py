@@ -132,6 +132,14 @@ class WestTekExtension(ExtensionApp):
         "store's snapshots (a LIST request on S3).",
     )
 
+    archive_poll_seconds = Float(
+        900.0,
+        config=True,
+        help="How often a restore or verify whose packs are in archive storage (S3 Glacier"
+        " Deep Archive, after a year) checks whether they are back; meanwhile the job shows"
+        " 'waiting for archive, ready in about N hours' and other jobs run.",
+    )
+
     def initialize_settings(self) -> None:
         """Create the one service object the handlers share, and start watching."""
         from westtek_core.kb import KnowledgeIndexBackend
@@ -147,6 +155,7 @@ class WestTekExtension(ExtensionApp):
             event_log=EventLog(event_log_path()),
             debounce_ms=self.debounce_ms,
             store_poll_seconds=self.store_poll_seconds,
+            archive_poll_seconds=self.archive_poll_seconds,
             kb_index=Path(self.kb_index),
             kb_backend=kb_backend,
             # c.SecretScanner: the credential locations left out, the content scan's limit

@@ -248,6 +248,11 @@ class JobProgress(_Wire):
     files_total: int = 0
     bytes_done: int = 0
     bytes_total: int = 0
+    message: str | None = Field(
+        default=None,
+        description="What the job is doing when counts say nothing, e.g. 'waiting for archive,"
+        " ready in about 12 hours: …' while packs come back from archive storage",
+    )
 
 
 class Job(_Wire):

@@ -207,7 +207,7 @@ export function InterpreterList(props: {
 
 /**
  * One background job: what it does, a progress bar, files and bytes done,
- * and the error if it failed.
+ * what it is waiting for (its progress message), and the error if it failed.
  */
 export function JobRow(props: {
   job: IJob;
@@ -265,6 +265,11 @@ export function JobRow(props: {
       )}
       {counts.length > 0 && !done && (
         <div className="jp-WestTek-jobCounts">{counts.join(' · ')}</div>
+      )}
+      {progress.message && !done && (
+        <div className="jp-WestTek-jobMessage" role="status">
+          {progress.message}
+        </div>
       )}
       {job.state === 'failed' && job.error && (
         <div className="jp-WestTek-jobError" role="alert">

@@ -586,6 +586,12 @@ export interface IJobProgress {
    * Bytes to handle in all.
    */
   bytes_total: number;
+
+  /**
+   * What the job is doing when counts say nothing, e.g. waiting for packs to come back
+   * from archive storage ("waiting for archive, ready in about 12 hours: …").
+   */
+  message?: string | null;
 }
 
 /**

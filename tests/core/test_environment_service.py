@@ -206,3 +206,68 @@ def test_the_first_snapshot_creates_an_empty_s3_lab_store(research_env, tmp_path
     # then its first snapshot creates the store (it said "no West Tek store" before).
     result = taken(service, service.start_snapshot(note="first"))
     assert [s["id"] for s in service.list_snapshots()["snapshots"]] == [result["id"]]
+
+
+def wait_for(condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.usefixtures("thawing_held")
+def test_a_restore_job_waits_for_archived_packs_then_completes_by_itself(tmp_path, s3_bucket):
+    from tests.core.store.archived import (
+        FILES,
+        RestoreCalls,
+        archive_packs,
+        set_restore_state,
+        write_snapshot,
+    )
+    from westtek_core.store import Repository, S3Backend
+
+    # Given: a lab store whose packs are in Deep Archive, and S3 slow to thaw them
+    backend = S3Backend(bucket=s3_bucket, prefix="labs/vault-101")
+    with Repository.open(backend, cache_dir=tmp_path / "cache") as repo:
+        snapshot_id = write_snapshot(repo, FILES)
+    (pack,) = archive_packs(backend)
+    set_restore_state(s3_bucket, backend._key(pack), "IN_PROGRESS")
+    (tmp_path / "workspace").mkdir()
+    service = EnvironmentService(
+        store=f"s3://{s3_bucket}/labs/vault-101",
+        key_file=tmp_path / "store.key",
+        root=tmp_path / "workspace",
+        pythons=None,
+        environment_id="alice",
+        event_log=EventLog(tmp_path / "events.sqlite"),
+        archive_poll_seconds=0.2,
+    )
+    calls = RestoreCalls(service.repo().backend)  # type: ignore[arg-type]
+    try:
+        # When: a restore is asked for
+        job = service.start_restore(snapshot_id, "restored")
+        # Then: the job says what it waits for, asked S3 once, and keeps checking
+        wait_for(lambda: job.progress.message.startswith("waiting for archive"))
+        assert job.to_json()["progress"]["message"] == (
+            f"waiting for archive, ready in about 12 hours: 1 pack of snapshot"
+            f" {snapshot_id[:12]} coming back from archive storage, Standard retrieval"
+        )
+        assert job.to_json()["state"] == "running" and job.finished is None
+        # meanwhile other jobs run
+        other = service.jobs.submit("verify", "another job", lambda progress: {})
+        assert service.jobs.wait(other.id, 10).state == "succeeded"  # type: ignore[union-attr]
+        time.sleep(0.5)  # a few more checks
+        assert job.finished is None and len(calls.requests) == 1
+
+        # When: the pack is back
+        set_restore_state(s3_bucket, backend._key(pack), "RESTORED")
+        # Then: the restore finishes by itself, byte for byte
+        assert service.jobs.wait(job.id, 20).state == "succeeded", job.error  # type: ignore[union-attr]
+        assert job.to_json()["progress"]["message"] is None
+        restored = tmp_path / "workspace" / "restored" / "workspace"
+        assert {
+            str(p.relative_to(restored)): p.read_bytes() for p in restored.rglob("*.*")
+        } == FILES
+    finally:
+        service.stop()
+        backend.close()

@@ -25,6 +25,8 @@ class Progress:
     files_total: int
     bytes_done: int
     bytes_total: int
+    # what the operation is doing when counts say nothing (waiting for archive storage)
+    message: str = ""
 
     @property
     def percent(self) -> float:

@@ -1,7 +1,8 @@
 """Stores whose packs are in S3 Glacier Deep Archive, on moto, and moto's restores held still.
 
-moto completes a RestoreObject at once; the ``thawing_held`` fixture and :func:`set_restore_state`
-let a test show the hours between (``Restore: ongoing-request="true"``) as S3 would.
+moto completes a RestoreObject at once; the ``thawing_held`` fixture and
+:func:`set_restore_state` let a test show the hours between (``Restore:
+ongoing-request="true"``) as S3 would.
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ MORE_FILES = {"data/second.bin": random_bytes(200_000, seed=2)}
 
 
 def set_restore_state(bucket: str, key: str, state: str) -> None:
-    """Put moto's restore of ``key`` in ``state``: IN_PROGRESS (thawing) or RESTORED."""
+    """Put moto's restore of ``key`` in ``state``: IN_PROGRESS (thawing) or RESTORED.
+
+    Set before the restore is asked for, it is the state the restore starts in.
+    """
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends
 
     fake = s3_backends[DEFAULT_ACCOUNT_ID]["aws"].get_object(bucket, key)
-    assert fake is not None and fake.expiry_date is not None, f"no restore asked for {key}"
+    assert fake is not None, f"no {key} in moto's {bucket}"
     fake.status = state
 
 
