@@ -29,13 +29,15 @@ class VerifyReport:
 
     def to_json(self) -> dict[str, Any]:
         """The ``snapshot verify --json`` output."""
-        return {
+        report: dict[str, Any] = {
             "ok": self.ok,
             "snapshots": self.snapshots,
             "problems": self.problems,
             "damaged": self.damaged,
-            "archived_packs": self.archived_packs,
         }
+        if self.archived_packs:  # only stores with archive storage have any
+            report["archived_packs"] = self.archived_packs
+        return report
 
 
 def verify_snapshots(

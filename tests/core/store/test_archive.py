@@ -168,7 +168,7 @@ def test_verify_waits_for_the_packs_it_needs_and_leaves_other_archived_packs_unr
         with pytest.raises(ArchiveWait, match=f"1 pack of snapshot {old[:12]} coming back"):
             verify_snapshots(repo, [old])
         report = verify_snapshots(repo, [old])
-        assert report.ok and report.archived_packs == 0
+        assert report.ok and "archived_packs" not in report.to_json()
 
 
 # -- the backend query, on every backend, and its pure parts --------------------------------
