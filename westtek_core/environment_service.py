@@ -76,11 +76,30 @@ NO_BASELINE = "NO_BASELINE"
 log = logging.getLogger(__name__)
 
 
-def snapshot_report(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """What the hub service keeps of a snapshot: the design document's fields, no content."""
-    fields = set(SnapshotReport.model_fields) - {"report", "lab_id", "metadata"}
+def s3_location(store_url: str, snapshot_id: str) -> str | None:
+    """Where a snapshot's manifest is in an S3 store; None for a store that is not on S3.
+
+    ``store_url`` is the store's backend URL (``s3://bucket/prefix``); the key is the
+    store's ``snapshots/<id>``. A local store has none: its path is only meaningful on the
+    disk of the server that wrote it, not to whoever reads the hub's registry.
+    """
+    if not store_url.startswith("s3://"):
+        return None
+    return f"{store_url.rstrip('/')}/snapshots/{snapshot_id}"
+
+
+def snapshot_report(manifest: Mapping[str, Any], store_url: str = "") -> dict[str, Any]:
+    """What the hub service keeps of a snapshot: the design document's fields, no content.
+
+    ``store_url`` (the store's backend URL) gives its ``s3_location``.
+    """
+    fields = set(SnapshotReport.model_fields) - {"report", "lab_id", "metadata", "s3_location"}
     known = {k: manifest[k] for k in fields if manifest.get(k) is not None}
-    report = SnapshotReport(**known, metadata=dict(manifest.get("metadata") or {}))
+    report = SnapshotReport(
+        **known,
+        s3_location=s3_location(store_url, str(manifest["id"])),
+        metadata=dict(manifest.get("metadata") or {}),
+    )
     return report.model_dump(mode="json")
 
 
@@ -401,7 +420,8 @@ class EnvironmentService:
             manifests = [load_snapshot(repo, sid) for sid in new]
         for manifest in sorted(manifests, key=lambda m: str(m.get("timestamp"))):
             if manifest.get("environment_id") == self.environment_id:
-                self._broadcast({"type": "snapshot", "snapshot": snapshot_report(manifest)})
+                report = snapshot_report(manifest, repo.backend.url)
+                self._broadcast({"type": "snapshot", "snapshot": report})
         # the baseline is looked at again only when the listing or the choice moved
         if known is not None and (listed != known or moved):
             baseline = self._baseline()

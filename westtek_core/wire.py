@@ -110,6 +110,30 @@ class SnapshotReport(_Report):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class SnapshotRecord(BaseModel):
+    """A snapshot as the hub service's API and panel show it (its registry record).
+
+    ``s3_location`` is where the snapshot's manifest is in an S3 store
+    (``s3://bucket/prefix/snapshots/<id>``), None for a local store: a path on a server's
+    disk means nothing to whoever reads the registry. ``image_digest`` is the digest of the
+    container image the reporting server ran in (from the spawner's report of that
+    server), None when it ran in no image or when that is not known for sure.
+    """
+
+    id: str
+    environment_id: str
+    created_by: str
+    timestamp: str | None = Field(description="When it was taken (ISO 8601)")
+    s3_location: str | None = None
+    size_bytes: int = 0
+    checksum: str | None = None
+    container_image: str | None = None
+    image_digest: str | None = None
+    efs_snapshot_id: str | None = None
+    ebs_snapshot_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
 def readable_event(body: Any, time: Any, status: str) -> dict[str, Any]:
     """A stored drift event as pages and packages can show it, whatever the row holds.
 

@@ -80,6 +80,8 @@ class Snapshot(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     checksum: Mapped[str | None] = mapped_column(String(128))
     container_image: Mapped[str | None] = mapped_column(Text)
+    # the digest of the image the reporting server ran in, from the spawner's report of it
+    image_digest: Mapped[str | None] = mapped_column(String(255))
     efs_snapshot_id: Mapped[str | None] = mapped_column(String(255))
     ebs_snapshot_id: Mapped[str | None] = mapped_column(String(255))
     # jupyter_version, installed_packages, notebook_count, configuration_files, notes

@@ -45,6 +45,7 @@ from westtek_hub import audit, registry
 from westtek_hub.api_base import APIHandler, HubClient
 from westtek_hub.models import AuditEntry, DriftEvent, Environment, Lab, Researcher, Share, Snapshot
 from westtek_hub.registry import Caller
+from westtek_hub.snapshot_records import snapshot_json
 
 TEMPLATES = Path(__file__).parent / "templates"
 ASSETS = Path(__file__).parent / "static"
@@ -348,7 +349,7 @@ def shareable_snapshots(session: Session, caller: Caller) -> list[dict[str, Any]
         .order_by(Snapshot.timestamp.desc())
     )
     return [
-        registry.snapshot_json(s) | {"lab_id": acting[s.environment_id]["lab_id"]}
+        snapshot_json(s) | {"lab_id": acting[s.environment_id]["lab_id"]}
         for s in session.scalars(query)
     ]
 

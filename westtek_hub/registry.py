@@ -43,7 +43,9 @@ from westtek_hub.models import (
     Share,
     Snapshot,
     Transfer,
+    utcnow,
 )
+from westtek_hub.snapshot_records import container_record, image_digest_at, snapshot_json
 
 T = TypeVar("T")
 PERMISSIONS = ("read", "restore")
@@ -313,23 +315,6 @@ def shared_environment_json(
         "container_info": {},
         "metadata": {},
         "shared_snapshots": [snapshot_json(snap) for snap in snaps],
-    }
-
-
-def snapshot_json(snap: Snapshot) -> dict[str, Any]:
-    """The design document's Snapshot (metadata only)."""
-    return {
-        "id": snap.id,
-        "environment_id": snap.environment_id,
-        "created_by": snap.created_by,
-        "timestamp": _iso(snap.timestamp),
-        "s3_location": snap.s3_location,
-        "size_bytes": snap.size_bytes,
-        "checksum": snap.checksum,
-        "container_image": snap.container_image,
-        "efs_snapshot_id": snap.efs_snapshot_id,
-        "ebs_snapshot_id": snap.ebs_snapshot_id,
-        "metadata": snap.snap_metadata or {},
     }
 
 
@@ -694,6 +679,7 @@ def record_snapshot(session: Session, caller: Caller, body: Mapping[str, Any]) -
             size_bytes=size,
             checksum=report.checksum,
             container_image=report.container_image,
+            image_digest=image_digest_at(env, when),
             efs_snapshot_id=report.efs_snapshot_id,
             ebs_snapshot_id=report.ebs_snapshot_id,
             snap_metadata=metadata,
@@ -725,10 +711,11 @@ def record_container(
     info = body.get("container_info")
     if not isinstance(info, dict):
         raise Invalid("'container_info' must be an object")
+    digest = body.get("image_digest")
+    if digest is not None and (not isinstance(digest, str) or len(digest) > MAX_ID):
+        raise Invalid(f"'image_digest' must be a string of at most {MAX_ID} characters")
     env = reporting_environment(session, caller, {**body, "environment_id": env_id})
-    env.container_info = dict(info) | (
-        {"image_digest": body["image_digest"]} if body.get("image_digest") else {}
-    )
+    env.container_info = container_record(info, digest or "", utcnow())
     audit.append(
         session,
         caller.name,

@@ -203,9 +203,13 @@ def test_the_first_snapshot_creates_an_empty_s3_lab_store(research_env, tmp_path
     # it lists no snapshot, and looking for new ones finds none instead of failing;
     service.check_store()
     assert service.list_snapshots()["snapshots"] == []
-    # then its first snapshot creates the store (it said "no West Tek store" before).
+    reports = snapshot_reports(service)
+    # then its first snapshot creates the store (it said "no West Tek store" before),
     result = taken(service, service.start_snapshot(note="first"))
     assert [s["id"] for s in service.list_snapshots()["snapshots"]] == [result["id"]]
+    # and the hub is told where its manifest is in the bucket.
+    location = f"s3://{s3_bucket}/labs/vault-13/snapshots/{result['id']}"
+    assert [r["s3_location"] for r in reports] == [location]
 
 
 def wait_for(condition, timeout: float = 20.0) -> None:
@@ -271,3 +275,18 @@ def test_a_restore_job_waits_for_archived_packs_then_completes_by_itself(tmp_pat
     finally:
         service.stop()
         backend.close()
+
+
+def snapshot_reports(service):
+    """The snapshot reports ``service`` announces to its listeners (for the hub), in order."""
+    seen: list[dict] = []
+    service.subscribe(
+        lambda message: seen.append(message["snapshot"]) if message["type"] == "snapshot" else None
+    )
+    return seen
+
+
+def test_a_local_stores_snapshot_has_no_s3_location(service):
+    reports = snapshot_reports(service)
+    result = taken(service, service.start_snapshot(note="local"))
+    assert [(r["id"], r["s3_location"]) for r in reports] == [(result["id"], None)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -296,10 +297,16 @@ async def test_the_spawner_reports_where_the_server_runs(api):
     )  # fmt: skip
     assert response.code == 200, answer(response)
     drift = answer(await api("GET", "environments/alice/drift", "alice"))
-    assert drift["environment"]["container_info"] == info | {"image_digest": "sha256:ab"}
+    reported = dict(drift["environment"]["container_info"])
+    # with when the service took the report (what a snapshot's image digest is checked by)
+    assert datetime.fromisoformat(reported.pop("reported_at")).tzinfo is not None
+    assert reported == info | {"image_digest": "sha256:ab"}
     assert (
         await api("PUT", "environments/alice/container", "carol", {"container_info": {}})
     ).code == 403
+    refused = await api("PUT", "environments/alice/container", "alice",
+                        {"container_info": info, "image_digest": ["sha256:ab"]})  # fmt: skip
+    assert refused.code == 400 and "'image_digest' must be a string" in answer(refused)["message"]
 
 
 # -- every endpoint × every role × own / foreign / shared lab ---------------------------
