@@ -529,6 +529,16 @@ class EnvironmentService:
             if e["environment_id"] == self.environment_id
         ]
 
+    def record_assessment(self, event_id: int, assessment: Mapping[str, Any]) -> None:
+        """Store an agent's risk assessment with an event, then tell the listeners.
+
+        Listeners get ``{"type": "assessment", "event_id": …, "assessment": …}``: the
+        server extension reports it to the hub service, whose record of the event it updates.
+        """
+        self.event_log.record_assessment(event_id, assessment)
+        event = {"event_id": event_id, "assessment": dict(assessment)}
+        self._broadcast({"type": "assessment", "environment_id": self.environment_id, **event})
+
     # -- listeners and the watcher -------------------------------------------------------
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from enum import Enum
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -132,6 +133,51 @@ class SnapshotRecord(BaseModel):
     efs_snapshot_id: str | None = None
     ebs_snapshot_id: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class RiskLevel(str, Enum):
+    """The risk the Drift Analyzer states for a drift event (UNKNOWN: it stated none)."""
+
+    HIGH = "HIGH"
+    MEDIUM = "MEDIUM"
+    LOW = "LOW"
+    UNKNOWN = "UNKNOWN"
+
+
+MAX_ANSWER = 64 * 1024
+"""The longest assessment text the hub service keeps."""
+
+
+class CitationReport(BaseModel):
+    """Where a statement of an assessment comes from (``Citation.to_json`` on the wire)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    source: Text
+    locator: Text
+
+
+class RiskAssessment(BaseModel):
+    """The Drift Analyzer's assessment of one drift event: its risk level, text, citations."""
+
+    model_config = ConfigDict(extra="allow")
+
+    agent: Annotated[str, Field(max_length=MAX_ID)] = "drift"
+    risk: RiskLevel
+    answer: Annotated[str, Field(max_length=MAX_ANSWER)]
+    citations: list[CitationReport] = Field(default_factory=list)
+    time: Epoch | None = Field(default=None, description="When it was made (epoch seconds)")
+
+
+class AssessmentReport(_Report):
+    """An assessment of a drift event the server reported before (``POST events``).
+
+    It updates that event's record: the hub service finds it by the server's event id.
+    """
+
+    report: Literal["assessment"] = "assessment"
+    event_id: Count | Id = Field(description="The server's id of the assessed event")
+    assessment: RiskAssessment
 
 
 def readable_event(body: Any, time: Any, status: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from westtek_core.store import StoreError
 from westtek_core.wire import DRIFT_STATUSES
 from westtek_hub import audit, registry
 from westtek_hub.api_base import APIHandler
+from westtek_hub.assessments import is_assessment, record_assessment
 from westtek_hub.environment_ids import handed_over_from, own_environment_id
 from westtek_hub.knowledge import CellNotFound
 from westtek_hub.metrics import WestTekMetrics
@@ -104,10 +105,23 @@ class ReportedEventsHandler(APIHandler):
     """``POST|GET events``: drift events reported by single-user servers."""
 
     async def post(self) -> None:
-        """Store one event (201 when new, 200 when it was stored already)."""
+        """Store one event (201 when new, 200 when it was stored already), or an assessment.
+
+        An assessment (``"report": "assessment"``) updates an event stored before (200).
+        """
         caller = await self.caller()
         body = self.body(caller, "event.report")
         target = str(body.get("environment_id"))
+        if is_assessment(body):
+            self.reply(
+                self.run(
+                    caller,
+                    "event.assessment",
+                    target,
+                    lambda s: record_assessment(s, caller, body),
+                )
+            )
+            return
         stored = self.run(
             caller, "event.report", target, lambda s: registry.record_event(s, caller, body)
         )

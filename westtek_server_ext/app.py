@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Integer, List, Unicode, default
@@ -13,12 +12,12 @@ from westtek_core.agents.service import AgentService
 from westtek_core.capture import SecretScanner
 from westtek_core.drift.events import EventLog
 from westtek_core.environment_service import EnvironmentService
+from westtek_core.hub_reports import forward_reports
 from westtek_core.labs import server_lab_id
 from westtek_core.notify import Notifier, notifier_from_config
 from westtek_core.paths import default_key_file, default_store, event_log_path
 from westtek_core.snapshot import default_environment_id
 from westtek_core.store.crypto import SNAPSHOT_KMS_KEY_ENV
-from westtek_core.wire import DriftEventReport, SnapshotReport
 from westtek_server_ext.handlers import handler_routes, page_routes
 
 
@@ -164,27 +163,18 @@ class WestTekExtension(ExtensionApp):
             lab_id=self.lab_id,
         )
         self.settings["westtek_service"] = self.service
+        # drift events go to the hub service and the configured sinks (c.Notifier.sinks);
+        # snapshot reports and assessments to the hub service. Subscribed before the
+        # agents, so that an event is queued before the Drift Analyzer's assessment of it.
+        self.notifier: Notifier = notifier_from_config(self.config)
+        forward_reports(self.service, self.notifier.publish, self.lab_id)
+        self.notifier.start()
         # the agents: chat, knowledge search, and the Drift Analyzer on critical events
         self.agents = AgentService(self.service, parent=self, index_path=self.kb_index)
         self.settings["westtek_agents"] = self.agents
         self.agents.start()
-        # drift events go to the hub service and the configured sinks (c.Notifier.sinks)
-        self.notifier: Notifier = notifier_from_config(self.config)
-        self.service.subscribe(self._notify)
-        self.notifier.start()
         if self.watch:
             self.service.start_watching()
-
-    def _notify(self, message: dict[str, Any]) -> None:
-        """Drift events to the sinks and the hub; snapshot reports to the hub."""
-        lab = {"lab_id": self.lab_id} if self.lab_id else {}
-        # in the shape the hub service validates them with (westtek_core.wire)
-        if message["type"] == "event":
-            event = DriftEventReport.model_validate(message["event"] | lab)
-            self.notifier.publish(event.model_dump(mode="json", exclude_none=True))
-        elif message["type"] == "snapshot":
-            snapshot = SnapshotReport.model_validate(message["snapshot"] | lab)
-            self.notifier.publish(snapshot.model_dump(mode="json"))
 
     def initialize_handlers(self) -> None:
         """Register the route table; ExtensionApp prefixes each pattern with base_url."""

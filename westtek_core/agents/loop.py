@@ -55,6 +55,7 @@ from westtek_core.agents.tools import (
     dumps,
     result_payload,
 )
+from westtek_core.wire import RiskLevel
 
 Chunk = dict[str, Any]
 """A streamed piece of an answer: ``{"type": "tool"|"delta"|"done"|"error", …}``."""
@@ -474,10 +475,10 @@ def _pieces(text: str, size: int = 80) -> Iterator[str]:
 _RISK = re.compile(r"Risk:\s*(HIGH|MEDIUM|LOW)", re.I)
 
 
-def risk_of(answer: Answer) -> str:
+def risk_of(answer: Answer) -> RiskLevel:
     """The risk level an answer states (``HIGH``, ``MEDIUM``, ``LOW``), else ``UNKNOWN``."""
     match = _RISK.search(answer.answer)
-    return match.group(1).upper() if match else "UNKNOWN"
+    return RiskLevel(match.group(1).upper()) if match else RiskLevel.UNKNOWN
 
 
 class DriftAutoAnalyzer:
@@ -485,7 +486,8 @@ class DriftAutoAnalyzer:
 
     It listens to an ``EnvironmentService`` (``subscribe``), analyses each critical event
     in one background thread (never blocking the watcher), and records the answer with
-    the event in the event log (``EventLog.record_assessment``).
+    the event (``EnvironmentService.record_assessment``: the event log, then the
+    service's listeners, which report it to the hub service).
     """
 
     def __init__(self, loop: AgentLoop, make_context: Callable[[], ToolContext]) -> None:
@@ -517,11 +519,11 @@ class DriftAutoAnalyzer:
         answer = self.loop.ask(ctx, question, "drift", trusted_trigger=True)
         assessment = {
             "agent": "drift",
-            "risk": risk_of(answer),
+            "risk": risk_of(answer).value,
             "time": time.time(),
             **answer.to_json(),
         }
-        ctx.service.event_log.record_assessment(int(event["id"]), assessment)
+        ctx.service.record_assessment(int(event["id"]), assessment)
         return assessment
 
     def wait(self, timeout: float) -> None:
