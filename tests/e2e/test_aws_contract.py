@@ -104,6 +104,13 @@ class RecordingEnviron(MutableMapping[str, str]):
     def copy(self) -> dict[str, str]:
         return dict(self.real)
 
+    # listing every variable (to forward AWS_* ones, say) reads none of them in particular
+    def items(self) -> Any:
+        return self.real.items()
+
+    def values(self) -> Any:
+        return self.real.values()
+
 
 class Recorder:
     """Every AWS call of the suite's clients, attributed to the role the flow runs as."""
@@ -176,11 +183,12 @@ class MotoStage:
         )["GroupId"]
         env["WESTTEK_NOTEBOOK_SUBNETS"] = subnets["Subnets"][0]["SubnetId"]
         env["WESTTEK_NOTEBOOK_SECURITY_GROUPS"] = group
-        topics = {}
-        for lab, arn in json.loads(env["WESTTEK_ALERT_TOPIC_ARNS"]).items():
-            topics[lab] = aws_client("sns").create_topic(Name=arn.rsplit(":", 1)[1])["TopicArn"]
-            self.aliases[topics[lab]] = arn
-        env["WESTTEK_ALERT_TOPIC_ARNS"] = json.dumps(topics)
+        if "WESTTEK_ALERT_TOPIC_ARNS" in env:
+            topics = {}
+            for lab, arn in json.loads(env["WESTTEK_ALERT_TOPIC_ARNS"]).items():
+                topic = aws_client("sns").create_topic(Name=arn.rsplit(":", 1)[1])["TopicArn"]
+                topics[lab], self.aliases[topic] = topic, arn
+            env["WESTTEK_ALERT_TOPIC_ARNS"] = json.dumps(topics)
         # not AWS: the database is a local PostgreSQL without TLS, the proxy and hub loopback
         host, port = postgres_url.rsplit("@", 1)[1].split(":")
         database = create_database(postgres_url, f"westtek_{tmp_path.name.replace('-', '_')}")
@@ -228,6 +236,10 @@ def run_hub_config(stage: MotoStage, monkeypatch) -> tuple[Config, set[str]]:
     namespace: dict[str, Any] = {"get_config": Config}
     try:
         exec(compile(AWS_CONFIG.read_text(), str(AWS_CONFIG), "exec"), namespace)
+        # JupyterHub itself reads the proxy's token (the task's other container shares it)
+        from jupyterhub.proxy import ConfigurableHTTPProxy
+
+        assert ConfigurableHTTPProxy(config=namespace["c"]).auth_token
     except SystemExit as exit:  # a required setting is missing: the stack must set it
         pytest.fail(str(exit))
     finally:
