@@ -102,6 +102,21 @@ describe('stage configuration', () => {
       'replicating into the same region',
       { 'westtek:dev': { ...MINIMAL, replicaRegion: 'us-east-1' } },
       /replicaRegion/
+    ],
+    [
+      'the removed Bedrock agents',
+      { 'westtek:dev': { ...MINIMAL, bedrockAgents: true } },
+      /"bedrockAgents" was removed/
+    ],
+    [
+      'an alert phone number that is not E.164',
+      { 'westtek:dev': { ...MINIMAL, labs: [{ id: 'a', alertSms: ['555-0100'] }] } },
+      /alertSms "555-0100" is not an E.164 number/
+    ],
+    [
+      'an alert address that is not one',
+      { 'westtek:dev': { ...MINIMAL, labs: [{ id: 'a', alertEmails: ['pi'] }] } },
+      /alertEmails "pi" is not an e-mail address/
     ]
   ];
   for (const [what, values, message] of rejects) {

@@ -554,18 +554,9 @@ def test_eventbridge_sink_puts_drift_on_the_bus_for_its_rules(
 ):
     import boto3
 
-    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL_EVENTS"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-        "AWS_ENDPOINT_URL": moto_endpoint,
-    }.items():
-        monkeypatch.setenv(name, value)
+    from tests.loopback import use_dummy_aws
+
+    use_dummy_aws(monkeypatch, tmp_path, moto_endpoint)
     # Given the stage's bus (named by the environment, as on AWS) with a rule for critical drift
     bus = f"westtek-{secrets.token_hex(4)}"
     monkeypatch.setenv("WESTTEK_EVENT_BUS", bus)

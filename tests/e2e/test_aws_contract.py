@@ -399,6 +399,24 @@ def take_a_snapshot(settings: dict[str, Any], research: dict[str, Any], tmp_path
     return snapshot
 
 
+def restore_from_archive(
+    recorder: Recorder, settings: dict[str, Any], snapshot: str, tmp_path: Path
+) -> None:
+    """A year on, the lifecycle has moved the packs to Deep Archive: a restore thaws them."""
+    from tests.core.store.archived import archive_packs
+    from westtek_core.snapshot import load_snapshot, restore_snapshot
+    from westtek_core.store import ArchiveWait, Repository, open_backend
+
+    principal, recorder.principal = recorder.principal, {}  # the lifecycle, not the server
+    archive_packs(open_backend(settings["store"]))
+    recorder.principal = principal
+    repo = Repository.open(settings["store"], create=False, cache_dir=tmp_path / "late-cache")
+    with pytest.raises(ArchiveWait):  # RestoreObject requested (moto thaws at once)
+        restore_snapshot(repo, load_snapshot(repo, snapshot), tmp_path / "late", validate=False)
+    restore_snapshot(repo, load_snapshot(repo, snapshot), tmp_path / "late", validate=False)
+    repo.close()
+
+
 async def test_every_call_each_role_makes_is_allowed_by_its_synthesized_policies(
     stack,
     moto_stage,
@@ -446,6 +464,7 @@ async def test_every_call_each_role_makes_is_allowed_by_its_synthesized_policies
         recorder.principal = {"principal": "notebook", "lab": LAB}
         settings, _ = read_server_settings(environment, monkeypatch)
         snapshot = take_a_snapshot(settings, research_env, tmp_path)
+        restore_from_archive(recorder, settings, snapshot, tmp_path)
         with monkeypatch.context() as server:
             for name, value in environment.items():
                 server.setenv(name, value)
@@ -481,7 +500,8 @@ async def test_every_call_each_role_makes_is_allowed_by_its_synthesized_policies
     requests = requests_of(recorder, moto_stage, region)
     calls = {request["call"] for request in requests}
     for expected in ("ecs RunTask", "efs CreateAccessPoint", "kms GenerateDataKey",
-                     "kms Decrypt", "s3 PutObject", "sns Publish", "events PutEvents",
+                     "kms Decrypt", "s3 PutObject", "s3 RestoreObject", "sns Publish",
+                     "events PutEvents",
                      "secretsmanager GetSecretValue"):  # fmt: skip
         assert expected in calls, f"{expected} was not made: {sorted(calls)}"
     # The agents converse with the model the server's settings name (Bedrock is not on moto).
