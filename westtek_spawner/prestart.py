@@ -45,7 +45,9 @@ Report = Callable[[int, str], None]
 class RestoreOutcome:
     """What the pre-start restore did.
 
-    ``status`` is one of ``no-snapshot``, ``unchanged``, ``restored``, ``partial``, ``failed``.
+    ``status`` is one of ``no-snapshot``, ``unchanged``, ``restored``, ``partial``,
+    ``archived`` (the snapshot's packs are in archive storage: their restore was requested
+    and the server starts as it is) or ``failed``.
     """
 
     status: str
@@ -120,6 +122,19 @@ def restore_latest(
                 rollback.resume_rollback(repo, progress=step_done)
             except rollback.RollbackError as e:
                 say(83, f"Restoring your environment: an earlier restore could not resume ({e})")
+        # A year on, the lifecycle has moved the snapshot's packs to Deep Archive: ask for
+        # them back and start now (a thaw takes hours); the next start restores.
+        from westtek_core.snapshot import referenced_chunks
+        from westtek_core.snapshot.archive import archive_wait
+
+        waiting = archive_wait(repo, referenced_chunks(target), f"snapshot {short}")
+        if waiting is not None:
+            return RestoreOutcome(
+                "archived",
+                f"Not restored yet, {waiting}; starting with the environment as it is: "
+                "start your server again once they are back",
+                snapshot=str(target["id"]),
+            )
         # The workspace is never changed by a rollback; an empty one keeps the safety
         # snapshot and the final comparison from reading the researcher's data.
         workspace = data_dir() / "prestart-workspace"

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.core.conftest import pip_install, research_env, wheelhouse  # noqa: F401 (fixtures)
+from tests.core.store.conftest import s3_bucket, s3_endpoint  # noqa: F401 (fixtures)
 from tests.spawner.conftest import TINY_SERVER, make_user
 from westtek_core.cli import main as westtek
 from westtek_spawner import WestTekSpawner, prestart
@@ -131,6 +132,29 @@ def test_a_failed_restore_is_reported_not_raised(snapshotted, monkeypatch):
         "Could not restore your environment (OSError: disk full); "
         "starting with the environment as it is"
     )
+
+
+def test_a_snapshot_in_archive_storage_is_asked_back_and_the_server_starts_as_it_is(
+    s3_bucket,  # noqa: F811
+    tmp_path,
+):
+    from tests.core.store.archived import FILES, archive_packs, storage_class, write_snapshot
+    from westtek_core.store import Repository, S3Backend
+
+    # Given alice's latest snapshot, a year old: the lifecycle moved its packs to Deep Archive
+    backend = S3Backend(bucket=s3_bucket, prefix="labs/vault-13")
+    with Repository.open(backend, cache_dir=tmp_path / "cache") as repo:
+        snapshot = write_snapshot(repo, FILES)
+    packs = archive_packs(backend)
+    # when her server starts, the restore asks for them back instead of failing on them
+    outcome = prestart.restore_latest(f"s3://{s3_bucket}/labs/vault-13", "alice")
+    assert outcome.status == "archived" and outcome.snapshot == snapshot
+    assert outcome.message.startswith(
+        f"Not restored yet, waiting for archive, ready in about 12 hours: {len(packs)} pack"
+    ), outcome.message
+    assert outcome.message.endswith("start your server again once they are back")
+    head = backend.client.head_object(Bucket=s3_bucket, Key=backend._key(packs[0]))
+    assert "Restore" in head and storage_class(backend, packs[0]) == "DEEP_ARCHIVE"
 
 
 def test_the_command_runs_after_the_restore_and_the_outcome_is_kept(tmp_path, monkeypatch):
