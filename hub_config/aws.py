@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from westtek_core.aws import aws_client
 from westtek_core.labs import ADMINS_SUFFIX, HUB_ADMINS_GROUP
-from westtek_hub.roles import suite_roles
+from westtek_hub.roles import idle_culler, suite_roles
 
 c = get_config()  # noqa: F821 (injected by JupyterHub)
 
@@ -354,3 +354,7 @@ c.JupyterHub.services = [
     }
 ]
 c.JupyterHub.load_roles = suite_roles(hub_admins_group=ADMIN_GROUP)
+# idle servers are stopped (each takes its before-stop snapshot within the task's grace)
+_culler, _culler_role = idle_culler(int(os.environ.get("WESTTEK_IDLE_TIMEOUT_SECONDS", "3600")))
+c.JupyterHub.services.append(_culler)
+c.JupyterHub.load_roles.append(_culler_role)

@@ -5,12 +5,13 @@ local backend and the West Tek hub service: all on embedded defaults, loopback o
 Run from the directory where the hub should keep its database and the users' homes.
 """
 
+import os
 import shutil
 import sys
 from pathlib import Path
 
 from westtek_core.labs import HUB_ADMINS_GROUP
-from westtek_hub.roles import suite_roles
+from westtek_hub.roles import idle_culler, suite_roles
 
 c = get_config()  # noqa: F821 (injected by JupyterHub)
 
@@ -68,6 +69,10 @@ c.JupyterHub.services = [
     }
 ]
 c.JupyterHub.load_roles = suite_roles()
+# servers idle for an hour are stopped (each takes its before-stop snapshot first)
+_culler, _culler_role = idle_culler(int(os.environ.get("WESTTEK_IDLE_TIMEOUT_SECONDS", "3600")))
+c.JupyterHub.services.append(_culler)
+c.JupyterHub.load_roles.append(_culler_role)
 
 
 def _find_proxy() -> str:

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from westtek_core.autosnapshot import prune_automatic, unchanged_since
 from westtek_core.capture import ProbeError, SecretScanner, capture_environment
 from westtek_core.drift import (
     analyse_notebooks_cached,
@@ -49,6 +50,7 @@ from westtek_core.snapshot import (
     snapshot_summaries,
     verify_snapshots,
 )
+from westtek_core.snapshot.retention import RetentionPolicy
 from westtek_core.store import ArchiveWait, Repository, SnapshotNotFound, StoreError, StoreNotFound
 from westtek_core.wire import SnapshotReport
 
@@ -232,9 +234,19 @@ class EnvironmentService:
         return export_snapshot(self.snapshot(id_or_prefix), fmt, interpreter)
 
     def start_snapshot(
-        self, note: str = "", labels: Mapping[str, str] | None = None, baseline: bool = False
+        self,
+        note: str = "",
+        labels: Mapping[str, str] | None = None,
+        baseline: bool = False,
+        skip_unchanged: bool = False,
+        retention: RetentionPolicy | None = None,
     ) -> Job:
-        """Snapshot the environment in the background (and make it the baseline if asked)."""
+        """Snapshot the environment in the background (and make it the baseline if asked).
+
+        ``skip_unchanged`` writes nothing when the environment is as its latest snapshot
+        (the result is ``{"unchanged_since": <its id>}``); ``retention`` then prunes the environment's automatic
+        snapshots (westtek_core.autosnapshot).
+        """
 
         def work(progress: Callable[[Progress], None]) -> dict[str, Any]:
             self.check_store()  # what is there already is not this snapshot's news
@@ -242,6 +254,10 @@ class EnvironmentService:
             capture = capture_environment(
                 self.pythons, self.root, secret_scanner=self.secret_scanner
             )
+            if skip_unchanged and (
+                same := unchanged_since(repo, capture, self.environment_id, self.root)
+            ):
+                return {"unchanged_since": same}
             result = create_snapshot(
                 repo,
                 capture,
@@ -252,9 +268,15 @@ class EnvironmentService:
             )
             if baseline:
                 set_baseline(repo, result.id)
+            pruned = []
+            if retention is not None:
+                # the baseline (set, or else the environment's first snapshot) always stays
+                kept = {str(baseline_manifest(repo, self.environment_id)["id"])}
+                pruned = prune_automatic(repo, self.environment_id, retention, protected=kept)
             self.baseline_changed()
             self.check_store()
-            return result.to_json() | {"knowledge": self.refresh_knowledge(result.manifest)}
+            knowledge = self.refresh_knowledge(result.manifest)
+            return result.to_json() | {"knowledge": knowledge, "pruned": pruned}
 
         what = "snapshot" + (" as the new baseline" if baseline else "")
         return self.jobs.submit("snapshot", what + (f": {note}" if note else ""), work)
@@ -626,6 +648,10 @@ class EnvironmentService:
             if previous is not None:
                 watcher.take_over(previous)
             self._broadcast({"type": "state", "drift": self._state(watcher.report)})
+
+    def change_stamp(self) -> Any:
+        """What changes when the environment does (pip installs, kernels, config): cheap."""
+        return environment_stamp(self._live_capture(), self.root)
 
     def stop(self) -> None:
         """Stop the watcher and the job runner."""

@@ -12,6 +12,7 @@ remains possible for IT's break-glass account, all-powerful by JupyterHub's desi
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from westtek_core.labs import HUB_ADMINS_GROUP
@@ -57,3 +58,32 @@ def suite_roles(
         # every user may open the hub service (its panel and API) through OAuth
         {"name": "user", "scopes": ["self", f"access:services!service={service_name}"]},
     ]
+
+
+IDLE_CULLER = "idle-culler"
+
+
+def idle_culler(timeout_seconds: int = 3600) -> tuple[dict[str, Any], dict[str, Any]]:
+    """jupyterhub-idle-culler as a hub service, and its role: stops idle servers.
+
+    For ``c.JupyterHub.services`` and ``c.JupyterHub.load_roles``; a server idle for
+    ``timeout_seconds`` is stopped. Its stop is the spawner's stop, so each server takes
+    its before-stop automatic snapshot (westtek_core.autosnapshot) and nothing installed
+    is lost when a container goes.
+    """
+    service = {
+        "name": IDLE_CULLER,
+        "command": [
+            sys.executable,
+            "-m",
+            "jupyterhub_idle_culler",
+            f"--timeout={timeout_seconds}",
+            f"--cull-every={max(60, timeout_seconds // 10)}",
+        ],
+    }
+    role = {
+        "name": IDLE_CULLER,
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+        "services": [IDLE_CULLER],
+    }
+    return service, role

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Float, Integer, List, Unicode, default
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 
 from westtek_core.agents.service import AgentService
+from westtek_core.autosnapshot import AutoSnapshotter
 from westtek_core.capture import SecretScanner
 from westtek_core.drift.events import EventLog
 from westtek_core.environment_service import EnvironmentService
@@ -17,6 +19,7 @@ from westtek_core.labs import server_lab_id
 from westtek_core.notify import Notifier, notifier_from_config
 from westtek_core.paths import default_key_file, default_store, event_log_path
 from westtek_core.snapshot import default_environment_id
+from westtek_core.snapshot.retention import RetentionPolicy
 from westtek_core.store.crypto import SNAPSHOT_KMS_KEY_ENV
 from westtek_server_ext.handlers import handler_routes, page_routes
 
@@ -139,6 +142,39 @@ class WestTekExtension(ExtensionApp):
         " 'waiting for archive, ready in about N hours' and other jobs run.",
     )
 
+    auto_snapshots = Bool(
+        True,
+        config=True,
+        help="Snapshot the environment automatically: after a change settles, on a "
+        "schedule, and before the server stops (the spawner's stop, the idle culler's, a "
+        "SIGTERM). Each is labelled westtek.auto=<why>; an unchanged environment writes "
+        "nothing; automatic snapshots beyond auto_snapshot_retention are pruned.",
+    )
+    auto_snapshot_settle_seconds = Float(
+        60.0,
+        config=True,
+        help="How long the environment must stay unchanged after a change (a pip install, "
+        "a kernel, a config) before its automatic snapshot.",
+    )
+    auto_snapshot_interval_hours = Float(
+        24.0,
+        config=True,
+        help="Hours between scheduled automatic snapshots (notebooks and data too); 0: none.",
+    )
+    auto_snapshot_retention = Dict(
+        {"keep_last": 10, "keep_daily": 7, "keep_weekly": 4, "keep_monthly": 6},
+        config=True,
+        help="Which automatic snapshots of the environment are kept (keep_last, keep_daily, "
+        "keep_weekly, keep_monthly, as `westtek snapshot prune`); the others are deleted "
+        "after each automatic snapshot. Snapshots a researcher took are never pruned.",
+    )
+    stop_snapshot_seconds = Float(
+        25.0,
+        config=True,
+        help="How long the server waits for its before-stop snapshot when it stops; keep it "
+        "below the spawner's grace period (SIGTERM to SIGKILL: 30 s on ECS by default).",
+    )
+
     def initialize_settings(self) -> None:
         """Create the one service object the handlers share, and start watching."""
         from westtek_core.kb import KnowledgeIndexBackend
@@ -175,6 +211,17 @@ class WestTekExtension(ExtensionApp):
         self.agents.start()
         if self.watch:
             self.service.start_watching()
+        self.auto_snapshotter: AutoSnapshotter | None = None
+        if self.auto_snapshots:
+            self.auto_snapshotter = AutoSnapshotter(
+                self.service,
+                settle_seconds=self.auto_snapshot_settle_seconds,
+                interval_seconds=self.auto_snapshot_interval_hours * 3600,
+                retention=RetentionPolicy(
+                    **{k: int(v) for k, v in self.auto_snapshot_retention.items()}
+                ),
+            )
+            self.auto_snapshotter.start()
 
     def initialize_handlers(self) -> None:
         """Register the route table; ExtensionApp prefixes each pattern with base_url."""
@@ -184,6 +231,11 @@ class WestTekExtension(ExtensionApp):
         """Stop the watcher and the job runner with the server."""
         service: EnvironmentService | None = getattr(self, "service", None)
         if service is not None:
+            snapshotter: AutoSnapshotter | None = getattr(self, "auto_snapshotter", None)
+            if snapshotter is not None:
+                # what was installed since the last snapshot survives the container
+                result = await asyncio.to_thread(snapshotter.stop, True, self.stop_snapshot_seconds)
+                self.log.info("West Tek: before-stop snapshot %s", result)
             self.agents.stop()
             service.stop()
             service.event_log.close()

@@ -115,3 +115,26 @@ async def test_a_package_installed_in_a_container_survives_its_removal(docker_hu
     kernel = alice.json("POST", "api/kernels", json={"name": "python3"})["id"]
     code = f"import {PACKAGE}; print({PACKAGE}.VERSION)"
     assert await alice.run_cell(kernel, code) == "1.0.0\n"
+
+
+async def test_an_install_nobody_snapshotted_survives_the_servers_stop(docker_hub) -> None:
+    hub, client, prefix, wheels = docker_hub
+    # Given alice's server, a container, where she pip-installs a package and takes no snapshot
+    alice = Researcher(hub, "alice")
+    await asyncio.to_thread(alice.wait_for_server)
+    pip = f"pip install -q --no-index --find-links {wheels} --disable-pip-version-check"
+    await alice.run_in_terminal(f"{pip} {PACKAGE}==1.0.0")
+    assert alice.json("GET", "westtek/api/snapshots")["snapshots"] == []
+    # when her server is stopped (as the idle culler does), its container removed,
+    assert hub.api("DELETE", "users/alice/server").status_code in (202, 204)
+    await wait_until(lambda: not containers_of(client, prefix), "the container is removed", 90)
+    # then her next server has the package: the stopping one snapshotted it first,
+    assert hub.api("POST", "users/alice/server").status_code in (201, 202)
+    await asyncio.to_thread(alice.wait_for_server)
+    kernel = alice.json("POST", "api/kernels", json={"name": "python3"})["id"]
+    code = f"import {PACKAGE}; print({PACKAGE}.VERSION)"
+    assert await alice.run_cell(kernel, code) == "1.0.0\n"
+    # labelled with why it was taken (beside it, the restore's own safety snapshot)
+    snapshots = alice.json("GET", "westtek/api/snapshots")["snapshots"]
+    automatic = [s["labels"] for s in snapshots if "westtek.auto" in (s.get("labels") or {})]
+    assert automatic == [{"westtek.auto": "before-stop"}], snapshots

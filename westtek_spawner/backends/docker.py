@@ -21,7 +21,7 @@ from typing import Any
 
 from dockerspawner import DockerSpawner
 from jupyterhub.utils import random_port
-from traitlets import Unicode, default
+from traitlets import Integer, Unicode, default
 
 from westtek_core.store.location import local_directory
 from westtek_spawner.backends.base import SpawnerBackend
@@ -81,6 +81,14 @@ class DockerBackend(SpawnerBackend):
         snapshots into it. Empty: leave its ownership alone.""",
     )
 
+    stop_grace_seconds = Integer(
+        30,
+        min=1,
+        config=True,
+        help="""Seconds between SIGTERM and SIGKILL when a container stops (its
+        StopTimeout): the server takes its before-stop automatic snapshot in them.""",
+    )
+
     _delegate: WestTekDockerSpawner | None = None
 
     @property
@@ -122,6 +130,12 @@ class DockerBackend(SpawnerBackend):
                 "working_dir": self.home_mount_path,
                 **delegate.extra_create_kwargs,
             }
+        # docker stop's grace (SIGTERM to SIGKILL): room for the server's before-stop
+        # automatic snapshot (WestTekExtension.stop_snapshot_seconds)
+        delegate.extra_create_kwargs = {
+            "stop_timeout": int(self.stop_grace_seconds),
+            **delegate.extra_create_kwargs,
+        }
         if delegate.network_name == "host":
             # one network for every container: each server needs a port of its own, and
             # there is nothing to publish (Docker refuses port bindings on the host network)

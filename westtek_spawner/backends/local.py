@@ -135,9 +135,10 @@ class LocalBackend(SpawnerBackend):
     )
 
     stop_timeout = Float(
-        10.0,
+        30.0,
         config=True,
-        help="Seconds to wait after SIGTERM before the server's process group is killed.",
+        help="Seconds to wait after SIGTERM before the server's process group is killed "
+        "(the server takes its before-stop automatic snapshot in them).",
     )
 
     # Identity of the running server; persisted by get_state.

@@ -1,0 +1,188 @@
+"""Automatic snapshots: nothing installed is lost because nobody remembered to snapshot.
+
+A server's environment is snapshotted by itself, each snapshot labelled ``westtek.auto``
+with why it was taken (:class:`AutoReason`):
+
+- ``after-change``: a pip install, a removed kernel, an edited config — once the
+  environment has settled (no further change for ``settle_seconds``);
+- ``scheduled``: every ``interval_seconds`` (workspace edits too);
+- ``before-stop``: when the server stops — the spawner's stop, the idle culler's, a SIGTERM —
+  within the stop's grace period (the server extension's ``stop_extension``), when the
+  environment changed since the server started (its home outlives the container; installs
+  do not).
+
+An environment unchanged since its latest snapshot writes nothing new (:func:`unchanged_since`
+compares the live capture with it, as drift detection does). After each automatic snapshot
+the environment's automatic snapshots beyond ``retention`` are deleted and their data pruned;
+snapshots a researcher took, baselines and protected ones are never touched.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from westtek_core.snapshot.retention import RetentionPolicy, apply_retention, plan_retention
+
+if TYPE_CHECKING:
+    from westtek_core.environment_service import EnvironmentService
+    from westtek_core.jobs import Job
+    from westtek_core.store import Repository
+
+AUTO_LABEL = "westtek.auto"
+"""The label of an automatic snapshot; its value is the :class:`AutoReason`."""
+
+DEFAULT_AUTO_RETENTION = RetentionPolicy(keep_last=10, keep_daily=7, keep_weekly=4, keep_monthly=6)
+
+
+class AutoReason(str, enum.Enum):
+    """Why an automatic snapshot was taken (its ``westtek.auto`` label)."""
+
+    CHANGE = "after-change"
+    SCHEDULE = "scheduled"
+    STOP = "before-stop"
+
+    @property
+    def note(self) -> str:
+        """The snapshot's note."""
+        return {
+            AutoReason.CHANGE: "automatic: after an environment change",
+            AutoReason.SCHEDULE: "automatic: scheduled",
+            AutoReason.STOP: "automatic: before the server stopped",
+        }[self]
+
+
+def unchanged_since(repo: Repository, capture: Any, environment_id: str, root: Path) -> str | None:
+    """The latest snapshot's id when ``capture`` shows nothing changed since it, else None."""
+    from westtek_core.drift.detect import detect_drift
+    from westtek_core.rollback import latest_snapshot
+
+    latest = latest_snapshot(repo, environment_id)
+    if latest is None:
+        return None
+    report = detect_drift(capture, latest, root, store=repo)
+    return None if report.changes else str(latest["id"])
+
+
+def prune_automatic(
+    repo: Repository,
+    environment_id: str,
+    retention: RetentionPolicy,
+    protected: set[str] | None = None,
+) -> list[str]:
+    """Delete ``environment_id``'s automatic snapshots ``retention`` does not keep; their ids.
+
+    Only automatic snapshots are candidates: a researcher's own snapshots, and ``protected``
+    ones (the baseline), are kept whatever the policy says.
+    """
+    from westtek_core.snapshot import snapshot_summaries
+
+    automatic = [
+        summary
+        for summary in snapshot_summaries(repo)
+        if summary.get("environment_id") == environment_id
+        and AUTO_LABEL in (summary.get("labels") or {})
+    ]
+    plan = plan_retention(automatic, retention, protected=protected or set())
+    if plan.delete:
+        apply_retention(repo, plan)
+    return list(plan.delete)
+
+
+class AutoSnapshotter:
+    """Takes a server's automatic snapshots: after changes settle, on a schedule, at stop.
+
+    A background thread checks the environment's change stamp (the modification times of
+    its site-packages, kernel and config directories) every ``check_seconds``.
+    """
+
+    def __init__(
+        self,
+        service: EnvironmentService,
+        *,
+        settle_seconds: float = 60.0,
+        interval_seconds: float = 24 * 3600.0,
+        retention: RetentionPolicy = DEFAULT_AUTO_RETENTION,
+        check_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.service = service
+        self.settle_seconds = settle_seconds
+        self.interval_seconds = interval_seconds
+        self.retention = retention
+        self.check_seconds = check_seconds
+        self.clock = clock
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_stamp: Any = None
+        self.ready = threading.Event()  # set once the starting environment is known
+        self.taken: list[Job] = []
+
+    def take(self, reason: AutoReason) -> Job:
+        """Start an automatic snapshot (skipped when nothing changed since the latest)."""
+        job = self.service.start_snapshot(
+            note=reason.note,
+            labels={AUTO_LABEL: reason.value},
+            skip_unchanged=True,
+            retention=self.retention,
+        )
+        self.taken.append(job)
+        return job
+
+    def start(self) -> None:
+        """Start watching for changes and the schedule."""
+        self._thread = threading.Thread(
+            target=self._loop, name="westtek-auto-snapshots", daemon=True
+        )
+        self._thread.start()
+
+    def _loop(self) -> None:
+        last_stamp = self._start_stamp = self._stamp()
+        self.ready.set()
+        changed_at: float | None = None
+        last_taken = self.clock()
+        while not self._stopping.wait(self.check_seconds):
+            now = self.clock()
+            stamp = self._stamp()
+            if stamp != last_stamp:
+                last_stamp, changed_at = stamp, now
+            if changed_at is not None and now - changed_at >= self.settle_seconds:
+                self.take(AutoReason.CHANGE)
+                changed_at, last_taken = None, now
+            elif self.interval_seconds and now - last_taken >= self.interval_seconds:
+                self.take(AutoReason.SCHEDULE)
+                last_taken = now
+
+    def _stamp(self) -> Any:
+        try:
+            return self.service.change_stamp()
+        except Exception:  # a stamp that cannot be read is no change; the next one says
+            return None
+
+    def changed_since_start(self) -> bool:
+        """Whether the environment changed since this server started (False before known).
+
+        A server stopping with its environment as it started (the image's, or the one the
+        pre-start restore brought back) has nothing a container's end could lose.
+        """
+        return self._start_stamp is not None and self._stamp() != self._start_stamp
+
+    def stop(self, final_snapshot: bool = True, timeout: float = 25.0) -> Mapping[str, Any] | None:
+        """Stop the thread; with ``final_snapshot``, take the before-stop snapshot and wait.
+
+        The snapshot is taken only when the environment changed since the server started.
+        Returns the final job's result (None when none was needed or it did not finish
+        within ``timeout``).
+        """
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.check_seconds + 1)
+        if not final_snapshot or not self.changed_since_start():
+            return None
+        job = self.take(AutoReason.STOP)
+        done = self.service.jobs.wait(job.id, timeout)
+        return done.result if done is not None and done.state == "succeeded" else None
