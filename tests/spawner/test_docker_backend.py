@@ -133,6 +133,8 @@ async def test_the_container_gets_the_home_volume_env_and_restore_command(
         ],
         "ports": {"8888/tcp": None},
         "working_dir": "/home/jovyan",
+        # SIGTERM to SIGKILL: room for the server's before-stop automatic snapshot
+        "stop_timeout": 30,
         "host_config": {
             "AutoRemove": True,
             "Binds": ["westtek-home-alice:/home/jovyan:rw"],
