@@ -14,13 +14,14 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nbformat
-from nbconvert import MarkdownExporter
-from nbformat.v4.rwbase import rejoin_lines
+if TYPE_CHECKING:
+    from nbconvert import MarkdownExporter
 
-# nbformat and nbconvert are untyped: their calls are confined to this module
+# nbformat and nbconvert are untyped: their calls are confined to this module. They are
+# imported where a notebook is read (2 s of a cold process: nbformat's JSON schema
+# validators), so `westtek kb search` and the store's users never pay for them.
 # mypy: disable-error-code="no-untyped-call"
 
 OUTPUT_SUMMARY_CHARS = 300
@@ -75,6 +76,8 @@ def _mark_cells_and_summarise_outputs(nb: Any) -> None:
 
     Done before nbconvert sees the notebook, so images never reach its deep copy.
     """
+    import nbformat
+
     cells = []
     for index, cell in enumerate(nb.cells):
         # plain nodes: nbformat's constructors validate each one, which dominates the time
@@ -108,6 +111,8 @@ _exporter: MarkdownExporter | None = None
 def _markdown_exporter() -> MarkdownExporter:
     global _exporter
     if _exporter is None:
+        from nbconvert import MarkdownExporter
+
         # no preprocessors (image extraction, highlighting…): outputs are summarised already
         _exporter = MarkdownExporter(exclude_raw=True, default_preprocessors=[])
     return _exporter
@@ -131,6 +136,9 @@ def read_source(path: Path) -> bytes:
 
 def notebook_document(path: Path, source: str) -> Document:
     """A notebook as Markdown, one section per cell (raises ValueError if unreadable)."""
+    import nbformat
+    from nbformat.v4.rwbase import rejoin_lines
+
     data = read_source(path)
     try:
         raw = json.loads(data.decode("utf-8"))
