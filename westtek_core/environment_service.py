@@ -28,7 +28,14 @@ from westtek_core.drift import (
 )
 from westtek_core.drift.baseline import baseline_manifest, chosen_baseline, set_baseline
 from westtek_core.drift.events import EventLog
-from westtek_core.drift.report import DriftReport
+from westtek_core.drift.report import Change, DriftReport
+from westtek_core.drift.stale_kernels import (
+    LoadedDistribution,
+    StaleKernelTracker,
+    installed_versions,
+    stale_change,
+    stale_modules,
+)
 from westtek_core.drift.watch import DriftWatcher, environment_stamp
 from westtek_core.environment_view import describe_environment
 from westtek_core.jobs import Job, JobRunner
@@ -58,7 +65,9 @@ if TYPE_CHECKING:  # the knowledge base is imported only when it is used
     from westtek_core.kb.backend import KnowledgeIndexBackend
 
 Message = dict[str, Any]
-"""A message for stream listeners: ``{"type": "state", "drift": …}`` or ``{"type": "event", …}``."""
+"""A message for stream listeners: ``{"type": "state", "drift": …}``, ``{"type": "event", …}``,
+``{"type": "snapshot", …}``, ``{"type": "assessment", …}`` or ``{"type": "changed", "areas":
+[…]}`` (the watcher graded changes on disk: running kernels are worth checking)."""
 
 Listener = Callable[[Message], None]
 
@@ -168,6 +177,7 @@ class EnvironmentService:
         self._store_lock = threading.Lock()
         self._capture_cache: tuple[tuple[tuple[str, int], ...], Any] | None = None
         self._capture_lock = threading.Lock()
+        self._stale = StaleKernelTracker()
 
     # -- the store -----------------------------------------------------------------------
 
@@ -464,11 +474,15 @@ class EnvironmentService:
     # -- drift ---------------------------------------------------------------------------
 
     def _state(self, report: DriftReport | None, message: str | None = None) -> dict[str, Any]:
+        with self._lock:
+            stale = self._stale.current()
+        report = self._with_stale(report)
         return {
             "status": report.status.value if report else NO_BASELINE,
             "baseline": report.baseline if report else None,
             "environment_id": self.environment_id,
             "changes": [c.to_json() for c in report.changes] if report else [],
+            "stale_kernels": [m.model_dump(mode="json") for m in stale],
             "watching": self.watching,
             "checked_at": time.time(),
             "message": message,
@@ -541,6 +555,56 @@ class EnvironmentService:
             **describe_environment(capture, live, context),
             "drift": drift["status"],
         }
+
+    def _with_stale(self, report: DriftReport | None) -> DriftReport | None:
+        """The drift with the stale kernels' changes: they are drift of the running code."""
+        if report is None:
+            return None
+        with self._lock:
+            stale = [stale_change(m) for m in self._stale.current()]
+        return DriftReport(report.baseline, [*report.changes, *stale])
+
+    def check_kernel(
+        self, kernel_id: str, notebook: str | None, loaded: Mapping[str, LoadedDistribution]
+    ) -> dict[str, Any] | None:
+        """Compare what a running kernel imported with the disk now; the event, if any.
+
+        ``loaded`` is the kernel's record (:mod:`westtek_core.drift.stale_kernels`): a
+        distribution whose installed version differs is a stale-kernel change.
+        """
+        stale = stale_modules(kernel_id, notebook, loaded, installed_versions(loaded.values()))
+        with self._lock:
+            new, resolved = self._stale.update(kernel_id, stale)
+        return self._stale_event(new, resolved)
+
+    def stale_kernel_ids(self) -> set[str]:
+        """The kernels known to run a distribution at a version no longer installed."""
+        with self._lock:
+            return self._stale.kernels()
+
+    def forget_kernel(self, kernel_id: str) -> dict[str, Any] | None:
+        """A kernel restarted or stopped: its stale changes are resolved; the event, if any."""
+        with self._lock:
+            resolved = self._stale.forget(kernel_id)
+        return self._stale_event([], resolved)
+
+    def _stale_event(self, new: list[Change], resolved: list[Change]) -> dict[str, Any] | None:
+        if not new and not resolved:
+            return None
+        watcher = self._watcher
+        # without a baseline the kernels' own changes still grade the event
+        report = self._with_stale(watcher.report if watcher else DriftReport(""))
+        assert report is not None
+        event = self.event_log.append(
+            self.environment_id,
+            report.baseline,
+            report.status.value,
+            new,
+            resolved,
+            installed=False,  # a kernel's state, not an install
+        )
+        self._broadcast({"type": "event", "event": event})
+        return event
 
     def events(self, since_id: int = 0, limit: int = 100, days: float = 0) -> list[dict[str, Any]]:
         """Drift events of this environment, oldest first."""
@@ -634,6 +698,7 @@ class EnvironmentService:
                 environment_id=self.environment_id,
                 debounce_ms=self.debounce_ms,
                 store=self.repo(),
+                on_change=lambda areas: self._broadcast({"type": "changed", "areas": areas}),
             )
             self._watcher = watcher
             if self._stopping.is_set() or self._baseline_changed.is_set():

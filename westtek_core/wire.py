@@ -93,6 +93,21 @@ class DriftEventReport(_Report):
     resolved: list[ChangeReport] = Field(default_factory=list)
 
 
+class StaleModuleReport(BaseModel):
+    """A running kernel that runs a distribution at a version no longer installed.
+
+    ``westtek_core.drift.stale_kernels`` makes them; ``GET drift`` lists them
+    (``stale_kernels``) with the kernel's id, which the sidebar's "Restart kernel" uses.
+    """
+
+    kernel_id: Id
+    notebook: Text | None = Field(default=None, description="The kernel's notebook, if any")
+    distribution: Text
+    loaded: Text = Field(description="The version the kernel imported and still runs")
+    installed: Text | None = Field(description="The version installed now (None: uninstalled)")
+    message: Annotated[str, Field(max_length=4 * MAX_TEXT)]
+
+
 class SnapshotReport(_Report):
     """What the hub service keeps of a snapshot: its record, no content (``POST snapshots``)."""
 

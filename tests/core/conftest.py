@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -184,3 +185,25 @@ from tests.core.store.conftest import (  # noqa: E402, F401
     s3_endpoint,
     thawing_held,
 )
+
+
+def research_kernel(env: Mapping[str, Path], name: str = "research-kernel") -> str:
+    """A kernelspec whose kernel imports from ``env``'s venv first; its name.
+
+    The venv has no ipykernel (a snapshot of it stays small): the kernel is the test
+    venv's, with the research venv's site-packages ahead on its path.
+    """
+    site = next((env["venv"] / "lib").glob("python*/site-packages"))
+    spec = Path(os.environ["JUPYTER_PATH"]) / "kernels" / name
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Research (kernel)",
+                "language": "python",
+                "env": {"PYTHONPATH": str(site)},
+            }
+        )
+    )
+    return name

@@ -46,6 +46,7 @@ from westtek_core.store import Repository
 log = logging.getLogger(__name__)
 
 EventCallback = Callable[[dict[str, Any]], None]
+ChangeCallback = Callable[[list[str]], None]
 
 # a change that keeps going (a long install) is still graded this often
 MAX_BATCH_MS = 5000
@@ -162,10 +163,13 @@ class DriftWatcher:
         environment_id: str = "",
         debounce_ms: int = 300,
         store: Repository | None = None,
+        on_change: ChangeCallback | None = None,
     ) -> None:
         """``debounce_ms`` is how long changes must have settled before they are graded.
 
         With the baseline's ``store``, a file rewritten with the same bytes is no change.
+        ``on_change`` is called with the areas of each graded batch, event or not (an
+        install may leave the grade as it was yet change what running kernels would import).
         """
         self.root = root.absolute()
         self.baseline = baseline
@@ -174,6 +178,7 @@ class DriftWatcher:
         self.environment_id = environment_id or str(baseline.get("environment_id", ""))
         self.debounce_ms = debounce_ms
         self.store = store
+        self.on_change = on_change
         self.capture: Capture = capture_live(pythons, root)
         self.report: DriftReport = detect_drift(self.capture, baseline, self.root, store=store)
         self.stop_event = threading.Event()
@@ -279,3 +284,5 @@ class DriftWatcher:
                 self.refresh(areas)
             except Exception:  # noqa: BLE001 — one failed grading must not end the watching
                 log.exception("grading the changes to %s failed", ", ".join(sorted(areas)))
+            if self.on_change is not None:
+                self.on_change(sorted(areas))
