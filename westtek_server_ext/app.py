@@ -22,6 +22,7 @@ from westtek_core.snapshot import default_environment_id
 from westtek_core.snapshot.retention import RetentionPolicy
 from westtek_core.store.crypto import SNAPSHOT_KMS_KEY_ENV
 from westtek_server_ext.handlers import handler_routes, page_routes
+from westtek_server_ext.kernels import KernelWatch
 
 
 class WestTekExtension(ExtensionApp):
@@ -222,6 +223,11 @@ class WestTekExtension(ExtensionApp):
                 ),
             )
             self.auto_snapshotter.start()
+        # kernels that still run what an install replaced on disk
+        server = self.serverapp
+        assert server is not None  # settings are only initialized for a server
+        self.kernel_watch = KernelWatch(self.service, server.kernel_manager, server.session_manager)
+        self.kernel_watch.start(server.event_logger)
 
     def initialize_handlers(self) -> None:
         """Register the route table; ExtensionApp prefixes each pattern with base_url."""
@@ -236,6 +242,7 @@ class WestTekExtension(ExtensionApp):
                 # what was installed since the last snapshot survives the container
                 result = await asyncio.to_thread(snapshotter.stop, True, self.stop_snapshot_seconds)
                 self.log.info("West Tek: before-stop snapshot %s", result)
+            self.kernel_watch.stop()
             self.agents.stop()
             service.stop()
             service.event_log.close()

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from westtek_core.areas import RestoreArea
+from westtek_core.wire import StaleModuleReport
 
 Severity = Literal["info", "minor", "critical"]
 DriftStatus = Literal["STABLE", "MINOR_DRIFT", "CRITICAL_DRIFT", "NO_BASELINE"]
@@ -42,7 +43,16 @@ class StatusReport(_Wire):
 class Change(_Wire):
     """One graded difference between the baseline and the live environment."""
 
-    kind: Literal["interpreter", "package", "kernel", "config", "extension", "notebook", "data"]
+    kind: Literal[
+        "interpreter",
+        "package",
+        "kernel",
+        "config",
+        "extension",
+        "notebook",
+        "data",
+        "stale_kernel",  # westtek_core.drift.stale_kernels.STALE_KERNEL
+    ]
     name: str
     change: Literal["added", "removed", "upgraded", "downgraded", "modified"]
     before: str | None = None
@@ -59,6 +69,11 @@ class DriftState(_Wire):
     baseline: str | None = None
     environment_id: str
     changes: list[Change] = Field(default_factory=list)
+    stale_kernels: list[StaleModuleReport] = Field(
+        default_factory=list,
+        description="Running kernels that run a distribution at a version no longer installed "
+        "(each also a change of kind stale_kernel): restart them",
+    )
     watching: bool = False
     checked_at: float = Field(description="When the live environment was last graded (epoch s)")
     message: str | None = Field(default=None, description="Why there is no baseline, if none")

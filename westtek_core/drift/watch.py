@@ -63,6 +63,11 @@ def drift_delta(before: DriftReport, after: DriftReport) -> tuple[list[Change], 
     return [c for k, c in now.items() if k not in was], [c for k, c in was.items() if k not in now]
 
 
+def is_interpreter_area(area: str) -> bool:
+    """Whether an area (of :func:`environment_dirs`) is an interpreter's packages."""
+    return area.startswith("interpreter:")
+
+
 def environment_dirs(capture: Capture, root: Path) -> dict[str, list[str]]:
     """Area → the directories whose changes change it (some may not exist yet)."""
     areas: dict[str, list[str]] = {
@@ -280,9 +285,10 @@ class DriftWatcher:
             areas = {area for _, path in batch for area in changes_filter.areas(path)}
             if not areas:
                 continue
+            if self.on_change is not None:
+                # first: what listens (the kernels' check) need not wait for the grading
+                self.on_change(sorted(areas))
             try:
                 self.refresh(areas)
             except Exception:  # noqa: BLE001 — one failed grading must not end the watching
                 log.exception("grading the changes to %s failed", ", ".join(sorted(areas)))
-            if self.on_change is not None:
-                self.on_change(sorted(areas))
