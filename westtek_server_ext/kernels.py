@@ -7,8 +7,9 @@ request on its shell channel) when it starts or restarts and after each change t
 watcher graded; a restart or shutdown resolves its stale changes at once.
 
 A kernel busy with a long cell answers only when the cell ends: the check waits
-``answer_seconds`` for it, then goes on without it; the one request left queued is
-applied whenever its answer comes, and no second one is queued beside it.
+``answer_seconds`` for it, then compares the kernel's previous answer with the disk (what
+it imported before that cell); the one request left queued is applied whenever its answer
+comes, and no second one is queued beside it.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class KernelWatch:
         self.answer_seconds = answer_seconds
         self.queued_seconds = queued_seconds
         self._pending: dict[str, asyncio.Task[None]] = {}
+        # each kernel's last answer: compared with the disk again while the kernel is busy
+        self._records: dict[str, dict[str, LoadedDistribution]] = {}
         self._loop: IOLoop | None = None
         self._unsubscribe: Any = None
 
@@ -93,6 +96,7 @@ class KernelWatch:
             await self.check(kernel_id)
 
     def _cancel(self, kernel_id: str) -> None:
+        self._records.pop(kernel_id, None)
         task = self._pending.pop(kernel_id, None)
         if task:
             task.cancel()
@@ -109,6 +113,8 @@ class KernelWatch:
 
     async def check(self, kernel_id: str) -> None:
         """Ask one kernel (unless it still has a question queued) and apply its answer."""
+        if not self._speaks_python(kernel_id):
+            return  # the probe is Python: sent to an R or bash kernel it would be run as such
         task = self._pending.get(kernel_id)
         if task is None or task.done():
             task = asyncio.ensure_future(self._ask_and_apply(kernel_id))
@@ -117,17 +123,24 @@ class KernelWatch:
             await asyncio.wait_for(asyncio.shield(task), self.answer_seconds)
         except asyncio.TimeoutError:
             log.debug("kernel %s is busy: its answer will be applied when it comes", kernel_id)
+            if kernel_id in self._records:
+                await self._apply(kernel_id, self._records[kernel_id])
         except asyncio.CancelledError:
             if not task.cancelled():
                 raise
 
+    def _speaks_python(self, kernel_id: str) -> bool:
+        try:
+            spec = self.kernel_manager.get_kernel(kernel_id).kernel_spec
+        except Exception:  # noqa: BLE001 — a kernel gone or a spec unreadable: not asked
+            return False
+        return spec is not None and str(spec.language).lower().startswith("python")
+
     async def _ask_and_apply(self, kernel_id: str) -> None:
         try:
             loaded = await self._ask(kernel_id)
-            notebook = await self._notebook(kernel_id)
-            await IOLoop.current().run_in_executor(
-                None, self.service.check_kernel, kernel_id, notebook, loaded
-            )
+            self._records[kernel_id] = loaded
+            await self._apply(kernel_id, loaded)
         except (ProbeReplyError, KeyError, Empty, TimeoutError, asyncio.TimeoutError) as e:
             log.info("kernel %s did not say what it imported: %s", kernel_id, e)
         except Exception:  # noqa: BLE001 — one kernel's failure must not stop the others
@@ -135,6 +148,12 @@ class KernelWatch:
         finally:
             if self._pending.get(kernel_id) is asyncio.current_task():
                 del self._pending[kernel_id]
+
+    async def _apply(self, kernel_id: str, loaded: dict[str, LoadedDistribution]) -> None:
+        notebook = await self._notebook(kernel_id)
+        await IOLoop.current().run_in_executor(
+            None, self.service.check_kernel, kernel_id, notebook, loaded
+        )
 
     async def _ask(self, kernel_id: str) -> dict[str, LoadedDistribution]:
         client = self.kernel_manager.get_kernel(kernel_id).client()

@@ -38,40 +38,63 @@ async def next_event(socket, timeout: float = 30) -> dict:
             return message["event"]
 
 
-async def test_a_kernel_that_imported_a_package_before_its_upgrade_gets_a_warning(
-    jp_fetch, jp_ws_fetch, jp_serverapp, research_env, wheelhouse
-):
-    loop = asyncio.get_running_loop()
-    # Given a watching server (against a baseline) with a client on the drift stream
+async def watching_stream(jp_fetch, jp_ws_fetch, jp_serverapp):
+    """A watching server (against a baseline) and a client on its drift stream."""
     await snapshot(jp_fetch, note="baseline", baseline=True)
     service = jp_serverapp.web_app.settings["westtek_service"]
     service.start_watching()
-    assert await loop.run_in_executor(None, service.wait_watching, 60)
+    assert await asyncio.to_thread(service.wait_watching, 60)
     socket = await jp_ws_fetch("westtek", "api", "drift", "stream")
     await next_message(socket)
+    return socket
 
-    # and a notebook whose kernel (of the research venv) imported westtek_probe_pkg 1.0.0
+
+async def notebook_kernel(jp_fetch, jp_serverapp, research_env) -> tuple[str, str]:
+    """A session of analysis.ipynb on a kernel of the research venv; its kernel and session."""
     response = await jp_fetch(
         "api", "sessions", method="POST",
         body=json.dumps({"path": "analysis.ipynb", "type": "notebook", "name": "analysis.ipynb",
                          "kernel": {"name": research_kernel(research_env)}}),
     )  # fmt: skip
-    kernel_id = json.loads(response.body)["kernel"]["id"]
-    extension = jp_serverapp.extension_manager.extension_apps["westtek_server_ext"]
-    (app,) = extension
-    await app.kernel_watch.check(kernel_id)  # the recorder sent at the kernel's start is in
+    session = json.loads(response.body)
+    kernel_id = session["kernel"]["id"]
+    await kernel_watch(jp_serverapp).check(kernel_id)  # the recorder sent at its start is in
+    return kernel_id, session["id"]
+
+
+def kernel_watch(jp_serverapp):
+    (app,) = jp_serverapp.extension_manager.extension_apps["westtek_server_ext"]
+    return app.kernel_watch
+
+
+async def run_cell(jp_serverapp, kernel_id: str, code: str, wait: bool = True) -> None:
+    """Run a cell as the notebook would (a client of its own, not silent)."""
     client = jp_serverapp.kernel_manager.get_kernel(kernel_id).client()
     client.start_channels()
     try:
         await client.wait_for_ready(timeout=60)
-        reply = await client.execute_interactive("import westtek_probe_pkg", timeout=30)
-        assert reply["content"]["status"] == "ok"
+        if wait:
+            reply = await client.execute_interactive(code, timeout=60)
+            assert reply["content"]["status"] == "ok"
+        else:
+            client.execute(code)
+            await asyncio.sleep(0.5)  # sent and started before the channels close
     finally:
         client.stop_channels()
 
+
+async def test_a_kernel_that_imported_a_package_before_its_upgrade_gets_a_warning(
+    jp_fetch, jp_ws_fetch, jp_serverapp, research_env, wheelhouse
+):
+    # Given a watching server with a client on the drift stream, and a notebook whose
+    # kernel (of the research venv) imported westtek_probe_pkg 1.0.0
+    socket = await watching_stream(jp_fetch, jp_ws_fetch, jp_serverapp)
+    kernel_id, session_id = await notebook_kernel(jp_fetch, jp_serverapp, research_env)
+    await run_cell(jp_serverapp, kernel_id, "import westtek_probe_pkg")
+
     # When the package is upgraded on disk
-    await loop.run_in_executor(
-        None, pip_install, research_env["python"], wheelhouse, "westtek_probe_pkg==2.0.0"
+    await asyncio.to_thread(
+        pip_install, research_env["python"], wheelhouse, "westtek_probe_pkg==2.0.0"
     )
     installed = time.monotonic()
 
@@ -89,6 +112,7 @@ async def test_a_kernel_that_imported_a_package_before_its_upgrade_gets_a_warnin
     models.DriftState.model_validate(drift)
     (stale,) = drift["stale_kernels"]
     assert (stale["kernel_id"], stale["notebook"]) == (kernel_id, "analysis.ipynb")
+    assert stale["message"] == change["reason"]
     assert any(c["kind"] == STALE_KERNEL for c in drift["changes"])
 
     # When the kernel is restarted through Jupyter's REST API (the sidebar's action)
@@ -102,4 +126,34 @@ async def test_a_kernel_that_imported_a_package_before_its_upgrade_gets_a_warnin
     assert drift["stale_kernels"] == []
     assert not any(c["kind"] == STALE_KERNEL for c in drift["changes"])
     socket.close()
-    await jp_fetch("api", "sessions", json.loads(response.body)["id"], method="DELETE")
+    await jp_fetch("api", "sessions", session_id, method="DELETE")
+
+
+async def test_a_busy_kernel_is_warned_about_from_its_last_answer_without_waiting_for_it(
+    jp_fetch, jp_ws_fetch, jp_serverapp, research_env, wheelhouse
+):
+    # Given a kernel that imported the package, was asked since, and now runs a long cell
+    socket = await watching_stream(jp_fetch, jp_ws_fetch, jp_serverapp)
+    kernel_id, session_id = await notebook_kernel(jp_fetch, jp_serverapp, research_env)
+    await run_cell(jp_serverapp, kernel_id, "import westtek_probe_pkg")
+    watch = kernel_watch(jp_serverapp)
+    await watch.check(kernel_id)
+    await run_cell(jp_serverapp, kernel_id, "import time; time.sleep(8)", wait=False)
+
+    # When the package is upgraded under it
+    began = time.monotonic()
+    await asyncio.to_thread(
+        pip_install, research_env["python"], wheelhouse, "westtek_probe_pkg==2.0.0"
+    )
+
+    # Then the warning comes from what the kernel said before, while its cell still runs
+    event = await next_event(socket)
+    assert time.monotonic() - began < 8, "the check waited for the busy kernel"
+    assert [c["name"] for c in event["changes"]] == ["westtek_probe_pkg in analysis.ipynb"]
+    # and a check now does not queue a second request behind the first
+    asked = time.monotonic()
+    await watch.check_all()
+    assert time.monotonic() - asked < WARNING_SECONDS
+    assert len(watch._pending) == 1
+    socket.close()
+    await jp_fetch("api", "sessions", session_id, method="DELETE")

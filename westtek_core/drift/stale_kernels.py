@@ -14,7 +14,9 @@ How a kernel's imports are known — the approach, and why:
   entry in the notebook). It notes which distribution each newly imported top-level module
   came from, at which version and from which ``site-packages``, after each cell
   (IPython's ``post_run_cell``, which silent requests do not trigger); a cell that imports
-  nothing new costs one ``len(sys.modules)``.
+  nothing new costs one ``len(sys.modules)``. A distribution installed since the module may
+  have been imported (the cell that imported it also ran the install, or the recorder
+  arrived late) is taken at the module's own ``__version__`` where it has one.
 * After each environment change the drift watcher settles (~300 ms debounce), the server
   asks each kernel for that record (:data:`PROBE_EXPRESSION`, in the same kind of silent
   request, which also installs the recorder where it is missing) and compares every
@@ -42,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from westtek_core.drift.report import Change, Severity, version_direction
 from westtek_core.wire import StaleModuleReport
@@ -58,10 +61,10 @@ def _install():
     name = "@MODULE@"
     if name in sys.modules:
         return
-    import importlib.metadata as md, json, os, sysconfig, types
+    import importlib.metadata as md, json, os, sysconfig, time, types
     probe = types.ModuleType(name)
     loaded = {}
-    state = {"seen": set(), "count": 0, "map": None}
+    state = {"seen": set(), "count": 0, "map": None, "since": 0.0}
     stdlib = tuple(os.path.realpath(sysconfig.get_paths()[k]) for k in ("stdlib", "platstdlib"))
 
     def third_party(module):
@@ -73,9 +76,17 @@ def _install():
             return True
         return not path.startswith(stdlib)
 
-    def record(late=False):
+    def installed_at(dist):
+        try:
+            return os.stat(dist._path).st_mtime
+        except (AttributeError, OSError):
+            return time.time()
+
+    def record():
         if len(sys.modules) == state["count"]:
             return
+        # modules new now were imported since the last record, maybe before an install
+        since, state["since"] = state["since"], time.time()
         state["count"] = len(sys.modules)
         tops = {m.partition(".")[0] for m in list(sys.modules)} - state["seen"]
         state["seen"] |= tops
@@ -95,13 +106,13 @@ def _install():
                 except Exception:
                     continue
                 found = getattr(sys.modules.get(top), "__version__", None)
-                # seen first only now (an install may have run since): the code's own word
-                if late and isinstance(found, str):
+                # installed since the module may have been imported: the code's own word
+                if installed_at(dist) >= since and isinstance(found, str):
                     version = found
                 loaded[dist_name] = [version, where]
 
     def report():
-        record(late=True)
+        record()
         return json.dumps({"loaded": loaded})
 
     def after_cell(result=None):
@@ -195,6 +206,14 @@ def installed_versions(loaded: Iterable[LoadedDistribution]) -> dict[str, str | 
     return found
 
 
+def same_version(a: str, b: str) -> bool:
+    """Whether two version strings name one release (``1.0`` is ``1.0.0``)."""
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
 def kernel_label(kernel_id: str, notebook: str | None) -> str:
     """How a kernel is named to the researcher: its notebook, else its id."""
     return notebook or kernel_id
@@ -220,7 +239,7 @@ def stale_modules(
     stale = []
     for key, dist in sorted(loaded.items()):
         now = installed.get(key)
-        if now == dist.version:
+        if now is not None and same_version(now, dist.version):
             continue
         module = StaleModuleReport(
             kernel_id=kernel_id,

@@ -48,6 +48,7 @@ def test_a_distribution_run_at_another_version_than_installed_is_stale():
     )
     # the same version, or a kernel with no notebook whose package was uninstalled
     assert stale_modules("k1", None, loaded("1.0.0"), {PROBE: "1.0.0"}) == []
+    assert stale_modules("k1", None, loaded("1.0"), {PROBE: "1.0.0"}) == []  # one release
     (gone,) = stale_modules("k2", None, loaded("1.0.0"), {PROBE: None})
     assert gone.message == (
         "kernel 'k2' still runs westtek_probe_pkg 1.0.0; it is uninstalled: restart the kernel"
