@@ -10,7 +10,7 @@ import pytest
 
 from tests.core.conftest import pip_install, research_kernel
 from tests.server_ext.test_api import call, next_message, snapshot
-from westtek_core.drift.stale_kernels import STALE_KERNEL
+from westtek_core.drift.report import STALE_KERNEL
 from westtek_server_ext import models
 
 # the target is 2 s from the end of the install; a loaded CI machine gets slack

@@ -55,6 +55,7 @@ from westtek_core.agents.tools import (
     dumps,
     result_payload,
 )
+from westtek_core.drift.report import STALE_KERNEL
 from westtek_core.wire import RiskLevel
 
 Chunk = dict[str, Any]
@@ -503,7 +504,12 @@ class DriftAutoAnalyzer:
         if message.get("type") != "event":
             return
         event = message["event"]
-        critical = [c for c in event.get("changes", []) if c.get("severity") == "critical"]
+        # a stale kernel's remedy is known (restart it): nothing for the analyzer to assess
+        critical = [
+            c
+            for c in event.get("changes", [])
+            if c.get("severity") == "critical" and c.get("kind") != STALE_KERNEL
+        ]
         if event.get("status") == "CRITICAL_DRIFT" and critical:
             self.pending = [f for f in self.pending if not f.done()]
             self.pending.append(self._pool.submit(self.analyse, event))

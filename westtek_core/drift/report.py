@@ -14,6 +14,10 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+STALE_KERNEL = "stale_kernel"
+"""The ``kind`` of a change about a running kernel that runs a version no longer installed
+(:mod:`westtek_core.drift.stale_kernels`); the other kinds are listed on :class:`Change`."""
+
 
 class Severity(str, Enum):
     """How much a change matters to the notebooks."""
@@ -47,7 +51,9 @@ _STATUS_OF = {
 class Change:
     """One difference between the baseline and the other side."""
 
-    kind: str  # interpreter | package | kernel | config | extension | notebook | data
+    kind: (
+        str  # interpreter | package | kernel | config | extension | notebook | data | STALE_KERNEL
+    )
     name: str
     change: str  # added | removed | upgraded | downgraded | modified
     before: str | None

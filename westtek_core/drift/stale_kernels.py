@@ -46,11 +46,8 @@ from typing import Any
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from westtek_core.drift.report import Change, Severity, version_direction
+from westtek_core.drift.report import STALE_KERNEL, Change, Severity, version_direction
 from westtek_core.wire import StaleModuleReport
-
-STALE_KERNEL = "stale_kernel"
-"""The ``kind`` of a drift change about a running kernel that runs an old version."""
 
 PROBE_MODULE = "_westtek_kernel_probe"
 """Where the recorder lives in the kernel: a module in ``sys.modules``, not a user name."""

@@ -10,8 +10,8 @@ from jupyter_client.manager import AsyncKernelManager
 
 from tests.core.conftest import pip_install, research_kernel
 from westtek_core.drift.events import EventLog
+from westtek_core.drift.report import STALE_KERNEL
 from westtek_core.drift.stale_kernels import (
-    STALE_KERNEL,
     LoadedDistribution,
     ProbeReplyError,
     StaleKernelTracker,
@@ -152,3 +152,15 @@ async def test_a_real_kernel_goes_stale_on_a_pip_upgrade_and_a_restart_clears_it
         client.stop_channels()
         await manager.shutdown_kernel(now=True)
         service.event_log.close()
+
+
+def test_the_drift_analyzer_leaves_stale_kernels_alone():
+    # a stale kernel's remedy is known: restart it; there is no risk to assess
+    from westtek_core.agents import AgentLoop, DriftAutoAnalyzer
+
+    (module,) = stale_modules("k1", "analysis.ipynb", loaded("1.0.0"), {PROBE: "2.0.0"})
+    event = {"id": 1, "status": "CRITICAL_DRIFT", "changes": [stale_change(module).to_json()]}
+    analyzer = DriftAutoAnalyzer(AgentLoop(provider="offline"), lambda: None)
+    analyzer({"type": "event", "event": event})
+    analyzer.stop()
+    assert analyzer.pending == []

@@ -29,6 +29,7 @@ from westtek_core.agents.tools.results import (
     event_citation,
     snapshot_citation,
 )
+from westtek_core.drift.report import STALE_KERNEL
 
 
 class DriftEventsArguments(ToolArguments):
@@ -88,6 +89,7 @@ _KIND_LABEL = {
     "extension": "lab extension",
     "notebook": "notebook",
     "data": "data file",
+    STALE_KERNEL: "running kernel",
 }
 
 
