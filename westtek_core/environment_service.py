@@ -29,13 +29,7 @@ from westtek_core.drift import (
 from westtek_core.drift.baseline import baseline_manifest, chosen_baseline, set_baseline
 from westtek_core.drift.events import EventLog
 from westtek_core.drift.report import Change, DriftReport
-from westtek_core.drift.stale_kernels import (
-    LoadedDistribution,
-    StaleKernelTracker,
-    installed_versions,
-    stale_change,
-    stale_modules,
-)
+from westtek_core.drift.stale_kernels import LoadedDistribution, StaleKernelTracker
 from westtek_core.drift.watch import DriftWatcher, environment_stamp
 from westtek_core.environment_view import describe_environment
 from westtek_core.jobs import Job, JobRunner
@@ -177,7 +171,8 @@ class EnvironmentService:
         self._store_lock = threading.Lock()
         self._capture_cache: tuple[tuple[tuple[str, int], ...], Any] | None = None
         self._capture_lock = threading.Lock()
-        self._stale = StaleKernelTracker()
+        # running kernels that run what an install replaced (checked by the server extension)
+        self.stale_kernels = StaleKernelTracker()
 
     # -- the store -----------------------------------------------------------------------
 
@@ -474,9 +469,8 @@ class EnvironmentService:
     # -- drift ---------------------------------------------------------------------------
 
     def _state(self, report: DriftReport | None, message: str | None = None) -> dict[str, Any]:
-        with self._lock:
-            stale = self._stale.current()
-        report = self._with_stale(report)
+        stale = self.stale_kernels.current()
+        report = self.stale_kernels.with_changes(report) if report else None
         return {
             "status": report.status.value if report else NO_BASELINE,
             "baseline": report.baseline if report else None,
@@ -556,54 +550,32 @@ class EnvironmentService:
             "drift": drift["status"],
         }
 
-    def _with_stale(self, report: DriftReport | None) -> DriftReport | None:
-        """The drift with the stale kernels' changes: they are drift of the running code."""
-        if report is None:
-            return None
-        with self._lock:
-            stale = [stale_change(m) for m in self._stale.current()]
-        return DriftReport(report.baseline, [*report.changes, *stale])
-
     def check_kernel(
         self, kernel_id: str, notebook: str | None, loaded: Mapping[str, LoadedDistribution]
     ) -> dict[str, Any] | None:
-        """Compare what a running kernel imported with the disk now; the event, if any.
+        """Compare what a running kernel imported (its record, ``loaded``) with the disk now.
 
-        ``loaded`` is the kernel's record (:mod:`westtek_core.drift.stale_kernels`): a
-        distribution whose installed version differs is a stale-kernel change.
+        A distribution installed at another version makes a stale-kernel change; the event
+        of what appeared and went, if anything did.
         """
-        stale = stale_modules(kernel_id, notebook, loaded, installed_versions(loaded.values()))
-        with self._lock:
-            new, resolved = self._stale.update(kernel_id, stale)
-        return self._stale_event(new, resolved)
-
-    def stale_kernel_ids(self) -> set[str]:
-        """The kernels known to run a distribution at a version no longer installed."""
-        with self._lock:
-            return self._stale.kernels()
+        return self._stale_event(*self.stale_kernels.check(kernel_id, notebook, loaded))
 
     def forget_kernel(self, kernel_id: str) -> dict[str, Any] | None:
         """A kernel restarted or stopped: its stale changes are resolved; the event, if any."""
-        with self._lock:
-            resolved = self._stale.forget(kernel_id)
-        return self._stale_event([], resolved)
+        return self._stale_event([], self.stale_kernels.forget(kernel_id))
 
     def _stale_event(self, new: list[Change], resolved: list[Change]) -> dict[str, Any] | None:
         if not new and not resolved:
             return None
         watcher = self._watcher
         # without a baseline the kernels' own changes still grade the event
-        report = self._with_stale(watcher.report if watcher else DriftReport(""))
-        assert report is not None
-        event = self.event_log.append(
-            self.environment_id,
-            report.baseline,
-            report.status.value,
-            new,
-            resolved,
-            installed=False,  # a kernel's state, not an install
-        )
+        report = self.stale_kernels.with_changes(watcher.report if watcher else DriftReport(""))
+        event = self.event_log.append(self.environment_id, report.baseline, report.status.value,
+                                      new, resolved, installed=False)  # fmt: skip
         self._broadcast({"type": "event", "event": event})
+        # the state too: it carries the kernels' ids, which the sidebar restarts them by
+        drift = self._state(watcher.report if watcher else None)
+        self._broadcast({"type": "state", "drift": drift})
         return event
 
     def events(self, since_id: int = 0, limit: int = 100, days: float = 0) -> list[dict[str, Any]]:

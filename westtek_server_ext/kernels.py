@@ -107,7 +107,7 @@ class KernelWatch:
         for gone in set(self._pending) - running:
             self._cancel(gone)
         loop = IOLoop.current()
-        for kernel_id in self.service.stale_kernel_ids() - running:
+        for kernel_id in self.service.stale_kernels.kernels() - running:
             await loop.run_in_executor(None, self.service.forget_kernel, kernel_id)
         await asyncio.gather(*(self.check(k) for k in sorted(running)))
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import json
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +47,13 @@ from typing import Any
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from westtek_core.drift.report import STALE_KERNEL, Change, Severity, version_direction
+from westtek_core.drift.report import (
+    STALE_KERNEL,
+    Change,
+    DriftReport,
+    Severity,
+    version_direction,
+)
 from westtek_core.wire import StaleModuleReport
 
 PROBE_MODULE = "_westtek_kernel_probe"
@@ -273,24 +280,42 @@ def stale_change(module: StaleModuleReport) -> Change:
 
 
 class StaleKernelTracker:
-    """The stale distributions of every running kernel; says what each check changed."""
+    """The stale distributions of every running kernel; says what each check changed.
+
+    Safe across threads: kernels are checked from the server's loop, drift states read
+    from request threads.
+    """
 
     def __init__(self) -> None:
         self._by_kernel: dict[str, list[StaleModuleReport]] = {}
+        self._lock = threading.Lock()
 
     def current(self) -> list[StaleModuleReport]:
         """Every stale distribution of every kernel, by kernel then distribution."""
-        return [m for kernel in sorted(self._by_kernel) for m in self._by_kernel[kernel]]
+        with self._lock:
+            return [m for kernel in sorted(self._by_kernel) for m in self._by_kernel[kernel]]
+
+    def with_changes(self, report: DriftReport) -> DriftReport:
+        """``report`` with the stale kernels' changes: drift of the code that runs."""
+        return DriftReport(report.baseline, [*report.changes, *map(stale_change, self.current())])
+
+    def check(
+        self, kernel_id: str, notebook: str | None, loaded: Mapping[str, LoadedDistribution]
+    ) -> tuple[list[Change], list[Change]]:
+        """Compare a kernel's record with the disk now; the changes that appeared and went."""
+        installed = installed_versions(loaded.values())
+        return self.update(kernel_id, stale_modules(kernel_id, notebook, loaded, installed))
 
     def update(
         self, kernel_id: str, stale: list[StaleModuleReport]
     ) -> tuple[list[Change], list[Change]]:
         """Record a kernel's stale distributions now; the changes that appeared and went."""
-        before = [stale_change(m) for m in self._by_kernel.get(kernel_id, [])]
-        if stale:
-            self._by_kernel[kernel_id] = stale
-        else:
-            self._by_kernel.pop(kernel_id, None)
+        with self._lock:
+            before = [stale_change(m) for m in self._by_kernel.get(kernel_id, [])]
+            if stale:
+                self._by_kernel[kernel_id] = stale
+            else:
+                self._by_kernel.pop(kernel_id, None)
         after = [stale_change(m) for m in stale]
         return [c for c in after if c not in before], [c for c in before if c not in after]
 
@@ -300,4 +325,5 @@ class StaleKernelTracker:
 
     def kernels(self) -> set[str]:
         """The ids of the kernels with stale distributions."""
-        return set(self._by_kernel)
+        with self._lock:
+            return set(self._by_kernel)
