@@ -1,5 +1,5 @@
 import { URLExt } from '@jupyterlab/coreutils';
-import { ServerConnection } from '@jupyterlab/services';
+import { KernelAPI, ServerConnection } from '@jupyterlab/services';
 
 import { API_NAMESPACE, fetchAPI, requestAPI } from './request';
 import {
@@ -219,6 +219,13 @@ export class WestTekClient {
    */
   rollbackPreview(): Promise<IRollbackPreview> {
     return this._get('rollback/preview');
+  }
+
+  /**
+   * Jupyter's `POST api/kernels/{id}/restart`: restart a running kernel.
+   */
+  restartKernel(id: string): Promise<void> {
+    return KernelAPI.restartKernel(id, this.serverSettings);
   }
 
   /**

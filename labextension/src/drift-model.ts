@@ -13,6 +13,7 @@ import {
   IDriftState,
   IJob,
   IRollbackPreview,
+  IStaleKernel,
   IStreamMessage,
   Severity
 } from './tokens';
@@ -85,6 +86,26 @@ export function applyEvent(
     ],
     checked_at: Math.max(state.checked_at, event.time)
   };
+}
+
+/**
+ * The running kernel a `stale_kernel` change is about, if the state knows it.
+ *
+ * @param change A change of the drift
+ * @param state The drift state (its `stale_kernels`)
+ * @returns The stale kernel whose warning is the change's reason, or null
+ */
+export function staleKernelOf(
+  change: IChange,
+  state: IDriftState | undefined
+): IStaleKernel | null {
+  if (change.kind !== 'stale_kernel') {
+    return null;
+  }
+  return (
+    state?.stale_kernels?.find(kernel => kernel.message === change.reason) ??
+    null
+  );
 }
 
 /**
@@ -621,6 +642,29 @@ export class DriftModel extends VDomModel {
     );
     await this._fetchState();
     return done;
+  }
+
+  /**
+   * Restart a kernel that runs a version no longer installed; the server then
+   * resolves its warning.
+   *
+   * @param kernel The stale kernel
+   * @returns Whether the kernel restarted
+   */
+  async restartKernel(kernel: IStaleKernel): Promise<boolean> {
+    const label = kernel.notebook || kernel.kernel_id;
+    try {
+      await this._client.restartKernel(kernel.kernel_id);
+    } catch (error) {
+      this.setNotice({ kind: 'error', text: errorMessage(error) });
+      return false;
+    }
+    this.setNotice({
+      kind: 'success',
+      text: `Restarted the kernel of ${label}: it imports what is installed now.`
+    });
+    await this._fetchState();
+    return true;
   }
 
   /**

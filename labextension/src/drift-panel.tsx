@@ -16,6 +16,7 @@ import {
   IDriftEntry,
   IDriftSummary,
   SEVERITIES,
+  staleKernelOf,
   StreamState,
   subjectKey
 } from './drift-model';
@@ -29,7 +30,13 @@ import {
   shortId
 } from './format';
 import { TimelineChart } from './timeline-chart';
-import { IChange, IDriftEvent, IDriftState, Severity } from './tokens';
+import {
+  IChange,
+  IDriftEvent,
+  IDriftState,
+  IStaleKernel,
+  Severity
+} from './tokens';
 
 /**
  * How many of an entry's events its history lists.
@@ -169,6 +176,8 @@ export function DriftPanel(props: {
               isLive={event => model.isLive(event)}
               openNotebook={props.openNotebook}
               why={actions.why}
+              kernelOf={change => staleKernelOf(change, drift ?? undefined)}
+              restartKernel={kernel => void model.restartKernel(kernel)}
               trans={trans}
             />
           ) : null;
@@ -281,6 +290,8 @@ function EntryGroup(props: {
   isLive: (event: IDriftEvent) => boolean;
   openNotebook: (path: string) => void;
   why?: (event: IDriftEvent, change: IChange) => void;
+  kernelOf?: (change: IChange) => IStaleKernel | null;
+  restartKernel?: (kernel: IStaleKernel) => void;
   trans: TranslationBundle;
 }): JSX.Element {
   const { severity, entries, trans } = props;
@@ -313,6 +324,8 @@ function EntryList(props: {
   isLive: (event: IDriftEvent) => boolean;
   openNotebook: (path: string) => void;
   why?: (event: IDriftEvent, change: IChange) => void;
+  kernelOf?: (change: IChange) => IStaleKernel | null;
+  restartKernel?: (kernel: IStaleKernel) => void;
   trans: TranslationBundle;
 }): JSX.Element {
   const { trans } = props;
@@ -320,6 +333,7 @@ function EntryList(props: {
     <ul className="jp-WestTek-events">
       {props.entries.map(({ key, change, current, events, event }) => {
         const latest = events[0];
+        const kernel = current ? (props.kernelOf?.(change) ?? null) : null;
         return (
           <li
             key={key}
@@ -361,6 +375,19 @@ function EntryList(props: {
                   onClick={() => props.why?.(event, change)}
                 >
                   {trans.__('why?')}
+                </button>
+              )}
+              {kernel && props.restartKernel && (
+                <button
+                  className="jp-WestTek-link jp-WestTek-restartKernel"
+                  data-testid="westtek-restart-kernel"
+                  data-kernel-id={kernel.kernel_id}
+                  title={trans.__(
+                    'Restart the kernel: it then imports what is installed now (its variables are lost)'
+                  )}
+                  onClick={() => props.restartKernel?.(kernel)}
+                >
+                  {trans.__('Restart kernel')}
                 </button>
               )}
             </div>

@@ -1,9 +1,10 @@
 import { Notification } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 
-import { DriftModel, worstSeverity } from './drift-model';
+import { DriftModel, staleKernelOf, worstSeverity } from './drift-model';
 import { describeChange } from './format';
-import { IDriftEvent, NotificationLevel, Severity } from './tokens';
+import { valueOf } from './load-state';
+import { IChange, IDriftEvent, NotificationLevel, Severity } from './tokens';
 
 /**
  * Whether a drift of some severity is worth a notification at a level.
@@ -65,6 +66,11 @@ export class DriftNotifier {
     }
     const trans = this._trans;
     const first = event.changes.find(change => change.severity === severity);
+    if (first?.kind === 'stale_kernel') {
+      // Its own remedy: a restart of the kernel, not a rollback.
+      this._emit(severity, first.reason, this._restartAction(first));
+      return;
+    }
     const message =
       severity === 'critical'
         ? trans.__('Critical drift: %1', first ? describeChange(first) : '')
@@ -104,7 +110,28 @@ export class DriftNotifier {
     );
   }
 
-  private _emit(severity: Severity | null, message: string): void {
+  private _restartAction(change: IChange): Notification.IAction {
+    return {
+      label: this._trans.__('Restart kernel'),
+      caption: this._trans.__(
+        'Restart the kernel: it then imports what is installed now'
+      ),
+      callback: () => {
+        // The kernel's id comes with the state that follows the event.
+        const kernel = staleKernelOf(change, valueOf(this._model.state));
+        if (kernel) {
+          void this._model.restartKernel(kernel);
+        }
+      },
+      displayType: 'warn'
+    };
+  }
+
+  private _emit(
+    severity: Severity | null,
+    message: string,
+    remedy?: Notification.IAction
+  ): void {
     const trans = this._trans;
     const actions: Notification.IAction[] = [
       {
@@ -113,7 +140,9 @@ export class DriftNotifier {
         callback: () => this._showDrift()
       }
     ];
-    if (severity === 'critical') {
+    if (remedy) {
+      actions.push(remedy);
+    } else if (severity === 'critical') {
       actions.push({
         label: trans.__('Roll back…'),
         caption: trans.__('Put the environment back to the baseline'),

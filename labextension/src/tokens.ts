@@ -92,10 +92,12 @@ export interface IChange {
     | 'config'
     | 'extension'
     | 'notebook'
-    | 'data';
+    | 'data'
+    | 'stale_kernel';
 
   /**
-   * Name of the thing that changed, e.g. a package name or a file path.
+   * Name of the thing that changed, e.g. a package name or a file path
+   * (of a stale kernel: `<distribution> in <notebook or kernel id>`).
    */
   name: string;
 
@@ -188,6 +190,48 @@ export interface IDriftState {
    * Why there is no baseline, if there is none.
    */
   message?: string | null;
+
+  /**
+   * Running kernels that run a distribution at a version no longer installed
+   * (each also a change of kind `stale_kernel`): restart them.
+   */
+  stale_kernels?: IStaleKernel[];
+}
+
+/**
+ * A running kernel that still runs a distribution at a version no longer
+ * installed (`StaleModuleReport` in `westtek_core.wire`).
+ */
+export interface IStaleKernel {
+  /**
+   * The kernel's id (`POST api/kernels/{id}/restart` restarts it).
+   */
+  kernel_id: string;
+
+  /**
+   * The kernel's notebook, if it has one.
+   */
+  notebook?: string | null;
+
+  /**
+   * The distribution, e.g. `numpy`.
+   */
+  distribution: string;
+
+  /**
+   * The version the kernel imported and still runs.
+   */
+  loaded: string;
+
+  /**
+   * The version installed now (null: uninstalled).
+   */
+  installed?: string | null;
+
+  /**
+   * The warning, also the reason of its `stale_kernel` change.
+   */
+  message: string;
 }
 
 /**

@@ -8,12 +8,14 @@ from typing import get_args
 
 import pytest
 
+from westtek_core.drift.report import STALE_KERNEL
 from westtek_core.environment_service import snapshot_report
 from westtek_core.wire import (
     DRIFT_STATUSES,
     DriftEventReport,
     InvalidReport,
     SnapshotReport,
+    StaleModuleReport,
     parse_report,
 )
 from westtek_server_ext import models
@@ -55,3 +57,17 @@ def test_what_the_server_reports_of_a_snapshot_is_what_the_hub_service_accepts()
     assert "interpreters" not in report  # the record, never the content
     with pytest.raises(InvalidReport, match="'size_bytes'"):
         parse_report(SnapshotReport, report | {"size_bytes": -1})
+
+
+def test_every_side_names_the_same_change_kinds_and_stale_kernel_fields():
+    # the API's change kinds include the stale kernels', and the sidebar's tokens match
+    kinds = get_args(models.Change.model_fields["kind"].annotation)
+    assert STALE_KERNEL in kinds
+    tokens = (REPO / "labextension" / "src" / "tokens.ts").read_text()
+    union = re.search(r"export interface IChange \{.*?kind:([^;]+);", tokens, re.S)
+    assert union is not None
+    assert tuple(re.findall(r"'(\w+)'", union.group(1))) == kinds
+    stale = re.search(r"export interface IStaleKernel \{(.*?)\n\}", tokens, re.S)
+    assert stale is not None
+    fields = re.findall(r"^  (\w+)\??:", stale.group(1), re.M)
+    assert sorted(fields) == sorted(StaleModuleReport.model_fields)
