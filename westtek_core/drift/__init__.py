@@ -10,7 +10,8 @@ The package's parts, each importing only those before it:
 * ``detect``: the live environment against its baseline, and one snapshot against another;
 * ``baseline``: which snapshot an environment is compared with;
 * ``events``: the drift and install history, one SQLite file per environment;
-* ``watch``: the live watcher that re-checks after each change on disk.
+* ``watch``: the live watcher that re-checks after each change on disk;
+* ``stale_kernels``: running kernels whose imported packages are no longer those on disk.
 
 ``baseline``, ``events`` and ``watch`` are imported by their module path (they bring in the
 file watcher and SQLite); the names below are the comparison itself.
