@@ -15,6 +15,7 @@ comes, and no second one is queued beside it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from queue import Empty
 from typing import Any
@@ -60,17 +61,31 @@ class KernelWatch:
         self._records: dict[str, dict[str, LoadedDistribution]] = {}
         self._loop: IOLoop | None = None
         self._unsubscribe: Any = None
+        self._event_logger: Any = None
 
     def start(self, event_logger: Any) -> None:
         """Listen to the watcher's changes and to the kernels' starts and restarts."""
         self._loop = IOLoop.current()
         self._unsubscribe = self.service.subscribe(self._on_message)
+        self._event_logger = event_logger
         event_logger.add_listener(schema_id=KERNEL_ACTIONS, listener=self._on_kernel_action)
 
     def stop(self) -> None:
-        """Stop listening; requests still queued in kernels are left to them."""
+        """Stop listening: the server shutting its kernels down is no news.
+
+        Requests still queued in kernels are left to them.
+        """
         if self._unsubscribe:
             self._unsubscribe()
+            self._unsubscribe = None
+        if self._event_logger is not None:
+            # before any kernel started, the schema is not registered: nothing to remove
+            with contextlib.suppress(KeyError):
+                self._event_logger.remove_listener(
+                    schema_id=KERNEL_ACTIONS, listener=self._on_kernel_action
+                )
+            self._event_logger = None
+        self._loop = None
         for task in self._pending.values():
             task.cancel()
 
@@ -84,7 +99,7 @@ class KernelWatch:
 
     async def _on_kernel_action(self, logger: Any, schema_id: str, data: dict[str, Any]) -> None:
         kernel_id = data.get("kernel_id")
-        if not kernel_id or data.get("status") != "success":
+        if not kernel_id or data.get("status") != "success" or self._loop is None:
             return
         action = data.get("action")
         if action in ("restart", "shutdown"):
