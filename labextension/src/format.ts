@@ -161,5 +161,7 @@ export function describeChange(change: IChange): string {
   } else if (before) {
     values = ` ${before}`;
   }
-  return `${change.kind} ${change.name}${values} (${change.change})`;
+  // `stale_kernel` reads as two words
+  const kind = change.kind.replace(/_/g, ' ');
+  return `${kind} ${change.name}${values} (${change.change})`;
 }
