@@ -60,7 +60,7 @@ def detect_drift(
         same = _rewritten_unchanged(store, baseline, root, changes)
         changes = [c for c in changes if (c.kind, c.name) not in same]
     if context is None:
-        context = grading_context(root, baseline)
+        context = grading_context(root, baseline, live=live)
     return (policy or SeverityPolicy()).grade(str(baseline.get("id", "")), changes, context)
 
 

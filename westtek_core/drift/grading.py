@@ -214,13 +214,29 @@ def analyse_notebooks_cached(root: Path, cache_file: Path | None = None) -> list
 
 
 def grading_context(
-    root: Path, baseline: Mapping[str, Any], analyses: Sequence[Any] | None = None
+    root: Path,
+    baseline: Mapping[str, Any],
+    analyses: Sequence[Any] | None = None,
+    live: Mapping[str, Any] | None = None,
 ) -> GradingContext:
-    """Analyse the workspace's notebooks (unless given) and resolve their imports."""
-    maps = {
-        str(i.get("label")): ImportMap.from_packages(i.get("packages", []))
-        for i in baseline.get("interpreters", [])
+    """Analyse the workspace's notebooks (unless given) and resolve their imports.
+
+    Imports resolve against the baseline's packages and, given the ``live`` manifest, the
+    packages installed since: a notebook importing a package added after the baseline
+    is affected by it.
+    """
+    packages = {
+        str(i.get("label")): list(i.get("packages", [])) for i in baseline.get("interpreters", [])
     }
+    if live is not None:
+        label_of = {
+            str(i.get("path")): str(i.get("label")) for i in baseline.get("interpreters", [])
+        }
+        for interp in live.get("interpreters", []):
+            label = label_of.get(str(interp.get("path")))
+            if label in packages:
+                packages[label] += list(interp.get("packages", []))
+    maps = {label: ImportMap.from_packages(found) for label, found in packages.items()}
     kernels = kernel_interpreters(baseline)
     default = next(iter(maps), None)
     context = GradingContext()

@@ -39,6 +39,7 @@ from westtek_core.capture import (
 )
 from westtek_core.drift import capture_live, detect_drift, grading_context
 from westtek_core.drift.events import EventLog
+from westtek_core.drift.facets import live_manifest
 from westtek_core.drift.report import Change, DriftReport
 from westtek_core.paths import is_within
 from westtek_core.store import Repository
@@ -223,7 +224,7 @@ class DriftWatcher:
     def refresh(self, areas: set[str]) -> dict[str, Any] | None:
         """Re-capture ``areas``, re-grade, and emit an event if the drift changed."""
         self.recapture(areas)
-        context = grading_context(self.root, self.baseline)
+        context = grading_context(self.root, self.baseline, live=live_manifest(self.capture))
         report = detect_drift(
             self.capture, self.baseline, self.root, context=context, store=self.store
         )

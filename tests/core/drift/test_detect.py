@@ -252,3 +252,23 @@ def test_a_file_left_out_for_the_secret_in_it_is_no_drift(research_env, tmp_path
     report = detect_drift(capture_live([python], root), manifest, root)
 
     assert report.status.value == "STABLE" and report.changes == [], report.changes
+
+
+def test_a_package_installed_after_the_baseline_affects_the_notebooks_importing_it(
+    research_env, wheelhouse, tmp_path
+):
+    # Given a baseline without westtek_unused_pkg,
+    python, root = str(research_env["python"]), research_env["workspace"]
+    pip(research_env, "uninstall", "-y", "westtek_unused_pkg")
+    repo = Repository.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
+    manifest = load_snapshot(repo, create_snapshot(repo, capture_environment([python], root)).id)
+    # a notebook written since that imports it, and then its install,
+    shutil.copy(root / "analysis.ipynb", root / "uses_new.ipynb")
+    text = (root / "uses_new.ipynb").read_text().replace("westtek_probe_pkg", "westtek_unused_pkg")
+    (root / "uses_new.ipynb").write_text(text)
+    pip_install(research_env["python"], wheelhouse, "westtek_unused_pkg==1.0.0")
+    # the added package is graded by the notebook that imports it
+    report = detect_drift(capture_live([python], root), manifest, root)
+    change = next(c for c in report.changes if c.name == "westtek_unused_pkg")
+    assert change.change == "added"
+    assert change.affected_notebooks == ("uses_new.ipynb",)
