@@ -249,8 +249,8 @@ class EnvironmentService:
         """Snapshot the environment in the background (and make it the baseline if asked).
 
         ``skip_unchanged`` writes nothing when the environment is as its latest snapshot
-        (the result is ``{"unchanged_since": <its id>}``); ``retention`` then prunes the environment's automatic
-        snapshots (westtek_core.autosnapshot).
+        (the result is ``{"unchanged_since": <its id>}``); ``retention`` then prunes the
+        environment's automatic snapshots (westtek_core.autosnapshot).
         """
 
         def work(progress: Callable[[Progress], None]) -> dict[str, Any]:
