@@ -24,13 +24,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from westtek_core.snapshot.retention import RetentionPolicy, apply_retention, plan_retention
 
 if TYPE_CHECKING:
-    from westtek_core.environment_service import EnvironmentService
-    from westtek_core.jobs import Job
+    from westtek_core.jobs import Job, JobRunner
     from westtek_core.store import Repository
 
 AUTO_LABEL = "westtek.auto"
@@ -93,6 +92,27 @@ def prune_automatic(
     return list(plan.delete)
 
 
+class SnapshottingService(Protocol):
+    """What :class:`AutoSnapshotter` needs of ``EnvironmentService`` (which imports this)."""
+
+    jobs: JobRunner
+
+    def start_snapshot(
+        self,
+        note: str = "",
+        labels: Mapping[str, str] | None = None,
+        baseline: bool = False,
+        skip_unchanged: bool = False,
+        retention: RetentionPolicy | None = None,
+    ) -> Job:
+        """Snapshot in the background (skipping an unchanged environment, pruning)."""
+        ...
+
+    def change_stamp(self) -> Any:
+        """What changes when the environment does."""
+        ...
+
+
 class AutoSnapshotter:
     """Takes a server's automatic snapshots: after changes settle, on a schedule, at stop.
 
@@ -102,7 +122,7 @@ class AutoSnapshotter:
 
     def __init__(
         self,
-        service: EnvironmentService,
+        service: SnapshottingService,
         *,
         settle_seconds: float = 60.0,
         interval_seconds: float = 24 * 3600.0,

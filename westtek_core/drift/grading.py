@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,7 +208,8 @@ def analyse_notebooks_cached(root: Path, cache_file: Path | None = None) -> list
         changed = True
     if changed:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
+        # per process and thread: the drift watch and the kernel watch may write at once
+        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(cache))
         tmp.replace(cache_file)
     return results
