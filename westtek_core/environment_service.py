@@ -171,6 +171,8 @@ class EnvironmentService:
         self._store_lock = threading.Lock()
         self._capture_cache: tuple[tuple[tuple[str, int], ...], Any] | None = None
         self._capture_lock = threading.Lock()
+        # rollbacks rewriting the environment now: the watcher grades none of it meanwhile
+        self._rollbacks_running = 0
         # running kernels that run what an install replaced (checked by the server extension)
         self.stale_kernels = StaleKernelTracker()
 
@@ -372,6 +374,8 @@ class EnvironmentService:
             def steps(state: RollbackProgress) -> None:
                 progress(Progress(state.done, state.total, 0, 0))
 
+            with self._lock:
+                self._rollbacks_running += 1
             try:
                 report = run_rollback(
                     self.repo(),
@@ -383,7 +387,10 @@ class EnvironmentService:
                     expected_plan=expected_plan,
                 )
             finally:
-                self.baseline_changed()  # the safety snapshot is new; re-grade from scratch
+                with self._lock:
+                    self._rollbacks_running -= 1
+                # the next watcher grades the rollback whole (and the new safety snapshot)
+                self.baseline_changed()
                 self.check_store()
             return report.to_json()
 
@@ -503,7 +510,11 @@ class EnvironmentService:
         return self._state(detect_drift(capture(), baseline, self.root, store=self.repo()))
 
     def _live_capture(self) -> Any:
-        """The live capture, reused while nothing it depends on changed (stats only).
+        """The live capture, reused while nothing it depends on changed (stats only)."""
+        return self._stamped_live_capture()[1]
+
+    def _stamped_live_capture(self) -> tuple[Any, Any]:
+        """The live capture and the stamp it was checked against.
 
         The stamp is taken before capturing again, so a change during that capture is seen
         next time. The first capture can only be stamped after (its directories are not
@@ -513,19 +524,18 @@ class EnvironmentService:
         # than capturing again beside it
         with self._capture_lock:
             cached = self._capture_cache
-            if cached and cached[0] == environment_stamp(cached[1], self.root):
-                return cached[1]
-            previous = cached[1] if cached else None
-            stamp = environment_stamp(previous, self.root) if previous else None
+            stamp = environment_stamp(cached[1], self.root) if cached else None
+            if cached and cached[0] == stamp:
+                return cached
             began = time.time_ns() - _MTIME_SLACK_NS
             capture = capture_live(self.pythons, self.root)
             if stamp is None:
                 stamp = environment_stamp(capture, self.root)
                 if any(mtime >= began for _, mtime in stamp):
                     self._capture_cache = None  # changed while captured: capture again next time
-                    return capture
+                    return stamp, capture
             self._capture_cache = (stamp, capture)
-            return capture
+            return stamp, capture
 
     def environment_view(self) -> dict[str, Any]:
         """Interpreters, packages (with the notebooks importing each), kernels and config."""
@@ -671,6 +681,7 @@ class EnvironmentService:
                 debounce_ms=self.debounce_ms,
                 store=self.repo(),
                 on_change=lambda areas: self._broadcast({"type": "changed", "areas": areas}),
+                held=lambda: self._rollbacks_running > 0,
             )
             self._watcher = watcher
             if self._stopping.is_set() or self._baseline_changed.is_set():
@@ -688,7 +699,7 @@ class EnvironmentService:
 
     def change_stamp(self) -> Any:
         """What changes when the environment does (pip installs, kernels, config): cheap."""
-        return environment_stamp(self._live_capture(), self.root)
+        return self._stamped_live_capture()[0]
 
     def stop(self) -> None:
         """Stop the watcher and the job runner."""

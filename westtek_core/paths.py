@@ -8,13 +8,15 @@ it still lies inside a workspace, :func:`own_state_dirs` names it so it is alway
 A state file configured to live anywhere else (``c.AgentService.conversations_path``…) is
 still known by its content: every SQLite file West Tek writes carries
 :data:`OWN_SQLITE_APPLICATION_ID` (:func:`claim_database`, :func:`is_own_database`).
-:func:`is_within` is the one lexical test of "this path lies in that directory".
+:func:`is_within` is the one lexical test of "this path lies in that directory";
+:func:`write_atomic` the one way a state file is replaced.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import tempfile
 from pathlib import Path
 
 OWN_SQLITE_APPLICATION_ID = 0x5754454B
@@ -35,6 +37,23 @@ def file_version(st: os.stat_result) -> FileVersion:
     file rewritten with its size and modification time kept is still another version.
     """
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so readers see the old file or the new one, never part.
+
+    The temporary file is unique per call (threads and processes may write the same file
+    at once: the last replace wins whole) and is removed if the write fails.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def claim_database(db: sqlite3.Connection) -> None:

@@ -290,3 +290,39 @@ def test_a_local_stores_snapshot_has_no_s3_location(service):
     reports = snapshot_reports(service)
     result = taken(service, service.start_snapshot(note="local"))
     assert [(r["id"], r["s3_location"]) for r in reports] == [(result["id"], None)]
+
+
+def test_a_slow_rollback_is_one_event_not_its_halves(
+    service, research_env, wheelhouse, monkeypatch
+):
+    from westtek_core.rollback.apply import StepApplier
+
+    taken(service, service.start_snapshot())  # the baseline, with westtek_probe_pkg 1.0.0
+    events: list[dict] = []
+    service.subscribe(lambda m: events.append(m["event"]) if m["type"] == "event" else None)
+    try:
+        service.start_watching()
+        assert service.wait_watching(60)
+        pip_install(research_env["python"], wheelhouse, "westtek_probe_pkg==1.1.0")
+        wait_for(lambda: any(e["changes"] for e in events), timeout=60)
+        upgraded = len(events)
+        # Given a machine slow enough that the rollback's removal of 1.1.0 settles before
+        # 1.0.0 is written back (five times the watcher's debounce)
+        install = StepApplier._install_distribution
+
+        def slow_install(self, step):
+            time.sleep(1.5)
+            install(self, step)
+
+        monkeypatch.setattr(StepApplier, "_install_distribution", slow_install)
+        # When the researcher rolls back
+        taken(service, service.start_rollback())
+        wait_for(lambda: service.watching and service.drift_state()["status"] == "STABLE", 60)
+        wait_for(lambda: len(events) > upgraded, timeout=30)
+        time.sleep(2)  # anything graded late would have arrived
+        # Then one event resolves the upgrade, and none said the package was removed
+        (rolled_back,) = events[upgraded:]
+        assert rolled_back["changes"] == []
+        assert [c["name"] for c in rolled_back["resolved"]] == ["westtek_probe_pkg"]
+    finally:
+        service.stop()

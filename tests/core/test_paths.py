@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from pathlib import Path
+
 import pytest
 
-from westtek_core.paths import is_within
+from westtek_core.paths import is_within, write_atomic
 
 
 @pytest.mark.parametrize(
@@ -35,3 +39,34 @@ def test_a_path_at_or_below_the_directory_is_within_it(path, directory):
 )
 def test_a_sibling_parent_or_elsewhere_is_not_within_it(path, directory):
     assert not is_within(path, directory)
+
+
+def test_writers_racing_on_one_file_leave_one_whole_version_and_no_temporaries(tmp_path: Path):
+    target = tmp_path / "state" / "cache.json"
+    versions = [json.dumps({"writer": n, "pad": "x" * 50_000}) for n in range(8)]
+    start = threading.Barrier(len(versions))
+
+    def write(text: str) -> None:
+        start.wait()
+        for _ in range(20):
+            write_atomic(target, text)
+
+    threads = [threading.Thread(target=write, args=(text,)) for text in versions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert target.read_text() in versions
+    assert [p.name for p in target.parent.iterdir()] == ["cache.json"]
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path):
+    target = tmp_path / "record.json"
+    write_atomic(target, "old")
+
+    with pytest.raises(UnicodeEncodeError):
+        write_atomic(target, "half \udc80 written")
+
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["record.json"]

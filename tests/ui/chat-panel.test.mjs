@@ -94,7 +94,7 @@ describe('the Chat panel', () => {
     }
   });
 
-  const step = body => withLog('jupyter lab', () => lab.log(), body);
+  const step = body => withLog('jupyter lab', () => lab.log(), body, page);
 
   test('an answer streams in with citations that open the notebook at the cell', () =>
     step(async () => {

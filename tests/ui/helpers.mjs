@@ -175,13 +175,44 @@ export async function stopProcessGroup(child, killAfterMs = 10_000) {
   }
 }
 
-/** Attach a server log (`log()`, named `name`) to a failing test's error. */
-export async function withLog(name, log, body) {
+// A failure shows the log's end: its start is the server's start-up, and CI
+// keeps only so much of a failure's message.
+const LOG_TAIL_LINES = 60;
+
+/**
+ * Attach a server log (`log()`, named `name`) to a failing test's error: its
+ * warnings and errors, then its last lines; with `page`, also what the West
+ * Tek side bar showed and what the page logged as errors.
+ */
+export async function withLog(name, log, body, page = undefined) {
+  const pageErrors = [];
+  const onConsole = message => {
+    if (message.type() === 'error' || message.type() === 'warning') {
+      pageErrors.push(`${message.type()}: ${message.text()}`);
+    }
+  };
+  page?.on('console', onConsole);
   try {
     await body();
   } catch (error) {
-    error.message += `\n--- ${name} log ---\n${log()}`;
+    const lines = log().split('\n');
+    const notable = lines.filter(line => /^\[[WEC] |Traceback/.test(line));
+    error.message +=
+      `\n--- ${name} log: warnings and errors ---\n${notable.join('\n')}` +
+      `\n--- ${name} log: last ${LOG_TAIL_LINES} lines ---\n` +
+      lines.slice(-LOG_TAIL_LINES).join('\n');
+    if (page) {
+      const shown = await page
+        .locator(SIDEBAR)
+        .innerText({ timeout: 1_000 })
+        .catch(() => '(no side bar)');
+      error.message +=
+        `\n--- the side bar showed ---\n${shown.slice(0, 2_000)}` +
+        `\n--- the page logged ---\n${pageErrors.join('\n')}`;
+    }
     throw error;
+  } finally {
+    page?.off('console', onConsole);
   }
 }
 

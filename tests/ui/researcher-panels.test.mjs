@@ -92,7 +92,7 @@ describe('a researcher in the West Tek side bar', () => {
   });
 
   /** Run a step with the server log attached to its failure. */
-  const step = body => withLog('jupyter lab', () => lab.log(), body);
+  const step = body => withLog('jupyter lab', () => lab.log(), body, page);
 
   /** Open one of the three tabs of the side bar. */
   const openTab = async name => {

@@ -24,6 +24,7 @@ from westtek_core.cli.common import (
     print_drift,
     progress_bar,
 )
+from westtek_core.paths import write_atomic
 
 if TYPE_CHECKING:
     from westtek_core.cli.common import Subcommands
@@ -442,9 +443,7 @@ def _cmd_snapshot_export(args: argparse.Namespace) -> int:
 
     text = export_snapshot(load_snapshot(open_repo(args), args.id), args.format, args.interpreter)
     if args.output:
-        tmp = args.output.with_name(args.output.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(args.output)
+        write_atomic(args.output, text)
     else:
         sys.stdout.write(text)
     return 0

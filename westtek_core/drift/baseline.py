@@ -8,11 +8,10 @@ of the environment is the baseline.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from westtek_core.paths import data_dir
+from westtek_core.paths import data_dir, write_atomic
 from westtek_core.snapshot import load_snapshot, snapshot_summaries
 from westtek_core.store import Repository, StoreError
 
@@ -34,11 +33,7 @@ def set_baseline(repo: Repository, id_or_prefix: str) -> dict[str, Any]:
     manifest = load_snapshot(repo, id_or_prefix)
     registry = _read_registry()
     registry.setdefault(repo.id, {})[str(manifest["environment_id"])] = str(manifest["id"])
-    path = _registry_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(registry, indent=1, sort_keys=True))
-    tmp.replace(path)
+    write_atomic(_registry_path(), json.dumps(registry, indent=1, sort_keys=True))
     return manifest
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +22,7 @@ from traitlets.config import LoggingConfigurable
 from westtek_core.drift.facets import RawChange, kernel_interpreters
 from westtek_core.drift.report import Change, DriftReport, Severity, is_breaking
 from westtek_core.notebooks import ImportMap, NotebookAnalysis, analyse_notebook, find_notebooks
-from westtek_core.paths import data_dir
+from westtek_core.paths import data_dir, write_atomic
 
 
 @dataclass
@@ -207,11 +205,8 @@ def analyse_notebooks_cached(root: Path, cache_file: Path | None = None) -> list
         results.append(analysis)
         changed = True
     if changed:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        # per process and thread: the drift watch and the kernel watch may write at once
-        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(cache))
-        tmp.replace(cache_file)
+        # the drift watch and an automatic snapshot's comparison may write it at once
+        write_atomic(cache_file, json.dumps(cache))
     return results
 
 

@@ -170,12 +170,15 @@ class DriftWatcher:
         debounce_ms: int = 300,
         store: Repository | None = None,
         on_change: ChangeCallback | None = None,
+        held: Callable[[], bool] = lambda: False,
     ) -> None:
         """``debounce_ms`` is how long changes must have settled before they are graded.
 
         With the baseline's ``store``, a file rewritten with the same bytes is no change.
         ``on_change`` is called with the areas of each graded batch, event or not (an
         install may leave the grade as it was yet change what running kernels would import).
+        While ``held()`` is true (the server's own rollback is rewriting the environment)
+        changes are kept and graded together once it is false: half a rollback is no event.
         """
         self.root = root.absolute()
         self.baseline = baseline
@@ -185,6 +188,7 @@ class DriftWatcher:
         self.debounce_ms = debounce_ms
         self.store = store
         self.on_change = on_change
+        self.held = held
         self.capture: Capture = capture_live(pythons, root)
         self.report: DriftReport = detect_drift(self.capture, baseline, self.root, store=store)
         self.stop_event = threading.Event()
@@ -240,15 +244,14 @@ class DriftWatcher:
         return event
 
     def take_over(self, previous: DriftReport) -> dict[str, Any] | None:
-        """Emit what a move of the baseline changed in the drift, from ``previous`` on.
+        """Emit what changed in the drift since ``previous``, the replaced watcher's report.
 
-        Accepting the drift as the new baseline (or rolling back) changes the grade with no
-        file changed: without this event the hub service, which knows drift only by its
-        events, would keep the old grade. The install history is left as it is.
+        Accepting the drift as the new baseline changes the grade with no file changed, and
+        a rollback's changes are graded by the watcher that follows it: without this event
+        the hub service, which knows drift only by its events, would keep the old grade. The
+        install history is left as it is.
         """
         report = self.report
-        if previous.baseline == report.baseline:
-            return None
         new, resolved = drift_delta(previous, report)
         if not new and not resolved:
             return None
@@ -270,6 +273,7 @@ class DriftWatcher:
         # a directory made later (a first `pip install --user`) is seen where an existing
         # parent is watched: the workspace, when it is the home
         roots = sorted({p for paths in watched.values() for p in paths if os.path.isdir(p)})
+        pending: set[str] = set()  # areas changed and not graded yet
         for batch in watchfiles.watch(
             *roots,
             watch_filter=changes_filter,
@@ -283,9 +287,11 @@ class DriftWatcher:
             recursive=True,
         ):
             self.ready.set()
-            areas = {area for _, path in batch for area in changes_filter.areas(path)}
-            if not areas:
+            pending |= {area for _, path in batch for area in changes_filter.areas(path)}
+            # an empty batch comes each quiet second: what was held is graded then
+            if not pending or self.held():
                 continue
+            areas, pending = pending, set()
             if self.on_change is not None:
                 # first: what listens (the kernels' check) need not wait for the grading
                 self.on_change(sorted(areas))

@@ -29,7 +29,7 @@ from typing import Any
 from westtek_core.capture.secret_rules import CREDENTIAL_LOCATIONS, CredentialLocations
 from westtek_core.kb.succession import notebook_facts, onboarding_checklist
 from westtek_core.notebooks import analyse_workspace
-from westtek_core.paths import data_dir
+from westtek_core.paths import data_dir, write_atomic
 from westtek_core.snapshot import RestoreError, restore_snapshot
 from westtek_core.snapshot.catalog import load_snapshot
 from westtek_core.snapshot.manifest import safe_relative_path
@@ -327,10 +327,6 @@ def take_over(
     steps = onboarding_checklist(environment_id, snapshot_id, facts, taken_over=True)
     (staged / START_PAGE).write_text(start_page(result, facts, steps))
     shutil.move(staged, workspace / folder_name)
-    state_dir = state or data_dir()
-    state_dir.mkdir(parents=True, exist_ok=True)
-    record = state_dir / RECORD_FILE
-    partial = record.with_suffix(".tmp")
-    partial.write_text(json.dumps([*records(state), result.to_json()], indent=1))
-    partial.replace(record)
+    record = (state or data_dir()) / RECORD_FILE
+    write_atomic(record, json.dumps([*records(state), result.to_json()], indent=1))
     return result

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from westtek_core.paths import write_atomic
 from westtek_core.rollback.plan import RollbackError, RollbackStep
 from westtek_core.store import Repository
 
@@ -70,10 +71,7 @@ class Journal:
     def save(self) -> None:
         """Replace the journal file atomically."""
         self.data["updated"] = utc_now()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.data, indent=1))
-        tmp.replace(self.path)
+        write_atomic(self.path, json.dumps(self.data, indent=1))
 
     def mark(self, index: int, state: str) -> None:
         """Record one step's state and save."""

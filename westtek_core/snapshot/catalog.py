@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from typing import Any
 
+from westtek_core.paths import write_atomic
 from westtek_core.snapshot.manifest import (
     AREA_WORKSPACE,
     ManifestFile,
@@ -79,11 +78,7 @@ def snapshot_summaries(repo: Repository) -> list[dict[str, Any]]:
 def _keep_summaries(path: Any, summaries: dict[str, dict[str, Any]]) -> None:
     """Write the cache whole and atomically (servers and the CLI share it); best effort."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".summaries-")
-        with os.fdopen(handle, "w") as out:
-            json.dump(summaries, out)
-        os.replace(temporary, path)
+        write_atomic(path, json.dumps(summaries))
     except OSError:
         pass  # a cache: the next listing reads the manifests again
 

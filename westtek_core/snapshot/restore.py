@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from westtek_core.paths import write_atomic
 from westtek_core.snapshot.archive import ArchivePoller, require_readable
 from westtek_core.snapshot.create import Progress, ProgressCallback
 from westtek_core.snapshot.interpreters import (
@@ -490,7 +491,5 @@ def restore_snapshot(
 
         for run in rerun_notebooks(target / "workspace", target / "jupyter" / "kernels"):
             report.validation.append({"interpreter": f"notebook {run['notebook']}", **run})
-    tmp = target / ".RESTORE.json.tmp"
-    tmp.write_text(json.dumps(report.to_json(), indent=2))
-    tmp.replace(target / "RESTORE.json")
+    write_atomic(target / "RESTORE.json", json.dumps(report.to_json(), indent=2))
     return report
