@@ -36,6 +36,13 @@ AUTO_LABEL = "westtek.auto"
 """The label of an automatic snapshot; its value is the :class:`AutoReason`."""
 
 DEFAULT_AUTO_RETENTION = RetentionPolicy(keep_last=10, keep_daily=7, keep_weekly=4, keep_monthly=6)
+"""Which automatic snapshots of an environment are kept when neither a lab nor a server says."""
+
+DEFAULT_SETTLE_SECONDS = 60.0
+"""How long an environment stays unchanged after a change before its automatic snapshot."""
+
+DEFAULT_INTERVAL_HOURS = 24.0
+"""Hours between scheduled automatic snapshots."""
 
 
 class AutoReason(str, enum.Enum):
@@ -124,8 +131,8 @@ class AutoSnapshotter:
         self,
         service: SnapshottingService,
         *,
-        settle_seconds: float = 60.0,
-        interval_seconds: float = 24 * 3600.0,
+        settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+        interval_seconds: float = DEFAULT_INTERVAL_HOURS * 3600,
         retention: RetentionPolicy = DEFAULT_AUTO_RETENTION,
         check_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,

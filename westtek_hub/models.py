@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -40,6 +41,24 @@ class Lab(Base):
     __tablename__ = "labs"
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LabAutoSnapshots(Base):
+    """A lab's automatic-snapshot settings; a None setting is the default.
+
+    Only what an admin set is kept, so a lab that set nothing follows the defaults
+    (``westtek_core.autosnapshot_settings.DEFAULTS``) when they change.
+    """
+
+    __tablename__ = "lab_auto_snapshots"
+    lab_id: Mapped[str] = mapped_column(ForeignKey("labs.id"), primary_key=True)
+    enabled: Mapped[bool | None] = mapped_column(Boolean)
+    settle_seconds: Mapped[float | None] = mapped_column(Float)
+    interval_hours: Mapped[float | None] = mapped_column(Float)
+    # keep_last, keep_daily, keep_weekly, keep_monthly (a RetentionPolicy)
+    retention: Mapped[dict[str, int] | None] = mapped_column(JSON)
+    updated_by: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Researcher(Base):

@@ -24,6 +24,7 @@ from westtek_core.version import __version__
 from westtek_hub.api_base import HubClient
 from westtek_hub.audit_anchor import AnchorError
 from westtek_hub.audit_trail import AuditKeyError, AuditTrail
+from westtek_hub.auto_snapshot_settings import auto_snapshot_routes
 from westtek_hub.db import make_engine, session_factory, upgrade
 from westtek_hub.handlers import api_routes, metrics_routes
 from westtek_hub.knowledge import LabKnowledge
@@ -199,6 +200,7 @@ class WestTekHubService(Application):
             (rf"{prefix}/api/status", StatusHandler),
             *api_routes(prefix),
             *panel_routes(prefix),
+            *auto_snapshot_routes(prefix),
             *metrics_routes(prefix),
         ]
         if self.db_url.startswith("sqlite:///"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 
 from westtek_core.agents.service import AgentService
 from westtek_core.autosnapshot import AutoSnapshotter
+from westtek_core.autosnapshot_settings import DEFAULTS, from_environment, retention_policy
 from westtek_core.capture import SecretScanner
 from westtek_core.drift.events import EventLog
 from westtek_core.environment_service import EnvironmentService
@@ -19,7 +21,6 @@ from westtek_core.labs import server_lab_id
 from westtek_core.notify import Notifier, notifier_from_config
 from westtek_core.paths import default_key_file, default_store, event_log_path
 from westtek_core.snapshot import default_environment_id
-from westtek_core.snapshot.retention import RetentionPolicy
 from westtek_core.store.crypto import SNAPSHOT_KMS_KEY_ENV
 from westtek_server_ext.handlers import handler_routes, page_routes
 from westtek_server_ext.kernels import KernelWatch
@@ -144,31 +145,53 @@ class WestTekExtension(ExtensionApp):
     )
 
     auto_snapshots = Bool(
-        True,
         config=True,
         help="Snapshot the environment automatically: after a change settles, on a "
         "schedule, and before the server stops (the spawner's stop, the idle culler's, a "
         "SIGTERM). Each is labelled westtek.auto=<why>; an unchanged environment writes "
-        "nothing; automatic snapshots beyond auto_snapshot_retention are pruned.",
+        "nothing; automatic snapshots beyond auto_snapshot_retention are pruned. Default: "
+        "$WESTTEK_AUTO_SNAPSHOTS (the spawner sets it from the lab's settings in the hub "
+        f"panel), else {'on' if DEFAULTS.enabled else 'off'}.",
     )
     auto_snapshot_settle_seconds = Float(
-        60.0,
         config=True,
         help="How long the environment must stay unchanged after a change (a pip install, "
-        "a kernel, a config) before its automatic snapshot.",
+        "a kernel, a config) before its automatic snapshot. Default: "
+        f"$WESTTEK_AUTO_SNAPSHOT_SETTLE_SECONDS (the lab's setting), else "
+        f"{DEFAULTS.settle_seconds:g}.",
     )
     auto_snapshot_interval_hours = Float(
-        24.0,
         config=True,
-        help="Hours between scheduled automatic snapshots (notebooks and data too); 0: none.",
+        help="Hours between scheduled automatic snapshots (notebooks and data too); 0: none. "
+        f"Default: $WESTTEK_AUTO_SNAPSHOT_INTERVAL_HOURS (the lab's setting), else "
+        f"{DEFAULTS.interval_hours:g}.",
     )
     auto_snapshot_retention = Dict(
-        {"keep_last": 10, "keep_daily": 7, "keep_weekly": 4, "keep_monthly": 6},
         config=True,
         help="Which automatic snapshots of the environment are kept (keep_last, keep_daily, "
         "keep_weekly, keep_monthly, as `westtek snapshot prune`); the others are deleted "
-        "after each automatic snapshot. Snapshots a researcher took are never pruned.",
+        "after each automatic snapshot. Snapshots a researcher took are never pruned. "
+        "Default: $WESTTEK_AUTO_SNAPSHOT_RETENTION (the lab's setting, JSON), else "
+        f"{json.dumps(DEFAULTS.to_json()['retention'])}.",
     )
+
+    # the lab's settings reach the server as variables (see westtek_core.autosnapshot_settings)
+    @default("auto_snapshots")
+    def _default_auto_snapshots(self) -> bool:
+        return bool(from_environment("enabled"))
+
+    @default("auto_snapshot_settle_seconds")
+    def _default_auto_snapshot_settle_seconds(self) -> float:
+        return float(from_environment("settle_seconds"))
+
+    @default("auto_snapshot_interval_hours")
+    def _default_auto_snapshot_interval_hours(self) -> float:
+        return float(from_environment("interval_hours"))
+
+    @default("auto_snapshot_retention")
+    def _default_auto_snapshot_retention(self) -> dict[str, int]:
+        return dict(from_environment("retention"))
+
     stop_snapshot_seconds = Float(
         25.0,
         config=True,
@@ -218,9 +241,7 @@ class WestTekExtension(ExtensionApp):
                 self.service,
                 settle_seconds=self.auto_snapshot_settle_seconds,
                 interval_seconds=self.auto_snapshot_interval_hours * 3600,
-                retention=RetentionPolicy(
-                    **{k: int(v) for k, v in self.auto_snapshot_retention.items()}
-                ),
+                retention=retention_policy(self.auto_snapshot_retention),
             )
             self.auto_snapshotter.start()
         # kernels that still run what an install replaced on disk

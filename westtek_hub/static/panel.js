@@ -92,7 +92,35 @@
     reassign: (values) =>
       `Handing the environment to ${values.to_researcher}: copying its snapshots into their ` +
       "lab's store where needed…",
+    "auto-snapshots": (values) => `Saving lab ${values.lab}'s automatic-snapshot settings…`,
+    "auto-snapshots-reset": (data) =>
+      `Putting lab ${data.lab}'s automatic snapshots back to the defaults…`,
   };
+
+  const autoSnapshotsSaved = (lab) =>
+    `Lab ${lab}'s automatic-snapshot settings are saved: each of its servers uses them from ` +
+    "its next start.";
+
+  // A form field as JSON: blank is null (the default); what is not a number is sent as
+  // typed, so the service's one-line refusal says what is wrong with it.
+  const numberOrText = (text) => {
+    const trimmed = text.trim();
+    return trimmed === "" ? null : Number.isFinite(Number(trimmed)) ? Number(trimmed) : trimmed;
+  };
+  const RETENTION_KEYS = ["keep_last", "keep_daily", "keep_weekly", "keep_monthly"];
+
+  /** The settings of the automatic-snapshots form, as `PUT labs/{lab}/auto-snapshots` takes them. */
+  function autoSnapshotSettings(values) {
+    const filled = RETENTION_KEYS.filter((key) => values[key].trim() !== "");
+    return {
+      enabled: values.enabled === "" ? null : values.enabled === "true",
+      settle_seconds: numberOrText(values.settle_seconds),
+      interval_hours: numberOrText(values.interval_hours),
+      retention: filled.length
+        ? Object.fromEntries(filled.map((key) => [key, numberOrText(values[key])]))
+        : null,
+    };
+  }
 
   // Each action returns the message shown when it succeeds (with an optional link to
   // follow); the page reloads after, unless there is a link to follow.
@@ -135,6 +163,10 @@
       await request("POST", "environments/snapshot", { environment_id: data.environment });
       return `A snapshot of ${data.environment} is being taken.`;
     },
+    async "auto-snapshots-reset"(data) {
+      await request("PUT", `labs/${encodeURIComponent(data.lab)}/auto-snapshots`, {});
+      return autoSnapshotsSaved(data.lab);
+    },
     async revoke(data) {
       const answer = await request("DELETE", `collaboration/share/${data.share}`);
       return `Lab ${answer.to_lab} no longer has snapshot ${answer.snapshot_id.slice(0, 12)}.`;
@@ -150,6 +182,11 @@
     async reassign(values) {
       const answer = await request("POST", "knowledge/transfer", values);
       return `${answer.name} now belongs to ${answer.researcher_id} (lab ${answer.lab_id}).`;
+    },
+    async "auto-snapshots"(values) {
+      const path = `labs/${encodeURIComponent(values.lab)}/auto-snapshots`;
+      const answer = await request("PUT", path, autoSnapshotSettings(values));
+      return autoSnapshotsSaved(answer.lab_id);
     },
   };
 
