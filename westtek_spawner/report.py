@@ -1,7 +1,8 @@
 """What the spawner tells and asks the West Tek hub service.
 
 Before a start it asks which environment id the server reports as (the owner's own, past
-any environment handed over from it); after a successful start it PUTs the server's
+any environment handed over from it) and the lab's automatic-snapshot settings (passed to
+the server as environment variables); after a successful start it PUTs the server's
 ``container_info`` (task ARN, cluster, Jupyter URL, EFS access point) and image digest to
 the hub service's Environment record. Neither is a condition of the spawn: every failure
 is logged and swallowed.
@@ -12,9 +13,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+from westtek_core.autosnapshot_settings import to_environment
 
 CONTAINER_INFO_KEYS = ("task_arn", "cluster", "jupyter_url", "efs_access_point")
 
@@ -37,6 +41,27 @@ def own_environment_id_url(hub_url: str, server_name: str, service_name: str = "
     )
 
 
+def auto_snapshots_url(hub_url: str, lab_id: str, service_name: str = "westtek") -> str:
+    """``{hub_url}services/{service}/api/labs/{lab}/auto-snapshots`` (the lab URL-quoted)."""
+    base = hub_url if hub_url.endswith("/") else hub_url + "/"
+    return (
+        f"{base}services/{quote(service_name, safe='')}/api/labs/"
+        f"{quote(lab_id, safe='')}/auto-snapshots"
+    )
+
+
+async def _get_json(url: str, api_token: str, timeout: float) -> Any:
+    """GET ``url`` with the server's own API token; its JSON answer."""
+    request = HTTPRequest(
+        url,
+        headers={"Authorization": f"token {api_token}"},
+        connect_timeout=timeout,
+        request_timeout=timeout,
+    )
+    response = await AsyncHTTPClient().fetch(request)
+    return json.loads(response.body)
+
+
 async def ask_own_environment_id(
     url: str,
     api_token: str,
@@ -44,19 +69,31 @@ async def ask_own_environment_id(
     timeout: float = 10.0,
 ) -> str | None:
     """The id the hub service says the server reports as; None when it cannot say."""
-    request = HTTPRequest(
-        url,
-        headers={"Authorization": f"token {api_token}"},
-        connect_timeout=timeout,
-        request_timeout=timeout,
-    )
     try:
-        response = await AsyncHTTPClient().fetch(request)
-        found = json.loads(response.body)["environment_id"]
+        found = (await _get_json(url, api_token, timeout))["environment_id"]
     except Exception as e:  # the default id is never worth a failed spawn
         log.warning("Could not ask %s for the environment id: %s", url, e)
         return None
     return str(found)
+
+
+async def ask_auto_snapshot_environment(
+    url: str,
+    api_token: str,
+    log: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    timeout: float = 10.0,
+) -> dict[str, str]:
+    """The server's variables for what its lab set of its automatic snapshots.
+
+    None for what the lab left to the defaults, and none at all when the hub service cannot
+    say (down, refusing, answering nonsense): the server then starts with the defaults.
+    """
+    try:
+        return to_environment((await _get_json(url, api_token, timeout))["settings"])
+    except Exception as e:  # automatic snapshots with the defaults beat a failed spawn
+        log.warning("Could not ask %s for the lab's automatic-snapshot settings, so the "
+                    "server starts with the defaults: %s", url, e)  # fmt: skip
+        return {}
 
 
 async def report_container(

@@ -36,7 +36,12 @@ from westtek_spawner.profiles import (
     parse_profiles,
     render_options_form,
 )
-from westtek_spawner.report import container_report_url, report_container
+from westtek_spawner.report import (
+    ask_auto_snapshot_environment,
+    auto_snapshots_url,
+    container_report_url,
+    report_container,
+)
 
 ProgressEvent = dict[str, Any]
 # Environment and snapshot ids the hub service passes in user_options.
@@ -268,6 +273,7 @@ class WestTekSpawner(EnvironmentIdentity, Spawner):
         self._progress_events = []
         self.lab_id = ""
         self.profile_slug = ""
+        self.auto_snapshot_env: dict[str, str] = {}
 
     # -- what every backend shares -----------------------------------------------------------
 
@@ -326,11 +332,26 @@ class WestTekSpawner(EnvironmentIdentity, Spawner):
             args.append("--allow-root")
         return args
 
+    async def ask_auto_snapshot_settings(self) -> None:
+        """Ask the hub service for the lab's automatic-snapshot settings (before each start).
+
+        They reach the server as variables (``get_env``) its traits default from. Without an
+        answer (no lab, reports off, the service down) the server runs the defaults.
+        """
+        self.auto_snapshot_env = {}
+        base = self._hub_service_base() if self.report_to_hub_service and self.lab_id else ""
+        if base:
+            url = auto_snapshots_url(base, self.lab_id, self.hub_service_name)
+            self.auto_snapshot_env = await ask_auto_snapshot_environment(
+                url, self.api_token, self.log
+            )
+
     def get_env(self) -> dict[str, str]:
-        """JupyterHub's environment plus West Tek's: lab, environment id and store."""
+        """JupyterHub's environment plus West Tek's: lab, environment id, store, lab settings."""
         env: dict[str, str] = super().get_env()
         env["WESTTEK_ENVIRONMENT_ID"] = self.environment_id
         env["WESTTEK_LAB_ID"] = self.lab_id or self.find_lab_id()
+        env.update(self.auto_snapshot_env)
         if self.store_template:
             env["WESTTEK_STORE"] = self.format_string(self.store_template)
         if self.take_over:
@@ -417,6 +438,7 @@ class WestTekSpawner(EnvironmentIdentity, Spawner):
             self.profile_slug = profile.slug if profile else ""
             self.lab_id = self.find_lab_id()
             await self.ask_environment_id()
+            await self.ask_auto_snapshot_settings()
             self._reserve_quota()
             if profile is not None:
                 self.report_progress(5, f"Profile: {profile.display_name}")
