@@ -244,11 +244,22 @@ class WestTekExtension(ExtensionApp):
                 retention=retention_policy(self.auto_snapshot_retention),
             )
             self.auto_snapshotter.start()
+        # the lab's settings take effect at a start: the log says which this server runs
+        self.log.info("West Tek: automatic snapshots %s", self._auto_snapshot_summary())
         # kernels that still run what an install replaced on disk
         server = self.serverapp
         assert server is not None  # settings are only initialized for a server
         self.kernel_watch = KernelWatch(self.service, server.kernel_manager, server.session_manager)
         self.kernel_watch.start(server.event_logger)
+
+    def _auto_snapshot_summary(self) -> str:
+        if not self.auto_snapshots:
+            return "off"
+        retention = json.dumps(self.auto_snapshot_retention, sort_keys=True)
+        return (
+            f"on (settle {self.auto_snapshot_settle_seconds:g} s, every "
+            f"{self.auto_snapshot_interval_hours:g} h, keep {retention})"
+        )
 
     def initialize_handlers(self) -> None:
         """Register the route table; ExtensionApp prefixes each pattern with base_url."""

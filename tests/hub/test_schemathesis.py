@@ -106,6 +106,16 @@ HUB_API: dict[str, Any] = {
                 "parameters": query("environment_id", "snapshot_id", "path", "cell"),
             }  # fmt: skip
         },
+        "/labs/{lab_id}/auto-snapshots": {
+            "get": {**ANSWER, "parameters": path("lab_id")},
+            "put": {
+                **ANSWER,
+                "parameters": path("lab_id"),
+                "requestBody": body(
+                    enabled=ANY, settle_seconds=ANY, interval_hours=ANY, retention=ANY
+                ),
+            },
+        },
         "/audit": {"get": {**ANSWER, "parameters": query("format")}},
         "/storage": {"get": ANSWER},
         "/status": {"get": ANSWER},
