@@ -157,13 +157,13 @@ class WestTekExtension(ExtensionApp):
         config=True,
         help="How long the environment must stay unchanged after a change (a pip install, "
         "a kernel, a config) before its automatic snapshot. Default: "
-        f"$WESTTEK_AUTO_SNAPSHOT_SETTLE_SECONDS (the lab's setting), else "
+        "$WESTTEK_AUTO_SNAPSHOT_SETTLE_SECONDS (the lab's setting), else "
         f"{DEFAULTS.settle_seconds:g}.",
     )
     auto_snapshot_interval_hours = Float(
         config=True,
         help="Hours between scheduled automatic snapshots (notebooks and data too); 0: none. "
-        f"Default: $WESTTEK_AUTO_SNAPSHOT_INTERVAL_HOURS (the lab's setting), else "
+        "Default: $WESTTEK_AUTO_SNAPSHOT_INTERVAL_HOURS (the lab's setting), else "
         f"{DEFAULTS.interval_hours:g}.",
     )
     auto_snapshot_retention = Dict(
