@@ -41,7 +41,7 @@ async function formValues(page, lab) {
   );
 }
 
-describe('the hub panel: a lab admin sets the automatic snapshots of a lab', () => {
+describe('the hub panel: automatic snapshots are set per lab in its form', () => {
   let browser;
   let hub;
   let context;
