@@ -28,10 +28,12 @@ from westtek_core.drift import (
 )
 from westtek_core.drift.baseline import baseline_manifest, chosen_baseline, set_baseline
 from westtek_core.drift.events import EventLog
+from westtek_core.drift.live_capture import LiveCapture
 from westtek_core.drift.report import Change, DriftReport
 from westtek_core.drift.stale_kernels import LoadedDistribution, StaleKernelTracker
-from westtek_core.drift.watch import DriftWatcher, environment_stamp
+from westtek_core.drift.watch import DriftWatcher
 from westtek_core.environment_view import describe_environment
+from westtek_core.hub_reports import snapshot_report
 from westtek_core.jobs import Job, JobRunner
 from westtek_core.labs import lab_encryption_context
 from westtek_core.rollback import (
@@ -51,9 +53,9 @@ from westtek_core.snapshot import (
     snapshot_summaries,
     verify_snapshots,
 )
+from westtek_core.snapshot.restore import ignore_in_workspace, workspace_restore_target
 from westtek_core.snapshot.retention import RetentionPolicy
 from westtek_core.store import ArchiveWait, Repository, SnapshotNotFound, StoreError, StoreNotFound
-from westtek_core.wire import SnapshotReport
 
 if TYPE_CHECKING:  # the knowledge base is imported only when it is used
     from westtek_core.kb.backend import KnowledgeIndexBackend
@@ -79,38 +81,6 @@ USER_ERRORS: tuple[type[Exception], ...] = (
 NO_BASELINE = "NO_BASELINE"
 
 log = logging.getLogger(__name__)
-
-
-def s3_location(store_url: str, snapshot_id: str) -> str | None:
-    """Where a snapshot's manifest is in an S3 store; None for a store that is not on S3.
-
-    ``store_url`` is the store's backend URL (``s3://bucket/prefix``); the key is the
-    store's ``snapshots/<id>``. A local store has none: its path is only meaningful on the
-    disk of the server that wrote it, not to whoever reads the hub's registry.
-    """
-    if not store_url.startswith("s3://"):
-        return None
-    return f"{store_url.rstrip('/')}/snapshots/{snapshot_id}"
-
-
-def snapshot_report(manifest: Mapping[str, Any], store_url: str = "") -> dict[str, Any]:
-    """What the hub service keeps of a snapshot: the design document's fields, no content.
-
-    ``store_url`` (the store's backend URL) gives its ``s3_location``.
-    """
-    fields = set(SnapshotReport.model_fields) - {"report", "lab_id", "metadata", "s3_location"}
-    known = {k: manifest[k] for k in fields if manifest.get(k) is not None}
-    report = SnapshotReport(
-        **known,
-        s3_location=s3_location(store_url, str(manifest["id"])),
-        metadata=dict(manifest.get("metadata") or {}),
-    )
-    return report.model_dump(mode="json")
-
-
-# file systems stamp modification times coarsely: a change this close before a first
-# capture began may not be in it
-_MTIME_SLACK_NS = 100_000_000
 
 
 class EnvironmentService:
@@ -169,8 +139,7 @@ class EnvironmentService:
         self._watched_baseline: str | None = None
         self._chosen_baseline: str | None = None
         self._store_lock = threading.Lock()
-        self._capture_cache: tuple[tuple[tuple[str, int], ...], Any] | None = None
-        self._capture_lock = threading.Lock()
+        self.live = LiveCapture(pythons, self.root)
         # rollbacks rewriting the environment now: the watcher grades none of it meanwhile
         self._rollbacks_running = 0
         # running kernels that run what an install replaced (checked by the server extension)
@@ -320,22 +289,11 @@ class EnvironmentService:
 
         return self.jobs.submit("verify", f"verify {snapshot_id[:12]}", work)
 
-    def restore_target(self, target: str) -> Path:
-        """Where a restore goes: a new or empty directory inside the workspace."""
-        if not target.strip():
-            raise ValueError("name a directory to restore into")
-        path = (self.root / target).resolve()
-        if path != self.root and self.root.resolve() not in path.parents:
-            raise ValueError(f"restore target {target!r} is outside the workspace")
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise ValueError(f"restore target {target!r} exists and is not empty")
-        return path
-
     def start_restore(self, id_or_prefix: str, target: str, mode: str = "files") -> Job:
         """Restore a snapshot into a new directory in the background."""
         manifest = load_snapshot(self._store_with_snapshots(), id_or_prefix)
-        path = self.restore_target(target)
-        self._ignore_in_workspace(path)
+        path = workspace_restore_target(self.root, target)
+        ignore_in_workspace(self.root, path)
 
         def work(progress: Callable[[Progress], None]) -> dict[str, Any]:
             report = restore_snapshot(self.repo(), manifest, path, mode=mode, progress=progress)
@@ -396,16 +354,6 @@ class EnvironmentService:
 
         what = f"roll back {'the ' + only if only else 'everything'} to {target['id'][:12]}"
         return self.jobs.submit("rollback", what, work)
-
-    def _ignore_in_workspace(self, path: Path) -> None:
-        """List a restored copy in ``.westtekignore``: it is not the workspace's data."""
-        relative = path.relative_to(self.root.resolve()).as_posix()
-        ignore = self.root / ".westtekignore"
-        lines = ignore.read_text().splitlines() if ignore.exists() else []
-        entry = f"/{relative}/"
-        if entry not in lines:
-            with ignore.open("a") as out:
-                out.write(("\n" if lines and lines[-1] else "") + entry + "\n")
 
     def start_take_over(
         self, environment_id: str, predecessor: str, snapshot: str | None = None
@@ -509,34 +457,6 @@ class EnvironmentService:
             return self._state(None, "no snapshot yet: take one to start measuring drift")
         return self._state(detect_drift(capture(), baseline, self.root, store=self.repo()))
 
-    def _live_capture(self) -> Any:
-        """The live capture, reused while nothing it depends on changed (stats only)."""
-        return self._stamped_live_capture()[1]
-
-    def _stamped_live_capture(self) -> tuple[Any, Any]:
-        """The live capture and the stamp it was checked against.
-
-        The stamp is taken before capturing again, so a change during that capture is seen
-        next time. The first capture can only be stamped after (its directories are not
-        known before), so it is kept only if none of them changed since it began.
-        """
-        # one capture at a time: a request during the start-up prefetch waits for it rather
-        # than capturing again beside it
-        with self._capture_lock:
-            cached = self._capture_cache
-            stamp = environment_stamp(cached[1], self.root) if cached else None
-            if cached and cached[0] == stamp:
-                return cached
-            began = time.time_ns() - _MTIME_SLACK_NS
-            capture = capture_live(self.pythons, self.root)
-            if stamp is None:
-                stamp = environment_stamp(capture, self.root)
-                if any(mtime >= began for _, mtime in stamp):
-                    self._capture_cache = None  # changed while captured: capture again next time
-                    return stamp, capture
-            self._capture_cache = (stamp, capture)
-            return stamp, capture
-
     def environment_view(self) -> dict[str, Any]:
         """Interpreters, packages (with the notebooks importing each), kernels and config."""
         watcher = self._watcher
@@ -548,7 +468,7 @@ class EnvironmentService:
                 # the notebooks are analysed while the capture mostly waits on the
                 # interpreter probe's subprocess
                 analysing = pool.submit(analyse_notebooks_cached, self.root)
-                capture = self._live_capture()
+                capture = self.live.get()
                 analyses = analysing.result()
             drift = self._graded(lambda: capture)
         live = live_manifest(capture)
@@ -664,7 +584,7 @@ class EnvironmentService:
                 # ready for the first look at the environment: captured, notebooks analysed;
                 # afterwards the capture alone is kept fresh
                 if prefetched:
-                    self._live_capture()
+                    self.live.get()
                 else:
                     self.environment_view()
                     prefetched = True
@@ -699,7 +619,7 @@ class EnvironmentService:
 
     def change_stamp(self) -> Any:
         """What changes when the environment does (pip installs, kernels, config): cheap."""
-        return self._stamped_live_capture()[0]
+        return self.live.stamped()[0]
 
     def stop(self) -> None:
         """Stop the watcher and the job runner."""

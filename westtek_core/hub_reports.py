@@ -10,12 +10,44 @@ hub sink, which sends assessments to ``events`` as it sends events).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from westtek_core.wire import AssessmentReport, DriftEventReport, SnapshotReport
 
-if TYPE_CHECKING:
-    from westtek_core.environment_service import EnvironmentService
+
+class MessageSource(Protocol):
+    """What :func:`forward_reports` needs of ``EnvironmentService`` (which imports this)."""
+
+    def subscribe(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Call ``listener`` with each message; returns the unsubscribe."""
+        ...
+
+
+def s3_location(store_url: str, snapshot_id: str) -> str | None:
+    """Where a snapshot's manifest is in an S3 store; None for a store that is not on S3.
+
+    ``store_url`` is the store's backend URL (``s3://bucket/prefix``); the key is the
+    store's ``snapshots/<id>``. A local store has none: its path is only meaningful on the
+    disk of the server that wrote it, not to whoever reads the hub's registry.
+    """
+    if not store_url.startswith("s3://"):
+        return None
+    return f"{store_url.rstrip('/')}/snapshots/{snapshot_id}"
+
+
+def snapshot_report(manifest: Mapping[str, Any], store_url: str = "") -> dict[str, Any]:
+    """What the hub service keeps of a snapshot: the design document's fields, no content.
+
+    ``store_url`` (the store's backend URL) gives its ``s3_location``.
+    """
+    fields = set(SnapshotReport.model_fields) - {"report", "lab_id", "metadata", "s3_location"}
+    known = {k: manifest[k] for k in fields if manifest.get(k) is not None}
+    report = SnapshotReport(
+        **known,
+        s3_location=s3_location(store_url, str(manifest["id"])),
+        metadata=dict(manifest.get("metadata") or {}),
+    )
+    return report.model_dump(mode="json")
 
 
 def hub_report(message: Mapping[str, Any], lab_id: str = "") -> dict[str, Any] | None:
@@ -36,7 +68,7 @@ def hub_report(message: Mapping[str, Any], lab_id: str = "") -> dict[str, Any] |
 
 
 def forward_reports(
-    service: EnvironmentService,
+    service: MessageSource,
     publish: Callable[[Mapping[str, Any]], object],
     lab_id: str = "",
 ) -> Callable[[], None]:

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tests.core.conftest import pip_install
-from westtek_core import environment_service
+from westtek_core.drift import live_capture
 from westtek_core.drift.events import EventLog
 from westtek_core.environment_service import EnvironmentService
 
@@ -28,7 +28,7 @@ def service(research_env, tmp_path):
 @pytest.fixture
 def captures(monkeypatch):
     """Count the live captures; ``during`` runs inside the next one (then is cleared)."""
-    real = environment_service.capture_live
+    real = live_capture.capture_live
     seen = {"count": 0, "during": None}
 
     def counted(pythons, root):
@@ -39,7 +39,7 @@ def captures(monkeypatch):
             during()
         return capture
 
-    monkeypatch.setattr(environment_service, "capture_live", counted)
+    monkeypatch.setattr(live_capture, "capture_live", counted)
     return seen
 
 

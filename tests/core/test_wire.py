@@ -9,7 +9,7 @@ from typing import get_args
 import pytest
 
 from westtek_core.drift.report import STALE_KERNEL
-from westtek_core.environment_service import snapshot_report
+from westtek_core.hub_reports import snapshot_report
 from westtek_core.wire import (
     DRIFT_STATUSES,
     DriftEventReport,

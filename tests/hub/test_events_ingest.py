@@ -147,7 +147,7 @@ def test_the_registry_defaults_to_sqlite_in_the_data_dir(tmp_path, monkeypatch):
 
 
 async def test_a_servers_snapshot_report_reaches_the_registry(service, api, tmp_path, monkeypatch):
-    from westtek_core.environment_service import snapshot_report
+    from westtek_core.hub_reports import snapshot_report
 
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "alice-token")
     monkeypatch.setenv("JUPYTERHUB_URL", f"http://127.0.0.1:{service.port}")

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from tests.hub.conftest import answer
 from tests.hub.test_registry_api import event_report, snapshot_report, visible
-from westtek_core.environment_service import snapshot_report as server_snapshot_report
+from westtek_core.hub_reports import snapshot_report as server_snapshot_report
 from westtek_core.notify import Notifier
 from westtek_core.snapshot import default_environment_id
 from westtek_hub.db import make_engine, session_factory

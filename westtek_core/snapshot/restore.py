@@ -493,3 +493,26 @@ def restore_snapshot(
             report.validation.append({"interpreter": f"notebook {run['notebook']}", **run})
     write_atomic(target / "RESTORE.json", json.dumps(report.to_json(), indent=2))
     return report
+
+
+def workspace_restore_target(root: Path, target: str) -> Path:
+    """Where a restore into the workspace goes: a new or empty directory inside ``root``."""
+    if not target.strip():
+        raise ValueError("name a directory to restore into")
+    path = (root / target).resolve()
+    if path != root and root.resolve() not in path.parents:
+        raise ValueError(f"restore target {target!r} is outside the workspace")
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ValueError(f"restore target {target!r} exists and is not empty")
+    return path
+
+
+def ignore_in_workspace(root: Path, path: Path) -> None:
+    """List a restored copy in ``root``'s ``.westtekignore``: it is not the workspace's data."""
+    relative = path.relative_to(root.resolve()).as_posix()
+    ignore = root / ".westtekignore"
+    lines = ignore.read_text().splitlines() if ignore.exists() else []
+    entry = f"/{relative}/"
+    if entry not in lines:
+        with ignore.open("a") as out:
+            out.write(("\n" if lines and lines[-1] else "") + entry + "\n")
