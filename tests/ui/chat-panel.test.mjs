@@ -5,20 +5,11 @@
 // `westtek kb ingest` before the server starts. Only 127.0.0.1 is contacted.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import {
-  PYTHON,
-  launchBrowser,
-  newLoopbackContext,
-  openSidebar,
-  screenshot,
-  startLab,
-  withLog
-} from './helpers.mjs';
+import { LabSession, openSidebar, PYTHON, screenshot } from './helpers.mjs';
 
 const NOTEBOOK = 'figures.ipynb';
 const FIGURE_CELL = 3;
@@ -41,15 +32,15 @@ function notebookJSON(cells) {
 }
 
 describe('the Chat panel', () => {
+  let session;
   let workdir;
   let lab;
-  let browser;
-  let context;
   let page;
   let panel;
 
   before(async () => {
-    workdir = mkdtempSync(path.join(tmpdir(), 'westtek-ui-chat-'));
+    session = new LabSession('westtek-ui-chat-');
+    workdir = session.workdir;
     const root = path.join(workdir, 'root');
     mkdirSync(path.join(root, 'experiments'), { recursive: true });
     writeFileSync(
@@ -75,26 +66,16 @@ describe('the Chat panel', () => {
       }
     );
     assert.equal(ingest.status, 0, ingest.stderr);
-    lab = await startLab({
+    ({ lab, page } = await session.start({
       root,
       args: [`--WestTekExtension.kb_index=${index}`]
-    });
-    browser = await launchBrowser();
-    context = await newLoopbackContext(browser);
-    page = await context.newPage();
+    }));
     await page.goto(`${lab.baseUrl}lab?token=${lab.token}`);
   });
 
-  after(async () => {
-    await context?.close();
-    await browser?.close();
-    await lab?.stop();
-    if (workdir) {
-      rmSync(workdir, { recursive: true, force: true });
-    }
-  });
+  after(() => session?.close());
 
-  const step = body => withLog('jupyter lab', () => lab.log(), body, page);
+  const step = body => session.step(body);
 
   test('an answer streams in with citations that open the notebook at the cell', () =>
     step(async () => {

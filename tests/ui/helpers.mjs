@@ -206,7 +206,12 @@ export async function withLog(name, log, body, page = undefined) {
         .locator(SIDEBAR)
         .innerText({ timeout: 1_000 })
         .catch(() => '(no side bar)');
+      const palette = await page
+        .locator('.lm-CommandPalette-content')
+        .innerText({ timeout: 1_000 })
+        .catch(() => '(not open)');
       error.message +=
+        `\n--- the command palette showed ---\n${palette.slice(0, 2_000)}` +
         `\n--- the side bar showed ---\n${shown.slice(0, 2_000)}` +
         `\n--- the page logged ---\n${pageErrors.join('\n')}`;
     }
@@ -390,4 +395,41 @@ export function notebookOf(...sources) {
     nbformat: 4,
     nbformat_minor: 5
   };
+}
+
+/**
+ * One researcher's JupyterLab and browser page, shared by the tests of a
+ * suite: `start()` in its `before`, `close()` in its `after` (whatever
+ * `before` got to), `step()` around each test's body.
+ */
+export class LabSession {
+  /** @param prefix the name of the suite's temp directory, `workdir` */
+  constructor(prefix) {
+    this.workdir = mkdtempSync(path.join(tmpdir(), prefix));
+  }
+
+  /** Start the server (`startLab`'s options), a browser and its page. */
+  async start(labOptions) {
+    this.lab = await startLab(labOptions);
+    this.browser = await launchBrowser();
+    this.context = await newLoopbackContext(this.browser);
+    this.page = await this.context.newPage();
+    return this;
+  }
+
+  /**
+   * Run a test's body with the server's log, the side bar and the page's
+   * errors attached to its failure.
+   */
+  step(body) {
+    return withLog('jupyter lab', () => this.lab.log(), body, this.page);
+  }
+
+  /** Stop what was started and delete the temp directory. */
+  async close() {
+    await this.context?.close();
+    await this.browser?.close();
+    await this.lab?.stop();
+    rmSync(this.workdir, { recursive: true, force: true });
+  }
 }

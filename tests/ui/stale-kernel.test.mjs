@@ -9,26 +9,16 @@
 // site-packages first on its path. Run with `jlpm test:ui`; see helpers.mjs
 // for $WESTTEK_PYTHON and $CHROMIUM. Only 127.0.0.1 is contacted.
 import assert from 'node:assert/strict';
-import {
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  rmSync,
-  writeFileSync
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  PYTHON,
-  launchBrowser,
-  newLoopbackContext,
+  LabSession,
   notebookOf,
   openSidebar,
-  screenshot,
-  startLab,
-  withLog
+  PYTHON,
+  screenshot
 } from './helpers.mjs';
 import { PACKAGE_NAME, makeThrowawayEnv } from './throwaway-env.mjs';
 
@@ -58,15 +48,15 @@ function writeKernelSpec(jupyterDir, venv) {
 }
 
 describe('a kernel that still runs what an install replaced', () => {
+  let session;
   let workdir;
   let env;
   let lab;
-  let browser;
-  let context;
   let page;
 
   before(async () => {
-    workdir = mkdtempSync(path.join(tmpdir(), 'westtek-ui-stale-'));
+    session = new LabSession('westtek-ui-stale-');
+    workdir = session.workdir;
     env = await makeThrowawayEnv(workdir, ['1.0.0', '2.0.0'], '1.0.0');
     const jupyterDir = path.join(workdir, 'jupyter');
     writeKernelSpec(jupyterDir, path.join(workdir, 'venv'));
@@ -85,28 +75,17 @@ describe('a kernel that still runs what an install replaced', () => {
       name: KERNEL
     };
     writeFileSync(path.join(root, NOTEBOOK), JSON.stringify(notebook));
-    lab = await startLab({
+    ({ lab, page } = await session.start({
       root,
       args: [`--WestTekExtension.pythons=${env.python}`]
-    });
+    }));
     await takeBaseline(lab);
-    browser = await launchBrowser();
-    context = await newLoopbackContext(browser);
-    page = await context.newPage();
     await page.goto(`${lab.baseUrl}lab/tree/${NOTEBOOK}?token=${lab.token}`);
   });
 
-  after(async () => {
-    await context?.close();
-    await browser?.close();
-    await lab?.stop();
-    if (workdir) {
-      rmSync(workdir, { recursive: true, force: true });
-    }
-  });
+  after(() => session?.close());
 
-  /** Run a step with the server log attached to its failure. */
-  const step = body => withLog('jupyter lab', () => lab.log(), body);
+  const step = body => session.step(body);
 
   /**
    * Run the notebook's first cell from the toolbar (no keystroke that could
