@@ -21,6 +21,7 @@ from westtek_core.capture.jupyter_env import (
     capture_kernels,
     capture_labextensions,
     is_lab_layout,
+    is_lab_preference,
     jupyter_versions,
 )
 from westtek_core.capture.kernelspecs import kernel_interpreter
@@ -72,6 +73,7 @@ __all__ = [
     "find_secrets",
     "install_dirs",
     "is_lab_layout",
+    "is_lab_preference",
     "jupyter_versions",
     "kernel_interpreter",
     "probe_interpreter",

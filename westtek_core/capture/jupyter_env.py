@@ -86,6 +86,15 @@ def is_lab_layout(path: str) -> bool:
     return "/lab/workspaces/" in f"/{path}"
 
 
+def is_lab_preference(path: str) -> bool:
+    """Whether a path in a config dir is a JupyterLab user setting (theme, shortcuts…).
+
+    Those shape the interface, never what a notebook computes: captured and restored like
+    any config, but no drift.
+    """
+    return "/lab/user-settings/" in f"/{path}"
+
+
 _REDACTABLE_SUFFIXES = (".py", ".json", ".jupyterlab-settings", ".jupyterlab-workspace")
 
 

@@ -19,6 +19,7 @@ from packaging.utils import canonicalize_name
 from traitlets import Bool
 from traitlets.config import LoggingConfigurable
 
+from westtek_core.capture.jupyter_env import is_lab_preference
 from westtek_core.drift.facets import RawChange, kernel_interpreters
 from westtek_core.drift.report import Change, DriftReport, Severity, is_breaking
 from westtek_core.notebooks import ImportMap, NotebookAnalysis, analyse_notebook, find_notebooks
@@ -54,7 +55,8 @@ class SeverityPolicy(LoggingConfigurable):
     CRITICAL: the interpreter's major.minor changed or it vanished; an imported package
     removed or changed in a breaking way; a kernel a notebook uses removed or repointed;
     a data file a notebook reads removed. MINOR: any other package change, Jupyter config
-    and lab extension changes, a read data file modified. INFO: notebook edits, new files.
+    and lab extension changes, a read data file modified. INFO: notebook edits, new files,
+    JupyterLab's user settings (the interface's, not the results').
     """
 
     zero_minor_is_breaking = Bool(
@@ -151,6 +153,8 @@ class SeverityPolicy(LoggingConfigurable):
     def _grade_config(
         self, raw: RawChange, notebooks: Mapping[str, NotebookUse], context: Any
     ) -> tuple[Severity, str, list[str]]:
+        if is_lab_preference(raw.name):
+            return Severity.INFO, f"JupyterLab setting {raw.name} {raw.change}", []
         return Severity.MINOR, f"Jupyter config {raw.name} {raw.change}", []
 
     def _grade_extension(

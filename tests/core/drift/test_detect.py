@@ -125,6 +125,18 @@ def test_a_config_edit_is_minor(baseline, research_env):
     assert report.status.value == "MINOR_DRIFT"
 
 
+def test_a_jupyterlab_user_setting_is_no_drift(baseline, research_env):
+    # Given the researcher picks a dark theme in JupyterLab's settings
+    settings = research_env["tmp"] / "jupyter-config" / "lab" / "user-settings"
+    theme = settings / "@jupyterlab" / "apputils-extension" / "themes.jupyterlab-settings"
+    theme.parent.mkdir(parents=True)
+    theme.write_text('{"theme": "JupyterLab Dark"}')
+    report, changes = baseline()
+    # then it is listed, for information, and the environment is still stable
+    assert changes["config", str(theme)].severity is Severity.INFO
+    assert report.status.value == "STABLE"
+
+
 def test_removing_a_data_file_a_notebook_reads_is_critical(baseline, research_env):
     (research_env["workspace"] / "data" / "measurements.csv").unlink()
     _, changes = baseline()
