@@ -97,5 +97,15 @@ def test_a_critical_event_is_assessed_automatically_and_stored_with_it(kb_lab):
     analyzer.stop()
     stored = kb_lab["events"].assessment(event["id"])
     assert stored["risk"] == "HIGH"
-    assert "CreateRollbackRecommendation" in stored["tools_called"]  # a trusted trigger
+    # a trusted trigger, asked which to do: the one the breaking change calls for
+    assert "CreateRollbackRecommendation" in stored["tools_called"]
+    assert "CreateSnapshotRecommendation" not in stored["tools_called"]
     assert kb_lab["service"].events()[-1]["assessment"]["risk"] == "HIGH"
+
+
+def test_asked_to_choose_without_breaking_drift_the_analyzer_recommends_a_snapshot(kb_lab):
+    question = "Should I take a snapshot or roll back?"
+    answer = ask(kb_lab, question, "drift")
+    assert "CreateSnapshotRecommendation" in answer.tools_called
+    assert "CreateRollbackRecommendation" not in answer.tools_called
+    assert question not in answer.answer  # its reason is the drift, not the question again

@@ -27,6 +27,7 @@ from westtek_core.agents.providers.questions import (
     VERSION,
     WORD,
     asks_about_drift,
+    asks_to_choose_remedy,
     authorizes_writes,
     drift_arguments,
     package_mentions,
@@ -209,7 +210,8 @@ class OfflineProvider(Provider):
             )
         if any(k in lowered for k in _PACKAGE_INTENT) or VERSION.search(question):
             wanted.append(("GetEnvironmentDetails", {}))  # to recognise the package names
-        if authorizes_writes(question):
+        # a choice between the two waits for the drift (the second round)
+        if authorizes_writes(question) and not asks_to_choose_remedy(question):
             if any(k in lowered for k in ROLLBACK_REQUEST):
                 target = {"target_snapshot_id": ids[0]} if len(ids) == 1 else {}
                 wanted.append(("CreateRollbackRecommendation", target))
@@ -277,6 +279,8 @@ class OfflineProvider(Provider):
                 done.add(key)
                 calls.append(self._call(2, name, arguments, len(calls)))
 
+        if authorizes_writes(question) and asks_to_choose_remedy(question):
+            add(*self._remedy(results))
         wants_history = any(k in lowered for k in _PACKAGE_INTENT)
         for name in named[:3]:
             if wants_history:
@@ -301,6 +305,31 @@ class OfflineProvider(Provider):
                     {"package_name": name, "old_version": before, "new_version": after},
                 )
         return calls
+
+    @staticmethod
+    def _remedy(results: Sequence[Message]) -> tuple[str, dict[str, Any]]:
+        """Rollback when the drift breaks what the notebooks use, else a snapshot.
+
+        The drift is the live one when it was read, else that of the events read.
+        """
+        changes: list[Mapping[str, Any]] = []
+        status = "unknown"
+        for message in results:
+            if message.name != "GetDriftEvents" or not message.result:
+                continue
+            data = message.result.data
+            if data.get("current"):
+                changes, status = data["current"].get("changes", []), data["current"]["status"]
+                break
+            for event in data.get("events", []):
+                changes += event.get("changes", [])
+                status = str(event.get("status") or status)
+        if any(c.get("severity") == "critical" for c in changes):
+            return "CreateRollbackRecommendation", {}
+        drift = str(status).replace("_", " ").lower()
+        return "CreateSnapshotRecommendation", {
+            "reason": f"the environment works for its notebooks as it is (drift: {drift})"
+        }
 
     # -- composing -------------------------------------------------------------------------
 

@@ -153,6 +153,13 @@ def relevance(question_words: Sequence[str], text: str) -> float:
     return sum(_weight(w) for w in asked if _stem(w) in have) / total
 
 
+def asks_to_choose_remedy(question: str) -> bool:
+    """Whether the question asks which to do, a snapshot or a rollback (not for both)."""
+    lowered = f" {question.lower()} "
+    both = "snapshot" in lowered and any(k in lowered for k in ROLLBACK_REQUEST)
+    return both and (" or " in lowered or " whether " in lowered)
+
+
 def authorizes_writes(question: str) -> bool:
     """Whether the user's own words ask for a snapshot or rollback recommendation."""
     lowered = question.lower()
