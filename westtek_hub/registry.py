@@ -982,7 +982,8 @@ def transfer_package(session: Session, caller: Caller, env_id: str) -> dict[str,
         "environment": environment_json(env, access),
         "summary": (
             f"Environment {env.id} of {env.researcher_id} in lab {env.lab_id}: "
-            f"{len(snaps)} snapshots, {len(events)} drift events, now {env.drift_status}."
+            f"{len(snaps)} snapshot{'' if len(snaps) == 1 else 's'}, {len(events)} drift "
+            f"event{'' if len(events) == 1 else 's'}, now {env.drift_status}."
         ),
         "snapshots": [snapshot_json(s) for s in snaps],
         "drift_history": events,

@@ -315,7 +315,11 @@ async def test_the_succession_wizard_shows_the_package_and_offers_reassigning_to
     assert 'id="westtek-package"' not in chooser
     # steps 2 and 3 for a lab admin: bob's package, and the form to hand it on
     body = text(await page("succession?environment_id=bob", "dana"))
-    assert "Environment bob of bob in lab vault-13: 1 snapshots, 1 drift events" in body
+    assert "Environment bob of bob in lab vault-13: 1 snapshot, 1 drift event," in body
+    # each table says what its columns are
+    for table in ("snapshots", "drift", "installs"):
+        assert re.search(f'id="westtek-package-{table}">\\s*<thead>', body), table
+    assert "<td>1 change</td>" in body
     assert 'id="westtek-checklist"' in body and "Knowledge Transfer agent" in body
     assert "<code>fit.ipynb</code>" in body and "imports scipy" in body
     assert 'data-westtek-form="reassign"' in body
