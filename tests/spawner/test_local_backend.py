@@ -6,6 +6,7 @@ the real jupyterhub-singleuser through a real hub.
 
 import asyncio
 import os
+import socket
 import sys
 import urllib.request
 from types import SimpleNamespace
@@ -13,6 +14,7 @@ from types import SimpleNamespace
 import psutil
 import pytest
 from jupyterhub.objects import Hub
+from jupyterhub.utils import random_port
 
 from westtek_spawner import WestTekSpawner
 
@@ -140,6 +142,27 @@ async def test_a_server_that_exits_at_once_fails_the_spawn_with_its_log(tmp_path
     spawner.backend_impl.wait_until_running = exit_first
     with pytest.raises(RuntimeError, match="exited with status 3; see .*singleuser.log"):
         await spawner.start()
+
+
+async def test_a_port_taken_between_choosing_and_binding_is_chosen_again(tmp_path, monkeypatch):
+    # Given a port that another process binds after the spawner chose it
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    ports = iter([taken.getsockname()[1]])
+    monkeypatch.setattr(
+        "westtek_spawner.backends.local.random_port", lambda: next(ports, None) or random_port()
+    )
+    spawner = make_spawner(tmp_path)
+    try:
+        # When alice's server is started, it is started on another port, and answers there
+        ip, port = await spawner.start()
+        assert port != taken.getsockname()[1]
+        await wait_for_http(ip, port)
+        assert b"already in use" in spawner.backend_impl.log_path.read_bytes()
+    finally:
+        await spawner.stop(now=True)
+        taken.close()
 
 
 def test_as_root_the_server_is_allowed_to_run_as_root(tmp_path, monkeypatch):

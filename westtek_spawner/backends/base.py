@@ -41,6 +41,12 @@ class SpawnerHost(Protocol):
     def chosen_profile(self, user_options: dict[str, Any] | None = None) -> Profile | None:
         """The profile the user chose, if profiles are configured."""
 
+    def server_command(self) -> list[str]:
+        """The server's command line (its port among its arguments)."""
+
+    def get_env(self) -> dict[str, str]:
+        """The server's environment (its URL, with the port, among it)."""
+
 
 class SpawnerBackend(LoggingConfigurable):
     """Where and how a single-user server runs.

@@ -67,6 +67,14 @@ def users_with_servers(user: Any) -> list[str]:
     return [name for (name,) in rows]
 
 
+# A free port is chosen before the server binds it: another process can take it meanwhile
+# (seen in CI, with containers on the host network). The server is then launched again on
+# another port, at most this many times in all.
+PORT_ATTEMPTS = 3
+# How long a launched server has to bind its port; after that the hub's HTTP wait decides.
+BIND_SECONDS = 20.0
+
+
 class LocalBackend(SpawnerBackend):
     """Run single-user servers as local processes, one home directory per user."""
 
@@ -146,6 +154,8 @@ class LocalBackend(SpawnerBackend):
     # Creation time guards against a recycled pid after a hub restart.
     create_time = 0.0
     _process: asyncio.subprocess.Process | None = None
+    # where this launch's lines begin in the server's log (it is appended to)
+    _log_offset = 0
 
     @property
     def home_dir(self) -> Path:
@@ -216,6 +226,7 @@ class LocalBackend(SpawnerBackend):
                 # it): capture that, not the hub's interpreter beside it a second time
                 cmd.append(f"{PYTHONS_ARG}={user_python(home)}")
         with open(self.log_path, "ab") as log_file:
+            self._log_offset = log_file.tell()
             self._process = await asyncio.create_subprocess_exec(
                 *cmd,
                 env=env,
@@ -233,11 +244,57 @@ class LocalBackend(SpawnerBackend):
         self.log.info("Started %s's server as pid %d in %s", self.spawner.user.name, self.pid, home)
 
     async def wait_until_running(self) -> tuple[str, int]:
-        """A local process listens as soon as it is up; the hub then waits for HTTP."""
-        status = await self.poll()
-        if status is not None:
-            raise RuntimeError(self.exit_message(status))
-        return (self.spawner.ip or "127.0.0.1", self.spawner.port)
+        """Wait until the server binds its port (the hub then waits for HTTP).
+
+        A server that exits because its port was taken since it was chosen is launched
+        again on another; any other exit fails the spawn with its log's path.
+        """
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            status = await self._bound_or_exited()
+            if status is None:
+                return (self.spawner.ip or "127.0.0.1", self.spawner.port)
+            if attempt == PORT_ATTEMPTS or not self._port_was_taken():
+                raise RuntimeError(self.exit_message(status))
+            taken, self.spawner.port = self.spawner.port, random_port()
+            self.log.warning(
+                "Port %d was taken before %s's server could bind it: launching it on %d",
+                taken, self.spawner.user.name, self.spawner.port,
+            )  # fmt: skip
+            await self.launch(self.spawner.server_command(), self.spawner.get_env())
+        raise AssertionError("unreachable")  # the last attempt returned or raised
+
+    async def _bound_or_exited(self) -> int | None:
+        """The exit status of a server that stopped before binding its port, else None."""
+        deadline = time.monotonic() + BIND_SECONDS
+        while time.monotonic() < deadline:
+            status = await self.poll()
+            if status is not None:
+                return status
+            if self._listening():
+                return None
+            await asyncio.sleep(0.1)
+        return None
+
+    def _listening(self) -> bool:
+        """Whether the server (or the pre-start step it runs first) listens on its port."""
+        process = self._alive_process()
+        if process is None:
+            return False
+        try:
+            for member in (process, *process.children(recursive=True)):
+                for connection in member.net_connections(kind="tcp"):
+                    if connection.status == psutil.CONN_LISTEN and (
+                        connection.laddr.port == self.spawner.port
+                    ):
+                        return True
+        except psutil.Error:
+            pass  # a member exited meanwhile: the next look says
+        return False
+
+    def _port_was_taken(self) -> bool:
+        with open(self.log_path, "rb") as log_file:
+            log_file.seek(self._log_offset)
+            return b"already in use" in log_file.read()
 
     def exit_message(self, status: int) -> str:
         """The exit status and where the server's log is."""
