@@ -11,12 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { SERVICE, logIntoLab, openPanel, startHub } from './demo-hub.mjs';
-import {
-  launchBrowser,
-  newLoopbackContext,
-  screenshot,
-  withLog
-} from './helpers.mjs';
+import { BrowserSession, newLoopbackContext, screenshot } from './helpers.mjs';
 
 const PAGE = `${SERVICE}auto-snapshots`;
 const SERVER_LOG_TIMEOUT_MS = 30_000;
@@ -42,30 +37,24 @@ async function formValues(page, lab) {
 }
 
 describe('the hub panel: automatic snapshots are set per lab in its form', () => {
+  let session;
   let browser;
   let hub;
-  let context;
   let page;
 
   before(async () => {
-    browser = await launchBrowser();
-    hub = await startHub();
-    await withLog('hub', hub.log, async () => {
+    session = new BrowserSession('hub');
+    ({ server: hub, browser, page } = await session.start(startHub));
+    await session.step(async () => {
       // Given the hub admin signed in to the panel (through the hub's OAuth),
-      context = await newLoopbackContext(browser);
-      page = await context.newPage();
       await openPanel(page, hub, 'overseer');
     });
   });
 
-  after(async () => {
-    await context?.close();
-    await browser?.close();
-    await hub?.stop();
-  });
+  after(() => session?.close());
 
   test('the settings saved in the form are what the next server runs', async () => {
-    await withLog('hub', hub.log, async () => {
+    await session.step(async () => {
       // When overseer opens the Automatic snapshots tab, every lab has a form
       // (on the defaults) that says when a change takes effect,
       await page.getByRole('link', { name: 'Automatic snapshots' }).click();

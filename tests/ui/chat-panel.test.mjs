@@ -9,7 +9,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { LabSession, openSidebar, PYTHON, screenshot } from './helpers.mjs';
+import {
+  BrowserSession,
+  openSidebar,
+  PYTHON,
+  screenshot,
+  startLab
+} from './helpers.mjs';
 
 const NOTEBOOK = 'figures.ipynb';
 const FIGURE_CELL = 3;
@@ -39,7 +45,7 @@ describe('the Chat panel', () => {
   let panel;
 
   before(async () => {
-    session = new LabSession('westtek-ui-chat-');
+    session = new BrowserSession('jupyter lab', 'westtek-ui-chat-');
     workdir = session.workdir;
     const root = path.join(workdir, 'root');
     mkdirSync(path.join(root, 'experiments'), { recursive: true });
@@ -66,10 +72,12 @@ describe('the Chat panel', () => {
       }
     );
     assert.equal(ingest.status, 0, ingest.stderr);
-    ({ lab, page } = await session.start({
-      root,
-      args: [`--WestTekExtension.kb_index=${index}`]
-    }));
+    ({ server: lab, page } = await session.start(() =>
+      startLab({
+        root,
+        args: [`--WestTekExtension.kb_index=${index}`]
+      })
+    ));
     await page.goto(`${lab.baseUrl}lab?token=${lab.token}`);
   });
 

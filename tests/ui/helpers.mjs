@@ -398,19 +398,24 @@ export function notebookOf(...sources) {
 }
 
 /**
- * One researcher's JupyterLab and browser page, shared by the tests of a
- * suite: `start()` in its `before`, `close()` in its `after` (whatever
+ * A server (a JupyterLab, a hub) and a browser page on it, shared by the tests
+ * of a suite: `start()` in its `before`, `close()` in its `after` (whatever
  * `before` got to), `step()` around each test's body.
  */
-export class LabSession {
-  /** @param prefix the name of the suite's temp directory, `workdir` */
-  constructor(prefix) {
-    this.workdir = mkdtempSync(path.join(tmpdir(), prefix));
+export class BrowserSession {
+  /**
+   * @param name the server's name in a failure's message
+   * @param prefix with it, the name of a temp directory for the suite,
+   *   `workdir`, deleted by `close()`
+   */
+  constructor(name, prefix = undefined) {
+    this.name = name;
+    this.workdir = prefix && mkdtempSync(path.join(tmpdir(), prefix));
   }
 
-  /** Start the server (`startLab`'s options), a browser and its page. */
-  async start(labOptions) {
-    this.lab = await startLab(labOptions);
+  /** Start the server (`startServer()`: has `log()` and `stop()`), a browser and its page. */
+  async start(startServer) {
+    this.server = await startServer();
     this.browser = await launchBrowser();
     this.context = await newLoopbackContext(this.browser);
     this.page = await this.context.newPage();
@@ -422,14 +427,16 @@ export class LabSession {
    * errors attached to its failure.
    */
   step(body) {
-    return withLog('jupyter lab', () => this.lab.log(), body, this.page);
+    return withLog(this.name, () => this.server.log(), body, this.page);
   }
 
   /** Stop what was started and delete the temp directory. */
   async close() {
     await this.context?.close();
     await this.browser?.close();
-    await this.lab?.stop();
-    rmSync(this.workdir, { recursive: true, force: true });
+    await this.server?.stop();
+    if (this.workdir) {
+      rmSync(this.workdir, { recursive: true, force: true });
+    }
   }
 }

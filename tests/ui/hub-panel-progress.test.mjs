@@ -12,12 +12,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { DEMO_PASSWORD, SERVICE, openPanel, startHub } from './demo-hub.mjs';
-import {
-  launchBrowser,
-  newLoopbackContext,
-  screenshot,
-  withLog
-} from './helpers.mjs';
+import { BrowserSession, screenshot } from './helpers.mjs';
 
 const API = `${SERVICE}api/`;
 // overseer's server, launched from the panel, starting on the local backend.
@@ -155,35 +150,28 @@ async function busyUntilAnswered(page, hold, { message, control, name }) {
 }
 
 describe('the hub admin panel: long actions say what is happening', () => {
-  let browser;
+  let session;
   let hub;
-  let context;
   let page;
   let overseerToken;
 
   before(async () => {
-    browser = await launchBrowser();
-    hub = await startHub();
-    await withLog('hub', hub.log, async () => {
+    session = new BrowserSession('hub');
+    ({ server: hub, page } = await session.start(startHub));
+    await session.step(async () => {
       // Given alice's and bob's environments, as their servers register them,
       await reportSnapshot(hub, 'alice', 'a0'.repeat(32));
       await reportSnapshot(hub, 'bob', 'b0'.repeat(32));
       overseerToken = await userToken(hub, 'overseer');
       // and the hub admin signed in to the panel (through the hub's OAuth).
-      context = await newLoopbackContext(browser);
-      page = await context.newPage();
       await openPanel(page, hub, 'overseer');
     });
   });
 
-  after(async () => {
-    await context?.close();
-    await browser?.close();
-    await hub?.stop();
-  });
+  after(() => session?.close());
 
   test('a reassignment shows a spinner while it runs, then the new owner', async () => {
-    await withLog('hub', hub.log, async () => {
+    await session.step(async () => {
       await page.goto(`${hub.url}${SERVICE}succession?environment_id=bob`);
       const form = page.locator('#westtek-reassign');
       await form.locator('#westtek-successor').fill('carol');
@@ -224,7 +212,7 @@ describe('the hub admin panel: long actions say what is happening', () => {
   });
 
   test('a launch shows a spinner while it runs, then links to its start', async () => {
-    await withLog('hub', hub.log, async () => {
+    await session.step(async () => {
       await page.goto(`${hub.url}${SERVICE}`);
       const launch = page
         .locator('tr[data-environment="alice"]')
@@ -259,7 +247,7 @@ describe('the hub admin panel: long actions say what is happening', () => {
   });
 
   test('a launch the hub refuses says why and what to do', async () => {
-    await withLog('hub', hub.log, async () => {
+    await session.step(async () => {
       // Given overseer's server runs (launched by the test before, or here),
       let model = await serverModel();
       if (!model.servers['']) {

@@ -12,10 +12,11 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  LabSession,
+  BrowserSession,
   newLoopbackContext,
   openSidebar,
-  screenshot
+  screenshot,
+  startLab
 } from './helpers.mjs';
 import {
   PACKAGE_NAME,
@@ -45,7 +46,7 @@ describe('a researcher in the West Tek side bar', () => {
   let prefetched;
 
   before(async () => {
-    session = new LabSession('westtek-ui-env-');
+    session = new BrowserSession('jupyter lab', 'westtek-ui-env-');
     workdir = session.workdir;
     env = await makeThrowawayEnv(workdir, ['1.0.0', '2.0.0'], '1.0.0');
     const root = path.join(workdir, 'root');
@@ -54,16 +55,22 @@ describe('a researcher in the West Tek side bar', () => {
       path.join(root, NOTEBOOK),
       `import ${PACKAGE_NAME}\nprint(${PACKAGE_NAME}.__version__)\n`
     );
-    ({ lab, browser, page } = await session.start({
-      root,
-      // Polled every 2 s while the WebSocket is down (the last test).
-      settings: {
-        'westtek-labextension/plugin.jupyterlab-settings': { pollInterval: 2 }
-      },
-      // One value per flag: ServerApp does not parse a JSON list for an
-      // extension's List trait.
-      args: [`--WestTekExtension.pythons=${env.python}`]
-    }));
+    ({
+      server: lab,
+      browser,
+      page
+    } = await session.start(() =>
+      startLab({
+        root,
+        // Polled every 2 s while the WebSocket is down (the last test).
+        settings: {
+          'westtek-labextension/plugin.jupyterlab-settings': { pollInterval: 2 }
+        },
+        // One value per flag: ServerApp does not parse a JSON list for an
+        // extension's List trait.
+        args: [`--WestTekExtension.pythons=${env.python}`]
+      })
+    ));
     // The extension fetches the environment once JupyterLab has started.
     prefetched = page.waitForResponse(
       r => new URL(r.url()).pathname === '/westtek/api/environment'
@@ -138,16 +145,20 @@ describe('a researcher in the West Tek side bar', () => {
 
   test('the command palette offers the West Tek commands', async () => {
     await step(async () => {
-      // When the researcher searches the palette for West Tek
-      // (the shortcut again if the first press went nowhere: a busy page may
-      // not have given the keyboard focus to the shell yet)
+      // (opened with its shortcut, pressed again if it went nowhere: a busy
+      // page may not have given the keyboard focus to the shell yet; and
+      // opened again if it closed, as the modal palette does when it loses
+      // the focus)
       const input = page.locator('.lm-CommandPalette-input');
-      for (let press = 0; press < 3 && !(await input.isVisible()); press++) {
-        await page.keyboard.press('Control+Shift+C');
-        await input.waitFor({ timeout: 5_000 }).catch(() => {});
-      }
-      await input.waitFor();
-      await input.fill('West Tek');
+      const search = async text => {
+        for (let press = 0; press < 3 && !(await input.isVisible()); press++) {
+          await page.keyboard.press('Control+Shift+C');
+          await input.waitFor({ timeout: 10_000 }).catch(() => {});
+        }
+        await input.fill(text);
+      };
+      // When the researcher searches the palette for West Tek
+      await search('West Tek');
       // The palette filters after the input event: wait for each item
       // rather than reading the list at once (it may still be empty).
       const items = page.locator(
@@ -167,7 +178,7 @@ describe('a researcher in the West Tek side bar', () => {
       // Then "Show Environment Drift" opens the Drift panel (Enter once it is
       // the active item: pressed before the palette filters, Enter runs
       // whichever item was first)
-      await input.fill('Show Environment Drift');
+      await search('Show Environment Drift');
       await page
         .locator('.lm-CommandPalette-item.lm-mod-active', {
           hasText: 'Show Environment Drift'

@@ -14,11 +14,12 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  LabSession,
+  BrowserSession,
   notebookOf,
   openSidebar,
   PYTHON,
-  screenshot
+  screenshot,
+  startLab
 } from './helpers.mjs';
 import { PACKAGE_NAME, makeThrowawayEnv } from './throwaway-env.mjs';
 
@@ -55,7 +56,7 @@ describe('a kernel that still runs what an install replaced', () => {
   let page;
 
   before(async () => {
-    session = new LabSession('westtek-ui-stale-');
+    session = new BrowserSession('jupyter lab', 'westtek-ui-stale-');
     workdir = session.workdir;
     env = await makeThrowawayEnv(workdir, ['1.0.0', '2.0.0'], '1.0.0');
     const jupyterDir = path.join(workdir, 'jupyter');
@@ -75,10 +76,12 @@ describe('a kernel that still runs what an install replaced', () => {
       name: KERNEL
     };
     writeFileSync(path.join(root, NOTEBOOK), JSON.stringify(notebook));
-    ({ lab, page } = await session.start({
-      root,
-      args: [`--WestTekExtension.pythons=${env.python}`]
-    }));
+    ({ server: lab, page } = await session.start(() =>
+      startLab({
+        root,
+        args: [`--WestTekExtension.pythons=${env.python}`]
+      })
+    ));
     await takeBaseline(lab);
     await page.goto(`${lab.baseUrl}lab/tree/${NOTEBOOK}?token=${lab.token}`);
   });
