@@ -15,6 +15,7 @@ from typing import Any
 from westtek_core.capture import probe as probe_module
 from westtek_core.capture.kernelspecs import installed_kernelspecs, kernel_interpreter
 from westtek_core.capture.model import FileTree, InterpreterCapture
+from westtek_core.capture.probe_cache import ProbeCache
 from westtek_core.capture.walk import CONDA_BASE_IGNORES, PREFIX_IGNORES, walk_tree
 
 log = logging.getLogger(__name__)
@@ -26,18 +27,17 @@ class ProbeError(RuntimeError):
     """An interpreter could not be probed (missing, not Python, crashed, timed out)."""
 
 
-def probe_interpreter(python: str, timeout: float = 60) -> dict[str, Any]:
-    """Run the probe script in ``python`` and return its report.
-
-    The interpreter runs ``probe.py`` by path with ``-E`` (ignore ``PYTHON*`` variables
-    such as ``PYTHONPATH``, which are session state, not the environment) but *with* user
-    site-packages, which a kernel started from that interpreter would also see. Nothing of
-    westtek is imported there.
-    """
+def _run_probe(python: str, timeout: float, known: dict[str, list[int]] | None) -> dict[str, Any]:
     cmd = [python, "-E", str(PROBE_SCRIPT)]
+    if known:
+        cmd.append("--reuse")
     try:
         proc = subprocess.run(  # noqa: S603 - the interpreter is the user's own choice
-            cmd, capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
+            cmd,
+            input=json.dumps(known).encode() if known else b"",
+            capture_output=True,
+            timeout=timeout,
+            check=False,
         )
     except FileNotFoundError as exc:
         raise ProbeError(f"interpreter not found: {python}") from exc
@@ -57,6 +57,24 @@ def probe_interpreter(python: str, timeout: float = 60) -> dict[str, Any]:
     if not isinstance(info, dict) or info.get("probe_version") != probe_module.PROBE_VERSION:
         raise ProbeError(f"probing {python} returned an unexpected report")
     return info
+
+
+def probe_interpreter(python: str, timeout: float = 60) -> dict[str, Any]:
+    """Run the probe script in ``python`` and return its report.
+
+    The interpreter runs ``probe.py`` by path with ``-E`` (ignore ``PYTHON*`` variables
+    such as ``PYTHONPATH``, which are session state, not the environment) but *with* user
+    site-packages, which a kernel started from that interpreter would also see. Nothing of
+    westtek is imported there. Distributions whose metadata is unchanged since the last
+    probe of ``python`` are not read again (:class:`ProbeCache`).
+    """
+    cache = ProbeCache(python)
+    info = _run_probe(python, timeout, cache.known())
+    try:
+        return cache.complete(info)
+    except KeyError:
+        log.debug("probe cache of %s changed meanwhile: probing in full", python)
+        return cache.complete(_run_probe(python, timeout, None))
 
 
 def install_dirs(info: Mapping[str, Any]) -> list[str]:

@@ -187,7 +187,7 @@ def _redact_tree(
             kept.append(entry)
             continue
         try:
-            data = entry.source.read_bytes()
+            data = Path(entry.source).read_bytes()
         except OSError as exc:
             tree.skipped.append(Skipped(entry.path, REASON_UNREADABLE, str(exc)))
             continue

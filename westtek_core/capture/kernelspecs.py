@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -16,14 +17,52 @@ log = logging.getLogger(__name__)
 _PYTHON_NAME_RE = re.compile(r"^(python|pypy)(\d+(\.\d+)?)?w?(\.exe)?$")
 
 
+# jupyter_client's rules (kernelspec.py): a kernel is a directory holding kernel.json, named
+# by its lower-cased directory name; the native kernel is ipykernel's, when not installed.
+_NATIVE_KERNEL_NAME = "python3"
+
+
+def _kernel_dirs() -> list[str]:
+    """Where jupyter_client's ``KernelSpecManager`` looks, first wins (``kernel_dirs``)."""
+    from jupyter_core.paths import jupyter_path
+
+    dirs = jupyter_path("kernels")
+    if importlib.util.find_spec("IPython") is not None:
+        # IPython.paths.get_ipython_dir() without importing IPython (~0.1 s)
+        ipython_dir = os.environ.get("IPYTHONDIR") or os.path.join(
+            os.path.expanduser("~"), ".ipython"
+        )
+        dirs.append(os.path.join(ipython_dir, "kernels"))
+    return dirs
+
+
+def _find_kernel_specs() -> dict[str, str]:
+    """Kernel name → resource directory, as ``KernelSpecManager().find_kernel_specs()``.
+
+    Listed here rather than through jupyter_client, which pulls in zmq and asyncio (~0.25 s,
+    on every snapshot and drift check).
+    """
+    found: dict[str, str] = {}
+    for kernel_dir in _kernel_dirs():
+        try:
+            names = os.listdir(kernel_dir)
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(kernel_dir, name)
+            if os.path.isfile(os.path.join(path, "kernel.json")):
+                found.setdefault(name.lower(), path)
+    if _NATIVE_KERNEL_NAME not in found:
+        spec = importlib.util.find_spec("ipykernel")
+        if spec is not None and spec.origin:
+            found[_NATIVE_KERNEL_NAME] = os.path.join(os.path.dirname(spec.origin), "resources")
+    return found
+
+
 def installed_kernelspecs() -> dict[str, tuple[str, dict[str, Any]]]:
     """Map each installed kernel name to ``(resource_dir, kernel.json content)``, sorted."""
-    # Imported here: jupyter_client pulls in zmq and asyncio (~60 ms) for every CLI command.
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    manager = KernelSpecManager()
     found: dict[str, tuple[str, dict[str, Any]]] = {}
-    for name, resource_dir in sorted(manager.find_kernel_specs().items()):
+    for name, resource_dir in sorted(_find_kernel_specs().items()):
         spec: dict[str, Any] | None = None
         try:
             with open(os.path.join(resource_dir, "kernel.json"), encoding="utf-8") as f:
@@ -32,7 +71,9 @@ def installed_kernelspecs() -> dict[str, tuple[str, dict[str, Any]]]:
         except FileNotFoundError:
             # The native kernel of ipykernel has no kernel.json: jupyter_client builds it.
             try:
-                spec = manager.get_kernel_spec(name).to_dict()
+                from jupyter_client.kernelspec import KernelSpecManager
+
+                spec = KernelSpecManager().get_kernel_spec(name).to_dict()
             except Exception as exc:  # noqa: BLE001 - any failure means "unusable spec"
                 log.warning("kernel %s: cannot load its spec: %s", name, exc)
         except (OSError, ValueError) as exc:

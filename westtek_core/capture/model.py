@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from westtek_core.paths import FileVersion
+
 FileKind = Literal["file", "symlink", "dir"]
 SecretAction = Literal["excluded", "redacted"]
 
@@ -32,18 +34,21 @@ class FileEntry:
     """One file, directory or symlink of an area, with the metadata a restore needs.
 
     ``path`` is POSIX, relative to the area root, never absolute and never containing
-    ``..``. ``source`` is where the content is on this machine. Symlinks are never
-    followed: ``link_target`` is the target as stored (``os.readlink``). Directories
-    have ``size`` 0.
+    ``..``. ``source`` is where the content is on this machine, an absolute path (a
+    string: a ``Path`` per file costs a third of a walk). Symlinks are never followed:
+    ``link_target`` is the target as stored (``os.readlink``). Directories have ``size``
+    0. ``version`` is the file's :func:`~westtek_core.paths.file_version` as the walk saw
+    it, so storing it need not ``stat`` it again (None when not known).
     """
 
     path: str
-    source: Path
+    source: str
     kind: FileKind
     mode: int
     size: int
     mtime_ns: int
     link_target: str | None = None
+    version: FileVersion | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """Return the manifest form (no ``source``; ``link_target`` only for symlinks)."""
@@ -59,11 +64,11 @@ class FileEntry:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], source: Path) -> FileEntry:
+    def from_json(cls, data: dict[str, Any], source: str | os.PathLike[str]) -> FileEntry:
         """Rebuild an entry from its manifest form and where its content is now."""
         return cls(
             path=data["path"],
-            source=source,
+            source=os.path.abspath(source),
             kind=data["kind"],
             mode=int(data["mode"]),
             size=int(data["size"]),

@@ -1,9 +1,15 @@
 """Interpreter probe: a self-contained script run *in the target interpreter*.
 
 ``python -E probe.py`` prints one JSON object describing that interpreter and every
-distribution it can import. The file is run by path, never imported there, so it must
-stay standard-library only and runnable on Python >= 3.8 (no ``match``, no ``X | Y`` at
-runtime, no 3.9+ APIs such as ``str.removeprefix``). It reads only metadata files
+distribution it can import. With ``--reuse``, it first reads from stdin a JSON object
+mapping metadata directories to the stamps an earlier probe reported
+(``metadata_stamps``); a distribution whose directory still has that stamp is reported
+as ``{"reused": <dir>}``, and the caller fills in the description it kept
+(:mod:`westtek_core.capture.probe_cache`).
+
+The file is run by path, never imported there, so it must stay standard-library only and
+runnable on Python >= 3.8 (no ``match``, no ``X | Y`` at runtime, no 3.9+ APIs such as
+``str.removeprefix``). It reads only metadata files
 (METADATA header, RECORD, INSTALLER, REQUESTED, direct_url.json, top_level.txt), never
 the distributions' own files, so a 200-distribution environment probes in well under a
 second.
@@ -315,18 +321,11 @@ def _pyvenv_cfg(prefix: str) -> dict[str, str] | None:
     return cfg
 
 
-def probe() -> dict[str, Any]:
-    """Describe the running interpreter and its distributions."""
-    script_dir = os.path.dirname(os.path.abspath(__file__))
-    sys_path = [p for p in sys.path if p and os.path.abspath(p) != script_dir]
-    distributions: list[dict[str, Any]] = []
-    errors: list[str] = []
-    for dist in metadata.distributions():
-        try:
-            distributions.append(describe_distribution(dist))
-        except Exception as exc:  # noqa: BLE001 - report, never crash on one bad dist
-            errors.append(f"{getattr(dist, '_path', dist)}: {exc}")
-    # Same order as sys.path within a name: the first one is what ``import`` finds.
+def order_distributions(distributions: list[dict[str, Any]], sys_path: list[str]) -> None:
+    """Sort by name, then in ``sys.path`` order within a name; mark the others ``shadowed``.
+
+    The first of a name is what ``import`` finds.
+    """
     order = {p: i for i, p in enumerate(os.path.abspath(p) for p in sys_path)}
     distributions.sort(
         key=lambda d: (d["canonical_name"], order.get(d["location"], len(order)), d["location"])
@@ -335,6 +334,48 @@ def probe() -> dict[str, Any]:
     for dist_info in distributions:
         dist_info["shadowed"] = dist_info["canonical_name"] in seen
         seen.add(dist_info["canonical_name"])
+
+
+def metadata_stamp(meta_dir: str) -> list[int] | None:
+    """What changes when a metadata directory is replaced or its files are added or removed.
+
+    pip writes every metadata file through a temporary file and a rename, so the directory's
+    mtime moves on each rewrite; a reinstall makes a new directory (a new inode).
+    """
+    try:
+        st = os.stat(meta_dir)
+    except OSError:
+        return None
+    return [st.st_mtime_ns, st.st_ino]
+
+
+def probe(known: dict[str, list[int]] | None = None) -> dict[str, Any]:
+    """Describe the running interpreter and its distributions.
+
+    A distribution whose metadata directory has the stamp ``known`` gives for it is not
+    read again: it is reported as ``{"reused": <metadata dir>}``. The distributions come
+    in :func:`order_distributions`'s order unless some were reused (the caller orders
+    them once it has filled them in).
+    """
+    script_dir = os.path.dirname(os.path.abspath(__file__))
+    sys_path = [p for p in sys.path if p and os.path.abspath(p) != script_dir]
+    distributions: list[dict[str, Any]] = []
+    stamps: dict[str, list[int]] = {}
+    errors: list[str] = []
+    for dist in metadata.distributions():
+        meta_path = getattr(dist, "_path", None)
+        stamp = metadata_stamp(str(meta_path)) if meta_path is not None else None
+        if stamp is not None:
+            stamps[str(meta_path)] = stamp
+            if known and known.get(str(meta_path)) == stamp:
+                distributions.append({"reused": str(meta_path)})
+                continue
+        try:
+            distributions.append(describe_distribution(dist))
+        except Exception as exc:  # noqa: BLE001 - report, never crash on one bad dist
+            errors.append(f"{getattr(dist, '_path', dist)}: {exc}")
+    if not known:
+        order_distributions(distributions, sys_path)
     paths = sysconfig.get_paths()
     prefix = sys.prefix
     vi = sys.version_info
@@ -372,14 +413,16 @@ def probe() -> dict[str, Any]:
         "sys_path": sys_path,
         "distributions": distributions,
         "conda_meta": _conda_meta(prefix),
+        "metadata_stamps": stamps,
         "errors": errors,
     }
 
 
 def main() -> None:
     """Print the probe's JSON report on stdout."""
+    known = json.load(sys.stdin) if "--reuse" in sys.argv[1:] else None
     # json.dumps uses the C encoder; json.dump would stream through the slow Python one.
-    sys.stdout.write(json.dumps(probe()) + "\n")
+    sys.stdout.write(json.dumps(probe(known)) + "\n")
 
 
 if __name__ == "__main__":

@@ -179,11 +179,11 @@ class SecretScanner(LoggingConfigurable):
                 continue
             try:
                 st = os.stat(entry.source)
-                if clean is not None and clean.is_clean(str(entry.source), st):
+                if clean is not None and clean.is_clean(entry.source, st):
                     clean_versions[entry.path] = st
                     kept.append(entry)
                     continue
-                scan = self.scan_file(entry.source, entry.path)
+                scan = self.scan_file(Path(entry.source), entry.path)
             except OSError as exc:
                 tree.skipped.append(Skipped(entry.path, REASON_UNREADABLE, str(exc)))
                 continue
@@ -191,7 +191,7 @@ class SecretScanner(LoggingConfigurable):
                 # a file changed within the file system's clock tick may change again with
                 # the same size and times: only older versions are remembered clean
                 if clean is not None and st.st_ctime_ns < now_ns - _RACY_NS:
-                    clean.add(str(entry.source), st)
+                    clean.add(entry.source, st)
                 clean_versions[entry.path] = st
                 kept.append(entry)
                 continue
@@ -206,7 +206,7 @@ class SecretScanner(LoggingConfigurable):
             redacted[entry.path] = scan.content
             kept.append(entry)
         if clean is not None:
-            clean.save(tree.root, {str(e.source) for e in tree.entries if e.kind == "file"})
+            clean.save(tree.root, {e.source for e in tree.entries if e.kind == "file"})
         tree.entries = kept
         tree.skipped.sort(key=lambda s: s.path)
         return TreeScan(redacted, findings, clean_versions)

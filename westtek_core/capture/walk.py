@@ -46,7 +46,7 @@ from westtek_core.capture.secret_rules import (
     redact_config,
     secret_file_kind,
 )
-from westtek_core.paths import is_within
+from westtek_core.paths import file_version, is_within
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +259,6 @@ def walk_tree(
             skipped.append(Skipped(prefix.rstrip("/"), REASON_UNREADABLE, str(exc)))
             continue
         first = False
-        dir_obj = Path(dir_path)
         for child in children:
             name = child.name
             rel = prefix + name
@@ -332,12 +331,13 @@ def walk_tree(
             entries.append(
                 FileEntry(
                     path=rel,
-                    source=dir_obj.joinpath(name),
+                    source=child.path,
                     kind=kind,
                     mode=stat.S_IMODE(mode),
                     size=0 if is_dir else st.st_size,
                     mtime_ns=st.st_mtime_ns,
                     link_target=target,
+                    version=file_version(st),
                 )
             )
     entries.sort(key=lambda e: e.path)

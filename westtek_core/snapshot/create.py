@@ -122,7 +122,9 @@ class _TreeStorer:
                         content = self.writer.add_bytes(replacement)
                         record["stored_size"] = content.size  # size stays the original's
                     else:
-                        content = self.writer.add_file(entry.source, versions.get(entry.path))
+                        content = self.writer.add_file(
+                            entry.source, versions.get(entry.path), seen=entry.version
+                        )
                 except OSError as e:
                     self.skipped.append({"area": area, "path": entry.path, "reason": str(e)})
                     continue

@@ -8,12 +8,11 @@ and a hit is only trusted when every chunk it names is in the store's index.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from westtek_core.paths import claim_database, file_version
+from westtek_core.paths import FileVersion, claim_database
 
 _SCHEMA_VERSION = 1
 _PRELOAD_LIMIT = 2_000_000
@@ -59,8 +58,8 @@ class StatCache:
             rows = self._db.execute("SELECT * FROM files")
             self._rows = {row[0]: row[1:] for row in rows}
 
-    def lookup(self, path: str, st: os.stat_result) -> list[bytes] | None:
-        """The chunk ids recorded for ``path`` if its metadata still matches ``st``."""
+    def lookup(self, path: str, version: FileVersion) -> list[bytes] | None:
+        """The chunk ids recorded for ``path`` if it is still at ``version``."""
         if self._rows is not None:
             row = self._rows.get(path)
         elif self._db is None:
@@ -74,16 +73,15 @@ class StatCache:
             except sqlite3.Error as exc:
                 self._disable(exc)
                 return None
-        if row is None or row[:4] != file_version(st):
+        if row is None or row[:4] != version:
             return None
         blob: bytes = row[4]
         return [blob[i : i + _ID] for i in range(0, len(blob), _ID)]
 
-    def record(self, path: str, st: os.stat_result, chunk_ids: Sequence[bytes]) -> None:
-        """Remember ``path`` for :meth:`commit`."""
+    def record(self, path: str, version: FileVersion, chunk_ids: Sequence[bytes]) -> None:
+        """Remember ``path`` at ``version`` for :meth:`commit`."""
         if self._db is not None:
-            entry = (path, *file_version(st))
-            self._pending.append((*entry, b"".join(chunk_ids)))
+            self._pending.append((path, *version, b"".join(chunk_ids)))
 
     def commit(self) -> None:
         """Write the recorded entries in one transaction."""

@@ -2,15 +2,17 @@ import ast
 import glob
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
 from westtek_core.capture import ProbeError, capture_interpreter, probe_interpreter
-from westtek_core.capture.interpreters import PROBE_SCRIPT
+from westtek_core.capture.interpreters import PROBE_SCRIPT, _run_probe
+from westtek_core.capture.probe_cache import ProbeCache
 
-from .conftest import DemoEnv
+from .conftest import DemoEnv, make_venv
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -145,3 +147,36 @@ def test_probe_errors_are_clear(tmp_path):
     garbage.chmod(0o755)
     with pytest.raises(ProbeError, match="no valid JSON"):
         probe_interpreter(str(garbage))
+
+
+def _fake_dist(site: Path, name: str, version: str) -> Path:
+    meta = site / f"{name}-{version}.dist-info"
+    meta.mkdir()
+    (meta / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (meta / "RECORD").write_text(f"{name}.py,,\n{meta.name}/METADATA,,\n")
+    (site / f"{name}.py").write_text("")
+    return meta
+
+
+def test_a_second_probe_describes_only_changed_distributions(tmp_path, monkeypatch):
+    # Given a venv with two distributions, probed once (its descriptions kept in the cache)
+    monkeypatch.setenv("WESTTEK_CACHE_DIR", str(tmp_path / "cache"))
+    python, site = make_venv(tmp_path / "venv")
+    _fake_dist(site, "alpha", "1.0")
+    old = _fake_dist(site, "beta", "1.0")
+    probe_interpreter(str(python))
+    # When one is upgraded (pip replaces its metadata directory) and the env probed again
+    shutil.rmtree(old)
+    _fake_dist(site, "beta", "2.0")
+    raw = _run_probe(str(python), 60, ProbeCache(str(python)).known())
+    info = probe_interpreter(str(python))
+    # Then only the new one was read, and the report is the one a full probe gives
+    reused = {d.get("reused", d.get("name")) for d in raw["distributions"]}
+    assert reused == {str(site / "alpha-1.0.dist-info"), "beta"}
+    full = _run_probe(str(python), 60, None)
+    del full["metadata_stamps"]
+    assert info == full
+    assert [(d["name"], d["version"]) for d in info["distributions"]] == [
+        ("alpha", "1.0"),
+        ("beta", "2.0"),
+    ]

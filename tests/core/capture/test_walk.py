@@ -36,7 +36,7 @@ def test_entries_are_relative_sorted_and_carry_metadata(tmp_path):
     assert tree.root == tmp_path
     entry = tree.entries[2]
     st = os.lstat(target)
-    assert entry == FileEntry("data/b.csv", target, "file", 0o640, 4, st.st_mtime_ns)
+    assert entry == FileEntry("data/b.csv", str(target), "file", 0o640, 4, st.st_mtime_ns)
     assert tree.entries[1].kind == "dir" and tree.entries[1].size == 0
     assert entry.to_json() == {
         "path": "data/b.csv",

@@ -12,13 +12,12 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import blake3
 
-from westtek_core.paths import file_version
+from westtek_core.paths import FileVersion, file_version
 from westtek_core.store.backend import StoreBackend
 from westtek_core.store.chunker import Chunker
 from westtek_core.store.crypto import Crypto
@@ -222,23 +221,36 @@ class RepositoryWriter:
         ids = [self._add_chunk(chunk) for chunk in self._chunker.cut_buffer(data)]
         return FileContent(len(data), tuple(i.hex() for i in ids))
 
-    def add_file(self, path: Path, expect: os.stat_result | None = None) -> FileContent:
+    def add_file(
+        self,
+        path: str | os.PathLike[str],
+        expect: os.stat_result | None = None,
+        *,
+        seen: FileVersion | None = None,
+    ) -> FileContent:
         """Store a regular file's content, skipping the read when the stat cache says so.
 
         ``expect`` is the version of the file its caller checked (size, times and inode,
         as a secret scan saw them): when the file is no longer that version, before or
         while it is read, :class:`SourceChanged` is raised and none of its bytes are stored.
+        ``seen`` is the version a walk just saw (``FileEntry.version``), trusted for the
+        stat cache's check instead of a second ``stat``, as restic trusts its walk's.
         """
         self._check_alive()
-        name = os.path.abspath(path)
-        st = os.stat(name)
-        if expect is not None and file_version(st) != file_version(expect):
-            raise SourceChanged(f"{name} changed after it was checked")
+        name = os.fspath(path)
+        if not os.path.isabs(name):
+            name = os.path.abspath(name)
+        if expect is not None:
+            version = file_version(os.stat(name))
+            if version != file_version(expect):
+                raise SourceChanged(f"{name} changed after it was checked")
+        else:
+            version = seen or file_version(os.stat(name))
         if self._statcache is not None:
-            cached = self._statcache.lookup(name, st)
+            cached = self._statcache.lookup(name, version)
             if cached is not None and all(i in self._repo._index for i in cached):
                 self.stat_cache_hits += 1
-                return FileContent(st.st_size, tuple(i.hex() for i in cached))
+                return FileContent(version[0], tuple(i.hex() for i in cached))
         # os-level calls: io.open/close cost ~15 µs per file, a third of a small file's time.
         fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -262,7 +274,7 @@ class RepositoryWriter:
         finally:
             os.close(fd)
         if self._statcache is not None and size == fst.st_size:
-            self._statcache.record(name, fst, ids)
+            self._statcache.record(name, file_version(fst), ids)
         return FileContent(size, tuple(i.hex() for i in ids))
 
     def add_chunk(self, data: bytes) -> str:
