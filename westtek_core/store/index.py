@@ -136,7 +136,10 @@ def decode_index_file(data: bytes, crypto: Crypto, what: str) -> list[tuple[str,
         return [
             (
                 str(pack["id"]),
-                [PackEntry(bytes.fromhex(b[0]), *(int(x) for x in b[1:5])) for b in pack["blobs"]],
+                [
+                    PackEntry(bytes.fromhex(b[0]), int(b[1]), int(b[2]), int(b[3]), int(b[4]))
+                    for b in pack["blobs"]
+                ],
             )
             for pack in doc["packs"]
         ]

@@ -1,6 +1,8 @@
 """The stat cache: skip reading files whose metadata is unchanged since the last snapshot.
 
-A local SQLite file maps an absolute path to ``(size, mtime_ns, ctime_ns, inode, chunk ids)``.
+A local SQLite file maps an absolute path to its version (size, mtime_ns, ctime_ns, inode)
+and chunk ids, packed into one blob per file: loading the whole cache is then one
+``dict()`` of ``(path, blob)`` rows (~5x cheaper than a tuple of columns per file).
 It is only an optimisation: any SQLite trouble disables it for the session with a warning,
 and a hit is only trusted when every chunk it names is in the store's index.
 """
@@ -9,14 +11,16 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 
 from westtek_core.paths import FileVersion, claim_database
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _PRELOAD_LIMIT = 2_000_000
 _ID = 32
+_VERSION = struct.Struct("<QqqQ")  # size, mtime_ns, ctime_ns, inode
 log = logging.getLogger(__name__)
 
 
@@ -25,9 +29,9 @@ class StatCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._pending: list[tuple[str, int, int, int, int, bytes]] = []
+        self._pending: list[tuple[str, bytes]] = []
         self._db: sqlite3.Connection | None = None
-        self._rows: dict[str, tuple[int, int, int, int, bytes]] | None = None
+        self._rows: dict[str, bytes] | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(path, timeout=30, check_same_thread=False)
@@ -37,9 +41,7 @@ class StatCache:
                 with db:
                     db.execute("DROP TABLE IF EXISTS files")
                     db.execute(
-                        "CREATE TABLE files (path TEXT PRIMARY KEY, size INTEGER,"
-                        " mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER, chunks BLOB)"
-                        " WITHOUT ROWID"
+                        "CREATE TABLE files (path TEXT PRIMARY KEY, entry BLOB) WITHOUT ROWID"
                     )
                     db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
             claim_database(db)
@@ -55,33 +57,31 @@ class StatCache:
         assert self._db is not None
         (count,) = self._db.execute("SELECT count(*) FROM files").fetchone()
         if count <= _PRELOAD_LIMIT:
-            rows = self._db.execute("SELECT * FROM files")
-            self._rows = {row[0]: row[1:] for row in rows}
+            self._rows = dict(self._db.execute("SELECT path, entry FROM files"))
 
     def lookup(self, path: str, version: FileVersion) -> list[bytes] | None:
         """The chunk ids recorded for ``path`` if it is still at ``version``."""
+        entry: bytes | None
         if self._rows is not None:
-            row = self._rows.get(path)
+            entry = self._rows.get(path)
         elif self._db is None:
             return None
         else:
             try:
-                row = self._db.execute(
-                    "SELECT size, mtime_ns, ctime_ns, inode, chunks FROM files WHERE path = ?",
-                    (path,),
-                ).fetchone()
+                row = self._db.execute("SELECT entry FROM files WHERE path = ?", (path,)).fetchone()
             except sqlite3.Error as exc:
                 self._disable(exc)
                 return None
-        if row is None or row[:4] != version:
+            entry = row[0] if row else None
+        head = _VERSION.size
+        if entry is None or entry[:head] != _VERSION.pack(*version):
             return None
-        blob: bytes = row[4]
-        return [blob[i : i + _ID] for i in range(0, len(blob), _ID)]
+        return [entry[i : i + _ID] for i in range(head, len(entry), _ID)]
 
     def record(self, path: str, version: FileVersion, chunk_ids: Sequence[bytes]) -> None:
         """Remember ``path`` at ``version`` for :meth:`commit`."""
         if self._db is not None:
-            self._pending.append((path, *version, b"".join(chunk_ids)))
+            self._pending.append((path, _VERSION.pack(*version) + b"".join(chunk_ids)))
 
     def commit(self) -> None:
         """Write the recorded entries in one transaction."""
@@ -90,7 +90,7 @@ class StatCache:
             return
         try:
             with self._db:
-                self._db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)", pending)
+                self._db.executemany("INSERT OR REPLACE INTO files VALUES (?,?)", pending)
         except sqlite3.Error as exc:
             self._disable(exc)
 
