@@ -9,8 +9,10 @@ because JupyterHub's admin role also reaches every user's server (see westtek_hu
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -94,6 +96,20 @@ def environment_id_of(owner: str, server_name: str = "") -> str:
     server's own default and the hub service all use this one rule.
     """
     return f"{owner}{SERVER_SEPARATOR}{server_name}" if server_name else owner
+
+
+def default_environment_id() -> str:
+    """The environment a snapshot belongs to when none is given.
+
+    ``$WESTTEK_ENVIRONMENT_ID`` (the spawner's), else under JupyterHub the server's id in its
+    user's namespace (see ``labs.environment_id_of``), else user@host.
+    """
+    user = os.environ.get("JUPYTERHUB_USER")
+    return os.environ.get("WESTTEK_ENVIRONMENT_ID") or (
+        environment_id_of(user, os.environ.get("JUPYTERHUB_SERVER_NAME", ""))
+        if user
+        else f"{getpass.getuser()}@{socket.gethostname()}"
+    )
 
 
 def in_namespace_of(owner: str, environment_id: str) -> bool:

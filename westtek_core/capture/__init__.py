@@ -8,44 +8,88 @@ files whose redacted replacement must be stored instead are in ``ConfigCapture.r
 and ``KernelCapture.redacted``.
 """
 
-from westtek_core.capture.environment import capture_environment, workspace_exclusions
-from westtek_core.capture.interpreters import (
-    ProbeError,
-    capture_interpreter,
-    default_interpreters,
-    install_dirs,
-    probe_interpreter,
-)
-from westtek_core.capture.jupyter_env import (
-    capture_config,
-    capture_kernels,
-    capture_labextensions,
-    is_lab_layout,
-    is_lab_preference,
-    jupyter_versions,
-)
-from westtek_core.capture.kernelspecs import kernel_interpreter
-from westtek_core.capture.model import (
-    Capture,
-    ConfigCapture,
-    FileEntry,
-    FileTree,
-    InterpreterCapture,
-    KernelCapture,
-    SecretFinding,
-    Skipped,
-    TreeScan,
-)
-from westtek_core.capture.secret_rules import REDACTION_MARKER
-from westtek_core.capture.secret_scan import SecretScanner
-from westtek_core.capture.secret_text import find_secrets
-from westtek_core.capture.walk import (
-    DEFAULT_IGNORES,
-    PREFIX_IGNORES,
-    SESSION_NOISE_IGNORES,
-    WorkspaceIgnores,
-    walk_tree,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from westtek_core.capture.environment import capture_environment, workspace_exclusions
+    from westtek_core.capture.interpreters import (
+        ProbeError,
+        capture_interpreter,
+        default_interpreters,
+        install_dirs,
+        probe_interpreter,
+    )
+    from westtek_core.capture.jupyter_env import (
+        capture_config,
+        capture_kernels,
+        capture_labextensions,
+        is_lab_layout,
+        is_lab_preference,
+        jupyter_versions,
+    )
+    from westtek_core.capture.kernelspecs import kernel_interpreter
+    from westtek_core.capture.model import (
+        Capture,
+        ConfigCapture,
+        FileEntry,
+        FileTree,
+        InterpreterCapture,
+        KernelCapture,
+        SecretFinding,
+        Skipped,
+        TreeScan,
+    )
+    from westtek_core.capture.secret_rules import REDACTION_MARKER
+    from westtek_core.capture.secret_scan import SecretScanner
+    from westtek_core.capture.secret_text import find_secrets
+    from westtek_core.capture.walk import (
+        DEFAULT_IGNORES,
+        PREFIX_IGNORES,
+        SESSION_NOISE_IGNORES,
+        WorkspaceIgnores,
+        walk_tree,
+    )
+
+# Where each public name lives. They are imported on first use: importing one submodule
+# (the knowledge base needs only ``secret_text``) must not load Jupyter's paths, pathspec
+# and the probe machinery too (~45 ms of a cold ``westtek kb search``).
+_SUBMODULE_OF = {
+    "capture_environment": "environment",
+    "workspace_exclusions": "environment",
+    "ProbeError": "interpreters",
+    "capture_interpreter": "interpreters",
+    "default_interpreters": "interpreters",
+    "install_dirs": "interpreters",
+    "probe_interpreter": "interpreters",
+    "capture_config": "jupyter_env",
+    "capture_kernels": "jupyter_env",
+    "capture_labextensions": "jupyter_env",
+    "is_lab_layout": "jupyter_env",
+    "is_lab_preference": "jupyter_env",
+    "jupyter_versions": "jupyter_env",
+    "kernel_interpreter": "kernelspecs",
+    "Capture": "model",
+    "ConfigCapture": "model",
+    "FileEntry": "model",
+    "FileTree": "model",
+    "InterpreterCapture": "model",
+    "KernelCapture": "model",
+    "SecretFinding": "model",
+    "Skipped": "model",
+    "TreeScan": "model",
+    "REDACTION_MARKER": "secret_rules",
+    "SecretScanner": "secret_scan",
+    "find_secrets": "secret_text",
+    "DEFAULT_IGNORES": "walk",
+    "PREFIX_IGNORES": "walk",
+    "SESSION_NOISE_IGNORES": "walk",
+    "WorkspaceIgnores": "walk",
+    "walk_tree": "walk",
+}
+
 
 __all__ = [
     "DEFAULT_IGNORES",
@@ -80,3 +124,12 @@ __all__ = [
     "walk_tree",
     "workspace_exclusions",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    submodule = _SUBMODULE_OF.get(name)
+    if submodule is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{submodule}"), name)
+    globals()[name] = value
+    return value

@@ -70,12 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return its exit code."""
+def _one_line_errors() -> tuple[type[Exception], ...]:
+    """The errors reported in one line, not a traceback.
+
+    Imported only when a command fails: they live in packages most commands never load
+    (a cold ``westtek kb search`` would otherwise import capture, snapshot and store).
+    """
     from westtek_core.capture import ProbeError
     from westtek_core.snapshot import ManifestError, RestoreError
     from westtek_core.store import StoreError
 
+    return (CommandError, StoreError, RestoreError, ManifestError, ProbeError, ValueError, OSError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -86,17 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(problem)  # exits 2
     try:
         return int(args.run(args))
-    except (
-        CommandError,
-        StoreError,
-        RestoreError,
-        ManifestError,
-        ProbeError,
-        ValueError,
-        OSError,
-    ) as e:
-        print(f"westtek: error: {e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("westtek: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        if not isinstance(e, _one_line_errors()):
+            raise
+        print(f"westtek: error: {e}", file=sys.stderr)
+        return 1

@@ -55,18 +55,23 @@ def register(commands: Subcommands) -> None:
 
 
 def _cmd_drift(args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
     from westtek_core.drift import capture_live, detect_drift, fails_at
     from westtek_core.drift.baseline import baseline_manifest
-    from westtek_core.snapshot import default_environment_id
+    from westtek_core.labs import default_environment_id
 
     if not args.root.is_dir():
         raise CommandError(f"--root {args.root} is not a directory")
     repo = open_repo(args)
     environment = args.environment_id or default_environment_id()
-    baseline = baseline_manifest(repo, environment, args.baseline)
     if args.mode == "watch":
-        return _watch_drift(args, baseline, environment)
-    live = capture_live(args.python, args.root)
+        return _watch_drift(args, baseline_manifest(repo, environment, args.baseline), environment)
+    # the interpreter probe (a subprocess) runs while the baseline's manifest is read
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        capturing = pool.submit(capture_live, args.python, args.root)
+        baseline = baseline_manifest(repo, environment, args.baseline)
+        live = capturing.result()
     report = detect_drift(live, baseline, args.root, store=repo)
     emit(args, report.to_json(), lambda console: print_drift(console, report))
     return 1 if args.fail_on and fails_at(report, args.fail_on) else 0

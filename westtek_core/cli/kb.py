@@ -134,7 +134,7 @@ def _cmd_lab_search(args: argparse.Namespace) -> int:
 
 def _cmd_kb(args: argparse.Namespace) -> int:
     from westtek_core.kb import KnowledgeIndexBackend, default_index_path
-    from westtek_core.snapshot import default_environment_id
+    from westtek_core.labs import default_environment_id
 
     if args.action == "search" and args.k < 1:
         raise CommandError("-k must be at least 1")
@@ -197,8 +197,8 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     from westtek_core.drift.events import EventLog
     from westtek_core.environment_service import EnvironmentService
     from westtek_core.kb.lab_client import LabMemoryClient
+    from westtek_core.labs import default_environment_id
     from westtek_core.paths import default_key_file, default_store, event_log_path
-    from westtek_core.snapshot import default_environment_id
 
     if not args.question.strip():
         raise CommandError("ask a question")

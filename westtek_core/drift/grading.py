@@ -214,6 +214,15 @@ def analyse_notebooks_cached(root: Path, cache_file: Path | None = None) -> list
     return results
 
 
+def _same_package(a: Mapping[str, Any] | None, b: Mapping[str, Any]) -> bool:
+    """Whether two records of a distribution provide the same import names."""
+    return (
+        a is not None
+        and a.get("files") == b.get("files")
+        and a.get("top_level") == b.get("top_level")
+    )
+
+
 def grading_context(
     root: Path,
     baseline: Mapping[str, Any],
@@ -236,7 +245,13 @@ def grading_context(
         for interp in live.get("interpreters", []):
             label = label_of.get(str(interp.get("path")))
             if label in packages:
-                packages[label] += list(interp.get("packages", []))
+                # what the baseline already lists maps to the same modules: mapped once
+                known = {(p.get("name"), p.get("version")): p for p in packages[label]}
+                packages[label] += [
+                    p
+                    for p in interp.get("packages", [])
+                    if not _same_package(known.get((p.get("name"), p.get("version"))), p)
+                ]
     maps = {label: ImportMap.from_packages(found) for label, found in packages.items()}
     kernels = kernel_interpreters(baseline)
     default = next(iter(maps), None)

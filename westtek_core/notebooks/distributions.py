@@ -6,6 +6,7 @@ installs), not from a hand-kept name table.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from westtek_core.notebooks.analysis import is_module_name
 
 _EXTENSION_RE = re.compile(r"([A-Za-z_]\w*)(?:\.[\w-]+)*\.(?:so|pyd)")
 _META_DIR_SUFFIXES = (".dist-info", ".data", ".egg-info")
+_MODULE_SUFFIXES = (".py", ".pyc", ".so", ".pyd")
 
 
 def module_of_record_path(path: str) -> str | None:
@@ -23,13 +25,12 @@ def module_of_record_path(path: str) -> str | None:
     ``a/b/c.py``, ``a/b/c.cpython-311-x86_64-linux-gnu.so`` → ``a.b.c``;
     ``a/b/__init__.py`` → ``a.b``; ``a.py`` → ``a``.
     """
-    parts = path.replace("\\", "/").split("/")
-    if parts[0] in ("", ".", "..") or ".." in parts or "__pycache__" in parts:
+    path = path.replace("\\", "/")
+    if not path.endswith(_MODULE_SUFFIXES) or path.startswith("/"):
         return None
-    if parts[0].endswith(_META_DIR_SUFFIXES):
-        return None
-    filename, packages = parts[-1], parts[:-1]
-    if not all(p.isidentifier() for p in packages):
+    directory, _, filename = path.rpartition("/")
+    package = _package_of(directory)
+    if package is None:
         return None
     if filename.endswith((".py", ".pyc")):
         stem = filename.rpartition(".")[0]
@@ -41,10 +42,26 @@ def module_of_record_path(path: str) -> str | None:
     if not stem.isidentifier():
         return None
     if stem == "__init__":
-        return ".".join(packages) or None
-    if not packages and stem.startswith("__editable__"):
+        return package or None
+    if not package and stem.startswith("__editable__"):
         return None  # setuptools' editable finder, not a module of the project
-    return ".".join([*packages, stem])
+    return f"{package}.{stem}" if package else stem
+
+
+@functools.lru_cache(maxsize=16384)
+def _package_of(directory: str) -> str | None:
+    """The dotted package a RECORD directory is ("" at the top), None if not a package's.
+
+    Cached: an environment's ~30k RECORD paths lie in a few thousand directories.
+    """
+    if not directory:
+        return ""
+    parts = directory.split("/")
+    if parts[0] in (".", "..") or ".." in parts or "__pycache__" in parts:
+        return None
+    if parts[0].endswith(_META_DIR_SUFFIXES) or not all(p.isidentifier() for p in parts):
+        return None
+    return directory.replace("/", ".")
 
 
 def _ancestors(module: str) -> Iterator[str]:
@@ -93,12 +110,17 @@ class ImportMap:
             if not isinstance(name, str) or not name:
                 continue
             owned: set[str] = set()
-            shared: set[str] = set()
+            parents: set[str] = set()
             for path in _record_paths(package.get("files")):
                 module = module_of_record_path(path)
                 if module is not None:
                     owned.add(module)
-                    shared.update(_ancestors(module))
+                    parents.add(module.rpartition(".")[0])
+            # the ancestors of each module's package, once per package (not per module)
+            parents.discard("")
+            shared = set(parents)
+            for parent in parents:
+                shared.update(_ancestors(parent))
             top_level = package.get("top_level")
             for entry in top_level if isinstance(top_level, (list, tuple)) else ():
                 if isinstance(entry, str) and is_module_name(entry):

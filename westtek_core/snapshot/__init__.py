@@ -1,5 +1,6 @@
 """Snapshots: create, restore, verify, diff, export and delete, over a store and a capture."""
 
+from westtek_core.labs import default_environment_id  # it lived here first
 from westtek_core.snapshot.catalog import (
     copy_snapshot,
     delete_snapshot,
@@ -11,7 +12,6 @@ from westtek_core.snapshot.create import (
     Progress,
     SnapshotResult,
     create_snapshot,
-    default_environment_id,
     summarize,
 )
 from westtek_core.snapshot.export import EXPORT_FORMATS, export_snapshot

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -12,7 +11,7 @@ from typing import Any
 
 from westtek_core.capture import Capture, FileEntry, FileTree, TreeScan
 from westtek_core.capture.secret_scan import ENVIRONMENT_CONFIG_FILES
-from westtek_core.labs import environment_id_of
+from westtek_core.labs import default_environment_id
 from westtek_core.snapshot.manifest import MANIFEST_FORMAT, content_checksum
 from westtek_core.store import Repository, RepositoryWriter
 
@@ -63,20 +62,6 @@ class SnapshotResult:
             "skipped": self.skipped,
             "secrets": self.secrets,
         }
-
-
-def default_environment_id() -> str:
-    """The environment a snapshot belongs to when none is given.
-
-    ``$WESTTEK_ENVIRONMENT_ID`` (the spawner's), else under JupyterHub the server's id in its
-    user's namespace (see ``labs.environment_id_of``), else user@host.
-    """
-    user = os.environ.get("JUPYTERHUB_USER")
-    return os.environ.get("WESTTEK_ENVIRONMENT_ID") or (
-        environment_id_of(user, os.environ.get("JUPYTERHUB_SERVER_NAME", ""))
-        if user
-        else f"{getpass.getuser()}@{socket.gethostname()}"
-    )
 
 
 class _TreeStorer:
@@ -136,11 +121,14 @@ class _TreeStorer:
         return stored
 
     def _advance(self, entry: FileEntry) -> None:
-        done = self.state
-        self.state = Progress(
-            done.files_done + 1, done.files_total, done.bytes_done + entry.size, done.bytes_total
-        )
-        if self.progress:
+        if self.progress:  # a Progress per file is ~5% of an unchanged snapshot: only if shown
+            done = self.state
+            self.state = Progress(
+                done.files_done + 1,
+                done.files_total,
+                done.bytes_done + entry.size,
+                done.bytes_total,
+            )
             self.progress(self.state)
 
 
