@@ -940,7 +940,8 @@ def _verdict(kind: str, limit: float, actual: float | None) -> str:
     if kind == "seconds":
         if actual <= limit:
             return f"met (≤ {limit:g} s)"
-        return f"**missed** by {100 * (actual / limit - 1):.0f}% (≤ {limit:g} s wanted)"
+        over = 100 * (actual / limit - 1)
+        return f"**missed** by {over:.{0 if over >= 10 else 1}f}% (≤ {limit:g} s wanted)"
     if actual < limit:
         return f"met (< {limit:g}%)"
     return f"**missed** by {actual - limit:.1f} points (< {limit:g}% wanted)"
@@ -1134,6 +1135,7 @@ same for every tool.
 .venv/bin/python bench/snapshot_vs_restic.py --reps 5 --skip-build
 .venv/bin/python bench/snapshot_vs_restic.py --only unchanged --tools westtek,restic
 .venv/bin/python bench/snapshot_vs_restic.py --build-only     # only build bench/.cache
+.venv/bin/python bench/snapshot_vs_restic.py --render-only    # the table again, from the JSON
 ```
 
 The first run builds `bench/.cache/` (needs PyPI; about 1 GB on disk, a few minutes) and
@@ -1185,6 +1187,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-readme", action="store_true", help="don't rewrite the table in bench/README.md"
     )
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help=f"write the table again from {RESULTS.relative_to(REPO_ROOT)}, measuring nothing",
+    )
     parser.add_argument("--generate-data", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -1194,6 +1201,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.generate_data:
         generate_data(args.generate_data)
+        return 0
+    if args.render_only:
+        saved = json.loads(RESULTS.read_text())
+        table = render_table(saved["summary"], saved["meta"])
+        print(table)
+        if not args.no_readme:
+            write_readme(table)
         return 0
     tools = {t.strip() for t in args.tools.split(",") if t.strip()}
     if not tools <= set(TOOLS):
