@@ -69,12 +69,7 @@ def probe_interpreter(python: str, timeout: float = 60) -> dict[str, Any]:
     probe of ``python`` are not read again (:class:`ProbeCache`).
     """
     cache = ProbeCache(python)
-    info = _run_probe(python, timeout, cache.known())
-    try:
-        return cache.complete(info)
-    except KeyError:
-        log.debug("probe cache of %s changed meanwhile: probing in full", python)
-        return cache.complete(_run_probe(python, timeout, None))
+    return cache.complete(_run_probe(python, timeout, cache.known()))
 
 
 def install_dirs(info: Mapping[str, Any]) -> list[str]:

@@ -39,9 +39,9 @@ def _probe_digest() -> str:
 class ProbeCache:
     """The kept descriptions of one interpreter's distributions, by metadata directory."""
 
-    def __init__(self, python: str, directory: Path | None = None) -> None:
+    def __init__(self, python: str) -> None:
         key = blake3.blake3(os.path.abspath(python).encode()).hexdigest()[:32]
-        self.path = (directory or cache_dir() / "probe") / f"{key}.json"
+        self.path = cache_dir() / "probe" / f"{key}.json"
         self._digest = _probe_digest()
         self._entries: dict[str, dict[str, Any]] = {}
         try:
@@ -61,8 +61,7 @@ class ProbeCache:
     def complete(self, info: dict[str, Any]) -> dict[str, Any]:
         """Fill the reused distributions of a probe's report in, order them, keep the rest.
 
-        Raises ``KeyError`` when the probe reused a description this cache does not hold
-        (another process rewrote the file in between): the caller then probes in full.
+        The probe reuses only what :meth:`known` sent it, so every reused one is here.
         """
         stamps: dict[str, list[int]] = info.pop("metadata_stamps", None) or {}
         distributions: list[dict[str, Any]] = []
