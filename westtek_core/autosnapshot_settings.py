@@ -88,11 +88,21 @@ def retention_policy(value: Any) -> RetentionPolicy:
     return policy
 
 
+# what a number setting is, as the panel's form calls it, and its unit in seconds
+_NUMBERS = {
+    "settle_seconds": ("the settle time after a change", "seconds", 1),
+    "interval_hours": ("the time between scheduled snapshots", "hours", 3600),
+}
+
+
 def _number(value: Any, name: str, maximum: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise BadInput(f"{name} must be a number from 0 to {maximum:g}")
-    if not 0 <= value <= maximum:
-        raise BadInput(f"{name} must be a number from 0 to {maximum:g}")
+    finite = not isinstance(value, bool) and isinstance(value, (int, float))
+    if not (finite and math.isfinite(value) and 0 <= value <= maximum):
+        meaning, unit, seconds = _NUMBERS[name]
+        raise BadInput(
+            f"{name} ({meaning}) must be a number of {unit} from 0 to {maximum:g} "
+            f"({maximum * seconds / 86400:g} days)"
+        )
     return float(value)
 
 

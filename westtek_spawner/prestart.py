@@ -62,6 +62,10 @@ class RestoreOutcome:
         return asdict(self)
 
 
+def _changes(count: int) -> str:
+    return f"{count} change" if count == 1 else f"{count} changes"
+
+
 def restore_latest(
     store: str,
     environment_id: str,
@@ -161,7 +165,7 @@ def restore_latest(
         left = len(result.drift.changes)
         return RestoreOutcome(
             "partial",
-            f"Restored {steps} changes from snapshot {short}; {left} could not be put back "
+            f"Restored {_changes(steps)} from snapshot {short}; {left} could not be put back "
             "(see the Drift panel)",
             snapshot=str(target["id"]),
             steps=steps,
@@ -170,7 +174,7 @@ def restore_latest(
         )
     return RestoreOutcome(
         "restored",
-        f"Restored your environment from snapshot {short} ({steps} changes put back)",
+        f"Restored your environment from snapshot {short} ({_changes(steps)} put back)",
         snapshot=str(target["id"]),
         steps=steps,
         drift_status=result.status,

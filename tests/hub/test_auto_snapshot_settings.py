@@ -123,9 +123,21 @@ async def test_nobody_reads_or_changes_another_labs_settings(api, user, method, 
 @pytest.mark.parametrize(
     "body, message",
     [
-        ({"settle_seconds": -1}, "settle_seconds must be a number from 0 to 604800"),
-        ({"interval_hours": "daily"}, "interval_hours must be a number from 0 to 8784"),
-        ({"interval_hours": 1e6}, "interval_hours must be a number from 0 to 8784"),
+        (
+            {"settle_seconds": -1},
+            "settle_seconds (the settle time after a change) must be a number of seconds "
+            "from 0 to 604800 (7 days)",
+        ),
+        (
+            {"interval_hours": "daily"},
+            "interval_hours (the time between scheduled snapshots) must be a number of hours "
+            "from 0 to 8784 (366 days)",
+        ),
+        (
+            {"interval_hours": 1e6},
+            "interval_hours (the time between scheduled snapshots) must be a number of hours "
+            "from 0 to 8784 (366 days)",
+        ),
         ({"enabled": "yes"}, "enabled must be true or false"),
         ({"enabled": True, "keep": 3}, "unknown setting keep: use enabled, settle_seconds"),
         ({"retention": {"keep_last": 2.5}}, "retention keep_last must be an integer from 0"),

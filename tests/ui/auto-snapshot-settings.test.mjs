@@ -103,7 +103,7 @@ describe('the hub panel: automatic snapshots are set per lab in its form', () =>
       await lab.getByRole('button', { name: 'Save' }).click();
       assert.equal(
         await statusWhen(page, 'danger'),
-        'settle_seconds must be a number from 0 to 604800'
+        'settle_seconds (the settle time after a change) must be a number of seconds from 0 to 604800 (7 days)'
       );
       await screenshot(page, 'hub-panel-auto-snapshots-refused');
       await page.reload();

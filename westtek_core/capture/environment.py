@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from jupyter_core.paths import jupyter_runtime_dir
+from jupyter_core.paths import jupyter_config_dir, jupyter_runtime_dir
 
 from westtek_core.capture.interpreters import ProbeError, capture_interpreter, default_interpreters
 from westtek_core.capture.jupyter_env import (
@@ -72,12 +72,15 @@ def workspace_exclusions(
 ) -> list[Path]:
     """Directories inside ``root`` that are never its data, whatever the ignore files say.
 
-    Captured venvs' and conda envs' prefixes (captured as those interpreters), the Jupyter
-    runtime directory (connection files hold kernel keys), West Tek's own state
-    (:func:`westtek_core.paths.own_state_dirs`) and ``extra``.
+    Captured venvs' and conda envs' prefixes (captured as those interpreters), the user's
+    Jupyter config directory (captured as config: in a home workspace its files were listed
+    twice, as data and as config), the Jupyter runtime directory (connection files hold
+    kernel keys), West Tek's own state (:func:`westtek_core.paths.own_state_dirs`) and
+    ``extra``.
     """
     root_abs = os.path.abspath(root)
     left_out = [os.path.abspath(p) for p in extra]
+    left_out.append(os.path.abspath(jupyter_config_dir()))
     left_out.append(os.path.abspath(jupyter_runtime_dir()))
     left_out.extend(os.path.abspath(p) for p in own_state_dirs())
     for info in interpreter_infos:

@@ -97,6 +97,24 @@ def test_runtime_dir_and_extra_exclusions_stay_out(jupyter_dirs, tmp_path, monke
     ]
 
 
+def test_a_jupyter_config_dir_in_the_workspace_is_config_not_data(
+    jupyter_dirs, tmp_path, monkeypatch
+):
+    # Given a home as the workspace, with JupyterLab's settings in its ~/.jupyter
+    root = tmp_path / "home"
+    settings = root / ".jupyter" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    (root / "nb.ipynb").write_text("{}")
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(root / ".jupyter"))
+    python, _ = make_venv(tmp_path / "env")
+    capture = capture_environment([str(python)], root)
+    # then the settings file is captured once, as config
+    assert [e.path for e in capture.workspace.entries] == ["nb.ipynb"]
+    config = [e.path for c in capture.config for e in c.tree.entries]
+    assert any(p.endswith("notification.jupyterlab-settings") for p in config)
+
+
 def test_named_interpreter_that_fails_is_an_error(jupyter_dirs, tmp_path):
     with pytest.raises(ProbeError):
         capture_environment([str(tmp_path / "no-python")], tmp_path)
