@@ -7,6 +7,8 @@ reason; where one answers, a missing image is a failure, not a skip.
 
 from __future__ import annotations
 
+from typing import Any
+
 import docker
 import pytest
 
@@ -35,3 +37,22 @@ def notebook_image(client: docker.DockerClient) -> str:
     except docker.errors.ImageNotFound:
         pytest.fail(f"the Docker daemon has no {NOTEBOOK_IMAGE}: run `make images`")
     return NOTEBOOK_IMAGE
+
+
+def containers_named(client: docker.DockerClient, part: str) -> list[Any]:
+    """Every container, running or not, whose name contains `part`.
+
+    Sparse: the daemon's list as it is, without inspecting each container, which raises
+    NotFound for one removed in between (as Docker removes stopped containers, in the
+    background).
+    """
+    return list(client.containers.list(all=True, sparse=True, filters={"name": part}))
+
+
+def remove_containers(containers: list[Any]) -> None:
+    """Force-remove `containers`, those already gone included."""
+    for container in containers:
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass

@@ -13,14 +13,18 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
 import requests
 
 from tests.core.conftest import build_wheel
-from tests.docker_daemon import docker_client, notebook_image
+from tests.docker_daemon import (
+    containers_named,
+    docker_client,
+    notebook_image,
+    remove_containers,
+)
 from tests.e2e.conftest import HubProcess
 from tests.e2e.researcher import Researcher, service_environments, wait_until
 from tests.e2e.test_ecs_spawn import progress_of
@@ -55,16 +59,13 @@ c.DockerSpawner.read_only_volumes = {{{str(wheels)!r}: {str(wheels)!r}}}
     except requests.RequestException:
         pass
     hub.stop()
-    for container in client.containers.list(all=True, filters={"name": prefix}):
+    containers = containers_named(client, prefix)
+    for container in containers:
         print(container.logs(tail=200).decode(errors="replace"))
-        container.remove(force=True)
+    remove_containers(containers)
     for volume in client.volumes.list(filters={"name": prefix}):
         volume.remove(force=True)
     print(hub.log())  # pytest shows captured output only when the test failed
-
-
-def containers_of(client: docker.DockerClient, prefix: str) -> list[Any]:
-    return list(client.containers.list(all=True, filters={"name": prefix}))
 
 
 async def test_a_package_installed_in_a_container_survives_its_removal(docker_hub) -> None:
@@ -72,7 +73,7 @@ async def test_a_package_installed_in_a_container_survives_its_removal(docker_hu
     # Given alice's server, spawned through the hub as a container of the notebook image
     alice = Researcher(hub, "alice")
     await asyncio.to_thread(alice.wait_for_server)
-    (container,) = containers_of(client, prefix)
+    (container,) = containers_named(client, prefix)
     assert container.image.tags == [image_tag := notebook_image(client)], image_tag
     homes = [m for m in container.attrs["Mounts"] if m["Destination"] == "/home/jovyan"]
     assert homes[0]["Name"] == f"{prefix}-home-alice"
@@ -102,14 +103,14 @@ async def test_a_package_installed_in_a_container_survives_its_removal(docker_hu
 
     # and her server is stopped, its container removed,
     assert hub.api("DELETE", "users/alice/server").status_code in (202, 204)
-    await wait_until(lambda: not containers_of(client, prefix), "the container is removed")
+    await wait_until(lambda: not containers_named(client, prefix), "the container is removed")
 
     # then her next server, a fresh container, restores the package before it answers,
     assert hub.api("POST", "users/alice/server").status_code in (201, 202)
     stages = [event["message"] for event in progress_of(hub, "alice", timeout=240)]
     # ("Restoring … from snapshot" while it runs, "Restored …" once done: the hub polls)
     assert any(s.startswith("Restor") and "from snapshot" in s for s in stages), stages
-    (fresh,) = containers_of(client, prefix)
+    (fresh,) = containers_named(client, prefix)
     assert fresh.id != container.id
     await asyncio.to_thread(alice.wait_for_server)
     kernel = alice.json("POST", "api/kernels", json={"name": "python3"})["id"]
@@ -127,7 +128,7 @@ async def test_an_install_nobody_snapshotted_survives_the_servers_stop(docker_hu
     assert alice.json("GET", "westtek/api/snapshots")["snapshots"] == []
     # when her server is stopped (as the idle culler does), its container removed,
     assert hub.api("DELETE", "users/alice/server").status_code in (202, 204)
-    await wait_until(lambda: not containers_of(client, prefix), "the container is removed", 90)
+    await wait_until(lambda: not containers_named(client, prefix), "the container is removed", 90)
     # then her next server has the package: the stopping one snapshotted it first,
     assert hub.api("POST", "users/alice/server").status_code in (201, 202)
     await asyncio.to_thread(alice.wait_for_server)

@@ -16,7 +16,13 @@ import pytest
 import requests
 from jupyterhub.objects import Hub
 
-from tests.docker_daemon import NOTEBOOK_IMAGE, docker_client, notebook_image
+from tests.docker_daemon import (
+    NOTEBOOK_IMAGE,
+    containers_named,
+    docker_client,
+    notebook_image,
+    remove_containers,
+)
 from tests.spawner.conftest import LAB_GROUPS, TINY_SERVER, make_user
 from westtek_spawner import WestTekSpawner
 from westtek_spawner.backends.docker import WestTekDockerSpawner
@@ -244,7 +250,7 @@ async def test_a_real_container_runs_the_server_with_its_home_volume_and_lab_sto
     try:
         assert await spawner.poll() == 0
         deadline = time.monotonic() + 30  # Docker removes a stopped container in the background
-        while real_client.containers.list(all=True, filters={"name": prefix}):
+        while containers_named(real_client, prefix):
             assert time.monotonic() < deadline, "the container was not removed"
             time.sleep(0.2)
         volume = real_client.volumes.get(f"{prefix}-home-alice")
@@ -254,6 +260,5 @@ async def test_a_real_container_runs_the_server_with_its_home_volume_and_lab_sto
         )  # fmt: skip
         assert {"env-was.json", "home-was"} <= set(files.decode().split())
     finally:
-        for container in real_client.containers.list(all=True, filters={"name": prefix}):
-            container.remove(force=True)
+        remove_containers(containers_named(real_client, prefix))
         real_client.volumes.get(f"{prefix}-home-alice").remove(force=True)
