@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -88,6 +90,30 @@ def store_args(service):
     return ["--store", service.store, "--key-file", str(service.key_file)]
 
 
+def wait_for(condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@contextmanager
+def watched_upgrade(service, research_env, wheelhouse) -> Iterator[list[dict]]:
+    """A baseline with westtek_probe_pkg 1.0.0, the watcher running, 1.1.0 installed and
+    graded: yields the drift events so far (the list grows); stops the service after."""
+    taken(service, service.start_snapshot())
+    events: list[dict] = []
+    service.subscribe(lambda m: events.append(m["event"]) if m["type"] == "event" else None)
+    try:
+        service.start_watching()
+        assert service.wait_watching(60)
+        pip_install(research_env["python"], wheelhouse, "westtek_probe_pkg==1.1.0")
+        wait_for(lambda: any(e["changes"] for e in events), timeout=60)
+        yield events
+    finally:
+        service.stop()
+
+
 def taken(service, job):
     """The result of a finished job of ``service``."""
     done = service.jobs.wait(job.id, timeout=120)
@@ -135,16 +161,7 @@ def test_the_watcher_follows_a_baseline_set_in_a_terminal(service, research_env,
     from westtek_core.cli import main
 
     service.store_poll_seconds = 0.1
-    taken(service, service.start_snapshot())
-    events: list[dict] = []
-    service.subscribe(lambda m: events.append(m["event"]) if m["type"] == "event" else None)
-    try:
-        service.start_watching()
-        assert service.wait_watching(60)
-        pip_install(research_env["python"], wheelhouse, "westtek_probe_pkg==1.1.0")
-        deadline = time.monotonic() + 30
-        while service.drift_state()["status"] == "STABLE" and time.monotonic() < deadline:
-            time.sleep(0.1)
+    with watched_upgrade(service, research_env, wheelhouse) as events:
         assert service.drift_state()["changes"]
         # When the researcher snapshots the upgrade in a terminal and makes it the baseline,
         accepted = cli_snapshot(service)
@@ -168,8 +185,6 @@ def test_the_watcher_follows_a_baseline_set_in_a_terminal(service, research_env,
         # the upgrade is in the install history once: accepting it installed nothing
         history = service.event_log.install_history("alice")
         assert [h["package"] for h in history] == ["westtek_probe_pkg"]
-    finally:
-        service.stop()
 
 
 def test_a_file_rewritten_with_the_same_bytes_is_no_drift(service, research_env):
@@ -210,13 +225,6 @@ def test_the_first_snapshot_creates_an_empty_s3_lab_store(research_env, tmp_path
     # and the hub is told where its manifest is in the bucket.
     location = f"s3://{s3_bucket}/labs/vault-13/snapshots/{result['id']}"
     assert [r["s3_location"] for r in reports] == [location]
-
-
-def wait_for(condition, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 @pytest.mark.usefixtures("thawing_held")
@@ -297,14 +305,7 @@ def test_a_slow_rollback_is_one_event_not_its_halves(
 ):
     from westtek_core.rollback.apply import StepApplier
 
-    taken(service, service.start_snapshot())  # the baseline, with westtek_probe_pkg 1.0.0
-    events: list[dict] = []
-    service.subscribe(lambda m: events.append(m["event"]) if m["type"] == "event" else None)
-    try:
-        service.start_watching()
-        assert service.wait_watching(60)
-        pip_install(research_env["python"], wheelhouse, "westtek_probe_pkg==1.1.0")
-        wait_for(lambda: any(e["changes"] for e in events), timeout=60)
+    with watched_upgrade(service, research_env, wheelhouse) as events:
         upgraded = len(events)
         # Given a machine slow enough that the rollback's removal of 1.1.0 settles before
         # 1.0.0 is written back (five times the watcher's debounce)
@@ -324,5 +325,3 @@ def test_a_slow_rollback_is_one_event_not_its_halves(
         (rolled_back,) = events[upgraded:]
         assert rolled_back["changes"] == []
         assert [c["name"] for c in rolled_back["resolved"]] == ["westtek_probe_pkg"]
-    finally:
-        service.stop()
