@@ -23,6 +23,7 @@ import enum
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -63,7 +64,13 @@ class AutoReason(str, enum.Enum):
 
 
 def unchanged_since(repo: Repository, capture: Any, environment_id: str, root: Path) -> str | None:
-    """The latest snapshot's id when ``capture`` shows nothing changed since it, else None."""
+    """The latest snapshot's id when ``capture`` shows nothing changed since it, else None.
+
+    JupyterLab's own settings (a theme, a dismissed news prompt) are no reason for a
+    snapshot: they live in the home, which outlives the container, and the next snapshot
+    takes them along.
+    """
+    from westtek_core.capture.jupyter_env import is_lab_preference
     from westtek_core.drift.detect import detect_drift
     from westtek_core.rollback import latest_snapshot
 
@@ -71,7 +78,8 @@ def unchanged_since(repo: Repository, capture: Any, environment_id: str, root: P
     if latest is None:
         return None
     report = detect_drift(capture, latest, root, store=repo)
-    return None if report.changes else str(latest["id"])
+    changed = [c for c in report.changes if not (c.kind == "config" and is_lab_preference(c.name))]
+    return None if changed else str(latest["id"])
 
 
 def prune_automatic(
@@ -198,18 +206,39 @@ class AutoSnapshotter:
         """
         return self._start_stamp is not None and self._stamp() != self._start_stamp
 
-    def stop(self, final_snapshot: bool = True, timeout: float = 25.0) -> Mapping[str, Any] | None:
+    def stop(self, final_snapshot: bool = True, timeout: float = 25.0) -> BeforeStop:
         """Stop the thread; with ``final_snapshot``, take the before-stop snapshot and wait.
 
-        The snapshot is taken only when the environment changed since the server started.
-        Returns the final job's result (None when none was needed or it did not finish
-        within ``timeout``).
+        The snapshot is taken only when the environment changed since the server started,
+        and waited for at most ``timeout`` seconds.
         """
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=self.check_seconds + 1)
-        if not final_snapshot or not self.changed_since_start():
-            return None
+        if not final_snapshot:
+            return BeforeStop(why_not="not asked for")
+        if not self.changed_since_start():
+            return BeforeStop(why_not="the environment is as the server started")
         job = self.take(AutoReason.STOP)
         done = self.service.jobs.wait(job.id, timeout)
-        return done.result if done is not None and done.state == "succeeded" else None
+        if done is None or done.finished is None:
+            return BeforeStop(why_not=f"it did not finish within {timeout:g} s")
+        if done.state != "succeeded" or done.result is None:
+            return BeforeStop(why_not=f"it failed: {done.error}")
+        return BeforeStop(result=done.result)
+
+
+@dataclass(frozen=True)
+class BeforeStop:
+    """What came of the before-stop snapshot: the job's result, or why there is none."""
+
+    result: Mapping[str, Any] | None = None
+    why_not: str = ""
+
+    def __str__(self) -> str:
+        """One line for the server's log."""
+        if self.result is None:
+            return f"none: {self.why_not}"
+        if same := self.result.get("unchanged_since"):
+            return f"not needed: the environment is as snapshot {str(same)[:12]}"
+        return f"{str(self.result['id'])[:12]} ({self.result.get('files', 0)} files)"

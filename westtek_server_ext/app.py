@@ -272,8 +272,10 @@ class WestTekExtension(ExtensionApp):
             snapshotter: AutoSnapshotter | None = getattr(self, "auto_snapshotter", None)
             if snapshotter is not None:
                 # what was installed since the last snapshot survives the container
-                result = await asyncio.to_thread(snapshotter.stop, True, self.stop_snapshot_seconds)
-                self.log.info("West Tek: before-stop snapshot %s", result)
+                outcome = await asyncio.to_thread(
+                    snapshotter.stop, True, self.stop_snapshot_seconds
+                )
+                self.log.info("West Tek: before-stop snapshot: %s", outcome)
             self.kernel_watch.stop()
             self.agents.stop()
             service.stop()

@@ -60,6 +60,24 @@ def test_an_unchanged_environment_writes_nothing(service):  # noqa: F811
     assert sorted(service.repo().backend.list("")) == before
 
 
+def test_a_jupyterlab_setting_alone_is_no_reason_to_snapshot(service, research_env):  # noqa: F811
+    first = taken(service, service.start_snapshot(note="by hand"))
+    before = sorted(service.repo().backend.list(""))
+    # Given the researcher answers JupyterLab's news prompt, which JupyterLab saves as a setting
+    settings = research_env["tmp"] / "jupyter-config" / "lab" / "user-settings"
+    news = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True)
+    news.write_text('{"fetchNews": "false"}')
+    # then the automatic snapshot it set off writes nothing: the home keeps the setting
+    result = taken(service, AutoSnapshotter(service).take(AutoReason.CHANGE))
+    assert result == {"unchanged_since": first["id"]}
+    assert sorted(service.repo().backend.list("")) == before
+    # while a change of her Jupyter config is snapshotted
+    (research_env["tmp"] / "jupyter-config" / "jupyter_server_config.py").write_text("c = 1\n")
+    result = taken(service, AutoSnapshotter(service).take(AutoReason.CHANGE))
+    assert "unchanged_since" not in result, result
+
+
 def test_automatic_snapshots_beyond_retention_are_pruned_and_nothing_else(
     service,  # noqa: F811
     research_env,
@@ -87,9 +105,11 @@ def test_stopping_takes_the_before_stop_snapshot(service, research_env, wheelhou
     assert snapshotter.ready.wait(60)
     pip_install(research_env["python"], wheelhouse, "westtek_probe_pkg==2.0.0")
     # the server stops before the change settled: what was installed is still kept
-    result = snapshotter.stop(final_snapshot=True, timeout=120)
-    assert result is not None and "unchanged_since" not in result, result
+    outcome = snapshotter.stop(final_snapshot=True, timeout=120)
+    assert outcome.result is not None and "unchanged_since" not in outcome.result, outcome
     assert automatic(service) == [("before-stop", "2.0.0")]
+    # and the server's log says which snapshot it was
+    assert str(outcome) == f"{outcome.result['id'][:12]} ({outcome.result['files']} files)"
 
 
 def test_a_server_stopping_as_it_started_takes_no_snapshot(service):  # noqa: F811
@@ -97,5 +117,6 @@ def test_a_server_stopping_as_it_started_takes_no_snapshot(service):  # noqa: F8
     snapshotter.start()
     assert snapshotter.ready.wait(60)
     # nothing installed since the server started: its end loses nothing, nothing is written
-    assert snapshotter.stop(final_snapshot=True) is None
+    outcome = snapshotter.stop(final_snapshot=True)
+    assert str(outcome) == "none: the environment is as the server started"
     assert snapshotter.taken == []

@@ -56,7 +56,8 @@ class IngestReport:
     def to_json(self) -> dict[str, Any]:
         """The ``kb ingest --json`` output."""
         return {
-            "ingested": self.ingested,
+            # a snapshot is two documents of one source (its packages and its summary)
+            "ingested": list(dict.fromkeys(self.ingested)),
             "unchanged": self.unchanged,
             "removed": self.removed,
             "failed": self.failed,
