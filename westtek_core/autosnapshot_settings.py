@@ -35,6 +35,12 @@ MAX_SETTLE_SECONDS = 7 * 24 * 3600.0  # a change left unsnapshotted longer than 
 MAX_INTERVAL_HOURS = 366 * 24.0
 MAX_KEEP = 100_000  # far beyond any store's snapshots; keeps the count a small integer
 RETENTION_KEYS = tuple(f.name for f in fields(RetentionPolicy))
+LIMITS = {
+    "settle_seconds": MAX_SETTLE_SECONDS,
+    "interval_hours": MAX_INTERVAL_HOURS,
+    "keep": MAX_KEEP,
+}
+"""The largest value of each setting (a retention count: ``keep``), for forms' bounds."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,8 @@ def _number(value: Any, name: str, maximum: float) -> float:
             f"{name} ({meaning}) must be a number of {unit} from 0 to {maximum:g} "
             f"({maximum * seconds / 86400:g} days)"
         )
-    return float(value)
+    # 30, not 30.0, in the audit log and the API, whether it came from JSON or the database
+    return int(value) if float(value).is_integer() else float(value)
 
 
 def checked_settings(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,13 @@ from sqlalchemy import String, select
 from sqlalchemy.orm import Session
 from tornado import web
 
-from westtek_core.autosnapshot_settings import DEFAULTS, SETTINGS, checked_settings, effective
+from westtek_core.autosnapshot_settings import (
+    DEFAULTS,
+    LIMITS,
+    SETTINGS,
+    checked_settings,
+    effective,
+)
 from westtek_core.request_input import BadInput
 from westtek_hub import audit, registry
 from westtek_hub.api_base import APIHandler
@@ -51,7 +57,7 @@ def _stored(row: LabAutoSnapshots | None) -> dict[str, Any]:
     """What the lab set (its unset settings left out)."""
     if row is None:
         return {}
-    return {name: value for name in SETTINGS if (value := getattr(row, name)) is not None}
+    return checked_settings({name: getattr(row, name) for name in SETTINGS})
 
 
 def settings_json(lab_id: str, row: LabAutoSnapshots | None, editable: bool) -> dict[str, Any]:
@@ -169,6 +175,7 @@ class AutoSnapshotsPage(PanelHandler):
             caller,
             labs=labs,
             defaults=DEFAULTS,
+            limits=LIMITS,
             active="auto-snapshots",
         )
 

@@ -32,7 +32,7 @@ SETTINGS = {
 }
 STORED = {
     "enabled": True,
-    "settle_seconds": 30.0,
+    "settle_seconds": 30,
     "interval_hours": 6.5,
     "retention": {"keep_last": 5, "keep_daily": 3, "keep_weekly": 0, "keep_monthly": 0},
 }
@@ -81,6 +81,7 @@ async def test_a_lab_admin_changes_their_labs_settings_and_each_change_is_audite
     assert answer(response)["effective"] == DEFAULTS.to_json() | {"enabled": False}
     last = (await audit_entries(api, "auto_snapshots.update"))[-1]
     assert last["detail"] == {"old": STORED, "new": {"enabled": False}}
+    assert repr(last["detail"]["old"]["settle_seconds"]) == "30"  # as set, not 30.0
     # A hub admin sets any lab's; an empty body puts the lab back to the defaults.
     assert (await api("PUT", VAULT_101, "overseer", SETTINGS)).code == 200
     assert answer(await api("PUT", VAULT_13, "overseer", {}))["effective"] == DEFAULTS.to_json()
@@ -179,9 +180,11 @@ async def test_the_panel_shows_each_labs_settings_with_a_form_for_its_admins(api
     ]
     assert "Changes take effect from each server's next start" in page
     lab = page.split('data-lab="vault-13"')[1]
-    assert 'name="settle_seconds" inputmode="decimal" value="30" placeholder="60"' in lab
-    assert 'name="keep_last" inputmode="numeric" value="5" placeholder="10"' in lab
-    assert 'name="keep_weekly" inputmode="numeric" value="0" placeholder="4"' in lab
+    settle = 'name="settle_seconds" type="number" min="0" max="604800" step="any" value="30"'
+    assert f'{settle} placeholder="default: 60"' in lab
+    keep = 'type="number" min="0" max="100000" step="1"'
+    assert f'name="keep_last" {keep} value="5" placeholder="default: 10"' in lab
+    assert f'name="keep_weekly" {keep} value="0" placeholder="default: 4"' in lab
     assert 'data-westtek-action="auto-snapshots-reset"' in lab and "changed by dana" in lab
     # erin (vault-101's admin) sees only her lab; alice sees hers, read only.
     erin = page_text(await fetch(service, "auto-snapshots", "erin"))

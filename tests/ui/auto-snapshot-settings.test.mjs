@@ -67,9 +67,12 @@ describe('the hub panel: automatic snapshots are set per lab in its form', () =>
         .getByText("Changes take effect from each server's next start")
         .waitFor();
       const lab = page.locator('section[data-lab="vault-13"]');
-      assert.equal(
-        await lab.locator('[name=settle_seconds]').getAttribute('placeholder'),
-        '60'
+      const settle = lab.locator('[name=settle_seconds]');
+      assert.equal(await settle.getAttribute('placeholder'), 'default: 60');
+      // (number fields, bounded as the service checks them)
+      assert.deepEqual(
+        await settle.evaluate(input => [input.type, input.min, input.max]),
+        ['number', '0', '604800']
       );
 
       // and they set vault-13's: every 2 hours, keeping the last 3,
@@ -98,8 +101,22 @@ describe('the hub panel: automatic snapshots are set per lab in its form', () =>
       });
       await screenshot(page, 'hub-panel-auto-snapshots-saved');
 
-      // A negative settle time is refused in one line, and nothing is saved.
+      // Text that is no number is refused in one line, not saved as the default,
+      await lab.locator('[name=settle_seconds]').pressSequentially('1e');
+      await lab.getByRole('button', { name: 'Save' }).click();
+      assert.equal(
+        await statusWhen(page, 'danger'),
+        'Settle time after a change (seconds): not a number'
+      );
+      // and a negative settle time is marked as typed, refused in one line, and
+      // nothing is saved.
       await lab.locator('[name=settle_seconds]').fill('-5');
+      assert.equal(
+        await lab
+          .locator('[name=settle_seconds]')
+          .evaluate(input => input.classList.contains('is-invalid')),
+        true
+      );
       await lab.getByRole('button', { name: 'Save' }).click();
       assert.equal(
         await statusWhen(page, 'danger'),

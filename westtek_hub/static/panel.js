@@ -223,6 +223,16 @@
       return;
     }
     event.preventDefault();
+    // a number field holding text reads as blank, which would save the default unasked
+    const notNumber = [...form.querySelectorAll("input[type=number]")].find(
+      (input) => input.validity.badInput,
+    );
+    if (notNumber) {
+      const label = form.querySelector(`label[for="${notNumber.id}"]`);
+      notify(`${label ? label.textContent.trim() : notNumber.name}: not a number`, "danger");
+      notNumber.focus();
+      return;
+    }
     const values = Object.fromEntries(new FormData(form).entries());
     const submit = form.querySelector("[type=submit]");
     perform(submit, working[form.dataset.westtekForm](values), async () => {
@@ -233,6 +243,14 @@
       }
       return message;
     });
+  });
+
+  // A number out of its field's bounds is marked as it is typed; Save says why (the service).
+  document.addEventListener("input", (event) => {
+    const input = event.target;
+    if (input instanceof HTMLInputElement && input.type === "number") {
+      input.classList.toggle("is-invalid", !input.checkValidity());
+    }
   });
 
   // The share dialog takes its snapshot from the button that opened it.
