@@ -366,6 +366,16 @@ function SnapshotCard(props: {
         >
           {trans.__('Restore…')}
         </Button>
+        {!snapshot.baseline && (
+          <Button
+            minimal
+            data-testid="westtek-make-baseline"
+            title={trans.__('Measure drift against this snapshot')}
+            onClick={() => void model.setBaseline(snapshot.id)}
+          >
+            {trans.__('Make baseline')}
+          </Button>
+        )}
         {transferPackageUrl(snapshot.environment_id) && (
           <a
             className="jp-WestTek-link"
@@ -380,16 +390,6 @@ function SnapshotCard(props: {
           >
             {trans.__('Transfer package')}
           </a>
-        )}
-        {!snapshot.baseline && (
-          <Button
-            minimal
-            data-testid="westtek-make-baseline"
-            title={trans.__('Measure drift against this snapshot')}
-            onClick={() => void model.setBaseline(snapshot.id)}
-          >
-            {trans.__('Make baseline')}
-          </Button>
         )}
       </div>
       <div className="jp-WestTek-export">
