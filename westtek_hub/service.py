@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -75,6 +76,22 @@ class WestTekHubService(Application):
     version = __version__
     description = "West Tek hub service: registry, admin panel, sharing, succession, audit."
     classes = [HubAuth, HubOAuth, WestTekPanel, WestTekMetrics, LabStores, AuditTrail]
+
+    @default("log_level")
+    def _default_log_level(self) -> int:
+        # as JupyterHub's own: IT sees the service start, stop and what it does to stores
+        return logging.INFO
+
+    @default("log_format")
+    def _default_log_format(self) -> str:
+        # JupyterHub's, so the service's lines read like the hub's they are mixed with
+        return (
+            "[%(levelname)1.1s %(asctime)s.%(msecs).03d %(name)s %(module)s:%(lineno)d] %(message)s"
+        )
+
+    @default("log_datefmt")
+    def _default_log_datefmt(self) -> str:
+        return "%Y-%m-%d %H:%M:%S"
 
     service_prefix = Unicode(
         config=True,
@@ -252,6 +269,7 @@ class WestTekHubService(Application):
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopped.set)
         await stopped.wait()
+        self.log.info("West Tek hub service stopping (a lab memory's snapshot in progress ends)")
         server.stop()
         app.settings["westtek_knowledge"].close()
         app.settings["westtek_engine"].dispose()
