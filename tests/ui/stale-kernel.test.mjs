@@ -30,6 +30,8 @@ const KERNEL = 'throwaway';
 const WARNING_SHOWN_MS = 2_000;
 // A snapshot of the tiny venv and workspace, a kernel start, a cell run.
 const JOB_TIMEOUT_MS = 30_000;
+// a cell run longer than this printing a version never reached the kernel
+const STUCK_RUN_MS = 10_000;
 
 /** A kernelspec whose kernel imports from the throwaway venv first. */
 function writeKernelSpec(jupyterDir, venv) {
@@ -94,7 +96,9 @@ describe('a kernel that still runs what an install replaced', () => {
    * Run the notebook's first cell from the toolbar (no keystroke that could
    * land before the notebook has focus) until it prints `expected`; a run
    * sent before the page's kernel connection is up is not run, so it is sent
-   * again while the cell shows no sign of running.
+   * again while the cell shows no sign of running; one sent while a restarted
+   * kernel's connection comes back can stay "running" without ever reaching
+   * the kernel, so it is sent again after STUCK_RUN_MS too.
    */
   const runCell = async expected => {
     await kernelConnected(lab);
@@ -102,7 +106,7 @@ describe('a kernel that still runs what an install replaced', () => {
     const cell = notebook.locator('.jp-Cell').first();
     const output = cell.locator('.jp-OutputArea-output');
     const prompt = cell.locator('.jp-InputPrompt');
-    const deadline = Date.now() + JOB_TIMEOUT_MS;
+    const deadline = Date.now() + 2 * JOB_TIMEOUT_MS;
     let text = '';
     let sent = 0;
     while (text !== expected) {
@@ -111,7 +115,8 @@ describe('a kernel that still runs what an install replaced', () => {
         `the cell printed ${JSON.stringify(text)}, not ${expected}`
       );
       const running = /\*/.test(await prompt.textContent());
-      if (!running && Date.now() - sent > 5_000) {
+      const waited = Date.now() - sent;
+      if ((!running && waited > 5_000) || waited > STUCK_RUN_MS) {
         await prompt.click();
         await notebook
           .locator('[data-command="notebook:run-cell-and-select-next"]')
