@@ -10,29 +10,28 @@ A browser logs in through the hub's OAuth (HubOAuth and ``oauth_callback``); a r
 the same user (the registry's rules, called with their ``Caller``), Jinja2 escapes every
 value, and the pages' buttons call the JSON API with ``fetch()``, the OAuth cookie and
 JupyterHub's XSRF token (``X-XSRFToken``).
+
+What the pages show is in ``panel_views`` and ``panel_timeline``; what they ask the hub
+(running servers, the Services menu) in ``panel_hub``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import binascii
 import json
 import os
-import re
 import secrets
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import quote
 
 import jinja2
 from jupyterhub._data import DATA_FILES_PATH
 from jupyterhub.services.auth import HubAuth, HubOAuthCallbackHandler, UserNotAllowed
 from jupyterhub.utils import url_path_join
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from tornado import web
 from tornado.httpclient import HTTPClientError
@@ -40,23 +39,44 @@ from traitlets import List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from westtek_core.version import __version__
-from westtek_core.wire import DRIFT_STATUSES, epoch_time
-from westtek_hub import audit, registry
-from westtek_hub.api_base import APIHandler, HubClient
-from westtek_hub.models import AuditEntry, DriftEvent, Environment, Lab, Researcher, Share, Snapshot
+from westtek_core.wire import DRIFT_STATUSES
+from westtek_hub import registry
+from westtek_hub.api_base import APIHandler
+from westtek_hub.models import Environment
+from westtek_hub.panel_hub import ServicesMenu, servers_of
+from westtek_hub.panel_timeline import (
+    TIMELINE_DAYS,
+    drift_timeline,
+    timeline_chart,
+    timeline_events,
+)
+from westtek_hub.panel_views import (
+    AuditFilters,
+    audit_view,
+    can_reassign,
+    environment_actions,
+    from_epoch,
+    group_by_lab,
+    http_url,
+    known_labs,
+    known_researchers,
+    predecessor_of,
+    researcher_of,
+    restorable_shares,
+    server_name_of,
+    server_state,
+    shareable_snapshots,
+    visible_environments,
+    visible_shares,
+)
 from westtek_hub.registry import Caller
-from westtek_hub.snapshot_records import snapshot_json
 
 TEMPLATES = Path(__file__).parent / "templates"
 ASSETS = Path(__file__).parent / "static"
 JUPYTERHUB_TEMPLATES = Path(DATA_FILES_PATH) / "templates"
 JUPYTERHUB_STATIC = Path(DATA_FILES_PATH) / "static"
-TIMELINE_DAYS = 30
-AUDIT_PAGE_SIZE = 200
-SERVICES_CACHE_SECONDS = 60.0
 # Bootstrap's contextual colour of each drift status
 DRIFT_CLASSES = {"STABLE": "success", "MINOR_DRIFT": "warning", "CRITICAL_DRIFT": "danger"}
-ACTING = ("own", "lab-admin", "admin")
 
 
 def load_cookie_secret(path: Path) -> bytes:
@@ -109,366 +129,6 @@ class WestTekPanel(LoggingConfigurable):
             "westtek_prefix": f"{prefix}/",
             "westtek_services_menu": ServicesMenu(),
         }
-
-
-# -- what the pages show (pure functions of the registry and the caller) ----------------
-
-
-def researcher_of(row: Mapping[str, Any]) -> str:
-    """An environment row's researcher."""
-    return str(row["researcher_id"])
-
-
-def visible_environments(
-    session: Session,
-    caller: Caller,
-    lab: str | None = None,
-    drift: str | None = None,
-    researcher: str | None = None,
-) -> list[dict[str, Any]]:
-    """What ``GET api/environments`` shows the caller, also filtered by researcher."""
-    rows = registry.list_environments(session, caller, lab or None, drift or None)
-    return [r for r in rows if not researcher or researcher_of(r) == researcher]
-
-
-def group_by_lab(rows: Iterable[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
-    """Rows grouped by lab, labs in name order, rows in their given order."""
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        groups[str(row["lab_id"])].append(row)
-    return sorted(groups.items())
-
-
-def restorable_shares(session: Session, caller: Caller) -> dict[str, list[str]]:
-    """Per environment, the snapshots shared with the caller's labs for restoring."""
-    found: dict[str, list[str]] = defaultdict(list)
-    if not caller.labs:
-        return found
-    query = (
-        select(Snapshot.environment_id, Share.snapshot_id)
-        .join(Snapshot, Snapshot.id == Share.snapshot_id)
-        .where(
-            Share.to_lab.in_(sorted(caller.labs)),
-            Share.revoked_at.is_(None),
-            Share.permission == "restore",
-        )
-        .order_by(Snapshot.timestamp.desc())
-    )
-    for env_id, snap_id in session.execute(query):
-        if snap_id not in found[env_id]:
-            found[env_id].append(snap_id)
-    return found
-
-
-def server_name_of(container_info: Mapping[str, Any], user: str) -> str:
-    """The hub server an environment's container runs as (from its reported Jupyter URL)."""
-    named = container_info.get("server_name")
-    if isinstance(named, str):
-        return named
-    path = urlparse(str(container_info.get("jupyter_url") or "")).path
-    match = re.search(r"/user/([^/]+)/([^/]*)/?$", path)
-    if match and unquote(match.group(1)) == user:
-        return unquote(match.group(2))
-    return ""
-
-
-def http_url(value: Any) -> str:
-    """``value`` if it is an http(s) URL or an absolute path, else "" (never ``javascript:``)."""
-    text = str(value or "")
-    parsed = urlparse(text)
-    if parsed.scheme in ("http", "https") and parsed.netloc:
-        return text
-    return text if text.startswith("/") and not text.startswith("//") else ""
-
-
-def from_epoch(value: Any) -> str | None:
-    """Epoch seconds as an ISO 8601 UTC time (None if not a time a report may carry)."""
-    when = epoch_time(value)
-    return when.isoformat() if when else None
-
-
-def server_state(server: Mapping[str, Any] | None) -> str:
-    """``running``, ``starting``, ``stopping`` or ``stopped`` from a hub server model."""
-    if not server:
-        return "stopped"
-    pending = server.get("pending")
-    if pending == "spawn":
-        return "starting"
-    if pending == "stop":
-        return "stopping"
-    return "running" if server.get("ready") else "stopped"
-
-
-def environment_actions(row: Mapping[str, Any], shared: Sequence[str]) -> dict[str, Any]:
-    """What the panel offers on a row, mirroring what the API allows for its access."""
-    access = row["access"]
-    acting = access in ACTING
-    launch_snapshot = None
-    if access == "lab":
-        launch_snapshot = row.get("last_snapshot_id")
-    elif access == "shared-restore" and shared:
-        launch_snapshot = shared[0]
-    return {
-        "launch": acting,
-        "launch_snapshot": launch_snapshot,
-        "stop": acting and row["server_state"] in ("running", "starting"),
-        "snapshot": acting and row["server_state"] == "running",
-        "share": acting and bool(row.get("last_snapshot_id")),
-    }
-
-
-def can_reassign(caller: Caller, env: Mapping[str, Any]) -> bool:
-    """Whether the caller may hand the environment to a successor (lab or hub admins)."""
-    return caller.admin or (env["lab_id"] in caller.admin_labs and env["access"] != "own")
-
-
-@dataclass(frozen=True)
-class Bar:
-    """One stacked segment of the drift timeline: a day, a status, its count and its box."""
-
-    day: str
-    status: str
-    count: int
-    x: float
-    y: float
-    width: float
-    height: float
-
-
-@dataclass(frozen=True)
-class TimelineChart:
-    """An SVG chart's geometry: bars, y-axis maximum, x-axis labels, and its size."""
-
-    width: int
-    height: int
-    plot_left: int
-    plot_bottom: int
-    maximum: int
-    bars: list[Bar]
-    x_labels: list[tuple[float, str]]
-    totals: dict[str, int]
-
-
-def drift_timeline(
-    events: Iterable[tuple[float, str, str]], today: date, days: int = TIMELINE_DAYS
-) -> dict[str, list[Counter[str]]]:
-    """Per lab, the count of events of each status on each of the last ``days`` days (UTC).
-
-    ``events`` are ``(epoch seconds, status, lab)``; the last day is ``today``.
-    """
-    first = today - timedelta(days=days - 1)
-    timeline: dict[str, list[Counter[str]]] = {}
-    for seconds, status, lab in events:
-        when = epoch_time(seconds)  # a row stored before times were checked may hold 1e300
-        if when is None:
-            continue
-        day = when.date()
-        if first <= day <= today:
-            counts = timeline.setdefault(lab, [Counter() for _ in range(days)])
-            counts[(day - first).days][status] += 1
-    return timeline
-
-
-def timeline_chart(
-    counts: Sequence[Counter[str]], today: date, width: int = 720, height: int = 180
-) -> TimelineChart:
-    """The geometry of a stacked bar chart of one lab's days (STABLE at the bottom)."""
-    left, bottom, top = 36, 22, 8
-    plot_w, plot_h = width - left - 4, height - bottom - top
-    maximum = max([sum(day.values()) for day in counts] + [1])
-    slot = plot_w / max(len(counts), 1)
-    first = today - timedelta(days=len(counts) - 1)
-    order = list(DRIFT_STATUSES) + sorted({s for day in counts for s in day} - set(DRIFT_STATUSES))
-    bars, labels = [], []
-    totals: Counter[str] = Counter()
-    for i, day in enumerate(counts):
-        stamp = (first + timedelta(days=i)).isoformat()
-        base = float(height - bottom)
-        for status in order:
-            n = day.get(status, 0)
-            if not n:
-                continue
-            totals[status] += n
-            h = plot_h * n / maximum
-            base -= h
-            bars.append(
-                Bar(stamp, status, n, round(left + i * slot + 1, 2), round(base, 2),
-                    round(max(slot - 2, 1), 2), round(h, 2))
-            )  # fmt: skip
-        if (len(counts) - 1 - i) % 7 == 0:  # weekly, counted back from today's
-            labels.append((round(left + i * slot + slot / 2, 2), stamp[5:]))
-    return TimelineChart(width, height, left, height - bottom, maximum, bars, labels, dict(totals))
-
-
-def timeline_events(
-    session: Session, caller: Caller, since: datetime
-) -> list[tuple[float, str, str]]:
-    """``(time, status, lab)`` of the drift events of environments the caller may see."""
-    query = (
-        select(DriftEvent.time, DriftEvent.status, Environment.lab_id)
-        .join(Environment, Environment.id == DriftEvent.environment_id)
-        .where(
-            DriftEvent.time >= since.timestamp(),
-            registry.visibility(session, caller, shared_too=False)[0],  # a share tells no drift
-        )
-    )
-    return [(t, s, lab) for t, s, lab in session.execute(query)]
-
-
-def visible_shares(session: Session, caller: Caller) -> list[dict[str, Any]]:
-    """Active shares from or to the caller's labs (all for hub admins), newest first."""
-    query = select(Share).where(Share.revoked_at.is_(None)).order_by(Share.id.desc())
-    rows = []
-    for share in session.scalars(query):
-        if caller.admin or share.from_lab in caller.labs or share.to_lab in caller.labs:
-            snap = session.get(Snapshot, share.snapshot_id)
-            env = session.get(Environment, snap.environment_id) if snap else None
-            access = registry.access_to(session, caller, env) if env else None
-            rows.append(
-                registry.share_json(share)
-                | {
-                    "environment_id": snap.environment_id if snap else None,
-                    "can_revoke": access in ACTING,
-                }
-            )
-    return rows
-
-
-def shareable_snapshots(session: Session, caller: Caller) -> list[dict[str, Any]]:
-    """Snapshots of environments the caller may act on (own, lab-admin, admin), newest first."""
-    acting = {
-        str(r["id"]): r
-        for r in registry.list_environments(session, caller)
-        if r["access"] in ACTING
-    }
-    if not acting:
-        return []
-    query = (
-        select(Snapshot)
-        .where(Snapshot.environment_id.in_(sorted(acting)))
-        .order_by(Snapshot.timestamp.desc())
-    )
-    return [
-        snapshot_json(s) | {"lab_id": acting[s.environment_id]["lab_id"]}
-        for s in session.scalars(query)
-    ]
-
-
-def known_labs(session: Session) -> list[str]:
-    """Every lab the registry knows (targets for a share)."""
-    return list(session.scalars(select(Lab.id).order_by(Lab.id)))
-
-
-def known_researchers(session: Session) -> list[str]:
-    """Every researcher the registry knows (candidates for a successor)."""
-    return list(session.scalars(select(Researcher.name).order_by(Researcher.name)))
-
-
-@dataclass(frozen=True)
-class AuditFilters:
-    """The audit view's filters (empty: any)."""
-
-    actor: str = ""
-    action: str = ""
-    outcome: str = ""
-    lab: str = ""
-
-
-def audit_view(
-    session: Session, caller: Caller, filters: AuditFilters, limit: int = AUDIT_PAGE_SIZE
-) -> dict[str, Any]:
-    """The chain's verification and the newest matching entries (hub admins only)."""
-    if not caller.admin:
-        raise registry.Denied(f"{caller.name} is not a hub admin: the audit log is theirs")
-    entries = list(session.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
-    ok, checked, problem = audit.verify_chain(entries, audit.chain_of(session))
-    matching = [
-        e
-        for e in reversed(entries)
-        if (not filters.actor or e.actor == filters.actor)
-        and (not filters.action or e.action == filters.action)
-        and (not filters.outcome or e.outcome == filters.outcome)
-        and (not filters.lab or e.lab_id == filters.lab)
-    ]
-    return {
-        "verified": ok,
-        "checked": checked,
-        "problem": None if ok else problem,
-        "entries": [audit.to_json(e) for e in matching[:limit]],
-        "matching": len(matching),
-        "actions": sorted({e.action for e in entries}),
-        "actors": sorted({e.actor for e in entries}),
-        "labs": sorted({e.lab_id for e in entries if e.lab_id}),
-    }
-
-
-# -- the hub: running servers and the Services menu -------------------------------------
-
-
-async def active_servers(hub: HubClient, page: int = 200) -> dict[str, dict[str, Any]] | None:
-    """Every active user's servers from ``GET users?state=active``; None if the hub refuses."""
-    found: dict[str, dict[str, Any]] = {}
-    offset = 0
-    while True:
-        try:
-            items = await hub.request("GET", f"users?state=active&offset={offset}&limit={page}")
-        except (HTTPClientError, OSError, ValueError):
-            return None
-        if not isinstance(items, list):
-            return None
-        for user in items:
-            found[str(user.get("name"))] = dict(user.get("servers") or {})
-        if len(items) < page:
-            return found
-        offset += page
-
-
-async def servers_of(hub: HubClient, users: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """The servers of ``users``: one walk of the active users, else one call per user."""
-    names = sorted(set(users))
-    active = await active_servers(hub) if names else {}
-    if active is not None:
-        return {name: active.get(name, {}) for name in names}
-
-    async def one(name: str) -> dict[str, Any]:
-        try:
-            model = await hub.user(name)
-        except (HTTPClientError, OSError):
-            return {}
-        return dict((model or {}).get("servers") or {})
-
-    found = await asyncio.gather(*(one(n) for n in names))
-    return dict(zip(names, found, strict=True))
-
-
-@dataclass
-class ServicesMenu:
-    """The hub's services for the nav bar's Services menu, cached briefly."""
-
-    fetched: float = 0.0
-    services: list[dict[str, str]] | None = None
-
-    async def get(self, hub: HubClient, own: dict[str, str]) -> list[dict[str, str]]:
-        """``[{name, href}]`` of displayed services; only this one if the hub won't say."""
-        loop = asyncio.get_running_loop()
-        if self.services is not None and loop.time() - self.fetched < SERVICES_CACHE_SECONDS:
-            return self.services
-        try:
-            models = await hub.request("GET", "services")
-        except (HTTPClientError, OSError, ValueError):
-            models = None  # the service's role lacks read:services: list itself only
-        services = [own]
-        if isinstance(models, dict):
-            services = [
-                {"name": str(name), "href": str(m.get("prefix") or "")}
-                for name, m in sorted(models.items())
-                if isinstance(m, dict) and m.get("display", True) and m.get("prefix")
-            ] or [own]
-        self.services, self.fetched = services, loop.time()
-        return services
-
-
-# -- handlers ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -691,17 +351,6 @@ class SharingPage(PanelHandler):
             **self.run(caller, "panel.sharing", "", work),
             active="sharing",
         )
-
-
-def predecessor_of(caller: Caller, package: dict[str, Any]) -> str | None:
-    """Who handed the package's environment to the caller, if they hold it and may take it over.
-
-    ``environments/take-over`` decides; this only offers the button.
-    """
-    if package["environment"]["researcher_id"] != caller.name or not package["snapshots"]:
-        return None
-    handed = [t for t in package.get("transfers") or [] if t.get("to") == caller.name]
-    return str(handed[-1]["from"]) if handed else None
 
 
 class SuccessionPage(PanelHandler):

@@ -22,14 +22,9 @@ from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.web import create_signed_value
 
 from tests.hub.conftest import Service, answer
-from westtek_hub.panel import (
-    drift_timeline,
-    http_url,
-    load_cookie_secret,
-    server_name_of,
-    server_state,
-    timeline_chart,
-)
+from westtek_hub.panel import load_cookie_secret
+from westtek_hub.panel_timeline import drift_timeline, timeline_chart
+from westtek_hub.panel_views import http_url, server_name_of, server_state
 from westtek_hub.service import close_hub_http_client
 
 DAY = 86400.0
