@@ -3,7 +3,7 @@
 from typing import Any
 
 from westtek_server_ext.app import WestTekExtension
-from westtek_server_ext.handlers import LABEXTENSION_NAME
+from westtek_server_ext.handlers.status import LABEXTENSION_NAME
 
 __all__ = ["LABEXTENSION_NAME", "WestTekExtension"]
 
