@@ -110,9 +110,11 @@ def repair_store(
         if repo._active_writers:
             raise StoreError("cannot repair while this process has a writer open")
     lock = StoreLock(repo.backend, repo._crypto, exclusive=True, purpose="repair").acquire(wait)
+    repair = _Repair(repo, workspace_root, progress, lock)
     try:
-        return _Repair(repo, workspace_root, progress, lock).run()
+        return repair.run()
     finally:
+        repair.builder.discard()
         lock.release()
         repo._refresh_index(full=True)
 
@@ -133,7 +135,7 @@ class _Repair:
         self.workspace_root = workspace_root
         self.progress = progress
         self.report = RepairReport()
-        self.builder = _PackBuilder(repo._crypto)
+        self.builder = _PackBuilder(repo._crypto, repo.backend)
         self.new_packs: list[tuple[str, list[PackEntry]]] = []
         # blob id → where an intact copy is, or None once it is placed in a new pack
         self.available: dict[bytes, str | None] = {}
@@ -197,16 +199,14 @@ class _Repair:
     def _flush(self) -> None:
         if not self.builder.entries:
             return
-        pack_id, data = self.builder.finish()
-        key = pack_key(pack_id)
+        pack_id = self.builder.finish()
         if pack_id in self.damaged:
             # the same chunks re-packed in the same order give the pack's original bytes,
             # under its id: the damaged copy must go first, or write-once would keep it
-            self.backend.remove(key)
+            self.backend.remove(pack_key(pack_id))
             self.damaged.remove(pack_id)
-        self.backend.save(key, data)
-        self.new_packs.append((pack_id, self.builder.entries))
-        self.builder = _PackBuilder(self.repo._crypto)
+        self.new_packs.append(self.builder.save())
+        self.builder = _PackBuilder(self.repo._crypto, self.repo.backend)
 
     # -- re-reading the live environment -------------------------------------------------
 

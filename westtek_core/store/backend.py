@@ -7,15 +7,17 @@ every backend passes the same conformance suite (``tests/core/store/test_backend
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from traitlets import Unicode
 from traitlets.config import LoggingConfigurable
@@ -52,6 +54,45 @@ class ObjectAvailability:
 
 READABLE = ObjectAvailability(Availability.READABLE)
 
+_OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+class StagedObject:
+    """An object assembled in a local temporary file, then saved under its key in one step.
+
+    For objects too big to hold in memory (packs). The file is no object until
+    :meth:`save`: a crash leaves at most a stray temporary file that nothing lists or
+    reads (local stores keep it in ``tmp/``, which ``westtek snapshot repair`` empties).
+    """
+
+    def __init__(self, backend: StoreBackend, directory: str | None) -> None:
+        self._backend = backend
+        self.file: IO[bytes] = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed by save/discard)
+            dir=directory, prefix="staged-"
+        )
+        self.size = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Append ``data``; a full disk is a :class:`StoreError` saying where."""
+        with self._backend.full_disk_reported(f"assembling an object in {self.file.name}"):
+            self.file.write(data)
+        self.size += len(data)
+
+    def save(self, key: str) -> None:
+        """Store the content written so far under ``key`` (as :meth:`StoreBackend.save`)."""
+        try:
+            self.file.flush()
+            self._backend.save_staged(key, self)
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Remove the temporary file (saved or not); idempotent."""
+        try:
+            self.file.close()
+        except FileNotFoundError:
+            pass  # renamed into place, on a file system without hard links
+
 
 class StoreBackend(LoggingConfigurable):
     """The narrow interface every store backend implements.
@@ -68,6 +109,34 @@ class StoreBackend(LoggingConfigurable):
     def save(self, key: str, data: bytes) -> None:
         """Store ``data`` under ``key`` atomically; an existing key is left untouched."""
         raise NotImplementedError
+
+    def stage(self) -> StagedObject:
+        """A new object to assemble in a local file (in the system's temporary directory)."""
+        return StagedObject(self, None)
+
+    def save_staged(self, key: str, staged: StagedObject) -> None:
+        """Store a staged object's file under ``key``, a name of its content (a pack id).
+
+        An existing object under ``key`` holds the same bytes and is left untouched.
+
+        The default reads the file whole; backends override it to stream from the file.
+        """
+        staged.file.seek(0)
+        self.save(key, staged.file.read())
+
+    def out_of_space(self, doing: str) -> StoreError:
+        """The error for a full disk (or quota) while ``doing`` something for this store."""
+        return StoreError(f"no space left {doing} for the store at {self.url}: free space there")
+
+    @contextlib.contextmanager
+    def full_disk_reported(self, doing: str) -> Iterator[None]:
+        """Turn a full disk (or quota) inside the block into :meth:`out_of_space`'s error."""
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno not in _OUT_OF_SPACE:
+                raise
+            raise self.out_of_space(doing) from None
 
     def load(self, key: str) -> bytes:
         """Return the whole object; :class:`ObjectMissing` if there is none."""
@@ -141,15 +210,37 @@ class LocalDirectoryBackend(StoreBackend):
         A full disk (or quota) is a :class:`StoreError` saying so; the partial write is
         removed, so nothing half-written stays behind.
         """
-        try:
+        with self.full_disk_reported(f"writing {key}"):
             self._save(key, data)
-        except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            raise StoreError(
-                f"the store at {self.root} is out of space (writing {key}): free space there,"
-                " then run `westtek snapshot repair` to remove what unfinished snapshots left"
-            ) from None
+
+    def out_of_space(self, doing: str) -> StoreError:
+        """Names the store's directory and the way to clean up after unfinished snapshots."""
+        return StoreError(
+            f"the store at {self.root} is out of space ({doing}): free space there,"
+            " then run `westtek snapshot repair` to remove what unfinished snapshots left"
+        )
+
+    def stage(self) -> StagedObject:
+        """A staged object in the store's ``tmp/``, so that saving it is a hard link."""
+        tmp_dir = Path(self.root, "tmp")
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        return StagedObject(self, str(tmp_dir))
+
+    def save_staged(self, key: str, staged: StagedObject) -> None:
+        """Sync the staged file, then hard-link it into place (as :meth:`save` does)."""
+        with self.full_disk_reported(f"writing {key}"):
+            self._save_staged(key, staged)
+
+    def _save_staged(self, key: str, staged: StagedObject) -> None:
+        path = self._path(key)
+        if path.exists():
+            return
+        os.fsync(staged.file.fileno())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(staged.file.name)
+        os.chmod(tmp, 0o444)
+        self._link_into_place(tmp, path)
+        _fsync_dir(path.parent)
 
     def _save(self, key: str, data: bytes) -> None:
         path = self._path(key)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
-from pyfastcdc import FastCDC
+from pyfastcdc import BinaryStreamReader, FastCDC
 
 from westtek_core.store.errors import StoreFormatError
 
@@ -68,7 +68,7 @@ class Chunker:
         for chunk in self._cdc.cut_buf(data):
             yield chunk.data
 
-    def cut_stream(self, stream: BinaryIO) -> Iterator[bytes]:
+    def cut_stream(self, stream: BinaryStreamReader) -> Iterator[bytes]:
         """Chunks of a binary stream, each copied out since the reader reuses its buffer."""
         for chunk in self._cdc.cut_stream(stream):
             yield bytes(chunk.data)

@@ -20,6 +20,7 @@ from westtek_core.store.backend import (
     READABLE,
     Availability,
     ObjectAvailability,
+    StagedObject,
     StoreBackend,
     check_key,
 )
@@ -122,6 +123,14 @@ class S3Backend(StoreBackend):
         " restore or verify waiting for it to run. Default: $WESTTEK_S3_RESTORE_DAYS, else 7.",
     )
 
+    multipart_threshold = Int(
+        64 << 20,
+        config=True,
+        help="Objects assembled in a local file (packs) at least this big, in bytes, are"
+        " uploaded in parts (multipart upload), streamed from the file; smaller ones in one"
+        " PutObject. S3 wants parts of at least 5 MiB.",
+    )
+
     @default("restore_tier")
     def _default_restore_tier(self) -> str:
         tier = os.environ.get("WESTTEK_S3_RESTORE_TIER", "Standard").strip().capitalize()
@@ -191,6 +200,33 @@ class S3Backend(StoreBackend):
         except Exception as exc:
             if _error_code(exc)[0] in _EXISTS_CODES:
                 return
+            raise self._fail(exc, "save", key) from exc
+
+    def save_staged(self, key: str, staged: StagedObject) -> None:
+        """Upload from the staged file, never reading it whole.
+
+        One conditional ``PutObject`` below :attr:`multipart_threshold`, else a multipart
+        upload (boto3's transfer manager).
+        """
+        staged.file.seek(0)
+        if staged.size < self.multipart_threshold:
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket, Key=self._key(key), Body=staged.file, IfNoneMatch="*"
+                )
+            except Exception as exc:
+                if _error_code(exc)[0] not in _EXISTS_CODES:
+                    raise self._fail(exc, "save", key) from exc
+            return
+        from boto3.s3.transfer import TransferConfig
+
+        if self.exists(key):
+            return  # the key names the content: the stored object is this one
+        # parts are read from the file as they are sent, a few at a time
+        transfer = TransferConfig(multipart_threshold=self.multipart_threshold, max_concurrency=4)
+        try:
+            self.client.upload_file(staged.file.name, self.bucket, self._key(key), Config=transfer)
+        except Exception as exc:
             raise self._fail(exc, "save", key) from exc
 
     def load(self, key: str) -> bytes:

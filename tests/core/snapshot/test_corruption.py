@@ -293,6 +293,7 @@ def test_repair_crashing_before_any_of_its_writes_then_rerun_loses_nothing(tmp_p
     from westtek_core.snapshot import load_snapshot, restore_snapshot, verify_snapshots
     from westtek_core.snapshot.repair import repair_store
     from westtek_core.store import LocalDirectoryBackend, Repository
+    from westtek_core.store.backend import StagedObject
 
     lab = make_lab(tmp_path / "lab", data_mib=2, small_files=30)
     for name, value in lab.env.items():
@@ -319,6 +320,10 @@ def test_repair_crashing_before_any_of_its_writes_then_rerun_loses_nothing(tmp_p
             if not key.startswith("locks/"):
                 self._mutate()
             super().save(key, data)
+
+        def save_staged(self, key: str, staged: StagedObject) -> None:
+            self._mutate()  # packs
+            super().save_staged(key, staged)
 
         def remove(self, key: str) -> None:
             if not key.startswith("locks/"):

@@ -68,17 +68,14 @@ def plant_blob(base: dict[str, Any], stored: bytes, raw_length: int) -> str:
 
     from westtek_core.store.crypto import Crypto
     from westtek_core.store.index import encode_index_file
-    from westtek_core.store.repository import _PackBuilder, pack_key
+    from westtek_core.store.repository import _PackBuilder
 
     blob_id = secrets.token_bytes(32)
-    builder = _PackBuilder(Crypto())
-    builder.add(blob_id, 1, stored, raw_length)
-    pack_id, data = builder.finish()
     with Repository.open(base["store"], create=False, cache_dir=base["root"] / "cache") as repo:
-        repo.backend.save(pack_key(pack_id), data)
-        index = encode_index_file(
-            [(pack_id, builder.entries)], Crypto(), zstandard.ZstdCompressor()
-        )
+        builder = _PackBuilder(Crypto(), repo.backend)
+        builder.add(blob_id, 1, stored, raw_length)
+        pack_id, entries = builder.save()
+        index = encode_index_file([(pack_id, entries)], Crypto(), zstandard.ZstdCompressor())
         repo.backend.save(f"index/{blake3.blake3(index).hexdigest()}", index)
     return blob_id.hex()
 

@@ -25,6 +25,7 @@ import pytest
 from tests.core.store.crash import run_crash_moments, westtek
 from tests.core.stress import make_lab, tree_digest
 from westtek_core.store import LocalDirectoryBackend
+from westtek_core.store.backend import StagedObject
 
 MiB = 1 << 20
 
@@ -54,11 +55,18 @@ class QuotaBackend(LocalDirectoryBackend):
 
     quota = 0
 
-    def _save(self, key: str, data: bytes) -> None:
+    def _check_quota(self, size: int) -> None:
         used = sum(p.stat().st_size for p in Path(self.root).rglob("*") if p.is_file())
-        if used + len(data) > self.quota:
+        if used + size > self.quota:
             raise OSError(errno.ENOSPC, "No space left on device")
+
+    def _save(self, key: str, data: bytes) -> None:
+        self._check_quota(len(data))
         super()._save(key, data)
+
+    def _save_staged(self, key: str, staged: StagedObject) -> None:
+        self._check_quota(0)  # the staged file, in tmp/, already counts
+        super()._save_staged(key, staged)
 
 
 @pytest.fixture

@@ -285,21 +285,26 @@ class MaintenanceOps(ReadOps, WriteOps):
     ) -> list[tuple[str, list[PackEntry]]]:
         """Copy the given blobs (verified, still compressed and sealed) into new packs."""
         out: list[tuple[str, list[PackEntry]]] = []
-        builder = PackBuilder(self._crypto)
-        for pack_id, entries in packs:
-            keep_fresh()
-            key = pack_key(pack_id)
-            data = self.backend.load(key)
-            for e in entries:
-                stored = data[e.offset : e.offset + e.length]
-                what = f"chunk {e.blob_id.hex()} in pack {key}"
-                plain = self._codec.decode_blob(stored, e.flags, e.raw_length, what)
-                if self._crypto.chunk_id(plain) != e.blob_id:
-                    raise ObjectCorrupt(f"{what} does not match its id: run check; prune stopped")
-                builder.add(e.blob_id, e.flags, stored, e.raw_length)
-                if builder.size >= self.pack_size:
-                    out.append(builder.save(self.backend))
-                    builder = PackBuilder(self._crypto)
-        if builder.entries:
-            out.append(builder.save(self.backend))
+        builder = PackBuilder(self._crypto, self.backend)
+        try:
+            for pack_id, entries in packs:
+                keep_fresh()
+                key = pack_key(pack_id)
+                data = self.backend.load(key)
+                for e in entries:
+                    stored = data[e.offset : e.offset + e.length]
+                    what = f"chunk {e.blob_id.hex()} in pack {key}"
+                    plain = self._codec.decode_blob(stored, e.flags, e.raw_length, what)
+                    if self._crypto.chunk_id(plain) != e.blob_id:
+                        raise ObjectCorrupt(
+                            f"{what} does not match its id: run check; prune stopped"
+                        )
+                    builder.add(e.blob_id, e.flags, stored, e.raw_length)
+                    if builder.size >= self.pack_size:
+                        out.append(builder.save())
+                        builder = PackBuilder(self._crypto, self.backend)
+            if builder.entries:
+                out.append(builder.save())
+        finally:
+            builder.discard()
         return out

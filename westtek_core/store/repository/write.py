@@ -19,9 +19,10 @@ from types import TracebackType
 from typing import Any
 
 import blake3
+from pyfastcdc import BinaryStreamReader
 
 from westtek_core.paths import FileVersion, file_version
-from westtek_core.store.backend import StoreBackend
+from westtek_core.store.backend import StagedObject, StoreBackend
 from westtek_core.store.chunker import Chunker
 from westtek_core.store.crypto import Crypto
 from westtek_core.store.errors import SourceChanged, StoreError
@@ -93,34 +94,65 @@ class WriteOps(RepositoryState):
 
 
 class PackBuilder:
-    """Accumulates stored blobs into one pack."""
+    """Accumulates stored blobs into one pack, assembled in a staged file, not in memory.
 
-    def __init__(self, crypto: Crypto) -> None:
+    The pack is hashed as it is written; :meth:`save` appends the trailer and saves the
+    file under the pack's id. Until then it is no object: a crash leaves at most a stray
+    temporary file, never a half pack under a key (see :class:`StagedObject`).
+    """
+
+    def __init__(self, crypto: Crypto, backend: StoreBackend) -> None:
         self._crypto = crypto
-        self.parts: list[bytes] = []
+        self._backend = backend
+        self._staged: StagedObject | None = None
+        self._hash = blake3.blake3()
+        self._id: str | None = None
         self.entries: list[PackEntry] = []
         self.size = 0
 
     def add(self, blob_id: bytes, flags: int, stored: bytes, raw_length: int) -> None:
         """Append one stored blob."""
+        if self._id is not None:
+            raise StoreError("a finished pack cannot take more blobs")
+        if self.size + len(stored) > MAX_PACK_BYTES:
+            raise StoreError("pack exceeds 4 GiB")  # cannot happen with ≤ 4 MiB chunks
+        if self._staged is None:
+            self._staged = self._backend.stage()
+        self._write(stored)
         self.entries.append(PackEntry(blob_id, flags, self.size, len(stored), raw_length))
-        self.parts.append(stored)
         self.size += len(stored)
 
-    def finish(self) -> tuple[str, bytes]:
-        """(pack id, pack bytes) with the trailer appended."""
-        self.parts.append(encode_trailer(self.entries, self._crypto))
-        data = b"".join(self.parts)
-        self.parts = []  # not kept beside the joined copy while the pack is saved
-        if len(data) > MAX_PACK_BYTES:
-            raise StoreError("pack exceeds 4 GiB")  # cannot happen with ≤ 4 MiB chunks
-        return blake3.blake3(data).hexdigest(), data
+    def finish(self) -> str:
+        """Append the trailer (once); the pack's id. Nothing can be added afterwards."""
+        if self._id is None:
+            if self._staged is None:
+                self._staged = self._backend.stage()
+            self._write(encode_trailer(self.entries, self._crypto))
+            self._id = self._hash.hexdigest()
+        return self._id
 
-    def save(self, backend: StoreBackend) -> tuple[str, list[PackEntry]]:
-        """Write the pack; return its id and entries."""
-        pack_id, data = self.finish()
-        backend.save(pack_key(pack_id), data)
+    def save(self) -> tuple[str, list[PackEntry]]:
+        """Write the pack under its id (finishing it if need be); its id and entries.
+
+        The temporary file goes, whether the pack was saved or not.
+        """
+        try:
+            pack_id = self.finish()
+            assert self._staged is not None
+            self._staged.save(pack_key(pack_id))
+        finally:
+            self.discard()
         return pack_id, self.entries
+
+    def discard(self) -> None:
+        """Drop an unsaved pack's temporary file."""
+        if self._staged is not None:
+            self._staged.discard()
+
+    def _write(self, data: bytes) -> None:
+        assert self._staged is not None
+        self._staged.write(data)
+        self._hash.update(data)
 
 
 class RepositoryWriter:
@@ -148,7 +180,7 @@ class RepositoryWriter:
         self._queued: set[bytes] = set()
         self._batch: list[tuple[bytes, bytes | memoryview]] = []
         self._batch_bytes = 0
-        self._builder = PackBuilder(self._crypto)
+        self._builder = PackBuilder(self._crypto, repo.backend)
         self._pack_lock = threading.Lock()
         self._flow = threading.Condition()
         self._in_flight = 0
@@ -208,6 +240,7 @@ class RepositoryWriter:
     def _end(self, success: bool) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=not success)
+        self._builder.discard()  # the unsaved last pack of a failed session
         if self._statcache is not None:
             if not success:
                 self._statcache.discard()
@@ -236,7 +269,9 @@ class RepositoryWriter:
 
         ``expect`` is the version of the file its caller checked (size, times and inode,
         as a secret scan saw them): when the file is no longer that version, before or
-        while it is read, :class:`SourceChanged` is raised and none of its bytes are stored.
+        while it is read, :class:`SourceChanged` is raised and no byte read since it
+        changed is stored. The file is streamed, each read checked (see
+        :class:`_CheckedReader`), so a big file is never held whole.
         ``seen`` is the version a walk just saw (``FileEntry.version``), trusted for the
         stat cache's check instead of a second ``stat``, as restic trusts its walk's.
         """
@@ -260,21 +295,24 @@ class RepositoryWriter:
         try:
             fst = os.fstat(fd)
             self.files_read += 1
-            # a checked file is read whole, and stored only if it did not change meanwhile
-            if fst.st_size < self._params.small_file_size or expect is not None:
+            if expect is not None and file_version(fst) != file_version(expect):
+                raise SourceChanged(f"{name} changed after it was checked")
+            if fst.st_size < self._params.small_file_size:
                 data = _read_all(fd, fst.st_size)
-                if expect is not None and {file_version(fst), file_version(os.fstat(fd))} != {
-                    file_version(expect)
-                }:
+                if expect is not None and file_version(os.fstat(fd)) != file_version(expect):
                     raise SourceChanged(f"{name} changed after it was checked")
                 ids = [self._add_chunk(chunk) for chunk in self._chunker.cut_buffer(data)]
                 size = len(data)
             else:
                 ids, size = [], 0
-                with open(fd, "rb", buffering=0, closefd=False) as stream:
-                    for chunk in self._chunker.cut_stream(stream):
-                        ids.append(self._add_chunk(chunk))
-                        size += len(chunk)
+                stream: BinaryStreamReader = (
+                    _CheckedReader(fd, name, file_version(expect))
+                    if expect is not None
+                    else open(fd, "rb", buffering=0, closefd=False)
+                )
+                for chunk in self._chunker.cut_stream(stream):
+                    ids.append(self._add_chunk(chunk))
+                    size += len(chunk)
         finally:
             os.close(fd)
         if self._statcache is not None and size == fst.st_size:
@@ -359,7 +397,10 @@ class RepositoryWriter:
                     self._builder.add(blob_id, flags, stored, raw_length)
                     self.new_bytes += len(stored)
                 if self._builder.size >= self._repo.pack_size:
-                    full, self._builder = self._builder, PackBuilder(self._crypto)
+                    full, self._builder = (
+                        self._builder,
+                        PackBuilder(self._crypto, self._repo.backend),
+                    )
         finally:
             with self._flow:
                 self._in_flight -= size
@@ -368,7 +409,7 @@ class RepositoryWriter:
             self._save_pack(full)
 
     def _save_pack(self, builder: PackBuilder) -> None:
-        pack_id, entries = builder.save(self._repo.backend)
+        pack_id, entries = builder.save()
         with self._pack_lock:
             self._session.add_pack(pack_id, entries)
         _release_freed_memory()
@@ -392,6 +433,28 @@ def _release_freed_memory() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+class _CheckedReader:
+    """Reads of a file that fail once it is no longer the version its caller checked.
+
+    The version is compared after every read, before the chunker sees its bytes, so every
+    byte stored was read while the file was still that version (the scanned one): a change
+    never lets bytes the scan did not see into the store, while memory stays one chunker
+    buffer however big the file.
+    """
+
+    def __init__(self, fd: int, name: str, version: FileVersion) -> None:
+        self._fd = fd
+        self._name = name
+        self._version = version
+
+    def readinto(self, buffer: memoryview, /) -> int:
+        """One ``readv`` into ``buffer``; :class:`SourceChanged` if the file changed."""
+        count = os.readv(self._fd, [buffer])
+        if file_version(os.fstat(self._fd)) != self._version:
+            raise SourceChanged(f"{self._name} changed after it was checked")
+        return count
 
 
 def _read_all(fd: int, size: int) -> bytes:
