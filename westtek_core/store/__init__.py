@@ -13,7 +13,9 @@ ids are BLAKE3 hashes (hex), so identity is content. Layout under a backend::
     snapshots/<id>              sealed zstd of the manifest's canonical JSON;
                                 id = BLAKE3 of that canonical JSON (the commit point)
     locks/<random>              sealed JSON {time, pid, hostname, exclusive, purpose}
-    tmp/                        partial writes (local directory backend only)
+    tmp/                        partial writes and packs being assembled (local directory
+                                backend only; other backends assemble packs in the system's
+                                temporary directory, then upload them)
 
 Files are cut into chunks (one chunk below 512 KiB, FastCDC 256 KiB/~1 MiB/4 MiB above);
 a chunk's id is BLAKE3 of its plaintext, keyed with a key derived from the master key when
