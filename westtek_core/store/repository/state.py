@@ -152,13 +152,13 @@ class RepositoryState:
         self._codec = Codec(crypto, max(params.max_size, params.small_file_size))
         self._crypto = crypto
         self._owns_backend = owns_backend
-        self._index = BlobIndex()
+        # loaded on first use: reading manifests (a drift check, a listing) needs none of it
+        self._blob_index: BlobIndex | None = None
         self._index_files: set[str] = set()
         self._lock = threading.RLock()
         self._active_writers = 0
         # Writer locks kept after the writer exits, until save_manifest commits its data.
         self._uncommitted_locks: list[StoreLock] = []
-        self._refresh_index(full=True)
 
     def close(self) -> None:
         """Release locks still held for uncommitted writes; close a backend opened here."""
@@ -176,29 +176,36 @@ class RepositoryState:
 
     # -- the index in memory -------------------------------------------------------------
 
-    def _refresh_index(self, full: bool = False) -> None:
-        """Load index files written since the last look; reload all if any disappeared."""
+    @property
+    def _index(self) -> BlobIndex:
+        """The blob index in memory, loaded from the store's index files on first use."""
+        return self._blob_index if self._blob_index is not None else self._refresh_index()
+
+    def _refresh_index(self, full: bool = False) -> BlobIndex:
+        """Load the index files written since the last look; return the index in memory.
+
+        All of them are loaded on first use, or again when one disappeared.
+        """
         keys = {k.rpartition("/")[2]: k for k in self.backend.list("index/")}
         with self._lock:
-            if not full and not self._index_files <= keys.keys():
-                full = True  # a prune replaced index files
+            if self._blob_index is None or not self._index_files <= keys.keys():
+                full = True  # first use, or a prune replaced index files
             known = set() if full else set(self._index_files)
         new = [name for name in keys if name not in known]
-        index = BlobIndex() if full else None
         loaded: list[tuple[str, list[tuple[str, list[PackEntry]]]]] = []
         for name, packs in map_threaded(lambda n: (n, self._load_index_file(keys[n])), new):
             if packs is not None:
                 loaded.append((name, packs))
         with self._lock:
-            target = index if index is not None else self._index
-            for _name, packs in loaded:
+            index = self._blob_index
+            if full or index is None:
+                index = self._blob_index = BlobIndex()
+                self._index_files = set()
+            for name, packs in loaded:
                 for pack_id, entries in packs:
-                    target.add_pack(pack_id, entries)
-            if index is not None:
-                self._index = index
-                self._index_files = {name for name, _ in loaded}
-            else:
-                self._index_files.update(name for name, _ in loaded)
+                    index.add_pack(pack_id, entries)
+                self._index_files.add(name)
+            return index
 
     def _load_index_file(self, key: str) -> list[tuple[str, list[PackEntry]]] | None:
         try:
