@@ -58,7 +58,8 @@ def _cmd_drift(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from westtek_core.drift import capture_live, detect_drift, fails_at
-    from westtek_core.drift.baseline import baseline_manifest
+    from westtek_core.drift.baseline import baseline_id, baseline_manifest
+    from westtek_core.drift.baseline_view import baseline_view
     from westtek_core.labs import default_environment_id
 
     if not args.root.is_dir():
@@ -70,9 +71,9 @@ def _cmd_drift(args: argparse.Namespace) -> int:
     # the interpreter probe (a subprocess) runs while the baseline's manifest is read
     with ThreadPoolExecutor(max_workers=1) as pool:
         capturing = pool.submit(capture_live, args.python, args.root)
-        baseline = baseline_manifest(repo, environment, args.baseline)
+        baseline = baseline_view(repo, baseline_id(repo, environment, args.baseline))
         live = capturing.result()
-    report = detect_drift(live, baseline, args.root, store=repo)
+    report = detect_drift(live, baseline.manifest, args.root, store=repo, imports=baseline.imports)
     emit(args, report.to_json(), lambda console: print_drift(console, report))
     return 1 if args.fail_on and fails_at(report, args.fail_on) else 0
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from westtek_core.paths import data_dir, write_atomic
-from westtek_core.snapshot import load_snapshot, snapshot_summaries
+from westtek_core.snapshot import load_snapshot, resolve_snapshot_id, snapshot_summaries
 from westtek_core.store import Repository, StoreError
 
 
@@ -42,19 +42,24 @@ def chosen_baseline(repo: Repository, environment_id: str) -> str | None:
     return _read_registry().get(repo.id, {}).get(environment_id)
 
 
-def baseline_manifest(
-    repo: Repository, environment_id: str, explicit: str | None = None
-) -> dict[str, Any]:
-    """The baseline: ``explicit`` if given, else the one set, else the environment's first."""
+def baseline_id(repo: Repository, environment_id: str, explicit: str | None = None) -> str:
+    """The baseline's id: ``explicit`` if given, else the one set, else the environment's first."""
     if explicit:
-        return load_snapshot(repo, explicit)
+        return resolve_snapshot_id(repo, explicit)
     chosen = chosen_baseline(repo, environment_id)
     if chosen and chosen in repo.list_manifests():
-        return load_snapshot(repo, chosen)
+        return chosen
     mine = [s for s in snapshot_summaries(repo) if s.get("environment_id") == environment_id]
     if not mine:
         raise StoreError(
             f"environment {environment_id!r} has no snapshot in this store yet: "
             "run `westtek snapshot create` first, or pass --baseline ID"
         )
-    return load_snapshot(repo, str(min(mine, key=lambda m: str(m.get("timestamp")))["id"]))
+    return str(min(mine, key=lambda m: str(m.get("timestamp")))["id"])
+
+
+def baseline_manifest(
+    repo: Repository, environment_id: str, explicit: str | None = None
+) -> dict[str, Any]:
+    """The baseline's manifest (which one: :func:`baseline_id`)."""
+    return load_snapshot(repo, baseline_id(repo, environment_id, explicit))

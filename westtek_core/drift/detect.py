@@ -13,7 +13,12 @@ from typing import Any
 
 from westtek_core.capture import capture_environment, install_dirs, is_lab_layout
 from westtek_core.drift.facets import live_manifest, manifest_facets, raw_changes
-from westtek_core.drift.grading import GradingContext, SeverityPolicy, grading_context
+from westtek_core.drift.grading import (
+    BaselineImports,
+    GradingContext,
+    SeverityPolicy,
+    grading_context,
+)
 from westtek_core.drift.report import DriftReport
 from westtek_core.paths import is_within
 from westtek_core.store import FileContent, Repository, StoreError
@@ -26,10 +31,14 @@ def detect_drift(
     policy: SeverityPolicy | None = None,
     context: GradingContext | None = None,
     store: Repository | None = None,
+    imports: BaselineImports | None = None,
 ) -> DriftReport:
     """Compare a live capture with its baseline snapshot, graded by the notebooks' use.
 
-    ``context`` is the notebooks' use when the caller already has it (else it is analysed).
+    ``context`` is the notebooks' use when the caller already has it (else it is analysed,
+    resolving imports with the baseline's ``imports`` when the caller kept them: then
+    ``baseline`` may be a :class:`~westtek_core.drift.baseline_view.BaselineView`'s
+    manifest, without RECORD lists).
     Files are compared by size and modification time; with the baseline's ``store``, a
     small file whose time alone changed is compared by content, so one rewritten with the
     same bytes (an editor's save, a reinstall of the suite) is no change.
@@ -60,7 +69,7 @@ def detect_drift(
         same = _rewritten_unchanged(store, baseline, root, changes)
         changes = [c for c in changes if (c.kind, c.name) not in same]
     if context is None:
-        context = grading_context(root, baseline, live=live)
+        context = grading_context(root, baseline, live=live, imports=imports)
     return (policy or SeverityPolicy()).grade(str(baseline.get("id", "")), changes, context)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import blake3
 from packaging.utils import canonicalize_name
 from traitlets import Bool
 from traitlets.config import LoggingConfigurable
@@ -214,13 +215,83 @@ def analyse_notebooks_cached(root: Path, cache_file: Path | None = None) -> list
     return results
 
 
-def _same_package(a: Mapping[str, Any] | None, b: Mapping[str, Any]) -> bool:
-    """Whether two records of a distribution provide the same import names."""
-    return (
-        a is not None
-        and a.get("files") == b.get("files")
-        and a.get("top_level") == b.get("top_level")
-    )
+def _package_key(package: Mapping[str, Any]) -> str:
+    return f"{package.get('name')} {package.get('version')}"
+
+
+def _provides_digest(package: Mapping[str, Any]) -> str:
+    """A digest of what a distribution record provides to ``import``: files and top_level."""
+    provided = json.dumps([package.get("files"), package.get("top_level")], sort_keys=True)
+    return blake3.blake3(provided.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class BaselineImports:
+    """Which distributions provide each module in the baseline's interpreters, by label.
+
+    ``provides`` holds, per label and ``"name version"``, a digest of what that distribution
+    provides: a live one with the same digest maps to the same modules, so only the
+    distributions installed or changed since the baseline are mapped on top of ``maps``.
+    """
+
+    maps: dict[str, ImportMap]
+    provides: dict[str, dict[str, str]]
+
+    @classmethod
+    def of(cls, baseline: Mapping[str, Any]) -> BaselineImports:
+        """Map the baseline manifest's distributions (from their RECORD file lists)."""
+        maps, provides = {}, {}
+        for interp in baseline.get("interpreters", []):
+            label, packages = str(interp.get("label")), list(interp.get("packages", []))
+            maps[label] = ImportMap.from_packages(packages)
+            provides[label] = {_package_key(p): _provides_digest(p) for p in packages}
+        return cls(maps, provides)
+
+    def to_json(self) -> dict[str, Any]:
+        """As JSON, in the baseline's order of interpreters (:meth:`from_json` reads it)."""
+        return {
+            "interpreters": [
+                {"label": label, "map": m.to_json(), "provides": self.provides.get(label, {})}
+                for label, m in self.maps.items()
+            ]
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> BaselineImports:
+        """What :meth:`to_json` wrote; ``ValueError`` if ``doc`` is not that."""
+        try:
+            entries = [(str(e["label"]), e) for e in doc["interpreters"]]
+            return cls(
+                {label: ImportMap.from_json(e["map"]) for label, e in entries},
+                {label: {str(k): str(v) for k, v in e["provides"].items()} for label, e in entries},
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not a baseline's imports ({exc!r})") from None
+
+    def with_live(
+        self, baseline: Mapping[str, Any], live: Mapping[str, Any]
+    ) -> dict[str, ImportMap]:
+        """The maps extended by the ``live`` manifest's distributions the baseline lacks.
+
+        A notebook importing a package added after the baseline is affected by it.
+        """
+        maps = dict(self.maps)
+        label_of = {
+            str(i.get("path")): str(i.get("label")) for i in baseline.get("interpreters", [])
+        }
+        for interp in live.get("interpreters", []):
+            label = label_of.get(str(interp.get("path")))
+            if label is None or label not in maps:
+                continue
+            known = self.provides.get(label, {})
+            added = [
+                p
+                for p in interp.get("packages", [])
+                if known.get(_package_key(p)) != _provides_digest(p)
+            ]
+            if added:
+                maps[label] = maps[label].extended(added)
+        return maps
 
 
 def grading_context(
@@ -228,31 +299,17 @@ def grading_context(
     baseline: Mapping[str, Any],
     analyses: Sequence[Any] | None = None,
     live: Mapping[str, Any] | None = None,
+    imports: BaselineImports | None = None,
 ) -> GradingContext:
     """Analyse the workspace's notebooks (unless given) and resolve their imports.
 
-    Imports resolve against the baseline's packages and, given the ``live`` manifest, the
-    packages installed since: a notebook importing a package added after the baseline
-    is affected by it.
+    Imports resolve against the baseline's packages (``imports``, when the caller kept
+    them, else mapped from ``baseline``) and, given the ``live`` manifest, the packages
+    installed since: a notebook importing a package added after the baseline is affected
+    by it.
     """
-    packages = {
-        str(i.get("label")): list(i.get("packages", [])) for i in baseline.get("interpreters", [])
-    }
-    if live is not None:
-        label_of = {
-            str(i.get("path")): str(i.get("label")) for i in baseline.get("interpreters", [])
-        }
-        for interp in live.get("interpreters", []):
-            label = label_of.get(str(interp.get("path")))
-            if label in packages:
-                # what the baseline already lists maps to the same modules: mapped once
-                known = {(p.get("name"), p.get("version")): p for p in packages[label]}
-                packages[label] += [
-                    p
-                    for p in interp.get("packages", [])
-                    if not _same_package(known.get((p.get("name"), p.get("version"))), p)
-                ]
-    maps = {label: ImportMap.from_packages(found) for label, found in packages.items()}
+    imports = imports if imports is not None else BaselineImports.of(baseline)
+    maps = imports.with_live(baseline, live) if live is not None else imports.maps
     kernels = kernel_interpreters(baseline)
     default = next(iter(maps), None)
     context = GradingContext()

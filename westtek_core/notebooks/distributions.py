@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,8 +91,10 @@ class ImportMap:
     the package itself: ``google``, ``google.cloud`` and ``mpl_toolkits`` are shared that way.
     """
 
-    modules: Mapping[str, frozenset[str]]
-    namespaces: Mapping[str, frozenset[str]]
+    # names as a frozenset, or the list read back by from_json (converting ~20k is wasted
+    # when a drift check looks up a few hundred modules)
+    modules: Mapping[str, Collection[str]]
+    namespaces: Mapping[str, Collection[str]]
 
     @classmethod
     def from_packages(cls, packages: Sequence[Mapping[str, Any]]) -> ImportMap:
@@ -102,6 +104,14 @@ class ImportMap:
         site-packages, as strings or ``{"path": …}``) and ``top_level`` (import names, dotted
         for namespace portions). Files decide; ``top_level`` adds the names the files do not
         show, which is how editable installs (RECORD holding only a ``.pth``) are mapped.
+        """
+        return cls({}, {}).extended(packages)
+
+    def extended(self, packages: Sequence[Mapping[str, Any]]) -> ImportMap:
+        """The map of this one's records and ``packages`` together.
+
+        Each record's modules and namespaces depend on that record alone, so a map kept
+        for one set of records is extended by more without mapping the first set again.
         """
         modules: dict[str, set[str]] = {}
         namespaces: dict[str, set[str]] = {}
@@ -131,10 +141,19 @@ class ImportMap:
                 modules.setdefault(module, set()).add(name)
             for module in shared - owned:
                 namespaces.setdefault(module, set()).add(name)
-        return cls(
-            modules={k: frozenset(v) for k, v in modules.items()},
-            namespaces={k: frozenset(v) for k, v in namespaces.items()},
-        )
+        return ImportMap(_merged(self.modules, modules), _merged(self.namespaces, namespaces))
+
+    def to_json(self) -> dict[str, dict[str, list[str]]]:
+        """The map as JSON (:meth:`from_json` reads it back)."""
+        return {
+            "modules": {k: sorted(v) for k, v in self.modules.items()},
+            "namespaces": {k: sorted(v) for k, v in self.namespaces.items()},
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> ImportMap:
+        """The map :meth:`to_json` wrote; ``ValueError`` if ``doc`` is not one."""
+        return cls(_names_by_module(doc.get("modules")), _names_by_module(doc.get("namespaces")))
 
     def distributions_for(self, module: str) -> set[str]:
         """Distributions providing ``module``: the deepest owner of its dotted path wins.
@@ -149,3 +168,18 @@ class ImportMap:
             if owners:
                 return set(owners)
         return set()
+
+
+def _merged(
+    kept: Mapping[str, Collection[str]], more: Mapping[str, set[str]]
+) -> dict[str, Collection[str]]:
+    merged = dict(kept)
+    for key, names in more.items():
+        merged[key] = frozenset(merged.get(key, ())) | names
+    return merged
+
+
+def _names_by_module(part: Any) -> dict[str, list[str]]:
+    if not isinstance(part, dict) or not all(type(v) is list for v in part.values()):
+        raise ValueError("not an import map")
+    return part

@@ -273,9 +273,16 @@ FAKE_PACKAGES: list[dict[str, Any]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def fake_map() -> ImportMap:
-    return ImportMap.from_packages(FAKE_PACKAGES)
+@pytest.fixture(scope="module", params=["built", "extended", "read back"])
+def fake_map(request) -> ImportMap:
+    """The map of FAKE_PACKAGES built at once, extended half by half, or kept as JSON."""
+    if request.param == "extended":
+        half = len(FAKE_PACKAGES) // 2
+        return ImportMap.from_packages(FAKE_PACKAGES[:half]).extended(FAKE_PACKAGES[half:])
+    built = ImportMap.from_packages(FAKE_PACKAGES)
+    if request.param == "read back":
+        return ImportMap.from_json(json.loads(json.dumps(built.to_json())))
+    return built
 
 
 @pytest.mark.parametrize(
