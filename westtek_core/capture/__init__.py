@@ -10,8 +10,9 @@ and ``KernelCapture.redacted``.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from westtek_core.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from westtek_core.capture.environment import capture_environment, workspace_exclusions
@@ -126,10 +127,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    submodule = _SUBMODULE_OF.get(name)
-    if submodule is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{submodule}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _SUBMODULE_OF)

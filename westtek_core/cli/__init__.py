@@ -17,12 +17,10 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from westtek_core.cli import baseline, drift, kb, rollback, snapshot, status
 from westtek_core.cli.common import CommandError
-from westtek_core.version import __version__
 
 if TYPE_CHECKING:
     from westtek_core.cli.common import Subcommands
@@ -49,6 +47,13 @@ _BUILTIN_GROUPS: tuple[Callable[[Subcommands], None], ...] = (
 )
 
 
+def entry_points(group: str) -> Any:
+    """The installed entry points of ``group``."""
+    from importlib import metadata  # slow to import: only the commands that need it pay
+
+    return metadata.entry_points(group=group)
+
+
 def _installed_groups() -> list[Callable[[Subcommands], None]]:
     """The ``register`` functions other installed packages declare, by entry point name."""
     found = []
@@ -60,13 +65,36 @@ def _installed_groups() -> list[Callable[[Subcommands], None]]:
     return found
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser for every ``westtek`` command, installed groups included."""
+class _VersionAction(argparse.Action):
+    """``--version``, reading the installed version only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(
+            option_strings, argparse.SUPPRESS, nargs=0, help="show the version and exit"
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from westtek_core.version import __version__
+
+        print(f"westtek {__version__}")
+        parser.exit()
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """Build the argument parser for every ``westtek`` command, installed groups included.
+
+    When ``argv`` starts with a built-in command, installed groups are left out: finding
+    them reads every installed distribution's entry points, which cost a cold built-in
+    command more than its own work.
+    """
     parser = argparse.ArgumentParser(prog="westtek", description=DESCRIPTION)
-    parser.add_argument("--version", action="version", version=f"westtek {__version__}")
+    parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for register in (*_BUILTIN_GROUPS, *_installed_groups()):
+    for register in _BUILTIN_GROUPS:
         register(commands)
+    if not (argv and argv[0] in commands.choices):
+        for register in _installed_groups():
+            register(commands)
     return parser
 
 
@@ -85,7 +113,8 @@ def _one_line_errors() -> tuple[type[Exception], ...]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -3,6 +3,7 @@
 A command group registers its parsers with ``register(commands)`` and gives each leaf
 parser a ``run`` default, the function that carries the command out and returns its exit
 status. Commands print through :func:`emit`, so ``--json`` works the same everywhere.
+rich is imported where output is made: a command with ``--json`` never loads it.
 """
 
 from __future__ import annotations
@@ -15,12 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
-
 if TYPE_CHECKING:
     from typing import TypeAlias
+
+    from rich.console import Console
 
     #: What ``register(commands)`` receives: the top-level ``add_subparsers()`` action.
     Subcommands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -76,6 +75,8 @@ def emit(args: argparse.Namespace, payload: Any, human: Callable[[Console], None
     if args.json:
         print(json.dumps(payload, indent=None, default=str))
     else:
+        from rich.console import Console
+
         human(Console())
 
 
@@ -106,6 +107,9 @@ def open_repo(args: argparse.Namespace, *, create: bool = False, encrypt: bool =
 @contextmanager
 def progress_bar(args: argparse.Namespace, label: str) -> Iterator[Callable[[Any], None] | None]:
     """A byte-progress bar on stderr's terminal; ``None`` with ``--json`` or no terminal."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
     console = Console(stderr=True)
     if args.json or not console.is_terminal:
         yield None
@@ -138,6 +142,8 @@ def print_drift(console: Console, report: Any) -> None:
     if not report.changes:
         console.print("no differences")
         return
+    from rich.table import Table
+
     table = Table("severity", "kind", "name", "change", "before", "after", "notebooks", "reason")
     for change in sorted(report.changes, key=lambda c: -c.severity.rank):
         severity = change.severity.value

@@ -10,8 +10,6 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
 from westtek_core.cli.common import (
     CommandError,
     add_environment,
@@ -80,6 +78,8 @@ def _cmd_drift(args: argparse.Namespace) -> int:
 
 def _watch_drift(args: argparse.Namespace, baseline: Any, environment: str) -> int:
     import threading
+
+    from rich.console import Console
 
     from westtek_core.drift.events import EventLog
     from westtek_core.drift.watch import DriftWatcher

@@ -11,8 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
 from westtek_core.cli.common import (
     CommandError,
     add_environment,
@@ -23,6 +21,8 @@ from westtek_core.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from westtek_core.cli.common import Subcommands
 
 
@@ -220,6 +220,8 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     # under JupyterHub, the lab's memory on the hub service too (as the chat does)
     kb = open_knowledge_base(index, environment=service.environment_id)
     ctx = ToolContext(service, kb, LabMemoryClient.under_jupyterhub())
+    from rich.console import Console
+
     out, err = Console(), Console(stderr=True)
     live = not args.json and out.is_terminal
 

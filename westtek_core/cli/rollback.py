@@ -10,9 +10,6 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import Progress
-
 from westtek_core.areas import AREAS
 from westtek_core.cli.common import (
     CommandError,
@@ -24,6 +21,8 @@ from westtek_core.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from westtek_core.cli.common import Subcommands
 
 
@@ -65,6 +64,9 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+
     from westtek_core import rollback
 
     repo = open_repo(args)

@@ -10,9 +10,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.table import Table
-
 from westtek_core.cli.common import (
     CommandError,
     add_environment,
@@ -27,6 +24,8 @@ from westtek_core.cli.common import (
 from westtek_core.paths import write_atomic
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from westtek_core.cli.common import Subcommands
     from westtek_core.snapshot.archive import ArchivePoller
     from westtek_core.store import ArchiveWait
@@ -268,6 +267,8 @@ def _cmd_snapshot_list(args: argparse.Namespace) -> int:
     )
 
     def human(console: Console) -> None:
+        from rich.table import Table
+
         table = Table("id", "time", "environment", "size", "packages", "notebooks", "note")
         for row in rows:
             table.add_row(

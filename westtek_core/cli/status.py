@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-
 from westtek_core.cli.common import add_json, emit
-from westtek_core.status import status_report
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from westtek_core.cli.common import Subcommands
 
 
@@ -22,6 +21,8 @@ def register(commands: Subcommands) -> None:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from westtek_core.status import status_report  # reads installed metadata: slow to import
+
     report = status_report("cli")
 
     def human(console: Console) -> None:

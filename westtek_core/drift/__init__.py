@@ -9,12 +9,14 @@ The package's parts, each importing only those before it:
 * ``grading``: the severity policy and what the workspace's notebooks import, run and read;
 * ``detect``: the live environment against its baseline, and one snapshot against another;
 * ``baseline``: which snapshot an environment is compared with;
+* ``baseline_view``: what a drift check reads of its baseline, kept per snapshot;
 * ``events``: the drift and install history, one SQLite file per environment;
 * ``watch``: the live watcher that re-checks after each change on disk;
 * ``stale_kernels``: running kernels whose imported packages are no longer those on disk.
 
-``baseline``, ``events`` and ``watch`` are imported by their module path (they bring in the
-file watcher and SQLite); the names below are the comparison itself.
+``baseline``, ``baseline_view``, ``events`` and ``watch`` are imported by their module path
+(they bring in the store, the file watcher and SQLite); the names below are the comparison
+itself.
 """
 
 from westtek_core.drift.detect import capture_live, detect_drift, diff_manifests

@@ -2,6 +2,7 @@
 
 import argparse
 import ast
+import json
 import logging
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -42,12 +43,13 @@ def test_an_installed_group_is_a_command(monkeypatch, capsys):
 def test_a_broken_group_is_left_out_and_the_rest_still_works(monkeypatch, capsys, caplog):
     found = installed(("broken", "westtek_no_such_package.cli:register"))
     monkeypatch.setattr(cli, "entry_points", lambda group: found)
+    assert main(["status", "--json"]) == 0
+    # a command that is not built in looks for the installed groups, and says what failed
     with caplog.at_level(logging.WARNING, logger="westtek_core.cli"):
-        assert main(["status", "--json"]) == 0
-    assert "'broken'" in caplog.text and "not loaded" in caplog.text
-    with pytest.raises(SystemExit) as exit_info:
-        main(["broken"])
+        with pytest.raises(SystemExit) as exit_info:
+            main(["broken"])
     assert exit_info.value.code == 2
+    assert "'broken'" in caplog.text and "not loaded" in caplog.text
 
 
 def test_the_hub_audit_group_is_found_through_the_installed_entry_point():
@@ -68,3 +70,14 @@ def test_westtek_core_never_imports_the_hub_package():
             else:
                 continue
             assert not any(n.split(".")[0] == "westtek_hub" for n in names), source
+
+
+def test_a_built_in_command_does_not_look_for_installed_groups(monkeypatch, capsys):
+    # Given looking for installed command groups would fail loudly
+    def must_not_scan(group):
+        raise AssertionError("a built-in command scanned the installed entry points")
+
+    monkeypatch.setattr(cli, "entry_points", must_not_scan)
+    # When a built-in command runs, then it answers without them
+    assert main(["status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["version"] == westtek_core.__version__
