@@ -39,17 +39,19 @@ def file_version(st: os.stat_result) -> FileVersion:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str | bytes) -> None:
     """Replace ``path`` with ``text`` so readers see the old file or the new one, never part.
 
-    The temporary file is unique per call (threads and processes may write the same file
-    at once: the last replace wins whole) and is removed if the write fails.
+    ``text`` is written as UTF-8, or as it is when given as bytes. The temporary file is
+    unique per call (threads and processes may write the same file at once: the last
+    replace wins whole) and is removed if the write fails.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    data = text.encode() if isinstance(text, str) else text
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from secrets import token_hex
 from typing import Any
 
 from westtek_core.capture import Capture, FileEntry, FileTree, TreeScan
 from westtek_core.capture.secret_scan import ENVIRONMENT_CONFIG_FILES
 from westtek_core.labs import default_environment_id
-from westtek_core.snapshot.manifest import MANIFEST_FORMAT, content_checksum
+from westtek_core.snapshot.manifest import (
+    AREA_ENV,
+    MANIFEST_FORMAT,
+    checksum_line,
+    content_checksum,
+)
+from westtek_core.snapshot.record_cache import EncodedRun, RecordCache, directory_runs, run_key
 from westtek_core.store import Repository, RepositoryWriter
+from westtek_core.store.repository import canonical_json, canonical_text
 
 
 @dataclass(frozen=True)
@@ -43,13 +53,21 @@ class SnapshotResult:
     """What ``create_snapshot`` did."""
 
     id: str
-    manifest: dict[str, Any]
+    encoded: bytes = field(repr=False)  # the manifest as stored (canonical JSON)
     files: int
     size_bytes: int
     new_bytes: int
     unchanged_files: int
     skipped: list[dict[str, Any]] = field(default_factory=list)
     secrets: list[dict[str, Any]] = field(default_factory=list)
+
+    @functools.cached_property
+    def manifest(self) -> dict[str, Any]:
+        """The manifest with its ``id``, as ``Repository.load_manifest`` reads it.
+
+        Decoded when first asked for: a snapshot's own run has no use for ~7 MB of records.
+        """
+        return {"id": self.id, **json.loads(self.encoded)}
 
     def to_json(self) -> dict[str, Any]:
         """The ``snapshot create --json`` output."""
@@ -94,31 +112,84 @@ class _TreeStorer:
         file found clean is stored only as the version found clean: changed since, it is
         skipped and reported.
         """
-        if scan is not None:
-            replacements = scan.redacted
-        versions = scan.clean if scan is not None else {}
-        stored: list[dict[str, Any]] = []
-        for entry in tree.entries:
-            record = entry.to_json()
-            if entry.kind == "file":
-                try:
-                    replacement = (replacements or {}).get(entry.path)
-                    if replacement is not None:
-                        content = self.writer.add_bytes(replacement)
-                        record["stored_size"] = content.size  # size stays the original's
-                    else:
-                        content = self.writer.add_file(
-                            entry.source, versions.get(entry.path), seen=entry.version
-                        )
-                except OSError as e:
-                    self.skipped.append({"area": area, "path": entry.path, "reason": str(e)})
-                    continue
-                record["content"] = list(content.chunks)
-                self.stored_bytes += int(record.get("stored_size", record["size"]))
-            stored.append(record)
-            self._advance(entry)
+        replacing, versions = _what_to_store(scan, replacements)
+        stored = [r for e in tree.entries if (r := self._record(area, e, replacing, versions))]
         self.skipped.extend({"area": area, **s.to_json()} for s in tree.skipped)
         return stored
+
+    def store_encoded(
+        self,
+        area: str,
+        place: tuple[str, str],
+        tree: FileTree,
+        scan: TreeScan | None,
+        cache: RecordCache,
+    ) -> tuple[bytes, bytes]:
+        """:meth:`store`, the records given encoded: their JSON list and checksum lines.
+
+        ``place`` is the (area, area key) of the manifest the checksum lines name. A run of
+        entries ``cache`` holds unchanged is reused whole: no record is built, no file
+        looked up; runs holding a file the scan read are always built (it is stored only
+        as scanned), and a run with a file skipped is not kept.
+        """
+        replacing, versions = _what_to_store(scan, None)
+        scanned = {path.rpartition("/")[0] for path in (*replacing, *versions)}
+        parts: list[bytes] = []
+        lines: list[bytes] = []
+        for run in directory_runs(tree.entries):
+            key = None if run[0].path.rpartition("/")[0] in scanned else run_key(run)
+            encoded = cache.get(key) if key is not None else None
+            if encoded is not None and self.writer.reuse(encoded.chunks, encoded.files):
+                self.stored_bytes += encoded.stored_bytes
+                if self.progress:
+                    for entry in run:
+                        self._advance(entry)
+            else:
+                skips, stored_before = len(self.skipped), self.stored_bytes
+                records = [r for e in run if (r := self._record(area, e, replacing, versions))]
+                encoded = EncodedRun(
+                    json=canonical_text(records)[1:-1].encode(),
+                    lines=b"".join(checksum_line(*place, r) for r in records),
+                    chunks=tuple(bytes.fromhex(c) for r in records for c in r.get("content", ())),
+                    files=sum(1 for r in records if r["kind"] == "file"),
+                    stored_bytes=self.stored_bytes - stored_before,
+                )
+                if len(self.skipped) != skips:
+                    key = None
+            if key is not None:
+                cache.keep(key, encoded)
+            if encoded.json:
+                parts.append(encoded.json)
+                lines.append(encoded.lines)
+        self.skipped.extend({"area": area, **s.to_json()} for s in tree.skipped)
+        return b"[" + b",".join(parts) + b"]", b"".join(lines)
+
+    def _record(
+        self,
+        area: str,
+        entry: FileEntry,
+        replacements: Mapping[str, bytes],
+        versions: Mapping[str, os.stat_result],
+    ) -> dict[str, Any] | None:
+        """Store one entry's content; its manifest record (None: skipped, and reported)."""
+        record = entry.to_json()
+        if entry.kind == "file":
+            try:
+                replacement = replacements.get(entry.path)
+                if replacement is not None:
+                    content = self.writer.add_bytes(replacement)
+                    record["stored_size"] = content.size  # size stays the original's
+                else:
+                    content = self.writer.add_file(
+                        entry.source, versions.get(entry.path), seen=entry.version
+                    )
+            except OSError as e:
+                self.skipped.append({"area": area, "path": entry.path, "reason": str(e)})
+                return None
+            record["content"] = list(content.chunks)
+            self.stored_bytes += int(record.get("stored_size", record["size"]))
+        self._advance(entry)
+        return record
 
     def _advance(self, entry: FileEntry) -> None:
         if self.progress:  # a Progress per file is ~5% of an unchanged snapshot: only if shown
@@ -130,6 +201,18 @@ class _TreeStorer:
                 done.bytes_total,
             )
             self.progress(self.state)
+
+
+def _what_to_store(
+    scan: TreeScan | None, replacements: Mapping[str, bytes] | None
+) -> tuple[Mapping[str, bytes], Mapping[str, os.stat_result]]:
+    """Contents to store instead of files', and the only versions of files that may be stored.
+
+    With a secret ``scan``, its redacted copies and the versions it found clean.
+    """
+    if scan is not None:
+        return scan.redacted, scan.clean
+    return replacements or {}, {}
 
 
 def _all_trees(capture: Capture) -> list[FileTree]:
@@ -189,11 +272,26 @@ def create_snapshot(
     trees = _all_trees(capture)
     files = [e for t in trees for e in t.entries]
     total_bytes = sum(e.size for e in files if e.kind == "file")
+    # The environments' records are encoded as they are stored, most reused from the last
+    # snapshot (record_cache): the manifest holds a placeholder for each list until saved.
+    fragments: dict[str, bytes] = {}
+    lines: dict[tuple[str, str], bytes] = {}
+    caches: list[RecordCache] = []
     with repo.writer() as writer:
         storer = _TreeStorer(writer, len(files), total_bytes, progress)
         interpreters: list[dict[str, Any]] = []
         for index, interp in enumerate(capture.interpreters):
             info = interp.info
+            prefix_tree = None
+            if interp.prefix_tree:
+                root = str(interp.prefix_tree.root)
+                caches.append(RecordCache.of_area(repo.cache_dir, f"env{index}", root))
+                placeholder = f"westtek:records:env{index}:{token_hex(16)}"
+                place = (AREA_ENV, str(index))
+                fragments[placeholder], lines[place] = storer.store_encoded(
+                    f"env{index}", place, interp.prefix_tree, scans.get(f"env{index}"), caches[-1]
+                )
+                prefix_tree = {"root": root, "files": placeholder}
             interpreters.append(
                 {
                     "label": f"env{index}",
@@ -211,16 +309,7 @@ def create_snapshot(
                     "paths": info.get("paths"),
                     "packages": package_records(info),
                     "conda_meta": info.get("conda_meta") or [],
-                    "prefix_tree": (
-                        {
-                            "root": str(interp.prefix_tree.root),
-                            "files": storer.store(
-                                f"env{index}", interp.prefix_tree, scans.get(f"env{index}")
-                            ),
-                        }
-                        if interp.prefix_tree
-                        else None
-                    ),
+                    "prefix_tree": prefix_tree,
                 }
             )
         kernels = [
@@ -282,11 +371,14 @@ def create_snapshot(
         "warnings": capture.warnings,
         "skipped": storer.skipped,
     }
-    manifest["checksum"] = content_checksum(manifest)
-    snapshot_id = repo.save_manifest(manifest)
+    manifest["checksum"] = content_checksum(manifest, lines)
+    encoded = canonical_json(manifest, fragments)
+    snapshot_id = repo.save_encoded_manifest(encoded)
+    for cache in caches:  # only once committed: the chunks they name are then indexed
+        cache.save()
     return SnapshotResult(
         id=snapshot_id,
-        manifest={"id": snapshot_id, **manifest},
+        encoded=encoded,
         files=sum(1 for e in files if e.kind == "file"),
         size_bytes=size_bytes,
         new_bytes=new_bytes,

@@ -61,21 +61,24 @@ def safe_relative_path(path: str) -> PurePosixPath:
     return pure
 
 
-def iter_files(manifest: Mapping[str, Any]) -> Iterator[ManifestFile]:
-    """Every file, link and dir entry of every area of a manifest."""
+def _areas(manifest: Mapping[str, Any]) -> Iterator[tuple[str, str, str, Any]]:
+    """(area, area key, config role, entries) of every area of a manifest, in a fixed order."""
     for index, interp in enumerate(manifest.get("interpreters", [])):
         tree = interp.get("prefix_tree")
         if tree:
-            for entry in tree.get("files", []):
-                yield ManifestFile(AREA_ENV, str(index), entry)
+            yield AREA_ENV, str(index), "", tree.get("files", [])
     for kernel in manifest.get("kernels", []):
-        for entry in kernel.get("files", []):
-            yield ManifestFile(AREA_KERNEL, str(kernel["name"]), entry)
+        yield AREA_KERNEL, str(kernel["name"]), "", kernel.get("files", [])
     for config in manifest.get("jupyter", {}).get("config", []):
-        for entry in config.get("files", []):
-            yield ManifestFile(AREA_CONFIG, str(config["dir"]), entry, config.get("role", "config"))
-    for entry in manifest.get("workspace", {}).get("files", []):
-        yield ManifestFile(AREA_WORKSPACE, "", entry)
+        yield AREA_CONFIG, str(config["dir"]), config.get("role", "config"), config.get("files", [])
+    yield AREA_WORKSPACE, "", "", manifest.get("workspace", {}).get("files", [])
+
+
+def iter_files(manifest: Mapping[str, Any]) -> Iterator[ManifestFile]:
+    """Every file, link and dir entry of every area of a manifest."""
+    for area, area_key, role, entries in _areas(manifest):
+        for entry in entries:
+            yield ManifestFile(area, area_key, entry, role)
 
 
 def referenced_chunks(manifest: Mapping[str, Any]) -> set[str]:
@@ -83,28 +86,37 @@ def referenced_chunks(manifest: Mapping[str, Any]) -> set[str]:
     return {chunk for item in iter_files(manifest) for chunk in item.chunks}
 
 
-def content_checksum(manifest: Mapping[str, Any]) -> str:
+def checksum_line(area: str, area_key: str, entry: Mapping[str, Any]) -> bytes:
+    """What :func:`content_checksum` takes of one entry: its place, kind and content."""
+    fields = (
+        area,
+        area_key,
+        str(entry["path"]),
+        str(entry.get("kind")),
+        ",".join(entry.get("content") or ()),
+        str(entry.get("link_target") or ""),
+    )
+    return "\0".join(fields).encode() + b"\n"
+
+
+def content_checksum(
+    manifest: Mapping[str, Any], lines: Mapping[tuple[str, str], bytes] | None = None
+) -> str:
     """A digest of every file's place, kind and content: equal for snapshots of equal content.
 
     Areas and their entries come in a fixed order (captures sort entries by path), so no
-    sorting is needed here.
+    sorting is needed here. ``lines`` gives the :func:`checksum_line` lines of some areas,
+    by (area, area key), already joined: those areas' entries are not read.
     """
     digest = blake3.blake3()
-    for item in iter_files(manifest):
-        entry = item.entry
-        digest.update(
-            "\0".join(
-                (
-                    item.area,
-                    item.area_key,
-                    item.path,
-                    str(entry.get("kind")),
-                    ",".join(entry.get("content") or ()),
-                    str(entry.get("link_target") or ""),
-                )
-            ).encode()
-            + b"\n"
-        )
+    known = lines or {}
+    for area, area_key, _, entries in _areas(manifest):
+        joined = known.get((area, area_key))
+        if joined is not None:
+            digest.update(joined)
+            continue
+        for entry in entries:
+            digest.update(checksum_line(area, area_key, entry))
     return "blake3:" + digest.hexdigest()
 
 

@@ -81,6 +81,10 @@ class BlobIndex:
     def __contains__(self, blob_id: object) -> bool:
         return blob_id in self._blobs
 
+    def has_all(self, blob_ids: Iterable[bytes]) -> bool:
+        """Whether every one of ``blob_ids`` is indexed (one C loop, for many at once)."""
+        return all(map(self._blobs.__contains__, blob_ids))
+
     def __len__(self) -> int:
         return len(self._blobs)
 

@@ -13,6 +13,7 @@ from westtek_core.store.repository.state import (
     ZSTD_LEVEL,
     FileContent,
     canonical_json,
+    canonical_text,
     pack_key,
 )
 from westtek_core.store.repository.write import PackBuilder, RepositoryWriter
@@ -31,5 +32,6 @@ __all__ = [
     "Repository",
     "RepositoryWriter",
     "canonical_json",
+    "canonical_text",
     "pack_key",
 ]

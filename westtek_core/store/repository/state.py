@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +38,25 @@ def pack_key(pack_id: str) -> str:
     return f"data/{pack_id[:2]}/{pack_id}"
 
 
-def canonical_json(doc: Any) -> bytes:
-    """The canonical bytes of a JSON document: key-sorted, compact, UTF-8."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+def canonical_text(doc: Any) -> str:
+    """The canonical form of a JSON document: key-sorted, compact, not ASCII-escaped."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_json(doc: Any, fragments: Mapping[str, bytes] | None = None) -> bytes:
+    """The canonical bytes of a JSON document: key-sorted, compact, UTF-8.
+
+    ``fragments`` maps placeholder strings standing in ``doc`` for values already encoded
+    (UTF-8 of :func:`canonical_text`) to those bytes, put in their place: the result is the
+    document's with the values themselves, which are not encoded again.
+    """
+    raw = canonical_text(doc).encode()
+    for placeholder, fragment in (fragments or {}).items():
+        quoted = json.dumps(placeholder).encode()
+        if raw.count(quoted) != 1:
+            raise ValueError(f"placeholder {placeholder!r} is not in the document once")
+        raw = raw.replace(quoted, fragment)
+    return raw
 
 
 def parse_chunk_id(chunk_id: str) -> bytes:

@@ -14,7 +14,7 @@ import ctypes
 import functools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
@@ -63,10 +63,13 @@ class WriteOps(RepositoryState):
         The id is the BLAKE3 of the manifest's canonical JSON. Call it after the writer
         whose chunks the manifest names has exited.
         """
+        return self.save_encoded_manifest(canonical_json(manifest))
+
+    def save_encoded_manifest(self, raw: bytes) -> str:
+        """:meth:`save_manifest` for a manifest already encoded by :func:`canonical_json`."""
         with self._lock:
             if self._active_writers:
                 raise StoreError("save_manifest must be called after the writer has exited")
-        raw = canonical_json(manifest)
         snapshot_id = blake3.blake3(raw).hexdigest()
         key = f"snapshots/{snapshot_id}"
         if not self.backend.exists(key):
@@ -321,6 +324,18 @@ class RepositoryWriter:
         if self._statcache is not None and size == fst.st_size:
             self._statcache.record(name, file_version(fst), ids)
         return FileContent(size, tuple(i.hex() for i in ids))
+
+    def reuse(self, chunk_ids: Iterable[bytes], files: int) -> bool:
+        """Whether content an earlier session stored, ``chunk_ids``, is all still in the store.
+
+        When it is, the ``files`` it is the content of count as unchanged, read no more
+        than stat cache hits are; a prune since may have removed some (then: False).
+        """
+        self._check_alive()
+        if not self._repo._index.has_all(chunk_ids):
+            return False
+        self.stat_cache_hits += files
+        return True
 
     def add_chunk(self, data: bytes) -> str:
         """Store one chunk as given (no re-chunking); its id in this store.
