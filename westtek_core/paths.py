@@ -48,10 +48,9 @@ def write_atomic(path: Path, text: str | bytes) -> None:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    data = text.encode() if isinstance(text, str) else text
     try:
         with os.fdopen(handle, "wb") as out:
-            out.write(data)
+            out.write(text.encode() if isinstance(text, str) else text)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
