@@ -19,6 +19,7 @@ from westtek_core.paths import FileVersion, claim_database
 
 _SCHEMA_VERSION = 2
 _PRELOAD_LIMIT = 2_000_000
+_PRELOAD_AFTER = 500  # lookups
 _ID = 32
 _VERSION = struct.Struct("<QqqQ")  # size, mtime_ns, ctime_ns, inode
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class StatCache:
         self._pending: list[tuple[str, bytes]] = []
         self._db: sqlite3.Connection | None = None
         self._rows: dict[str, bytes] | None = None
+        self._lookups = 0
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(path, timeout=30, check_same_thread=False)
@@ -46,14 +48,15 @@ class StatCache:
                     db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
             claim_database(db)
             self._db = db
-            self._preload()
         except (OSError, sqlite3.Error) as exc:
             log.warning("stat cache %s disabled: %s", path, exc)
             self.close()
 
     def _preload(self) -> None:
-        # One query for the whole cache is ~20x cheaper than a query per file; above the
-        # limit (memory: ~250 bytes a file) lookups go to SQLite one by one.
+        # One query for the whole cache is ~20x cheaper than a query per file, but a
+        # snapshot reusing its environments' records looks up few files: the first
+        # lookups go to SQLite one by one. Above the limit (memory: ~250 bytes a file)
+        # they all do.
         assert self._db is not None
         (count,) = self._db.execute("SELECT count(*) FROM files").fetchone()
         if count <= _PRELOAD_LIMIT:
@@ -62,6 +65,13 @@ class StatCache:
     def lookup(self, path: str, version: FileVersion) -> list[bytes] | None:
         """The chunk ids recorded for ``path`` if it is still at ``version``."""
         entry: bytes | None
+        self._lookups += 1
+        if self._lookups == _PRELOAD_AFTER and self._db is not None:
+            try:
+                self._preload()
+            except sqlite3.Error as exc:
+                self._disable(exc)
+                return None
         if self._rows is not None:
             entry = self._rows.get(path)
         elif self._db is None:
