@@ -171,12 +171,14 @@ class SecretScanner(LoggingConfigurable):
             else None
         )
         now_ns = time.time_ns()
+        scanned: set[str] = set()
         for entry in tree.entries:
             if entry.kind != "file" or (
                 only is not None and entry.path.rsplit("/", 1)[-1] not in only
             ):
                 kept.append(entry)
                 continue
+            scanned.add(entry.source)
             try:
                 st = os.stat(entry.source)
                 if clean is not None and clean.is_clean(entry.source, st):
@@ -205,8 +207,8 @@ class SecretScanner(LoggingConfigurable):
                 continue
             redacted[entry.path] = scan.content
             kept.append(entry)
-        if clean is not None:
-            clean.save(tree.root, {e.source for e in tree.entries if e.kind == "file"})
+        if clean is not None:  # only scanned files have verdicts: the others need no look
+            clean.save(tree.root, scanned)
         tree.entries = kept
         tree.skipped.sort(key=lambda s: s.path)
         return TreeScan(redacted, findings, clean_versions)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import operator
 import os
 import re
 import stat
@@ -132,6 +133,8 @@ class _Rules:
         self._anchored: dict[str, pathspec.GitIgnoreSpec] = {}
         globs: list[str] = []
         dir_globs: list[str] = []
+        # whether only directories can match (a prefix's ``__pycache__/``): files need no look
+        self.only_dirs = False
         if not fast:
             self._spec = pathspec.GitIgnoreSpec.from_lines(lines)
             self._glob = self._dir_glob = None
@@ -153,6 +156,7 @@ class _Rules:
         }
         self._glob = re.compile("|".join(globs)) if globs else None
         self._dir_glob = re.compile("|".join(dir_globs)) if dir_globs else None
+        self.only_dirs = not (self._names or self._glob or self._anchored)
 
     def decide(self, sub: str, name: str, is_dir: bool) -> bool | None:
         """True: ignored; False: re-included; None: these rules have no opinion."""
@@ -170,6 +174,7 @@ class _Rules:
 
 
 _Spec = tuple[str, _Rules]  # (directory prefix "a/b/" or "", its rules)
+_PATH = operator.attrgetter("path")
 
 
 def _read_ignore_file(path: str) -> list[str] | None:
@@ -259,6 +264,7 @@ def walk_tree(
             skipped.append(Skipped(prefix.rstrip("/"), REASON_UNREADABLE, str(exc)))
             continue
         first = False
+        files_ignorable = not all(rules.only_dirs for _, rules in specs)
         for child in children:
             name = child.name
             rel = prefix + name
@@ -279,7 +285,7 @@ def walk_tree(
                 continue
             mode = st.st_mode
             is_dir = stat.S_ISDIR(mode)
-            if specs and _ignored(specs, rel, name, is_dir):
+            if (is_dir or files_ignorable) and specs and _ignored(specs, rel, name, is_dir):
                 continue
             kind: FileKind
             target: str | None = None
@@ -328,20 +334,21 @@ def walk_tree(
                     reason = REASON_DEVICE
                 skipped.append(Skipped(rel, reason, f"special file ({reason})"))
                 continue
+            # positional: a frozen dataclass takes keywords at half the speed, per entry
             entries.append(
                 FileEntry(
-                    path=rel,
-                    source=child.path,
-                    kind=kind,
-                    mode=stat.S_IMODE(mode),
-                    size=0 if is_dir else st.st_size,
-                    mtime_ns=st.st_mtime_ns,
-                    link_target=target,
-                    version=file_version(st),
+                    rel,
+                    child.path,
+                    kind,
+                    stat.S_IMODE(mode),
+                    0 if is_dir else st.st_size,
+                    st.st_mtime_ns,
+                    target,
+                    file_version(st),
                 )
             )
-    entries.sort(key=lambda e: e.path)
-    skipped.sort(key=lambda s: s.path)
+    entries.sort(key=_PATH)
+    skipped.sort(key=_PATH)
     return FileTree(root=Path(root_str), entries=entries, skipped=skipped), findings
 
 
