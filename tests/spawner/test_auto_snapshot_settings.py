@@ -90,7 +90,7 @@ async def test_a_labs_settings_arrive_as_its_servers_traits(api, service, tmp_pa
     # it is given what the lab set, and nothing for what it left to the defaults,
     given = {name: value for name, value in environment.items() if name in ENVIRONMENT.values()}
     assert given == {
-        "WESTTEK_AUTO_SNAPSHOT_INTERVAL_HOURS": "2.0",
+        "WESTTEK_AUTO_SNAPSHOT_INTERVAL_HOURS": "2",  # as set, not 2.0
         "WESTTEK_AUTO_SNAPSHOT_RETENTION": json.dumps(
             {"keep_last": 3, "keep_daily": 0, "keep_weekly": 0, "keep_monthly": 0}
         ),
