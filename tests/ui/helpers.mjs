@@ -44,6 +44,9 @@ export const SIDEBAR_TAB =
   '.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="westtek-sidebar"]';
 export const SIDEBAR = '#westtek-sidebar.jp-WestTek-sidebar';
 
+/** How long the side bar must stay open after a click on its tab. */
+const CLICK_SETTLE_MS = 300;
+
 /** A free TCP port on 127.0.0.1, found by binding port 0. */
 export async function freePort() {
   const server = createServer();
@@ -114,20 +117,66 @@ export async function openSidebar(page) {
   // splash screen is gone; a click on the tab of the open panel would close it.
   await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' });
   const panel = page.locator(SIDEBAR);
+  // After a click, open only once it stays open: the click may have landed as
+  // JupyterLab opened the panel itself, and closed it.
+  let clicked = false;
+  const isOpen = async () => {
+    if (!(await panel.isVisible())) {
+      return false;
+    }
+    if (clicked) {
+      await page.waitForTimeout(CLICK_SETTLE_MS);
+    }
+    return panel.isVisible();
+  };
   for (let attempt = 0; attempt < 3; attempt++) {
-    if (await panel.isVisible()) {
+    if (await isOpen()) {
       return panel;
     }
+    clicked = true;
     await tab.click();
-    try {
-      await panel.waitFor({ state: 'visible', timeout: 5_000 });
-      return panel;
-    } catch {
-      // opened by JupyterLab meanwhile, and closed by the click: again
-    }
+    await panel.waitFor({ state: 'visible', timeout: 5_000 }).catch(() => {});
   }
   await panel.waitFor({ state: 'visible' });
   return panel;
+}
+
+/**
+ * Search JupyterLab's command palette and wait for each of `labels` among its
+ * items; return the items. The modal palette closes when it loses the focus,
+ * which a busy page may take at any moment: opened again and searched again,
+ * up to three times.
+ */
+export async function searchPalette(page, text, labels = [text]) {
+  const input = page.locator('.lm-CommandPalette-input');
+  const items = page.locator(
+    '.lm-CommandPalette-item .lm-CommandPalette-itemLabel'
+  );
+  // The palette filters after the input event: wait for each item rather than
+  // reading the list at once (it may still be empty).
+  const found = async timeout => {
+    if (!(await input.isVisible())) {
+      await page.keyboard.press('Control+Shift+C');
+      await input.waitFor({ timeout });
+    }
+    await input.fill(text, { timeout });
+    for (const label of labels) {
+      await items
+        .getByText(label, { exact: true })
+        .first()
+        .waitFor({ timeout });
+    }
+  };
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await found(10_000);
+      return items;
+    } catch {
+      // closed between the look and the typing, or before it filtered: again
+    }
+  }
+  await found(UI_TIMEOUT_MS);
+  return items;
 }
 
 /** Whether a child process has neither exited nor been killed yet. */
@@ -195,12 +244,7 @@ export async function withLog(name, log, body, page = undefined) {
   try {
     await body();
   } catch (error) {
-    const lines = log().split('\n');
-    const notable = lines.filter(line => /^\[[WEC] |Traceback/.test(line));
-    error.message +=
-      `\n--- ${name} log: warnings and errors ---\n${notable.join('\n')}` +
-      `\n--- ${name} log: last ${LOG_TAIL_LINES} lines ---\n` +
-      lines.slice(-LOG_TAIL_LINES).join('\n');
+    // What the page showed comes first: CI keeps a failure's beginning when it cuts.
     if (page) {
       const shown = await page
         .locator(SIDEBAR)
@@ -211,10 +255,16 @@ export async function withLog(name, log, body, page = undefined) {
         .innerText({ timeout: 1_000 })
         .catch(() => '(not open)');
       error.message +=
-        `\n--- the command palette showed ---\n${palette.slice(0, 2_000)}` +
         `\n--- the side bar showed ---\n${shown.slice(0, 2_000)}` +
-        `\n--- the page logged ---\n${pageErrors.join('\n')}`;
+        `\n--- the page logged ---\n${pageErrors.join('\n')}` +
+        `\n--- the command palette showed ---\n${palette.slice(0, 2_000)}`;
     }
+    const lines = log().split('\n');
+    const notable = lines.filter(line => /^\[[WEC] |Traceback/.test(line));
+    error.message +=
+      `\n--- ${name} log: warnings and errors ---\n${notable.join('\n')}` +
+      `\n--- ${name} log: last ${LOG_TAIL_LINES} lines ---\n` +
+      lines.slice(-LOG_TAIL_LINES).join('\n');
     throw error;
   } finally {
     page?.off('console', onConsole);

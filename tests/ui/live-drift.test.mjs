@@ -35,6 +35,7 @@ import {
   notebookOf,
   openSidebar,
   screenshot,
+  searchPalette,
   withLog
 } from './helpers.mjs';
 
@@ -90,14 +91,8 @@ function writeAnalysis(home) {
 
 /** Run a command from JupyterLab's command palette by its label. */
 async function runFromPalette(page, label) {
-  await page.keyboard.press('Control+Shift+C');
-  const input = page.locator('.lm-CommandPalette-input');
-  await input.waitFor();
-  await input.fill(label);
-  await page
-    .locator('.lm-CommandPalette-item', { hasText: label })
-    .first()
-    .click();
+  const items = await searchPalette(page, label);
+  await items.getByText(label, { exact: true }).first().click();
 }
 
 /**

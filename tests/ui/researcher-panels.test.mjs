@@ -16,6 +16,7 @@ import {
   newLoopbackContext,
   openSidebar,
   screenshot,
+  searchPalette,
   startLab
 } from './helpers.mjs';
 import {
@@ -145,40 +146,20 @@ describe('a researcher in the West Tek side bar', () => {
 
   test('the command palette offers the West Tek commands', async () => {
     await step(async () => {
-      // (opened with its shortcut, pressed again if it went nowhere: a busy
-      // page may not have given the keyboard focus to the shell yet; and
-      // opened again if it closed, as the modal palette does when it loses
-      // the focus)
-      const input = page.locator('.lm-CommandPalette-input');
-      const search = async text => {
-        for (let press = 0; press < 3 && !(await input.isVisible()); press++) {
-          await page.keyboard.press('Control+Shift+C');
-          await input.waitFor({ timeout: 10_000 }).catch(() => {});
-        }
-        await input.fill(text);
-      };
       // When the researcher searches the palette for West Tek
-      await search('West Tek');
-      // The palette filters after the input event: wait for each item
-      // rather than reading the list at once (it may still be empty).
-      const items = page.locator(
-        '.lm-CommandPalette-item .lm-CommandPalette-itemLabel'
-      );
-      for (const label of [
+      await searchPalette(page, 'West Tek', [
         'Open West Tek',
         'Show Environment Drift',
         'Take a Snapshot Now',
         'Accept Current Environment as Baseline',
         'Roll Back Environment to Baseline…'
-      ]) {
-        await items.getByText(label, { exact: true }).waitFor();
-      }
+      ]);
       await screenshot(page, 'command-palette');
 
       // Then "Show Environment Drift" opens the Drift panel (Enter once it is
       // the active item: pressed before the palette filters, Enter runs
       // whichever item was first)
-      await search('Show Environment Drift');
+      await searchPalette(page, 'Show Environment Drift');
       await page
         .locator('.lm-CommandPalette-item.lm-mod-active', {
           hasText: 'Show Environment Drift'
