@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
@@ -31,16 +30,42 @@ from westtek_core.snapshot.retention import RetentionPolicy
 
 log = logging.getLogger(__name__)
 
-MAX_SETTLE_SECONDS = 7 * 24 * 3600.0  # a change left unsnapshotted longer than a week is lost
-MAX_INTERVAL_HOURS = 366 * 24.0
-MAX_KEEP = 100_000  # far beyond any store's snapshots; keeps the count a small integer
 RETENTION_KEYS = tuple(f.name for f in fields(RetentionPolicy))
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The numbers a setting takes: ``minimum`` to ``maximum``, only integers if ``whole``."""
+
+    minimum: float
+    maximum: float
+    whole: bool = False
+
+    def allows(self, value: Any) -> bool:
+        """Whether ``value`` is such a number (a bool is none: Python counts it an int)."""
+        kind = int if self.whole else (int, float)
+        # NaN and infinities fall outside any bounds; a huge integer compares exactly
+        return (
+            not isinstance(value, bool)
+            and isinstance(value, kind)
+            and (self.minimum <= value <= self.maximum)
+        )
+
+    @property
+    def step(self) -> str:
+        """The step of a form's number input: ``1`` for integers, else ``any``."""
+        return "1" if self.whole else "any"
+
+
 LIMITS = {
-    "settle_seconds": MAX_SETTLE_SECONDS,
-    "interval_hours": MAX_INTERVAL_HOURS,
-    "keep": MAX_KEEP,
+    # a change left unsnapshotted longer than a week is lost
+    "settle_seconds": Bounds(0, 7 * 24 * 3600),
+    "interval_hours": Bounds(0, 366 * 24),
+    # far beyond any store's snapshots; keeps the count a small integer
+    "keep": Bounds(0, 100_000, whole=True),
 }
-"""The largest value of each setting (a retention count: ``keep``), for forms' bounds."""
+"""The bounds of each number setting (each retention count: ``keep``): what
+:func:`checked_settings` accepts and the hub panel's form offers."""
 
 
 @dataclass(frozen=True)
@@ -84,10 +109,12 @@ def retention_policy(value: Any) -> RetentionPolicy:
         raise BadInput(
             f"unknown retention key {', '.join(unknown)}: use {', '.join(RETENTION_KEYS)}"
         )
+    keep = LIMITS["keep"]
     for key, count in value.items():
-        # bool is an int to Python, and 2.0 is no count
-        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_KEEP:
-            raise BadInput(f"retention {key} must be an integer from 0 to {MAX_KEEP}")
+        if not keep.allows(count):  # 2.0 is no count
+            raise BadInput(
+                f"retention {key} must be an integer from {keep.minimum:g} to {keep.maximum:g}"
+            )
     policy = RetentionPolicy(**value)
     if policy.empty:
         raise BadInput("retention must keep some snapshots: every count is 0")
@@ -101,13 +128,13 @@ _NUMBERS = {
 }
 
 
-def _number(value: Any, name: str, maximum: float) -> float:
-    finite = not isinstance(value, bool) and isinstance(value, (int, float))
-    if not (finite and math.isfinite(value) and 0 <= value <= maximum):
+def _number(value: Any, name: str) -> float:
+    bounds = LIMITS[name]
+    if not bounds.allows(value):
         meaning, unit, seconds = _NUMBERS[name]
         raise BadInput(
-            f"{name} ({meaning}) must be a number of {unit} from 0 to {maximum:g} "
-            f"({maximum * seconds / 86400:g} days)"
+            f"{name} ({meaning}) must be a number of {unit} from {bounds.minimum:g} to "
+            f"{bounds.maximum:g} ({bounds.maximum * seconds / 86400:g} days)"
         )
     # 30, not 30.0, in the audit log and the API, whether it came from JSON or the database
     return int(value) if float(value).is_integer() else float(value)
@@ -130,10 +157,8 @@ def checked_settings(values: Mapping[str, Any]) -> dict[str, Any]:
             if not isinstance(value, bool):
                 raise BadInput("enabled must be true or false")
             checked[name] = value
-        elif name == "settle_seconds":
-            checked[name] = _number(value, name, MAX_SETTLE_SECONDS)
-        elif name == "interval_hours":
-            checked[name] = _number(value, name, MAX_INTERVAL_HOURS)
+        elif name in LIMITS:
+            checked[name] = _number(value, name)
         else:
             checked[name] = asdict(retention_policy(value))
     return checked

@@ -3,6 +3,8 @@ carried to a server in variables that read back as the same settings."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from westtek_core.autosnapshot import (
@@ -13,6 +15,7 @@ from westtek_core.autosnapshot import (
 from westtek_core.autosnapshot_settings import (
     DEFAULTS,
     ENVIRONMENT,
+    LIMITS,
     checked_settings,
     effective,
     from_environment,
@@ -60,6 +63,27 @@ def test_bad_settings_are_refused_in_one_line(values):
     with pytest.raises(BadInput) as refused:
         checked_settings(values)
     assert "\n" not in str(refused.value)
+
+
+def _setting(name, value):
+    """Settings setting ``name`` (a retention count: ``keep``) to ``value``."""
+    if name == "keep":  # another count kept, so a 0 is no empty policy
+        return {"retention": {"keep_last": value, "keep_daily": 1}}
+    return {name: value}
+
+
+@pytest.mark.parametrize("name", sorted(LIMITS))
+def test_the_bounds_the_form_shows_are_the_bounds_checked(name):
+    bounds = LIMITS[name]
+    # one past a bound: the next integer for a count, the next float for a number
+    step = 1 if bounds.whole else 0
+    below = bounds.minimum - step if step else math.nextafter(bounds.minimum, -math.inf)
+    above = bounds.maximum + step if step else math.nextafter(bounds.maximum, math.inf)
+    for value in (bounds.minimum, bounds.maximum):
+        checked_settings(_setting(name, value))
+    for value in (below, above):
+        with pytest.raises(BadInput):
+            checked_settings(_setting(name, value))
 
 
 def test_the_variables_read_back_as_the_settings_they_carry():
