@@ -60,21 +60,25 @@ JUPYTER_DISTRIBUTIONS: tuple[str, ...] = (
 # What of a Jupyter config directory is configuration (gitignore patterns, relative to
 # it): config files, their ``*.d/`` drop-in directories, front-end config, JupyterLab user
 # settings and workspaces. Everything else there (runtime files, caches…) is left out.
+# Subdirectories of a config directory that are configuration throughout.
+CONFIG_SUBDIRS: tuple[str, ...] = ("nbconfig", "labconfig", "serverconfig", "custom")
 CONFIG_SELECTION: tuple[str, ...] = (
     "/*",
     "!/jupyter*_config.py",
     "!/jupyter*_config.json",
     "!/*.d/",
-    "!/nbconfig/",
-    "!/labconfig/",
-    "!/serverconfig/",
-    "!/custom/",
+    *(f"!/{name}/" for name in CONFIG_SUBDIRS),
     "!/lab/",
     "/lab/*",
     "!/lab/user-settings/",
     "__pycache__/",
 )
 LAB_APP_SETTINGS_SELECTION: tuple[str, ...] = ("/*", "!/*.json", "!/*.json5")
+
+
+def is_config_subdir(name: str) -> bool:
+    """Whether a config directory's subdirectory ``name`` holds configuration throughout."""
+    return name.endswith(".d") or name in CONFIG_SUBDIRS
 
 
 def is_lab_layout(path: str) -> bool:

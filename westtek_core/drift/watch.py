@@ -37,6 +37,7 @@ from westtek_core.capture import (
     walk_tree,
     workspace_exclusions,
 )
+from westtek_core.capture.jupyter_env import is_config_subdir
 from westtek_core.drift import capture_live, detect_drift, grading_context
 from westtek_core.drift.events import EventLog
 from westtek_core.drift.facets import live_manifest
@@ -85,8 +86,11 @@ def environment_stamp(capture: Capture, root: Path) -> tuple[tuple[str, int], ..
     """Modification times of what a pip install, a kernel or a config change touches.
 
     Site-packages directories change when a distribution comes or goes; kernel and config
-    directories are read one level deep, so an edited ``kernel.json`` or config file shows.
-    The workspace is left out: notebooks are analysed from their own stats.
+    directories are read one level deep, and a kernelspec's or config subdirectory's files
+    (``jupyter_server_config.d/``, ``nbconfig/``…) too, so an edited ``kernel.json`` or
+    config file shows even when written in place. JupyterLab's ``lab/`` (its settings and
+    layout, saved as the researcher works) is left out, and so is the workspace: notebooks
+    are analysed from their own stats.
     """
     stamps: list[tuple[str, int]] = []
     for area, dirs in environment_dirs(capture, root).items():
@@ -99,12 +103,26 @@ def environment_stamp(capture: Capture, root: Path) -> tuple[tuple[str, int], ..
                     with os.scandir(directory) as entries:
                         for entry in entries:
                             stamps.append((entry.path, entry.stat().st_mtime_ns))
-                            if area == "kernels" and entry.is_dir():
-                                for spec in os.scandir(entry.path):
-                                    stamps.append((spec.path, spec.stat().st_mtime_ns))
+                            if entry.is_dir() and (
+                                area == "kernels" or is_config_subdir(entry.name)
+                            ):
+                                stamps.extend(_file_stamps(entry.path))
             except OSError:
                 stamps.append((directory, -1))
     return tuple(sorted(stamps))
+
+
+def _file_stamps(directory: str) -> list[tuple[str, int]]:
+    """Modification times of everything under ``directory`` (a few small files)."""
+    stamps: list[tuple[str, int]] = []
+    for parent, subdirs, files in os.walk(directory):
+        for name in (*subdirs, *files):
+            path = os.path.join(parent, name)
+            try:
+                stamps.append((path, os.lstat(path).st_mtime_ns))
+            except OSError:
+                stamps.append((path, -1))
+    return stamps
 
 
 def _is_bytecode(path: str) -> bool:
