@@ -107,11 +107,14 @@ def open_repo(args: argparse.Namespace, *, create: bool = False, encrypt: bool =
 @contextmanager
 def progress_bar(args: argparse.Namespace, label: str) -> Iterator[Callable[[Any], None] | None]:
     """A byte-progress bar on stderr's terminal; ``None`` with ``--json`` or no terminal."""
+    if args.json:  # before importing rich: 40 ms of a ~0.6 s unchanged ``snapshot create``
+        yield None
+        return
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
     console = Console(stderr=True)
-    if args.json or not console.is_terminal:
+    if not console.is_terminal:
         yield None
         return
     columns = (TextColumn(label), BarColumn(), DownloadColumn(), TimeRemainingColumn())
