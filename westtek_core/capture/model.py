@@ -29,7 +29,9 @@ REASON_UNDECODABLE_NAME = "undecodable-name"
 REASON_REDACTED_ELSEWHERE = "redacted-elsewhere"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ costs 2.7 µs against 0.6 µs, a walk makes one per
+# entry (60 ms of an unchanged re-snapshot of a 23k-file env); nothing changes an entry.
+@dataclass(slots=True)
 class FileEntry:
     """One file, directory or symlink of an area, with the metadata a restore needs.
 
