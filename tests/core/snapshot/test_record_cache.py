@@ -14,7 +14,7 @@ import pytest
 
 from westtek_core.capture import capture_environment
 from westtek_core.snapshot import create_snapshot, delete_snapshot, load_snapshot
-from westtek_core.store import Repository
+from westtek_core.store import Repository, RepositoryWriter
 from westtek_core.store.repository import canonical_json
 
 
@@ -88,6 +88,28 @@ def test_unchanged_directories_are_not_looked_at_again(repo, research_env):
     )
     assert again.unchanged_files >= env_files
     assert without_time(again.manifest) == without_time(first.manifest)
+
+
+def test_only_the_changed_directory_is_stored_again(repo, research_env, monkeypatch):
+    # Given a first snapshot, then one file of one package directory changed,
+    snapshot(repo, research_env)
+    package = site_packages(research_env) / "westtek_probe_pkg"
+    (package / "extra.py").write_text("EXTRA = 1\n")
+    # when the environment is snapshotted again, counting the files handed to the store,
+    stored: list[str] = []
+    add_file = RepositoryWriter.add_file
+
+    def counting(self, path, *args, **kwargs):
+        stored.append(os.fspath(path))
+        return add_file(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(RepositoryWriter, "add_file", counting)
+    snapshot(repo, research_env)
+    # then of the environment's files only that directory's were stored (by the stat cache,
+    # had the record cache not been used): every other directory's records were reused.
+    venv = os.fspath(research_env["venv"]) + os.sep
+    in_env = {p for p in stored if p.startswith(venv)}
+    assert in_env == {os.fspath(p) for p in package.iterdir() if p.is_file()}
 
 
 def test_a_file_rewritten_with_its_size_and_mtime_kept_is_stored_again(repo, research_env):
