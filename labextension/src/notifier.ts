@@ -44,6 +44,7 @@ export class DriftNotifier {
     this.level = options.level ?? 'critical';
     this._model.eventReceived.connect(this._onEvent, this);
     this._model.statusChanged.connect(this._onStatus, this);
+    this._model.stateChanged.connect(this._onState, this);
   }
 
   /**
@@ -57,6 +58,7 @@ export class DriftNotifier {
   dispose(): void {
     this._model.eventReceived.disconnect(this._onEvent, this);
     this._model.statusChanged.disconnect(this._onStatus, this);
+    this._model.stateChanged.disconnect(this._onState, this);
   }
 
   private _onEvent(_: DriftModel, event: IDriftEvent): void {
@@ -68,7 +70,8 @@ export class DriftNotifier {
     const first = event.changes.find(change => change.severity === severity);
     if (first?.kind === 'stale_kernel') {
       // Its own remedy: a restart of the kernel, not a rollback.
-      this._emit(severity, first.reason, this._restartAction(first));
+      const id = this._emit(severity, first.reason, this._restartAction(first));
+      this._staleToasts.push({ id, change: first, listed: false });
       return;
     }
     const message =
@@ -110,6 +113,30 @@ export class DriftNotifier {
     );
   }
 
+  /**
+   * Close a stale kernel's notification once the kernel no longer runs what
+   * was replaced (restarted from the Drift panel, or shut down): its "Restart
+   * kernel" would do nothing. The kernel is listed in the state that follows
+   * its event, so only one listed and then gone is closed.
+   */
+  private _onState(model: DriftModel): void {
+    const state = valueOf(model.state);
+    if (!state) {
+      return;
+    }
+    this._staleToasts = this._staleToasts.filter(toast => {
+      if (staleKernelOf(toast.change, state)) {
+        toast.listed = true;
+        return true;
+      }
+      if (toast.listed) {
+        Notification.dismiss(toast.id);
+        return false;
+      }
+      return true;
+    });
+  }
+
   private _restartAction(change: IChange): Notification.IAction {
     return {
       label: this._trans.__('Restart kernel'),
@@ -131,7 +158,7 @@ export class DriftNotifier {
     severity: Severity | null,
     message: string,
     remedy?: Notification.IAction
-  ): void {
+  ): string {
     const trans = this._trans;
     const actions: Notification.IAction[] = [
       {
@@ -151,17 +178,20 @@ export class DriftNotifier {
       });
     }
     const options = { autoClose: 15_000 as number | false, actions };
-    this._shown.push(
+    const id =
       severity === 'critical'
         ? Notification.error(message, options)
-        : Notification.warning(message, options)
-    );
+        : Notification.warning(message, options);
+    this._shown.push(id);
+    return id;
   }
 
   private _model: DriftModel;
   private _rollback: () => void;
   private _seenFirstState = false;
   private _shown: string[] = [];
+  // stale-kernel notifications, and whether the state has listed their kernel
+  private _staleToasts: { id: string; change: IChange; listed: boolean }[] = [];
   private _showDrift: () => void;
   private _trans: TranslationBundle;
 }
