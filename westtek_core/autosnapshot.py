@@ -27,7 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from westtek_core.snapshot.retention import RetentionPolicy, apply_retention, plan_retention
+from westtek_core.snapshot.retention import (
+    SAFETY_LABEL,
+    RetentionPolicy,
+    apply_retention,
+    plan_retention,
+)
 
 if TYPE_CHECKING:
     from westtek_core.jobs import Job, JobRunner
@@ -90,8 +95,10 @@ def prune_automatic(
 ) -> list[str]:
     """Delete ``environment_id``'s automatic snapshots ``retention`` does not keep; their ids.
 
-    Only automatic snapshots are candidates: a researcher's own snapshots, and ``protected``
-    ones (the baseline), are kept whatever the policy says.
+    Only automatic snapshots are candidates, and rollbacks' safety snapshots, which are
+    taken automatically too (one at each container start that restores the environment):
+    a researcher's own snapshots, and ``protected`` ones (the baseline), are kept whatever
+    the policy says.
     """
     from westtek_core.snapshot import snapshot_summaries
 
@@ -99,7 +106,7 @@ def prune_automatic(
         summary
         for summary in snapshot_summaries(repo)
         if summary.get("environment_id") == environment_id
-        and AUTO_LABEL in (summary.get("labels") or {})
+        and not {AUTO_LABEL, SAFETY_LABEL}.isdisjoint(summary.get("labels") or {})
     ]
     plan = plan_retention(automatic, retention, protected=protected or set())
     if plan.delete:

@@ -7,9 +7,9 @@ import time
 
 from tests.core.conftest import pip_install
 from tests.core.test_environment_service import service, taken  # noqa: F401 (a fixture)
-from westtek_core.autosnapshot import AUTO_LABEL, AutoReason, AutoSnapshotter
+from westtek_core.autosnapshot import AUTO_LABEL, AutoReason, AutoSnapshotter, prune_automatic
 from westtek_core.snapshot import load_snapshot, snapshot_summaries
-from westtek_core.snapshot.retention import RetentionPolicy
+from westtek_core.snapshot.retention import SAFETY_LABEL, RetentionPolicy
 
 
 def automatic(service):  # noqa: F811
@@ -120,3 +120,19 @@ def test_a_server_stopping_as_it_started_takes_no_snapshot(service):  # noqa: F8
     outcome = snapshotter.stop(final_snapshot=True)
     assert str(outcome) == "none: the environment is as the server started"
     assert snapshotter.taken == []
+
+
+def test_rollbacks_safety_snapshots_age_out_with_the_automatic_ones(service):  # noqa: F811
+    # Given a snapshot by hand and three safety snapshots, as three container starts that
+    # restored the environment leave
+    by_hand = taken(service, service.start_snapshot(note="by hand"))["id"]
+    safety = [
+        taken(service, service.start_snapshot(note="safety", labels={SAFETY_LABEL: "safety"}))["id"]
+        for _ in range(3)
+    ]
+    # When the automatic retention keeps one
+    pruned = prune_automatic(service.repo(), service.environment_id, RetentionPolicy(keep_last=1))
+    # Then the older safety snapshots go; the latest and the one by hand stay
+    assert sorted(pruned) == sorted(safety[:2])
+    remaining = {s["id"] for s in snapshot_summaries(service.repo())}
+    assert remaining == {by_hand, safety[2]}

@@ -18,7 +18,6 @@ from westtek_core.rollback.plan import (
     plan_rollback,
 )
 from westtek_core.rollback.run import (
-    SAFETY_LABEL,
     ProgressCallback,
     RollbackProgress,
     RollbackReport,
@@ -29,6 +28,7 @@ from westtek_core.rollback.run import (
     run_rollback,
     undo_rollback,
 )
+from westtek_core.snapshot.retention import SAFETY_LABEL
 
 __all__ = [
     "AREAS",

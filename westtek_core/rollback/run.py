@@ -43,9 +43,8 @@ from westtek_core.rollback.plan import (
     plan_rollback,
     target_interpreters,
 )
+from westtek_core.snapshot.retention import SAFETY_LABEL
 from westtek_core.store import Repository
-
-SAFETY_LABEL = "westtek.rollback"
 
 
 @dataclass(frozen=True)

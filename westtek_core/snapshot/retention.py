@@ -2,10 +2,13 @@
 
 The policy is restic's ``forget`` model: keep the last N, and the newest snapshot of each of
 the last D days, W weeks and M months, per environment. Some snapshots are never deleted,
-whatever the policy says: an environment's baseline, and any snapshot protected by a label
-(``westtek.keep``, a share with another lab, a transfer to a successor, a rollback's safety
-snapshot). Deleting is then a plain ``delete_snapshot`` per id and one prune of the objects
-nothing references any more, under the store's exclusive lock.
+whatever the policy says: an environment's baseline, any snapshot protected by a label
+(``westtek.keep``, a share with another lab, a transfer to a successor), and its latest
+rollback's safety snapshot (what ``westtek rollback --undo`` puts back). Older safety
+snapshots age out under the policy like any other: a server restoring the researcher's
+environment at each container start takes one each time. Deleting is then a plain
+``delete_snapshot`` per id and one prune of the objects nothing references any more, under
+the store's exclusive lock.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from westtek_core.snapshot.manifest import referenced_chunks
 from westtek_core.store import Repository
 
 # labels that keep a snapshot whatever the policy says
-PROTECTING_LABELS = ("westtek.keep", "westtek.shared", "westtek.transferred", "westtek.rollback")
+PROTECTING_LABELS = ("westtek.keep", "westtek.shared", "westtek.transferred")
+
+SAFETY_LABEL = "westtek.rollback"
+"""The label of a rollback's safety snapshot: the environment as it was before the rollback."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,9 @@ def plan_retention(
                 if period not in seen and len(seen) < count:
                     seen.append(period)
                     reasons[str(row["id"])].append(f"{name} {period}")
+        latest_safety = next((r for r in rows if SAFETY_LABEL in (r.get("labels") or {})), None)
+        if latest_safety is not None:
+            reasons[str(latest_safety["id"])].append("latest rollback's safety snapshot")
         for row in rows:
             sid = str(row["id"])
             labels = row.get("labels") or {}
@@ -134,6 +143,7 @@ def apply_retention(repo: Repository, plan: RetentionPlan) -> dict[str, Any]:
 
 __all__ = [
     "PROTECTING_LABELS",
+    "SAFETY_LABEL",
     "RetentionPlan",
     "RetentionPolicy",
     "apply_retention",

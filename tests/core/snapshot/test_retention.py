@@ -99,3 +99,22 @@ def test_prune_deletes_what_the_policy_drops_and_never_the_baseline(
 
     assert main(["snapshot", "prune", "--store", store]) == 1
     assert "must keep something" in capsys.readouterr().err
+
+
+def test_only_the_latest_rollbacks_safety_snapshot_outlives_the_policy():
+    # a server that restores the environment at each container start takes one each time
+    safety = {"westtek.rollback": "safety"}
+    history = [
+        row("s3", "2026-11-26T09:00:00+00:00", **safety),
+        row("a1", "2026-11-26T08:00:00+00:00"),
+        row("s2", "2026-11-25T09:00:00+00:00", **safety),
+        row("s1", "2026-11-24T09:00:00+00:00", **safety),
+        row("b1", "2026-11-20T09:00:00+00:00", env="bob", **safety),
+    ]
+    plan = plan_retention(history, RetentionPolicy(keep_last=2))
+    assert plan.keep == {
+        "s3": ["last", "latest rollback's safety snapshot"],
+        "a1": ["last"],
+        "b1": ["last", "latest rollback's safety snapshot"],
+    }
+    assert plan.delete == ["s2", "s1"]
