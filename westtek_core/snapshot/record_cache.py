@@ -11,8 +11,11 @@ cache trusts a file's content by. A run whose entries all ``lstat`` as before th
 one lookup, and one check that its chunks are still in the store; a run with any entry
 changed, added or removed has another key, and is built again.
 
-One file per area and root in the store's cache directory, written atomically after the
-snapshot is committed, only when something changed. It is versioned and checked by a
+One file per area and root in the store's cache directory, only when something changed.
+The runs a snapshot builds are appended to a staged file beside it as they are encoded
+(holding them until the end cost a first snapshot ~20 MiB), those it reused are added from
+the cache read at start, and the file is renamed into place once the snapshot is committed:
+a snapshot that fails or is killed never replaces it. It is versioned and checked by a
 digest, and only an optimisation: a cache that is missing, corrupt or of another version
 is ignored (records are built again), never an error.
 """
@@ -23,20 +26,24 @@ import json
 import logging
 import marshal
 import operator
+import os
+import struct
+import tempfile
+import time
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import blake3
 
 from westtek_core.capture.model import FileEntry
-from westtek_core.paths import write_atomic
 
 log = logging.getLogger(__name__)
 
 FORMAT = "westtek-record-cache"
-VERSION = 1
+VERSION = 2  # 2: runs appended one by one, the digest in a trailer
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +94,8 @@ class RecordCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._known: dict[bytes, tuple[Any, ...]] = _load(path)
-        self._used: dict[bytes, tuple[Any, ...]] = {}
+        self._reused: set[bytes] = set()  # kept as they were read: written at save
+        self._staged: _StagedRuns | None = None  # the runs built anew, written as kept
 
     @classmethod
     def of_area(cls, cache_dir: Path, area: str, root: str) -> RecordCache:
@@ -102,23 +110,114 @@ class RecordCache:
 
     def keep(self, key: bytes, run: EncodedRun) -> None:
         """Keep ``run`` (built or reused by this snapshot) for the next one."""
-        self._used[key] = (run.json, run.lines, run.chunks, run.files, run.stored_bytes)
+        fields = (run.json, run.lines, run.chunks, run.files, run.stored_bytes)
+        if self._known.get(key) == fields:
+            self._reused.add(key)
+            return
+        if self._staged is None:
+            self._staged = _StagedRuns(self.path)
+        self._staged.append(key, fields)
 
     def save(self) -> None:
-        """Write the runs this snapshot used, when they differ from those read."""
-        if self._used.keys() == self._known.keys():
+        """Put the runs this snapshot used in place, when they differ from those read."""
+        staged, self._staged = self._staged, None
+        if staged is None:
+            if self._reused == self._known.keys():
+                return
+            staged = _StagedRuns(self.path)
+        for key in self._reused:
+            staged.append(key, self._known[key])
+        staged.publish()
+
+
+# A run's entry in the file: its length, then the marshalled (key, *EncodedRun fields).
+_LENGTH = struct.Struct("<I")
+# A staged file untouched for this long belongs to a snapshot that was killed.
+_STALE_AFTER_S = 24 * 3600
+
+
+class _StagedRuns:
+    """A cache file being written beside ``path``: runs appended, then a trailer and a rename.
+
+    The trailer (a line of JSON after the runs) names the format and the runs' digest, so
+    a file cut short or damaged anywhere is refused whole. A staged file never published
+    (the snapshot failed) is removed when it is dropped, or at exit. A file that cannot be
+    written is given up, silently: the cache is only an optimisation.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._digest = blake3.blake3()
+        self._file: BinaryIO | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _remove_stale(path.parent)
+            handle, name = tempfile.mkstemp(
+                dir=path.parent, prefix=f".{path.name}.", suffix=".staged"
+            )
+        except OSError as exc:
+            log.debug("record cache %s not staged: %s", path, exc)
             return
-        payload = marshal.dumps(self._used)
-        header = {
+        self._staged = Path(name)
+        self._file = os.fdopen(handle, "wb")
+        self._discard = weakref.finalize(self, _discard, self._file, self._staged)
+
+    def append(self, key: bytes, fields: tuple[Any, ...]) -> None:
+        """Add one run."""
+        record = marshal.dumps((key, *fields))
+        self._write(_LENGTH.pack(len(record)) + record)
+
+    def publish(self) -> None:
+        """End the file with its trailer and put it in place of ``path``."""
+        trailer = {
             "format": FORMAT,
             "version": VERSION,
             "marshal": marshal.version,
-            "digest": blake3.blake3(payload).hexdigest(),
+            "digest": self._digest.hexdigest(),
         }
+        self._write(b"\n" + json.dumps(trailer).encode(), digested=False)
+        if self._file is None:
+            return
         try:
-            write_atomic(self.path, json.dumps(header).encode() + b"\n" + payload)
+            self._file.close()
+            os.replace(self._staged, self.path)
         except OSError as exc:
             log.debug("record cache %s not written: %s", self.path, exc)
+            self._give_up()
+            return
+        self._file = None
+        self._discard.detach()
+
+    def _write(self, data: bytes, *, digested: bool = True) -> None:
+        if self._file is None:
+            return
+        if digested:
+            self._digest.update(data)
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            log.debug("record cache %s not written: %s", self.path, exc)
+            self._give_up()
+
+    def _give_up(self) -> None:
+        self._file = None
+        self._discard()
+
+
+def _discard(file: BinaryIO, staged: Path) -> None:
+    file.close()
+    staged.unlink(missing_ok=True)
+
+
+def _remove_stale(directory: Path) -> None:
+    """Remove the staged files of snapshots that were killed before they finished."""
+    too_old = time.time() - _STALE_AFTER_S
+    for staged in directory.glob(".*.staged"):
+        try:
+            if staged.stat().st_mtime < too_old:
+                staged.unlink()
+        except OSError:
+            pass  # another snapshot's, gone or still in use
 
 
 def _load(path: Path) -> dict[bytes, tuple[Any, ...]]:
@@ -130,19 +229,27 @@ def _load(path: Path) -> dict[bytes, tuple[Any, ...]]:
         log.debug("record cache %s unreadable: %s", path, exc)
         return {}
     try:
-        head, _, payload = data.partition(b"\n")
-        header = json.loads(head)
+        payload, _, trailer_line = data.rpartition(b"\n")
+        trailer = json.loads(trailer_line)
         if (
-            header.get("format") != FORMAT
-            or header.get("version") != VERSION
-            or header.get("marshal") != marshal.version
-            or header.get("digest") != blake3.blake3(payload).hexdigest()
+            not isinstance(trailer, dict)
+            or trailer.get("format") != FORMAT
+            or trailer.get("version") != VERSION
+            or trailer.get("marshal") != marshal.version
+            or trailer.get("digest") != blake3.blake3(payload).hexdigest()
         ):
             raise ValueError("another version, or damaged")
-        runs = marshal.loads(payload)
-        if not isinstance(runs, dict):
-            raise ValueError("not a table of runs")
-    except (ValueError, TypeError, EOFError, AttributeError) as exc:
+        return dict(_runs(memoryview(payload)))
+    except (ValueError, TypeError, EOFError, struct.error) as exc:
         log.debug("record cache %s ignored: %s", path, exc)
         return {}
-    return runs
+
+
+def _runs(payload: memoryview) -> Iterator[tuple[bytes, tuple[Any, ...]]]:
+    offset = 0
+    while offset < len(payload):
+        (length,) = _LENGTH.unpack_from(payload, offset)
+        offset += _LENGTH.size
+        key, *fields = marshal.loads(payload[offset : offset + length])
+        offset += length
+        yield key, tuple(fields)

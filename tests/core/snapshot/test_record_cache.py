@@ -6,14 +6,17 @@ taken without it (the same manifest, the same bytes but for the time it was take
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 from westtek_core.capture import capture_environment
 from westtek_core.snapshot import create_snapshot, delete_snapshot, load_snapshot
+from westtek_core.snapshot.record_cache import EncodedRun, RecordCache
 from westtek_core.store import Repository, RepositoryWriter
 from westtek_core.store.repository import canonical_json
 
@@ -23,13 +26,20 @@ def repo(tmp_path):
     return Repository.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
 
 
-def snapshot(repo, env):
+def snapshot(repo, env, progress=None):
     capture = capture_environment([str(env["python"])], env["workspace"])
-    return create_snapshot(repo, capture, environment_id="alice@vault-13", created_by="alice")
+    return create_snapshot(
+        repo, capture, environment_id="alice@vault-13", created_by="alice", progress=progress
+    )
 
 
 def record_caches(repo) -> list[Path]:
     return sorted((repo.cache_dir / "records").glob("*.bin"))
+
+
+def staged_files(directory: Path) -> list[Path]:
+    """Cache files being written (named ``.<cache>.<random>.staged``)."""
+    return sorted(directory.glob(".*.staged"))
 
 
 def without_time(manifest):
@@ -188,3 +198,89 @@ def test_records_naming_chunks_a_prune_removed_are_built_again(repo, research_en
     report = repo.check(read_data=True)
     assert not report.problems and not report.damaged_chunks
     assert without_time(again.manifest) == without_time(first.manifest)
+
+
+def encoded_run(number: int) -> EncodedRun:
+    chunk = number.to_bytes(32, "big")
+    record = b'{"path":"d%d/f","size":4096}' % number
+    return EncodedRun(record * 20, b"line %d\n" % number, (chunk,), 1, 4096)
+
+
+def test_runs_are_written_as_they_are_kept_and_put_in_place_once_saved(tmp_path):
+    # Given a cache with no file yet,
+    cache = RecordCache.of_area(tmp_path, "env0", "/srv/env")
+    runs = {bytes([n]) * 32: encoded_run(n) for n in range(200)}
+    # when a snapshot keeps its runs,
+    for key, run in runs.items():
+        cache.keep(key, run)
+    # then they are already on disk, staged beside the cache (not held until the end),
+    (staged,) = staged_files(cache.path.parent)
+    assert staged.stat().st_size > sum(len(r.json) for r in runs.values()) // 2
+    # but no cache is in place until the snapshot is saved;
+    assert not cache.path.exists()
+    cache.save()
+    # then the staged file is the cache, and the next snapshot finds every run.
+    assert cache.path.exists() and not staged_files(cache.path.parent)
+    again = RecordCache(cache.path)
+    assert all(again.get(key) == run for key, run in runs.items())
+
+
+def test_reused_runs_are_kept_and_a_cache_all_reused_is_not_written_again(tmp_path):
+    # Given a saved cache of two runs,
+    first = RecordCache.of_area(tmp_path, "env0", "/srv/env")
+    first.keep(b"k" * 32, encoded_run(1))
+    first.keep(b"j" * 32, encoded_run(2))
+    first.save()
+    # when the next snapshot reuses one of them only,
+    again = RecordCache(first.path)
+    reused = again.get(b"k" * 32)
+    assert reused is not None
+    again.keep(b"k" * 32, reused)
+    again.save()
+    # then the cache holds just that run,
+    third = RecordCache(first.path)
+    assert third.get(b"k" * 32) == encoded_run(1) and third.get(b"j" * 32) is None
+    # and a snapshot reusing every run stages nothing and leaves the file in place.
+    inode = first.path.stat().st_ino
+    third.keep(b"k" * 32, encoded_run(1))
+    assert not staged_files(first.path.parent)
+    third.save()
+    assert first.path.stat().st_ino == inode
+
+
+def test_a_failed_snapshot_leaves_the_cache_as_it_was_and_nothing_staged(repo, research_env):
+    # Given a snapshot and its record cache, then a file added early in the environment's
+    # walk (its directory's records are built again, and staged),
+    snapshot(repo, research_env)
+    (cache,) = record_caches(repo)
+    before = cache.read_bytes()
+    (research_env["venv"] / "bin" / "extra-tool").write_text("#!/bin/sh\n")
+
+    # when the next snapshot fails half-way through the environment's files,
+    def fail_half_way(progress):
+        if progress.files_done > progress.files_total // 2:
+            raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        snapshot(repo, research_env, progress=fail_half_way)
+    gc.collect()
+    # then the cache in place is the one before, whole, and no staged file is left.
+    assert cache.read_bytes() == before
+    assert not staged_files(cache.parent)
+
+
+def test_staged_files_of_killed_snapshots_are_removed(repo, research_env):
+    # Given a staged cache file left by a snapshot killed two days ago, and one being
+    # written right now by another snapshot,
+    records = repo.cache_dir / "records"
+    records.mkdir(parents=True)
+    killed = records / ".0123.bin.abcd.staged"
+    killed.write_bytes(b"half a cache")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(killed, (two_days_ago, two_days_ago))
+    running = records / ".4567.bin.efgh.staged"
+    running.write_bytes(b"a cache being written")
+    # when a snapshot writes its cache,
+    snapshot(repo, research_env)
+    # then the killed snapshot's file is gone, the other one is left alone.
+    assert staged_files(records) == [running]
