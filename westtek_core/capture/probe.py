@@ -18,8 +18,6 @@ second.
 from __future__ import annotations
 
 import ast
-import base64
-import binascii
 import csv
 import io
 import json
@@ -32,7 +30,7 @@ import sysconfig
 from importlib import metadata
 from typing import Any
 
-PROBE_VERSION = 1
+PROBE_VERSION = 2  # 2: a distribution's files are its RECORD paths only
 
 _NAME_RE = re.compile(r"[-_.]+")
 _PKG_DIR_SUFFIXES = (".dist-info", ".egg-info", ".data")
@@ -95,24 +93,9 @@ def _first(header: dict[str, list[str]], key: str) -> str | None:
     return values[0] if values else None
 
 
-def _record_files(text: str) -> list[dict[str, Any]]:
-    """Turn a RECORD file into ``[{path, sha256 (hex or None), size (int or None)}]``."""
-    files: list[dict[str, Any]] = []
-    for row in csv.reader(io.StringIO(text)):
-        if not row or not row[0]:
-            continue
-        digest: str | None = None
-        size: int | None = None
-        if len(row) > 1 and row[1].startswith("sha256="):
-            b64 = row[1][len("sha256=") :]
-            try:
-                digest = base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4)).hex()
-            except (binascii.Error, ValueError):
-                digest = None
-        if len(row) > 2 and row[2].isdigit():
-            size = int(row[2])
-        files.append({"path": row[0], "sha256": digest, "size": size})
-    return files
+def _record_files(text: str) -> list[str]:
+    """The paths a RECORD file lists (its hashes and sizes are of no use to a snapshot)."""
+    return [row[0] for row in csv.reader(io.StringIO(text)) if row and row[0]]
 
 
 def _module_name(filename: str) -> str | None:
@@ -166,11 +149,10 @@ def _import_names(paths: list[str]) -> list[str]:
     return sorted(set(names))
 
 
-def _editable_names(site_dir: str, files: list[dict[str, Any]]) -> list[str]:
+def _editable_names(site_dir: str, files: list[str]) -> list[str]:
     """Importable names of an editable install, from its finder's MAPPING or its .pth dirs."""
     names: list[str] = []
-    for entry in files:
-        path = entry["path"]
+    for path in files:
         if "/" in path:
             continue
         full = os.path.join(site_dir, path)
@@ -238,7 +220,7 @@ def describe_distribution(dist: metadata.Distribution) -> dict[str, Any]:
     vcs_info = direct.get("vcs_info") if direct else None
     vcs = vcs_info.get("vcs") if isinstance(vcs_info, dict) else None
     url = direct.get("url", "") if direct else ""
-    top_level = _import_names([f["path"] for f in files])
+    top_level = _import_names(files)
     if not top_level and editable:
         top_level = _editable_names(site_dir, files)
     if not top_level:

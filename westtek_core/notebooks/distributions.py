@@ -71,7 +71,7 @@ def _ancestors(module: str) -> Iterator[str]:
 
 
 def _record_paths(files: Any) -> Iterator[str]:
-    """RECORD paths given as strings or as the capture probe's ``{"path": …}`` entries."""
+    """RECORD paths given as strings or as ``{"path": …}`` entries."""
     if not isinstance(files, (list, tuple)):
         return
     for entry in files:

@@ -101,9 +101,7 @@ def live_state(capture: Capture, pythons: Sequence[str] | None = None) -> dict[s
                         "location": dist.get("location"),
                         "metadata_dir": dist.get("metadata_dir"),
                         "shadowed": dist.get("shadowed", False),
-                        "files": [
-                            f["path"] if isinstance(f, dict) else f for f in dist.get("files", [])
-                        ],
+                        "files": list(dist.get("files", [])),
                     }
                     for dist in interp.info.get("distributions", [])
                 ],

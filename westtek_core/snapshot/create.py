@@ -232,7 +232,7 @@ def package_records(info: Mapping[str, Any]) -> list[dict[str, Any]]:
             "direct_url": dist.get("direct_url"),
             "requested": dist.get("requested"),
             "top_level": dist.get("top_level", []),
-            "files": [f["path"] if isinstance(f, dict) else f for f in dist.get("files", [])],
+            "files": list(dist.get("files", [])),
         }
         for dist in info.get("distributions", [])
     ]

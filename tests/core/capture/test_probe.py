@@ -1,7 +1,6 @@
 import ast
 import glob
 import os
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -13,8 +12,6 @@ from westtek_core.capture.interpreters import PROBE_SCRIPT, _run_probe
 from westtek_core.capture.probe_cache import ProbeCache
 
 from .conftest import DemoEnv, make_venv
-
-HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def dist(info: dict, canonical: str) -> dict:
@@ -58,9 +55,9 @@ def test_distributions_are_sorted_and_map_import_names(venv_info):
     assert pyyaml["installer"] == "pip"
     assert pyyaml["location"] == venv_info["paths"]["purelib"]
     assert pyyaml["metadata_dir"].endswith(".dist-info")
-    init = next(f for f in pyyaml["files"] if f["path"] == "yaml/__init__.py")
-    assert HEX64.match(init["sha256"])
-    assert init["size"] == os.path.getsize(os.path.join(pyyaml["location"], "yaml/__init__.py"))
+    # its files are the paths its RECORD lists, relative to its site-packages
+    assert "yaml/__init__.py" in pyyaml["files"]
+    assert all(os.path.exists(os.path.join(pyyaml["location"], f)) for f in pyyaml["files"])
 
 
 def test_local_and_editable_installs_are_told_apart(demo_env: DemoEnv):
@@ -78,7 +75,7 @@ def test_local_and_editable_installs_are_told_apart(demo_env: DemoEnv):
     assert regular["installer"] == "pip"
     # A namespace package portion is named down to its regular package.
     assert regular["top_level"] == ["wt_demo", "wtns.sub"]
-    paths = {f["path"] for f in regular["files"]}
+    paths = set(regular["files"])
     assert {"wt_demo/__init__.py", "wtns/sub/__init__.py"} <= paths
 
     editable = dist(info, "wt-editable")

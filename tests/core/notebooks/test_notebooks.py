@@ -355,7 +355,7 @@ def test_top_level_does_not_override_what_the_files_show(fake_map):
 
 
 def test_import_map_accepts_the_capture_probe_file_shape():
-    # The probe reports files as {"path", "sha256", "size"} dicts rather than strings.
+    # Records may give files as {"path", …} entries rather than strings.
     packages = [
         {
             "name": "PyYAML",
@@ -433,7 +433,7 @@ def test_import_map_from_the_real_interpreter_records():
 
 
 def test_import_map_from_the_capture_probe_maps_the_editable_project():
-    # The probe's records (files as dicts, top_level from the editable .pth) map this
+    # The probe's records (top_level from the editable .pth) map this
     # project, installed editable, to its distribution.
     from westtek_core.capture.probe import describe_distribution
 

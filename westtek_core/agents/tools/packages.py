@@ -102,7 +102,7 @@ def _find_sources(ctx: ToolContext, package: str, version: str) -> PackageSource
             for dist in info.get("distributions", []):
                 same = canonicalize_name(str(dist["name"])) == canonicalize_name(package)
                 if same and str(dist["version"]) == version and site:
-                    files = [f["path"] if isinstance(f, dict) else f for f in dist.get("files", [])]
+                    files = list(dist.get("files", []))
                     return source_from_directory(Path(site), str(dist["name"]), version, files)
     return None
 
