@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -390,6 +392,27 @@ def test_wrong_key_is_refused_before_anything_is_written(
         Repository.open(backend, key_file=tmp_path / "short.key", cache_dir=tmp_path / "c2")
     assert all_objects(backend) == before
     assert not (tmp_path / "absent.key").exists()
+
+
+def test_an_unencrypted_store_does_not_load_the_cipher_library(tmp_path: Path):
+    # Given a fresh process that stores and reads back through an unencrypted store,
+    script = """
+import sys
+from pathlib import Path
+from westtek_core.store import Repository
+repo = Repository.open(sys.argv[1], cache_dir=Path(sys.argv[2]))
+with repo.writer() as writer:
+    content = writer.add_bytes(b"data" * 1000)
+repo.load_manifest(repo.save_manifest({"n": 1}))
+assert b"".join(repo.iter_file(content)) == b"data" * 1000
+print("cryptography" in sys.modules)
+"""
+    args = [str(tmp_path / "store"), str(tmp_path / "cache")]
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, check=True
+    )
+    # then the cipher library (~7 MiB of a snapshot's memory) was never loaded.
+    assert done.stdout.strip() == "False"
 
 
 def test_encrypting_a_new_store_needs_a_key_file(backend: StoreBackend, tmp_path: Path):
