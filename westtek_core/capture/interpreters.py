@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -68,8 +70,61 @@ def probe_interpreter(python: str, timeout: float = 60) -> dict[str, Any]:
     westtek is imported there. Distributions whose metadata is unchanged since the last
     probe of ``python`` are not read again (:class:`ProbeCache`).
     """
+    started = _started.pop(python, None)
+    if started is not None:
+        return started.report()
+    return _probe_now(python, timeout)
+
+
+def _probe_now(python: str, timeout: float) -> dict[str, Any]:
     cache = ProbeCache(python)
     return cache.complete(_run_probe(python, timeout, cache.known()))
+
+
+class _StartedProbe:
+    """A probe running in a thread of its own, started by :func:`probing_ahead`."""
+
+    def __init__(self, python: str, timeout: float) -> None:
+        self._outcome: dict[str, Any] | Exception = ProbeError(f"probing {python} did not end")
+        self._thread = threading.Thread(
+            target=self._run, args=(python, timeout), name="westtek-probe", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, python: str, timeout: float) -> None:
+        try:
+            self._outcome = _probe_now(python, timeout)
+        except Exception as exc:  # raised to whoever takes the report
+            self._outcome = exc
+
+    def report(self) -> dict[str, Any]:
+        """The probe's report once it has ended (its error raised)."""
+        self._thread.join()
+        if isinstance(self._outcome, Exception):
+            raise self._outcome
+        return self._outcome
+
+
+# Probes started ahead of need (probing_ahead), by interpreter as named: each taken once.
+_started: dict[str, _StartedProbe] = {}
+
+
+@contextlib.contextmanager
+def probing_ahead(pythons: Iterable[str], timeout: float = 60) -> Iterator[None]:
+    """Probe ``pythons`` in the background, for :func:`probe_interpreter` within the block.
+
+    For a command that knows its interpreters before it has imported what compares them
+    (``westtek drift``): the probes' subprocesses run while those imports do. Reports not
+    taken are dropped when the block ends, so none is taken stale later.
+    """
+    started = {python: _StartedProbe(python, timeout) for python in pythons}
+    _started.update(started)
+    try:
+        yield
+    finally:
+        for python, probe in started.items():
+            if _started.get(python) is probe:
+                del _started[python]
 
 
 def install_dirs(info: Mapping[str, Any]) -> list[str]:

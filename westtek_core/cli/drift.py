@@ -53,6 +53,17 @@ def register(commands: Subcommands) -> None:
 
 
 def _cmd_drift(args: argparse.Namespace) -> int:
+    from westtek_core.capture.interpreters import probing_ahead
+
+    if not args.root.is_dir():
+        raise CommandError(f"--root {args.root} is not a directory")
+    # the probes (subprocesses, ~0.1-0.2 s) run while drift's modules are imported
+    ahead = [] if args.mode == "watch" else args.python or []
+    with probing_ahead(ahead):
+        return _run_drift(args)
+
+
+def _run_drift(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from westtek_core.drift import capture_live, detect_drift, fails_at
@@ -60,8 +71,6 @@ def _cmd_drift(args: argparse.Namespace) -> int:
     from westtek_core.drift.baseline_view import baseline_view
     from westtek_core.labs import default_environment_id
 
-    if not args.root.is_dir():
-        raise CommandError(f"--root {args.root} is not a directory")
     repo = open_repo(args)
     environment = args.environment_id or default_environment_id()
     if args.mode == "watch":

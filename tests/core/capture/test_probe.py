@@ -3,12 +3,13 @@ import glob
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from westtek_core.capture import ProbeError, capture_interpreter, probe_interpreter
-from westtek_core.capture.interpreters import PROBE_SCRIPT, _run_probe
+from westtek_core.capture.interpreters import PROBE_SCRIPT, _run_probe, probing_ahead
 from westtek_core.capture.probe_cache import ProbeCache
 
 from .conftest import DemoEnv, make_venv
@@ -177,3 +178,51 @@ def test_a_second_probe_describes_only_changed_distributions(tmp_path, monkeypat
         ("alpha", "1.0"),
         ("beta", "2.0"),
     ]
+
+
+def counting_interpreter(tmp_path: Path) -> tuple[Path, Path]:
+    """An interpreter (this one, behind a script) that notes each run in a log; both paths."""
+    log = tmp_path / "runs.log"
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\necho run >> "{log}"\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    return python, log
+
+
+def test_probes_started_ahead_run_in_the_background_and_are_taken_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("WESTTEK_CACHE_DIR", str(tmp_path / "cache"))
+    python, log = counting_interpreter(tmp_path)
+    # Given an interpreter probed ahead of need,
+    with probing_ahead([str(python)]):
+        # then its probe runs while the caller does something else,
+        deadline = time.monotonic() + 30
+        while not log.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert log.read_text() == "run\n"
+        # and the next probe of it takes that report: the one a probe gives,
+        info = probe_interpreter(str(python))
+        assert info["prefix"] == sys.prefix
+        assert log.read_text() == "run\n"
+        # once: the probe after it runs the interpreter again.
+        assert probe_interpreter(str(python)) == info
+        assert log.read_text() == "run\nrun\n"
+
+
+def test_a_report_not_taken_is_dropped_when_probing_ahead_ends(tmp_path, monkeypatch):
+    monkeypatch.setenv("WESTTEK_CACHE_DIR", str(tmp_path / "cache"))
+    python, log = counting_interpreter(tmp_path)
+    # Given an interpreter probed ahead but its report not taken,
+    with probing_ahead([str(python)]):
+        pass
+    # when it is probed after the block, then it is run again (no stale report is taken).
+    probe_interpreter(str(python))
+    deadline = time.monotonic() + 30
+    while log.read_text().count("run") < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert log.read_text() == "run\nrun\n"
+
+
+def test_a_probe_started_ahead_that_fails_fails_when_its_report_is_taken(tmp_path):
+    missing = str(tmp_path / "nope" / "python")
+    with probing_ahead([missing]), pytest.raises(ProbeError, match="not found"):
+        probe_interpreter(missing)
