@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from westtek_core.snapshot.retention import (
-    SAFETY_LABEL,
     RetentionPolicy,
     apply_retention,
+    is_container_start_safety,
     plan_retention,
 )
 
@@ -95,8 +95,8 @@ def prune_automatic(
 ) -> list[str]:
     """Delete ``environment_id``'s automatic snapshots ``retention`` does not keep; their ids.
 
-    Only automatic snapshots are candidates, and rollbacks' safety snapshots, which are
-    taken automatically too (one at each container start that restores the environment):
+    Only automatic snapshots are candidates, and the safety snapshots of the restores at
+    container starts (taken automatically too, one at each start; only the latest is kept):
     a researcher's own snapshots, and ``protected`` ones (the baseline), are kept whatever
     the policy says.
     """
@@ -106,7 +106,10 @@ def prune_automatic(
         summary
         for summary in snapshot_summaries(repo)
         if summary.get("environment_id") == environment_id
-        and not {AUTO_LABEL, SAFETY_LABEL}.isdisjoint(summary.get("labels") or {})
+        and (
+            AUTO_LABEL in (summary.get("labels") or {})
+            or is_container_start_safety(summary.get("labels"))
+        )
     ]
     plan = plan_retention(automatic, retention, protected=protected or set())
     if plan.delete:

@@ -80,6 +80,7 @@ def restore_latest(
     """
     from westtek_core import rollback
     from westtek_core.paths import data_dir, default_key_file
+    from westtek_core.snapshot.retention import CONTAINER_START
     from westtek_core.store import Repository, StoreError
 
     def say(progress: int, message: str) -> None:
@@ -143,7 +144,9 @@ def restore_latest(
         # snapshot and the final comparison from reading the researcher's data.
         workspace = data_dir() / "prestart-workspace"
         workspace.mkdir(parents=True, exist_ok=True)
-        result = rollback.run_rollback(repo, str(target["id"]), None, workspace, areas, step_done)
+        result = rollback.run_rollback(
+            repo, str(target["id"]), None, workspace, areas, step_done, origin=CONTAINER_START
+        )
     except Exception as e:  # never keep a researcher from their server
         return RestoreOutcome(
             "failed",

@@ -9,7 +9,12 @@ from tests.core.conftest import pip_install
 from tests.core.test_environment_service import service, taken  # noqa: F401 (a fixture)
 from westtek_core.autosnapshot import AUTO_LABEL, AutoReason, AutoSnapshotter, prune_automatic
 from westtek_core.snapshot import load_snapshot, snapshot_summaries
-from westtek_core.snapshot.retention import SAFETY_LABEL, RetentionPolicy
+from westtek_core.snapshot.retention import (
+    CONTAINER_START,
+    SAFETY_LABEL,
+    SAFETY_ORIGIN_LABEL,
+    RetentionPolicy,
+)
 
 
 def automatic(service):  # noqa: F811
@@ -122,17 +127,20 @@ def test_a_server_stopping_as_it_started_takes_no_snapshot(service):  # noqa: F8
     assert snapshotter.taken == []
 
 
-def test_rollbacks_safety_snapshots_age_out_with_the_automatic_ones(service):  # noqa: F811
-    # Given a snapshot by hand and three safety snapshots, as three container starts that
-    # restored the environment leave
+def test_container_start_safety_snapshots_go_but_the_latest(service):  # noqa: F811
+    # Given a snapshot by hand, a researcher's rollback's safety snapshot and three safety
+    # snapshots, as three container starts that restored the environment leave
     by_hand = taken(service, service.start_snapshot(note="by hand"))["id"]
-    safety = [
-        taken(service, service.start_snapshot(note="safety", labels={SAFETY_LABEL: "safety"}))["id"]
+    own = {SAFETY_LABEL: "safety"}
+    rollback = taken(service, service.start_snapshot(note="rollback", labels=own))["id"]
+    restore = {SAFETY_LABEL: "safety", SAFETY_ORIGIN_LABEL: CONTAINER_START}
+    restores = [
+        taken(service, service.start_snapshot(note="restore", labels=restore))["id"]
         for _ in range(3)
     ]
-    # When the automatic retention keeps one
+    # When the automatic retention runs
     pruned = prune_automatic(service.repo(), service.environment_id, RetentionPolicy(keep_last=1))
-    # Then the older safety snapshots go; the latest and the one by hand stay
-    assert sorted(pruned) == sorted(safety[:2])
+    # Then the older container-start ones go; the rest stay
+    assert sorted(pruned) == sorted(restores[:2])
     remaining = {s["id"] for s in snapshot_summaries(service.repo())}
-    assert remaining == {by_hand, safety[2]}
+    assert remaining == {by_hand, rollback, restores[2]}

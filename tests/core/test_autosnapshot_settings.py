@@ -73,7 +73,7 @@ def _setting(name, value):
 
 
 @pytest.mark.parametrize("name", sorted(LIMITS))
-def test_the_bounds_the_form_shows_are_the_bounds_checked(name):
+def test_every_bound_in_limits_is_accepted_and_one_past_it_refused(name):
     bounds = LIMITS[name]
     # one past a bound: the next integer for a count, the next float for a number
     step = 1 if bounds.whole else 0

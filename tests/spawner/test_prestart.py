@@ -20,6 +20,9 @@ from tests.core.conftest import pip_install, research_env, wheelhouse  # noqa: F
 from tests.core.store.conftest import s3_bucket, s3_endpoint  # noqa: F401 (fixtures)
 from tests.spawner.conftest import TINY_SERVER, make_user
 from westtek_core.cli import main as westtek
+from westtek_core.snapshot import snapshot_summaries
+from westtek_core.snapshot.retention import is_container_start_safety
+from westtek_core.store import Repository
 from westtek_spawner import WestTekSpawner, prestart
 
 pytestmark = pytest.mark.slow  # builds real venvs and snapshots them
@@ -109,6 +112,10 @@ def test_the_latest_snapshot_wins_and_safety_snapshots_are_not_it(
     older = prestart.restore_latest(str(store), "alice", snapshot=snapshotted["snapshot"][:12])
     assert older.status == "restored" and older.snapshot == snapshotted["snapshot"]
     assert installed(python, "westtek_probe_pkg") == "1.0.0"
+    # Each restore left a safety snapshot marked as a container start's (pruned but the latest)
+    with Repository.open(str(store)) as repo:
+        labels = [s.get("labels") or {} for s in snapshot_summaries(repo)]
+    assert sum(map(is_container_start_safety, labels)) == 3
     # Bob has no snapshot in this store; a store that does not exist holds none either.
     bob = prestart.restore_latest(str(snapshotted["store"]), "bob")
     assert (bob.status, bob.message) == (

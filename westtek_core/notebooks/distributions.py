@@ -71,14 +71,10 @@ def _ancestors(module: str) -> Iterator[str]:
 
 
 def _record_paths(files: Any) -> Iterator[str]:
-    """RECORD paths given as strings or as ``{"path": …}`` entries."""
+    """A distribution's RECORD paths (its ``files``, as the probe and manifests list them)."""
     if not isinstance(files, (list, tuple)):
         return
-    for entry in files:
-        if isinstance(entry, str):
-            yield entry
-        elif isinstance(entry, Mapping) and isinstance(entry.get("path"), str):
-            yield entry["path"]
+    yield from (entry for entry in files if isinstance(entry, str))
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from westtek_core.rollback.plan import (
     plan_rollback,
     target_interpreters,
 )
-from westtek_core.snapshot.retention import SAFETY_LABEL
+from westtek_core.snapshot.retention import SAFETY_LABEL, SAFETY_ORIGIN_LABEL
 from westtek_core.store import Repository
 
 
@@ -266,6 +266,7 @@ def _start(
     kind: str = "rollback",
     undoes: str | None = None,
     expected_plan: str | None = None,
+    origin: str | None = None,
 ) -> RollbackReport:
     from westtek_core.snapshot import create_snapshot
 
@@ -283,7 +284,11 @@ def _start(
         repo,
         capture,
         note=f"safety snapshot before rollback {rollback_id} to {str(target['id'])[:12]}",
-        labels={SAFETY_LABEL: "safety", f"{SAFETY_LABEL}.id": rollback_id},
+        labels={
+            SAFETY_LABEL: "safety",
+            f"{SAFETY_LABEL}.id": rollback_id,
+            **({SAFETY_ORIGIN_LABEL: origin} if origin else {}),
+        },
         environment_id=str(target.get("environment_id") or "") or None,
     )
     journal = Journal(
@@ -368,6 +373,7 @@ def run_rollback(
     only: Collection[str] | None = None,
     progress: ProgressCallback | None = None,
     expected_plan: str | None = None,
+    origin: str | None = None,
 ) -> RollbackReport:
     """Roll the live environment back to snapshot ``target_id``, in place.
 
@@ -376,6 +382,7 @@ def run_rollback(
     an unfinished rollback to the same snapshot and areas, it is resumed; an unfinished
     rollback to anything else must be resumed or undone first. ``expected_plan`` (a
     preview's fingerprint) refuses to start when the plan is no longer the one previewed.
+    ``origin`` labels the safety snapshot with what rolled back (``SAFETY_ORIGIN_LABEL``).
     """
     areas = chosen_areas(only)
     target = _load_target(repo, target_id)
@@ -389,7 +396,10 @@ def run_rollback(
             "finish it with `westtek rollback --resume` or undo it with `westtek rollback --undo`"
         )
     chosen = [str(i.get("path")) for _, i in target_interpreters(target, pythons)]
-    return _start(repo, target, chosen, Path(root), areas, progress, expected_plan=expected_plan)
+    return _start(
+        repo, target, chosen, Path(root), areas, progress, expected_plan=expected_plan,
+        origin=origin,
+    )  # fmt: skip
 
 
 def resume_rollback(

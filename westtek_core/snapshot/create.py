@@ -21,7 +21,13 @@ from westtek_core.snapshot.manifest import (
     checksum_line,
     content_checksum,
 )
-from westtek_core.snapshot.record_cache import EncodedRun, RecordCache, directory_runs, run_key
+from westtek_core.snapshot.record_cache import (
+    EncodedRun,
+    RecordCache,
+    directory_runs,
+    discarded_on_failure,
+    run_key,
+)
 from westtek_core.store import Repository, RepositoryWriter
 from westtek_core.store.repository import canonical_json, canonical_text
 
@@ -276,8 +282,7 @@ def create_snapshot(
     # snapshot (record_cache): the manifest holds a placeholder for each list until saved.
     fragments: dict[str, bytes] = {}
     lines: dict[tuple[str, str], bytes] = {}
-    caches: list[RecordCache] = []
-    with repo.writer() as writer:
+    with discarded_on_failure() as caches, repo.writer() as writer:
         storer = _TreeStorer(writer, len(files), total_bytes, progress)
         interpreters: list[dict[str, Any]] = []
         for index, interp in enumerate(capture.interpreters):

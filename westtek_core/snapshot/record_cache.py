@@ -32,6 +32,7 @@ import tempfile
 import time
 import weakref
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -118,6 +119,12 @@ class RecordCache:
             self._staged = _StagedRuns(self.path)
         self._staged.append(key, fields)
 
+    def discard(self) -> None:
+        """Drop what this snapshot staged (it failed): the cache in place stays as it was."""
+        staged, self._staged = self._staged, None
+        if staged is not None:
+            staged.discard()
+
     def save(self) -> None:
         """Put the runs this snapshot used in place, when they differ from those read."""
         staged, self._staged = self._staged, None
@@ -188,6 +195,11 @@ class _StagedRuns:
         self._file = None
         self._discard.detach()
 
+    def discard(self) -> None:
+        """Remove the staged file now, unpublished."""
+        if self._file is not None:
+            self._give_up()
+
     def _write(self, data: bytes, *, digested: bool = True) -> None:
         if self._file is None:
             return
@@ -202,6 +214,22 @@ class _StagedRuns:
     def _give_up(self) -> None:
         self._file = None
         self._discard()
+
+
+@contextmanager
+def discarded_on_failure() -> Iterator[list[RecordCache]]:
+    """A list for a snapshot's record caches, whose staged runs go if the block fails.
+
+    Left to the garbage collector, a failed job whose traceback is kept (a server's job
+    runner) would keep its staged files open and on disk.
+    """
+    caches: list[RecordCache] = []
+    try:
+        yield caches
+    except BaseException:
+        for cache in caches:
+            cache.discard()
+        raise
 
 
 def _discard(file: BinaryIO, staged: Path) -> None:

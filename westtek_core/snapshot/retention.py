@@ -2,11 +2,12 @@
 
 The policy is restic's ``forget`` model: keep the last N, and the newest snapshot of each of
 the last D days, W weeks and M months, per environment. Some snapshots are never deleted,
-whatever the policy says: an environment's baseline, any snapshot protected by a label
-(``westtek.keep``, a share with another lab, a transfer to a successor), and its latest
-rollback's safety snapshot (what ``westtek rollback --undo`` puts back). Older safety
-snapshots age out under the policy like any other: a server restoring the researcher's
-environment at each container start takes one each time. Deleting is then a plain
+whatever the policy says: an environment's baseline, and any snapshot protected by a label
+(``westtek.keep``, a share with another lab, a transfer to a successor, a rollback's safety
+snapshot). One kind of safety snapshot is the exception: the one a server takes when it
+restores the researcher's environment at a container start holds only the image's
+environment, and a server takes one at every such start, so only each environment's latest
+is kept; they never take the policy's places from other snapshots. Deleting is then a plain
 ``delete_snapshot`` per id and one prune of the objects nothing references any more, under
 the store's exclusive lock.
 """
@@ -22,11 +23,22 @@ from westtek_core.snapshot.catalog import load_snapshot
 from westtek_core.snapshot.manifest import referenced_chunks
 from westtek_core.store import Repository
 
-# labels that keep a snapshot whatever the policy says
-PROTECTING_LABELS = ("westtek.keep", "westtek.shared", "westtek.transferred")
-
 SAFETY_LABEL = "westtek.rollback"
 """The label of a rollback's safety snapshot: the environment as it was before the rollback."""
+
+SAFETY_ORIGIN_LABEL = f"{SAFETY_LABEL}.origin"
+"""Which rollback took a safety snapshot; :data:`CONTAINER_START` is the only value set."""
+
+CONTAINER_START = "container-start"
+"""A server's restore of the researcher's latest snapshot as its container starts."""
+
+# labels that keep a snapshot whatever the policy says
+PROTECTING_LABELS = ("westtek.keep", "westtek.shared", "westtek.transferred", SAFETY_LABEL)
+
+
+def is_container_start_safety(labels: Mapping[str, Any] | None) -> bool:
+    """Whether a snapshot is the safety snapshot of a restore at a container start."""
+    return (labels or {}).get(SAFETY_ORIGIN_LABEL) == CONTAINER_START
 
 
 @dataclass(frozen=True)
@@ -91,24 +103,26 @@ def plan_retention(
     for rows in by_env.values():
         rows.sort(key=_when, reverse=True)
         reasons: dict[str, list[str]] = {str(r["id"]): [] for r in rows}
-        for row in rows[: policy.keep_last]:
+        restores = [r for r in rows if is_container_start_safety(r.get("labels"))]
+        if restores:
+            reasons[str(restores[0]["id"])].append("latest container-start safety snapshot")
+        ranked = [r for r in rows if not is_container_start_safety(r.get("labels"))]
+        for row in ranked[: policy.keep_last]:
             reasons[str(row["id"])].append("last")
         for name, count, pattern in buckets:
             seen: list[str] = []
-            for row in rows:  # newest first: the first of each period is its newest
+            for row in ranked:  # newest first: the first of each period is its newest
                 period = _when(row).strftime(pattern)
                 if period not in seen and len(seen) < count:
                     seen.append(period)
                     reasons[str(row["id"])].append(f"{name} {period}")
-        latest_safety = next((r for r in rows if SAFETY_LABEL in (r.get("labels") or {})), None)
-        if latest_safety is not None:
-            reasons[str(latest_safety["id"])].append("latest rollback's safety snapshot")
+        for row in ranked:
+            labels = row.get("labels") or {}
+            reasons[str(row["id"])] += [f"label {k}" for k in PROTECTING_LABELS if k in labels]
         for row in rows:
             sid = str(row["id"])
-            labels = row.get("labels") or {}
             if sid in always:
                 reasons[sid].append("protected")
-            reasons[sid] += [f"label {k}" for k in PROTECTING_LABELS if k in labels]
             if reasons[sid]:
                 plan.keep[sid] = reasons[sid]
             else:
@@ -142,11 +156,14 @@ def apply_retention(repo: Repository, plan: RetentionPlan) -> dict[str, Any]:
 
 
 __all__ = [
+    "CONTAINER_START",
     "PROTECTING_LABELS",
     "SAFETY_LABEL",
+    "SAFETY_ORIGIN_LABEL",
     "RetentionPlan",
     "RetentionPolicy",
     "apply_retention",
+    "is_container_start_safety",
     "plan_retention",
     "reclaimable_bytes",
 ]

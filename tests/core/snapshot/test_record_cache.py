@@ -6,7 +6,6 @@ taken without it (the same manifest, the same bytes but for the time it was take
 
 from __future__ import annotations
 
-import gc
 import os
 import shutil
 import time
@@ -257,14 +256,19 @@ def test_a_failed_snapshot_leaves_the_cache_as_it_was_and_nothing_staged(repo, r
     (research_env["venv"] / "bin" / "extra-tool").write_text("#!/bin/sh\n")
 
     # when the next snapshot fails half-way through the environment's files,
+    staged_when_failing = []
+
     def fail_half_way(progress):
         if progress.files_done > progress.files_total // 2:
+            staged_when_failing.extend(staged_files(cache.parent))
             raise RuntimeError("killed")
 
-    with pytest.raises(RuntimeError, match="killed"):
+    with pytest.raises(RuntimeError, match="killed") as failure:
         snapshot(repo, research_env, progress=fail_half_way)
-    gc.collect()
-    # then the cache in place is the one before, whole, and no staged file is left.
+    assert staged_when_failing, "the rebuilt directory's runs were staged as built"
+    # then, while the failure (and its traceback) is still held, the cache in place is
+    # the one before, whole, and no staged file is left.
+    assert failure.value is not None
     assert cache.read_bytes() == before
     assert not staged_files(cache.parent)
 

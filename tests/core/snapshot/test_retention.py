@@ -101,20 +101,24 @@ def test_prune_deletes_what_the_policy_drops_and_never_the_baseline(
     assert "must keep something" in capsys.readouterr().err
 
 
-def test_only_the_latest_rollbacks_safety_snapshot_outlives_the_policy():
-    # a server that restores the environment at each container start takes one each time
-    safety = {"westtek.rollback": "safety"}
+def test_of_the_container_start_safety_snapshots_only_the_latest_is_kept():
+    # a server restoring the environment at each container start takes one each time; a
+    # researcher's own rollback's safety snapshot is kept whatever the policy says
+    restore = {"westtek.rollback": "safety", "westtek.rollback.origin": "container-start"}
     history = [
-        row("s3", "2026-11-26T09:00:00+00:00", **safety),
+        row("s3", "2026-11-26T09:00:00+00:00", **restore),
         row("a1", "2026-11-26T08:00:00+00:00"),
-        row("s2", "2026-11-25T09:00:00+00:00", **safety),
-        row("s1", "2026-11-24T09:00:00+00:00", **safety),
-        row("b1", "2026-11-20T09:00:00+00:00", env="bob", **safety),
+        row("s2", "2026-11-25T09:00:00+00:00", **restore),
+        row("a2", "2026-11-25T08:00:00+00:00"),
+        row("r1", "2026-11-24T09:00:00+00:00", **{"westtek.rollback": "safety"}),
+        row("s1", "2026-11-24T08:00:00+00:00", **restore),
     ]
     plan = plan_retention(history, RetentionPolicy(keep_last=2))
+    # they take none of the policy's places: the two newest others are the "last" two
     assert plan.keep == {
-        "s3": ["last", "latest rollback's safety snapshot"],
+        "s3": ["latest container-start safety snapshot"],
         "a1": ["last"],
-        "b1": ["last", "latest rollback's safety snapshot"],
+        "a2": ["last"],
+        "r1": ["label westtek.rollback"],
     }
     assert plan.delete == ["s2", "s1"]
