@@ -71,10 +71,14 @@ def _ancestors(module: str) -> Iterator[str]:
 
 
 def _record_paths(files: Any) -> Iterator[str]:
-    """A distribution's RECORD paths (its ``files``, as the probe and manifests list them)."""
+    """RECORD paths given as strings or as ``{"path": …}`` entries (probes before version 2)."""
     if not isinstance(files, (list, tuple)):
         return
-    yield from (entry for entry in files if isinstance(entry, str))
+    for entry in files:
+        if isinstance(entry, str):
+            yield entry
+        elif isinstance(entry, Mapping) and isinstance(entry.get("path"), str):
+            yield entry["path"]
 
 
 @dataclass(frozen=True)
