@@ -83,11 +83,14 @@ describe('West Tek side panel with the server extension enabled', () => {
 
         await screenshot(page, 'sidebar-status');
 
-        // And Refresh asks the server again
+        // And Refresh asks the server again (once enabled: it waits while a
+        // status request is in flight, which a loaded machine makes slow)
+        const refresh = panel.getByRole('button', { name: /Refresh/ });
+        await refresh.click({ trial: true });
         const request = page.waitForRequest(
           r => new URL(r.url()).pathname === '/westtek/api/status'
         );
-        await panel.getByRole('button', { name: /Refresh/ }).click();
+        await refresh.click();
         await request;
         await version.waitFor();
         assert.equal((await version.textContent()).trim(), PACKAGE.version);
