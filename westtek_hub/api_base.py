@@ -22,6 +22,7 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import IOLoop
 
+from westtek_core.labs import LabPolicy
 from westtek_core.request_input import BadInput, parse_json
 from westtek_hub import audit, registry
 from westtek_hub.knowledge import LabKnowledge
@@ -77,6 +78,58 @@ class HubClient:
             raise
         self._users[name] = (time.monotonic(), model)
         return model
+
+    async def running_servers(self, policy: LabPolicy) -> dict[str, int]:
+        """Lab → how many of its members' servers run now (one hub call, ``list:users``)."""
+        users = await self.request("GET", "users?state=active")
+        counts: dict[str, int] = {}
+        for model in users or []:
+            servers = len(model.get("servers") or {}) or (1 if model.get("server") else 0)
+            for lab in Caller.from_model(model, policy).labs:
+                counts[lab] = counts.get(lab, 0) + servers
+        return counts
+
+
+async def audited_hub_request(
+    hub: HubClient,
+    registry: Registry,
+    caller: Caller,
+    action: str,
+    target: str,
+    lab_id: str,
+    detail: dict[str, Any],
+    method: str,
+    path: str,
+    body: Any = None,
+) -> Any:
+    """Ask the hub, then audit what it answered: ``ok``, or ``error`` with its status.
+
+    The entry is written after the answer so the log never says a server started or
+    stopped when the hub refused; the hub's error is raised again for the caller to map.
+    """
+    try:
+        answer = await hub.request(method, path, body)
+    except (HTTPClientError, OSError) as e:
+        failed = detail | {
+            "hub_status": e.code if isinstance(e, HTTPClientError) else None,
+            "reason": str(e),
+        }
+        registry.run(
+            caller,
+            action,
+            target,
+            lambda s: audit.append(
+                s, caller.name, action, target, lab_id=lab_id, outcome="error", detail=failed
+            ),
+        )
+        raise
+    registry.run(
+        caller,
+        action,
+        target,
+        lambda s: audit.append(s, caller.name, action, target, lab_id=lab_id, detail=detail),
+    )
+    return answer
 
 
 class APIHandler(HubOAuthenticated, web.RequestHandler):
@@ -211,57 +264,11 @@ class APIHandler(HubOAuthenticated, web.RequestHandler):
         return caller
 
     async def running_servers(self) -> dict[str, int]:
-        """Lab → how many of its members' servers run now (one hub call, ``list:users``)."""
+        """Lab → how many of its members' servers run now (502 when the hub does not say)."""
         try:
-            users = await self.hub.request("GET", "users?state=active")
+            return await self.hub.running_servers(self.registry.policy)
         except HTTPClientError as e:
             raise web.HTTPError(502, f"the hub did not list running servers ({e.code})") from None
-        counts: dict[str, int] = {}
-        for model in users or []:
-            servers = len(model.get("servers") or {}) or (1 if model.get("server") else 0)
-            for lab in Caller.from_model(model, self.registry.policy).labs:
-                counts[lab] = counts.get(lab, 0) + servers
-        return counts
-
-    async def audited_hub_request(
-        self,
-        caller: Caller,
-        action: str,
-        target: str,
-        lab_id: str,
-        detail: dict[str, Any],
-        method: str,
-        path: str,
-        body: Any = None,
-    ) -> Any:
-        """Ask the hub, then audit what it answered: ``ok``, or ``error`` with its status.
-
-        The entry is written after the answer so the log never says a server started or
-        stopped when the hub refused; the hub's error is raised again for the caller to map.
-        """
-        try:
-            answer = await self.hub.request(method, path, body)
-        except (HTTPClientError, OSError) as e:
-            failed = detail | {
-                "hub_status": e.code if isinstance(e, HTTPClientError) else None,
-                "reason": str(e),
-            }
-            self.run(
-                caller,
-                action,
-                target,
-                lambda s: audit.append(
-                    s, caller.name, action, target, lab_id=lab_id, outcome="error", detail=failed
-                ),
-            )
-            raise
-        self.run(
-            caller,
-            action,
-            target,
-            lambda s: audit.append(s, caller.name, action, target, lab_id=lab_id, detail=detail),
-        )
-        return answer
 
     def run(self, caller: Caller, action: str, target: str, work: Callable[[Session], T]) -> T:
         """A registry operation; its refusal becomes the matching 4xx."""

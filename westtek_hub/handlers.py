@@ -19,6 +19,7 @@ from westtek_core.store import StoreError
 from westtek_core.wire import DRIFT_STATUSES
 from westtek_hub import audit, registry
 from westtek_hub.api_base import APIHandler
+from westtek_hub.archived_launches import WaitingLaunchesHandler, WaitingLaunchHandler
 from westtek_hub.assessments import is_assessment, record_assessment
 from westtek_hub.environment_ids import handed_over_from, own_environment_id
 from westtek_hub.knowledge import CellNotFound
@@ -431,6 +432,8 @@ def api_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
     return [
         (rf"{api}/environments", EnvironmentsHandler),
         (rf"{api}/environments/jupyter", LaunchHandler),
+        (rf"{api}/environments/launches", WaitingLaunchesHandler),
+        (rf"{api}/environments/launches/(?P<launch_id>[0-9]+)", WaitingLaunchHandler),
         (rf"{api}/environments/snapshot", SnapshotRequestHandler),
         (rf"{api}/environments/take-over", TakeOverHandler),
         (rf"{api}/environments/own-id", OwnEnvironmentIdHandler),

@@ -140,6 +140,29 @@ class Share(Base):
     copy_removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class ArchivedLaunch(Base):
+    """A launch from another lab's shared snapshot, waiting for its packs to leave archive.
+
+    Kept until the server starts (the row is then removed) or the launch cannot go on
+    (``failure`` says why, until the researcher dismisses it).
+    """
+
+    __tablename__ = "archived_launches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user: Mapped[str] = mapped_column(String(255), index=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id"))
+    snapshot_id: Mapped[str] = mapped_column(ForeignKey("snapshots.id"))
+    from_lab: Mapped[str] = mapped_column(String(128))
+    to_lab: Mapped[str] = mapped_column(String(128), index=True)
+    server_name: Mapped[str] = mapped_column(String(255), default="")
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # the store's last word: "waiting for archive, ready in about N hours: ..."
+    waiting: Mapped[str] = mapped_column(Text)
+    ready_in_hours: Mapped[int] = mapped_column(Integer)
+    failure: Mapped[str | None] = mapped_column(Text)
+
+
 class Transfer(Base):
     """An environment reassigned from one researcher to a successor."""
 

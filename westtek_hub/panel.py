@@ -41,7 +41,8 @@ from traitlets.config import LoggingConfigurable
 from westtek_core.version import __version__
 from westtek_core.wire import DRIFT_STATUSES
 from westtek_hub import registry
-from westtek_hub.api_base import APIHandler
+from westtek_hub.api_base import APIHandler, audited_hub_request
+from westtek_hub.archived_launches import visible_launches
 from westtek_hub.models import Environment
 from westtek_hub.panel_hub import ServicesMenu, servers_of
 from westtek_hub.panel_timeline import (
@@ -278,6 +279,7 @@ class EnvironmentsPage(PanelHandler):
                 "storage": registry.lab_storage(
                     session, caller, self.registry.retention, self.registry.quota
                 ),
+                "waiting_launches": visible_launches(session, caller),
             }
 
         view = self.run(caller, "panel.environments", lab, work)
@@ -297,6 +299,7 @@ class EnvironmentsPage(PanelHandler):
             share_labs=view["share_labs"],
             counts=view["counts"],
             storage=view["storage"],
+            waiting_launches=view["waiting_launches"],
             retention=self.registry.retention,
             total=sum(view["counts"].values()),
             filters={"lab": lab, "drift": drift, "researcher": researcher},
@@ -431,9 +434,8 @@ class ServerStopHandler(APIHandler):
         )
         detail = {"user": user, "server_name": server}
         try:
-            await self.audited_hub_request(
-                caller, "server.stop", env.id, env.lab_id, detail, "DELETE", path
-            )
+            await audited_hub_request(self.hub, self.registry, caller, "server.stop", env.id,
+                                      env.lab_id, detail, "DELETE", path)  # fmt: skip
         except OSError as e:
             raise web.HTTPError(502, f"the hub did not answer: {e}") from None
         except HTTPClientError as e:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import quote
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,9 +19,11 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import IOLoop
 
 from westtek_core.kb.take_over import START_URL
-from westtek_core.store import StoreError
+from westtek_core.store import ArchiveWait
 from westtek_hub import audit, registry
 from westtek_hub.api_base import APIHandler
+from westtek_hub.archived_launches import ACTION, record_waiting
+from westtek_hub.launching import LaunchRefused, copy_shared_snapshot, start_user_server
 from westtek_hub.models import Environment, Snapshot, Transfer
 from westtek_hub.registry import Caller
 
@@ -34,22 +35,12 @@ class ServerHandler(APIHandler):
         self, caller: Caller, env: Environment, lab: str, options: dict[str, Any], name: str
     ) -> dict[str, Any]:
         """Ask the hub to start ``caller``'s server ``name`` with ``options`` (audited)."""
-        path = f"users/{quote(caller.name)}/servers/{quote(name)}"
         try:
-            await self.audited_hub_request(
-                caller, "server.launch", env.id, lab, options, "POST", path, {**options}
+            return await start_user_server(
+                self.hub, self.registry, caller, env.id, lab, options, name
             )
-        except OSError as e:
-            raise web.HTTPError(502, f"the hub did not answer: {e}") from None
-        except HTTPClientError as e:
-            if e.code == 400 and e.response is not None and b"already" in e.response.body:
-                raise web.HTTPError(
-                    409,
-                    f"{caller.name}'s server is already running: open it from the hub's home "
-                    "page, or stop it first to launch another",
-                ) from None
-            raise web.HTTPError(502, f"the hub refused to start the server ({e.code})") from None
-        return {"user": caller.name, "server_name": name, "user_options": options}
+        except LaunchRefused as e:
+            raise web.HTTPError(e.status, e.message) from None
 
     async def running_server(self, owner: str) -> str | None:
         """The URL path of ``owner``'s default server when it is ready, else None."""
@@ -81,6 +72,8 @@ class LaunchHandler(ServerHandler):
 
     A snapshot another lab shared (with ``restore``) is first copied into the caller's lab's
     store, from which the new server restores it: a lab's servers only reach their own store.
+    When its packs are in archive storage, the launch waits for them
+    (:mod:`westtek_hub.archived_launches`): the answer carries ``waiting`` instead.
     """
 
     async def post(self) -> None:
@@ -120,26 +113,30 @@ class LaunchHandler(ServerHandler):
         options = {"westtek_environment": env.id} if lab == env.lab_id else {}
         if restore and lab != env.lab_id:
             try:
-                copied = await IOLoop.current().run_in_executor(
-                    None, self.stores.copy, restore, env.lab_id, lab
-                )
-            except (StoreError, OSError) as e:
-                failed = registry.StoreUnavailable(
-                    f"snapshot {restore[:12]} could not be copied to lab {lab}'s store: {e}", lab
-                )
-                self.run(caller, "snapshot.copy", restore, lambda _: registry.refuse(failed))
-            copy = {"from_lab": env.lab_id, "to_lab": lab, "copy": copied}
-
-            def record(session: Session) -> None:
-                registry.record_copy(session, restore, lab, copied)
-                audit.append(session, caller.name, "snapshot.copy", restore, lab_id=lab,
-                             detail=copy)  # fmt: skip
-
-            self.run(caller, "snapshot.copy", restore, record)
-            restore = copied
+                restore = await IOLoop.current().run_in_executor(
+                    None, copy_shared_snapshot, self.stores, self.registry, caller,
+                    restore, env.lab_id, lab,
+                )  # fmt: skip
+            except ArchiveWait as wait:  # a year on: its packs are in archive storage
+                self.reply(self.wait_for_archive(caller, env, restore, lab, server_name, wait), 202)
+                return
+            except registry.RegistryError as e:
+                raise web.HTTPError(e.status, str(e)) from None
         if restore:
             options["westtek_restore_snapshot"] = restore
         self.reply(await self.start_server(caller, env, lab, options, server_name), 202)
+
+    def wait_for_archive(
+        self, caller: Caller, env: Environment, restore: str, lab: str, server: str,
+        wait: ArchiveWait,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Record the launch as waiting for the packs; the answer that says so."""
+
+        def record(session: Session) -> dict[str, Any]:
+            return record_waiting(session, caller, restore, env.id, env.lab_id, lab, server, wait)
+
+        waiting = self.run(caller, ACTION, restore, record)
+        return {"user": caller.name, "server_name": server, "waiting": waiting}
 
 
 class SnapshotRequestHandler(ServerHandler):

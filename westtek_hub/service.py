@@ -23,6 +23,7 @@ from westtek_core.snapshot.retention import RetentionPolicy
 from westtek_core.status import Capability, status_report
 from westtek_core.version import __version__
 from westtek_hub.api_base import HubClient
+from westtek_hub.archived_launches import WaitingLaunches, waiting_launches_of
 from westtek_hub.audit_anchor import AnchorError
 from westtek_hub.audit_trail import AuditKeyError, AuditTrail
 from westtek_hub.auto_snapshot_settings import auto_snapshot_routes
@@ -231,18 +232,21 @@ class WestTekHubService(Application):
         )
         sessions = chain.bind(session_factory(engine))
         stores = LabStores(parent=self)
+        books = Registry(
+            sessions,
+            policy,
+            quotas={lab: Quota.from_config(q) for lab, q in self.quotas.items()},
+            default_quota=Quota.from_config(self.default_quota),
+            retention=RetentionPolicy(**{k: int(v) for k, v in self.retention.items()}),
+        )
+        hub = HubClient(self.hub_auth)
         return web.Application(
             routes,
             hub_auth=self.hub_auth,
             westtek_engine=engine,
-            westtek_registry=Registry(
-                sessions,
-                policy,
-                quotas={lab: Quota.from_config(q) for lab, q in self.quotas.items()},
-                default_quota=Quota.from_config(self.default_quota),
-                retention=RetentionPolicy(**{k: int(v) for k, v in self.retention.items()}),
-            ),
-            westtek_hub_client=HubClient(self.hub_auth),
+            westtek_registry=books,
+            westtek_hub_client=hub,
+            westtek_waiting_launches=WaitingLaunches(hub, books, stores),
             westtek_lab_stores=stores,
             westtek_knowledge=LabKnowledge(Path(self.data_dir) / "kb", stores, parent=self),
             westtek_public_url=self.public_url,
@@ -271,6 +275,7 @@ class WestTekHubService(Application):
         await stopped.wait()
         self.log.info("West Tek hub service stopping (a lab memory's snapshot in progress ends)")
         server.stop()
+        waiting_launches_of(app).stop()
         app.settings["westtek_knowledge"].close()
         app.settings["westtek_engine"].dispose()
         await close_hub_http_client()
@@ -278,7 +283,8 @@ class WestTekHubService(Application):
 
 
 def start_background_work(app: web.Application) -> None:
-    """What the service does beside answering: catch up the labs' memories (logged)."""
+    """What the service does beside answering: waiting launches, the labs' memories (logged)."""
+    waiting_launches_of(app).start()
     knowledge: LabKnowledge = app.settings["westtek_knowledge"]
     if not knowledge.active:
         return

@@ -12,11 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlparse
 
-from traitlets import Unicode
+from traitlets import Float, Unicode
 from traitlets.config import LoggingConfigurable
 
 from westtek_core.labs import lab_encryption_context
 from westtek_core.snapshot import copy_snapshot, delete_snapshot
+from westtek_core.snapshot.archive import ARCHIVE_POLL_SECONDS
 from westtek_core.store import Repository, SnapshotNotFound, StoreError, StoreNotFound
 
 
@@ -46,6 +47,15 @@ class LabStores(LoggingConfigurable):
         is encrypted with, under that lab's encryption context, as the lab's servers do
         (`WestTekExtension.kms_key_id`); empty: created unencrypted. Existing stores keep
         their own encryption (a KMS-wrapped data key opens with kms:Decrypt).""",
+    )
+
+    archive_poll_seconds = Float(
+        ARCHIVE_POLL_SECONDS,
+        config=True,
+        help="""How often a launch from a shared snapshot whose packs are in archive storage
+        (S3 Glacier Deep Archive, after a year) checks whether they are back; meanwhile the
+        panel shows it as 'waiting for archive, ready in about N hours', and once they are
+        back the service copies the snapshot and starts the server by itself.""",
     )
 
     @property

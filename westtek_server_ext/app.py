@@ -21,6 +21,7 @@ from westtek_core.labs import server_lab_id
 from westtek_core.notify import Notifier, notifier_from_config
 from westtek_core.paths import default_key_file, default_store, event_log_path
 from westtek_core.snapshot import default_environment_id
+from westtek_core.snapshot.archive import ARCHIVE_POLL_SECONDS
 from westtek_core.store.crypto import SNAPSHOT_KMS_KEY_ENV
 from westtek_server_ext.handlers import handler_routes, page_routes
 from westtek_server_ext.kernels import KernelWatch
@@ -137,7 +138,7 @@ class WestTekExtension(ExtensionApp):
     )
 
     archive_poll_seconds = Float(
-        900.0,
+        ARCHIVE_POLL_SECONDS,
         config=True,
         help="How often a restore or verify whose packs are in archive storage (S3 Glacier"
         " Deep Archive, after a year) checks whether they are back; meanwhile the job shows"

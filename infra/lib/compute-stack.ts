@@ -737,6 +737,14 @@ export function hubStatements(grants: IHubGrants): iam.PolicyStatement[] {
       actions: ['s3:PutObject'],
       resources: [grants.snapshotBucket.arnForObjects('labs/*')]
     }),
+    // A year on, the packs a copy reads are in Deep Archive: the copy asks S3 for them back
+    // and the launch waits (westtek_hub/archived_launches.py). Packs only, never restored
+    // anywhere else.
+    new iam.PolicyStatement({
+      sid: 'ThawSharedSnapshotPacks',
+      actions: ['s3:RestoreObject'],
+      resources: [grants.snapshotBucket.arnForObjects('labs/*/data/*')]
+    }),
     new iam.PolicyStatement({
       sid: 'ReleaseCopyLocks',
       actions: ['s3:DeleteObject'],

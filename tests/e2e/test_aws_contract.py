@@ -399,17 +399,24 @@ def take_a_snapshot(settings: dict[str, Any], research: dict[str, Any], tmp_path
     return snapshot
 
 
+def archive_as_the_lifecycle_does(recorder: Recorder, store: str) -> None:
+    """A year on, the lifecycle moves the store's packs to Deep Archive (no role's call)."""
+    from tests.core.store.archived import archive_packs
+    from westtek_core.store import open_backend
+
+    principal, recorder.principal = recorder.principal, {}
+    archive_packs(open_backend(store))
+    recorder.principal = principal
+
+
 def restore_from_archive(
     recorder: Recorder, settings: dict[str, Any], snapshot: str, tmp_path: Path
 ) -> None:
     """A year on, the lifecycle has moved the packs to Deep Archive: a restore thaws them."""
-    from tests.core.store.archived import archive_packs
     from westtek_core.snapshot import load_snapshot, restore_snapshot
-    from westtek_core.store import ArchiveWait, Repository, open_backend
+    from westtek_core.store import ArchiveWait, Repository
 
-    principal, recorder.principal = recorder.principal, {}  # the lifecycle, not the server
-    archive_packs(open_backend(settings["store"]))
-    recorder.principal = principal
+    archive_as_the_lifecycle_does(recorder, settings["store"])
     repo = Repository.open(settings["store"], create=False, cache_dir=tmp_path / "late-cache")
     with pytest.raises(ArchiveWait):  # RestoreObject requested (moto thaws at once)
         restore_snapshot(repo, load_snapshot(repo, snapshot), tmp_path / "late", validate=False)
@@ -425,6 +432,7 @@ async def test_every_call_each_role_makes_is_allowed_by_its_synthesized_policies
     monkeypatch,
 ):
     from westtek_core.notify import notifier_from_config
+    from westtek_core.store import ArchiveWait
     from westtek_hub.audit_anchor import ChainHead, open_anchor
     from westtek_hub.stores import LabStores
     from westtek_spawner import WestTekSpawner
@@ -489,6 +497,10 @@ async def test_every_call_each_role_makes_is_allowed_by_its_synthesized_policies
             if arg.startswith("--LabStores.")
         )
         stores = LabStores(**options)
+        # a year on, copying a shared snapshot thaws its packs first (moto thaws at once)
+        archive_as_the_lifecycle_does(recorder, settings["store"])
+        with pytest.raises(ArchiveWait):
+            stores.copy(snapshot, LAB, OTHER_LAB)
         stores.copy(snapshot, LAB, OTHER_LAB)
         anchor = open_anchor(service["environment"]["WESTTEK_AUDIT_ANCHOR"], retention_days=1)
         anchor.record(ChainHead(seq=1, hash="ab" * 32))
@@ -499,6 +511,9 @@ async def test_every_call_each_role_makes_is_allowed_by_its_synthesized_policies
 
     requests = requests_of(recorder, moto_stage, region)
     calls = {request["call"] for request in requests}
+    assert {r["principal"] for r in requests if r["call"] == "s3 RestoreObject"} == {
+        "notebook", "hub"
+    }  # fmt: skip
     for expected in ("ecs RunTask", "efs CreateAccessPoint", "kms GenerateDataKey",
                      "kms Decrypt", "s3 PutObject", "s3 RestoreObject", "sns Publish",
                      "events PutEvents",

@@ -22,6 +22,7 @@ from traitlets.config import Config
 from tests.conftest import free_port
 from tests.postgres_server import create_database, postgres_bin, running_postgres
 from tests.store_contents import store_snapshot  # noqa: F401 - the hub tests' helper
+from westtek_hub.archived_launches import waiting_launches_of
 from westtek_hub.db import make_engine, session_factory
 from westtek_hub.models import Lab
 from westtek_hub.service import (
@@ -197,6 +198,7 @@ class Service:
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
+            waiting_launches_of(self.tornado_app).stop()
             self.tornado_app.settings["westtek_knowledge"].close()
             self.tornado_app.settings["westtek_engine"].dispose()
             self.server = None

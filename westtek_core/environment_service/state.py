@@ -21,6 +21,7 @@ from westtek_core.jobs import JobRunner
 from westtek_core.labs import lab_encryption_context
 from westtek_core.rollback import RollbackError
 from westtek_core.snapshot import ManifestError, RestoreError
+from westtek_core.snapshot.archive import ARCHIVE_POLL_SECONDS
 from westtek_core.store import ArchiveWait, Repository, SnapshotNotFound, StoreError, StoreNotFound
 
 if TYPE_CHECKING:  # the knowledge base is imported only when it is used
@@ -64,7 +65,7 @@ class ServiceState:
         secret_scanner: SecretScanner | None = None,
         kms_key_id: str = "",
         lab_id: str = "",
-        archive_poll_seconds: float = 900.0,
+        archive_poll_seconds: float = ARCHIVE_POLL_SECONDS,
     ) -> None:
         self.store = store
         self.key_file = key_file

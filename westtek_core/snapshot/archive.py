@@ -15,6 +15,10 @@ from dataclasses import dataclass
 
 from westtek_core.store import ArchiveWait, Availability, Repository
 
+# how often a wait checks whether archived packs are back: a thaw takes hours, and each
+# check is a HEAD per pack
+ARCHIVE_POLL_SECONDS = 900.0
+
 
 def archive_wait(repo: Repository, chunk_ids: Iterable[str], what: str = "") -> ArchiveWait | None:
     """None when every pack holding ``chunk_ids`` can be read now; else the wait.
@@ -42,7 +46,7 @@ class ArchivePoller:
     caller can stop waiting (raise from it) or tests can skip the time.
     """
 
-    interval: float = 900.0
+    interval: float = ARCHIVE_POLL_SECONDS
     on_wait: Callable[[ArchiveWait], None] | None = None
     sleep: Callable[[float], None] = time.sleep
 

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from westtek_core.paths import write_atomic
+from westtek_core.snapshot.archive import require_readable
 from westtek_core.snapshot.manifest import (
     AREA_WORKSPACE,
     ManifestFile,
@@ -107,9 +108,12 @@ def copy_snapshot(source: Repository, dest: Repository, id_or_prefix: str) -> st
 
     Chunks keep their boundaries and are verified as they are read; their ids (and so the
     snapshot's) change when the stores' keys differ. Nothing appears in ``dest`` until every
-    chunk is stored: the manifest is saved last.
+    chunk is stored: the manifest is saved last. When packs it needs are in archive storage,
+    their restore is requested and :class:`~westtek_core.store.ArchiveWait` raised before
+    anything is written.
     """
     manifest = copy.deepcopy(load_snapshot(source, id_or_prefix))
+    require_readable(source, referenced_chunks(manifest), f"snapshot {manifest['id'][:12]}")
     del manifest["id"]  # the id is the hash of the rest, recomputed by ``dest``
     copied: dict[str, str] = {}
     with dest.writer() as writer:

@@ -88,6 +88,7 @@
     "take-over": (data) => `Asking for ${data.environment} to be taken over into your workspace…`,
     snapshot: (data) => `Asking ${data.environment}'s server for a snapshot…`,
     revoke: () => "Revoking the share and removing the copy…",
+    "cancel-launch": () => "Cancelling the launch…",
     share: () => "Copying the snapshot into the other lab's store…",
     reassign: (values) =>
       `Handing the environment to ${values.to_researcher}: copying its snapshots into their ` +
@@ -130,6 +131,14 @@
         ? { snapshot_id: data.snapshot }
         : { environment_id: data.environment };
       const answer = await request("POST", "environments/jupyter", body);
+      if (answer.waiting) {
+        // a year on, the snapshot's data is in archive storage: the hub starts it later
+        return (
+          `Snapshot ${data.snapshot.slice(0, 12)} is in archive storage: ` +
+          `${answer.waiting.waiting}. The hub starts ${answer.user}'s server by itself once ` +
+          "it is back; this page lists the launch meanwhile."
+        );
+      }
       return {
         message:
           `The hub is starting ${answer.user}'s server` +
@@ -166,6 +175,10 @@
     async "auto-snapshots-reset"(data) {
       await request("PUT", `labs/${encodeURIComponent(data.lab)}/auto-snapshots`, {});
       return autoSnapshotsSaved(data.lab);
+    },
+    async "cancel-launch"(data) {
+      const answer = await request("DELETE", `environments/launches/${data.launch}`);
+      return `The launch from snapshot ${answer.snapshot_id.slice(0, 12)} is cancelled.`;
     },
     async revoke(data) {
       const answer = await request("DELETE", `collaboration/share/${data.share}`);
