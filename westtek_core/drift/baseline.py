@@ -63,3 +63,17 @@ def baseline_manifest(
 ) -> dict[str, Any]:
     """The baseline's manifest (which one: :func:`baseline_id`)."""
     return load_snapshot(repo, baseline_id(repo, environment_id, explicit))
+
+
+def baseline_or_none(repo: Repository | None, environment_id: str) -> dict[str, Any] | None:
+    """The baseline's manifest, or None when there is no store or no snapshot to measure against.
+
+    For readers that show drift when they can (the service's state, the agents' tools): a
+    missing or unreadable baseline means "nothing to compare with", not a failure.
+    """
+    if repo is None:
+        return None
+    try:
+        return baseline_manifest(repo, environment_id)
+    except StoreError:
+        return None

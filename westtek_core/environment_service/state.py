@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from westtek_core.capture import ProbeError, SecretScanner
-from westtek_core.drift.baseline import baseline_manifest
+from westtek_core.drift.baseline import baseline_or_none
 from westtek_core.drift.events import EventLog
 from westtek_core.drift.live_capture import LiveCapture
 from westtek_core.drift.stale_kernels import StaleKernelTracker
@@ -137,13 +137,7 @@ class ServiceState:
         return repo
 
     def _baseline(self) -> dict[str, Any] | None:
-        repo = self._existing_repo()
-        if repo is None:
-            return None
-        try:
-            return baseline_manifest(repo, self.environment_id)
-        except StoreError:
-            return None
+        return baseline_or_none(self._existing_repo(), self.environment_id)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` with each state change and event; returns the unsubscribe."""

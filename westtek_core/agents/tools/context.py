@@ -119,15 +119,9 @@ class ToolContext:
         """The baseline snapshot drift is measured against."""
 
         def load() -> JSON | None:
-            from westtek_core.drift.baseline import baseline_manifest
+            from westtek_core.drift.baseline import baseline_or_none
 
-            repo = self.repo()
-            if repo is None:
-                return None
-            try:
-                return baseline_manifest(repo, self.environment_id)
-            except StoreError:
-                return None
+            return baseline_or_none(self.repo(), self.environment_id)
 
         result: JSON | None = self.cached("baseline", load)
         return result
