@@ -71,7 +71,7 @@ export class DriftNotifier {
     if (first?.kind === 'stale_kernel') {
       // Its own remedy: a restart of the kernel, not a rollback.
       const id = this._emit(severity, first.reason, this._restartAction(first));
-      this._staleToasts.push({ id, change: first, listed: false });
+      this._staleToasts.push({ id, change: first, raisedAt: event.time });
       return;
     }
     const message =
@@ -115,9 +115,10 @@ export class DriftNotifier {
 
   /**
    * Close a stale kernel's notification once the kernel no longer runs what
-   * was replaced (restarted from the Drift panel, or shut down): its "Restart
-   * kernel" would do nothing. The kernel is listed in the state that follows
-   * its event, so only one listed and then gone is closed.
+   * was replaced (restarted from the Drift panel, or shut down, even before
+   * any state listed it): its "Restart kernel" would do nothing. Only a state
+   * checked after the event can tell; an older one (arriving late, or the
+   * event applied to the state before it) may not list the kernel yet.
    */
   private _onState(model: DriftModel): void {
     const state = valueOf(model.state);
@@ -125,15 +126,14 @@ export class DriftNotifier {
       return;
     }
     this._staleToasts = this._staleToasts.filter(toast => {
-      if (staleKernelOf(toast.change, state)) {
-        toast.listed = true;
+      if (
+        staleKernelOf(toast.change, state) ||
+        state.checked_at <= toast.raisedAt
+      ) {
         return true;
       }
-      if (toast.listed) {
-        Notification.dismiss(toast.id);
-        return false;
-      }
-      return true;
+      Notification.dismiss(toast.id);
+      return false;
     });
   }
 
@@ -190,8 +190,9 @@ export class DriftNotifier {
   private _rollback: () => void;
   private _seenFirstState = false;
   private _shown: string[] = [];
-  // stale-kernel notifications, and whether the state has listed their kernel
-  private _staleToasts: { id: string; change: IChange; listed: boolean }[] = [];
+  // open stale-kernel notifications, with the time of the event that raised each
+  private _staleToasts: { id: string; change: IChange; raisedAt: number }[] =
+    [];
   private _showDrift: () => void;
   private _trans: TranslationBundle;
 }
