@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -29,31 +29,42 @@ class ProbeError(RuntimeError):
     """An interpreter could not be probed (missing, not Python, crashed, timed out)."""
 
 
-def _run_probe(python: str, timeout: float, known: dict[str, list[int]] | None) -> dict[str, Any]:
+def _run_probe(
+    python: str,
+    timeout: float,
+    known: dict[str, list[int]] | None,
+    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
+) -> dict[str, Any]:
+    """Run the probe script in ``python``; ``started`` is handed the process (to stop it)."""
     cmd = [python, "-E", str(PROBE_SCRIPT)]
     if known:
         cmd.append("--reuse")
+    pipe = subprocess.PIPE
     try:
-        proc = subprocess.run(  # noqa: S603 - the interpreter is the user's own choice
-            cmd,
-            input=json.dumps(known).encode() if known else b"",
-            capture_output=True,
-            timeout=timeout,
-            check=False,
+        proc = subprocess.Popen(  # noqa: S603 - the interpreter is the user's own choice
+            cmd, stdin=pipe, stdout=pipe, stderr=pipe
         )
     except FileNotFoundError as exc:
         raise ProbeError(f"interpreter not found: {python}") from exc
     except PermissionError as exc:
         raise ProbeError(f"interpreter not executable: {python}") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise ProbeError(f"probing {python} timed out after {timeout:g} s") from exc
+    with proc:  # waits for it on the way out: no zombie
+        if started is not None:
+            started(proc)
+        try:
+            stdout, stderr = proc.communicate(json.dumps(known).encode() if known else b"", timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise ProbeError(f"probing {python} timed out after {timeout:g} s") from exc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
     if proc.returncode != 0:
-        tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
+        tail = stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
         raise ProbeError(
             f"probing {python} failed (exit {proc.returncode}): {' | '.join(tail) or 'no output'}"
         )
     try:
-        info = json.loads(proc.stdout)
+        info = json.loads(stdout)
     except ValueError as exc:
         raise ProbeError(f"probing {python} printed no valid JSON: {exc}") from exc
     if not isinstance(info, dict) or info.get("probe_version") != probe_module.PROBE_VERSION:
@@ -76,9 +87,13 @@ def probe_interpreter(python: str, timeout: float = 60) -> dict[str, Any]:
     return _probe_now(python, timeout)
 
 
-def _probe_now(python: str, timeout: float) -> dict[str, Any]:
+def _probe_now(
+    python: str,
+    timeout: float,
+    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
+) -> dict[str, Any]:
     cache = ProbeCache(python)
-    return cache.complete(_run_probe(python, timeout, cache.known()))
+    return cache.complete(_run_probe(python, timeout, cache.known(), started))
 
 
 class _StartedProbe:
@@ -86,6 +101,9 @@ class _StartedProbe:
 
     def __init__(self, python: str, timeout: float) -> None:
         self._outcome: dict[str, Any] | Exception = ProbeError(f"probing {python} did not end")
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._dropped = False
         self._thread = threading.Thread(
             target=self._run, args=(python, timeout), name="westtek-probe", daemon=True
         )
@@ -93,9 +111,15 @@ class _StartedProbe:
 
     def _run(self, python: str, timeout: float) -> None:
         try:
-            self._outcome = _probe_now(python, timeout)
+            self._outcome = _probe_now(python, timeout, self._started)
         except Exception as exc:  # raised to whoever takes the report
             self._outcome = exc
+
+    def _started(self, process: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._process = process
+            if self._dropped:  # dropped before its process had started
+                process.kill()
 
     def report(self) -> dict[str, Any]:
         """The probe's report once it has ended (its error raised)."""
@@ -103,6 +127,14 @@ class _StartedProbe:
         if isinstance(self._outcome, Exception):
             raise self._outcome
         return self._outcome
+
+    def drop(self) -> None:
+        """Stop the probe, its report unwanted; returns once its process is reaped."""
+        with self._lock:
+            self._dropped = True
+            if self._process is not None and self._process.poll() is None:
+                self._process.kill()
+        self._thread.join()
 
 
 # Probes started ahead of need (probing_ahead), by interpreter as named: each taken once.
@@ -114,8 +146,9 @@ def probing_ahead(pythons: Iterable[str], timeout: float = 60) -> Iterator[None]
     """Probe ``pythons`` in the background, for :func:`probe_interpreter` within the block.
 
     For a command that knows its interpreters before it has imported what compares them
-    (``westtek drift``): the probes' subprocesses run while those imports do. Reports not
-    taken are dropped when the block ends, so none is taken stale later.
+    (``westtek drift``): the probes' subprocesses run while those imports do. Probes whose
+    reports were not taken are stopped when the block ends, so none is taken stale later
+    and none runs on unwanted.
     """
     started = {python: _StartedProbe(python, timeout) for python in pythons}
     _started.update(started)
@@ -125,6 +158,7 @@ def probing_ahead(pythons: Iterable[str], timeout: float = 60) -> Iterator[None]
         for python, probe in started.items():
             if _started.get(python) is probe:
                 del _started[python]
+                probe.drop()
 
 
 def install_dirs(info: Mapping[str, Any]) -> list[str]:

@@ -3,6 +3,7 @@ import glob
 import os
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -211,15 +212,32 @@ def test_probes_started_ahead_run_in_the_background_and_are_taken_once(tmp_path,
 def test_a_report_not_taken_is_dropped_when_probing_ahead_ends(tmp_path, monkeypatch):
     monkeypatch.setenv("WESTTEK_CACHE_DIR", str(tmp_path / "cache"))
     python, log = counting_interpreter(tmp_path)
-    # Given an interpreter probed ahead but its report not taken,
+    # Given an interpreter probed ahead but its report not taken (its run stopped or not),
     with probing_ahead([str(python)]):
         pass
+    runs = log.read_text().count("run") if log.exists() else 0
     # when it is probed after the block, then it is run again (no stale report is taken).
     probe_interpreter(str(python))
-    deadline = time.monotonic() + 30
-    while log.read_text().count("run") < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert log.read_text() == "run\nrun\n"
+    assert log.read_text().count("run") == runs + 1
+
+
+def test_a_probe_not_taken_is_stopped_when_probing_ahead_ends(tmp_path):
+    # Given an interpreter whose probe would run for a minute, probed ahead,
+    pid_file = tmp_path / "pid"
+    python = tmp_path / "python"
+    python.write_text(
+        f'#!/bin/sh\necho $$ > "{pid_file}.new"\nmv "{pid_file}.new" "{pid_file}"\nexec sleep 60\n'
+    )
+    python.chmod(0o755)
+    with probing_ahead([str(python)]):
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pid = int(pid_file.read_text())
+        assert Path(f"/proc/{pid}").exists()
+    # when the block ends without its report taken, then its process is gone, reaped.
+    assert not Path(f"/proc/{pid}").exists()
+    assert not [t for t in threading.enumerate() if t.name == "westtek-probe"]
 
 
 def test_a_probe_started_ahead_that_fails_fails_when_its_report_is_taken(tmp_path):
