@@ -141,7 +141,8 @@ class WestTekExtension(ExtensionApp):
         ARCHIVE_POLL_SECONDS,
         config=True,
         help="How often a restore or verify whose packs are in archive storage (S3 Glacier"
-        " Deep Archive, after a year) checks whether they are back; meanwhile the job shows"
+        " Deep Archive, after a year) checks whether they are back, and so the restore a"
+        " container start left for when they are; meanwhile the job shows"
         " 'waiting for archive, ready in about N hours' and other jobs run.",
     )
 
@@ -236,6 +237,9 @@ class WestTekExtension(ExtensionApp):
         self.agents.start()
         if self.watch:
             self.service.start_watching()
+        # a restore this container's start left for when its packs are back from archive
+        if (pending := self.service.resume_container_start()) is not None:
+            self.log.info("West Tek: %s", pending.description)
         self.auto_snapshotter: AutoSnapshotter | None = None
         if self.auto_snapshots:
             self.auto_snapshotter = AutoSnapshotter(

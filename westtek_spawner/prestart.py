@@ -10,7 +10,9 @@ JupyterLab opens, this step compares the live environment with the researcher's 
 snapshot (of ``WESTTEK_ENVIRONMENT_ID``, in ``WESTTEK_STORE``) and, when they differ, rolls
 the environment back to it with :func:`westtek_core.rollback.run_rollback` — from the
 store, offline, with its safety snapshot and journal. The workspace (their home) is never
-touched. Then it replaces itself with the server's command.
+touched. A snapshot whose packs are in archive storage is asked back and left to the server,
+which rolls back by itself once they are back. Then it replaces itself with the server's
+command.
 
 While it works it answers HTTP on the server's own port with ``503`` and a JSON status
 (header ``X-WestTek-Prestart``): the spawner, which waits for that port anyway, turns each
@@ -46,8 +48,9 @@ class RestoreOutcome:
     """What the pre-start restore did.
 
     ``status`` is one of ``no-snapshot``, ``unchanged``, ``restored``, ``partial``,
-    ``archived`` (the snapshot's packs are in archive storage: their restore was requested
-    and the server starts as it is) or ``failed``.
+    ``archived`` (the snapshot's packs are in archive storage: their restore was requested,
+    the server starts as it is and rolls back by itself once they are back, see
+    :mod:`westtek_core.rollback.container_start`) or ``failed``.
     """
 
     status: str
@@ -56,9 +59,11 @@ class RestoreOutcome:
     steps: int = 0
     drift_status: str | None = None
     notes: list[str] = field(default_factory=list)
+    # what is still to be put back (archived): the server restores the same areas
+    areas: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        """The outcome as JSON (kept in ``<data dir>/prestart.json``)."""
+        """The outcome as JSON (kept in ``<data dir>/prestart.json``, read by the server)."""
         return asdict(self)
 
 
@@ -79,7 +84,8 @@ def restore_latest(
     launched from a snapshot, e.g. a successor starting from their predecessor's.
     """
     from westtek_core import rollback
-    from westtek_core.paths import data_dir, default_key_file
+    from westtek_core.paths import default_key_file
+    from westtek_core.rollback.container_start import ARCHIVED, empty_workspace
     from westtek_core.snapshot.retention import CONTAINER_START
     from westtek_core.store import Repository, StoreError
 
@@ -128,24 +134,28 @@ def restore_latest(
             except rollback.RollbackError as e:
                 say(83, f"Restoring your environment: an earlier restore could not resume ({e})")
         # A year on, the lifecycle has moved the snapshot's packs to Deep Archive: ask for
-        # them back and start now (a thaw takes hours); the next start restores.
+        # them back and start now (a thaw takes hours); the server then restores by itself.
         from westtek_core.snapshot import referenced_chunks
         from westtek_core.snapshot.archive import archive_wait
 
         waiting = archive_wait(repo, referenced_chunks(target), f"snapshot {short}")
         if waiting is not None:
             return RestoreOutcome(
-                "archived",
+                ARCHIVED,
                 f"Not restored yet, {waiting}; starting with the environment as it is: "
-                "start your server again once they are back",
+                "it is put back by itself once they are back (the West Tek side bar shows "
+                "the wait)",
                 snapshot=str(target["id"]),
+                areas=list(areas),
             )
-        # The workspace is never changed by a rollback; an empty one keeps the safety
-        # snapshot and the final comparison from reading the researcher's data.
-        workspace = data_dir() / "prestart-workspace"
-        workspace.mkdir(parents=True, exist_ok=True)
         result = rollback.run_rollback(
-            repo, str(target["id"]), None, workspace, areas, step_done, origin=CONTAINER_START
+            repo,
+            str(target["id"]),
+            None,
+            empty_workspace(),
+            areas,
+            step_done,
+            origin=CONTAINER_START,
         )
     except Exception as e:  # never keep a researcher from their server
         return RestoreOutcome(
@@ -357,7 +367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if server is not None:
             server.set(progress, message)
 
-    from westtek_core.paths import data_dir, default_store
+    from westtek_core.paths import default_store
+    from westtek_core.rollback.container_start import write_record
     from westtek_core.snapshot import default_environment_id
 
     started = time.monotonic()
@@ -388,9 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report(95, taken)
     record = {**outcome.to_json(), "seconds": round(time.monotonic() - started, 3)}
     try:
-        path = data_dir() / "prestart.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=1))
+        write_record(record)
     except OSError as e:
         print(f"westtek prestart: could not record the outcome: {e}", file=sys.stderr)
     if server is not None:

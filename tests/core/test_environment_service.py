@@ -6,6 +6,8 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,16 +17,25 @@ from westtek_core.drift.events import EventLog
 from westtek_core.environment_service import EnvironmentService
 
 
-@pytest.fixture
-def service(research_env, tmp_path):
+def alice_service(
+    store: str, root: Path, pythons: list[str] | None, tmp_path: Path, **settings: Any
+) -> EnvironmentService:
+    """Alice's environment service over ``store``; its key and event log in ``tmp_path``."""
     return EnvironmentService(
-        store=str(tmp_path / "store"),
+        store=store,
         key_file=tmp_path / "store.key",
-        root=research_env["workspace"],
-        pythons=[str(research_env["python"])],
+        root=root,
+        pythons=pythons,
         environment_id="alice",
         event_log=EventLog(tmp_path / "events.sqlite"),
+        **settings,
     )
+
+
+@pytest.fixture
+def service(research_env, tmp_path):
+    python = str(research_env["python"])
+    return alice_service(str(tmp_path / "store"), research_env["workspace"], [python], tmp_path)
 
 
 @pytest.fixture
@@ -207,14 +218,9 @@ def test_a_file_rewritten_with_the_same_bytes_is_no_drift(service, research_env)
 
 def test_the_first_snapshot_creates_an_empty_s3_lab_store(research_env, tmp_path, s3_bucket):
     # Given a server whose lab store is an S3 prefix nothing has written yet (a new lab),
-    service = EnvironmentService(
-        store=f"s3://{s3_bucket}/labs/vault-13",
-        key_file=tmp_path / "store.key",
-        root=research_env["workspace"],
-        pythons=[str(research_env["python"])],
-        environment_id="alice",
-        event_log=EventLog(tmp_path / "events.sqlite"),
-    )
+    python = str(research_env["python"])
+    store = f"s3://{s3_bucket}/labs/vault-13"
+    service = alice_service(store, research_env["workspace"], [python], tmp_path)
     # it lists no snapshot, and looking for new ones finds none instead of failing;
     service.check_store()
     assert service.list_snapshots()["snapshots"] == []
@@ -245,15 +251,8 @@ def test_a_restore_job_waits_for_archived_packs_then_completes_by_itself(tmp_pat
     (pack,) = archive_packs(backend)
     set_restore_state(s3_bucket, backend._key(pack), "IN_PROGRESS")
     (tmp_path / "workspace").mkdir()
-    service = EnvironmentService(
-        store=f"s3://{s3_bucket}/labs/vault-101",
-        key_file=tmp_path / "store.key",
-        root=tmp_path / "workspace",
-        pythons=None,
-        environment_id="alice",
-        event_log=EventLog(tmp_path / "events.sqlite"),
-        archive_poll_seconds=0.2,
-    )
+    store = f"s3://{s3_bucket}/labs/vault-101"
+    service = alice_service(store, tmp_path / "workspace", None, tmp_path, archive_poll_seconds=0.2)
     calls = RestoreCalls(service.repo().backend)  # type: ignore[arg-type]
     try:
         # When: a restore is asked for

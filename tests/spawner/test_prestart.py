@@ -141,11 +141,13 @@ def test_a_failed_restore_is_reported_not_raised(snapshotted, monkeypatch):
     )
 
 
-def test_a_snapshot_in_archive_storage_is_asked_back_and_the_server_starts_as_it_is(
+def test_a_snapshot_in_archive_storage_is_asked_back_and_left_to_the_server(
     s3_bucket,  # noqa: F811
     tmp_path,
+    monkeypatch,
 ):
     from tests.core.store.archived import FILES, archive_packs, storage_class, write_snapshot
+    from westtek_core.rollback.container_start import pending_restore
     from westtek_core.store import Repository, S3Backend
 
     # Given alice's latest snapshot, a year old: the lifecycle moved its packs to Deep Archive
@@ -153,15 +155,28 @@ def test_a_snapshot_in_archive_storage_is_asked_back_and_the_server_starts_as_it
     with Repository.open(backend, cache_dir=tmp_path / "cache") as repo:
         snapshot = write_snapshot(repo, FILES)
     packs = archive_packs(backend)
-    # when her server starts, the restore asks for them back instead of failing on them
-    outcome = prestart.restore_latest(f"s3://{s3_bucket}/labs/vault-13", "alice")
-    assert outcome.status == "archived" and outcome.snapshot == snapshot
-    assert outcome.message.startswith(
-        f"Not restored yet, waiting for archive, ready in about 12 hours: {len(packs)} pack"
-    ), outcome.message
-    assert outcome.message.endswith("start your server again once they are back")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("JUPYTERHUB_SERVICE_URL", raising=False)
+    # when her container starts, the restore asks for them back instead of failing on them
+    done = subprocess.run(
+        [sys.executable, "-m", "westtek_spawner.prestart", "--only", "packages",
+         "--store", f"s3://{s3_bucket}/labs/vault-13", "--environment-id", "alice",
+         "--", sys.executable, "-c", "print('the server ran')"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout == "the server ran\n", done.stderr
     head = backend.client.head_object(Bucket=s3_bucket, Key=backend._key(packs[0]))
     assert "Restore" in head and storage_class(backend, packs[0]) == "DEEP_ARCHIVE"
+    # and says the server will put the environment back by itself, the side bar showing it,
+    assert (
+        "westtek prestart: Not restored yet, waiting for archive, ready in about 12 hours:"
+        f" {len(packs)} pack of snapshot {snapshot[:12]} coming back from archive storage,"
+        " Standard retrieval; starting with the environment as it is: it is put back by"
+        " itself once they are back (the West Tek side bar shows the wait)\n"
+    ) in done.stderr
+    # which finds in the record what is left to restore.
+    left = pending_restore()
+    assert left is not None and (left.snapshot, left.areas) == (snapshot, ("packages",))
 
 
 def test_the_command_runs_after_the_restore_and_the_outcome_is_kept(tmp_path, monkeypatch):

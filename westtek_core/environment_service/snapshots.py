@@ -1,34 +1,39 @@
 """The environment service's store: snapshots listed and read, and the jobs that write them.
 
-Snapshot, verify, restore, rollback and take-over run as background jobs; the store is
+Snapshot, verify, restore, rollback and take-over run as background jobs, and so does the
+restore a container start left for when its packs are back from archive storage; the store is
 polled for snapshots taken elsewhere (the CLI, another server), each announced once.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from westtek_core.areas import AREAS
 from westtek_core.autosnapshot import prune_automatic, unchanged_since
 from westtek_core.capture import capture_environment
 from westtek_core.drift.baseline import baseline_manifest, chosen_baseline, set_baseline
 from westtek_core.environment_service.state import ServiceState
 from westtek_core.hub_reports import snapshot_report
 from westtek_core.jobs import Job
-from westtek_core.rollback import RollbackProgress, preview_rollback, run_rollback
+from westtek_core.rollback import RollbackProgress, RollbackReport, preview_rollback, run_rollback
+from westtek_core.rollback.container_start import empty_workspace, pending_restore
 from westtek_core.snapshot import (
     Progress,
     create_snapshot,
     export_snapshot,
     load_snapshot,
+    referenced_chunks,
     restore_snapshot,
     snapshot_summaries,
     verify_snapshots,
 )
+from westtek_core.snapshot.archive import require_readable
 from westtek_core.snapshot.restore import ignore_in_workspace, workspace_restore_target
-from westtek_core.snapshot.retention import RetentionPolicy
+from westtek_core.snapshot.retention import CONTAINER_START, RetentionPolicy
 from westtek_core.store import SnapshotNotFound
 
 log = logging.getLogger(__name__)
@@ -184,31 +189,87 @@ class SnapshotOps(ServiceState):
         target = self._rollback_target(to)
 
         def work(progress: Callable[[Progress], None]) -> dict[str, Any]:
-            def steps(state: RollbackProgress) -> None:
-                progress(Progress(state.done, state.total, 0, 0))
-
-            with self._lock:
-                self._rollbacks_running += 1
-            try:
-                report = run_rollback(
-                    self.repo(),
-                    str(target["id"]),
-                    self.pythons,
-                    self.root,
-                    only=[only] if only else None,
-                    progress=steps,
-                    expected_plan=expected_plan,
-                )
-            finally:
-                with self._lock:
-                    self._rollbacks_running -= 1
-                # the next watcher grades the rollback whole (and the new safety snapshot)
-                self.baseline_changed()
-                self.check_store()
-            return report.to_json()
+            return self._roll_back(
+                str(target["id"]),
+                progress,
+                self.root,
+                only=[only] if only else None,
+                expected_plan=expected_plan,
+            ).to_json()
 
         what = f"roll back {'the ' + only if only else 'everything'} to {target['id'][:12]}"
         return self.jobs.submit("rollback", what, work)
+
+    def resume_container_start(self, record: Path | None = None) -> Job | None:
+        """Finish the restore this container's start left undone, once its packs are back.
+
+        The pre-start step could not restore a snapshot whose packs were in archive storage
+        (its ``record``, by default ``prestart.json``): this job waits for them, showing
+        "waiting for archive, ready in about N hours", then rolls the environment back as
+        the start would have, and marks the record done. None when nothing was left.
+        """
+        pending = pending_restore(record)
+        if pending is None:
+            return None
+        short = pending.snapshot[:12]
+
+        def work(progress: Callable[[Progress], None]) -> dict[str, Any]:
+            repo = self.repo()
+            target = load_snapshot(repo, pending.snapshot)
+            # raises ArchiveWait (their restore requested) until they are back: a retry
+            require_readable(repo, referenced_chunks(target), f"snapshot {short}")
+            progress(Progress(0, 0, 0, 0, "the packs are back from archive storage: rolling back"))
+            try:
+                report = self._roll_back(
+                    pending.snapshot,
+                    progress,
+                    empty_workspace(),
+                    only=pending.areas,
+                    origin=CONTAINER_START,
+                )
+            finally:
+                pending.mark_done()  # done once, whatever came of it
+            return report.to_json()
+
+        every = set(pending.areas) == set(AREAS)
+        areas = "everything" if every else "the " + " and ".join(pending.areas)
+        what = f"roll back {areas} to {short}, as this container started"
+        return self.jobs.submit("rollback", what, work)
+
+    def _roll_back(
+        self,
+        target_id: str,
+        progress: Callable[[Progress], None],
+        root: Path,
+        *,
+        only: Collection[str] | None = None,
+        expected_plan: str | None = None,
+        origin: str | None = None,
+    ) -> RollbackReport:
+        """:func:`run_rollback` with the drift watcher held off the environment meanwhile."""
+
+        def steps(state: RollbackProgress) -> None:
+            progress(Progress(state.done, state.total, 0, 0))
+
+        with self._lock:
+            self._rollbacks_running += 1
+        try:
+            return run_rollback(
+                self.repo(),
+                target_id,
+                self.pythons,
+                root,
+                only=only,
+                progress=steps,
+                expected_plan=expected_plan,
+                origin=origin,
+            )
+        finally:
+            with self._lock:
+                self._rollbacks_running -= 1
+            # the next watcher grades the rollback whole (and the new safety snapshot)
+            self.baseline_changed()
+            self.check_store()
 
     def start_take_over(
         self, environment_id: str, predecessor: str, snapshot: str | None = None

@@ -6,7 +6,9 @@
   live secrets put back into redacted config;
 * :mod:`~westtek_core.rollback.journal`: the journal an interrupted rollback resumes from;
 * :mod:`~westtek_core.rollback.run`: the orchestration (safety snapshot, journal, steps,
-  drift left) behind ``westtek rollback``.
+  drift left) behind ``westtek rollback``;
+* :mod:`~westtek_core.rollback.container_start`: the restore at a container start, its
+  record, and what it leaves to the server while the packs are in archive storage.
 """
 
 from westtek_core.areas import AREAS

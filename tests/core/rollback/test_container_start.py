@@ -1,0 +1,82 @@
+"""The restore a container start left undone: the server does it once the packs are back.
+
+A container started while the researcher's latest snapshot had its packs in Deep Archive:
+the pre-start step could only ask for them back, recorded ``archived`` and started the
+server as it was. The server's job waits for the packs, showing the wait, then rolls the
+environment back by itself, once.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.core.drift.test_detect import pip
+from tests.core.rollback.conftest import imports
+from tests.core.store.archived import RestoreCalls, archive_packs, set_restore_state
+from tests.core.test_environment_service import alice_service, taken, wait_for
+from westtek_core.rollback.container_start import ARCHIVED, pending_restore, write_record
+from westtek_core.snapshot.retention import is_container_start_safety
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("thawing_held")
+def test_the_server_rolls_back_by_itself_once_the_packs_are_back_and_only_once(
+    own_jupyter_dirs, s3_bucket, tmp_path
+):
+    env = own_jupyter_dirs
+    store, python = f"s3://{s3_bucket}/labs/vault-111", str(env["python"])
+    service = alice_service(store, env["workspace"], [python], tmp_path, archive_poll_seconds=0.2)
+    try:
+        # Given: alice's snapshot, a year old: the lifecycle moved its packs to Deep Archive
+        snapshot_id = taken(service, service.start_snapshot(note="known good"))["id"]
+        backend = service.repo().backend
+        (pack,) = archive_packs(backend)  # type: ignore[arg-type]
+        key = backend._key(pack)  # type: ignore[attr-defined]
+        set_restore_state(s3_bucket, key, "IN_PROGRESS")  # and S3 takes its time
+        # and a new container without her install, whose start could only record the wait
+        pip(env, "uninstall", "-y", "westtek_probe_pkg")
+        write_record({"status": ARCHIVED, "snapshot": snapshot_id, "areas": ["packages"]})
+        calls = RestoreCalls(backend)  # type: ignore[arg-type]
+
+        # When: her server starts
+        job = service.resume_container_start()
+        assert job is not None and job.kind == "rollback"
+        assert (
+            job.description
+            == f"roll back the packages to {snapshot_id[:12]}, as this container started"
+        )
+        # Then: the job asks S3 for the packs and shows the wait, as the side bar's row does
+        wait_for(lambda: job.progress.message.startswith("waiting for archive"))
+        assert job.to_json()["progress"]["message"] == (
+            "waiting for archive, ready in about 12 hours: 1 pack of snapshot"
+            f" {snapshot_id[:12]} coming back from archive storage, Standard retrieval"
+        )
+        assert [asked for asked, _ in calls.requests] == [pack.rpartition("/")[2]]
+        time.sleep(0.5)  # a few more checks: still waiting, nothing asked again or changed
+        assert job.finished is None and len(calls.requests) == 1
+        assert imports(env["python"], "westtek_probe_pkg") == "not importable"
+
+        # When: the packs are back
+        set_restore_state(s3_bucket, key, "RESTORED")
+        # Then: the environment is put back without anyone asking
+        done = service.jobs.wait(job.id, 120)
+        assert done is not None and done.state == "succeeded", done and done.error
+        assert imports(env["python"], "westtek_probe_pkg") == "1.0.0"
+        result = done.result or {}
+        assert (result["status"], result["only"], result["steps_done"]) == (
+            "STABLE",
+            ["packages"],
+            1,
+        )
+        # its safety snapshot ages out like any container start's
+        safety = service.snapshot(result["safety_snapshot"])
+        assert is_container_start_safety(safety["labels"])
+        assert not safety["workspace"]["files"]  # the researcher's data was not read for it
+
+        # When: the server restarts in the same container, nothing is done again
+        assert pending_restore() is None
+        assert service.resume_container_start() is None
+    finally:
+        service.stop()
