@@ -20,7 +20,7 @@ from westtek_core.environment_service.state import ServiceState
 from westtek_core.hub_reports import snapshot_report
 from westtek_core.jobs import Job
 from westtek_core.rollback import RollbackProgress, RollbackReport, preview_rollback, run_rollback
-from westtek_core.rollback.container_start import empty_workspace, pending_restore
+from westtek_core.rollback.container_start import pending_restore
 from westtek_core.snapshot import (
     Progress,
     create_snapshot,
@@ -33,7 +33,7 @@ from westtek_core.snapshot import (
 )
 from westtek_core.snapshot.archive import require_readable
 from westtek_core.snapshot.restore import ignore_in_workspace, workspace_restore_target
-from westtek_core.snapshot.retention import CONTAINER_START, RetentionPolicy
+from westtek_core.snapshot.retention import RetentionPolicy
 from westtek_core.store import SnapshotNotFound
 
 log = logging.getLogger(__name__)
@@ -190,12 +190,9 @@ class SnapshotOps(ServiceState):
 
         def work(progress: Callable[[Progress], None]) -> dict[str, Any]:
             return self._roll_back(
-                str(target["id"]),
-                progress,
-                self.root,
-                only=[only] if only else None,
+                str(target["id"]), progress, only=[only] if only else None,
                 expected_plan=expected_plan,
-            ).to_json()
+            ).to_json()  # fmt: skip
 
         what = f"roll back {'the ' + only if only else 'everything'} to {target['id'][:12]}"
         return self.jobs.submit("rollback", what, work)
@@ -207,6 +204,10 @@ class SnapshotOps(ServiceState):
         (its ``record``, by default ``prestart.json``): this job waits for them, showing
         "waiting for archive, ready in about N hours", then rolls the environment back as
         the start would have, and marks the record done. None when nothing was left.
+
+        Hours may have passed: the researcher's changes since the start are in the live
+        environment, so the safety snapshot is an ordinary rollback's, kept like the ones
+        their own rollbacks leave (not a container start's, of which only the latest is kept).
         """
         pending = pending_restore(record)
         if pending is None:
@@ -220,13 +221,7 @@ class SnapshotOps(ServiceState):
             require_readable(repo, referenced_chunks(target), f"snapshot {short}")
             progress(Progress(0, 0, 0, 0, "the packs are back from archive storage: rolling back"))
             try:
-                report = self._roll_back(
-                    pending.snapshot,
-                    progress,
-                    empty_workspace(),
-                    only=pending.areas,
-                    origin=CONTAINER_START,
-                )
+                report = self._roll_back(pending.snapshot, progress, only=pending.areas)
             finally:
                 pending.mark_done()  # done once, whatever came of it
             return report.to_json()
@@ -240,11 +235,9 @@ class SnapshotOps(ServiceState):
         self,
         target_id: str,
         progress: Callable[[Progress], None],
-        root: Path,
         *,
         only: Collection[str] | None = None,
         expected_plan: str | None = None,
-        origin: str | None = None,
     ) -> RollbackReport:
         """:func:`run_rollback` with the drift watcher held off the environment meanwhile."""
 
@@ -258,11 +251,10 @@ class SnapshotOps(ServiceState):
                 self.repo(),
                 target_id,
                 self.pythons,
-                root,
+                self.root,
                 only=only,
                 progress=steps,
                 expected_plan=expected_plan,
-                origin=origin,
             )
         finally:
             with self._lock:

@@ -33,9 +33,9 @@ def record_path() -> Path:
 def empty_workspace() -> Path:
     """The workspace a container-start rollback reads: an empty one.
 
-    A rollback never changes the workspace; an empty one keeps its safety snapshot to the
-    environment (retention keeps only each environment's latest such snapshot) and keeps
-    the researcher's data from being read for nothing.
+    A rollback never changes the workspace; an empty one keeps the start's safety snapshot
+    to the bare image's environment (retention keeps only each environment's latest such
+    snapshot) and keeps the researcher's data from being read for nothing.
     """
     workspace = data_dir() / "prestart-workspace"
     workspace.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ from tests.core.rollback.conftest import imports
 from tests.core.store.archived import RestoreCalls, archive_packs, set_restore_state
 from tests.core.test_environment_service import alice_service, taken, wait_for
 from westtek_core.rollback.container_start import ARCHIVED, pending_restore, write_record
-from westtek_core.snapshot.retention import is_container_start_safety
+from westtek_core.snapshot.retention import SAFETY_LABEL, is_container_start_safety
 
 
 @pytest.mark.slow
@@ -70,10 +70,11 @@ def test_the_server_rolls_back_by_itself_once_the_packs_are_back_and_only_once(
             ["packages"],
             1,
         )
-        # its safety snapshot ages out like any container start's
+        # its safety snapshot holds what she had since the start, kept like her own
+        # rollbacks' (a container start's would give way to the next container start's)
         safety = service.snapshot(result["safety_snapshot"])
-        assert is_container_start_safety(safety["labels"])
-        assert not safety["workspace"]["files"]  # the researcher's data was not read for it
+        assert SAFETY_LABEL in safety["labels"]
+        assert not is_container_start_safety(safety["labels"])
 
         # When: the server restarts in the same container, nothing is done again
         assert pending_restore() is None
