@@ -138,7 +138,8 @@ def restore_latest(
         from westtek_core.snapshot import referenced_chunks
         from westtek_core.snapshot.archive import archive_wait
 
-        waiting = archive_wait(repo, referenced_chunks(target), f"snapshot {short}")
+        needed = referenced_chunks(target, workspace=False)  # a rollback never reads the workspace
+        waiting = archive_wait(repo, needed, f"snapshot {short}")
         if waiting is not None:
             return RestoreOutcome(
                 ARCHIVED,

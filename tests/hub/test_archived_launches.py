@@ -93,8 +93,8 @@ async def test_a_launch_waits_for_archive_then_starts_by_itself(
     fake_hub,
     service,
     archived_share,
-    s3_bucket: str,
-    tmp_path: Path,  # noqa: F811
+    s3_bucket: str,  # noqa: F811 - the fixture
+    tmp_path: Path,
 ):
     hub, _ = fake_hub
     backend, snapshot_id, packs = archived_share
@@ -156,8 +156,8 @@ async def test_a_launch_whose_share_is_revoked_while_it_waits_never_starts(
     fake_hub,
     service,
     archived_share,
-    s3_bucket: str,
-    tmp_path: Path,  # noqa: F811
+    s3_bucket: str,  # noqa: F811 - the fixture
+    tmp_path: Path,
 ):
     hub, _ = fake_hub
     backend, snapshot_id, packs = archived_share

@@ -153,7 +153,7 @@ def test_a_snapshot_in_archive_storage_is_asked_back_and_left_to_the_server(
     # Given alice's latest snapshot, a year old: the lifecycle moved its packs to Deep Archive
     backend = S3Backend(bucket=s3_bucket, prefix="labs/vault-13")
     with Repository.open(backend, cache_dir=tmp_path / "cache") as repo:
-        snapshot = write_snapshot(repo, FILES)
+        snapshot = write_snapshot(repo, FILES, in_env=True)
     packs = archive_packs(backend)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.delenv("JUPYTERHUB_SERVICE_URL", raising=False)

@@ -218,7 +218,7 @@ class SnapshotOps(ServiceState):
             repo = self.repo()
             target = load_snapshot(repo, pending.snapshot)
             # raises ArchiveWait (their restore requested) until they are back: a retry
-            require_readable(repo, referenced_chunks(target), f"snapshot {short}")
+            require_readable(repo, referenced_chunks(target, workspace=False), f"snapshot {short}")
             progress(Progress(0, 0, 0, 0, "the packs are back from archive storage: rolling back"))
             try:
                 report = self._roll_back(pending.snapshot, progress, only=pending.areas)

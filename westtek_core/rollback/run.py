@@ -43,6 +43,7 @@ from westtek_core.rollback.plan import (
     plan_rollback,
     target_interpreters,
 )
+from westtek_core.snapshot.archive import require_readable
 from westtek_core.snapshot.retention import SAFETY_LABEL, SAFETY_ORIGIN_LABEL
 from westtek_core.store import Repository
 
@@ -268,7 +269,7 @@ def _start(
     expected_plan: str | None = None,
     origin: str | None = None,
 ) -> RollbackReport:
-    from westtek_core.snapshot import create_snapshot
+    from westtek_core.snapshot import create_snapshot, referenced_chunks
 
     capture, plan = _live_plan(target, pythons, root, areas)
     if expected_plan is not None and plan.fingerprint != expected_plan:
@@ -279,6 +280,10 @@ def _start(
     if not plan.steps:
         drift = _final_drift(target, pythons, root, areas)
         return RollbackReport(None, kind, str(target["id"]), areas, None, [], plan.notes, drift)
+    # A year on, the packs may be in archive storage: ask for them back and stop before
+    # anything changes (ArchiveWait), rather than fail half-way through the steps.
+    needed = referenced_chunks(target, workspace=False)
+    require_readable(repo, needed, f"snapshot {str(target['id'])[:12]}")
     rollback_id = new_rollback_id()
     safety = create_snapshot(
         repo,
@@ -383,6 +388,8 @@ def run_rollback(
     rollback to anything else must be resumed or undone first. ``expected_plan`` (a
     preview's fingerprint) refuses to start when the plan is no longer the one previewed.
     ``origin`` labels the safety snapshot with what rolled back (``SAFETY_ORIGIN_LABEL``).
+    When packs it needs are in archive storage, their restore is requested and
+    :class:`~westtek_core.store.ArchiveWait` raised before anything changes.
     """
     areas = chosen_areas(only)
     target = _load_target(repo, target_id)

@@ -81,9 +81,14 @@ def iter_files(manifest: Mapping[str, Any]) -> Iterator[ManifestFile]:
             yield ManifestFile(area, area_key, entry, role)
 
 
-def referenced_chunks(manifest: Mapping[str, Any]) -> set[str]:
-    """Every chunk id a manifest needs."""
-    return {chunk for item in iter_files(manifest) for chunk in item.chunks}
+def referenced_chunks(manifest: Mapping[str, Any], workspace: bool = True) -> set[str]:
+    """Every chunk id a manifest needs; without the workspace's, those a rollback reads."""
+    return {
+        chunk
+        for item in iter_files(manifest)
+        if workspace or item.area != AREA_WORKSPACE
+        for chunk in item.chunks
+    }
 
 
 def checksum_line(area: str, area_key: str, entry: Mapping[str, Any]) -> bytes:

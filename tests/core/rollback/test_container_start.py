@@ -81,3 +81,39 @@ def test_the_server_rolls_back_by_itself_once_the_packs_are_back_and_only_once(
         assert service.resume_container_start() is None
     finally:
         service.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("thawing_held")
+def test_a_researchers_rollback_to_an_archived_snapshot_waits_then_completes(
+    own_jupyter_dirs, s3_bucket, tmp_path
+):
+    env = own_jupyter_dirs
+    store, python = f"s3://{s3_bucket}/labs/vault-111", str(env["python"])
+    service = alice_service(store, env["workspace"], [python], tmp_path, archive_poll_seconds=0.2)
+    try:
+        # Given: a snapshot whose packs the lifecycle moved to Deep Archive, still thawing
+        snapshot_id = taken(service, service.start_snapshot(note="known good"))["id"]
+        backend = service.repo().backend
+        (pack,) = archive_packs(backend)  # type: ignore[arg-type]
+        key = backend._key(pack)  # type: ignore[attr-defined]
+        set_restore_state(s3_bucket, key, "IN_PROGRESS")
+        pip(env, "uninstall", "-y", "westtek_probe_pkg")
+        before = {s["id"] for s in service.list_snapshots()["snapshots"]}
+
+        # When: alice rolls back to it from the side bar
+        job = service.start_rollback(snapshot_id)
+        # Then: the job waits, and nothing changes meanwhile (no safety snapshot, no step)
+        wait_for(lambda: job.progress.message.startswith("waiting for archive"))
+        time.sleep(0.5)
+        assert job.finished is None
+        assert {s["id"] for s in service.list_snapshots()["snapshots"]} == before
+        assert imports(env["python"], "westtek_probe_pkg") == "not importable"
+
+        # When: the packs are back, the same job completes by itself
+        set_restore_state(s3_bucket, key, "RESTORED")
+        done = service.jobs.wait(job.id, 120)
+        assert done is not None and done.state == "succeeded", done and done.error
+        assert imports(env["python"], "westtek_probe_pkg") == "1.0.0"
+    finally:
+        service.stop()

@@ -44,8 +44,12 @@ class RestoreCalls:
         self.requests.append((key, params["body"]))
 
 
-def write_snapshot(repo: Repository, *sessions: dict[str, bytes]) -> str:
-    """A snapshot of workspace files, each session's chunks in packs of their own."""
+def write_snapshot(repo: Repository, *sessions: dict[str, bytes], in_env: bool = False) -> str:
+    """A snapshot of files, each session's chunks in packs of their own.
+
+    The files are the workspace's, or with ``in_env`` an interpreter's prefix (what a
+    rollback or a container start's restore reads).
+    """
     entries = []
     for files in sessions:
         with repo.writer() as writer:
@@ -53,8 +57,11 @@ def write_snapshot(repo: Repository, *sessions: dict[str, bytes]) -> str:
                 content = list(writer.add_bytes(data).chunks)
                 entries.append({"path": path, "kind": "file", "size": len(data),
                                 "mode": 0o644, "content": content})  # fmt: skip
-    manifest = {"environment_id": "alice", "timestamp": "2016-12-04T10:00:00+00:00",
-                "workspace": {"files": entries}}  # fmt: skip
+    manifest: dict[str, Any] = {"environment_id": "alice", "timestamp": "2016-12-04T10:00:00+00:00"}
+    if in_env:
+        manifest["interpreters"] = [{"prefix_tree": {"files": entries}}]
+    else:
+        manifest["workspace"] = {"files": entries}
     return repo.save_manifest(manifest)
 
 
