@@ -15,7 +15,7 @@ from tornado import web
 from tornado.ioloop import IOLoop
 
 from westtek_core.request_input import BadInput, parse_count
-from westtek_core.store import StoreError
+from westtek_core.store import ArchiveWait, StoreError
 from westtek_core.wire import DRIFT_STATUSES
 from westtek_hub import audit, registry
 from westtek_hub.api_base import APIHandler
@@ -354,8 +354,11 @@ class TransferHandler(APIHandler):
                 )
             except (StoreError, OSError) as e:
                 failed = registry.StoreUnavailable(
-                    f"the snapshots of {env_id!r} could not be copied to lab {to_lab}'s store, "
-                    f"so it was not reassigned: {e}",
+                    f"{env_id!r} was not reassigned yet: {e}; reassign it again once the "
+                    "data is back"
+                    if isinstance(e, ArchiveWait)
+                    else f"the snapshots of {env_id!r} could not be copied to lab {to_lab}'s "
+                    f"store, so it was not reassigned: {e}",
                     to_lab,
                 )
                 self.run(caller, "snapshot.copy", env_id, lambda _: registry.refuse(failed))

@@ -16,8 +16,8 @@ from traitlets import Float, Unicode
 from traitlets.config import LoggingConfigurable
 
 from westtek_core.labs import lab_encryption_context
-from westtek_core.snapshot import copy_snapshot, delete_snapshot
-from westtek_core.snapshot.archive import ARCHIVE_POLL_SECONDS
+from westtek_core.snapshot import copy_snapshot, delete_snapshot, referenced_chunks
+from westtek_core.snapshot.archive import ARCHIVE_POLL_SECONDS, require_readable
 from westtek_core.store import Repository, SnapshotNotFound, StoreError, StoreNotFound
 
 
@@ -107,7 +107,9 @@ class LabStores(LoggingConfigurable):
     ) -> tuple[dict[str, str], list[str]]:
         """Copy the snapshots the source lab's store holds: {id: new id}, and the ids it lacks.
 
-        Raises ``StoreError`` when a store cannot be used.
+        Raises ``StoreError`` when a store cannot be used, and
+        :class:`~westtek_core.store.ArchiveWait` when packs of any of them are in archive
+        storage (the restore of every such pack requested, nothing copied).
         """
         self._require_configured()
         copied: dict[str, str] = {}
@@ -118,6 +120,11 @@ class LabStores(LoggingConfigurable):
             return copied, list(snapshot_ids)
         try:
             held = set(source.list_manifests())
+            # packs in archive storage: ask for all of them back at once, copy nothing yet
+            wanted = [s for s in snapshot_ids if s in held]
+            needed = set().union(*(referenced_chunks(source.load_manifest(s)) for s in wanted))
+            what = f"snapshot {wanted[0][:12]}" if len(wanted) == 1 else f"{len(wanted)} snapshots"
+            require_readable(source, needed, what)
             dest = self._open(to_lab, create=True)
             try:
                 for snapshot_id in snapshot_ids:

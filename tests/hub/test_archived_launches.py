@@ -186,3 +186,44 @@ async def test_a_launch_whose_share_is_revoked_while_it_waits_never_starts(
     assert (await api("DELETE", gone, "carol")).code == 200
     assert await launches(api, "carol") == []
     assert ("server.launch.archived", "error") in await audited(api)
+
+
+async def test_reassigning_an_archived_environment_asks_for_every_pack_then_moves_it(
+    api,
+    fake_hub,
+    service,
+    s3_bucket: str,  # noqa: F811 - the fixture
+    tmp_path: Path,
+):
+    # Given bob's two snapshots in vault-13's store, a year on: their packs in Deep Archive
+    backend = S3Backend(bucket=s3_bucket, prefix="labs/vault-13")
+    with Repository.open(backend, cache_dir=tmp_path / "writer-cache") as repo:
+        first, second = write_snapshot(repo, FILES), write_snapshot(repo, MORE_FILES)
+    packs = archive_packs(backend)
+    for snapshot_id in (first, second):
+        report = snapshot_report("bob", snapshot_id)
+        assert (await api("POST", "snapshots", "bob", report)).code == 201
+    reassign = {"environment_id": "bob", "to_researcher": "carol"}
+
+    # When the admin hands bob's environment to carol, in another lab
+    moved = await api("POST", "knowledge/transfer", "overseer", reassign)
+
+    # Then it stays put, every pack of both snapshots is asked back at once, and they are told
+    assert moved.code == 502
+    assert answer(moved)["message"] == (
+        "'bob' was not reassigned yet: waiting for archive, ready in about 12 hours:"
+        f" {len(packs)} packs of 2 snapshots coming back from archive storage, Standard"
+        " retrieval; reassign it again once the data is back"
+    )
+    for key in packs:
+        assert "Restore" in backend.client.head_object(Bucket=s3_bucket, Key=backend._key(key))
+    carols = answer(await api("GET", "environments", "carol"))["environments"]
+    assert "bob" not in {e["id"] for e in carols}
+
+    # When the admin asks again once the packs are back, bob's environment moves to carol
+    thaw(backend, packs, "RESTORED")
+    moved = await api("POST", "knowledge/transfer", "overseer", reassign)
+    assert moved.code == 200, answer(moved)
+    assert answer(moved)["snapshots_copied"]["copied"].keys() == {first, second}
+    carols = answer(await api("GET", "environments", "carol"))["environments"]
+    assert "bob" in {e["id"] for e in carols}
