@@ -731,10 +731,11 @@ export function hubStatements(grants: IHubGrants): iam.PolicyStatement[] {
     }),
     // A server launched from a snapshot another lab shared restores it from its own lab's
     // store: the hub service copies it there first (westtek_hub/stores.py). Store objects
-    // are written once; only the copy's lock objects are ever deleted.
+    // are written once; only the copy's lock objects are ever deleted. Big packs go up in
+    // parts, and an upload that fails is aborted (its parts are billed until then).
     new iam.PolicyStatement({
       sid: 'CopySharedSnapshotsIntoLabs',
-      actions: ['s3:PutObject'],
+      actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
       resources: [grants.snapshotBucket.arnForObjects('labs/*')]
     }),
     // A year on, the packs a copy reads are in Deep Archive: the copy asks S3 for them back

@@ -171,9 +171,12 @@ for (const stage of STAGES) {
           context: { 's3:prefix': 'labs/vault-1/' }
         })
       );
-      assert.ok(
-        world.decide(hub, { action: 's3:PutObject', resource: `${bucket}/labs/vault-101/data/ab` })
-      );
+      for (const action of ['s3:PutObject', 's3:AbortMultipartUpload']) {
+        assert.ok(
+          world.decide(hub, { action, resource: `${bucket}/labs/vault-101/data/ab` }),
+          action
+        );
+      }
       assert.ok(
         world.decide(hub, {
           action: 's3:DeleteObject',
@@ -184,6 +187,7 @@ for (const stage of STAGES) {
         ['s3:DeleteObject', 'labs/vault-13/snapshots/x'],
         ['s3:DeleteObject', 'labs/vault-13/data/ab'],
         ['s3:PutObject', 'elsewhere/x'],
+        ['s3:AbortMultipartUpload', 'elsewhere/x'],
         ['s3:PutBucketPolicy', 'labs/vault-13/x'],
         ['s3:DeleteObjectVersion', 'labs/vault-13/locks/x']
       ]) {

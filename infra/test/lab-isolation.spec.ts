@@ -11,7 +11,13 @@ import { NOTEBOOK_ROLE_TAG, TAG_KEYS, snapshotBucketName } from '../lib/names';
 import { ACCOUNT, IRoleModel, IRequest, IStatement } from './iam-eval';
 import { STAGES, TEST_LABS, synthStage } from './stage';
 
-const OBJECT_ACTIONS = ['s3:GetObject', 's3:GetObjectVersion', 's3:PutObject', 's3:DeleteObject'];
+const OBJECT_ACTIONS = [
+  's3:GetObject',
+  's3:GetObjectVersion',
+  's3:PutObject',
+  's3:DeleteObject',
+  's3:AbortMultipartUpload'
+];
 const S3_ALL_ON_EVERYTHING: IStatement = { Effect: 'Allow', Action: 's3:*', Resource: '*' };
 
 for (const stage of STAGES) {

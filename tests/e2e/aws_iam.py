@@ -39,15 +39,38 @@ def _s3_bucket(params: Mapping[str, Any]) -> str:
     return f"arn:aws:s3:::{params['Bucket']}"
 
 
+def _s3_put(params: Mapping[str, Any]) -> list[Request]:
+    """s3:PutObject, plus what the object's tags and Object Lock settings need."""
+    requests = [_request("s3:PutObject", _s3_object(params))]
+    if params.get("Tagging"):
+        requests.append(_request("s3:PutObjectTagging", _s3_object(params)))
+    if params.get("ObjectLockMode") or params.get("ObjectLockRetainUntilDate"):
+        requests.append(_request("s3:PutObjectRetention", _s3_object(params)))
+    if params.get("ObjectLockLegalHoldStatus"):
+        requests.append(_request("s3:PutObjectLegalHold", _s3_object(params)))
+    return requests
+
+
 def _s3(operation: str, params: Mapping[str, Any], arn: Arns) -> list[Request]:
     versioned = "Version" if params.get("VersionId") else ""
-    if operation == "PutObject":
-        requests = [_request("s3:PutObject", _s3_object(params))]
-        if params.get("Tagging"):
-            requests.append(_request("s3:PutObjectTagging", _s3_object(params)))
-        if params.get("ObjectLockMode") or params.get("ObjectLockRetainUntilDate"):
-            requests.append(_request("s3:PutObjectRetention", _s3_object(params)))
-        return requests
+    # a multipart upload's object settings come with CreateMultipartUpload; its parts and
+    # its completion authorize as s3:PutObject of the object alone
+    if operation in ("PutObject", "CreateMultipartUpload"):
+        return _s3_put(params)
+    if operation in ("UploadPart", "CompleteMultipartUpload"):
+        return [_request("s3:PutObject", _s3_object(params))]
+    if operation == "AbortMultipartUpload":
+        return [_request("s3:AbortMultipartUpload", _s3_object(params))]
+    if operation == "ListParts":
+        return [_request("s3:ListMultipartUploadParts", _s3_object(params))]
+    if operation == "ListMultipartUploads":
+        return [
+            _request(
+                "s3:ListBucketMultipartUploads",
+                _s3_bucket(params),
+                **{"s3:prefix": params.get("Prefix", "")},
+            )
+        ]
     if operation in ("GetObject", "HeadObject"):
         return [_request(f"s3:GetObject{versioned}", _s3_object(params))]
     if operation == "GetObjectAttributes":

@@ -11,7 +11,8 @@ synthesizes the stage and says what its hub container is given (environment, sec
 (b) IAM: the flows each role runs in production — the hub's start, spawning and stopping
     a notebook task, copying a shared snapshot between two labs' KMS-encrypted stores,
     anchoring the audit chain; a notebook server's first snapshot into its lab's new store,
-    reading it back, and a critical drift alert — run against moto while
+    reading it back, and a critical drift alert; for both roles, packs uploaded in parts and
+    a part upload that fails (so the upload is aborted) — run against moto while
     :func:`westtek_core.aws.observe_calls` records every call, and each call is decided by
     the stack's IAM evaluator against that role's synthesized policies (resources and
     conditions included). Another lab's role must be refused the notebook's calls.
@@ -31,6 +32,7 @@ from typing import Any
 
 import pytest
 from jupyterhub.objects import Hub
+from traitlets import Int
 from traitlets.config import Config
 
 from tests.core.conftest import research_env, wheelhouse  # noqa: F401 (fixtures)
@@ -42,6 +44,7 @@ from tests.postgres_server import create_database
 from tests.spawner.conftest import TINY_SERVER, aws  # noqa: F401 (a fixture)
 from tests.spawner.fake_fargate import FakeFargate
 from westtek_core.aws import aws_client, observe_calls
+from westtek_core.store import S3Backend, StoreError, open_backend
 
 pytestmark = pytest.mark.slow
 
@@ -343,6 +346,31 @@ def test_the_default_bedrock_model_is_the_stacks_default():
     assert DEFAULT_BEDROCK_MODEL_ID == default
 
 
+class PacksInParts(S3Backend):
+    """The S3 store uploading every pack in parts, as it does packs of 64 MiB and more."""
+
+    multipart_threshold = Int(1, config=True)
+
+
+def abandon_a_pack_upload(store: str) -> None:
+    """A pack upload whose part fails: the store gives up, and the upload is aborted."""
+    backend = open_backend(store)
+
+    def connection_lost(**_: Any) -> None:
+        raise ConnectionError("connection lost while sending a part")
+
+    events = backend.client.meta.events
+    events.register("before-call.s3.UploadPart", connection_lost)
+    try:
+        staged = backend.stage()
+        staged.write(b"a pack whose upload breaks off")
+        with pytest.raises(StoreError, match="connection lost"):
+            staged.save("data/ab/abandoned")
+    finally:
+        events.unregister("before-call.s3.UploadPart", connection_lost)
+    backend.close()
+
+
 def requests_of(recorder: Recorder, stage: MotoStage, region: str) -> list[dict[str, Any]]:
     """The recorded calls as the IAM requests they make, in the stack's names."""
     arns = Arns(MOTO_ACCOUNT, region)
@@ -439,6 +467,7 @@ async def test_every_call_each_role_makes_is_allowed_by_its_synthesized_policies
 
     region = stack["region"]
     recorder = Recorder()
+    monkeypatch.setattr("westtek_core.store.s3.S3Backend", PacksInParts)
     stop_observing = observe_calls(recorder)
     fargate = FakeFargate(
         tmp_path / "fargate", clusters={moto_stage.environment["WESTTEK_ECS_CLUSTER"]}
@@ -473,6 +502,7 @@ async def test_every_call_each_role_makes_is_allowed_by_its_synthesized_policies
         settings, _ = read_server_settings(environment, monkeypatch)
         snapshot = take_a_snapshot(settings, research_env, tmp_path)
         restore_from_archive(recorder, settings, snapshot, tmp_path)
+        abandon_a_pack_upload(settings["store"])
         with monkeypatch.context() as server:
             for name, value in environment.items():
                 server.setenv(name, value)
@@ -502,6 +532,7 @@ async def test_every_call_each_role_makes_is_allowed_by_its_synthesized_policies
         with pytest.raises(ArchiveWait):
             stores.copy(snapshot, LAB, OTHER_LAB)
         stores.copy(snapshot, LAB, OTHER_LAB)
+        abandon_a_pack_upload(stores.store_template.format(lab_id=OTHER_LAB))
         anchor = open_anchor(service["environment"]["WESTTEK_AUDIT_ANCHOR"], retention_days=1)
         anchor.record(ChainHead(seq=1, hash="ab" * 32))
         assert anchor.latest() == ChainHead(seq=1, hash="ab" * 32)
@@ -519,6 +550,12 @@ async def test_every_call_each_role_makes_is_allowed_by_its_synthesized_policies
                      "events PutEvents",
                      "secretsmanager GetSecretValue"):  # fmt: skip
         assert expected in calls, f"{expected} was not made: {sorted(calls)}"
+    # both roles that write packs uploaded them in parts, and aborted the upload that failed
+    for principal in ("hub", "notebook"):
+        made = {r["call"] for r in requests if r["principal"] == principal}
+        for expected in ("s3 CreateMultipartUpload", "s3 UploadPart",
+                         "s3 CompleteMultipartUpload", "s3 AbortMultipartUpload"):  # fmt: skip
+            assert expected in made, f"{principal} made no {expected}: {sorted(made)}"
     # The agents converse with the model the server's settings name (Bedrock is not on moto).
     for principal, lab in (("hub", None), ("notebook", LAB)):
         requests.append(
