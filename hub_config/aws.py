@@ -342,7 +342,6 @@ c.JupyterHub.services = [
             **{name: value for name, value in os.environ.items() if name.startswith("AWS_")},
             "WESTTEK_HUB_DB_URL": SERVICE_DB_URL,
             "AWS_REGION": REGION,
-            "WESTTEK_STAGE": STAGE,
             "WESTTEK_AUDIT_KEY": AUDIT_KEY,
             "WESTTEK_AUDIT_ANCHOR": AUDIT_ANCHOR,
             # each lab's memory on the lab's knowledge base, under its own scope

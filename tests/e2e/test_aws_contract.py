@@ -7,7 +7,9 @@ synthesizes the stage and says what its hub container is given (environment, sec
     swapped for moto's, the database for a local PostgreSQL) while every variable it reads
     is recorded — it must need nothing else and read everything it is given — and a
     notebook server's settings are read, the same way, from exactly the environment the
-    configured spawner gives a server;
+    configured spawner gives a server; and every WESTTEK_*/AWS_* variable the deployed code
+    reads (its source scanned: environment_reads.py) is set for the process reading it, or
+    is optional by design;
 (b) IAM: the flows each role runs in production — the hub's start, spawning and stopping
     a notebook task, copying a shared snapshot between two labs' KMS-encrypted stores,
     anchoring the audit chain; a notebook server's first snapshot into its lab's new store,
@@ -39,10 +41,19 @@ from tests.core.conftest import research_env, wheelhouse  # noqa: F401 (fixtures
 from tests.core.store.conftest import moto_endpoint  # noqa: F401 (a fixture)
 from tests.e2e.aws_iam import Arns, iam_requests
 from tests.e2e.conftest import REPO
+from tests.e2e.environment_reads import (
+    ECS_TASK_ENVIRONMENT,
+    HUB,
+    HUB_SERVICE,
+    NOTEBOOK,
+    unread,
+    unset_reads,
+)
 from tests.e2e.test_ecs_spawn import postgres  # noqa: F401 (a fixture)
 from tests.postgres_server import create_database
 from tests.spawner.conftest import TINY_SERVER, aws  # noqa: F401 (a fixture)
 from tests.spawner.fake_fargate import FakeFargate
+from westtek_core.autosnapshot_settings import ENVIRONMENT as AUTO_SNAPSHOT_ENVIRONMENT
 from westtek_core.aws import aws_client, observe_calls
 from westtek_core.store import S3Backend, StoreError, open_backend
 
@@ -312,14 +323,20 @@ def test_the_hub_and_its_servers_read_every_setting_the_stack_gives_and_need_no_
     # setting fails run_hub_config) and reads every variable the stack sets:
     config, read = run_hub_config(moto_stage, monkeypatch)
     given = set(stack["hub"]["environment"]) | set(stack["hub"]["secrets"])
-    unread = sorted(given - read)
-    assert not unread, f"the stack sets {unread}, which hub_config/aws.py never reads"
+    unread_by_hub = sorted(given - read)
+    assert not unread_by_hub, f"the stack sets {unread_by_hub}, which hub_config never reads"
     # a notebook server reads every West Tek variable the configured spawner gives it,
     environment = server_environment(config, LAB)
     settings, server_read = read_server_settings(environment, monkeypatch)
     given = {name for name in environment if name.startswith("WESTTEK_")}
-    unread = sorted(given - server_read)
-    assert not unread, f"the spawner gives servers {unread}, which they never read"
+    unread_by_servers = sorted(given - server_read)
+    assert not unread_by_servers, f"the spawner gives servers {unread_by_servers}, never read"
+    # the hub service reads what it is given (it runs as a process of the hub, which hands
+    # it the hub task's AWS_* variables, ECS's),
+    service = next(s for s in config.JupyterHub.services if s["name"] == "westtek")
+    service_environment = {n for n in service["environment"] if not n.startswith("AWS_")}
+    unread_by_service = sorted(unread(HUB_SERVICE, service_environment))
+    assert not unread_by_service, f"the hub service is given {unread_by_service}, never read"
     # and they arrive as the settings they are for: the lab's store, encrypted under the
     # stage's snapshot key, drift on the stage's bus and critical drift on the lab's own
     # topic, the lab's own knowledge base, the agents on a model the stack allows.
@@ -335,6 +352,18 @@ def test_the_hub_and_its_servers_read_every_setting_the_stack_gives_and_need_no_
     assert settings["agents"]["provider"] == "bedrock"
     assert settings["allowed_models"] == stack["bedrockModelIds"]
     assert settings["model_id"] == stack["bedrockModelIds"][0]
+    # Every variable the deployed code reads is set for the process reading it, or is
+    # optional by design; a server is also given its lab's automatic-snapshot settings
+    # (westtek_spawner.report.ask_auto_snapshot_environment) when the lab has any.
+    ecs = ECS_TASK_ENVIRONMENT
+    unset = unset_reads(
+        {
+            HUB: set(stack["hub"]["environment"]) | set(stack["hub"]["secrets"]) | ecs,
+            HUB_SERVICE: service_environment | ecs,
+            NOTEBOOK: set(environment) | set(AUTO_SNAPSHOT_ENVIRONMENT.values()) | ecs,
+        }
+    )
+    assert not unset, "\n".join(unset)
 
 
 def test_the_default_bedrock_model_is_the_stacks_default():
