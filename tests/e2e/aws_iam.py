@@ -61,16 +61,6 @@ def _s3(operation: str, params: Mapping[str, Any], arn: Arns) -> list[Request]:
         return [_request("s3:PutObject", _s3_object(params))]
     if operation == "AbortMultipartUpload":
         return [_request("s3:AbortMultipartUpload", _s3_object(params))]
-    if operation == "ListParts":
-        return [_request("s3:ListMultipartUploadParts", _s3_object(params))]
-    if operation == "ListMultipartUploads":
-        return [
-            _request(
-                "s3:ListBucketMultipartUploads",
-                _s3_bucket(params),
-                **{"s3:prefix": params.get("Prefix", "")},
-            )
-        ]
     if operation in ("GetObject", "HeadObject"):
         return [_request(f"s3:GetObject{versioned}", _s3_object(params))]
     if operation == "GetObjectAttributes":
