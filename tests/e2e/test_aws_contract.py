@@ -34,7 +34,6 @@ from typing import Any
 
 import pytest
 from jupyterhub.objects import Hub
-from traitlets import Int
 from traitlets.config import Config
 
 from tests.core.conftest import research_env, wheelhouse  # noqa: F401 (fixtures)
@@ -49,13 +48,13 @@ from tests.e2e.environment_reads import (
     unread,
     unset_reads,
 )
+from tests.e2e.store_flows import PacksInParts, abandon_a_pack_upload, take_a_snapshot
 from tests.e2e.test_ecs_spawn import postgres  # noqa: F401 (a fixture)
 from tests.postgres_server import create_database
 from tests.spawner.conftest import TINY_SERVER, aws  # noqa: F401 (a fixture)
 from tests.spawner.fake_fargate import FakeFargate
 from westtek_core.autosnapshot_settings import ENVIRONMENT as AUTO_SNAPSHOT_ENVIRONMENT
 from westtek_core.aws import aws_client, observe_calls
-from westtek_core.store import S3Backend, StoreError, open_backend
 
 pytestmark = pytest.mark.slow
 
@@ -375,31 +374,6 @@ def test_the_default_bedrock_model_is_the_stacks_default():
     assert DEFAULT_BEDROCK_MODEL_ID == default
 
 
-class PacksInParts(S3Backend):
-    """The S3 store uploading every pack in parts, as it does packs of 64 MiB and more."""
-
-    multipart_threshold = Int(1, config=True)
-
-
-def abandon_a_pack_upload(store: str) -> None:
-    """A pack upload whose part fails: the store gives up, and the upload is aborted."""
-    backend = open_backend(store)
-
-    def connection_lost(**_: Any) -> None:
-        raise ConnectionError("connection lost while sending a part")
-
-    events = backend.client.meta.events
-    events.register("before-call.s3.UploadPart", connection_lost)
-    try:
-        staged = backend.stage()
-        staged.write(b"a pack whose upload breaks off")
-        with pytest.raises(StoreError, match="connection lost"):
-            staged.save("data/ab/abandoned")
-    finally:
-        events.unregister("before-call.s3.UploadPart", connection_lost)
-    backend.close()
-
-
 def requests_of(recorder: Recorder, stage: MotoStage, region: str) -> list[dict[str, Any]]:
     """The recorded calls as the IAM requests they make, in the stack's names."""
     arns = Arns(MOTO_ACCOUNT, region)
@@ -432,28 +406,6 @@ def denied(requests: list[dict[str, Any]], decisions: list[bool]) -> list[str]:
         for r, allowed in zip(requests, decisions, strict=True)
         if not allowed
     ]
-
-
-def take_a_snapshot(settings: dict[str, Any], research: dict[str, Any], tmp_path: Path) -> str:
-    """What a server does on its first snapshot into its lab's (new) store, and reading it."""
-    from westtek_core.capture import capture_environment
-    from westtek_core.labs import lab_encryption_context
-    from westtek_core.snapshot import create_snapshot, load_snapshot, restore_snapshot
-    from westtek_core.store import Repository
-
-    repo = Repository.open(
-        settings["store"],
-        kms_key_id=settings["kms_key_id"],
-        kms_context=lab_encryption_context(settings["lab_id"]),
-        cache_dir=tmp_path / "server-cache",
-    )
-    capture = capture_environment([str(research["python"])], research["workspace"])
-    snapshot = create_snapshot(repo, capture, environment_id="alice").id
-    repo.close()
-    again = Repository.open(settings["store"], create=False, cache_dir=tmp_path / "other-cache")
-    restore_snapshot(again, load_snapshot(again, snapshot), tmp_path / "restored", validate=False)
-    again.close()
-    return snapshot
 
 
 def archive_as_the_lifecycle_does(recorder: Recorder, store: str) -> None:
