@@ -44,7 +44,12 @@ from westtek_core.rollback.plan import (
     target_interpreters,
 )
 from westtek_core.snapshot.archive import require_readable
-from westtek_core.snapshot.retention import SAFETY_LABEL, SAFETY_ORIGIN_LABEL
+from westtek_core.snapshot.retention import (
+    CONTAINER_START,
+    SAFETY_LABEL,
+    SAFETY_ORIGIN_LABEL,
+    superseded_container_start_safeties,
+)
 from westtek_core.store import Repository
 
 
@@ -296,6 +301,8 @@ def _start(
         },
         environment_id=str(target.get("environment_id") or "") or None,
     )
+    if origin == CONTAINER_START:
+        _forget_superseded_safeties(repo, str(target.get("environment_id") or ""))
     journal = Journal(
         journal_dir() / f"{rollback_id}.json",
         {
@@ -319,6 +326,23 @@ def _start(
     )
     journal.save()
     return _finish(repo, journal, target, root, resumed=False, progress=progress)
+
+
+def _forget_superseded_safeties(repo: Repository, environment_id: str) -> None:
+    """Delete the container-start safety snapshots the one just taken supersedes.
+
+    Only their manifests: what they alone held (little: the same image each time) goes
+    with the next prune. Done here, at each start, so they never pile up between
+    automatic snapshots (which apply the same rule) or when those are off.
+    """
+    from westtek_core.drift.baseline import chosen_baseline
+    from westtek_core.snapshot import snapshot_summaries
+
+    baseline = chosen_baseline(repo, environment_id)
+    rows = snapshot_summaries(repo)
+    protected = [baseline] if baseline else []
+    for snapshot_id in superseded_container_start_safeties(rows, environment_id, protected):
+        repo.delete_manifest(snapshot_id)
 
 
 def _live_plan(

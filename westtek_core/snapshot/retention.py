@@ -130,6 +130,23 @@ def plan_retention(
     return plan
 
 
+def superseded_container_start_safeties(
+    snapshots: Iterable[Mapping[str, Any]], environment_id: str, protected: Iterable[str] = ()
+) -> list[str]:
+    """The container-start safety snapshots of ``environment_id`` a newer one supersedes.
+
+    Each container start that restores the environment leaves one (the bare image's
+    environment); only the latest is worth keeping, and ``protected`` ones (the baseline).
+    """
+    rows = [
+        row
+        for row in snapshots
+        if row.get("environment_id") == environment_id
+        and is_container_start_safety(row.get("labels"))
+    ]
+    return plan_retention(rows, RetentionPolicy(keep_last=1), protected).delete if rows else []
+
+
 def reclaimable_bytes(repo: Repository, plan: RetentionPlan) -> int:
     """What deleting the plan's snapshots would free: chunks only they reference."""
     doomed: set[str] = set()
@@ -157,6 +174,7 @@ def apply_retention(repo: Repository, plan: RetentionPlan) -> dict[str, Any]:
 
 __all__ = [
     "CONTAINER_START",
+    "superseded_container_start_safeties",
     "PROTECTING_LABELS",
     "SAFETY_LABEL",
     "SAFETY_ORIGIN_LABEL",

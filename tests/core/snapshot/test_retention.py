@@ -10,7 +10,11 @@ import pytest
 from tests.core.snapshot.test_snapshot_roundtrip import snapshot
 from westtek_core.cli import main
 from westtek_core.snapshot import verify_snapshots
-from westtek_core.snapshot.retention import RetentionPolicy, plan_retention
+from westtek_core.snapshot.retention import (
+    RetentionPolicy,
+    plan_retention,
+    superseded_container_start_safeties,
+)
 from westtek_core.store import Repository
 
 
@@ -122,3 +126,21 @@ def test_of_the_container_start_safety_snapshots_only_the_latest_is_kept():
         "r1": ["label westtek.rollback"],
     }
     assert plan.delete == ["s2", "s1"]
+
+
+def test_a_container_start_forgets_the_safety_snapshots_its_own_supersedes():
+    # what each container start drops right after taking its own (automatic snapshots or
+    # not): the earlier container-start ones of that environment, never the baseline
+    restore = {"westtek.rollback": "safety", "westtek.rollback.origin": "container-start"}
+    history = [
+        row("s3", "2026-11-26T09:00:00+00:00", **restore),
+        row("a1", "2026-11-26T08:00:00+00:00"),
+        row("s2", "2026-11-25T09:00:00+00:00", **restore),
+        row("r1", "2026-11-24T09:00:00+00:00", **{"westtek.rollback": "safety"}),
+        row("s1", "2026-11-24T08:00:00+00:00", **restore),
+        row("t1", "2026-11-23T08:00:00+00:00", env="bob", **restore),
+    ]
+    assert superseded_container_start_safeties(history, "alice") == ["s2", "s1"]
+    assert superseded_container_start_safeties(history, "alice", protected=["s1"]) == ["s2"]
+    assert superseded_container_start_safeties(history, "bob") == []
+    assert superseded_container_start_safeties(history, "carol") == []
