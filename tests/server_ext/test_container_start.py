@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.core.store.archived import FILES, archive_packs, set_restore_state, write_snapshot
+from tests.core.store.archived import write_archived_snapshot
 from tests.core.store.conftest import (  # noqa: F401 (fixtures)
     moto_endpoint,
     s3_bucket,
@@ -16,7 +16,7 @@ from tests.core.store.conftest import (  # noqa: F401 (fixtures)
 )
 from tests.server_ext.test_api import call
 from westtek_core.rollback.container_start import ARCHIVED, write_record
-from westtek_core.store import Repository, S3Backend
+from westtek_core.store import S3Backend
 from westtek_server_ext import models
 
 
@@ -24,10 +24,8 @@ from westtek_server_ext import models
 def archived_snapshot(s3_bucket, thawing_held, tmp_path):  # noqa: F811
     """Alice's lab store on S3 with her snapshot's packs in Deep Archive, thawing; its id."""
     backend = S3Backend(bucket=s3_bucket, prefix="labs/vault-13")
-    with Repository.open(backend, cache_dir=tmp_path / "cache") as repo:
-        snapshot_id = write_snapshot(repo, FILES)
-    for pack in archive_packs(backend):
-        set_restore_state(s3_bucket, backend._key(pack), "IN_PROGRESS")
+    # packs of her interpreter: a rollback reads no workspace
+    snapshot_id = write_archived_snapshot(backend, tmp_path / "cache", in_env=True)
     backend.close()
     return snapshot_id
 

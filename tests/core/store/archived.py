@@ -7,6 +7,7 @@ ongoing-request="true"``) as S3 would.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tests.core.store.conftest import random_bytes
@@ -77,6 +78,24 @@ def archive_packs(backend: S3Backend) -> list[str]:
             StorageClass="DEEP_ARCHIVE",
         )
     return packs
+
+
+def write_archived_snapshot(backend: S3Backend, cache_dir: Path, *, in_env: bool = False) -> str:
+    """A snapshot of :data:`FILES` a year on, its packs in Deep Archive; its id.
+
+    A restore asked for stays thawing (under ``thawing_held``) until :func:`thaw_all`.
+    """
+    with Repository.open(backend, cache_dir=cache_dir) as repo:
+        snapshot_id = write_snapshot(repo, FILES, in_env=in_env)
+    for pack in archive_packs(backend):
+        set_restore_state(backend.bucket, backend._key(pack), "IN_PROGRESS")
+    return snapshot_id
+
+
+def thaw_all(backend: S3Backend) -> None:
+    """S3 has restored every pack of the store: they can be read again."""
+    for pack in backend.list("data/"):
+        set_restore_state(backend.bucket, backend._key(pack), "RESTORED")
 
 
 def storage_class(backend: S3Backend, key: str) -> str:
