@@ -37,6 +37,8 @@ class Job:
     finished: float | None = None
     result: dict[str, Any] | None = None
     error: str | None = None
+    # between two runs, until a ``retry_on`` condition passes (the progress message says which)
+    waiting: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The wire form (``Job`` in the server extension's models)."""
@@ -96,7 +98,7 @@ class JobRunner:
         return job
 
     def _run(self, job: Job, work: JobWork) -> None:
-        job.state = "running"
+        job.state, job.waiting = "running", False
 
         def progress(state: Progress) -> None:
             job.progress = state
@@ -106,6 +108,7 @@ class JobRunner:
             job.state = "succeeded"
         except self.retry_on as e:
             job.progress = replace(job.progress, message=str(e))
+            job.waiting = True
             self._retry_later(job, work)
             return
         except self.expected_errors as e:

@@ -140,9 +140,9 @@ class WestTekExtension(ExtensionApp):
     archive_poll_seconds = Float(
         ARCHIVE_POLL_SECONDS,
         config=True,
-        help="How often a restore or verify whose packs are in archive storage (S3 Glacier"
-        " Deep Archive, after a year) checks whether they are back, and so the restore a"
-        " container start left for when they are; meanwhile the job shows"
+        help="How often a restore, verify or take-over whose packs are in archive storage (S3"
+        " Glacier Deep Archive, after a year) checks whether they are back, and so the restore"
+        " and take-over a container start left for when they are; meanwhile the job shows"
         " 'waiting for archive, ready in about N hours' and other jobs run.",
     )
 
@@ -237,9 +237,11 @@ class WestTekExtension(ExtensionApp):
         self.agents.start()
         if self.watch:
             self.service.start_watching()
-        # a restore this container's start left for when its packs are back from archive
-        if (pending := self.service.resume_container_start()) is not None:
-            self.log.info("West Tek: %s", pending.description)
+        # the restore and take-over this container's start left for when their packs are
+        # back from archive storage
+        for pending in (self.service.resume_container_start(), self.service.resume_take_over()):
+            if pending is not None:
+                self.log.info("West Tek: %s", pending.description)
         self.auto_snapshotter: AutoSnapshotter | None = None
         if self.auto_snapshots:
             self.auto_snapshotter = AutoSnapshotter(

@@ -11,8 +11,8 @@ snapshot (of ``WESTTEK_ENVIRONMENT_ID``, in ``WESTTEK_STORE``) and, when they di
 the environment back to it with :func:`westtek_core.rollback.run_rollback` — from the
 store, offline, with its safety snapshot and journal. The workspace (their home) is never
 touched. A snapshot whose packs are in archive storage is asked back and left to the server,
-which rolls back by itself once they are back. Then it replaces itself with the server's
-command.
+which rolls back (or, for a take-over, takes over) by itself once they are back. Then it
+replaces itself with the server's command.
 
 While it works it answers HTTP on the server's own port with ``503`` and a JSON status
 (header ``X-WestTek-Prestart``): the spawner, which waits for that port anyway, turns each
@@ -33,10 +33,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from westtek_core.areas import AREAS
+
+if TYPE_CHECKING:
+    from westtek_core.rollback.container_start import PendingTakeOver
 
 STATUS_HEADER = "X-WestTek-Prestart"
 
@@ -61,6 +64,8 @@ class RestoreOutcome:
     notes: list[str] = field(default_factory=list)
     # what is still to be put back (archived): the server restores the same areas
     areas: list[str] = field(default_factory=list)
+    # a take-over left to the server, its packs in archive storage (PendingTakeOver's entry)
+    take_over: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The outcome as JSON (kept in ``<data dir>/prestart.json``, read by the server)."""
@@ -203,19 +208,22 @@ def take_over_environment(
     workspace: Path,
     report: Report,
     snapshot: str | None = None,
-) -> str:
+) -> tuple[str, PendingTakeOver | None]:
     """Bring a predecessor's latest snapshot into the workspace; what to tell the researcher.
 
     Their work goes into a folder, their packages into a kernel of its own
-    (:mod:`westtek_core.kb.take_over`); the server then opens on its start page. A failure
-    is told and the server starts all the same.
+    (:mod:`westtek_core.kb.take_over`); the server then opens on its start page. When the
+    snapshot's packs are in archive storage (the predecessor left long ago) their restore is
+    requested and the take-over left to the server, which does it once they are back: that
+    is the pending take-over returned. A failure is told and the server starts all the same.
     """
     from jupyter_core.paths import jupyter_data_dir
 
     from westtek_core.kb.take_over import take_over
     from westtek_core.paths import default_key_file
+    from westtek_core.rollback.container_start import PendingTakeOver, record_path
     from westtek_core.snapshot import RestoreError
-    from westtek_core.store import Repository, StoreError
+    from westtek_core.store import ArchiveWait, Repository, StoreError
 
     report(93, f"Bringing {predecessor}'s work and kernel into your workspace")
     try:
@@ -227,9 +235,16 @@ def take_over_environment(
             )
         finally:
             repo.close()
+    except ArchiveWait as wait:
+        pending = PendingTakeOver(environment_id, predecessor, snapshot, record_path())
+        return (
+            f"Not taken over yet, {wait}: {predecessor}'s work comes into your workspace by "
+            "itself once the data is back (the West Tek side bar shows the wait)",
+            pending,
+        )
     except (StoreError, RestoreError, OSError) as e:
-        return f"Could not take over {environment_id}: {e}"
-    return f"{predecessor}'s work is in {done.folder}/: open {done.start_page}"
+        return f"Could not take over {environment_id}: {e}", None
+    return f"{predecessor}'s work is in {done.folder}/: open {done.start_page}", None
 
 
 # -- the status server ---------------------------------------------------------------------
@@ -387,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report(92, outcome.message)
     if args.take_over:
         root = args.workspace or os.environ.get("JUPYTERHUB_ROOT_DIR") or os.getcwd()
-        taken = take_over_environment(
+        taken, pending = take_over_environment(
             store,
             args.take_over,
             args.predecessor,
@@ -395,6 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report,
             args.take_over_snapshot,
         )
+        outcome.take_over = pending.to_json() if pending else None
         outcome.notes.append(taken)
         outcome.message = f"{outcome.message}. {taken}"
         report(95, taken)

@@ -17,7 +17,12 @@ from pathlib import Path
 import pytest
 
 from tests.core.conftest import pip_install, research_env, wheelhouse  # noqa: F401 (fixtures)
-from tests.core.store.conftest import s3_bucket, s3_endpoint  # noqa: F401 (fixtures)
+from tests.core.store.conftest import (  # noqa: F401 (fixtures)
+    moto_endpoint,
+    s3_bucket,
+    s3_endpoint,
+    thawing_held,
+)
 from tests.spawner.conftest import TINY_SERVER, make_user
 from westtek_core.cli import main as westtek
 from westtek_core.snapshot import snapshot_summaries
@@ -180,6 +185,69 @@ def test_a_snapshot_in_archive_storage_is_asked_back_and_left_to_the_server(
     # which finds in the record what is left to restore.
     left = pending_restore()
     assert left is not None and (left.snapshot, left.areas) == (snapshot, ("packages",))
+
+
+@pytest.mark.usefixtures("thawing_held")
+def test_a_take_over_of_archived_packs_is_asked_back_and_done_by_the_server_once(
+    s3_bucket,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    from tests.core.store.archived import FILES, RestoreCalls, thaw_all, write_archived_snapshot
+    from tests.core.test_environment_service import wait_for
+    from westtek_core.drift.events import EventLog
+    from westtek_core.environment_service import EnvironmentService
+    from westtek_core.rollback.container_start import pending_take_over
+    from westtek_core.store import S3Backend
+
+    # Given alice's snapshot, years after she left: its packs are in Deep Archive
+    backend = S3Backend(bucket=s3_bucket, prefix="labs/vault-13")
+    snapshot = write_archived_snapshot(backend, tmp_path / "cache")
+    (pack,) = backend.list("data/")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter-data"))
+    monkeypatch.delenv("JUPYTERHUB_SERVICE_URL", raising=False)
+    carol, store = tmp_path / "carol", f"s3://{s3_bucket}/labs/vault-13"
+    carol.mkdir()
+    # when a server is launched for carol to take it over,
+    done = subprocess.run(
+        [sys.executable, "-m", "westtek_spawner.prestart", "--skip-restore",
+         "--take-over", "alice", "--predecessor", "alice", "--workspace", str(carol),
+         "--store", store, "--", sys.executable, "-c", "print('the server ran')"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout == "the server ran\n", done.stderr
+    # the pre-start step asks for the packs, writes nothing and says the work comes by itself
+    head = backend.client.head_object(Bucket=s3_bucket, Key=backend._key(pack))
+    assert 'ongoing-request="true"' in head["Restore"]
+    assert list(carol.iterdir()) == [] and not (tmp_path / "jupyter-data").exists()
+    assert (
+        "westtek prestart: Not taken over yet, waiting for archive, ready in about 12 hours:"
+        f" 1 pack of snapshot {snapshot[:12]} coming back from archive storage, Standard"
+        " retrieval: alice's work comes into your workspace by itself once the data is back"
+        " (the West Tek side bar shows the wait)\n"
+    ) in done.stderr
+    # and the server, as it starts, takes over by itself once the packs are back
+    service = EnvironmentService(
+        store=store, key_file=tmp_path / "store.key", root=carol, pythons=[],
+        environment_id="carol", event_log=EventLog(tmp_path / "events.sqlite"),
+        archive_poll_seconds=0.2,
+    )  # fmt: skip
+    try:
+        calls = RestoreCalls(service.repo().backend)  # type: ignore[arg-type]
+        job = service.resume_take_over()
+        assert job is not None
+        wait_for(lambda: job.waiting)
+        assert job.progress.message.startswith("waiting for archive, ready in about 12 hours")
+        assert calls.requests == []  # the launch's request is the one S3 works on
+        thaw_all(backend)
+        finished = service.jobs.wait(job.id, 60)
+        assert finished is not None and finished.state == "succeeded", finished.error
+        assert (carol / "from-alice" / "data" / "big.bin").read_bytes() == FILES["data/big.bin"]
+        assert pending_take_over() is None and service.resume_take_over() is None  # once
+    finally:
+        service.stop()
+        backend.close()
 
 
 def test_the_command_runs_after_the_restore_and_the_outcome_is_kept(tmp_path, monkeypatch):

@@ -1,8 +1,9 @@
 """The environment service's store: snapshots listed and read, and the jobs that write them.
 
-Snapshot, verify, restore, rollback and take-over run as background jobs, and so does the
-restore a container start left for when its packs are back from archive storage; the store is
-polled for snapshots taken elsewhere (the CLI, another server), each announced once.
+Snapshot, verify, restore, rollback and take-over run as background jobs, and so do the
+restore and the take-over a container start left for when their packs are back from archive
+storage; the store is polled for snapshots taken elsewhere (the CLI, another server), each
+announced once.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from westtek_core.environment_service.state import ServiceState
 from westtek_core.hub_reports import snapshot_report
 from westtek_core.jobs import Job
 from westtek_core.rollback import RollbackProgress, RollbackReport, preview_rollback, run_rollback
-from westtek_core.rollback.container_start import pending_restore
+from westtek_core.rollback.container_start import pending_restore, pending_take_over
 from westtek_core.snapshot import (
     Progress,
     create_snapshot,
@@ -34,7 +35,7 @@ from westtek_core.snapshot import (
 from westtek_core.snapshot.archive import require_readable
 from westtek_core.snapshot.restore import ignore_in_workspace, workspace_restore_target
 from westtek_core.snapshot.retention import RetentionPolicy
-from westtek_core.store import SnapshotNotFound
+from westtek_core.store import ArchiveWait, SnapshotNotFound
 
 log = logging.getLogger(__name__)
 
@@ -264,13 +265,20 @@ class SnapshotOps(ServiceState):
             self.check_store()
 
     def start_take_over(
-        self, environment_id: str, predecessor: str, snapshot: str | None = None
+        self,
+        environment_id: str,
+        predecessor: str,
+        snapshot: str | None = None,
+        *,
+        then: Callable[[], None] | None = None,
     ) -> Job:
         """Take over a predecessor's environment from the store, in the background.
 
         Their work goes into a folder of the workspace, their packages into a kernel of
         their own (:mod:`westtek_core.kb.take_over`), from ``snapshot`` when given, else
-        the environment's latest; the job's result is its record.
+        the environment's latest; the job's result is its record. While the snapshot's
+        packs are in archive storage the job waits for them, writing nothing; ``then`` runs
+        once the take-over ran, whatever came of it.
         """
         from jupyter_core.paths import jupyter_data_dir
 
@@ -278,10 +286,33 @@ class SnapshotOps(ServiceState):
 
         def work(progress: Callable[[Progress], None]) -> dict[str, Any]:
             kernels = Path(jupyter_data_dir()) / "kernels"
-            return take_over(self.repo(), environment_id, predecessor, self.root,
-                             kernels_dir=kernels, snapshot=snapshot).to_json()  # fmt: skip
+            waiting = False
+            try:
+                return take_over(self.repo(), environment_id, predecessor, self.root,
+                                 kernels_dir=kernels, snapshot=snapshot).to_json()  # fmt: skip
+            except ArchiveWait:
+                waiting = True  # their restore requested, nothing written: the job runs again
+                raise
+            finally:
+                if then is not None and not waiting:
+                    then()
 
         return self.jobs.submit("take-over", f"take over {predecessor}'s {environment_id}", work)
+
+    def resume_take_over(self, record: Path | None = None) -> Job | None:
+        """Do the take-over this server's launch left undone, once the packs are back.
+
+        A take-over launch could not bring in a snapshot whose packs were in archive storage
+        (its ``record``, by default ``prestart.json``): this job waits for them, showing
+        "waiting for archive, ready in about N hours", then takes over as the launch would
+        have, and marks the record done. None when nothing was left.
+        """
+        pending = pending_take_over(record)
+        if pending is None:
+            return None
+        return self.start_take_over(
+            pending.environment_id, pending.predecessor, pending.snapshot, then=pending.mark_done
+        )
 
     def check_store(self) -> None:
         """Announce this environment's snapshots not announced yet, and follow its baseline.

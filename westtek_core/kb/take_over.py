@@ -13,7 +13,9 @@ From the latest snapshot of the handed-over environment in the lab's store, offl
 
 Nothing is half-written: the folder appears by a rename once complete, and a record in
 ``<data dir>/taken-over.json`` is written last; taking over the same snapshot again returns
-that record.
+that record. A snapshot whose packs are in archive storage (a predecessor who left years ago)
+raises :class:`~westtek_core.store.ArchiveWait` before anything is written, their restore
+requested: taking over again once they are back completes it.
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ ask for them back (that takes hours), so it records ``archived`` and the server 
 it is; the server then rolls back by itself once they are back
 (``EnvironmentService.resume_container_start``) and marks the record, so that a restart of
 the server does not roll back again. The next container start writes a new record.
+
+A take-over launch (a successor's server bringing in a predecessor's environment, whose
+packs are archived a year after the predecessor left) is left to the server the same way,
+under the record's ``take_over`` (``EnvironmentService.resume_take_over``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from westtek_core.rollback.journal import utc_now
 
 ARCHIVED = "archived"
 """The record's status when the snapshot's packs were in archive storage: restore pending."""
+TAKE_OVER = "take_over"
+"""The record's entry for a take-over the start left to the server."""
 
 
 def record_path() -> Path:
@@ -80,3 +86,38 @@ def pending_restore(path: Path | None = None) -> PendingRestore | None:
     listed = record.get("areas")
     areas = tuple(a for a in AREAS if a in listed) if isinstance(listed, list) else ()
     return PendingRestore(snapshot, areas or AREAS, path)
+
+
+@dataclass(frozen=True)
+class PendingTakeOver:
+    """A take-over launch's take-over still to do: the snapshot's packs were in archive storage."""
+
+    environment_id: str
+    predecessor: str
+    snapshot: str | None  # the one the hub named; None: the environment's latest
+    record: Path
+
+    def to_json(self) -> dict[str, Any]:
+        """Its entry in the record (under ``take_over``)."""
+        return {"status": ARCHIVED, "environment_id": self.environment_id,
+                "predecessor": self.predecessor, "snapshot": self.snapshot}  # fmt: skip
+
+    def mark_done(self) -> None:
+        """Record that the server did it, so that a restart of the server leaves it be."""
+        record = _read(self.record) or {}
+        entry = {**self.to_json(), "resumed": utc_now()}
+        write_record({**record, TAKE_OVER: entry}, self.record)
+
+
+def pending_take_over(path: Path | None = None) -> PendingTakeOver | None:
+    """The take-over the last container start left to the server, if it left one not done."""
+    path = path or record_path()
+    entry = (_read(path) or {}).get(TAKE_OVER)
+    if not isinstance(entry, dict) or entry.get("status") != ARCHIVED or entry.get("resumed"):
+        return None
+    environment_id, predecessor = entry.get("environment_id"), entry.get("predecessor")
+    if not (isinstance(environment_id, str) and environment_id and isinstance(predecessor, str)):
+        return None
+    snapshot = entry.get("snapshot")
+    named = snapshot if isinstance(snapshot, str) and snapshot else None
+    return PendingTakeOver(environment_id, predecessor, named, path)

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
 
+from tests.core.store.archived import FILES, RestoreCalls, thaw_all, write_archived_snapshot
+from tests.core.test_environment_service import wait_for
 from westtek_core.capture import capture_environment
+from westtek_core.drift.events import EventLog
+from westtek_core.environment_service import EnvironmentService
 from westtek_core.kb.take_over import TakeOverError, private_reason, records, take_over
+from westtek_core.rollback.container_start import (
+    TAKE_OVER,
+    PendingTakeOver,
+    pending_take_over,
+    record_path,
+    write_record,
+)
 from westtek_core.snapshot import create_snapshot
-from westtek_core.store import Repository
+from westtek_core.store import Repository, S3Backend
 
 
 @pytest.fixture
@@ -145,3 +157,62 @@ def test_an_environment_without_snapshots_is_a_one_line_error(repo, bobs_snapsho
 )
 def test_what_is_private(path, private):
     assert (private_reason(path) is not None) is private
+
+
+# -- a predecessor who left years ago: their snapshot's packs are in Deep Archive -----------
+
+
+@pytest.fixture
+def archived_take_over(s3_bucket, thawing_held, tmp_path, monkeypatch):
+    """Carol's server over an empty workspace; alice's snapshot's packs archived, thawing."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter-data"))
+    backend = S3Backend(bucket=s3_bucket, prefix="labs/vault-13")
+    snapshot = write_archived_snapshot(backend, tmp_path / "cache")  # alice's
+    carol = tmp_path / "carol"
+    carol.mkdir()
+    service = EnvironmentService(
+        store=f"s3://{s3_bucket}/labs/vault-13", key_file=tmp_path / "store.key", root=carol,
+        pythons=[], environment_id="carol", event_log=EventLog(tmp_path / "events.sqlite"),
+        archive_poll_seconds=0.2,
+    )  # fmt: skip
+    yield service, snapshot, backend
+    service.stop()
+    backend.close()
+
+
+@pytest.mark.parametrize("started_by", ["a running server", "a take-over launch"])
+def test_an_archived_snapshot_is_taken_over_by_itself_once_it_is_back(
+    archived_take_over, tmp_path, started_by
+):
+    service, snapshot, backend = archived_take_over
+    calls = RestoreCalls(service.repo().backend)  # type: ignore[arg-type]
+    if started_by == "a running server":  # When: the hub posts the take-over to her server
+        job = service.start_take_over("alice", "alice")
+    else:  # When: her server starts after a take-over launch could only ask for the packs
+        write_record({"status": "unchanged", TAKE_OVER: PendingTakeOver(
+            "alice", "alice", snapshot, record_path()).to_json()})  # fmt: skip
+        job = service.resume_take_over()
+    assert job is not None and job.description == "take over alice's alice"
+    # Then: the job asks S3 for the packs once and shows the wait,
+    wait_for(lambda: job.waiting)
+    assert job.to_json()["progress"]["message"] == (
+        "waiting for archive, ready in about 12 hours: 1 pack of snapshot"
+        f" {snapshot[:12]} coming back from archive storage, Standard retrieval"
+    )
+    time.sleep(0.5)  # a few more checks: still waiting, nothing asked again or written
+    assert job.finished is None and len(calls.requests) == 1
+    carol = tmp_path / "carol"
+    assert list(carol.iterdir()) == [] and records() == []
+    assert not (tmp_path / "jupyter-data").exists()
+
+    # When: the packs are back
+    thaw_all(backend)
+    # Then: alice's work comes into carol's workspace without anyone asking
+    done = service.jobs.wait(job.id, 60)
+    assert done is not None and done.state == "succeeded", done and done.error
+    for path, data in FILES.items():
+        assert (carol / "from-alice" / path).read_bytes() == data
+    assert records() == [done.result]
+    # and a restart of the server does not take over again
+    assert pending_take_over() is None and service.resume_take_over() is None
