@@ -7,8 +7,9 @@ takes hours. So the copy asks for them back (:mod:`westtek_core.snapshot.archive
 launch is recorded here as waiting, and the panel shows it: "waiting for archive, ready in
 about N hours". Every ``LabStores.archive_poll_seconds`` the service tries each waiting
 launch again; once the packs are back it checks that the researcher still may launch from
-the snapshot (the share may have been revoked meanwhile), copies it and starts their
-server. A launch that cannot go on keeps its reason until the researcher dismisses it.
+the snapshot (the share may have been revoked meanwhile) and that the lab has a server
+place left in its quota (else it waits on for one), copies it and starts their server.
+A launch that cannot go on keeps its reason until the researcher dismisses it.
 """
 
 from __future__ import annotations
@@ -172,13 +173,23 @@ class WaitingLaunches:
         except registry.RegistryError as e:
             self._fail(caller, launch, f"{caller.name} may no longer launch from it: {e}")
             return 0
+        try:  # the lab may run its quota of servers now: wait for a place, copy nothing yet
+            running = await self.hub.running_servers(self.registry.policy)
+            lab, quota = launch.to_lab, self.registry.quota(launch.to_lab)
+            registry.check_server_quota(lab, running.get(lab, 0), quota)
+        except (HTTPClientError, OSError) as e:
+            self.stores.log.warning("waiting launch %d: the hub did not answer: %s", launch.id, e)
+            return 0
+        except registry.RegistryError as e:
+            self._still_waiting(launch, f"the data is back, waiting for a server place: {e}")
+            return 0
         try:
             copied = await IOLoop.current().run_in_executor(
                 None, copy_shared_snapshot, self.stores, self.registry, caller,
                 launch.snapshot_id, launch.from_lab, launch.to_lab,
             )  # fmt: skip
         except ArchiveWait as wait:
-            self._still_waiting(launch, wait)
+            self._still_waiting(launch, wait.message, wait.ready_in_hours)
             return 0
         except registry.RegistryError as e:
             self._fail(caller, launch, str(e))
@@ -202,12 +213,12 @@ class WaitingLaunches:
                              launch.id, launch.user, copied[:12])  # fmt: skip
         return 1
 
-    def _still_waiting(self, launch: ArchivedLaunch, wait: ArchiveWait) -> None:
+    def _still_waiting(self, launch: ArchivedLaunch, why: str, hours: int = 0) -> None:
+        """Keep it waiting, saying what for (``hours``: the archive's estimate, 0 once back)."""
         with self.registry.sessions() as session:
             found = session.get(ArchivedLaunch, launch.id)
             if found is not None:
-                found.waiting, found.ready_in_hours = wait.message, wait.ready_in_hours
-                found.checked_at = utcnow()
+                found.waiting, found.ready_in_hours, found.checked_at = why, hours, utcnow()
                 session.commit()
 
     def _fail(self, caller: Caller, launch: ArchivedLaunch, reason: str) -> None:

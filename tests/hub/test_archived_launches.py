@@ -42,10 +42,16 @@ pytestmark = pytest.mark.usefixtures("thawing_held")
 
 
 @pytest.fixture
-async def service(fake_hub, db_url: str, tmp_path: Path, s3_bucket: str) -> AsyncIterator[Service]:  # noqa: F811
+async def service(
+    fake_hub,
+    db_url: str,
+    tmp_path: Path,
+    s3_bucket: str,  # noqa: F811 - the fixture
+    quotas,
+) -> AsyncIterator[Service]:
     """The hub service with the labs' stores in the moto bucket."""
     stores = {"store_template": f"s3://{s3_bucket}/labs/{{lab_id}}"}
-    running = Service(fake_hub[1], db_url, tmp_path / "hub-data",
+    running = Service(fake_hub[1], db_url, tmp_path / "hub-data", quotas,
                       extra_config=Config({"LabStores": stores}))  # fmt: skip
     running.start()
     yield running
@@ -227,3 +233,33 @@ async def test_reassigning_an_archived_environment_asks_for_every_pack_then_move
     assert answer(moved)["snapshots_copied"]["copied"].keys() == {first, second}
     carols = answer(await api("GET", "environments", "carol"))["environments"]
     assert "bob" in {e["id"] for e in carols}
+
+
+@pytest.mark.parametrize("quotas", [{"vault-101": {"servers": 1}}])
+async def test_a_launch_whose_data_is_back_waits_for_a_place_in_its_labs_quota(
+    api,
+    fake_hub,
+    service,
+    archived_share,
+):
+    hub, _ = fake_hub
+    backend, snapshot_id, packs = archived_share
+    await share_with_vault_101(api, snapshot_id)
+    launch = await api("POST", "environments/jupyter", "carol", {"snapshot_id": snapshot_id})
+    assert launch.code == 202, answer(launch)
+    # When the data is back while erin's server takes vault-101's one place
+    hub.running["erin"] = "/user/erin/"
+    thaw(backend, packs, "RESTORED")
+    rounds = waiting_launches_of(service.tornado_app)
+    assert await rounds.resume() == 0
+    # Then it keeps waiting, saying why, and copies nothing yet
+    [waiting] = await launches(api, "carol")
+    assert waiting["state"] == "waiting" and waiting["waiting"] == (
+        "the data is back, waiting for a server place: lab vault-101 already runs 1 of its 1"
+        " servers: stop one first"
+    )
+    assert hub.started == [] and "snapshot.copy" not in {a for a, _ in await audited(api)}
+    # And once erin's server stops, the next round starts carol's
+    del hub.running["erin"]
+    assert await rounds.resume() == 1
+    assert [user for user, _, _ in hub.started] == ["carol"]
