@@ -497,6 +497,11 @@ export class ComputeStack extends Stack {
     );
     acknowledgeWildcard(
       role,
+      nagSnapshotObjectArn(this, this.stage, 'labs/*/data/*'),
+      "A year on, a shared snapshot's packs are in Deep Archive: the hub service asks S3 to restore the packs of the snapshot it copies (RestoreObject only, packs only)."
+    );
+    acknowledgeWildcard(
+      role,
       nagSnapshotObjectArn(this, this.stage, 'labs/*/locks/*'),
       "The hub service releases the lock objects of its own copies into a lab's store; nothing else is deleted."
     );
