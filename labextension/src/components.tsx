@@ -20,6 +20,9 @@ export function useModel<T extends VDomModel>(model: T): T {
   useEffect(() => {
     const onChange = () => setTick(tick => tick + 1);
     model.stateChanged.connect(onChange);
+    // A change between the render and this effect (an answer arriving as the side bar
+    // opens) has no listener yet: render again once, or the view keeps the old state.
+    onChange();
     return () => {
       model.stateChanged.disconnect(onChange);
     };
