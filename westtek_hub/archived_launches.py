@@ -181,7 +181,7 @@ class WaitingLaunches:
             self.stores.log.warning("waiting launch %d: the hub did not answer: %s", launch.id, e)
             return 0
         except registry.RegistryError as e:
-            self._still_waiting(launch, f"the data is back, waiting for a server place: {e}")
+            self._still_waiting(launch, f"waiting for a server place: {e}")
             return 0
         try:
             copied = await IOLoop.current().run_in_executor(

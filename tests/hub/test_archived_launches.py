@@ -255,8 +255,7 @@ async def test_a_launch_whose_data_is_back_waits_for_a_place_in_its_labs_quota(
     # Then it keeps waiting, saying why, and copies nothing yet
     [waiting] = await launches(api, "carol")
     assert waiting["state"] == "waiting" and waiting["waiting"] == (
-        "the data is back, waiting for a server place: lab vault-101 already runs 1 of its 1"
-        " servers: stop one first"
+        "waiting for a server place: lab vault-101 already runs 1 of its 1 servers: stop one first"
     )
     assert hub.started == [] and "snapshot.copy" not in {a for a, _ in await audited(api)}
     # And once erin's server stops, the next round starts carol's
