@@ -50,7 +50,7 @@ from westtek_core.snapshot.retention import (
     SAFETY_ORIGIN_LABEL,
     superseded_container_start_safeties,
 )
-from westtek_core.store import Repository
+from westtek_core.store import Repository, StoreError
 
 
 @dataclass(frozen=True)
@@ -338,11 +338,14 @@ def _forget_superseded_safeties(repo: Repository, environment_id: str) -> None:
     from westtek_core.drift.baseline import chosen_baseline
     from westtek_core.snapshot import snapshot_summaries
 
-    baseline = chosen_baseline(repo, environment_id)
-    rows = snapshot_summaries(repo)
-    protected = [baseline] if baseline else []
-    for snapshot_id in superseded_container_start_safeties(rows, environment_id, protected):
-        repo.delete_manifest(snapshot_id)
+    try:
+        baseline = chosen_baseline(repo, environment_id)
+        rows = snapshot_summaries(repo)
+        protected = [baseline] if baseline else []
+        for snapshot_id in superseded_container_start_safeties(rows, environment_id, protected):
+            repo.delete_manifest(snapshot_id)
+    except (StoreError, OSError) as e:  # housekeeping: never what stops a restore
+        print(f"westtek: old container-start safety snapshots left: {e}", file=sys.stderr)
 
 
 def _live_plan(
